@@ -1,0 +1,304 @@
+"""Repositories over one connection. Every read a tenant can reach takes its tenant id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vanta.adapters.db.tables import (
+    audit_chain_head,
+    audit_events,
+    delivery_attempts,
+    follower_orders,
+    followers,
+    manager_orders,
+    outbox,
+    tenants,
+    vaults,
+)
+from vanta.application.clock import Clock, iso
+from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
+from vanta.domain.ids import new_id
+from vanta.domain.money import ZERO
+from vanta.domain.orders import POSITION_STATES, ChildOrder
+
+Row = dict[str, Any]
+
+
+def aware(ts: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if ts is None or ts.tzinfo is not None:
+        return ts
+    return ts.replace(tzinfo=UTC)
+
+
+def _row(r: Any) -> Row:
+    d = dict(r._mapping)
+    for k, v in d.items():
+        if isinstance(v, datetime):
+            d[k] = aware(v)
+    return d
+
+
+class _Repo:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def _one(self, stmt: Any) -> Row | None:
+        r = (await self.conn.execute(stmt)).first()
+        return _row(r) if r is not None else None
+
+    async def _all(self, stmt: Any) -> list[Row]:
+        return [_row(r) for r in (await self.conn.execute(stmt)).all()]
+
+
+class TenantRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(tenants).values(**row))
+
+    async def get(self, tenant_id: str) -> Row | None:
+        return await self._one(select(tenants).where(tenants.c.tenant_id == tenant_id))
+
+
+class VaultRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(vaults).values(**row))
+
+    async def get(self, tenant_id: str, vault_id: str) -> Row | None:
+        return await self._one(select(vaults).where(
+            vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id))
+
+    async def get_for_update(self, tenant_id: str, vault_id: str) -> Row | None:
+        """Locks the vault row on PostgreSQL so expansions of one vault run one at a time."""
+        return await self._one(select(vaults).where(
+            vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id).with_for_update())
+
+    async def list(self, tenant_id: str) -> list[Row]:
+        return await self._all(select(vaults).where(vaults.c.tenant_id == tenant_id)
+                               .order_by(vaults.c.created_at, vaults.c.vault_id))
+
+    async def maintenance_of(self, vault_id: str) -> bool:
+        r = await self._one(select(vaults.c.maintenance).where(vaults.c.vault_id == vault_id))
+        return bool(r and r["maintenance"])
+
+
+class FollowerRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(followers).values(**row))
+
+    async def get(self, tenant_id: str, follower_id: str) -> Row | None:
+        return await self._one(select(followers).where(
+            followers.c.follower_id == follower_id, followers.c.tenant_id == tenant_id))
+
+    async def get_unscoped(self, follower_id: str) -> Row | None:
+        """For workers acting on a stored child order, which already carries its tenant."""
+        return await self._one(select(followers).where(followers.c.follower_id == follower_id))
+
+    async def list_for_vault(self, tenant_id: str, vault_id: str) -> list[Row]:
+        return await self._all(select(followers).where(
+            followers.c.vault_id == vault_id, followers.c.tenant_id == tenant_id)
+            .order_by(followers.c.follower_id))
+
+
+class ManagerOrderRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(manager_orders).values(**row))
+
+    async def get(self, tenant_id: str, mo_id: str) -> Row | None:
+        return await self._one(select(manager_orders).where(
+            manager_orders.c.mo_id == mo_id, manager_orders.c.tenant_id == tenant_id))
+
+    async def get_unscoped(self, mo_id: str) -> Row | None:
+        return await self._one(select(manager_orders).where(manager_orders.c.mo_id == mo_id))
+
+    async def list(self, tenant_id: str, since: datetime | None, limit: int,
+                   vault_id: str | None = None) -> list[Row]:
+        stmt = select(manager_orders).where(manager_orders.c.tenant_id == tenant_id)
+        if since is not None:
+            stmt = stmt.where(manager_orders.c.created_at > since)
+        if vault_id is not None:
+            stmt = stmt.where(manager_orders.c.vault_id == vault_id)
+        return await self._all(stmt.order_by(manager_orders.c.created_at, manager_orders.c.mo_id)
+                               .limit(limit))
+
+    async def set_state(self, mo_id: str, state: str) -> None:
+        await self.conn.execute(update(manager_orders).where(manager_orders.c.mo_id == mo_id)
+                                .values(state=state))
+
+
+class ChildOrderRepository(_Repo):
+    async def add_many(self, children: Sequence[ChildOrder], *, tenant_id: str, vault_id: str,
+                       now: datetime) -> None:
+        if not children:
+            return
+        await self.conn.execute(insert(follower_orders), [
+            {
+                "fo_id": c.fo_id, "mo_id": c.mo_id, "follower_id": c.follower_id,
+                "tenant_id": tenant_id, "vault_id": vault_id, "symbol": c.symbol,
+                "venue": c.venue, "side": c.side.value, "qty": c.qty,
+                "cap_applied": c.cap_applied, "state": c.state.value,
+                "skip_reason": c.skip_reason, "dispatch_attempts": 0, "last_error": None,
+                "audit": {"sizing": c.sizing}, "created_at": now, "updated_at": now,
+            }
+            for c in children
+        ])
+
+    async def positions(self, follower_ids: Iterable[str], symbol: str) -> dict[str, Decimal]:
+        """Net quantity per follower from child orders that still count (see POSITION_STATES).
+
+        Summed in Python: SQLite stores quantities as text, and summing text is not exact.
+        """
+        ids = list(follower_ids)
+        if not ids:
+            return {}
+        rows = await self._all(
+            select(follower_orders.c.follower_id, follower_orders.c.side, follower_orders.c.qty)
+            .where(follower_orders.c.follower_id.in_(ids), follower_orders.c.symbol == symbol,
+                   follower_orders.c.state.in_([s.value for s in POSITION_STATES])))
+        out: dict[str, Decimal] = {}
+        for r in rows:
+            signed = r["qty"] if r["side"] == "buy" else -r["qty"]
+            out[r["follower_id"]] = out.get(r["follower_id"], ZERO) + signed
+        return out
+
+    async def get(self, tenant_id: str, fo_id: str) -> Row | None:
+        return await self._one(select(follower_orders).where(
+            follower_orders.c.fo_id == fo_id, follower_orders.c.tenant_id == tenant_id))
+
+    async def get_unscoped(self, fo_id: str) -> Row | None:
+        return await self._one(select(follower_orders).where(follower_orders.c.fo_id == fo_id))
+
+    async def list(self, tenant_id: str, *, follower_id: str | None, mo_id: str | None,
+                   since: datetime | None, limit: int) -> list[Row]:
+        stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id)
+        if follower_id is not None:
+            stmt = stmt.where(follower_orders.c.follower_id == follower_id)
+        if mo_id is not None:
+            stmt = stmt.where(follower_orders.c.mo_id == mo_id)
+        if since is not None:
+            stmt = stmt.where(follower_orders.c.created_at > since)
+        return await self._all(stmt.order_by(follower_orders.c.created_at,
+                                             follower_orders.c.fo_id).limit(limit))
+
+    async def update(self, fo_id: str, *, expect_state: str, **values: Any) -> bool:
+        """Compare-and-set on state, so two workers can never both move one child."""
+        res = await self.conn.execute(update(follower_orders).where(
+            follower_orders.c.fo_id == fo_id, follower_orders.c.state == expect_state)
+            .values(**values))
+        return res.rowcount == 1
+
+    async def open_count(self, mo_id: str, open_states: Iterable[str]) -> int:
+        r = await self._one(select(func.count().label("n")).select_from(follower_orders).where(
+            follower_orders.c.mo_id == mo_id, follower_orders.c.state.in_(list(open_states))))
+        return int(r["n"]) if r else 0
+
+    async def state_counts(self, tenant_id: str, mo_id: str) -> dict[str, int]:
+        rows = await self._all(select(follower_orders.c.state, func.count().label("n"))
+                               .where(follower_orders.c.mo_id == mo_id,
+                                      follower_orders.c.tenant_id == tenant_id)
+                               .group_by(follower_orders.c.state))
+        return {r["state"]: int(r["n"]) for r in rows}
+
+
+class OutboxRepository(_Repo):
+    async def add_many(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]],
+                       now: datetime) -> None:
+        if not items:
+            return
+        await self.conn.execute(insert(outbox), [
+            {"topic": topic, "key": key, "payload": dict(payload), "created_at": now,
+             "available_at": now, "locked_until": None, "attempts": 0, "done_at": None}
+            for key, payload in items
+        ])
+
+    async def claim_due(self, topic: str, now: datetime, limit: int,
+                        lease: timedelta) -> list[Row]:
+        """Lease up to ``limit`` due rows; a worker that dies lets its lease lapse."""
+        due = and_(outbox.c.topic == topic, outbox.c.done_at.is_(None),
+                   outbox.c.available_at <= now,
+                   or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now))
+        candidates = await self._all(select(outbox.c.id).where(due)
+                                     .order_by(outbox.c.available_at, outbox.c.id).limit(limit))
+        claimed: list[Row] = []
+        for c in candidates:
+            res = await self.conn.execute(update(outbox).where(outbox.c.id == c["id"], due)
+                                          .values(locked_until=now + lease,
+                                                  attempts=outbox.c.attempts + 1))
+            if res.rowcount == 1:
+                row = await self._one(select(outbox).where(outbox.c.id == c["id"]))
+                if row is not None:
+                    claimed.append(row)
+        return claimed
+
+    async def complete(self, row_id: int, now: datetime) -> None:
+        await self.conn.execute(update(outbox).where(outbox.c.id == row_id)
+                                .values(done_at=now, locked_until=None))
+
+    async def reschedule(self, row_id: int, at: datetime) -> None:
+        await self.conn.execute(update(outbox).where(outbox.c.id == row_id)
+                                .values(available_at=at, locked_until=None))
+
+    async def next_due_at(self, topic: str) -> datetime | None:
+        r = await self._one(select(func.min(case((outbox.c.locked_until.is_(None),
+                                                  outbox.c.available_at),
+                                                 else_=outbox.c.locked_until)).label("at"))
+                            .where(outbox.c.topic == topic, outbox.c.done_at.is_(None)))
+        return aware(r["at"]) if r else None
+
+    async def pending_count(self, topic: str) -> int:
+        r = await self._one(select(func.count().label("n")).select_from(outbox)
+                            .where(outbox.c.topic == topic, outbox.c.done_at.is_(None)))
+        return int(r["n"]) if r else 0
+
+
+class AttemptRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(delivery_attempts).values(**row))
+
+    async def list(self, fo_id: str) -> list[Row]:
+        return await self._all(select(delivery_attempts).where(delivery_attempts.c.fo_id == fo_id)
+                               .order_by(delivery_attempts.c.attempt_no))
+
+
+class AuditRepository(_Repo):
+    def __init__(self, conn: AsyncConnection, clock: Clock) -> None:
+        super().__init__(conn)
+        self._clock = clock
+
+    async def append(self, *, entity: str, entity_id: str, action: str, actor: str,
+                     payload: Mapping[str, Any], tenant_id: str | None) -> AuditEvent:
+        # Updating the single head row first takes its row lock, serializing appenders.
+        res = await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
+                                      .values(seq=audit_chain_head.c.seq))
+        if res.rowcount == 0:
+            await self.conn.execute(insert(audit_chain_head).values(id=1, seq=0,
+                                                                    hash=GENESIS_HASH))
+        head = await self._one(select(audit_chain_head).where(audit_chain_head.c.id == 1))
+        assert head is not None
+        ev = chain_event(prev_hash=head["hash"], seq=int(head["seq"]) + 1, event_id=new_id(),
+                         entity=entity, entity_id=entity_id, action=action, actor=actor,
+                         payload=payload, ts=iso(self._clock()))
+        await self.conn.execute(insert(audit_events).values(
+            event_id=ev.event_id, seq=ev.seq, tenant_id=tenant_id, entity=ev.entity,
+            entity_id=ev.entity_id, action=ev.action, actor=ev.actor, payload=dict(ev.payload),
+            ts=ev.ts, prev_hash=ev.prev_hash, hash=ev.hash))
+        await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
+                                .values(seq=ev.seq, hash=ev.hash))
+        return ev
+
+    async def all(self) -> list[AuditEvent]:
+        rows = await self._all(select(audit_events).order_by(audit_events.c.seq))
+        return [AuditEvent(r["event_id"], int(r["seq"]), r["entity"], r["entity_id"],
+                           r["action"], r["actor"], r["payload"], r["ts"], r["prev_hash"],
+                           r["hash"]) for r in rows]
+
+    async def for_entity(self, tenant_id: str, entity_id: str) -> list[Row]:
+        return await self._all(select(audit_events).where(
+            audit_events.c.entity_id == entity_id, audit_events.c.tenant_id == tenant_id)
+            .order_by(audit_events.c.seq))
+

@@ -1,0 +1,189 @@
+"""SQLAlchemy table definitions: the spec's tables plus outbox, attempts and the audit head."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from vanta.adapters.db.types import ExactDecimal, JsonDoc
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(64)
+TS = DateTime(timezone=True)
+# BigInteger autoincrement is not rowid on SQLite; Integer there keeps AUTOINCREMENT working.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+tenants = Table(
+    "tenants", metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(32), nullable=False, default="active"),
+    Column("created_at", TS, nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("user_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("email", String(320), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("oidc_sub", String(255), nullable=True, unique=True),
+    Column("created_at", TS, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("subscription_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("plan_id", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("entitlements", JsonDoc, nullable=False),
+    Column("renewal_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+)
+
+vaults = Table(
+    "vaults", metadata,
+    Column("vault_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("label", String(200), nullable=False),
+    Column("rails", JsonDoc, nullable=False),
+    Column("personas", JsonDoc, nullable=False),
+    Column("risk_profile", JsonDoc, nullable=False),
+    Column("public", Boolean, nullable=False, default=False),
+    Column("maintenance", Boolean, nullable=False, default=False),
+    Column("created_at", TS, nullable=False),
+)
+
+followers = Table(
+    "followers", metadata,
+    Column("follower_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("vault_id", ID, ForeignKey("vaults.vault_id"), nullable=False, index=True),
+    Column("label", String(200), nullable=False),
+    Column("mode", String(32), nullable=False),
+    Column("scale", ExactDecimal, nullable=False),
+    Column("max_pos_usd", ExactDecimal, nullable=True),
+    Column("kill_switch", Boolean, nullable=False, default=False),
+    Column("webhook_url", String(2048), nullable=True),
+    Column("hmac_key_ref", String(255), nullable=True),
+    Column("bridged_brokers", JsonDoc, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+manager_orders = Table(
+    "manager_orders", metadata,
+    Column("mo_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("vault_id", ID, ForeignKey("vaults.vault_id"), nullable=False),
+    Column("client_order_id", String(128), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("venue", String(32), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("qty", ExactDecimal, nullable=False),
+    Column("tif", String(8), nullable=False),
+    Column("ref_price", ExactDecimal, nullable=True),
+    Column("closes_position", Boolean, nullable=False, default=False),
+    Column("meta", JsonDoc, nullable=False),
+    Column("snapshot", JsonDoc, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", TS, nullable=False, index=True),
+    UniqueConstraint("vault_id", "client_order_id", name="uq_manager_orders_vault_client_id"),
+)
+
+follower_orders = Table(
+    "follower_orders", metadata,
+    Column("fo_id", ID, primary_key=True),
+    Column("mo_id", ID, ForeignKey("manager_orders.mo_id"), nullable=False, index=True),
+    Column("follower_id", ID, ForeignKey("followers.follower_id"), nullable=False),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("vault_id", ID, nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("venue", String(32), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("qty", ExactDecimal, nullable=False),
+    Column("cap_applied", Boolean, nullable=False, default=False),
+    Column("state", String(16), nullable=False),
+    Column("skip_reason", String(64), nullable=True),
+    Column("broker_order_ref", String(128), nullable=True),
+    Column("dispatch_attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Column("audit", JsonDoc, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_follower_orders_follower_created", "follower_id", "created_at"),
+    Index("ix_follower_orders_follower_symbol", "follower_id", "symbol"),
+)
+
+audit_events = Table(
+    "audit_events", metadata,
+    Column("event_id", ID, primary_key=True),
+    Column("seq", SEQ, nullable=False, unique=True),
+    Column("tenant_id", ID, nullable=True, index=True),
+    Column("entity", String(32), nullable=False),
+    Column("entity_id", ID, nullable=False, index=True),
+    Column("action", String(64), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("payload", JsonDoc, nullable=False),
+    Column("ts", String(40), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row; updating it in each appending transaction serializes the hash chain.
+audit_chain_head = Table(
+    "audit_chain_head", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", SEQ, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("topic", String(64), nullable=False),
+    Column("key", ID, nullable=False, unique=True),
+    Column("payload", JsonDoc, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("available_at", TS, nullable=False),
+    Column("locked_until", TS, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("done_at", TS, nullable=True),
+    Index("ix_outbox_due", "done_at", "available_at"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts", metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("fo_id", ID, ForeignKey("follower_orders.fo_id"), nullable=False, index=True),
+    Column("attempt_no", Integer, nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=False),
+    Column("response_excerpt", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("outcome", String(16), nullable=False),
+)

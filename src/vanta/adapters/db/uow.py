@@ -1,0 +1,69 @@
+"""Unit of work: one database transaction with the repositories bound to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vanta.adapters.db.repositories import (
+    AttemptRepository,
+    AuditRepository,
+    ChildOrderRepository,
+    FollowerRepository,
+    ManagerOrderRepository,
+    OutboxRepository,
+    TenantRepository,
+    VaultRepository,
+)
+from vanta.application.clock import Clock, utcnow
+
+
+class SqlUnitOfWork:
+    """``async with uow:`` opens a transaction; leaving it without ``commit()`` rolls back."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock = utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._conn: AsyncConnection | None = None
+        self._committed = False
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        self._conn = await self._engine.connect()
+        await self._conn.begin()
+        self._committed = False
+        c, clock = self._conn, self._clock
+        self.tenants = TenantRepository(c)
+        self.vaults = VaultRepository(c)
+        self.followers = FollowerRepository(c)
+        self.manager_orders = ManagerOrderRepository(c)
+        self.child_orders = ChildOrderRepository(c)
+        self.outbox = OutboxRepository(c)
+        self.attempts = AttemptRepository(c)
+        self.audit = AuditRepository(c, clock)
+        return self
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        await self._conn.commit()
+        self._committed = True
+
+    async def rollback(self) -> None:
+        assert self._conn is not None
+        await self._conn.rollback()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._conn is not None
+        try:
+            if not self._committed:
+                await self._conn.rollback()
+        finally:
+            await self._conn.close()
+            self._conn = None
+
+
+UowFactory = Callable[[], SqlUnitOfWork]

@@ -1,0 +1,230 @@
+"""Encrypted file-per-secret store for the embedded profile.
+
+Values are Fernet-encrypted under a master key taken from the constructor, else the
+``VANTA_MASTER_KEY`` environment variable, else ``<directory>/master.key`` (created 0600 on
+first use). Each secret lives in its own file named after a hash of its name and is written
+atomically, so several processes may read and write distinct names at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+__all__ = ["SCHEME", "LocalSecretStore", "SecretNotFound", "SecretUnreadable"]
+
+SCHEME = "local"
+MASTER_KEY_ENV = "VANTA_MASTER_KEY"
+MASTER_KEY_FILE = "master.key"
+_SUFFIX = ".secret"
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
+_NAME_TAG_BYTES = 32  # sha256(name) prefixed to the plaintext: binds a ciphertext to its name
+_KEY_READ_ATTEMPTS = 50
+
+
+class SecretNotFound(KeyError):
+    """No secret is stored under this reference."""
+
+
+class SecretUnreadable(Exception):
+    """A stored secret cannot be decrypted (wrong master key, tampering or corruption)."""
+
+
+def _name_digest(name: str) -> bytes:
+    return hashlib.sha256(name.encode("utf-8")).digest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Best-effort fsync of a directory so a rename survives a crash."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_temp(directory: Path, data: bytes) -> Path:
+    """Write ``data`` to a fresh 0600 temp file in ``directory`` and fsync it."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+class LocalSecretStore:
+    """Fernet-encrypted secrets on local disk, addressed by ``local:<name>`` references."""
+
+    def __init__(self, directory: Path, master_key: bytes | None = None) -> None:
+        self._directory = Path(directory)
+        self._fernet: Fernet | None = None
+        self._lock = threading.Lock()
+        if master_key is not None:
+            self._fernet = self._make_fernet(master_key, "master_key argument")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(directory={str(self._directory)!r})"
+
+    @property
+    def directory(self) -> Path:
+        """Directory holding the secret files."""
+        return self._directory
+
+    # -- public API --------------------------------------------------------------------------
+
+    def put(self, name: str, value: bytes) -> str:
+        """Encrypt and store ``value`` under ``name`` (replacing it); return ``local:<name>``."""
+        self._check_name(name)
+        if not isinstance(value, bytes | bytearray):
+            raise TypeError("secret value must be bytes")
+        token = self._get_fernet().encrypt(_name_digest(name) + bytes(value))
+        self._ensure_dir()
+        tmp = _write_temp(self._directory, token)
+        try:
+            os.replace(tmp, self._path(name))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self._directory)
+        return f"{SCHEME}:{name}"
+
+    def get(self, ref: str) -> bytes:
+        """Return the decrypted value; raise SecretNotFound if absent."""
+        name = self._parse_ref(ref)
+        try:
+            token = self._path(name).read_bytes()
+        except FileNotFoundError:
+            raise SecretNotFound(ref) from None
+        try:
+            plain = self._get_fernet().decrypt(token)
+        except InvalidToken:
+            raise SecretUnreadable(f"secret {ref!r} cannot be decrypted") from None
+        tag, value = plain[:_NAME_TAG_BYTES], plain[_NAME_TAG_BYTES:]
+        if tag != _name_digest(name):
+            raise SecretUnreadable(f"secret file for {ref!r} belongs to another name")
+        return value
+
+    def delete(self, ref: str, *, missing_ok: bool = False) -> None:
+        """Remove a secret; raise SecretNotFound if absent unless ``missing_ok``."""
+        name = self._parse_ref(ref)
+        try:
+            self._path(name).unlink()
+        except FileNotFoundError:
+            if not missing_ok:
+                raise SecretNotFound(ref) from None
+            return
+        _fsync_dir(self._directory)
+
+    def exists(self, ref: str) -> bool:
+        """Whether a secret is stored under ``ref``."""
+        return self._path(self._parse_ref(ref)).is_file()
+
+    @staticmethod
+    def generate_master_key() -> bytes:
+        """Return a new Fernet master key (url-safe base64, 44 bytes)."""
+        return Fernet.generate_key()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("secret name must be a non-empty string")
+        if "\x00" in name:
+            raise ValueError("secret name must not contain NUL")
+
+    def _parse_ref(self, ref: str) -> str:
+        if not isinstance(ref, str):
+            raise TypeError("secret reference must be a string")
+        scheme, sep, name = ref.partition(":")
+        if not sep or scheme != SCHEME:
+            raise ValueError(f"not a {SCHEME}: secret reference: {ref!r}")
+        self._check_name(name)
+        return name
+
+    def _path(self, name: str) -> Path:
+        return self._directory / (hashlib.sha256(name.encode("utf-8")).hexdigest() + _SUFFIX)
+
+    def _ensure_dir(self) -> None:
+        self._directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+
+    @staticmethod
+    def _make_fernet(key: bytes | str, source: str) -> Fernet:
+        try:
+            return Fernet(key.strip())
+        except (ValueError, TypeError):
+            # Never echo the key itself.
+            raise ValueError(f"invalid Fernet master key from {source}") from None
+
+    def _get_fernet(self) -> Fernet:
+        if self._fernet is not None:
+            return self._fernet
+        with self._lock:
+            if self._fernet is None:
+                env = os.environ.get(MASTER_KEY_ENV)
+                if env:
+                    self._fernet = self._make_fernet(env.encode("ascii", "replace"), MASTER_KEY_ENV)
+                else:
+                    self._fernet = self._make_fernet(self._load_or_create_key_file(),
+                                                     str(self._key_path))
+            return self._fernet
+
+    @property
+    def _key_path(self) -> Path:
+        return self._directory / MASTER_KEY_FILE
+
+    def _load_or_create_key_file(self) -> bytes:
+        """Read ``master.key``, creating it atomically (0600) if absent; race-safe."""
+        path = self._key_path
+        if not path.exists():
+            self._ensure_dir()
+            tmp = _write_temp(self._directory, Fernet.generate_key())
+            try:
+                # link() fails if another process won the race, and never exposes a partial file.
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            except OSError:
+                # Filesystems without hard links: exclusive create as a fallback.
+                with contextlib.suppress(FileExistsError):
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(tmp.read_bytes())
+                        fh.flush()
+                        os.fsync(fh.fileno())
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            _fsync_dir(self._directory)
+        # A fallback writer may still be mid-write: retry briefly on an incomplete key.
+        key = b""
+        for _ in range(_KEY_READ_ATTEMPTS):
+            key = path.read_bytes().strip()
+            try:
+                Fernet(key)
+            except ValueError:
+                time.sleep(0.01)
+                continue
+            return key
+        return key

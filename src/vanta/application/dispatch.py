@@ -1,0 +1,189 @@
+"""Delivering child orders: lease an outbox row, sign, POST, record the attempt, move state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.adapters.webhooks.sender import SendResult
+from vanta.adapters.webhooks.signing import signature_headers
+from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.manager_orders import DISPATCH_TOPIC
+from vanta.application.payloads import dispatch_body
+from vanta.domain.delivery import Outcome, classify, parse_retry_after, retry_delay
+from vanta.domain.orders import (
+    CHILD_ORDER_TABLE,
+    ChildOrderState,
+    ManagerOrderState,
+)
+
+log = logging.getLogger("vanta.dispatch")
+OPEN_CHILD_STATES = (ChildOrderState.PENDING.value, ChildOrderState.SENT.value,
+                     ChildOrderState.RETRY.value)
+MAINTENANCE_RECHECK = timedelta(seconds=1)
+
+
+class Sender(Protocol):
+    async def send(self, url: str, headers: dict[str, str], body: bytes) -> SendResult: ...
+
+
+class Secrets(Protocol):
+    def get(self, ref: str) -> bytes: ...
+
+
+@dataclass
+class DispatchConfig:
+    retry_schedule: Sequence[float] = (1.0, 5.0, 15.0, 60.0)
+    jitter_fraction: float = 0.2
+    lease: timedelta = timedelta(seconds=30)
+    batch: int = 64
+    concurrency: int = 32
+
+
+@dataclass
+class Dispatcher:
+    uow_factory: Callable[[], SqlUnitOfWork]
+    sender: Sender
+    secrets: Secrets
+    config: DispatchConfig = field(default_factory=DispatchConfig)
+    clock: Clock = utcnow
+    rng: random.Random = field(default_factory=random.Random)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many outbox rows were handled."""
+        async with self.uow_factory() as uow:
+            rows = await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(), self.config.batch,
+                                              self.config.lease)
+            await uow.commit()
+        if not rows:
+            return 0
+        sem = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(row: dict[str, Any]) -> None:
+            async with sem:
+                try:
+                    await self.deliver(row)
+                except Exception:  # one bad row must not stop the others; its lease lapses
+                    log.exception("delivery failed unexpectedly", extra={"outbox_id": row["id"]})
+
+        await asyncio.gather(*(one(r) for r in rows))
+        return len(rows)
+
+    async def run_forever(self, poll_seconds: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            handled = await self.run_once()
+            if handled:
+                continue
+            self.wakeup.clear()
+            waiters = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(stop.wait())]
+            await asyncio.wait(waiters, timeout=poll_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+
+    async def deliver(self, outbox_row: dict[str, Any]) -> None:
+        fo_id = outbox_row["payload"]["fo_id"]
+        prepared = await self._begin_attempt(outbox_row, fo_id)
+        if prepared is None:
+            return
+        url, headers, body, attempt_no, started = prepared
+        result = await self.sender.send(url, headers, body)
+        await self._finish_attempt(outbox_row, fo_id, attempt_no, started, result)
+
+    async def _begin_attempt(
+        self, outbox_row: dict[str, Any], fo_id: str
+    ) -> tuple[str, dict[str, str], bytes, int, Any] | None:
+        now = self.clock()
+        async with self.uow_factory() as uow:
+            child = await uow.child_orders.get_unscoped(fo_id)
+            if child is None or ChildOrderState(child["state"]) not in (
+                ChildOrderState.PENDING, ChildOrderState.SENT, ChildOrderState.RETRY
+            ):
+                await uow.outbox.complete(outbox_row["id"], now)
+                await uow.commit()
+                return None
+            if await uow.vaults.maintenance_of(child["vault_id"]):
+                # held, not dropped: delivered once maintenance is lifted
+                await uow.outbox.reschedule(outbox_row["id"], now + MAINTENANCE_RECHECK)
+                await uow.commit()
+                return None
+            state = ChildOrderState(child["state"])
+            attempt_no = int(child["dispatch_attempts"]) + 1
+            # A child already 'sent' was leased by a worker that died mid-attempt: send again
+            # with the same webhook-id; the receiver de-duplicates.
+            if state is not ChildOrderState.SENT:
+                CHILD_ORDER_TABLE.check(state, ChildOrderState.SENT)
+            ok = await uow.child_orders.update(fo_id, expect_state=state.value,
+                                               state=ChildOrderState.SENT.value,
+                                               dispatch_attempts=attempt_no, updated_at=now)
+            if not ok:
+                await uow.rollback()
+                return None
+            follower = await uow.followers.get_unscoped(child["follower_id"])
+            order = await uow.manager_orders.get_unscoped(child["mo_id"])
+            assert follower is not None and order is not None
+            await uow.commit()
+        secret = self.secrets.get(follower["hmac_key_ref"])
+        body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
+                             attempt_no=attempt_no)
+        headers = signature_headers([secret], fo_id, int(now.timestamp()), body)
+        return follower["webhook_url"], headers, body, attempt_no, now
+
+    async def _finish_attempt(self, outbox_row: dict[str, Any], fo_id: str, attempt_no: int,
+                              started: Any, result: SendResult) -> None:
+        outcome = classify(result.status)
+        now = self.clock()
+        error = result.error or (None if outcome is Outcome.ACK else f"HTTP {result.status}")
+        next_state = ChildOrderState(outcome.value)
+        delay: float | None = None
+        if outcome is Outcome.RETRY:
+            delay = retry_delay(attempt_no, self.config.retry_schedule,
+                                jitter_fraction=self.config.jitter_fraction,
+                                unit_random=self.rng.random(),
+                                retry_after=parse_retry_after(result.retry_after))
+            if delay is None:
+                next_state = ChildOrderState.DLQ
+        CHILD_ORDER_TABLE.check(ChildOrderState.SENT, next_state)
+        async with self.uow_factory() as uow:
+            child = await uow.child_orders.get_unscoped(fo_id)
+            assert child is not None
+            await uow.attempts.add({
+                "fo_id": fo_id, "attempt_no": attempt_no, "started_at": started,
+                "status_code": result.status, "latency_ms": result.latency_ms,
+                "response_excerpt": result.response_excerpt, "error": result.error,
+                "outcome": next_state.value,
+            })
+            moved = await uow.child_orders.update(
+                fo_id, expect_state=ChildOrderState.SENT.value, state=next_state.value,
+                last_error=error, updated_at=now)
+            if not moved:
+                await uow.commit()  # keep the attempt row; someone else already settled it
+                return
+            if next_state is ChildOrderState.RETRY:
+                assert delay is not None
+                await uow.outbox.reschedule(outbox_row["id"], now + timedelta(seconds=delay))
+            else:
+                await uow.outbox.complete(outbox_row["id"], now)
+            await uow.audit.append(
+                entity="follower_order", entity_id=fo_id, action=f"dispatch:{next_state.value}",
+                actor="dispatcher", tenant_id=child["tenant_id"],
+                payload={"attempt": attempt_no, "status": result.status, "error": result.error,
+                         "latency_ms": result.latency_ms, "retry_in_s": delay})
+            if next_state is not ChildOrderState.RETRY:
+                await self._maybe_complete_order(uow, child["mo_id"])
+            await uow.commit()
+        log.info("delivery attempt", extra={"fo_id": fo_id, "mo_id": child["mo_id"],
+                                            "follower_id": child["follower_id"],
+                                            "attempt": attempt_no, "status": result.status,
+                                            "outcome": next_state.value})
+
+    async def _maybe_complete_order(self, uow: SqlUnitOfWork, mo_id: str) -> None:
+        if await uow.child_orders.open_count(mo_id, OPEN_CHILD_STATES) == 0:
+            await uow.manager_orders.set_state(mo_id, ManagerOrderState.COMPLETED.value)

@@ -1,0 +1,157 @@
+"""Ingesting a manager order: validate, expand, and write everything in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.application.clock import Clock, utcnow
+from vanta.application.followers import follower_spec, spec_from_json, spec_to_json
+from vanta.domain.errors import Conflict, NotFound, ValidationFailed
+from vanta.domain.ids import FollowerId, ManagerOrderId, VaultId, manager_order_id, new_id
+from vanta.domain.mirroring import Expansion, Snapshot, ensure_vault_accepts_orders, expand
+from vanta.domain.money import default_instrument
+from vanta.domain.orders import (
+    ManagerOrder,
+    ManagerOrderState,
+    parse_client_order_id,
+    parse_price,
+    parse_qty,
+    parse_side,
+    parse_symbol,
+    parse_tif,
+    parse_venue,
+)
+
+DISPATCH_TOPIC = "mirror.dispatch"
+MAX_META_BYTES = 16_384
+ALLOWED_FIELDS = frozenset({
+    "id", "vault_id", "symbol", "venue", "side", "qty", "tif", "time_in_force", "ref_price",
+    "closes_position", "reason_vector", "conviction", "provenance", "dag_id", "meta",
+})
+PASSTHROUGH_FIELDS = ("reason_vector", "conviction", "provenance", "dag_id", "meta")
+
+
+def parse_order_input(raw: object, *, vault_id: str | None = None) -> ManagerOrder:
+    """Validate one order as received (JSON object); raises ValidationFailed naming the field."""
+    if not isinstance(raw, Mapping):
+        raise ValidationFailed("an order must be a JSON object", code="invalid_order")
+    unknown = sorted(set(raw) - ALLOWED_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}",
+                               code="unknown_field", field=unknown[0])
+    vid = vault_id if vault_id is not None else raw.get("vault_id")
+    if not isinstance(vid, str) or not vid:
+        raise ValidationFailed("vault_id is required", code="missing_field", field="vault_id")
+    for name in ("symbol", "side", "qty"):
+        if raw.get(name) is None:
+            raise ValidationFailed(f"{name} is required", code="missing_field", field=name)
+    coid = parse_client_order_id(raw["id"]) if raw.get("id") is not None else new_id()
+    closes = raw.get("closes_position", False)
+    if not isinstance(closes, bool):
+        raise ValidationFailed("closes_position must be true or false", code="invalid_boolean",
+                               field="closes_position")
+    meta = {k: raw[k] for k in PASSTHROUGH_FIELDS if raw.get(k) is not None}
+    if len(json.dumps(meta, default=str)) > MAX_META_BYTES:
+        raise ValidationFailed("metadata is too large", code="metadata_too_large", field="meta")
+    side = parse_side(raw["side"])
+    return ManagerOrder(
+        mo_id=manager_order_id(vid, coid), vault_id=VaultId(vid), client_order_id=coid,
+        symbol=parse_symbol(raw["symbol"]), venue=parse_venue(raw.get("venue")), side=side,
+        qty=parse_qty(raw["qty"]), tif=parse_tif(raw.get("tif", raw.get("time_in_force"))),
+        ref_price=parse_price(raw.get("ref_price")), closes_position=closes,
+        meta=json.loads(json.dumps(meta, default=str)),
+    )
+
+
+@dataclass(frozen=True)
+class Submitted:
+    order: ManagerOrder
+    created: bool  # False: the same order was already ingested; nothing was written
+    expansion: Expansion | None
+    state: str
+
+
+def _same_order(row: Mapping[str, Any], order: ManagerOrder) -> bool:
+    return (row["symbol"] == order.symbol and row["venue"] == order.venue
+            and row["side"] == order.side.value and row["qty"] == order.qty
+            and row["tif"] == order.tif.value and row["ref_price"] == order.ref_price
+            and bool(row["closes_position"]) == order.closes_position)
+
+
+async def submit_manager_order(
+    uow: SqlUnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
+    clock: Clock = utcnow,
+) -> Submitted:
+    """Exactly once per (vault, order id): a second submission returns the first result."""
+    async with uow:
+        vault = await uow.vaults.get_for_update(tenant_id, order.vault_id)
+        if vault is None:
+            raise NotFound(f"vault {order.vault_id} not found", code="vault_not_found")
+        existing = await uow.manager_orders.get(tenant_id, order.mo_id)
+        if existing is not None:
+            if not _same_order(existing, order):
+                raise Conflict(f"order id {order.client_order_id} was already used for a "
+                               "different order", code="order_id_conflict")
+            return Submitted(order, False, None, existing["state"])
+        ensure_vault_accepts_orders(bool(vault["maintenance"]))
+
+        now = clock()
+        rows = await uow.followers.list_for_vault(tenant_id, order.vault_id)
+        specs = [follower_spec(r) for r in rows]
+        held = await uow.child_orders.positions([s.follower_id for s in specs], order.symbol)
+        snapshot = Snapshot(price=order.ref_price,
+                            positions={FollowerId(k): v for k, v in held.items() if v != 0})
+        expansion = expand(order, specs, default_instrument(order.symbol, order.venue), snapshot)
+        state = (ManagerOrderState.EXPANDED if expansion.dispatchable
+                 else ManagerOrderState.COMPLETED)
+
+        await uow.manager_orders.add({
+            "mo_id": order.mo_id, "tenant_id": tenant_id, "vault_id": order.vault_id,
+            "client_order_id": order.client_order_id, "source": source,
+            "symbol": order.symbol, "venue": order.venue, "side": order.side.value,
+            "qty": order.qty, "tif": order.tif.value, "ref_price": order.ref_price,
+            "closes_position": order.closes_position, "meta": order.meta,
+            "snapshot": {**snapshot.to_json(), "followers": [spec_to_json(s) for s in specs]},
+            "state": state.value, "created_at": now,
+        })
+        await uow.child_orders.add_many(expansion.children, tenant_id=tenant_id,
+                                        vault_id=order.vault_id, now=now)
+        await uow.outbox.add_many(DISPATCH_TOPIC,
+                                  [(c.fo_id, {"fo_id": c.fo_id}) for c in expansion.dispatchable],
+                                  now)
+        await uow.audit.append(
+            entity="manager_order", entity_id=order.mo_id, action="received", actor=actor,
+            tenant_id=tenant_id,
+            payload={"source": source, "client_order_id": order.client_order_id,
+                     "symbol": order.symbol, "side": order.side.value, "qty": str(order.qty),
+                     "snapshot": snapshot.to_json()})
+        for c in expansion.children:
+            await uow.audit.append(
+                entity="follower_order", entity_id=c.fo_id, action=f"created:{c.state.value}",
+                actor="orchestrator", tenant_id=tenant_id,
+                payload={"mo_id": c.mo_id, "follower_id": c.follower_id, "qty": str(c.qty),
+                         "cap_applied": c.cap_applied, "skip_reason": c.skip_reason,
+                         "sizing": c.sizing})
+        await uow.commit()
+        return Submitted(order, True, expansion, state.value)
+
+
+async def replay_expansion(uow: SqlUnitOfWork, *, tenant_id: str, mo_id: str) -> Expansion:
+    """Re-run sizing from the stored snapshot; an auditor compares it with the stored rows."""
+    async with uow:
+        row = await uow.manager_orders.get(tenant_id, mo_id)
+        if row is None:
+            raise NotFound(f"manager order {mo_id} not found", code="manager_order_not_found")
+        order = ManagerOrder(
+            mo_id=ManagerOrderId(row["mo_id"]), vault_id=VaultId(row["vault_id"]),
+            client_order_id=row["client_order_id"], symbol=row["symbol"], venue=row["venue"],
+            side=parse_side(row["side"]), qty=row["qty"], tif=parse_tif(row["tif"]),
+            ref_price=row["ref_price"], closes_position=bool(row["closes_position"]),
+            meta=row["meta"])
+        specs = [spec_from_json(d) for d in row["snapshot"].get("followers", [])]
+        return expand(order, specs, default_instrument(order.symbol, order.venue),
+                      Snapshot.from_json(row["snapshot"]))

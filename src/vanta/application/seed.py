@@ -1,0 +1,78 @@
+"""A demo tenant, vault and followers for the embedded profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.adapters.secrets.local import LocalSecretStore
+from vanta.application.clock import utcnow
+from vanta.application.followers import register_follower
+from vanta.domain.ids import new_id
+
+DEMO_TENANT_ID = "tnt_demo"
+DEMO_VAULT_ID = "V_CORE"
+
+
+@dataclass
+class SeededFollower:
+    follower_id: str
+    label: str
+    secret: str
+    settings: dict[str, Any]
+
+
+async def create_tenant(uow: SqlUnitOfWork, *, tenant_id: str, name: str) -> None:
+    async with uow:
+        if await uow.tenants.get(tenant_id) is None:
+            await uow.tenants.add({"tenant_id": tenant_id, "name": name, "status": "active",
+                                   "created_at": utcnow()})
+            await uow.audit.append(entity="tenant", entity_id=tenant_id, action="created",
+                                   actor="seed", tenant_id=tenant_id, payload={"name": name})
+            await uow.commit()
+
+
+async def create_vault(uow: SqlUnitOfWork, *, tenant_id: str, vault_id: str | None = None,
+                       label: str, personas: list[str] | None = None) -> str:
+    vid = vault_id or new_id()
+    async with uow:
+        if await uow.vaults.get(tenant_id, vid) is None:
+            await uow.vaults.add({
+                "vault_id": vid, "tenant_id": tenant_id, "label": label,
+                "rails": {"fiat": True, "crypto": True}, "personas": personas or ["Athena"],
+                "risk_profile": {"max_drawdown_pct": 12, "style": "balanced"},
+                "public": False, "maintenance": False, "created_at": utcnow()})
+            await uow.audit.append(entity="vault", entity_id=vid, action="created",
+                                   actor="seed", tenant_id=tenant_id, payload={"label": label})
+            await uow.commit()
+    return vid
+
+
+DEMO_FOLLOWERS: list[dict[str, Any]] = [
+    {"label": "Ada (scale 0.20, cap $2,500)", "scale": "0.20", "max_pos_usd": 2500,
+     "mode": "capped"},
+    {"label": "Bo (scale 0.50)", "scale": "0.50"},
+    {"label": "Cy (scale 1.00, cap $5,000)", "scale": "1", "max_pos_usd": 5000},
+    {"label": "Dee (kill switch on)", "scale": "0.75", "kill_switch": True},
+]
+
+
+async def seed_demo(uow_factory: Any, secrets: LocalSecretStore, *,
+                    webhook_base: str) -> list[SeededFollower]:
+    """Idempotent for the tenant and vault; adds the demo followers only to an empty vault."""
+    await create_tenant(uow_factory(), tenant_id=DEMO_TENANT_ID, name="Demo Capital")
+    await create_vault(uow_factory(), tenant_id=DEMO_TENANT_ID, vault_id=DEMO_VAULT_ID,
+                       label="Core Growth", personas=["Athena", "Apollo"])
+    async with uow_factory() as uow:
+        existing = await uow.followers.list_for_vault(DEMO_TENANT_ID, DEMO_VAULT_ID)
+    if existing:
+        return []
+    out = []
+    for spec in DEMO_FOLLOWERS:
+        fid_hint = spec["label"].split()[0].lower()
+        row, secret = await register_follower(
+            uow_factory(), secrets, tenant_id=DEMO_TENANT_ID, vault_id=DEMO_VAULT_ID,
+            raw={**spec, "webhook": {"url": f"{webhook_base}/hooks/{fid_hint}"}}, actor="seed")
+        out.append(SeededFollower(row["follower_id"], spec["label"], secret, spec))
+    return out

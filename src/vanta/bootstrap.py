@@ -1,0 +1,65 @@
+"""Composition root: Settings -> adapters -> services. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vanta.adapters.db.engine import make_engine
+from vanta.adapters.db.migrate import upgrade_async
+from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.adapters.identity.dev_issuer import DevIssuer
+from vanta.adapters.identity.verifier import TokenVerifier
+from vanta.adapters.secrets.local import LocalSecretStore
+from vanta.adapters.webhooks.sender import AiohttpWebhookSender
+from vanta.application.dispatch import DispatchConfig, Dispatcher
+from vanta.config import Settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    secrets: LocalSecretStore
+    issuer: DevIssuer
+    verifier: TokenVerifier
+    sender: AiohttpWebhookSender
+    dispatcher: Dispatcher
+    outbox_written: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+    async def migrate(self) -> None:
+        await upgrade_async(self.settings.db_url)
+
+    async def close(self) -> None:
+        await self.sender.close()
+        await self.engine.dispose()
+
+
+def build(settings: Settings | None = None) -> Container:
+    s = settings or Settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(s.db_url)
+    secrets = LocalSecretStore(s.secrets_dir)
+    issuer = DevIssuer(s.signing_key_path, issuer=s.issuer, audience=s.jwt_audience)
+    verifier = TokenVerifier(issuer.jwks, issuer=s.issuer, audience=s.jwt_audience,
+                             leeway=s.jwt_leeway_seconds)
+    sender = AiohttpWebhookSender(timeout_seconds=s.webhook_timeout_seconds,
+                                  excerpt_bytes=s.webhook_response_excerpt_bytes,
+                                  connections=max(s.dispatcher_concurrency, 10))
+    dispatcher = Dispatcher(
+        uow_factory=lambda: SqlUnitOfWork(engine), sender=sender, secrets=secrets,
+        config=DispatchConfig(retry_schedule=tuple(s.retry_schedule_seconds),
+                              jitter_fraction=s.retry_jitter_fraction,
+                              lease=timedelta(seconds=s.dispatcher_lease_seconds),
+                              concurrency=s.dispatcher_concurrency),
+        rng=random.Random(),
+    )
+    return Container(s, engine, secrets, issuer, verifier, sender, dispatcher,
+                     outbox_written=dispatcher.wakeup)

@@ -1,0 +1,48 @@
+"""One Settings object, read from VANTA_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VANTA_", extra="ignore")
+
+    profile: str = "embedded"
+    data_dir: Path = Path(".vanta")
+    database_url: str | None = None  # default: SQLite file in data_dir
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str | None = None  # issuer base URL; default http://{api_host}:{api_port}
+    jwt_audience: str = "vanta-api"
+    jwt_leeway_seconds: int = 30
+    token_ttl_seconds: int = 3600
+    webhook_timeout_seconds: float = 5.0
+    webhook_response_excerpt_bytes: int = 1024
+    retry_schedule_seconds: list[float] = Field(default_factory=lambda: [1.0, 5.0, 15.0, 60.0])
+    retry_jitter_fraction: float = 0.2
+    dispatcher_poll_seconds: float = 0.25
+    dispatcher_concurrency: int = 32
+    dispatcher_lease_seconds: float = 30.0
+    run_dispatcher_in_api: bool = True
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'vanta.db').resolve()}"
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_dir / "keys" / "dev-issuer.pem"

@@ -1,0 +1,95 @@
+"""Decimal quantities and prices, and the per-instrument rounding rules.
+
+Floats never enter: every quantity is a ``Decimal`` and every rounding is a floor to the
+instrument's lot step, so a follower never receives more than its share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+
+from vanta.domain.errors import ValidationFailed
+
+ZERO = Decimal(0)
+
+# Bounds on what an order may carry: wide enough for any real order, narrow enough that
+# arithmetic stays exact within the default 28-digit Decimal context.
+MAX_QTY = Decimal("1000000000")  # 1e9 units
+MAX_PRICE = Decimal("100000000")  # 1e8 per unit
+MAX_SCALE = Decimal("1000")
+MAX_DECIMAL_PLACES = 12
+
+
+def to_decimal(value: object, *, field: str, code: str = "invalid_number") -> Decimal:
+    """Parse a user-supplied number exactly; floats go through their repr, bools are refused."""
+    if isinstance(value, bool) or value is None:
+        raise ValidationFailed(f"{field} must be a number", code=code, field=field)
+    if isinstance(value, Decimal):
+        d = value
+    elif isinstance(value, int | float | str):
+        try:
+            d = Decimal(str(value).strip()) if not isinstance(value, int) else Decimal(value)
+        except InvalidOperation:
+            raise ValidationFailed(f"{field} must be a number", code=code, field=field) from None
+    else:
+        raise ValidationFailed(f"{field} must be a number", code=code, field=field)
+    if not d.is_finite():
+        raise ValidationFailed(f"{field} must be a finite number", code=code, field=field)
+    return d
+
+
+def exponent_places(d: Decimal) -> int:
+    exp = d.as_tuple().exponent
+    return -exp if isinstance(exp, int) and exp < 0 else 0
+
+
+def floor_to_step(qty: Decimal, step: Decimal) -> Decimal:
+    """Largest multiple of ``step`` that is <= ``qty`` (qty >= 0)."""
+    if step <= 0:
+        raise ValueError("lot step must be positive")
+    if qty <= 0:
+        return ZERO
+    units = (qty / step).to_integral_value(rounding=ROUND_FLOOR)
+    return normalize(units * step)
+
+
+def normalize(d: Decimal) -> Decimal:
+    """Canonical form without exponent notation: 7 stays 7, 0.50 becomes 0.5."""
+    if d == 0:
+        return ZERO
+    n = d.normalize()
+    exp = n.as_tuple().exponent
+    if isinstance(exp, int) and exp > 0:
+        return n.quantize(Decimal(1))
+    return n
+
+
+def is_multiple_of(qty: Decimal, step: Decimal) -> bool:
+    return qty % step == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """Trading rules of one symbol at one venue."""
+
+    symbol: str
+    venue: str
+    lot_step: Decimal
+    min_qty: Decimal
+    min_notional: Decimal = ZERO
+
+    def floor(self, qty: Decimal) -> Decimal:
+        return floor_to_step(qty, self.lot_step)
+
+
+CRYPTO_VENUES = frozenset({"coinbase", "binance", "kraken", "crypto"})
+DEFAULT_EQUITY_STEP = Decimal(1)
+DEFAULT_CRYPTO_STEP = Decimal("0.00001")
+
+
+def default_instrument(symbol: str, venue: str) -> Instrument:
+    """Built-in rules: whole shares on equity venues, 0.00001 units on crypto venues."""
+    if venue.lower() in CRYPTO_VENUES:
+        return Instrument(symbol, venue, DEFAULT_CRYPTO_STEP, DEFAULT_CRYPTO_STEP, Decimal(1))
+    return Instrument(symbol, venue, DEFAULT_EQUITY_STEP, DEFAULT_EQUITY_STEP, ZERO)

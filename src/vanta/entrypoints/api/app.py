@@ -1,0 +1,223 @@
+"""The FastAPI application: thin routes over application handlers and queries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+
+from vanta import __version__
+from vanta.application.followers import register_follower
+from vanta.application.manager_orders import parse_order_input, submit_manager_order
+from vanta.application.principal import Principal
+from vanta.bootstrap import Container
+from vanta.entrypoints.api import problems
+from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.problems import ApiProblem
+from vanta.entrypoints.api.render import child_json, follower_json, order_json, vault_json
+
+MAX_BODY_BYTES = 64 * 1024
+ORDER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["vault_id", "symbol", "side", "qty"],
+    "properties": {
+        "id": {"type": "string", "description": "the source's order id; resubmitting the "
+               "same id never creates a second order"},
+        "vault_id": {"type": "string"},
+        "symbol": {"type": "string", "example": "AAPL"},
+        "venue": {"type": "string", "example": "nasdaq"},
+        "side": {"type": "string", "enum": ["buy", "sell"]},
+        "qty": {"type": "number", "exclusiveMinimum": 0},
+        "tif": {"type": "string", "enum": ["day", "gtc", "ioc", "fok"]},
+        "ref_price": {"type": "number", "exclusiveMinimum": 0},
+        "closes_position": {"type": "boolean"},
+        "reason_vector": {"type": "array", "items": {"type": "string"}},
+        "conviction": {"type": "object"},
+        "provenance": {"type": "object"},
+        "dag_id": {"type": "string"},
+        "meta": {"type": "object"},
+    },
+}
+FOLLOWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["webhook"],
+    "properties": {
+        "label": {"type": "string"},
+        "mode": {"type": "string", "enum": ["proportional", "capped", "shadow"]},
+        "scale": {"type": "number", "exclusiveMinimum": 0},
+        "max_pos_usd": {"type": "number", "exclusiveMinimum": 0},
+        "kill_switch": {"type": "boolean"},
+        "webhook": {"type": "object", "required": ["url"],
+                    "properties": {"url": {"type": "string", "format": "uri"}}},
+    },
+}
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiProblem(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        # Decimals, not floats: 0.1 stays 0.1 all the way to sizing.
+        return json.loads(raw, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiProblem(400, "malformed_json", "the body is not valid JSON") from None
+
+
+def parse_since(since: str | None) -> datetime | None:
+    if since is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiProblem(422, "invalid_since", "since must be an ISO 8601 timestamp",
+                         field="since") from None
+    if ts.tzinfo is None:
+        raise ApiProblem(422, "invalid_since", "since must carry a timezone (e.g. Z)",
+                         field="since")
+    return ts
+
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def create_app(container: Container, *, run_dispatcher: bool | None = None) -> FastAPI:
+    in_api = container.settings.run_dispatcher_in_api if run_dispatcher is None else run_dispatcher
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = None
+        if in_api:
+            task = asyncio.create_task(container.dispatcher.run_forever(
+                container.settings.dispatcher_poll_seconds, stop))
+        yield
+        stop.set()
+        if task is not None:
+            await task
+        await container.close()
+
+    app = FastAPI(title="Vanta Platform API", version=__version__, lifespan=lifespan)
+    app.state.container = container
+    problems.install(app)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/.well-known/jwks.json", tags=["identity"])
+    async def jwks() -> dict[str, Any]:
+        return container.issuer.jwks()
+
+    @app.get("/.well-known/openid-configuration", tags=["identity"])
+    async def discovery() -> dict[str, Any]:
+        iss = container.settings.issuer
+        return {"issuer": iss, "jwks_uri": f"{iss}/.well-known/jwks.json",
+                "id_token_signing_alg_values_supported": ["RS256"]}
+
+    @app.get("/v1/vaults", tags=["vaults"])
+    async def list_vaults(p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+        async with container.uow() as uow:
+            rows = await uow.vaults.list(p.tenant_id)
+        return {"data": [vault_json(r) for r in rows]}
+
+    @app.get("/v1/vaults/{vault_id}", tags=["vaults"])
+    async def get_vault(vault_id: str,
+                        p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+        async with container.uow() as uow:
+            row = await uow.vaults.get(p.tenant_id, vault_id)
+            if row is None:
+                raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
+            followers = await uow.followers.list_for_vault(p.tenant_id, vault_id)
+        return {**vault_json(row), "follower_count": len(followers)}
+
+    @app.get("/v1/vaults/{vault_id}/followers", tags=["followers"])
+    async def list_followers(vault_id: str,
+                             p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+        async with container.uow() as uow:
+            if await uow.vaults.get(p.tenant_id, vault_id) is None:
+                raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
+            rows = await uow.followers.list_for_vault(p.tenant_id, vault_id)
+        return {"data": [follower_json(r) for r in rows]}
+
+    @app.post("/v1/vaults/{vault_id}/followers", status_code=201, tags=["followers"],
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": FOLLOWER_SCHEMA}}}})
+    async def add_follower(vault_id: str, request: Request,
+                           p: Principal = Depends(require("follower:manage"))) -> JSONResponse:
+        raw = await read_json(request)
+        row, secret = await register_follower(container.uow(), container.secrets,
+                                              tenant_id=p.tenant_id, vault_id=vault_id, raw=raw,
+                                              actor=p.subject)
+        # The only time the secret is ever shown.
+        return JSONResponse({**follower_json(row), "webhook_secret": secret}, status_code=201)
+
+    @app.post("/v1/manager-orders", status_code=201, tags=["orders"],
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": ORDER_SCHEMA}}}})
+    async def post_manager_order(request: Request,
+                                 p: Principal = Depends(require("mirror:manage"))
+                                 ) -> JSONResponse:
+        order = parse_order_input(await read_json(request))
+        result = await submit_manager_order(container.uow(), tenant_id=p.tenant_id,
+                                            order=order, source="api", actor=p.subject)
+        if result.created:
+            container.outbox_written.set()
+        async with container.uow() as uow:
+            row = await uow.manager_orders.get(p.tenant_id, order.mo_id)
+            children = await uow.child_orders.list(p.tenant_id, follower_id=None,
+                                                   mo_id=order.mo_id, since=None, limit=10_000)
+        assert row is not None
+        body = {**order_json(row), "created": result.created,
+                "children": [child_json(c) for c in children]}
+        return JSONResponse(body, status_code=201 if result.created else 200)
+
+    @app.get("/v1/manager-orders", tags=["orders"])
+    async def list_manager_orders(
+        p: Principal = Depends(require("orders:read")), since: str | None = None,
+        vault_id: str | None = None, limit: Limit = 100,
+    ) -> dict[str, Any]:
+        async with container.uow() as uow:
+            rows = await uow.manager_orders.list(p.tenant_id, parse_since(since), limit,
+                                                 vault_id=vault_id)
+        return {"data": [order_json(r) for r in rows]}
+
+    @app.get("/v1/manager-orders/{mo_id}", tags=["orders"])
+    async def get_manager_order(mo_id: str,
+                                p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
+        async with container.uow() as uow:
+            row = await uow.manager_orders.get(p.tenant_id, mo_id)
+            if row is None:
+                raise ApiProblem(404, "manager_order_not_found", f"order {mo_id} not found")
+            children = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
+                                                   since=None, limit=10_000)
+        return {**order_json(row), "children": [child_json(c) for c in children]}
+
+    @app.get("/v1/follower-orders", tags=["orders"])
+    async def list_follower_orders(
+        p: Principal = Depends(require("orders:read")), follower_id: str | None = None,
+        since: str | None = None, limit: Limit = 100,
+    ) -> dict[str, Any]:
+        async with container.uow() as uow:
+            rows = await uow.child_orders.list(p.tenant_id, follower_id=follower_id, mo_id=None,
+                                               since=parse_since(since), limit=limit)
+        return {"data": [child_json(r) for r in rows]}
+
+    @app.get("/v1/follower-orders/{fo_id}/attempts", tags=["orders"])
+    async def list_attempts(fo_id: str,
+                            p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
+        async with container.uow() as uow:
+            if await uow.child_orders.get(p.tenant_id, fo_id) is None:
+                raise ApiProblem(404, "follower_order_not_found", f"order {fo_id} not found")
+            rows = await uow.attempts.list(fo_id)
+        return {"data": [{k: (v.isoformat() if isinstance(v, datetime) else v)
+                          for k, v in r.items() if k != "id"} for r in rows]}
+
+    return app

@@ -1,0 +1,38 @@
+"""Bearer-token authentication and scope checks, as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from vanta.adapters.identity.verifier import InvalidToken
+from vanta.application.principal import Principal
+from vanta.entrypoints.api.problems import ApiProblem
+
+_bearer = HTTPBearer(auto_error=False, description="JWT from the configured issuer")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="vanta"'}
+
+
+async def current_principal(
+    request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> Principal:
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise ApiProblem(401, "unauthenticated", "a bearer token is required", headers=_CHALLENGE)
+    verifier = request.app.state.container.verifier
+    try:
+        return verifier.verify(creds.credentials)
+    except InvalidToken as e:
+        raise ApiProblem(401, "invalid_token", f"the token was refused ({e.reason})",
+                         headers=_CHALLENGE) from None
+
+
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
+    async def dep(principal: Principal = Depends(current_principal)) -> Principal:
+        if not principal.has_scope(scope):
+            raise ApiProblem(403, "insufficient_scope", f"this call needs the '{scope}' scope",
+                             required_scope=scope)
+        return principal
+
+    return dep

@@ -1,0 +1,73 @@
+"""RFC 9457 problem+json responses with a stable ``code`` on every error."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vanta.domain.errors import Conflict, DomainError, InvalidTransition, NotFound, ValidationFailed
+
+log = logging.getLogger("vanta.api")
+PROBLEM_TYPE_BASE = "https://vanta.dev/problems/"
+
+
+class ApiProblem(Exception):
+    def __init__(self, status: int, code: str, detail: str, *,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem(status: int, code: str, detail: str, *, title: str | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_TYPE_BASE + code, "title": title or code.replace("_", " "),
+            "status": status, "detail": detail, "code": code, **extra}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json",
+                        headers=headers)
+
+
+def _status_for(err: DomainError) -> int:
+    if isinstance(err, NotFound):
+        return 404
+    if isinstance(err, Conflict | InvalidTransition):
+        return 409
+    if isinstance(err, ValidationFailed):
+        return 422
+    return 400
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiProblem)
+    async def _api_problem(_: Request, exc: ApiProblem) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        extra = {"field": exc.field} if isinstance(exc, ValidationFailed) and exc.field else {}
+        return problem(_status_for(exc), exc.code, exc.message, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                   "message": e.get("msg", "")} for e in exc.errors()]
+        field = errors[0]["field"] if errors else None
+        return problem(422, "validation_error", "the request is not valid", field=field,
+                       errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail),
+                       headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return problem(500, "internal_error", "an internal error occurred; nothing was changed")

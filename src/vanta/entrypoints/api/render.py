@@ -1,0 +1,52 @@
+"""Rows to JSON for the API. Quantities are strings here: exact, whatever the client parses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from vanta.application.clock import iso
+
+
+def _dec(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def _ts(v: datetime | None) -> str | None:
+    return None if v is None else iso(v)
+
+
+def vault_json(r: Mapping[str, Any]) -> dict[str, Any]:
+    # redacted view: no risk internals beyond the profile summary
+    return {"vault_id": r["vault_id"], "label": r["label"], "rails": r["rails"],
+            "personas": r["personas"], "risk_profile": r["risk_profile"],
+            "public": r["public"], "maintenance": r["maintenance"],
+            "created_at": _ts(r["created_at"])}
+
+
+def follower_json(r: Mapping[str, Any]) -> dict[str, Any]:
+    # the secret reference stays server-side
+    return {"follower_id": r["follower_id"], "vault_id": r["vault_id"], "label": r["label"],
+            "mode": r["mode"], "scale": _dec(r["scale"]), "max_pos_usd": _dec(r["max_pos_usd"]),
+            "kill_switch": r["kill_switch"], "webhook": {"url": r["webhook_url"]},
+            "created_at": _ts(r["created_at"])}
+
+
+def order_json(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {"mo_id": r["mo_id"], "id": r["client_order_id"], "vault_id": r["vault_id"],
+            "source": r["source"], "symbol": r["symbol"], "venue": r["venue"],
+            "side": r["side"], "qty": _dec(r["qty"]), "tif": r["tif"],
+            "ref_price": _dec(r["ref_price"]), "closes_position": r["closes_position"],
+            "state": r["state"], "meta": r["meta"], "created_at": _ts(r["created_at"])}
+
+
+def child_json(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {"fo_id": r["fo_id"], "mo_id": r["mo_id"], "follower_id": r["follower_id"],
+            "vault_id": r["vault_id"], "symbol": r["symbol"], "venue": r["venue"],
+            "side": r["side"], "qty": _dec(r["qty"]), "cap_applied": r["cap_applied"],
+            "state": r["state"], "skip_reason": r["skip_reason"],
+            "dispatch_attempts": r["dispatch_attempts"], "last_error": r["last_error"],
+            "sizing": (r["audit"] or {}).get("sizing"), "created_at": _ts(r["created_at"]),
+            "updated_at": _ts(r["updated_at"])}

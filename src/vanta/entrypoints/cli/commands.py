@@ -1,0 +1,168 @@
+"""Async bodies of the CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from vanta.adapters.webhooks.signing import standard_secret_string
+from vanta.application.manager_orders import parse_order_input, submit_manager_order
+from vanta.application.principal import ALL_SCOPES
+from vanta.application.seed import (
+    DEMO_TENANT_ID,
+    DEMO_VAULT_ID,
+    create_tenant,
+    create_vault,
+    seed_demo,
+)
+from vanta.bootstrap import build
+from vanta.config import Settings
+from vanta.domain.audit import verify_chain
+from vanta.domain.errors import DomainError
+from vanta.entrypoints import receiver as receiver_mod
+from vanta.entrypoints.cli.serving import bind, write_port_file
+from vanta.entrypoints.cli.serving import serve as serve_app
+
+
+async def serve(s: Settings, *, port_file: Path | None, run_dispatcher: bool) -> None:
+    sock = bind(s.api_host, s.api_port)
+    port = sock.getsockname()[1]
+    if s.api_port == 0:
+        s = s.model_copy(update={"api_port": port})
+    c = build(s)
+    await c.migrate()
+    if port_file is not None:
+        write_port_file(port_file, port)
+    await serve_app(c, sock, run_dispatcher=run_dispatcher, log_level="warning")
+
+
+async def up(s: Settings, *, receiver_port: int, console: Console) -> None:
+    c = build(s)
+    await c.migrate()
+    rcv = receiver_mod.Receiver()
+    runner, rport = await receiver_mod.start(rcv, "127.0.0.1", receiver_port)
+    base = f"http://127.0.0.1:{rport}"
+    await seed_demo(c.uow, c.secrets, webhook_base=base)
+    async with c.uow() as uow:
+        followers = await uow.followers.list_for_vault(DEMO_TENANT_ID, DEMO_VAULT_ID)
+    for f in followers:
+        url = f["webhook_url"] or ""
+        if url.startswith(base + "/hooks/"):
+            rcv.secrets[url.rsplit("/", 1)[1]] = standard_secret_string(
+                c.secrets.get(f["hmac_key_ref"]))
+    tok = c.issuer.issue("dev-owner", DEMO_TENANT_ID, ALL_SCOPES, roles=["owner"],
+                         ttl_seconds=12 * 3600)
+    api = f"http://{s.api_host}:{s.api_port}"
+    console.print(f"[bold green]Vanta Platform[/] embedded profile, data in {s.data_dir}")
+    console.print(f"API      {api}   (OpenAPI: {api}/docs)")
+    console.print(f"Receiver {base}/hooks/<follower>  (verifies signatures; demo followers)")
+    console.print(f"Tenant {DEMO_TENANT_ID}, vault {DEMO_VAULT_ID}, {len(followers)} followers")
+    console.print("\n[bold]Dev token[/] (12 h, all scopes):")
+    print(tok)
+    console.print("\nTry:")
+    print(f'  export VANTA_TOKEN="{tok[:16]}…"   # the token above')
+    print(f'  curl -s -H "Authorization: Bearer $VANTA_TOKEN" {api}/v1/vaults')
+    print(f'  curl -s -X POST -H "Authorization: Bearer $VANTA_TOKEN" '
+          f'-H "Content-Type: application/json" {api}/v1/manager-orders '
+          f"-d '{{\"vault_id\":\"{DEMO_VAULT_ID}\",\"symbol\":\"AAPL\",\"side\":\"buy\","
+          f"\"qty\":40,\"ref_price\":190}}'")
+    try:
+        await serve_app(c, bind(s.api_host, s.api_port), log_level="info")
+    finally:
+        await runner.cleanup()
+
+
+async def tenant_create(s: Settings, tenant_id: str, name: str) -> None:
+    c = build(s)
+    await c.migrate()
+    await create_tenant(c.uow(), tenant_id=tenant_id, name=name)
+    await c.close()
+
+
+async def vault_create(s: Settings, tenant_id: str, vault_id: str, label: str) -> None:
+    c = build(s)
+    await c.migrate()
+    async with c.uow() as uow:
+        tenant = await uow.tenants.get(tenant_id)
+    if tenant is None:
+        raise SystemExit(f"tenant {tenant_id} does not exist")
+    await create_vault(c.uow(), tenant_id=tenant_id, vault_id=vault_id, label=label)
+    await c.close()
+
+
+async def ingest(s: Settings, path: Path, tenant_id: str, console: Console) -> int:
+    """Returns the exit code: 0 if every order was accepted (new or already ingested)."""
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+    except (OSError, ValueError) as e:
+        console.print(f"[red]cannot read {path}: {e}[/red]")
+        return 2
+    if isinstance(items, dict) and isinstance(items.get("orders"), list):
+        items = items["orders"]
+    if not isinstance(items, list):
+        console.print("[red]the file must hold a JSON list of orders[/red]")
+        return 2
+    c = build(s)
+    await c.migrate()
+    table = Table("#", "id", "symbol", "side", "qty", "result")
+    failed = 0
+    for i, raw in enumerate(items):
+        rid = str(raw.get("id", "")) if isinstance(raw, dict) else ""
+        if isinstance(raw, dict) and raw.get("id") is None:
+            # the file path must be replay-safe: without an id an order could apply twice
+            table.add_row(str(i), "-", "", "", "", "[red]rejected: missing_field (id)[/red]")
+            failed += 1
+            continue
+        try:
+            order = parse_order_input(raw)
+            res = await submit_manager_order(c.uow(), tenant_id=tenant_id, order=order,
+                                             source="file", actor=f"file:{path.name}")
+        except DomainError as e:
+            failed += 1
+            table.add_row(str(i), rid, "", "", "", f"[red]rejected: {e.code}: {e.message}[/red]")
+            continue
+        result = (f"accepted, {len(res.expansion.children)} children" if res.created and
+                  res.expansion else "already ingested")
+        table.add_row(str(i), order.client_order_id, order.symbol, order.side.value,
+                      str(order.qty), result)
+    console.print(table)
+    await c.close()
+    return 1 if failed else 0
+
+
+async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
+    c = build(s)
+    await c.migrate()
+    try:
+        if not until_idle:
+            await c.dispatcher.run_forever(s.dispatcher_poll_seconds, asyncio.Event())
+            return
+        total = 0
+        while True:
+            n = await c.dispatcher.run_once()
+            total += n
+            if n:
+                continue
+            async with c.uow() as uow:
+                waiting = await uow.outbox.pending_count("mirror.dispatch")
+            if waiting == 0:
+                break
+            await asyncio.sleep(s.dispatcher_poll_seconds)
+        console.print(f"dispatcher idle after {total} deliveries")
+    finally:
+        await c.close()
+
+
+async def audit_verify(s: Settings) -> tuple[bool, int, int | None]:
+    c = build(s)
+    await c.migrate()
+    async with c.uow() as uow:
+        events = await uow.audit.all()
+    await c.close()
+    bad = verify_chain(events)
+    return bad is None, len(events), bad

@@ -1,0 +1,150 @@
+"""The ``vanta`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from vanta.application.principal import ALL_SCOPES
+from vanta.bootstrap import build
+from vanta.config import Settings
+from vanta.entrypoints.cli import commands
+
+app = typer.Typer(help="Vanta Platform: mirror manager orders to followers.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+DataDir = Annotated[Path | None, typer.Option(help="Embedded data directory (VANTA_DATA_DIR)")]
+
+
+def settings(data_dir: Path | None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply every migration to the configured database."""
+    s = settings(data_dir)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    from vanta.adapters.db.migrate import upgrade
+    upgrade(s.db_url)
+    console.print(f"database at head: {s.db_url.split('@')[-1]}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port (0 picks a free one)")] = None,
+    port_file: Annotated[Path | None, typer.Option(help="write the bound port here")] = None,
+    dispatcher: Annotated[bool, typer.Option(help="run the dispatcher in-process")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the API (and, on the embedded profile, the dispatcher)."""
+    s = settings(data_dir, api_host=host, api_port=port)
+    asyncio.run(commands.serve(s, port_file=port_file, run_dispatcher=dispatcher))
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    receiver_port: Annotated[int, typer.Option(help="demo receiver port")] = 8001,
+    data_dir: DataDir = None,
+) -> None:
+    """Set up the embedded platform with demo data, print a token, and serve."""
+    s = settings(data_dir, api_port=port)
+    asyncio.run(commands.up(s, receiver_port=receiver_port, console=console))
+
+
+@app.command()
+def token(
+    tenant: Annotated[str, typer.Option(help="tenant id")] = "tnt_demo",
+    subject: Annotated[str, typer.Option("--sub", help="subject (user id)")] = "dev-owner",
+    scope: Annotated[list[str] | None, typer.Option(help="scope (repeat); default: all")] = None,
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 3600,
+    data_dir: DataDir = None,
+) -> None:
+    """Issue a bearer token from the built-in development issuer."""
+    c = build(settings(data_dir))
+    print(c.issuer.issue(subject, tenant, scope or ALL_SCOPES, ttl_seconds=ttl,
+                         roles=["owner"]))
+
+
+@app.command("tenant-create")
+def tenant_create(
+    tenant_id: Annotated[str, typer.Argument(help="tenant id")],
+    name: Annotated[str, typer.Option(help="display name")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a tenant (idempotent)."""
+    asyncio.run(commands.tenant_create(settings(data_dir), tenant_id, name or tenant_id))
+    console.print(f"tenant {tenant_id} ready")
+
+
+@app.command("vault-create")
+def vault_create(
+    vault_id: Annotated[str, typer.Argument(help="vault id")],
+    tenant: Annotated[str, typer.Option(help="owning tenant id")],
+    label: Annotated[str, typer.Option(help="label")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a vault for a tenant (idempotent)."""
+    asyncio.run(commands.vault_create(settings(data_dir), tenant, vault_id, label or vault_id))
+    console.print(f"vault {vault_id} ready")
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="autotrade_queue.json: a JSON list of orders")],
+    tenant: Annotated[str, typer.Option(help="tenant that owns the vaults")] = "tnt_demo",
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest manager orders from a file; each order takes effect once, however often run."""
+    code = asyncio.run(commands.ingest(settings(data_dir), path, tenant, console))
+    raise typer.Exit(code)
+
+
+@app.command()
+def dispatch(
+    until_idle: Annotated[bool, typer.Option(help="stop when nothing is due")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the dispatcher worker (deliver queued child orders)."""
+    asyncio.run(commands.dispatch(settings(data_dir), until_idle=until_idle, console=console))
+
+
+@app.command("audit-verify")
+def audit_verify(data_dir: DataDir = None) -> None:
+    """Check the audit hash chain end to end."""
+    ok, count, bad = asyncio.run(commands.audit_verify(settings(data_dir)))
+    if ok:
+        console.print(f"audit chain intact: {count} events")
+    else:
+        console.print(f"[red]audit chain broken at event #{bad}[/red] ({count} events)")
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    orders: Annotated[int, typer.Option(help="how many manager orders to send")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON report")] = False,
+) -> None:
+    """Run the whole path on a throwaway database and show what each follower received."""
+    from vanta.entrypoints.cli.demo import run_demo
+    report = asyncio.run(run_demo(orders=orders, console=None if as_json else console))
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,51 @@
+"""Running the API (and the in-process dispatcher) under uvicorn on a pre-bound socket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from vanta.bootstrap import Container
+from vanta.entrypoints.api.app import create_app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def write_port_file(path: Path, port: int) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(str(port))
+    tmp.replace(path)
+
+
+async def serve(container: Container, sock: socket.socket, *, run_dispatcher: bool = True,
+                log_level: str = "warning", ready: asyncio.Event | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGINT/SIGTERM or until ``stop`` is set; shuts down gracefully."""
+    app = create_app(container, run_dispatcher=run_dispatcher)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on",
+                                           access_log=False))
+
+    async def watch() -> None:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        if ready is not None:
+            ready.set()
+        if stop is not None:
+            await stop.wait()
+            server.should_exit = True
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        watcher.cancel()

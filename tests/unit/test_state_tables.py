@@ -1,0 +1,40 @@
+import pytest
+
+from vanta.domain.errors import InvalidTransition
+from vanta.domain.orders import (
+    CHILD_ORDER_TABLE,
+    MANAGER_ORDER_TABLE,
+    ChildOrderState as C,
+    ManagerOrderState as M,
+)
+
+
+@pytest.mark.parametrize(("src", "dst"), [
+    (C.PENDING, C.SENT), (C.SENT, C.ACK), (C.SENT, C.RETRY), (C.RETRY, C.SENT),
+    (C.SENT, C.FAILED), (C.SENT, C.DLQ), (C.ACK, C.CONFIRMED), (C.DLQ, C.PENDING),
+])
+def test_child_allowed_moves(src: C, dst: C) -> None:
+    assert CHILD_ORDER_TABLE.check(src, dst) is dst
+
+
+@pytest.mark.parametrize(("src", "dst"), [
+    (C.PENDING, C.ACK), (C.ACK, C.SENT), (C.FAILED, C.SENT), (C.SKIPPED, C.SENT),
+    (C.SHADOW, C.SENT), (C.CONFIRMED, C.ACK), (C.RETRY, C.ACK), (C.PENDING, C.CONFIRMED),
+])
+def test_child_illegal_moves_raise(src: C, dst: C) -> None:
+    with pytest.raises(InvalidTransition):
+        CHILD_ORDER_TABLE.check(src, dst)
+
+
+def test_skipped_shadow_failed_confirmed_are_terminal() -> None:
+    for s in (C.SKIPPED, C.SHADOW, C.FAILED, C.CONFIRMED):
+        assert CHILD_ORDER_TABLE.is_terminal(s)
+
+
+def test_manager_order_table() -> None:
+    assert MANAGER_ORDER_TABLE.can(M.RECEIVED, M.EXPANDED)
+    assert MANAGER_ORDER_TABLE.can(M.EXPANDED, M.COMPLETED)
+    with pytest.raises(InvalidTransition):
+        MANAGER_ORDER_TABLE.check(M.COMPLETED, M.EXPANDED)
+    with pytest.raises(InvalidTransition):
+        MANAGER_ORDER_TABLE.check(M.REJECTED, M.EXPANDED)
