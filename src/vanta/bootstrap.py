@@ -47,8 +47,8 @@ def build(settings: Settings | None = None) -> Container:
     s.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(s.db_url)
     secrets = LocalSecretStore(s.secrets_dir)
-    issuer = DevIssuer(s.signing_key_path, issuer=s.issuer, audience=s.jwt_audience)
-    verifier = TokenVerifier(issuer.jwks, issuer=s.issuer, audience=s.jwt_audience,
+    issuer = DevIssuer(s.signing_key_path, issuer=s.jwt_issuer, audience=s.jwt_audience)
+    verifier = TokenVerifier(issuer.jwks, issuer=s.jwt_issuer, audience=s.jwt_audience,
                              leeway=s.jwt_leeway_seconds)
     sender = AiohttpWebhookSender(timeout_seconds=s.webhook_timeout_seconds,
                                   excerpt_bytes=s.webhook_response_excerpt_bytes,

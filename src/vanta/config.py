@@ -16,7 +16,9 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: SQLite file in data_dir
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    public_url: str | None = None  # issuer base URL; default http://{api_host}:{api_port}
+    public_url: str | None = None  # base URL the API is reached at; default from host/port
+    # Stable across restarts and ports, so tokens minted by `vanta token` stay valid.
+    jwt_issuer: str = "urn:vanta:dev-issuer"
     jwt_audience: str = "vanta-api"
     jwt_leeway_seconds: int = 30
     token_ttl_seconds: int = 3600
@@ -36,7 +38,7 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'vanta.db').resolve()}"
 
     @property
-    def issuer(self) -> str:
+    def base_url(self) -> str:
         return self.public_url or f"http://{self.api_host}:{self.api_port}"
 
     @property

@@ -4,7 +4,11 @@ from vanta.domain.errors import InvalidTransition
 from vanta.domain.orders import (
     CHILD_ORDER_TABLE,
     MANAGER_ORDER_TABLE,
+)
+from vanta.domain.orders import (
     ChildOrderState as C,
+)
+from vanta.domain.orders import (
     ManagerOrderState as M,
 )
 

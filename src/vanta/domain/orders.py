@@ -80,9 +80,11 @@ CHILD_ORDER_TABLE: TransitionTable[ChildOrderState] = TransitionTable(
 )
 
 # States whose quantity counts toward the follower's position when sizing the next order.
+# In-flight buys count so two quick orders cannot both fit under one cap; a shadow
+# follower's children build its virtual position so its exits are sized like everyone's.
 POSITION_STATES = frozenset(
     {ChildOrderState.PENDING, ChildOrderState.SENT, ChildOrderState.RETRY,
-     ChildOrderState.ACK, ChildOrderState.CONFIRMED}
+     ChildOrderState.ACK, ChildOrderState.CONFIRMED, ChildOrderState.SHADOW}
 )
 TERMINAL_CHILD_STATES = frozenset(
     {ChildOrderState.ACK, ChildOrderState.CONFIRMED, ChildOrderState.FAILED,

@@ -117,9 +117,10 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         return container.issuer.jwks()
 
     @app.get("/.well-known/openid-configuration", tags=["identity"])
-    async def discovery() -> dict[str, Any]:
-        iss = container.settings.issuer
-        return {"issuer": iss, "jwks_uri": f"{iss}/.well-known/jwks.json",
+    async def discovery(request: Request) -> dict[str, Any]:
+        base = str(request.base_url).rstrip("/")
+        return {"issuer": container.settings.jwt_issuer,
+                "jwks_uri": f"{base}/.well-known/jwks.json",
                 "id_token_signing_alg_values_supported": ["RS256"]}
 
     @app.get("/v1/vaults", tags=["vaults"])

@@ -124,6 +124,7 @@ def _report(children: list[dict[str, Any]], orders: list[dict[str, Any]],
         rows.append({
             "follower": names.get(ch["follower_id"], ch["follower_id"]),
             "order": f"{mo['id']} {mo['side']} {mo['qty']} {mo['symbol']}",
+            "mo_id": ch["mo_id"],
             "qty": ch["qty"], "state": ch["state"], "cap_applied": ch["cap_applied"],
             "skip_reason": ch["skip_reason"], "verified": verified,
         })
@@ -131,14 +132,22 @@ def _report(children: list[dict[str, Any]], orders: list[dict[str, Any]],
         problems.append(f"{len(bad_sigs)} deliveries failed signature verification")
     ok = not problems and any(r["verified"] for r in rows)
     if console is not None:
-        t = Table(title="What each follower received", show_lines=False)
-        for col in ("order", "follower", "qty", "state", "cap", "why skipped", "signature"):
-            t.add_column(col)
-        for r in rows:
-            t.add_row(r["order"], r["follower"], r["qty"], r["state"],
-                      "cut to cap" if r["cap_applied"] else "", r["skip_reason"] or "",
-                      "[green]verified[/green]" if r["verified"] else "-")
-        console.print(t)
+        settings = {f["label"]: f for f in FOLLOWERS}
+        for mo in orders:
+            price = f" @ {mo['ref_price']}" if mo["ref_price"] else ""
+            t = Table(title=f"{mo['id']}: {mo['side']} {mo['qty']} {mo['symbol']}{price}",
+                      title_justify="left")
+            for col in ("follower", "settings", "qty", "state", "note", "signature"):
+                t.add_column(col, no_wrap=True)
+            for r in sorted((r for r in rows if r["mo_id"] == mo["mo_id"]),
+                            key=lambda r: r["follower"]):
+                f = settings.get(r["follower"], {})
+                cfg = f"x{f.get('scale', '?')}" + (f" cap ${f['max_pos_usd']}"
+                                                  if f.get("max_pos_usd") else "")
+                note = r["skip_reason"] or ("cut to cap" if r["cap_applied"] else "")
+                t.add_row(r["follower"], cfg, r["qty"], r["state"], note,
+                          "[green]verified[/green]" if r["verified"] else "-")
+            console.print(t)
         for p in problems:
             console.print(f"[red]problem:[/red] {p}")
         verdict = "[green]OK[/green]" if ok else "[red]FAILED[/red]"

@@ -1,0 +1,258 @@
+"""Bearer-token verification against a JWKS (the dev issuer's or a real OIDC provider's).
+
+Only asymmetric keys published in the JWK Set are trusted. The token header is read first:
+its ``alg`` must be in the allow-list (``none`` and HMAC are never accepted) and its ``kid``
+must name a JWKS key; an unknown ``kid`` triggers one refresh when the JWKS comes from a
+provider callable (key rotation). Signature and registered claims are then checked by PyJWT.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jwt
+from jwt.exceptions import (
+    DecodeError,
+    ExpiredSignatureError,
+    ImmatureSignatureError,
+    InvalidAlgorithmError,
+    InvalidAudienceError,
+    InvalidIssuedAtError,
+    InvalidIssuerError,
+    InvalidKeyError,
+    InvalidSignatureError,
+    MissingRequiredClaimError,
+    PyJWKError,
+    PyJWTError,
+)
+
+from vanta.application.principal import Principal
+
+__all__ = ["DEFAULT_ALGORITHMS", "REASONS", "InvalidToken", "TokenVerifier"]
+
+DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
+_REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "tenant_id")
+
+REASONS: frozenset[str] = frozenset({
+    "malformed",        # not a JWS compact token, bad JSON/base64, bad header or claim types
+    "unsupported_alg",  # header alg not in the allow-list (incl. none and HS*)
+    "unknown_kid",      # no kid, or no JWKS key with that kid (after one refresh if possible)
+    "bad_key",          # JWKS key unusable for the token's alg (kty/alg mismatch)
+    "bad_signature",
+    "expired",
+    "not_yet_valid",    # nbf or iat in the future beyond the leeway
+    "bad_issuer",
+    "bad_audience",
+    "missing_claim",
+    "invalid_claim",    # a claim is present but has the wrong type or value
+})
+
+
+class InvalidToken(Exception):
+    """The bearer token was refused; ``reason`` is a stable machine-readable code."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+JwksSource = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+
+
+def _index_jwks(jwks: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Map kid -> raw JWK for the usable signing keys (asymmetric, ``use`` absent or sig)."""
+    keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
+    if not isinstance(keys, list):
+        raise ValueError("JWKS must be an object with a 'keys' list")
+    indexed: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        if not isinstance(key, dict):
+            continue
+        kid = key.get("kid")
+        if not isinstance(kid, str) or not kid:
+            continue
+        if key.get("kty") not in ("RSA", "EC", "OKP"):
+            continue  # symmetric ("oct") or unknown key types are never trusted
+        if key.get("use", "sig") != "sig":
+            continue
+        indexed.setdefault(kid, dict(key))  # copied; first wins on duplicate kids
+    return indexed
+
+
+class _KeySet:
+    """An immutable snapshot of trusted JWKs plus a cache of parsed keys per (kid, alg)."""
+
+    def __init__(self, jwks: dict[str, dict[str, Any]]) -> None:
+        self.jwks = jwks
+        self._parsed: dict[tuple[str, str], jwt.PyJWK] = {}
+
+    def key_for(self, kid: str, alg: str) -> jwt.PyJWK:
+        jwk = self.jwks.get(kid)
+        if jwk is None:
+            raise InvalidToken("unknown_kid", f"no JWKS key with kid {kid!r}")
+        declared = jwk.get("alg")
+        if declared is not None and declared != alg:
+            raise InvalidToken("bad_key", f"key {kid!r} is for {declared!r}, token uses {alg!r}")
+        parsed = self._parsed.get((kid, alg))
+        if parsed is None:
+            try:
+                # Bind the key to the (allow-listed) header alg, so an RSA key without "alg"
+                # also serves PS256; a kty/alg mismatch fails here.
+                parsed = jwt.PyJWK(jwk, algorithm=alg)
+            except (PyJWKError, InvalidKeyError, ValueError, TypeError) as e:
+                raise InvalidToken("bad_key", str(e)) from None
+            self._parsed[(kid, alg)] = parsed
+        return parsed
+
+
+class TokenVerifier:
+    """Verifies JWT bearer tokens against JWKS keys and returns a :class:`Principal`."""
+
+    def __init__(
+        self,
+        jwks: JwksSource,
+        issuer: str,
+        audience: str,
+        *,
+        leeway: int = 30,
+        algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+    ) -> None:
+        if isinstance(algorithms, str):
+            raise TypeError("algorithms must be a sequence of names, not a string")
+        algs = tuple(algorithms)
+        if not algs:
+            raise ValueError("at least one algorithm must be allowed")
+        bad = [a for a in algs if a.lower() == "none" or a.upper().startswith("HS")]
+        if bad:
+            raise ValueError(f"symmetric/none algorithms cannot be trusted via JWKS: {bad}")
+        if leeway < 0:
+            raise ValueError("leeway must be >= 0")
+        self._provider: Callable[[], Mapping[str, Any]] | None = jwks if callable(jwks) else None
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway
+        self._algorithms = algs
+        self._lock = threading.Lock()
+        self._keyset: _KeySet | None = None
+        if self._provider is None:
+            assert not callable(jwks)
+            self._keyset = _KeySet(_index_jwks(jwks))
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The accepted ``alg`` header values."""
+        return self._algorithms
+
+    def verify(self, token: str) -> Principal:
+        """Verify ``token`` and return its principal; raise :class:`InvalidToken` otherwise."""
+        if not isinstance(token, str) or not token:
+            raise InvalidToken("malformed", "empty token")
+        try:
+            header = jwt.get_unverified_header(token)
+        except PyJWTError as e:
+            raise InvalidToken("malformed", str(e)) from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self._algorithms:
+            raise InvalidToken("unsupported_alg", f"alg {alg!r} is not accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("unknown_kid", "token header has no kid")
+        key = self._key_for(kid, alg)
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": list(_REQUIRED_CLAIMS)},
+            )
+        except InvalidSignatureError as e:
+            raise InvalidToken("bad_signature", str(e)) from None
+        except ExpiredSignatureError as e:
+            raise InvalidToken("expired", str(e)) from None
+        except ImmatureSignatureError as e:
+            raise InvalidToken("not_yet_valid", str(e)) from None
+        except InvalidIssuerError as e:
+            raise InvalidToken("bad_issuer", str(e)) from None
+        except InvalidAudienceError as e:
+            raise InvalidToken("bad_audience", str(e)) from None
+        except MissingRequiredClaimError as e:
+            raise InvalidToken("missing_claim", str(e)) from None
+        except InvalidAlgorithmError as e:
+            raise InvalidToken("unsupported_alg", str(e)) from None
+        except InvalidKeyError as e:
+            raise InvalidToken("bad_key", str(e)) from None
+        except InvalidIssuedAtError as e:
+            raise InvalidToken("invalid_claim", str(e)) from None
+        except DecodeError as e:
+            raise InvalidToken("malformed", str(e)) from None
+        except PyJWTError as e:
+            raise InvalidToken("invalid_claim", str(e)) from None
+        return self._principal(claims)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _key_for(self, kid: str, alg: str) -> jwt.PyJWK:
+        """The JWKS key for ``kid`` bound to ``alg``, refreshing once from the provider."""
+        keyset = self._keyset
+        if keyset is None or kid not in keyset.jwks:
+            if self._provider is not None:
+                keyset = self._refresh()
+            elif keyset is None:  # pragma: no cover - static JWKS is indexed in __init__
+                keyset = _KeySet({})
+        return keyset.key_for(kid, alg)
+
+    def _refresh(self) -> _KeySet:
+        """Fetch the JWKS from the provider again and replace the cached key set."""
+        assert self._provider is not None
+        with self._lock:
+            keyset = _KeySet(_index_jwks(self._provider()))
+            self._keyset = keyset
+        return keyset
+
+    @staticmethod
+    def _principal(claims: dict[str, Any]) -> Principal:
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise InvalidToken("invalid_claim", "sub must be a non-empty string")
+        tenant_id = claims.get("tenant_id")
+        if not isinstance(tenant_id, str) or not tenant_id:
+            raise InvalidToken("invalid_claim", "tenant_id must be a non-empty string")
+        follower_id = claims.get("follower_id")
+        if follower_id is not None and (not isinstance(follower_id, str) or not follower_id):
+            raise InvalidToken("invalid_claim", "follower_id must be a non-empty string")
+        return Principal(
+            subject=sub,
+            tenant_id=tenant_id,
+            scopes=_scopes(claims),
+            roles=_string_set(claims.get("roles", []), "roles"),
+            follower_id=follower_id,
+        )
+
+
+def _string_set(value: Any, name: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidToken("invalid_claim", f"{name} must be a list of strings")
+    return frozenset(v for v in value if v)
+
+
+def _scopes(claims: dict[str, Any]) -> frozenset[str]:
+    """Scopes from ``scope`` (space-separated string) and/or ``scp`` (list of strings)."""
+    scopes: set[str] = set()
+    if "scope" in claims:
+        scope = claims["scope"]
+        if not isinstance(scope, str):
+            raise InvalidToken("invalid_claim", "scope must be a space-separated string")
+        scopes.update(scope.split())
+    if "scp" in claims:
+        scp = claims["scp"]
+        if isinstance(scp, str):  # some providers emit a single string here
+            scopes.update(scp.split())
+        else:
+            scopes.update(_string_set(scp, "scp"))
+    return frozenset(scopes)

@@ -1,0 +1,130 @@
+"""Bad input gets a problem+json with a stable code and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import Api
+
+GOOD = {"id": "M-1", "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": 10,
+        "ref_price": 100}
+
+
+async def _counts(api: Api) -> tuple[int, int]:
+    async with api.container.uow() as uow:
+        mos = await uow.manager_orders.list("tnt_a", None, 10_000)
+        fos = await uow.child_orders.list("tnt_a", follower_id=None, mo_id=None, since=None,
+                                          limit=10_000)
+    return len(mos), len(fos)
+
+
+async def _follower(api: Api) -> None:
+    r = await api.client.post("/v1/vaults/VA/followers", headers=api.auth(),
+                              json={"scale": "0.5", "webhook": {"url": "http://127.0.0.1:9/x"}})
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({**GOOD, "qty": 0}, 422, "invalid_quantity"),
+    ({**GOOD, "qty": -3}, 422, "invalid_quantity"),
+    ({**GOOD, "qty": "abc"}, 422, "invalid_quantity"),
+    ({**GOOD, "qty": 1e300}, 422, "quantity_out_of_range"),
+    ({**GOOD, "qty": 10**40}, 422, "quantity_out_of_range"),
+    ({**GOOD, "side": "short"}, 422, "invalid_side"),
+    ({**GOOD, "vault_id": "NOPE"}, 404, "vault_not_found"),
+    ({**GOOD, "vault_id": "VB"}, 404, "vault_not_found"),  # another tenant's vault
+    ({**GOOD, "ref_price": "NaN"}, 422, "invalid_price"),
+    ({k: v for k, v in GOOD.items() if k != "qty"}, 422, "missing_field"),
+])
+async def test_bad_orders_are_refused_and_change_nothing(api: Api, body: dict, status: int,
+                                                         code: str) -> None:
+    await _follower(api)
+    before = await _counts(api)
+    r = await api.client.post("/v1/manager-orders", headers=api.auth(), json=body)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("application/problem+json")
+    problem = r.json()
+    assert problem["code"] == code and problem["status"] == status
+    assert problem["type"].endswith(code) and problem["detail"]
+    assert await _counts(api) == before
+
+
+async def test_malformed_json(api: Api) -> None:
+    r = await api.client.post("/v1/manager-orders", headers={**api.auth(),
+                              "content-type": "application/json"}, content=b"{not json")
+    assert r.status_code == 400 and r.json()["code"] == "malformed_json"
+
+
+async def test_reusing_an_order_id_for_another_order_is_a_conflict(api: Api) -> None:
+    await _follower(api)
+    assert (await api.client.post("/v1/manager-orders", headers=api.auth(),
+                                  json=GOOD)).status_code == 201
+    before = await _counts(api)
+    r = await api.client.post("/v1/manager-orders", headers=api.auth(), json={**GOOD, "qty": 11})
+    assert r.status_code == 409 and r.json()["code"] == "order_id_conflict"
+    assert await _counts(api) == before
+
+
+async def test_vault_in_maintenance_refuses_new_orders(api: Api) -> None:
+    from sqlalchemy import update
+
+    from vanta.adapters.db.tables import vaults
+    async with api.container.engine.begin() as conn:
+        await conn.execute(update(vaults).where(vaults.c.vault_id == "VA")
+                           .values(maintenance=True))
+    r = await api.client.post("/v1/manager-orders", headers=api.auth(), json=GOOD)
+    assert r.status_code == 409 and r.json()["code"] == "vault_in_maintenance"
+    assert await _counts(api) == (0, 0)
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "file:///etc/passwd", "javascript:1",
+                                 "not a url", "http://user:pw@example.com/x", 42])
+async def test_non_http_webhook_url_is_refused(api: Api, url: object) -> None:
+    r = await api.client.post("/v1/vaults/VA/followers", headers=api.auth(),
+                              json={"scale": 1, "webhook": {"url": url}})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_webhook_url"
+    assert r.json()["field"] == "webhook.url"
+    async with api.container.uow() as uow:
+        assert await uow.followers.list_for_vault("tnt_a", "VA") == []
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"scale": 0, "webhook": {"url": "http://x.test/h"}}, "invalid_scale"),
+    ({"scale": "-1", "webhook": {"url": "http://x.test/h"}}, "invalid_scale"),
+    ({"max_pos_usd": "abc", "webhook": {"url": "http://x.test/h"}}, "invalid_cap"),
+    ({"mode": "capped", "webhook": {"url": "http://x.test/h"}}, "cap_required"),
+    ({"mode": "yolo", "webhook": {"url": "http://x.test/h"}}, "invalid_mode"),
+    ({"scale": 1}, "missing_field"),
+])
+async def test_bad_follower_settings(api: Api, body: dict, code: str) -> None:
+    r = await api.client.post("/v1/vaults/VA/followers", headers=api.auth(), json=body)
+    assert r.status_code == 422 and r.json()["code"] == code
+
+
+async def test_auth_is_checked_on_every_call(api: Api) -> None:
+    for method, path in [("GET", "/v1/vaults"), ("GET", "/v1/vaults/VA"),
+                         ("GET", "/v1/manager-orders"), ("GET", "/v1/follower-orders"),
+                         ("POST", "/v1/manager-orders"), ("POST", "/v1/vaults/VA/followers")]:
+        r = await api.client.request(method, path)
+        assert r.status_code == 401 and r.json()["code"] == "unauthenticated", path
+        r = await api.client.request(method, path, headers={"Authorization": "Bearer x.y.z"})
+        assert r.status_code == 401 and r.json()["code"] == "invalid_token", path
+
+
+async def test_scopes_are_enforced(api: Api) -> None:
+    r = await api.client.post("/v1/manager-orders", json=GOOD,
+                              headers=api.auth(scopes=("vault:read", "orders:read")))
+    assert r.status_code == 403 and r.json()["code"] == "insufficient_scope"
+
+
+async def test_tenants_see_only_their_own(api: Api) -> None:
+    r = await api.client.get("/v1/vaults", headers=api.auth("tnt_b"))
+    assert [v["vault_id"] for v in r.json()["data"]] == ["VB"]
+    r = await api.client.get("/v1/vaults/VA", headers=api.auth("tnt_b"))
+    assert r.status_code == 404 and "VA" not in str(r.json().get("data", ""))
+
+
+async def test_bad_since(api: Api) -> None:
+    r = await api.client.get("/v1/manager-orders", params={"since": "yesterday"},
+                             headers=api.auth())
+    assert r.status_code == 422 and r.json()["code"] == "invalid_since"
