@@ -65,7 +65,7 @@ async def up(s: Settings, *, receiver_port: int, console: Console) -> None:
     console.print("\n[bold]Dev token[/] (12 h, all scopes):")
     print(tok)
     console.print("\nTry:")
-    print(f'  export VANTA_TOKEN="{tok[:16]}…"   # the token above')
+    print(f"  export VANTA_TOKEN=$(vanta token --data-dir {s.data_dir})")
     print(f'  curl -s -H "Authorization: Bearer $VANTA_TOKEN" {api}/v1/vaults')
     print(f'  curl -s -X POST -H "Authorization: Bearer $VANTA_TOKEN" '
           f'-H "Content-Type: application/json" {api}/v1/manager-orders '
