@@ -8,12 +8,9 @@ verified exactly like those of an external OIDC provider.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,14 +21,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from vanta.adapters.private_files import create_once, read_valid
+
 __all__ = ["ALGORITHM", "DevIssuer", "jwk_thumbprint"]
 
 ALGORITHM = "RS256"
 _KEY_SIZE = 2048
 _PUBLIC_EXPONENT = 65537
-_FILE_MODE = 0o600
-_DIR_MODE = 0o700
-_KEY_READ_ATTEMPTS = 50
 # RFC 7638 §3.2: required members per key type, in the thumbprint's canonical form.
 _THUMBPRINT_MEMBERS: dict[str, tuple[str, ...]] = {
     "RSA": ("e", "kty", "n"),
@@ -52,36 +48,6 @@ def jwk_thumbprint(jwk: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Best-effort fsync of a directory so a new link survives a crash."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_temp(directory: Path, data: bytes) -> Path:
-    """Write ``data`` to a fresh 0600 temp file in ``directory`` and fsync it."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return Path(tmp)
-
-
 def _parse_key(pem: bytes, source: Path) -> rsa.RSAPrivateKey:
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, rsa.RSAPrivateKey):
@@ -94,42 +60,14 @@ def _parse_key(pem: bytes, source: Path) -> rsa.RSAPrivateKey:
 def _load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
     """Read the PEM key at ``path``, creating it atomically (0600) if absent; race-safe."""
     if not path.exists():
-        path.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
         new_key = rsa.generate_private_key(public_exponent=_PUBLIC_EXPONENT, key_size=_KEY_SIZE)
-        pem = new_key.private_bytes(
+        create_once(path, new_key.private_bytes(
             encoding=serialization.Encoding.PEM,
             format=serialization.PrivateFormat.PKCS8,
             encryption_algorithm=serialization.NoEncryption(),
-        )
-        tmp = _write_temp(path.parent, pem)
-        try:
-            # link() fails if another process won the race, and never exposes a partial file.
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        except OSError:
-            # Filesystems without hard links: exclusive create as a fallback.
-            with contextlib.suppress(FileExistsError):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(pem)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        _fsync_dir(path.parent)
-    # Always re-read: the winner of a creation race defines the key. A fallback writer may
-    # still be mid-write, so retry briefly on an unparsable file.
-    last_error: ValueError | None = None
-    for _ in range(_KEY_READ_ATTEMPTS):
-        try:
-            return _parse_key(path.read_bytes(), path)
-        except ValueError as e:
-            last_error = e
-            time.sleep(0.01)
-    assert last_error is not None
-    raise last_error
+        ))
+    # Always re-read: the winner of a creation race defines the key.
+    return read_valid(path, lambda pem: _parse_key(pem, path))
 
 
 class DevIssuer:

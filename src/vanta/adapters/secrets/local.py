@@ -11,12 +11,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 import threading
-import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+
+from vanta.adapters.private_files import (
+    DIR_MODE,
+    create_once,
+    fsync_dir,
+    read_valid,
+    write_temp,
+)
 
 __all__ = ["SCHEME", "LocalSecretStore", "SecretNotFound", "SecretUnreadable"]
 
@@ -24,10 +30,7 @@ SCHEME = "local"
 MASTER_KEY_ENV = "VANTA_MASTER_KEY"
 MASTER_KEY_FILE = "master.key"
 _SUFFIX = ".secret"
-_FILE_MODE = 0o600
-_DIR_MODE = 0o700
 _NAME_TAG_BYTES = 32  # sha256(name) prefixed to the plaintext: binds a ciphertext to its name
-_KEY_READ_ATTEMPTS = 50
 
 
 class SecretNotFound(KeyError):
@@ -40,36 +43,6 @@ class SecretUnreadable(Exception):
 
 def _name_digest(name: str) -> bytes:
     return hashlib.sha256(name.encode("utf-8")).digest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Best-effort fsync of a directory so a rename survives a crash."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_temp(directory: Path, data: bytes) -> Path:
-    """Write ``data`` to a fresh 0600 temp file in ``directory`` and fsync it."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return Path(tmp)
 
 
 class LocalSecretStore:
@@ -99,14 +72,14 @@ class LocalSecretStore:
             raise TypeError("secret value must be bytes")
         token = self._get_fernet().encrypt(_name_digest(name) + bytes(value))
         self._ensure_dir()
-        tmp = _write_temp(self._directory, token)
+        tmp = write_temp(self._directory, token)
         try:
             os.replace(tmp, self._path(name))
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self._directory)
+        fsync_dir(self._directory)
         return f"{SCHEME}:{name}"
 
     def get(self, ref: str) -> bytes:
@@ -134,7 +107,7 @@ class LocalSecretStore:
             if not missing_ok:
                 raise SecretNotFound(ref) from None
             return
-        _fsync_dir(self._directory)
+        fsync_dir(self._directory)
 
     def exists(self, ref: str) -> bool:
         """Whether a secret is stored under ``ref``."""
@@ -167,7 +140,7 @@ class LocalSecretStore:
         return self._directory / (hashlib.sha256(name.encode("utf-8")).hexdigest() + _SUFFIX)
 
     def _ensure_dir(self) -> None:
-        self._directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        self._directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
     @staticmethod
     def _make_fernet(key: bytes | str, source: str) -> Fernet:
@@ -199,32 +172,10 @@ class LocalSecretStore:
         path = self._key_path
         if not path.exists():
             self._ensure_dir()
-            tmp = _write_temp(self._directory, Fernet.generate_key())
-            try:
-                # link() fails if another process won the race, and never exposes a partial file.
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-            except OSError:
-                # Filesystems without hard links: exclusive create as a fallback.
-                with contextlib.suppress(FileExistsError):
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-                    with os.fdopen(fd, "wb") as fh:
-                        fh.write(tmp.read_bytes())
-                        fh.flush()
-                        os.fsync(fh.fileno())
-            finally:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-            _fsync_dir(self._directory)
-        # A fallback writer may still be mid-write: retry briefly on an incomplete key.
-        key = b""
-        for _ in range(_KEY_READ_ATTEMPTS):
-            key = path.read_bytes().strip()
-            try:
-                Fernet(key)
-            except ValueError:
-                time.sleep(0.01)
-                continue
-            return key
-        return key
+            create_once(path, Fernet.generate_key())
+
+        def parse(raw: bytes) -> bytes:
+            Fernet(raw.strip())  # raises ValueError while a writer is mid-write
+            return raw.strip()
+
+        return read_valid(path, parse)
