@@ -86,7 +86,7 @@ def test_order_is_mirrored_signed_and_acknowledged(
     rcv = httpx.Client(base_url=receiver, timeout=10)
 
     specs = {"small": {"scale": "0.2"}, "capped": {"scale": "1", "max_pos_usd": 2500,
-                                                   "mode": "capped"},
+                                                   "mode": "capped", "plan": "pro"},
              "killed": {"scale": "1", "kill_switch": True}}
     ids = {}
     for key, spec in specs.items():

@@ -1,4 +1,4 @@
-"""Registering followers and reading their settings for sizing."""
+"""Registering, changing and reading followers."""
 
 from __future__ import annotations
 
@@ -11,41 +11,48 @@ from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.signing import new_webhook_secret, standard_secret_string
 from vanta.application.clock import Clock, utcnow
+from vanta.application.plans import follower_rights, require_mode_allowed
 from vanta.domain.errors import NotFound, ValidationFailed
 from vanta.domain.followers import (
     DeliveryKind,
     FollowerMode,
     FollowerSpec,
+    Protections,
+    ScaleMode,
     parse_max_pos_usd,
     parse_mode,
+    parse_protections,
     parse_scale,
+    parse_scale_mode,
 )
 from vanta.domain.ids import FollowerId, new_id
 
-ALLOWED_FIELDS = frozenset({"label", "mode", "scale", "max_pos_usd", "kill_switch", "webhook",
-                            "webhook_url"})
+SETTING_FIELDS = frozenset({"label", "mode", "scale", "max_pos_usd", "kill_switch",
+                            "scale_mode", "nav_multiplier", "fractional", "protections",
+                            "plan", "overlay_opt_in", "paused"})
+REGISTER_FIELDS = SETTING_FIELDS | {"webhook", "webhook_url", "sync"}
+PLANS = ("core", "pro", "institutional")
 
 
 def follower_spec(row: Mapping[str, Any]) -> FollowerSpec:
+    flip, persona = follower_rights(row["plan_id"], bool(row["overlay_opt_in"]))
     return FollowerSpec(
         follower_id=FollowerId(row["follower_id"]), mode=FollowerMode(row["mode"]),
         scale=row["scale"], max_pos_usd=row["max_pos_usd"], kill_switch=bool(row["kill_switch"]),
         delivery=DeliveryKind.WEBHOOK if row["webhook_url"] else DeliveryKind.BRIDGED,
+        scale_mode=ScaleMode(row["scale_mode"]), nav_multiplier=row["nav_multiplier"],
+        fractional=bool(row["fractional"]), paused=bool(row["paused"]),
+        protections=Protections.from_json(row["protections"]),
+        flip_allowed=flip, persona_allowed=persona,
     )
 
 
 def spec_to_json(s: FollowerSpec) -> dict[str, Any]:
-    return {"follower_id": s.follower_id, "mode": s.mode.value, "scale": str(s.scale),
-            "max_pos_usd": None if s.max_pos_usd is None else str(s.max_pos_usd),
-            "kill_switch": s.kill_switch, "delivery": s.delivery.value}
+    return s.to_json()
 
 
 def spec_from_json(d: Mapping[str, Any]) -> FollowerSpec:
-    cap = d.get("max_pos_usd")
-    return FollowerSpec(
-        follower_id=FollowerId(d["follower_id"]), mode=FollowerMode(d["mode"]),
-        scale=Decimal(d["scale"]), max_pos_usd=None if cap is None else Decimal(cap),
-        kill_switch=bool(d["kill_switch"]), delivery=DeliveryKind(d["delivery"]))
+    return FollowerSpec.from_json(d)
 
 
 def validate_webhook_url(value: object) -> str:
@@ -62,34 +69,94 @@ def validate_webhook_url(value: object) -> str:
     return value
 
 
-def parse_registration(raw: object) -> dict[str, Any]:
+def _bool(raw: Mapping[str, Any], key: str, default: bool) -> bool:
+    v = raw.get(key, default)
+    if not isinstance(v, bool):
+        raise ValidationFailed(f"{key} must be true or false", code="invalid_boolean", field=key)
+    return v
+
+
+def _check_fields(raw: object, allowed: frozenset[str]) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
         raise ValidationFailed("body must be a JSON object", code="invalid_body")
-    unknown = sorted(set(raw) - ALLOWED_FIELDS)
+    unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", code="unknown_field",
                                field=unknown[0])
-    webhook = raw.get("webhook")
-    url = raw.get("webhook_url")
+    return raw
+
+
+def parse_settings(raw: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate settings; with ``current`` (a PATCH) absent keys keep their stored value."""
+    def pick(key: str, default: Any) -> Any:
+        if key in raw:
+            return raw[key]
+        return current[key] if current is not None else default
+
+    out: dict[str, Any] = {}
+    label = pick("label", "")
+    if not isinstance(label, str) or len(label) > 200:
+        raise ValidationFailed("label must be a string of at most 200 characters",
+                               code="invalid_label", field="label")
+    out["label"] = label
+    out["scale"] = parse_scale(raw["scale"]) if "scale" in raw else (
+        current["scale"] if current is not None else Decimal(1))
+    if "max_pos_usd" in raw:
+        out["max_pos_usd"] = parse_max_pos_usd(raw["max_pos_usd"])
+    else:
+        out["max_pos_usd"] = current["max_pos_usd"] if current is not None else None
+    mode_raw = raw.get("mode")
+    if mode_raw is None and current is not None:
+        mode_raw = current["mode"]
+        if "max_pos_usd" in raw and out["max_pos_usd"] is not None and \
+                mode_raw == FollowerMode.PROPORTIONAL.value:
+            mode_raw = FollowerMode.CAPPED.value  # setting a cap turns capping on
+        if out["max_pos_usd"] is None and mode_raw == FollowerMode.CAPPED.value:
+            mode_raw = None if "max_pos_usd" in raw else mode_raw
+    out["mode"] = parse_mode(mode_raw, out["max_pos_usd"]).value
+    out["kill_switch"] = _bool(raw, "kill_switch",
+                               bool(current["kill_switch"]) if current else False)
+    out["paused"] = _bool(raw, "paused", bool(current["paused"]) if current else False)
+    out["scale_mode"] = parse_scale_mode(pick("scale_mode", "fixed")).value
+    out["nav_multiplier"] = parse_scale(raw["nav_multiplier"], "nav_multiplier") \
+        if "nav_multiplier" in raw else (current["nav_multiplier"] if current else Decimal(1))
+    out["fractional"] = _bool(raw, "fractional", bool(current["fractional"]) if current
+                              else False)
+    if "protections" in raw:
+        out["protections"] = parse_protections(raw["protections"]).to_json()
+    else:
+        out["protections"] = current["protections"] if current else Protections().to_json()
+    plan = raw.get("plan", current["plan_id"] if current else "core")
+    if plan not in PLANS:
+        raise ValidationFailed(f"plan must be one of {', '.join(PLANS)}", code="invalid_plan",
+                               field="plan")
+    out["plan_id"] = plan
+    out["overlay_opt_in"] = _bool(raw, "overlay_opt_in",
+                                  bool(current["overlay_opt_in"]) if current else False)
+    require_mode_allowed(plan, out["mode"])
+    return out
+
+
+def parse_registration(raw: object) -> dict[str, Any]:
+    body = _check_fields(raw, REGISTER_FIELDS)
+    webhook = body.get("webhook")
+    url = body.get("webhook_url")
     if isinstance(webhook, Mapping):
         url = webhook.get("url", url)
     if url is None:
         raise ValidationFailed("a webhook url is required (bridged brokers are not built yet)",
                                code="missing_field", field="webhook.url")
-    cap = parse_max_pos_usd(raw.get("max_pos_usd"))
-    kill = raw.get("kill_switch", False)
-    if not isinstance(kill, bool):
-        raise ValidationFailed("kill_switch must be true or false", code="invalid_boolean",
-                               field="kill_switch")
-    label = raw.get("label", "")
-    if not isinstance(label, str) or len(label) > 200:
-        raise ValidationFailed("label must be a string of at most 200 characters",
-                               code="invalid_label", field="label")
-    return {
-        "label": label, "mode": parse_mode(raw.get("mode"), cap).value,
-        "scale": parse_scale(raw.get("scale", 1)), "max_pos_usd": cap, "kill_switch": kill,
-        "webhook_url": validate_webhook_url(url),
-    }
+    settings = parse_settings({k: v for k, v in body.items()
+                               if k not in ("webhook", "webhook_url", "sync")}, None)
+    return {**settings, "webhook_url": validate_webhook_url(url),
+            "sync": _bool(body, "sync", False)}
+
+
+def _audit_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("label", "mode", "scale", "max_pos_usd", "kill_switch", "paused", "scale_mode",
+            "nav_multiplier", "fractional", "protections", "plan_id", "overlay_opt_in",
+            "webhook_url")
+    return {k: (str(row[k]) if isinstance(row.get(k), Decimal) else row.get(k)) for k in keys}
 
 
 async def register_follower(
@@ -98,6 +165,7 @@ async def register_follower(
 ) -> tuple[dict[str, Any], str]:
     """Returns the stored follower and its webhook secret (``whsec_…``), shown only once."""
     fields = parse_registration(raw)
+    fields.pop("sync")
     follower_id = new_id()
     secret = new_webhook_secret()
     # Written before the row that points at it: a crash leaves an orphan secret, never a
@@ -105,20 +173,47 @@ async def register_follower(
     ref = secrets.put(f"webhook/{follower_id}/v1", secret)
     now = clock()
     row = {"follower_id": follower_id, "tenant_id": tenant_id, "vault_id": vault_id,
-           **fields, "hmac_key_ref": ref, "bridged_brokers": None,
+           **fields, "hmac_key_ref": ref, "bridged_brokers": None, "paused_reason": None,
            "created_at": now, "updated_at": now}
-    async with uow:
-        if await uow.vaults.get(tenant_id, vault_id) is None:
-            secrets.delete(ref)
-            raise NotFound(f"vault {vault_id} not found", code="vault_not_found")
-        await uow.followers.add(row)
-        await uow.audit.append(entity="follower", entity_id=follower_id, action="registered",
-                               actor=actor, tenant_id=tenant_id,
-                               payload={"vault_id": vault_id, "mode": fields["mode"],
-                                        "scale": str(fields["scale"]),
-                                        "max_pos_usd": None if fields["max_pos_usd"] is None
-                                        else str(fields["max_pos_usd"]),
-                                        "kill_switch": fields["kill_switch"],
-                                        "webhook_url": fields["webhook_url"]})
-        await uow.commit()
+    try:
+        async with uow:
+            if await uow.vaults.get(tenant_id, vault_id) is None:
+                raise NotFound(f"vault {vault_id} not found", code="vault_not_found")
+            await uow.followers.add(row)
+            await uow.audit.append(entity="follower", entity_id=follower_id,
+                                   action="registered", actor=actor, tenant_id=tenant_id,
+                                   payload={"vault_id": vault_id, "after": _audit_view(row)})
+            await uow.commit()
+    except BaseException:
+        secrets.delete(ref, missing_ok=True)
+        raise
     return row, standard_secret_string(secret)
+
+
+async def patch_follower(
+    uow: SqlUnitOfWork, *, tenant_id: str, follower_id: str, raw: object, actor: str,
+    clock: Clock = utcnow,
+) -> dict[str, Any]:
+    """Change settings; the audit event carries the settings before and after."""
+    body = _check_fields(raw, SETTING_FIELDS)
+    if not body:
+        raise ValidationFailed("nothing to change", code="empty_patch")
+    async with uow:
+        current = await uow.followers.get(tenant_id, follower_id)
+        if current is None:
+            raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
+        changes = parse_settings(body, current)
+        if "paused" in body and not body["paused"]:
+            changes["paused_reason"] = None
+        elif body.get("paused"):
+            changes["paused_reason"] = "manual"
+        changes["updated_at"] = clock()
+        await uow.followers.update(tenant_id, follower_id, **changes)
+        after = {**current, **changes}
+        await uow.audit.append(entity="follower", entity_id=follower_id, action="updated",
+                               actor=actor, tenant_id=tenant_id,
+                               payload={"before": _audit_view(current),
+                                        "after": _audit_view(after),
+                                        "changed": sorted(body)})
+        await uow.commit()
+    return after

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.clock import Clock, utcnow
-from vanta.application.followers import follower_spec, spec_from_json, spec_to_json
+from vanta.application.followers import follower_spec
+from vanta.application.snapshots import build_snapshot, instrument_for
 from vanta.domain.errors import Conflict, NotFound, ValidationFailed
-from vanta.domain.ids import FollowerId, ManagerOrderId, VaultId, manager_order_id, new_id
+from vanta.domain.followers import FollowerSpec
+from vanta.domain.ids import ManagerOrderId, VaultId, manager_order_id, new_id
 from vanta.domain.mirroring import Expansion, Snapshot, ensure_vault_accepts_orders, expand
-from vanta.domain.money import default_instrument
+from vanta.domain.money import Instrument
+from vanta.domain.navs import parse_nav
 from vanta.domain.orders import (
     ManagerOrder,
     ManagerOrderState,
+    Side,
+    TimeInForce,
     parse_client_order_id,
     parse_price,
     parse_qty,
@@ -30,7 +36,8 @@ DISPATCH_TOPIC = "mirror.dispatch"
 MAX_META_BYTES = 16_384
 ALLOWED_FIELDS = frozenset({
     "id", "vault_id", "symbol", "venue", "side", "qty", "tif", "time_in_force", "ref_price",
-    "closes_position", "reason_vector", "conviction", "provenance", "dag_id", "meta",
+    "closes_position", "manager_nav", "reason_vector", "conviction", "provenance", "dag_id",
+    "meta",
 })
 PASSTHROUGH_FIELDS = ("reason_vector", "conviction", "provenance", "dag_id", "meta")
 
@@ -50,6 +57,9 @@ def parse_order_input(raw: object, *, vault_id: str | None = None) -> ManagerOrd
         if raw.get(name) is None:
             raise ValidationFailed(f"{name} is required", code="missing_field", field=name)
     coid = parse_client_order_id(raw["id"]) if raw.get("id") is not None else new_id()
+    if coid.startswith("sync:"):
+        raise ValidationFailed("ids starting with 'sync:' are reserved", code="invalid_order_id",
+                               field="id")
     closes = raw.get("closes_position", False)
     if not isinstance(closes, bool):
         raise ValidationFailed("closes_position must be true or false", code="invalid_boolean",
@@ -57,13 +67,15 @@ def parse_order_input(raw: object, *, vault_id: str | None = None) -> ManagerOrd
     meta = {k: raw[k] for k in PASSTHROUGH_FIELDS if raw.get(k) is not None}
     if len(json.dumps(meta, default=str)) > MAX_META_BYTES:
         raise ValidationFailed("metadata is too large", code="metadata_too_large", field="meta")
-    side = parse_side(raw["side"])
+    mnav = raw.get("manager_nav")
     return ManagerOrder(
         mo_id=manager_order_id(vid, coid), vault_id=VaultId(vid), client_order_id=coid,
-        symbol=parse_symbol(raw["symbol"]), venue=parse_venue(raw.get("venue")), side=side,
-        qty=parse_qty(raw["qty"]), tif=parse_tif(raw.get("tif", raw.get("time_in_force"))),
+        symbol=parse_symbol(raw["symbol"]), venue=parse_venue(raw.get("venue")),
+        side=parse_side(raw["side"]), qty=parse_qty(raw["qty"]),
+        tif=parse_tif(raw.get("tif", raw.get("time_in_force"))),
         ref_price=parse_price(raw.get("ref_price")), closes_position=closes,
         meta=json.loads(json.dumps(meta, default=str)),
+        manager_nav=None if mnav is None else parse_nav(mnav),
     )
 
 
@@ -82,6 +94,58 @@ def _same_order(row: Mapping[str, Any], order: ManagerOrder) -> bool:
             and bool(row["closes_position"]) == order.closes_position)
 
 
+def _snapshot_json(snapshot: Snapshot, specs: Sequence[FollowerSpec],
+                   instrument: Instrument) -> dict[str, Any]:
+    return {**snapshot.to_json(), "followers": [s.to_json() for s in specs],
+            "instrument": instrument.to_json()}
+
+
+async def _expand_and_store(
+    uow: SqlUnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
+    now: datetime, only: Callable[[FollowerSpec], bool] | None = None,
+) -> Expansion:
+    rows = await uow.followers.list_for_vault(tenant_id, order.vault_id)
+    specs = [s for s in (follower_spec(r) for r in rows) if only is None or only(s)]
+    snapshot = await build_snapshot(uow, order, specs, now, order.manager_nav)
+    instrument = await instrument_for(uow, order.symbol, order.venue)
+    expansion = expand(order, specs, instrument, snapshot)
+    state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
+    await uow.manager_orders.add({
+        "mo_id": order.mo_id, "tenant_id": tenant_id, "vault_id": order.vault_id,
+        "client_order_id": order.client_order_id, "source": source,
+        "symbol": order.symbol, "venue": order.venue, "side": order.side.value,
+        "qty": order.qty, "tif": order.tif.value, "ref_price": order.ref_price,
+        "closes_position": order.closes_position, "meta": order.meta,
+        "snapshot": _snapshot_json(snapshot, specs, instrument),
+        "state": state.value, "created_at": now,
+    })
+    await uow.child_orders.add_many(expansion.children, tenant_id=tenant_id,
+                                    vault_id=order.vault_id, now=now)
+    await uow.outbox.add_many(DISPATCH_TOPIC,
+                              [(c.fo_id, {"fo_id": c.fo_id}) for c in expansion.dispatchable],
+                              now)
+    await uow.audit.append(
+        entity="manager_order", entity_id=order.mo_id, action="received", actor=actor,
+        tenant_id=tenant_id,
+        payload={"source": source, "client_order_id": order.client_order_id,
+                 "symbol": order.symbol, "side": order.side.value, "qty": str(order.qty),
+                 "snapshot": snapshot.to_json()})
+    for c in expansion.children:
+        await uow.audit.append(
+            entity="follower_order", entity_id=c.fo_id, action=f"created:{c.state.value}",
+            actor="orchestrator", tenant_id=tenant_id,
+            payload={"mo_id": c.mo_id, "follower_id": c.follower_id, "symbol": c.symbol,
+                     "qty": str(c.qty), "cap_applied": c.cap_applied,
+                     "skip_reason": c.skip_reason, "sizing": c.sizing})
+    for fid in expansion.pause:
+        await uow.followers.update(tenant_id, fid, paused=True, paused_reason="drawdown_stop",
+                                   updated_at=now)
+        await uow.audit.append(entity="follower", entity_id=fid, action="paused",
+                               actor="orchestrator", tenant_id=tenant_id,
+                               payload={"reason": "drawdown_stop", "mo_id": order.mo_id})
+    return expansion
+
+
 async def submit_manager_order(
     uow: SqlUnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
     clock: Clock = utcnow,
@@ -98,60 +162,58 @@ async def submit_manager_order(
                                "different order", code="order_id_conflict")
             return Submitted(order, False, None, existing["state"])
         ensure_vault_accepts_orders(bool(vault["maintenance"]))
-
-        now = clock()
-        rows = await uow.followers.list_for_vault(tenant_id, order.vault_id)
-        specs = [follower_spec(r) for r in rows]
-        held = await uow.child_orders.positions([s.follower_id for s in specs], order.symbol)
-        snapshot = Snapshot(price=order.ref_price,
-                            positions={FollowerId(k): v for k, v in held.items() if v != 0})
-        expansion = expand(order, specs, default_instrument(order.symbol, order.venue), snapshot)
-        state = (ManagerOrderState.EXPANDED if expansion.dispatchable
-                 else ManagerOrderState.COMPLETED)
-
-        await uow.manager_orders.add({
-            "mo_id": order.mo_id, "tenant_id": tenant_id, "vault_id": order.vault_id,
-            "client_order_id": order.client_order_id, "source": source,
-            "symbol": order.symbol, "venue": order.venue, "side": order.side.value,
-            "qty": order.qty, "tif": order.tif.value, "ref_price": order.ref_price,
-            "closes_position": order.closes_position, "meta": order.meta,
-            "snapshot": {**snapshot.to_json(), "followers": [spec_to_json(s) for s in specs]},
-            "state": state.value, "created_at": now,
-        })
-        await uow.child_orders.add_many(expansion.children, tenant_id=tenant_id,
-                                        vault_id=order.vault_id, now=now)
-        await uow.outbox.add_many(DISPATCH_TOPIC,
-                                  [(c.fo_id, {"fo_id": c.fo_id}) for c in expansion.dispatchable],
-                                  now)
-        await uow.audit.append(
-            entity="manager_order", entity_id=order.mo_id, action="received", actor=actor,
-            tenant_id=tenant_id,
-            payload={"source": source, "client_order_id": order.client_order_id,
-                     "symbol": order.symbol, "side": order.side.value, "qty": str(order.qty),
-                     "snapshot": snapshot.to_json()})
-        for c in expansion.children:
-            await uow.audit.append(
-                entity="follower_order", entity_id=c.fo_id, action=f"created:{c.state.value}",
-                actor="orchestrator", tenant_id=tenant_id,
-                payload={"mo_id": c.mo_id, "follower_id": c.follower_id, "qty": str(c.qty),
-                         "cap_applied": c.cap_applied, "skip_reason": c.skip_reason,
-                         "sizing": c.sizing})
+        expansion = await _expand_and_store(uow, tenant_id=tenant_id, order=order,
+                                            source=source, actor=actor, now=clock())
         await uow.commit()
-        return Submitted(order, True, expansion, state.value)
+    state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
+    return Submitted(order, True, expansion, state.value)
+
+
+async def sync_follower(
+    uow: SqlUnitOfWork, *, tenant_id: str, vault_id: str, follower_id: str, actor: str,
+    clock: Clock = utcnow,
+) -> list[Expansion]:
+    """Size the buys that bring a new follower to the manager's current positions: one
+    ``sync`` order per held symbol, sized for this follower alone by the usual rules."""
+    out: list[Expansion] = []
+    async with uow:
+        vault = await uow.vaults.get_for_update(tenant_id, vault_id)
+        if vault is None:
+            raise NotFound(f"vault {vault_id} not found", code="vault_not_found")
+        ensure_vault_accepts_orders(bool(vault["maintenance"]))
+        now = clock()
+        for symbol, (qty, venue, price) in sorted((await uow.manager_orders.holdings(
+                vault_id)).items()):
+            coid = f"sync:{follower_id}:{symbol}"
+            order = ManagerOrder(
+                mo_id=manager_order_id(vault_id, coid), vault_id=VaultId(vault_id),
+                client_order_id=coid, symbol=symbol, venue=venue, side=Side.BUY, qty=qty,
+                tif=TimeInForce.DAY, ref_price=price, meta={"sync_for": follower_id})
+            if await uow.manager_orders.get(tenant_id, order.mo_id) is not None:
+                continue
+            out.append(await _expand_and_store(
+                uow, tenant_id=tenant_id, order=order, source="sync", actor=actor, now=now,
+                only=lambda s: s.follower_id == follower_id))
+        await uow.commit()
+    return out
+
+
+def order_from_row(row: Mapping[str, Any]) -> ManagerOrder:
+    return ManagerOrder(
+        mo_id=ManagerOrderId(row["mo_id"]), vault_id=VaultId(row["vault_id"]),
+        client_order_id=row["client_order_id"], symbol=row["symbol"], venue=row["venue"],
+        side=parse_side(row["side"]), qty=row["qty"], tif=parse_tif(row["tif"]),
+        ref_price=row["ref_price"], closes_position=bool(row["closes_position"]),
+        meta=row["meta"])
 
 
 async def replay_expansion(uow: SqlUnitOfWork, *, tenant_id: str, mo_id: str) -> Expansion:
-    """Re-run sizing from the stored snapshot; an auditor compares it with the stored rows."""
+    """Re-run sizing from the stored snapshot alone; an auditor compares it with the rows."""
     async with uow:
         row = await uow.manager_orders.get(tenant_id, mo_id)
         if row is None:
             raise NotFound(f"manager order {mo_id} not found", code="manager_order_not_found")
-        order = ManagerOrder(
-            mo_id=ManagerOrderId(row["mo_id"]), vault_id=VaultId(row["vault_id"]),
-            client_order_id=row["client_order_id"], symbol=row["symbol"], venue=row["venue"],
-            side=parse_side(row["side"]), qty=row["qty"], tif=parse_tif(row["tif"]),
-            ref_price=row["ref_price"], closes_position=bool(row["closes_position"]),
-            meta=row["meta"])
-        specs = [spec_from_json(d) for d in row["snapshot"].get("followers", [])]
-        return expand(order, specs, default_instrument(order.symbol, order.venue),
-                      Snapshot.from_json(row["snapshot"]))
+    snap = row["snapshot"]
+    specs = [FollowerSpec.from_json(d) for d in snap.get("followers", [])]
+    return expand(order_from_row(row), specs, Instrument.from_json(snap["instrument"]),
+                  Snapshot.from_json(snap))

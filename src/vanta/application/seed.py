@@ -51,9 +51,9 @@ async def create_vault(uow: SqlUnitOfWork, *, tenant_id: str, vault_id: str | No
 
 DEMO_FOLLOWERS: list[dict[str, Any]] = [
     {"label": "Ada (scale 0.20, cap $2,500)", "scale": "0.20", "max_pos_usd": 2500,
-     "mode": "capped"},
+     "mode": "capped", "plan": "pro"},
     {"label": "Bo (scale 0.50)", "scale": "0.50"},
-    {"label": "Cy (scale 1.00, cap $5,000)", "scale": "1", "max_pos_usd": 5000},
+    {"label": "Cy (scale 1.00, cap $5,000)", "scale": "1", "max_pos_usd": 5000, "plan": "pro"},
     {"label": "Dee (kill switch on)", "scale": "0.75", "kill_switch": True},
 ]
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from vanta.domain.errors import Conflict
 from vanta.domain.followers import FollowerMode, FollowerSpec
 from vanta.domain.ids import FollowerId, child_order_id
 from vanta.domain.money import ZERO, Instrument
 from vanta.domain.orders import ChildOrder, ChildOrderState, ManagerOrder
-from vanta.domain.sizing import Sized, size_child
+from vanta.domain.overlays import OverlayEffect
+from vanta.domain.sizing import NavState, OrderContext, Sized, size_child
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,30 +22,55 @@ class Snapshot:
 
     price: Decimal | None
     positions: Mapping[FollowerId, Decimal]
+    manager_nav: Decimal | None = None
+    manager_position: Decimal = ZERO
+    navs: Mapping[FollowerId, NavState] = field(default_factory=dict)
+    overlay: OverlayEffect = field(default_factory=OverlayEffect)
 
     def held(self, follower_id: FollowerId) -> Decimal:
         return self.positions.get(follower_id, ZERO)
 
-    def to_json(self) -> dict[str, object]:
+    def context(self) -> OrderContext:
+        return OrderContext(self.price, self.manager_nav, self.manager_position, self.overlay)
+
+    def to_json(self) -> dict[str, Any]:
         return {
-            "price": None if self.price is None else str(self.price),
+            "price": _s(self.price),
             "positions": {k: str(v) for k, v in sorted(self.positions.items())},
+            "manager_nav": _s(self.manager_nav),
+            "manager_position": str(self.manager_position),
+            "navs": {k: [str(n.nav), str(n.peak), str(n.day_start)]
+                     for k, n in sorted(self.navs.items())},
+            "overlay": self.overlay.to_json(),
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> Snapshot:
-        price = data.get("price")
-        positions = data.get("positions") or {}
-        assert isinstance(positions, dict)
+    def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
+        navs = data.get("navs") or {}
         return cls(
-            price=None if price is None else Decimal(str(price)),
-            positions={FollowerId(k): Decimal(str(v)) for k, v in positions.items()},
+            price=_d(data.get("price")),
+            positions={FollowerId(k): Decimal(str(v))
+                       for k, v in (data.get("positions") or {}).items()},
+            manager_nav=_d(data.get("manager_nav")),
+            manager_position=Decimal(str(data.get("manager_position", "0"))),
+            navs={FollowerId(k): NavState(Decimal(v[0]), Decimal(v[1]), Decimal(v[2]))
+                  for k, v in navs.items()},
+            overlay=OverlayEffect.from_json(data.get("overlay")),
         )
+
+
+def _s(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def _d(v: object) -> Decimal | None:
+    return None if v is None else Decimal(str(v))
 
 
 @dataclass(frozen=True, slots=True)
 class Expansion:
     children: tuple[ChildOrder, ...]
+    pause: tuple[FollowerId, ...] = ()  # followers whose drawdown stop tripped
 
     @property
     def dispatchable(self) -> tuple[ChildOrder, ...]:
@@ -68,26 +95,31 @@ def expand(
 ) -> Expansion:
     """One child per follower, in follower-id order; the same inputs give the same children."""
     children: list[ChildOrder] = []
+    pause: list[FollowerId] = []
+    ctx = snapshot.context()
     for f in sorted(followers, key=lambda f: f.follower_id):
-        result = size_child(
-            order, f, instrument, held=snapshot.held(f.follower_id), price=snapshot.price
-        )
-        fo_id = child_order_id(order.mo_id, f.follower_id)
+        fid = f.follower_id
+        result = size_child(order, f, instrument, ctx, held=snapshot.held(fid),
+                            nav=snapshot.navs.get(fid))
+        fo_id = child_order_id(order.mo_id, fid)
         if isinstance(result, Sized):
             state = (ChildOrderState.SHADOW if f.mode is FollowerMode.SHADOW
                      else ChildOrderState.PENDING)
             children.append(ChildOrder(
-                fo_id=fo_id, mo_id=order.mo_id, follower_id=f.follower_id,
-                symbol=order.symbol, venue=order.venue, side=order.side, qty=result.qty,
-                cap_applied=result.cap_applied, state=state,
+                fo_id=fo_id, mo_id=order.mo_id, follower_id=fid,
+                symbol=result.symbol or order.symbol, venue=order.venue, side=order.side,
+                qty=result.qty, cap_applied=result.cap_applied, state=state,
                 skip_reason="shadow" if state is ChildOrderState.SHADOW else None,
                 sizing=result.trace,
             ))
         else:
+            if result.pause:
+                pause.append(fid)
             children.append(ChildOrder(
-                fo_id=fo_id, mo_id=order.mo_id, follower_id=f.follower_id,
-                symbol=order.symbol, venue=order.venue, side=order.side, qty=ZERO,
+                fo_id=fo_id, mo_id=order.mo_id, follower_id=fid,
+                symbol=f.protections.symbol_map.get(order.symbol, order.symbol),
+                venue=order.venue, side=order.side, qty=ZERO,
                 cap_applied=result.reason == "cap_exhausted", state=ChildOrderState.SKIPPED,
                 skip_reason=result.reason, sizing=result.trace,
             ))
-    return Expansion(tuple(children))
+    return Expansion(tuple(children), tuple(pause))

@@ -78,9 +78,32 @@ class Instrument:
     lot_step: Decimal
     min_qty: Decimal
     min_notional: Decimal = ZERO
+    # Finer step offered to accounts whose broker trades fractions (None: whole lots only).
+    fractional_step: Decimal | None = None
 
-    def floor(self, qty: Decimal) -> Decimal:
-        return floor_to_step(qty, self.lot_step)
+    def step_for(self, fractional: bool) -> Decimal:
+        if fractional and self.fractional_step is not None:
+            return self.fractional_step
+        return self.lot_step
+
+    def min_qty_for(self, fractional: bool) -> Decimal:
+        return self.step_for(fractional) if fractional and self.fractional_step else self.min_qty
+
+    def floor(self, qty: Decimal, fractional: bool = False) -> Decimal:
+        return floor_to_step(qty, self.step_for(fractional))
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"symbol": self.symbol, "venue": self.venue, "lot_step": str(self.lot_step),
+                "min_qty": str(self.min_qty), "min_notional": str(self.min_notional),
+                "fractional_step": None if self.fractional_step is None
+                else str(self.fractional_step)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, str | None]) -> Instrument:
+        fs = d.get("fractional_step")
+        return cls(str(d["symbol"]), str(d["venue"]), Decimal(str(d["lot_step"])),
+                   Decimal(str(d["min_qty"])), Decimal(str(d.get("min_notional") or "0")),
+                   None if fs is None else Decimal(fs))
 
 
 CRYPTO_VENUES = frozenset({"coinbase", "binance", "kraken", "crypto"})
@@ -88,8 +111,13 @@ DEFAULT_EQUITY_STEP = Decimal(1)
 DEFAULT_CRYPTO_STEP = Decimal("0.00001")
 
 
+DEFAULT_FRACTIONAL_SHARE_STEP = Decimal("0.0001")
+
+
 def default_instrument(symbol: str, venue: str) -> Instrument:
-    """Built-in rules: whole shares on equity venues, 0.00001 units on crypto venues."""
+    """Built-in rules: whole shares (0.0001 for fractional accounts) on equity venues,
+    0.00001 units with a 1 USD minimum on crypto venues."""
     if venue.lower() in CRYPTO_VENUES:
         return Instrument(symbol, venue, DEFAULT_CRYPTO_STEP, DEFAULT_CRYPTO_STEP, Decimal(1))
-    return Instrument(symbol, venue, DEFAULT_EQUITY_STEP, DEFAULT_EQUITY_STEP, ZERO)
+    return Instrument(symbol, venue, DEFAULT_EQUITY_STEP, DEFAULT_EQUITY_STEP, ZERO,
+                      DEFAULT_FRACTIONAL_SHARE_STEP)

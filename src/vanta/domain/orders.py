@@ -108,6 +108,7 @@ class ManagerOrder:
     ref_price: Decimal | None
     closes_position: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    manager_nav: Decimal | None = None  # the vault's NAV as the source saw it, if it sent one
 
 
 @dataclass(frozen=True, slots=True)

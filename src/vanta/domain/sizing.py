@@ -1,15 +1,23 @@
-"""Sizing one child order: the spec's rule and nothing else.
+"""Sizing one child order: every rule, in a fixed order, and nothing else.
 
-Rule, in order:
-1. ``kill_switch`` on → skipped ``kill_switch``.
-2. raw = manager qty × follower scale, floored to the instrument's lot step.
-3. Buy with ``max_pos_usd`` set: (held + qty) × price may not exceed the cap; the qty is cut
-   to the largest lot multiple that fits and ``cap_applied`` is set; nothing fits → skipped
-   ``cap_exhausted``; no price known → skipped ``price_unavailable`` (never guessed).
-4. Sell: never more than held (no position → skipped ``no_position``); a manager order that
-   closes its position closes the follower's whole position.
-5. Below the instrument's minimum quantity or notional → skipped ``below_minimum``; never
-   rounded up.
+For each follower (all quantities Decimal; every rounding is a floor to the lot step):
+
+1. ``kill_switch`` → skipped ``kill_switch``; paused → ``paused``.
+2. Symbol not in the follower's allow list, or in its deny list → ``symbol_not_allowed``;
+   the symbol map renames what the follower receives (``BTC-USD`` → ``XBTUSD``).
+3. Scale: fixed ``scale``, or ``nav_ratio`` = follower NAV ÷ manager NAV × ``nav_multiplier``
+   (either NAV unknown → ``nav_unavailable``).
+4. Buys only — risk guards: NAV at least ``drawdown_stop_pct`` below its peak →
+   ``drawdown_stop`` (and the follower is paused); today's loss at or above
+   ``daily_loss_limit_usd`` → ``daily_loss_limit``. Then active overlays the follower may use
+   multiply the scale. qty = floor(manager qty × scale). ``max_order_usd`` cuts the notional,
+   ``max_pos_usd`` (capped mode) cuts the resulting position; either sets ``cap_applied``;
+   cut to nothing → ``cap_exhausted``; a cap without a price → ``price_unavailable``.
+5. Sells: nothing held → ``no_position``. When the manager's order closes its position (flag,
+   or qty ≥ the manager's position) the follower's whole position is sold; otherwise the same
+   fraction of the follower's position as the manager sells of its own; with no known manager
+   position, floor(qty × scale). Never more than held; overlays and risk guards do not apply.
+6. Below the instrument's minimum quantity or notional → ``below_minimum``. Never rounded up.
 """
 
 from __future__ import annotations
@@ -17,9 +25,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from vanta.domain.followers import FollowerSpec
+from vanta.domain.followers import FollowerSpec, ScaleMode
 from vanta.domain.money import ZERO, Instrument, floor_to_step, normalize
 from vanta.domain.orders import ManagerOrder, Side
+from vanta.domain.overlays import OverlayEffect
+
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class NavState:
+    """A follower's equity at the snapshot: now, its running peak, and at the day's start."""
+
+    nav: Decimal
+    peak: Decimal
+    day_start: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OrderContext:
+    """Inputs shared by every follower of one manager order (part of its snapshot)."""
+
+    price: Decimal | None = None
+    manager_nav: Decimal | None = None
+    manager_position: Decimal = ZERO  # the manager's position in the symbol before the order
+    overlay: OverlayEffect = field(default_factory=OverlayEffect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +57,14 @@ class Sized:
     qty: Decimal
     cap_applied: bool
     trace: dict[str, str] = field(default_factory=dict)
+    symbol: str | None = None  # set when the follower's symbol map renamed it
 
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
     reason: str
     trace: dict[str, str] = field(default_factory=dict)
+    pause: bool = False  # the follower should be paused (drawdown stop)
 
 
 SizeResult = Sized | Skipped
@@ -42,70 +74,116 @@ def size_child(
     order: ManagerOrder,
     follower: FollowerSpec,
     instrument: Instrument,
+    ctx: OrderContext | None = None,
     *,
     held: Decimal = ZERO,
+    nav: NavState | None = None,
     price: Decimal | None = None,
 ) -> SizeResult:
-    """Size the child of ``order`` for ``follower`` holding ``held`` units at ``price``."""
-    trace: dict[str, str] = {"scale": str(follower.scale), "held": str(held)}
-    if price is not None:
-        trace["price"] = str(price)
+    """Size the child of ``order`` for ``follower``; ``price`` overrides ``ctx.price``."""
+    c = ctx or OrderContext()
+    px = price if price is not None else c.price
+    trace: dict[str, str] = {"held": str(held)}
     if follower.kill_switch:
         return Skipped("kill_switch", trace)
+    if follower.paused:
+        return Skipped("paused", trace)
+    prot = follower.protections
+    if (prot.allow_symbols and order.symbol not in prot.allow_symbols) or \
+            order.symbol in prot.deny_symbols:
+        return Skipped("symbol_not_allowed", trace)
+    mapped = prot.symbol_map.get(order.symbol)
+
+    if follower.scale_mode is ScaleMode.NAV_RATIO:
+        if nav is None or c.manager_nav is None or c.manager_nav <= 0 or nav.nav <= 0:
+            return Skipped("nav_unavailable", trace)
+        scale = nav.nav / c.manager_nav * follower.nav_multiplier
+    else:
+        scale = follower.scale
+    trace["scale"] = str(normalize(scale))
 
     if order.side is Side.SELL:
-        return _size_sell(order, follower, instrument, held, price, trace)
-    return _size_buy(order, follower, instrument, held, price, trace)
+        result = _size_sell(order, follower, instrument, c, held, scale, px, trace)
+    else:
+        result = _size_buy(order, follower, instrument, c, held, scale, px, nav, trace)
+    if mapped is not None and isinstance(result, Sized):
+        return Sized(result.qty, result.cap_applied, result.trace, mapped)
+    return result
 
 
 def _size_buy(
-    order: ManagerOrder, follower: FollowerSpec, instrument: Instrument,
-    held: Decimal, price: Decimal | None, trace: dict[str, str],
+    order: ManagerOrder, follower: FollowerSpec, instrument: Instrument, c: OrderContext,
+    held: Decimal, scale: Decimal, px: Decimal | None, nav: NavState | None,
+    trace: dict[str, str],
 ) -> SizeResult:
-    raw = order.qty * follower.scale
-    qty = instrument.floor(raw)
+    prot = follower.protections
+    if prot.drawdown_stop_pct is not None and nav is not None and nav.peak > 0 and \
+            (nav.peak - nav.nav) * HUNDRED >= prot.drawdown_stop_pct * nav.peak:
+        return Skipped("drawdown_stop", trace, pause=True)
+    if prot.daily_loss_limit_usd is not None and nav is not None and \
+            nav.day_start - nav.nav >= prot.daily_loss_limit_usd:
+        return Skipped("daily_loss_limit", trace)
+
+    boost = c.overlay.for_follower(follower.flip_allowed, follower.persona_allowed)
+    if boost != 1:
+        scale = scale * boost
+        trace["overlay"] = str(normalize(boost))
+    fractional = follower.fractional
+    step = instrument.step_for(fractional)
+    raw = order.qty * scale
+    qty = floor_to_step(raw, step)
     trace["raw"] = str(normalize(raw))
-    trace["floored"] = str(qty)
     cap_applied = False
-    if follower.max_pos_usd is not None:
-        if price is None:
+    if prot.max_order_usd is not None:
+        if px is None:
             return Skipped("price_unavailable", trace)
-        room = follower.max_pos_usd / price - max(held, ZERO)
-        allowed = floor_to_step(room, instrument.lot_step) if room > 0 else ZERO
-        trace["cap_room"] = str(allowed)
+        allowed = floor_to_step(prot.max_order_usd / px, step)
         if allowed < qty:
             qty, cap_applied = allowed, True
-            if qty <= 0:
-                return Skipped("cap_exhausted", trace)
-    return _apply_minimums(qty, cap_applied, instrument, price, trace)
+            trace["order_cap"] = str(allowed)
+    if follower.max_pos_usd is not None:  # only capped mode may carry one
+        if px is None:
+            return Skipped("price_unavailable", trace)
+        room = follower.max_pos_usd / px - max(held, ZERO)
+        allowed = floor_to_step(room, step) if room > 0 else ZERO
+        if allowed < qty:
+            qty, cap_applied = allowed, True
+            trace["cap_room"] = str(allowed)
+    if cap_applied and qty <= 0:
+        return Skipped("cap_exhausted", trace)
+    return _apply_minimums(qty, cap_applied, instrument, fractional, px, trace)
 
 
 def _size_sell(
-    order: ManagerOrder, follower: FollowerSpec, instrument: Instrument,
-    held: Decimal, price: Decimal | None, trace: dict[str, str],
+    order: ManagerOrder, follower: FollowerSpec, instrument: Instrument, c: OrderContext,
+    held: Decimal, scale: Decimal, px: Decimal | None, trace: dict[str, str],
 ) -> SizeResult:
     if held <= 0:
         return Skipped("no_position", trace)
-    if order.closes_position:
+    mpos = c.manager_position
+    if order.closes_position or (mpos > 0 and order.qty >= mpos):
         # the whole position, not a floored share of it: nothing is left behind by rounding
-        trace["closes_position"] = "true"
+        trace["exit"] = "close"
         return Sized(normalize(held), False, trace)
-    raw = order.qty * follower.scale
-    qty = instrument.floor(raw)
-    trace["raw"] = str(normalize(raw))
-    trace["floored"] = str(qty)
+    step = instrument.step_for(follower.fractional)
+    if mpos > 0:
+        fraction = order.qty / mpos
+        trace["exit"] = f"fraction {normalize(fraction)}"
+        qty = floor_to_step(held * fraction, step)
+    else:
+        qty = floor_to_step(order.qty * scale, step)
     if qty >= held:
-        trace["limited_to_held"] = "true"
+        trace["exit"] = "limited_to_held"
         return Sized(normalize(held), False, trace)
-    return _apply_minimums(qty, False, instrument, price, trace)
+    return _apply_minimums(qty, False, instrument, follower.fractional, px, trace)
 
 
 def _apply_minimums(
-    qty: Decimal, cap_applied: bool, instrument: Instrument,
-    price: Decimal | None, trace: dict[str, str],
+    qty: Decimal, cap_applied: bool, instrument: Instrument, fractional: bool,
+    px: Decimal | None, trace: dict[str, str],
 ) -> SizeResult:
-    if qty <= 0 or qty < instrument.min_qty:
+    if qty <= 0 or qty < instrument.min_qty_for(fractional):
         return Skipped("below_minimum", trace)
-    if instrument.min_notional > 0 and price is not None and qty * price < instrument.min_notional:
+    if instrument.min_notional > 0 and px is not None and qty * px < instrument.min_notional:
         return Skipped("below_minimum", trace)
     return Sized(normalize(qty), cap_applied, trace)

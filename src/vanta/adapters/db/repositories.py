@@ -16,9 +16,12 @@ from vanta.adapters.db.tables import (
     delivery_attempts,
     follower_orders,
     followers,
+    instruments,
     manager_orders,
+    nav_observations,
     outbox,
     tenants,
+    vault_overlays,
     vaults,
 )
 from vanta.application.clock import Clock, iso
@@ -82,6 +85,11 @@ class VaultRepository(_Repo):
         return await self._all(select(vaults).where(vaults.c.tenant_id == tenant_id)
                                .order_by(vaults.c.created_at, vaults.c.vault_id))
 
+    async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
+        await self.conn.execute(update(vaults).where(
+            vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id)
+            .values(maintenance=enabled))
+
     async def maintenance_of(self, vault_id: str) -> bool:
         r = await self._one(select(vaults.c.maintenance).where(vaults.c.vault_id == vault_id))
         return bool(r and r["maintenance"])
@@ -103,6 +111,11 @@ class FollowerRepository(_Repo):
         return await self._all(select(followers).where(
             followers.c.vault_id == vault_id, followers.c.tenant_id == tenant_id)
             .order_by(followers.c.follower_id))
+
+    async def update(self, tenant_id: str, follower_id: str, **values: Any) -> None:
+        await self.conn.execute(update(followers).where(
+            followers.c.follower_id == follower_id, followers.c.tenant_id == tenant_id)
+            .values(**values))
 
 
 class ManagerOrderRepository(_Repo):
@@ -126,6 +139,28 @@ class ManagerOrderRepository(_Repo):
         return await self._all(stmt.order_by(manager_orders.c.created_at, manager_orders.c.mo_id)
                                .limit(limit))
 
+    async def net_position(self, vault_id: str, symbol: str) -> Decimal:
+        """The manager's own position in a symbol: its orders, not follower syncs."""
+        rows = await self._all(select(manager_orders.c.side, manager_orders.c.qty).where(
+            manager_orders.c.vault_id == vault_id, manager_orders.c.symbol == symbol,
+            manager_orders.c.source != "sync"))
+        total = ZERO
+        for r in rows:
+            total += r["qty"] if r["side"] == "buy" else -r["qty"]
+        return total
+
+    async def holdings(self, vault_id: str) -> dict[str, tuple[Decimal, str, Decimal | None]]:
+        """symbol -> (net qty, venue, last ref price) of the manager's open positions."""
+        rows = await self._all(select(manager_orders).where(
+            manager_orders.c.vault_id == vault_id, manager_orders.c.source != "sync")
+            .order_by(manager_orders.c.created_at))
+        out: dict[str, tuple[Decimal, str, Decimal | None]] = {}
+        for r in rows:
+            qty, _, px = out.get(r["symbol"], (ZERO, r["venue"], None))
+            qty += r["qty"] if r["side"] == "buy" else -r["qty"]
+            out[r["symbol"]] = (qty, r["venue"], r["ref_price"] or px)
+        return {k: v for k, v in out.items() if v[0] > 0}
+
     async def set_state(self, mo_id: str, state: str) -> None:
         await self.conn.execute(update(manager_orders).where(manager_orders.c.mo_id == mo_id)
                                 .values(state=state))
@@ -148,22 +183,28 @@ class ChildOrderRepository(_Repo):
             for c in children
         ])
 
-    async def positions(self, follower_ids: Iterable[str], symbol: str) -> dict[str, Decimal]:
-        """Net quantity per follower from child orders that still count (see POSITION_STATES).
+    async def positions(self, follower_ids: Iterable[str],
+                        symbols: Iterable[str]) -> dict[tuple[str, str], Decimal]:
+        """Net quantity per (follower, symbol) from child orders that still count
+        (see POSITION_STATES).
 
         Summed in Python: SQLite stores quantities as text, and summing text is not exact.
         """
-        ids = list(follower_ids)
-        if not ids:
+        ids, syms = list(follower_ids), list(symbols)
+        if not ids or not syms:
             return {}
-        rows = await self._all(
-            select(follower_orders.c.follower_id, follower_orders.c.side, follower_orders.c.qty)
-            .where(follower_orders.c.follower_id.in_(ids), follower_orders.c.symbol == symbol,
-                   follower_orders.c.state.in_([s.value for s in POSITION_STATES])))
-        out: dict[str, Decimal] = {}
-        for r in rows:
-            signed = r["qty"] if r["side"] == "buy" else -r["qty"]
-            out[r["follower_id"]] = out.get(r["follower_id"], ZERO) + signed
+        out: dict[tuple[str, str], Decimal] = {}
+        for i in range(0, len(ids), 500):  # bounded IN lists
+            rows = await self._all(
+                select(follower_orders.c.follower_id, follower_orders.c.symbol,
+                       follower_orders.c.side, follower_orders.c.qty)
+                .where(follower_orders.c.follower_id.in_(ids[i:i + 500]),
+                       follower_orders.c.symbol.in_(syms),
+                       follower_orders.c.state.in_([s.value for s in POSITION_STATES])))
+            for r in rows:
+                key = (r["follower_id"], r["symbol"])
+                signed = r["qty"] if r["side"] == "buy" else -r["qty"]
+                out[key] = out.get(key, ZERO) + signed
         return out
 
     async def get(self, tenant_id: str, fo_id: str) -> Row | None:
@@ -302,3 +343,68 @@ class AuditRepository(_Repo):
             audit_events.c.entity_id == entity_id, audit_events.c.tenant_id == tenant_id)
             .order_by(audit_events.c.seq))
 
+
+
+class OverlayRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(vault_overlays).values(**row))
+
+    async def active(self, vault_id: str, at: datetime) -> list[Row]:
+        return await self._all(select(vault_overlays).where(
+            vault_overlays.c.vault_id == vault_id, vault_overlays.c.state == "active",
+            vault_overlays.c.applied_at <= at, vault_overlays.c.expires_at > at)
+            .order_by(vault_overlays.c.overlay_id))
+
+    async def list(self, tenant_id: str, vault_id: str) -> list[Row]:
+        return await self._all(select(vault_overlays).where(
+            vault_overlays.c.vault_id == vault_id, vault_overlays.c.tenant_id == tenant_id)
+            .order_by(vault_overlays.c.applied_at, vault_overlays.c.overlay_id))
+
+    async def due_for_revert(self, now: datetime, limit: int = 100) -> list[Row]:
+        return await self._all(select(vault_overlays).where(
+            vault_overlays.c.state == "active", vault_overlays.c.expires_at <= now)
+            .order_by(vault_overlays.c.expires_at).limit(limit))
+
+    async def mark_reverted(self, overlay_id: str, now: datetime) -> bool:
+        res = await self.conn.execute(update(vault_overlays).where(
+            vault_overlays.c.overlay_id == overlay_id, vault_overlays.c.state == "active")
+            .values(state="reverted", reverted_at=now))
+        return res.rowcount == 1
+
+
+class NavRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(nav_observations).values(**row))
+
+    async def history(self, entity: str, entity_ids: Sequence[str],
+                      asof: datetime) -> dict[str, list[tuple[datetime, Decimal]]]:
+        """Observations up to ``asof`` per entity, oldest first."""
+        out: dict[str, list[tuple[datetime, Decimal]]] = {}
+        ids = list(entity_ids)
+        for i in range(0, len(ids), 500):
+            rows = await self._all(select(nav_observations.c.entity_id, nav_observations.c.as_of,
+                                          nav_observations.c.nav).where(
+                nav_observations.c.entity == entity,
+                nav_observations.c.entity_id.in_(ids[i:i + 500]),
+                nav_observations.c.as_of <= asof)
+                .order_by(nav_observations.c.as_of, nav_observations.c.id))
+            for r in rows:
+                out.setdefault(r["entity_id"], []).append((r["as_of"], r["nav"]))
+        return out
+
+
+class InstrumentRepository(_Repo):
+    async def get(self, symbol: str, venue: str) -> Row | None:
+        return await self._one(select(instruments).where(instruments.c.symbol == symbol,
+                                                         instruments.c.venue == venue))
+
+    async def upsert(self, row: Mapping[str, Any]) -> None:
+        res = await self.conn.execute(update(instruments).where(
+            instruments.c.symbol == row["symbol"], instruments.c.venue == row["venue"])
+            .values(**row))
+        if res.rowcount == 0:
+            await self.conn.execute(insert(instruments).values(**row))
+
+    async def list(self) -> list[Row]:
+        return await self._all(select(instruments).order_by(instruments.c.venue,
+                                                            instruments.c.symbol))

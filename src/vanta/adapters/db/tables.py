@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from vanta.adapters.db.types import ExactDecimal, JsonDoc
@@ -91,6 +92,14 @@ followers = Table(
     Column("bridged_brokers", JsonDoc, nullable=True),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Column("scale_mode", String(16), nullable=False, server_default="fixed"),
+    Column("nav_multiplier", ExactDecimal, nullable=False, server_default="1"),
+    Column("fractional", Boolean, nullable=False, server_default=false()),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("paused_reason", String(64), nullable=True),
+    Column("protections", JsonDoc, nullable=True),
+    Column("plan_id", String(32), nullable=False, server_default="core"),
+    Column("overlay_opt_in", Boolean, nullable=False, server_default=false()),
 )
 
 manager_orders = Table(
@@ -186,4 +195,41 @@ delivery_attempts = Table(
     Column("response_excerpt", Text, nullable=True),
     Column("error", Text, nullable=True),
     Column("outcome", String(16), nullable=False),
+)
+
+vault_overlays = Table(
+    "vault_overlays", metadata,
+    Column("overlay_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("vault_id", ID, ForeignKey("vaults.vault_id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("params", JsonDoc, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("applied_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False, index=True),
+    Column("reverted_at", TS, nullable=True),
+    Column("state", String(16), nullable=False),  # active | reverted
+)
+
+nav_observations = Table(
+    "nav_observations", metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("entity", String(16), nullable=False),  # vault | follower
+    Column("entity_id", ID, nullable=False),
+    Column("nav", ExactDecimal, nullable=False),
+    Column("as_of", TS, nullable=False),
+    Column("source", String(32), nullable=False),
+    Index("ix_nav_observations_entity_asof", "entity", "entity_id", "as_of"),
+)
+
+instruments = Table(
+    "instruments", metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("venue", String(32), primary_key=True),
+    Column("lot_step", ExactDecimal, nullable=False),
+    Column("min_qty", ExactDecimal, nullable=False),
+    Column("min_notional", ExactDecimal, nullable=False),
+    Column("fractional_step", ExactDecimal, nullable=True),
+    Column("updated_at", TS, nullable=False),
 )

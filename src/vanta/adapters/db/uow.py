@@ -12,8 +12,11 @@ from vanta.adapters.db.repositories import (
     AuditRepository,
     ChildOrderRepository,
     FollowerRepository,
+    InstrumentRepository,
     ManagerOrderRepository,
+    NavRepository,
     OutboxRepository,
+    OverlayRepository,
     TenantRepository,
     VaultRepository,
 )
@@ -42,6 +45,9 @@ class SqlUnitOfWork:
         self.outbox = OutboxRepository(c)
         self.attempts = AttemptRepository(c)
         self.audit = AuditRepository(c, clock)
+        self.overlays = OverlayRepository(c)
+        self.navs = NavRepository(c)
+        self.instruments = InstrumentRepository(c)
         return self
 
     async def commit(self) -> None:

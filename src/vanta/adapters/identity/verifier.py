@@ -4,12 +4,22 @@ Only asymmetric keys published in the JWK Set are trusted. The token header is r
 its ``alg`` must be in the allow-list (``none`` and HMAC are never accepted) and its ``kid``
 must name a JWKS key; an unknown ``kid`` triggers one refresh when the JWKS comes from a
 provider callable (key rotation). Signature and registered claims are then checked by PyJWT.
+
+With a callable JWKS source two optional hooks serve providers that fetch keys over the
+network (:class:`vanta.adapters.identity.oidc.OidcProvider`):
+
+* ``jwks_max_age``: the cached key set is re-read from the callable once it is older than
+  this, so keys the provider retired stop being trusted even if no unknown ``kid`` shows up;
+* ``on_unknown_kid``: a coroutine function :meth:`TokenVerifier.averify` awaits when a
+  token's ``kid`` is unknown (a rate-limited JWKS fetch); the token is then checked once more.
+  :meth:`TokenVerifier.verify` stays synchronous and never awaits anything.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import jwt
@@ -59,6 +69,13 @@ class InvalidToken(Exception):
         self.detail = detail
 
 
+class _UnknownKid(InvalidToken):
+    """``unknown_kid`` for a kid the token names but the key set lacks (refresh may help)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("unknown_kid", detail)
+
+
 JwksSource = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 
 
@@ -92,7 +109,7 @@ class _KeySet:
     def key_for(self, kid: str, alg: str) -> jwt.PyJWK:
         jwk = self.jwks.get(kid)
         if jwk is None:
-            raise InvalidToken("unknown_kid", f"no JWKS key with kid {kid!r}")
+            raise _UnknownKid(f"no JWKS key with kid {kid!r}")
         declared = jwk.get("alg")
         if declared is not None and declared != alg:
             raise InvalidToken("bad_key", f"key {kid!r} is for {declared!r}, token uses {alg!r}")
@@ -119,6 +136,8 @@ class TokenVerifier:
         *,
         leeway: int = 30,
         algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+        jwks_max_age: float | None = None,
+        on_unknown_kid: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         if isinstance(algorithms, str):
             raise TypeError("algorithms must be a sequence of names, not a string")
@@ -130,6 +149,13 @@ class TokenVerifier:
             raise ValueError(f"symmetric/none algorithms cannot be trusted via JWKS: {bad}")
         if leeway < 0:
             raise ValueError("leeway must be >= 0")
+        if not callable(jwks) and (jwks_max_age is not None or on_unknown_kid is not None):
+            raise ValueError("jwks_max_age and on_unknown_kid need a callable JWKS source")
+        if jwks_max_age is not None and not jwks_max_age > 0:
+            raise ValueError("jwks_max_age must be > 0")
+        self._max_age = jwks_max_age
+        self._on_unknown_kid = on_unknown_kid
+        self._loaded_at = 0.0
         self._provider: Callable[[], Mapping[str, Any]] | None = jwks if callable(jwks) else None
         self._issuer = issuer
         self._audience = audience
@@ -195,12 +221,28 @@ class TokenVerifier:
             raise InvalidToken("invalid_claim", str(e)) from None
         return self._principal(claims)
 
+    async def averify(self, token: str) -> Principal:
+        """:meth:`verify` for async callers, re-checking once after a key refresh.
+
+        When the token names a ``kid`` the cached key set lacks and ``on_unknown_kid`` was
+        given, that coroutine (a rate-limited JWKS refresh that must not block the event loop)
+        is awaited and the token verified once more against the fresh key set. Without the
+        hook this is exactly :meth:`verify`.
+        """
+        try:
+            return self.verify(token)
+        except _UnknownKid:
+            if self._on_unknown_kid is None:
+                raise
+        await self._on_unknown_kid()
+        return self.verify(token)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _key_for(self, kid: str, alg: str) -> jwt.PyJWK:
         """The JWKS key for ``kid`` bound to ``alg``, refreshing once from the provider."""
         keyset = self._keyset
-        if keyset is None or kid not in keyset.jwks:
+        if keyset is None or kid not in keyset.jwks or self._stale():
             if self._provider is not None:
                 keyset = self._refresh()
             elif keyset is None:  # pragma: no cover - static JWKS is indexed in __init__
@@ -213,7 +255,12 @@ class TokenVerifier:
         with self._lock:
             keyset = _KeySet(_index_jwks(self._provider()))
             self._keyset = keyset
+            self._loaded_at = time.monotonic()
         return keyset
+
+    def _stale(self) -> bool:
+        return (self._max_age is not None
+                and time.monotonic() - self._loaded_at >= self._max_age)
 
     @staticmethod
     def _principal(claims: dict[str, Any]) -> Principal:

@@ -15,51 +15,28 @@ from fastapi.responses import JSONResponse
 
 from vanta import __version__
 from vanta.application.followers import register_follower
-from vanta.application.manager_orders import parse_order_input, submit_manager_order
+from vanta.application.manager_orders import (
+    parse_order_input,
+    submit_manager_order,
+    sync_follower,
+)
+from vanta.application.overlays import revert_expired
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
 from vanta.entrypoints.api import problems
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.problems import ApiProblem
-from vanta.entrypoints.api.render import child_json, follower_json, order_json, vault_json
+from vanta.entrypoints.api.render import (
+    child_json,
+    child_json_from,
+    follower_json,
+    order_json,
+    vault_json,
+)
+from vanta.entrypoints.api.routes_mirroring import build_router
+from vanta.entrypoints.api.schemas import FOLLOWER_SCHEMA, ORDER_SCHEMA, body_schema
 
 MAX_BODY_BYTES = 64 * 1024
-ORDER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["vault_id", "symbol", "side", "qty"],
-    "properties": {
-        "id": {"type": "string", "description": "the source's order id; resubmitting the "
-               "same id never creates a second order"},
-        "vault_id": {"type": "string"},
-        "symbol": {"type": "string", "example": "AAPL"},
-        "venue": {"type": "string", "example": "nasdaq"},
-        "side": {"type": "string", "enum": ["buy", "sell"]},
-        "qty": {"type": "number", "exclusiveMinimum": 0},
-        "tif": {"type": "string", "enum": ["day", "gtc", "ioc", "fok"]},
-        "ref_price": {"type": "number", "exclusiveMinimum": 0},
-        "closes_position": {"type": "boolean"},
-        "reason_vector": {"type": "array", "items": {"type": "string"}},
-        "conviction": {"type": "object"},
-        "provenance": {"type": "object"},
-        "dag_id": {"type": "string"},
-        "meta": {"type": "object"},
-    },
-}
-FOLLOWER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["webhook"],
-    "properties": {
-        "label": {"type": "string"},
-        "mode": {"type": "string", "enum": ["proportional", "capped", "shadow"]},
-        "scale": {"type": "number", "exclusiveMinimum": 0},
-        "max_pos_usd": {"type": "number", "exclusiveMinimum": 0},
-        "kill_switch": {"type": "boolean"},
-        "webhook": {"type": "object", "required": ["url"],
-                    "properties": {"url": {"type": "string", "format": "uri"}}},
-    },
-}
-
-
 async def read_json(request: Request) -> Any:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
@@ -94,14 +71,15 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = None
+        tasks = []
         if in_api:
-            task = asyncio.create_task(container.dispatcher.run_forever(
-                container.settings.dispatcher_poll_seconds, stop))
+            tasks.append(asyncio.create_task(container.dispatcher.run_forever(
+                container.settings.dispatcher_poll_seconds, stop)))
+            tasks.append(asyncio.create_task(run_scheduler(container, stop)))
         yield
         stop.set()
-        if task is not None:
-            await task
+        for t in tasks:
+            await t
         await container.close()
 
     app = FastAPI(title="Vanta Platform API", version=__version__, lifespan=lifespan)
@@ -149,20 +127,24 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         return {"data": [follower_json(r) for r in rows]}
 
     @app.post("/v1/vaults/{vault_id}/followers", status_code=201, tags=["followers"],
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": FOLLOWER_SCHEMA}}}})
+              openapi_extra=body_schema(FOLLOWER_SCHEMA))
     async def add_follower(vault_id: str, request: Request,
                            p: Principal = Depends(require("follower:manage"))) -> JSONResponse:
         raw = await read_json(request)
         row, secret = await register_follower(container.uow(), container.secrets,
                                               tenant_id=p.tenant_id, vault_id=vault_id, raw=raw,
                                               actor=p.subject)
-        # The only time the secret is ever shown.
-        return JSONResponse({**follower_json(row), "webhook_secret": secret}, status_code=201)
+        body = {**follower_json(row), "webhook_secret": secret}  # the only time it is shown
+        if isinstance(raw, dict) and raw.get("sync") is True:
+            synced = await sync_follower(container.uow(), tenant_id=p.tenant_id,
+                                         vault_id=vault_id, follower_id=row["follower_id"],
+                                         actor=p.subject)
+            body["sync_orders"] = [child_json_from(c) for e in synced for c in e.children]
+            container.outbox_written.set()
+        return JSONResponse(body, status_code=201)
 
     @app.post("/v1/manager-orders", status_code=201, tags=["orders"],
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": ORDER_SCHEMA}}}})
+              openapi_extra=body_schema(ORDER_SCHEMA))
     async def post_manager_order(request: Request,
                                  p: Principal = Depends(require("mirror:manage"))
                                  ) -> JSONResponse:
@@ -221,4 +203,17 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         return {"data": [{k: (v.isoformat() if isinstance(v, datetime) else v)
                           for k, v in r.items() if k != "id"} for r in rows]}
 
+    app.include_router(build_router(container, read_json))
     return app
+
+
+async def run_scheduler(container: Container, stop: asyncio.Event,
+                        interval: float = 1.0) -> None:
+    """Reverts expired overlays (each with an audit event) until ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            await revert_expired(container.uow)
+        except Exception:
+            problems.log.exception("scheduler pass failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from vanta.application.clock import iso
+from vanta.domain.orders import ChildOrder
 
 
 def _dec(v: Decimal | None) -> str | None:
@@ -30,8 +31,12 @@ def follower_json(r: Mapping[str, Any]) -> dict[str, Any]:
     # the secret reference stays server-side
     return {"follower_id": r["follower_id"], "vault_id": r["vault_id"], "label": r["label"],
             "mode": r["mode"], "scale": _dec(r["scale"]), "max_pos_usd": _dec(r["max_pos_usd"]),
-            "kill_switch": r["kill_switch"], "webhook": {"url": r["webhook_url"]},
-            "created_at": _ts(r["created_at"])}
+            "kill_switch": r["kill_switch"], "paused": bool(r["paused"]),
+            "paused_reason": r.get("paused_reason"), "scale_mode": r["scale_mode"],
+            "nav_multiplier": _dec(r["nav_multiplier"]), "fractional": bool(r["fractional"]),
+            "protections": r["protections"], "plan": r["plan_id"],
+            "overlay_opt_in": bool(r["overlay_opt_in"]), "webhook": {"url": r["webhook_url"]},
+            "created_at": _ts(r["created_at"]), "updated_at": _ts(r.get("updated_at"))}
 
 
 def order_json(r: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,3 +55,11 @@ def child_json(r: Mapping[str, Any]) -> dict[str, Any]:
             "dispatch_attempts": r["dispatch_attempts"], "last_error": r["last_error"],
             "sizing": (r["audit"] or {}).get("sizing"), "created_at": _ts(r["created_at"]),
             "updated_at": _ts(r["updated_at"])}
+
+
+def child_json_from(c: ChildOrder) -> dict[str, Any]:
+    """A freshly expanded child, before it has been read back from the database."""
+    return {"fo_id": c.fo_id, "mo_id": c.mo_id, "follower_id": c.follower_id,
+            "symbol": c.symbol, "venue": c.venue, "side": c.side.value, "qty": str(c.qty),
+            "cap_applied": c.cap_applied, "state": c.state.value, "skip_reason": c.skip_reason,
+            "sizing": c.sizing}

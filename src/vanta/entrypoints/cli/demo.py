@@ -21,9 +21,10 @@ from vanta.entrypoints.cli.serving import bind, serve
 
 TENANT, VAULT = "tnt_demo", "V_CORE"
 FOLLOWERS: list[dict[str, Any]] = [
-    {"key": "ada", "label": "Ada", "scale": "0.20", "max_pos_usd": 2500, "mode": "capped"},
+    {"key": "ada", "label": "Ada", "scale": "0.20", "max_pos_usd": 2500, "mode": "capped",
+     "plan": "pro"},
     {"key": "bo", "label": "Bo", "scale": "0.50"},
-    {"key": "cy", "label": "Cy", "scale": "1", "max_pos_usd": 5000},
+    {"key": "cy", "label": "Cy", "scale": "1", "max_pos_usd": 5000, "plan": "pro"},
     {"key": "dee", "label": "Dee", "scale": "0.75", "kill_switch": True},
     {"key": "eve", "label": "Eve", "scale": "0.10", "mode": "shadow"},
     {"key": "fay", "label": "Fay", "scale": "0.01"},

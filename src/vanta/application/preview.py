@@ -1,0 +1,72 @@
+"""What a follower would receive, with its current settings, on the NAVs at a given time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.application.followers import follower_spec
+from vanta.application.manager_orders import order_from_row, parse_order_input
+from vanta.application.snapshots import build_snapshot, follower_navs, instrument_for
+from vanta.domain.errors import NotFound
+from vanta.domain.ids import FollowerId
+from vanta.domain.mirroring import Snapshot
+from vanta.domain.money import Instrument
+from vanta.domain.sizing import Sized, SizeResult, size_child
+
+
+def _result_json(r: SizeResult) -> dict[str, Any]:
+    if isinstance(r, Sized):
+        return {"qty": str(r.qty), "cap_applied": r.cap_applied, "skip_reason": None,
+                "symbol": r.symbol, "sizing": r.trace}
+    return {"qty": "0", "cap_applied": r.reason == "cap_exhausted", "skip_reason": r.reason,
+            "symbol": None, "sizing": r.trace}
+
+
+async def preview_follower(
+    uow: SqlUnitOfWork, *, tenant_id: str, follower_id: str, asof: datetime,
+    hypothetical: dict[str, Any] | None = None, limit: int = 20,
+) -> dict[str, Any]:
+    """With ``hypothetical`` (symbol, side, qty, ref_price…), size that order; otherwise
+    re-size the vault's last ``limit`` manager orders up to ``asof``, each on its own stored
+    price and manager position, with this follower's current settings and its NAV at
+    ``asof``. Nothing is written."""
+    async with uow:
+        row = await uow.followers.get(tenant_id, follower_id)
+        if row is None:
+            raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
+        spec = follower_spec(row)
+        fid = FollowerId(follower_id)
+        navs = await follower_navs(uow, [spec], asof)
+        items: list[dict[str, Any]] = []
+        if hypothetical is not None:
+            order = parse_order_input({**hypothetical, "id": "preview"},
+                                      vault_id=row["vault_id"])
+            snap = await build_snapshot(uow, order, [spec], asof, order.manager_nav)
+            inst = await instrument_for(uow, order.symbol, order.venue)
+            r = size_child(order, spec, inst, snap.context(), held=snap.held(fid),
+                           nav=navs.get(fid))
+            items.append({"symbol": order.symbol, "side": order.side.value,
+                          "manager_qty": str(order.qty), **_result_json(r)})
+        else:
+            rows = await uow.manager_orders.list(tenant_id, None, 10_000,
+                                                 vault_id=row["vault_id"])
+            rows = [r for r in rows if r["created_at"] <= asof and r["source"] != "sync"]
+            for mo in rows[-limit:]:
+                order = order_from_row(mo)
+                snap = Snapshot.from_json(mo["snapshot"])
+                inst_json = mo["snapshot"].get("instrument")
+                inst = Instrument.from_json(inst_json) if inst_json else \
+                    await instrument_for(uow, order.symbol, order.venue)
+                r = size_child(order, spec, inst, snap.context(),
+                               held=snap.positions.get(fid, Decimal(0)), nav=navs.get(fid))
+                items.append({"mo_id": mo["mo_id"], "id": mo["client_order_id"],
+                              "symbol": order.symbol, "side": order.side.value,
+                              "manager_qty": str(order.qty), **_result_json(r)})
+    nav = navs.get(fid)
+    return {"follower_id": follower_id, "asof": asof.isoformat(),
+            "nav": None if nav is None else {"nav": str(nav.nav), "peak": str(nav.peak),
+                                             "day_start": str(nav.day_start)},
+            "data": items}

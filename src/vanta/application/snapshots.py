@@ -1,0 +1,70 @@
+"""Building the one snapshot each manager order is sized on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.domain.followers import FollowerSpec, ScaleMode
+from vanta.domain.ids import FollowerId
+from vanta.domain.mirroring import Snapshot
+from vanta.domain.money import Instrument, default_instrument
+from vanta.domain.navs import nav_state
+from vanta.domain.orders import ManagerOrder
+from vanta.domain.overlays import Overlay, OverlayKind, effect_of
+from vanta.domain.sizing import NavState
+
+
+async def instrument_for(uow: SqlUnitOfWork, symbol: str, venue: str) -> Instrument:
+    row = await uow.instruments.get(symbol, venue)
+    if row is None:
+        return default_instrument(symbol, venue)
+    return Instrument(symbol, venue, row["lot_step"], row["min_qty"], row["min_notional"],
+                      row["fractional_step"])
+
+
+def overlay_from_row(row: dict) -> Overlay:  # type: ignore[type-arg]
+    p = row["params"]
+    return Overlay(row["overlay_id"], OverlayKind(row["kind"]), Decimal(p.get("amplify", "0")),
+                   p.get("persona"), row["applied_at"], row["expires_at"])
+
+
+def _needs_nav(s: FollowerSpec) -> bool:
+    p = s.protections
+    return s.scale_mode is ScaleMode.NAV_RATIO or p.drawdown_stop_pct is not None or \
+        p.daily_loss_limit_usd is not None
+
+
+async def follower_navs(uow: SqlUnitOfWork, specs: Sequence[FollowerSpec],
+                        at: datetime) -> dict[FollowerId, NavState]:
+    ids = [s.follower_id for s in specs if _needs_nav(s)]
+    history = await uow.navs.history("follower", ids, at) if ids else {}
+    out: dict[FollowerId, NavState] = {}
+    for fid, rows in history.items():
+        st = nav_state(rows, at)
+        if st is not None:
+            out[FollowerId(fid)] = st
+    return out
+
+
+async def build_snapshot(uow: SqlUnitOfWork, order: ManagerOrder,
+                         specs: Sequence[FollowerSpec], at: datetime,
+                         manager_nav: Decimal | None = None) -> Snapshot:
+    mapped = {s.follower_id: s.protections.symbol_map.get(order.symbol, order.symbol)
+              for s in specs}
+    held = await uow.child_orders.positions([s.follower_id for s in specs],
+                                            set(mapped.values()) | {order.symbol})
+    positions = {fid: held[(fid, sym)] for fid, sym in mapped.items()
+                 if held.get((fid, sym), Decimal(0)) != 0}
+    if manager_nav is None:
+        hist = await uow.navs.history("vault", [order.vault_id], at)
+        st = nav_state(hist.get(order.vault_id, []), at)
+        manager_nav = st.nav if st else None
+    overlays = [overlay_from_row(r) for r in await uow.overlays.active(order.vault_id, at)]
+    return Snapshot(
+        price=order.ref_price, positions=positions, manager_nav=manager_nav,
+        manager_position=await uow.manager_orders.net_position(order.vault_id, order.symbol),
+        navs=await follower_navs(uow, specs, at), overlay=effect_of(overlays, at),
+    )

@@ -1,0 +1,194 @@
+"""Routes for follower settings, previews, NAVs, overlays, instruments and replay."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from vanta.application.clock import utcnow
+from vanta.application.followers import patch_follower
+from vanta.application.manager_orders import replay_expansion
+from vanta.application.navs import parse_as_of, record_nav
+from vanta.application.overlays import apply_overlay, overlay_json
+from vanta.application.preview import preview_follower
+from vanta.application.principal import Principal
+from vanta.bootstrap import Container
+from vanta.domain.errors import ValidationFailed
+from vanta.domain.money import normalize, to_decimal
+from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.problems import ApiProblem
+from vanta.entrypoints.api.render import follower_json
+from vanta.entrypoints.api.schemas import (
+    FOLLOWER_PATCH_SCHEMA,
+    INSTRUMENT_SCHEMA,
+    NAV_SCHEMA,
+    OVERLAY_SCHEMA,
+    body_schema,
+)
+
+
+def build_router(container: Container, read_json: Any) -> APIRouter:
+    r = APIRouter()
+
+    @r.get("/v1/followers/{follower_id}", tags=["followers"])
+    async def get_follower(follower_id: str,
+                           p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+        async with container.uow() as uow:
+            row = await uow.followers.get(p.tenant_id, follower_id)
+        if row is None:
+            raise ApiProblem(404, "follower_not_found", f"follower {follower_id} not found")
+        return follower_json(row)
+
+    @r.patch("/v1/followers/{follower_id}", tags=["followers"],
+             openapi_extra=body_schema(FOLLOWER_PATCH_SCHEMA))
+    async def update_follower(follower_id: str, request: Request,
+                              p: Principal = Depends(require("follower:manage"))
+                              ) -> dict[str, Any]:
+        row = await patch_follower(container.uow(), tenant_id=p.tenant_id,
+                                   follower_id=follower_id, raw=await read_json(request),
+                                   actor=p.subject)
+        return follower_json(row)
+
+    @r.get("/v1/followers/{follower_id}/preview", tags=["followers"])
+    async def preview(
+        follower_id: str, p: Principal = Depends(require("vault:read")),
+        asof: str | None = None, symbol: str | None = None, side: str | None = None,
+        qty: str | None = None, ref_price: str | None = None, venue: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    ) -> dict[str, Any]:
+        try:
+            at = parse_as_of(asof, utcnow())
+        except ValidationFailed as e:
+            raise ApiProblem(422, "invalid_asof", e.message, field="asof") from None
+        hypothetical = None
+        if symbol is not None or side is not None or qty is not None:
+            hypothetical = {k: v for k, v in {"symbol": symbol, "side": side, "qty": qty,
+                                              "ref_price": ref_price, "venue": venue}.items()
+                            if v is not None}
+        return await preview_follower(container.uow(), tenant_id=p.tenant_id,
+                                      follower_id=follower_id, asof=at,
+                                      hypothetical=hypothetical, limit=limit)
+
+    @r.post("/v1/followers/{follower_id}/nav", status_code=201, tags=["followers"],
+            openapi_extra=body_schema(NAV_SCHEMA))
+    async def follower_nav(follower_id: str, request: Request,
+                           p: Principal = Depends(require("follower:manage"))
+                           ) -> dict[str, Any]:
+        return await record_nav(container.uow(), tenant_id=p.tenant_id, entity="follower",
+                                entity_id=follower_id, raw=await read_json(request),
+                                actor=p.subject)
+
+    @r.post("/v1/vaults/{vault_id}/nav", status_code=201, tags=["vaults"],
+            openapi_extra=body_schema(NAV_SCHEMA))
+    async def vault_nav(vault_id: str, request: Request,
+                        p: Principal = Depends(require("mirror:manage"))) -> dict[str, Any]:
+        return await record_nav(container.uow(), tenant_id=p.tenant_id, entity="vault",
+                                entity_id=vault_id, raw=await read_json(request),
+                                actor=p.subject)
+
+    @r.post("/v1/vaults/{vault_id}/overlay", status_code=201, tags=["vaults"],
+            openapi_extra=body_schema(OVERLAY_SCHEMA))
+    async def overlay(vault_id: str, request: Request,
+                      p: Principal = Depends(require("mirror:manage"))) -> dict[str, Any]:
+        result = await apply_overlay(container.uow(), tenant_id=p.tenant_id,
+                                     vault_id=vault_id, raw=await read_json(request),
+                                     actor=p.subject)
+        if result.get("maintenance") == {"enabled": False}:
+            container.outbox_written.set()  # held deliveries may go now
+        return result
+
+    @r.get("/v1/vaults/{vault_id}/overlays", tags=["vaults"])
+    async def overlays(vault_id: str,
+                       p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+        async with container.uow() as uow:
+            if await uow.vaults.get(p.tenant_id, vault_id) is None:
+                raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
+            rows = await uow.overlays.list(p.tenant_id, vault_id)
+        return {"data": [overlay_json(x) for x in rows]}
+
+    @r.put("/v1/instruments/{venue}/{symbol}", tags=["instruments"],
+           openapi_extra=body_schema(INSTRUMENT_SCHEMA))
+    async def put_instrument(venue: str, symbol: str, request: Request,
+                             p: Principal = Depends(require("mirror:manage"))
+                             ) -> dict[str, Any]:
+        raw = await read_json(request)
+        row = _instrument_row(venue.lower(), symbol.upper(), raw)
+        async with container.uow() as uow:
+            await uow.instruments.upsert(row)
+            await uow.audit.append(entity="instrument", entity_id=f"{row['venue']}:"
+                                   f"{row['symbol']}", action="upserted", actor=p.subject,
+                                   tenant_id=p.tenant_id,
+                                   payload={k: str(v) for k, v in row.items()
+                                            if k != "updated_at"})
+            await uow.commit()
+        return _instrument_json(row)
+
+    @r.get("/v1/instruments", tags=["instruments"])
+    async def list_instruments(p: Principal = Depends(require("vault:read"))
+                               ) -> dict[str, Any]:
+        async with container.uow() as uow:
+            rows = await uow.instruments.list()
+        return {"data": [_instrument_json(x) for x in rows]}
+
+    @r.get("/v1/manager-orders/{mo_id}/replay", tags=["audit"])
+    async def replay(mo_id: str, p: Principal = Depends(require("audit:read"))
+                     ) -> dict[str, Any]:
+        expansion = await replay_expansion(container.uow(), tenant_id=p.tenant_id,
+                                           mo_id=mo_id)
+        async with container.uow() as uow:
+            stored = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
+                                                 since=None, limit=1_000_000)
+        by_id = {c["fo_id"]: c for c in stored}
+        diffs = []
+        for c in expansion.children:
+            s = by_id.pop(c.fo_id, None)
+            if s is None or s["qty"] != c.qty or s["symbol"] != c.symbol or \
+                    bool(s["cap_applied"]) != c.cap_applied or s["skip_reason"] != c.skip_reason:
+                diffs.append({"fo_id": c.fo_id, "replayed_qty": str(c.qty),
+                              "stored_qty": None if s is None else str(s["qty"])})
+        diffs.extend({"fo_id": k, "replayed_qty": None, "stored_qty": str(v["qty"])}
+                     for k, v in by_id.items())
+        return {"mo_id": mo_id, "matches": not diffs, "children": len(expansion.children),
+                "differences": diffs}
+
+    return r
+
+
+def _step(raw: dict[str, Any], key: str, required: bool) -> Decimal | None:
+    if raw.get(key) is None:
+        if required:
+            raise ValidationFailed(f"{key} is required", code="missing_field", field=key)
+        return None
+    v = to_decimal(raw[key], field=key, code="invalid_instrument")
+    if v < 0 or (key != "min_notional" and v == 0) or v > Decimal("1e9"):
+        raise ValidationFailed(f"{key} is out of range", code="invalid_instrument", field=key)
+    return normalize(v)
+
+
+def _instrument_row(venue: str, symbol: str, raw: object) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ValidationFailed("body must be a JSON object", code="invalid_body")
+    unknown = sorted(set(raw) - {"lot_step", "min_qty", "min_notional", "fractional_step"})
+    if unknown:
+        raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", code="unknown_field",
+                               field=unknown[0])
+    lot = _step(raw, "lot_step", True)
+    assert lot is not None
+    min_qty = _step(raw, "min_qty", False) or lot
+    frac = _step(raw, "fractional_step", False)
+    if frac is not None and frac > lot:
+        raise ValidationFailed("fractional_step must not exceed lot_step",
+                               code="invalid_instrument", field="fractional_step")
+    return {"symbol": symbol, "venue": venue, "lot_step": lot, "min_qty": min_qty,
+            "min_notional": _step(raw, "min_notional", False) or Decimal(0),
+            "fractional_step": frac, "updated_at": datetime.now().astimezone()}
+
+
+def _instrument_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {"symbol": row["symbol"], "venue": row["venue"], "lot_step": str(row["lot_step"]),
+            "min_qty": str(row["min_qty"]), "min_notional": str(row["min_notional"]),
+            "fractional_step": None if row["fractional_step"] is None
+            else str(row["fractional_step"])}
