@@ -16,6 +16,7 @@ from vanta.adapters.identity.dev_issuer import DevIssuer
 from vanta.adapters.identity.verifier import TokenVerifier
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender
+from vanta.adapters.webhooks.ssrf import TargetPolicy
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.config import Settings
 
@@ -50,9 +51,13 @@ def build(settings: Settings | None = None) -> Container:
     issuer = DevIssuer(s.signing_key_path, issuer=s.jwt_issuer, audience=s.jwt_audience)
     verifier = TokenVerifier(issuer.jwks, issuer=s.jwt_issuer, audience=s.jwt_audience,
                              leeway=s.jwt_leeway_seconds)
-    sender = AiohttpWebhookSender(timeout_seconds=s.webhook_timeout_seconds,
-                                  excerpt_bytes=s.webhook_response_excerpt_bytes,
-                                  connections=max(s.dispatcher_concurrency, 10))
+    sender = AiohttpWebhookSender(
+        timeout_seconds=s.webhook_timeout_seconds,
+        excerpt_bytes=s.webhook_response_excerpt_bytes,
+        connections=max(s.dispatcher_concurrency, 10),
+        policy=TargetPolicy(allow_private=s.webhook_allow_private,
+                            allowlist=tuple(s.webhook_allowlist)),
+        per_endpoint_limit=s.webhook_per_endpoint_limit)
     dispatcher = Dispatcher(
         uow_factory=lambda: SqlUnitOfWork(engine), sender=sender, secrets=secrets,
         config=DispatchConfig(retry_schedule=tuple(s.retry_schedule_seconds),

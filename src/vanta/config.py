@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = 30
     token_ttl_seconds: int = 3600
     webhook_timeout_seconds: float = 5.0
+    # Webhook targets on private, loopback or link-local addresses are refused unless listed
+    # here (CIDRs or exact hostnames); cloud metadata addresses need an explicit CIDR.
+    webhook_allowlist: list[str] = Field(default_factory=list)
+    webhook_allow_private: bool = False
+    webhook_per_endpoint_limit: int = 4
     webhook_response_excerpt_bytes: int = 1024
     retry_schedule_seconds: list[float] = Field(default_factory=lambda: [1.0, 5.0, 15.0, 60.0])
     retry_jitter_fraction: float = 0.2

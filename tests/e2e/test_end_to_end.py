@@ -31,7 +31,8 @@ def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 3
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "VANTA_DATA_DIR": str(tmp_path / "data"),
-            "VANTA_DISPATCHER_POLL_SECONDS": "0.05"}
+            "VANTA_DISPATCHER_POLL_SECONDS": "0.05",
+            "VANTA_WEBHOOK_ALLOWLIST": '["127.0.0.1/32"]'}
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ answers are cut off within bounds; a slow endpoint cannot starve deliveries to a
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +18,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender, SendResult, VettedResolver
 from vanta.adapters.webhooks.ssrf import TargetPolicy
@@ -29,16 +35,21 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @asynccontextmanager
-async def serve(handler: Handler) -> AsyncIterator[str]:
+async def serve(handler: Handler, ssl_context: ssl.SSLContext | None = None
+                ) -> AsyncIterator[str]:
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        return await handler(request)
+
+    app.router.add_route("*", "/{tail:.*}", route)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
 
@@ -93,6 +104,15 @@ async def test_loopback_is_refused_without_the_allowlist_and_nothing_is_sent() -
     assert rec.requests == []
 
 
+async def test_an_allowlisted_legacy_numeric_host_is_refused_not_retried() -> None:
+    rec = Recorder()
+    async with serve(rec) as base, sender(policy=LOOPBACK) as s:
+        result = await s.send(f"http://2130706433:{_port(base)}/", HEADERS, BODY)
+    # vetted as 127.0.0.1, but aiohttp refuses non-canonical IPv4 spellings outright
+    assert (result.refused, result.error) == (True, "refused: invalid_url")
+    assert rec.requests == []
+
+
 async def test_no_policy_allows_everything_for_the_embedded_demo() -> None:
     rec = Recorder()
     async with serve(rec) as base, sender() as s:
@@ -111,7 +131,7 @@ async def test_bad_scheme_and_credentials_are_refused_even_without_a_policy() ->
 async def test_connection_goes_to_the_vetted_address_without_a_second_lookup(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A rebinding DNS answers 127.0.0.1 first and an unreachable address afterwards."""
+    """A rebinding DNS answers 127.0.0.1 once and an unreachable address afterwards."""
     lookups: list[str] = []
     loop = asyncio.get_running_loop()
     real = loop.getaddrinfo
@@ -120,7 +140,7 @@ async def test_connection_goes_to_the_vetted_address_without_a_second_lookup(
         if host.rstrip(".") != "hooks.test":
             return await real(host, port, **kw)
         lookups.append(host)
-        addr = "127.0.0.1" if len(lookups) % 2 == 1 else "203.0.113.9"
+        addr = "127.0.0.1" if len(lookups) == 1 else "203.0.113.9"
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (addr, port))]
 
     monkeypatch.setattr(loop, "getaddrinfo", rebinding)
@@ -128,11 +148,75 @@ async def test_connection_goes_to_the_vetted_address_without_a_second_lookup(
     async with serve(rec) as base, sender(policy=LOOPBACK, timeout_seconds=2.0) as s:
         port = _port(base)
         first = await s.send(f"http://hooks.test:{port}/a", HEADERS, BODY)
-        second = await s.send(f"http://hooks.test.:{port}/b", HEADERS, BODY)
-    assert (first.status, second.status) == (200, 200), (first, second)
-    assert lookups == ["hooks.test", "hooks.test."]  # one lookup per send, none by aiohttp
-    assert [r["headers"]["Host"] for r in rec.requests] == [f"hooks.test:{port}",
-                                                           f"hooks.test.:{port}"]
+        assert lookups == ["hooks.test"]  # aiohttp did not look the name up again
+        second = await s.send(f"http://hooks.test:{port}/b", HEADERS, BODY)
+    assert first.status == 200, first
+    [req] = rec.requests
+    assert req["headers"]["Host"] == f"hooks.test:{port}"  # the name, not the address
+    # every send vets afresh: the rebound answer is refused, the pooled connection unused
+    assert (second.refused, second.error) == (True, "refused: private_address")
+    assert lookups == ["hooks.test", "hooks.test"]
+
+
+def _tls_pair(tmp: Any, cert_name: str) -> tuple[ssl.SSLContext, ssl.SSLContext, list[str]]:
+    """A throwaway CA, a server certificate for ``cert_name``; (server, client, SNI seen)."""
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(subject: str, key: Any, issuer: str, issuer_key: Any, ca: bool) -> x509.Certificate:
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(minutes=1))
+             .not_valid_after(now + dt.timedelta(hours=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]),
+                                critical=False)
+        return b.sign(issuer_key, hashes.SHA256())
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    ca = cert("test ca", ca_key, "test ca", ca_key, True)
+    leaf = cert(cert_name, leaf_key, "test ca", ca_key, False)
+    pem = serialization.Encoding.PEM
+    (tmp / "leaf.pem").write_bytes(leaf.public_bytes(pem))
+    (tmp / "leaf.key").write_bytes(leaf_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(tmp / "leaf.pem", tmp / "leaf.key")
+    sni: list[str] = []
+    server.sni_callback = lambda _sock, name, _ctx: sni.append(name) and None
+    client = ssl.create_default_context(cadata=ca.public_bytes(pem).decode())
+    return server, client, sni
+
+
+@pytest.mark.parametrize("cert_name", ["hooks.test", "someone-else.test"])
+async def test_tls_sni_and_certificate_check_use_the_hostname_not_the_address(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, cert_name: str,
+) -> None:
+    server_ctx, client_ctx, sni = _tls_pair(tmp_path, cert_name)
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+
+    async def dns(host: str, port: Any, **kw: Any) -> Any:
+        if host == "hooks.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return await real(host, port, **kw)
+
+    monkeypatch.setattr(loop, "getaddrinfo", dns)
+    rec = Recorder()
+    async with serve(rec, server_ctx) as base, sender(
+            policy=TargetPolicy(allowlist=["hooks.test"]), ssl_context=client_ctx) as s:
+        result = await s.send(f"https://hooks.test:{_port(base)}/hook", HEADERS, BODY)
+    assert sni == ["hooks.test"]
+    if cert_name == "hooks.test":
+        assert result.status == 200, result
+        assert rec.requests[0]["headers"]["Host"] == f"hooks.test:{_port(base)}"
+    else:  # the certificate is checked against the URL's hostname and does not match it
+        assert result.status is None and not result.refused, result
+        assert result.error is not None and "hostname mismatch" in result.error.lower()
+        assert rec.requests == []
 
 
 async def test_a_refused_rebinding_answer_never_reaches_the_network(

@@ -138,7 +138,8 @@ class Dispatcher:
 
     async def _finish_attempt(self, outbox_row: dict[str, Any], fo_id: str, attempt_no: int,
                               started: Any, result: SendResult) -> None:
-        outcome = classify(result.status)
+        # A refused target (private address, bad URL) will not become acceptable by waiting.
+        outcome = Outcome.FAILED if result.refused else classify(result.status)
         now = self.clock()
         error = result.error or (None if outcome is Outcome.ACK else f"HTTP {result.status}")
         next_state = ChildOrderState(outcome.value)

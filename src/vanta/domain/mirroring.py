@@ -97,10 +97,11 @@ def expand(
     children: list[ChildOrder] = []
     pause: list[FollowerId] = []
     ctx = snapshot.context()
+    positions, navs = snapshot.positions, snapshot.navs
     for f in sorted(followers, key=lambda f: f.follower_id):
         fid = f.follower_id
-        result = size_child(order, f, instrument, ctx, held=snapshot.held(fid),
-                            nav=snapshot.navs.get(fid))
+        result = size_child(order, f, instrument, ctx, held=positions.get(fid, ZERO),
+                            nav=navs.get(fid))
         fo_id = child_order_id(order.mo_id, fid)
         if isinstance(result, Sized):
             state = (ChildOrderState.SHADOW if f.mode is FollowerMode.SHADOW

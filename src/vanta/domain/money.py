@@ -45,23 +45,25 @@ def exponent_places(d: Decimal) -> int:
 
 
 def floor_to_step(qty: Decimal, step: Decimal) -> Decimal:
-    """Largest multiple of ``step`` that is <= ``qty`` (qty >= 0)."""
+    """Largest multiple of ``step`` that is <= ``qty`` (qty >= 0). Not normalized: callers
+    normalize once at the end (this is the hot path of a large fan-out)."""
     if step <= 0:
         raise ValueError("lot step must be positive")
     if qty <= 0:
         return ZERO
-    units = (qty / step).to_integral_value(rounding=ROUND_FLOOR)
-    return normalize(units * step)
+    return (qty / step).to_integral_value(rounding=ROUND_FLOOR) * step
+
+
+_ONE = Decimal(1)
 
 
 def normalize(d: Decimal) -> Decimal:
-    """Canonical form without exponent notation: 7 stays 7, 0.50 becomes 0.5."""
-    if d == 0:
+    """Canonical form without exponent notation: 7 stays 7, 0.50 becomes 0.5, 1E+2 is 100."""
+    if not d:
         return ZERO
     n = d.normalize()
-    exp = n.as_tuple().exponent
-    if isinstance(exp, int) and exp > 0:
-        return n.quantize(Decimal(1))
+    if n == n.to_integral_value():
+        return n.quantize(_ONE)
     return n
 
 

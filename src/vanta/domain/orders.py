@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from vanta.domain.errors import ValidationFailed
 from vanta.domain.fsm import TransitionTable
@@ -111,8 +111,10 @@ class ManagerOrder:
     manager_nav: Decimal | None = None  # the vault's NAV as the source saw it, if it sent one
 
 
-@dataclass(frozen=True, slots=True)
-class ChildOrder:
+class ChildOrder(NamedTuple):
+    """Immutable; a NamedTuple rather than a frozen dataclass because a fan-out builds one
+    per follower and frozen dataclasses are several times slower to construct."""
+
     fo_id: ChildOrderId
     mo_id: ManagerOrderId
     follower_id: FollowerId

@@ -52,7 +52,9 @@ class OrderContext:
     overlay: OverlayEffect = field(default_factory=OverlayEffect)
 
 
-@dataclass(frozen=True, slots=True)
+# Results are plain slotted dataclasses (not frozen): one is built per follower on the hot
+# path, and frozen construction costs several times more. Treat them as values.
+@dataclass(slots=True)
 class Sized:
     qty: Decimal
     cap_applied: bool
@@ -60,7 +62,7 @@ class Sized:
     symbol: str | None = None  # set when the follower's symbol map renamed it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Skipped:
     reason: str
     trace: dict[str, str] = field(default_factory=dict)
@@ -83,7 +85,9 @@ def size_child(
     """Size the child of ``order`` for ``follower``; ``price`` overrides ``ctx.price``."""
     c = ctx or OrderContext()
     px = price if price is not None else c.price
-    trace: dict[str, str] = {"held": str(held)}
+    # The trace keeps what sizing computed; its inputs (settings, holdings, NAVs) are in the
+    # order's snapshot already.
+    trace: dict[str, str] = {}
     if follower.kill_switch:
         return Skipped("kill_switch", trace)
     if follower.paused:
@@ -98,9 +102,9 @@ def size_child(
         if nav is None or c.manager_nav is None or c.manager_nav <= 0 or nav.nav <= 0:
             return Skipped("nav_unavailable", trace)
         scale = nav.nav / c.manager_nav * follower.nav_multiplier
+        trace["scale"] = str(scale)
     else:
         scale = follower.scale
-    trace["scale"] = str(normalize(scale))
 
     if order.side is Side.SELL:
         result = _size_sell(order, follower, instrument, c, held, scale, px, trace)
@@ -127,12 +131,12 @@ def _size_buy(
     boost = c.overlay.for_follower(follower.flip_allowed, follower.persona_allowed)
     if boost != 1:
         scale = scale * boost
-        trace["overlay"] = str(normalize(boost))
+        trace["overlay"] = str(boost)
     fractional = follower.fractional
     step = instrument.step_for(fractional)
     raw = order.qty * scale
     qty = floor_to_step(raw, step)
-    trace["raw"] = str(normalize(raw))
+    trace["raw"] = str(raw)
     cap_applied = False
     if prot.max_order_usd is not None:
         if px is None:
@@ -182,7 +186,9 @@ def _apply_minimums(
     qty: Decimal, cap_applied: bool, instrument: Instrument, fractional: bool,
     px: Decimal | None, trace: dict[str, str],
 ) -> SizeResult:
-    if qty <= 0 or qty < instrument.min_qty_for(fractional):
+    min_qty = instrument.fractional_step if fractional and instrument.fractional_step \
+        else instrument.min_qty
+    if qty <= 0 or qty < min_qty:
         return Skipped("below_minimum", trace)
     if instrument.min_notional > 0 and px is not None and qty * px < instrument.min_notional:
         return Skipped("below_minimum", trace)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -114,8 +115,13 @@ class AiohttpWebhookSender:
                  connections: int = 100, policy: TargetPolicy | None = None,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
                  per_endpoint_limit: int = 4,
-                 connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS) -> None:
-        """``policy=None`` allows every address (local demo); production passes a policy."""
+                 connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """``policy=None`` allows every address (local demo); production passes a policy.
+
+        ``ssl_context`` replaces the default verifying context (e.g. to trust a private CA);
+        certificates are always checked against the URL's hostname.
+        """
         if timeout_seconds <= 0 or connect_timeout_seconds <= 0:
             raise ValueError("timeouts must be positive")
         if per_endpoint_limit < 1:
@@ -128,6 +134,7 @@ class AiohttpWebhookSender:
         self._max_response = max(max_response_bytes, self._excerpt)
         self._connections = connections
         self._policy = policy
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._slots = _EndpointSlots(per_endpoint_limit)
         self._session: aiohttp.ClientSession | None = None
 
@@ -140,7 +147,7 @@ class AiohttpWebhookSender:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(
-                    limit=self._connections, resolver=VettedResolver(),
+                    limit=self._connections, resolver=VettedResolver(), ssl=self._ssl,
                     use_dns_cache=False),  # a cache would be a second, unvetted answer
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),  # no state carried between followers
@@ -167,6 +174,10 @@ class AiohttpWebhookSender:
                     return await self._post(target, url, headers, body, start)
         except TargetRefused as e:
             return _refused(start, e)
+        except aiohttp.InvalidURL:
+            # e.g. a legacy numeric host (2130706433) that an allowlist let through: aiohttp
+            # will never send to it, so retrying is pointless
+            return _refused(start, TargetRefused("invalid_url"))
         except aiohttp.ConnectionTimeoutError:
             return SendResult(None, _ms(start), None, "timeout: connect")
         except TimeoutError:

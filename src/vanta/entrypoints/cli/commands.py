@@ -42,6 +42,8 @@ async def serve(s: Settings, *, port_file: Path | None, run_dispatcher: bool) ->
 
 
 async def up(s: Settings, *, receiver_port: int, console: Console) -> None:
+    if "127.0.0.1/32" not in s.webhook_allowlist:  # the demo followers' receiver is local
+        s = s.model_copy(update={"webhook_allowlist": [*s.webhook_allowlist, "127.0.0.1/32"]})
     c = build(s)
     await c.migrate()
     rcv = receiver_mod.Receiver()

@@ -55,7 +55,8 @@ async def _run(tmp: Path, n_orders: int, console: Console | None,
     runner, rport = await receiver_mod.start(rcv)
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    s = Settings(data_dir=tmp, api_port=port, dispatcher_poll_seconds=0.05)
+    s = Settings(data_dir=tmp, api_port=port, dispatcher_poll_seconds=0.05,
+                 webhook_allowlist=["127.0.0.1/32"])  # the demo receiver is local
     c = build(s)
     await c.migrate()
     await create_tenant(c.uow(), tenant_id=TENANT, name="Demo Capital")
