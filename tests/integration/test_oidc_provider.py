@@ -75,18 +75,22 @@ def node() -> str:
     if m is None or (int(m[1]), int(m[2])) < MIN_NODE:
         _unavailable(f"Node.js {version or '?'} is too old; oauth2-mock-server 8 needs >= 20.19")
     if not (MOCK_DIR / "node_modules" / "oauth2-mock-server" / "package.json").is_file():
-        # npm ci installs exactly the committed lockfile and never rewrites it.
+        # npm ci installs exactly the committed lockfile and never rewrites it. Short retry
+        # backoff: offline, npm's defaults take over a minute to give up.
         verb = "ci" if (MOCK_DIR / "package-lock.json").is_file() else "install"
+        cmd = [npm, verb, "--no-audit", "--no-fund", "--fetch-retries=2",
+               "--fetch-retry-mintimeout=1000", "--fetch-retry-maxtimeout=5000"]
         try:
-            done = subprocess.run([npm, verb, "--no-audit", "--no-fund"], cwd=MOCK_DIR,
-                                  capture_output=True, text=True, timeout=300, check=False)
+            done = subprocess.run(cmd, cwd=MOCK_DIR, capture_output=True, text=True,
+                                  timeout=300, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
             _unavailable(f"`npm {verb}` in {MOCK_DIR} failed: {e}")
         else:
             if done.returncode != 0:
-                tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+                lines = [ln for ln in (done.stderr + done.stdout).splitlines()
+                         if ln.strip() and not ln.startswith("npm warn")]
                 _unavailable(f"`npm {verb}` in {MOCK_DIR} exited {done.returncode}: "
-                             + " | ".join(tail))
+                             + " | ".join(lines[:4]))
     return node
 
 

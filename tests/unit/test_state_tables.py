@@ -42,3 +42,14 @@ def test_manager_order_table() -> None:
         MANAGER_ORDER_TABLE.check(M.COMPLETED, M.EXPANDED)
     with pytest.raises(InvalidTransition):
         MANAGER_ORDER_TABLE.check(M.REJECTED, M.EXPANDED)
+
+
+def test_child_ids_are_uuid5_of_order_and_follower() -> None:
+    import uuid
+
+    from vanta.domain.ids import VANTA_NAMESPACE, child_order_id, child_order_ids
+
+    for mo, f in [("m", "f"), ("x" * 50, "ü"), ("6ac3daee-b9be-5b80", "84579595")]:
+        expected = str(uuid.uuid5(VANTA_NAMESPACE, f"fo:{mo}:{f}"))
+        assert child_order_id(mo, f) == expected == child_order_ids(mo)(f)
+    assert child_order_id("m", "f1") != child_order_id("m", "f2")

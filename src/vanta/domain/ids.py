@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from typing import NewType
 
 TenantId = NewType("TenantId", str)
@@ -34,10 +35,22 @@ _NS_BYTES = VANTA_NAMESPACE.bytes
 
 def child_order_id(mo_id: str, follower_id: str) -> ChildOrderId:
     """Derived from (manager order, follower): also the broker client order id and the
-    Standard Webhooks ``webhook-id``. Exactly ``uuid5(VANTA_NAMESPACE, "fo:<mo>:<f>")``,
-    computed without building UUID objects because a fan-out derives one per follower."""
-    b = bytearray(hashlib.sha1(_NS_BYTES + f"fo:{mo_id}:{follower_id}".encode()).digest()[:16])
-    b[6] = (b[6] & 0x0F) | 0x50  # version 5
-    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = b.hex()
-    return ChildOrderId(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    Standard Webhooks ``webhook-id``. Exactly ``uuid5(VANTA_NAMESPACE, "fo:<mo>:<f>")``."""
+    return child_order_ids(mo_id)(follower_id)
+
+
+def child_order_ids(mo_id: str) -> Callable[[str], ChildOrderId]:
+    """The child-id function of one manager order. A fan-out derives one id per follower, so
+    the hash of the common prefix is computed once and no UUID objects are built."""
+    prefix = hashlib.sha1(_NS_BYTES + f"fo:{mo_id}:".encode())
+
+    def derive(follower_id: str) -> ChildOrderId:
+        h = prefix.copy()
+        h.update(follower_id.encode())
+        b = bytearray(h.digest()[:16])
+        b[6] = (b[6] & 0x0F) | 0x50  # version 5
+        b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+        x = b.hex()
+        return ChildOrderId(f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}")
+
+    return derive

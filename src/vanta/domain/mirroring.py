@@ -9,7 +9,7 @@ from typing import Any
 
 from vanta.domain.errors import Conflict
 from vanta.domain.followers import FollowerMode, FollowerSpec
-from vanta.domain.ids import FollowerId, child_order_id
+from vanta.domain.ids import FollowerId, child_order_ids
 from vanta.domain.money import ZERO, Instrument
 from vanta.domain.orders import ChildOrder, ChildOrderState, ManagerOrder
 from vanta.domain.overlays import OverlayEffect
@@ -98,11 +98,12 @@ def expand(
     pause: list[FollowerId] = []
     ctx = snapshot.context()
     positions, navs = snapshot.positions, snapshot.navs
+    child_id = child_order_ids(order.mo_id)
     for f in sorted(followers, key=lambda f: f.follower_id):
         fid = f.follower_id
         result = size_child(order, f, instrument, ctx, held=positions.get(fid, ZERO),
                             nav=navs.get(fid))
-        fo_id = child_order_id(order.mo_id, fid)
+        fo_id = child_id(fid)
         if isinstance(result, Sized):
             state = (ChildOrderState.SHADOW if f.mode is FollowerMode.SHADOW
                      else ChildOrderState.PENDING)

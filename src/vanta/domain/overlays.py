@@ -89,7 +89,9 @@ class OverlayEffect:
     persona: Decimal = ONE
 
     def for_follower(self, flip_allowed: bool, persona_allowed: bool) -> Decimal:
-        return (self.flip if flip_allowed else ONE) * (self.persona if persona_allowed else ONE)
+        if flip_allowed:
+            return self.flip * self.persona if persona_allowed else self.flip
+        return self.persona if persona_allowed else ONE
 
     def to_json(self) -> dict[str, str]:
         return {"flip": str(self.flip), "persona": str(self.persona)}

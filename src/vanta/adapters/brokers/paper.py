@@ -213,6 +213,14 @@ class PaperBroker:
         :class:`BrokerUnavailable` instead of the ack (a timeout after the venue acted)."""
         self._lose_next_ack += submits
 
+    def reject_late(self, client_order_id: str,
+                    reason: str = "paper: rejected by the simulated venue") -> None:
+        """The venue rejects an order it had accepted (as a risk check would)."""
+        placed = self._find(client_order_id)
+        if placed.open:
+            placed.status = OrderStatus.REJECTED
+            placed.reason = reason
+
     def set_price(self, symbol: str, price: Decimal) -> None:
         if not isinstance(price, Decimal) or price <= 0:
             raise ValueError("price must be a positive Decimal")
