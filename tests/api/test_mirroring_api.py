@@ -248,3 +248,19 @@ async def test_instruments_change_sizing(api: Api) -> None:
     bad = await api.client.put("/v1/instruments/default/AAPL", headers=api.auth(),
                                json={"lot_step": 0})
     assert bad.status_code == 422
+
+
+async def test_kill_switch_withdraws_queued_deliveries_at_once(api: Api) -> None:
+    fid = await add_follower(api)
+    other = await add_follower(api)
+    body = await order(api, "M-1")
+    await api.client.patch(f"/v1/followers/{fid}", headers=api.auth(), json={"kill_switch": True})
+    sender = FakeSender()
+    d = Dispatcher(uow_factory=api.container.uow, sender=sender, secrets=api.container.secrets)
+    await d.run_once()
+    assert [h["webhook-id"] for _, h, _ in sender.sent] == [child_of(body, other)["fo_id"]]
+    after = (await api.client.get(f"/v1/manager-orders/{body['mo_id']}",
+                                  headers=api.auth())).json()
+    killed = child_of(after, fid)
+    assert killed["state"] == "cancelled" and killed["skip_reason"] == "kill_switch"
+    assert after["state"] == "completed"

@@ -115,6 +115,15 @@ class Dispatcher:
                 await uow.commit()
                 return None
             state = ChildOrderState(child["state"])
+            follower = await uow.followers.get_unscoped(child["follower_id"])
+            assert follower is not None
+            if state is not ChildOrderState.SENT and (follower["kill_switch"] or
+                                                      follower["paused"]):
+                # A kill switch acts at once: what is still queued is withdrawn, not sent.
+                reason = "kill_switch" if follower["kill_switch"] else "paused"
+                await self._cancel(uow, outbox_row, child, state, reason, now)
+                await uow.commit()
+                return None
             attempt_no = int(child["dispatch_attempts"]) + 1
             # A child already 'sent' was leased by a worker that died mid-attempt: send again
             # with the same webhook-id; the receiver de-duplicates.
@@ -126,9 +135,8 @@ class Dispatcher:
             if not ok:
                 await uow.rollback()
                 return None
-            follower = await uow.followers.get_unscoped(child["follower_id"])
             order = await uow.manager_orders.get_unscoped(child["mo_id"])
-            assert follower is not None and order is not None
+            assert order is not None
             await uow.commit()
         secret = self.secrets.get(follower["hmac_key_ref"])
         body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
@@ -184,6 +192,19 @@ class Dispatcher:
                                             "follower_id": child["follower_id"],
                                             "attempt": attempt_no, "status": result.status,
                                             "outcome": next_state.value})
+
+    async def _cancel(self, uow: SqlUnitOfWork, outbox_row: dict[str, Any],
+                      child: dict[str, Any], state: ChildOrderState, reason: str,
+                      now: Any) -> None:
+        CHILD_ORDER_TABLE.check(state, ChildOrderState.CANCELLED)
+        if await uow.child_orders.update(child["fo_id"], expect_state=state.value,
+                                         state=ChildOrderState.CANCELLED.value,
+                                         skip_reason=reason, updated_at=now):
+            await uow.audit.append(entity="follower_order", entity_id=child["fo_id"],
+                                   action="dispatch:cancelled", actor="dispatcher",
+                                   tenant_id=child["tenant_id"], payload={"reason": reason})
+            await self._maybe_complete_order(uow, child["mo_id"])
+        await uow.outbox.complete(outbox_row["id"], now)
 
     async def _maybe_complete_order(self, uow: SqlUnitOfWork, mo_id: str) -> None:
         if await uow.child_orders.open_count(mo_id, OPEN_CHILD_STATES) == 0:

@@ -62,17 +62,18 @@ class ChildOrderState(StrEnum):
     DLQ = "dlq"  # retries exhausted; parked in the dead-letter queue
     SKIPPED = "skipped"  # never dispatched; ``skip_reason`` says why
     SHADOW = "shadow"  # sized and recorded for a shadow follower, never dispatched
+    CANCELLED = "cancelled"  # queued, then withdrawn (the follower's kill switch or pause)
 
 
 CHILD_ORDER_TABLE: TransitionTable[ChildOrderState] = TransitionTable(
     "follower_order",
     {
-        ChildOrderState.PENDING: frozenset({ChildOrderState.SENT}),
+        ChildOrderState.PENDING: frozenset({ChildOrderState.SENT, ChildOrderState.CANCELLED}),
         ChildOrderState.SENT: frozenset(
             {ChildOrderState.ACK, ChildOrderState.RETRY, ChildOrderState.FAILED,
              ChildOrderState.DLQ}
         ),
-        ChildOrderState.RETRY: frozenset({ChildOrderState.SENT}),
+        ChildOrderState.RETRY: frozenset({ChildOrderState.SENT, ChildOrderState.CANCELLED}),
         ChildOrderState.ACK: frozenset({ChildOrderState.CONFIRMED}),
         # a dead letter can be redelivered by an operator
         ChildOrderState.DLQ: frozenset({ChildOrderState.PENDING}),
@@ -88,7 +89,8 @@ POSITION_STATES = frozenset(
 )
 TERMINAL_CHILD_STATES = frozenset(
     {ChildOrderState.ACK, ChildOrderState.CONFIRMED, ChildOrderState.FAILED,
-     ChildOrderState.DLQ, ChildOrderState.SKIPPED, ChildOrderState.SHADOW}
+     ChildOrderState.DLQ, ChildOrderState.SKIPPED, ChildOrderState.SHADOW,
+     ChildOrderState.CANCELLED}
 )
 
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,31}$")

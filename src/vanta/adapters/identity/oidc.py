@@ -109,8 +109,9 @@ async def read_json(response: httpx.Response, what: str, *, limit: int = _MAX_BO
 class OidcProvider:
     """Discovery document and JWK Set of one OpenID Connect issuer, cached and refreshed.
 
-    ``http`` is used as given (and not closed); without it the provider owns a client with a
-    ``timeout``-second timeout. Every fetch is bounded by ``timeout`` as a whole.
+    ``http`` is used as given (and not closed); without it the provider owns a client. Each
+    request is bounded by ``timeout`` seconds as a whole, one refresh (discovery + JWKS) by
+    twice that. Use it on one event loop (the one :meth:`start` ran on).
     """
 
     def __init__(
@@ -211,6 +212,8 @@ class OidcProvider:
         Not rate-limited; joins a fetch already in flight. Returns the new JWK Set; raises
         :class:`OidcError` (the previous snapshot stays in use).
         """
+        if self._closed:
+            raise OidcError("provider is closed")
         self._bind_loop()
         task = self._inflight
         if task is None or task.done():

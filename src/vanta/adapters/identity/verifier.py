@@ -235,7 +235,7 @@ class TokenVerifier:
             if self._on_unknown_kid is None:
                 raise
         await self._on_unknown_kid()
-        raise InvalidToken('unknown_kid')
+        return self.verify(token)
 
     # -- internals ---------------------------------------------------------------------------
 
