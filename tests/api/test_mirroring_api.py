@@ -72,7 +72,7 @@ async def test_patch_refuses_bad_input_and_other_tenants(api: Api) -> None:
     assert r.status_code == 422 and r.json()["code"] == "empty_patch"
     r = await api.client.patch(f"/v1/followers/{fid}", headers=api.auth(),
                                json={"mode": "capped", "max_pos_usd": 100})
-    assert r.status_code == 422 and r.json()["code"] == "plan_lacks_feature"
+    assert r.status_code == 422 and r.json()["code"] == "mode_not_in_plan"
     r = await api.client.patch(f"/v1/followers/{fid}", headers=api.auth("tnt_b"),
                                json={"scale": 2})
     assert r.status_code == 404 and r.json()["code"] == "follower_not_found"

@@ -170,6 +170,11 @@ async def _tradier_harness() -> Harness:
         fake=fake)
 
 
+def _fast_close(broker: CcxtBroker) -> CcxtBroker:
+    broker.exchange.timeout_on_exit = 0  # ccxt waits 250 ms on close for TLS shutdown
+    return broker
+
+
 async def _coinbase_harness() -> Harness:
     fake = FakeCoinbase(key_name=COINBASE_KEY_NAME, public_key=_COINBASE_KEY.public_key(),
                         balances={"USD": CASH}, prices={"BTC-USD": Decimal("50000.00")})
@@ -179,13 +184,14 @@ async def _coinbase_harness() -> Harness:
         serialization.NoEncryption()).decode()
     return Harness(
         "ccxt-coinbase",
-        CcxtBroker.coinbase(COINBASE_KEY_NAME, COINBASE_SECRET, api_url=url, timeout_ms=5000),
+        _fast_close(CcxtBroker.coinbase(COINBASE_KEY_NAME, COINBASE_SECRET, api_url=url,
+                                        timeout_ms=5000, rate_limit=False)),
         "BTC/USD", Decimal("0.03"), Decimal("50000.00"), Decimal("50010.00"),
-        lambda: CcxtBroker.coinbase(COINBASE_KEY_NAME, COINBASE_SECRET,
-                                    api_url=f"http://127.0.0.1:{closed_port()}",
-                                    timeout_ms=2000),
-        lambda: CcxtBroker.coinbase(COINBASE_KEY_NAME, other_key, api_url=url,
-                                    timeout_ms=5000),
+        lambda: _fast_close(CcxtBroker.coinbase(
+            COINBASE_KEY_NAME, COINBASE_SECRET, api_url=f"http://127.0.0.1:{closed_port()}",
+            timeout_ms=2000, rate_limit=False)),
+        lambda: _fast_close(CcxtBroker.coinbase(
+            COINBASE_KEY_NAME, other_key, api_url=url, timeout_ms=5000, rate_limit=False)),
         fake=fake)
 
 

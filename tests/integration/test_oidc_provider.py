@@ -570,7 +570,7 @@ async def test_insecure_or_odd_metadata_is_refused() -> None:
     idp.add_key("k1")
     idp.meta["jwks_uri"] = "http://idp.example/keys"
     async with idp.client() as client, OidcProvider(idp.issuer, http=client) as p:
-        with pytest.raises(OidcError, match="jwks_uri .* must use https"):
+        with pytest.raises(OidcError, match=r"jwks_uri .* must use https"):
             await p.start()
         idp.meta["jwks_uri"] = f"{idp.issuer}/keys"
         idp.meta["id_token_signing_alg_values_supported"] = ["none", "HS256"]

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from functools import cache
+
+from vanta.domain.entitlements import (
+    Entitlements,
+    OverlayKind,
+    can_apply_overlay,
+    can_use_mode,
+    entitlements_for,
+)
 from vanta.domain.errors import ValidationFailed
+
+
+@cache
+def _plan(plan_id: str) -> Entitlements:
+    return entitlements_for(plan_id)  # type: ignore[arg-type]
 
 
 def follower_rights(plan_id: str, opted_in: bool) -> tuple[bool, bool]:
     """(flip allowed, persona boosts allowed): the plan must allow it and the follower opt in."""
     if not opted_in:
         return False, False
-    return plan_id in ("pro", "institutional"), plan_id in ("pro", "institutional")
+    ent = _plan(plan_id)
+    return (can_apply_overlay(ent, OverlayKind.FLIP).allowed,
+            can_apply_overlay(ent, OverlayKind.PERSONA_BOOST).allowed)
 
 
 def require_mode_allowed(plan_id: str, mode: str) -> None:
-    if mode == "capped" and plan_id == "core":
-        raise ValidationFailed("capped mode needs the Pro plan or above",
-                               code="plan_lacks_feature", field="mode")
+    decision = can_use_mode(_plan(plan_id), mode)  # type: ignore[arg-type]
+    if not decision.allowed:
+        raise ValidationFailed(f"{mode} mode is not part of the {plan_id} plan",
+                               code=decision.reason, field="mode")

@@ -115,15 +115,16 @@ class CcxtBroker:
     @classmethod
     def coinbase(cls, api_key: str, api_secret: str, *, api_url: str | None = None,
                  timeout_ms: int = 10_000, quote_currency: str = "USD",
-                 clock: Clock = utcnow) -> CcxtBroker:
+                 rate_limit: bool = True, clock: Clock = utcnow) -> CcxtBroker:
         """Coinbase Advanced Trade with a CDP key (``organizations/…/apiKeys/…`` and its EC
         private key PEM). ``api_url`` replaces ``urls['api']['rest']`` (a sandbox or a local
-        fake)."""
+        fake); ``rate_limit`` keeps ccxt's client-side throttle on (turn it off only for a
+        local fake)."""
         import ccxt.async_support as ccxt_async
 
         exchange = ccxt_async.coinbase({
             "apiKey": api_key, "secret": api_secret, "timeout": timeout_ms,
-            "enableRateLimit": True,
+            "enableRateLimit": rate_limit,
         })
         if api_url is not None:
             exchange.urls["api"] = {"rest": api_url.rstrip("/")}
@@ -355,7 +356,8 @@ class CcxtBroker:
     async def _balances(self) -> dict[str, Decimal]:
         try:
             await self._markets()
-            balance = await self._ex.fetch_balance()
+            # Coinbase: the Advanced Trade accounts endpoint (v3), not the v2 wallet API
+            balance = await self._ex.fetch_balance({"v3": True} if self._coinbase else {})
         except Exception as e:
             raise _map(e, submitting=False) from e
         totals: dict[str, Decimal] = {}

@@ -100,6 +100,10 @@ followers = Table(
     Column("protections", JsonDoc, nullable=True),
     Column("plan_id", String(32), nullable=False, server_default="core"),
     Column("overlay_opt_in", Boolean, nullable=False, server_default=false()),
+    # Signing keys during a rotation: [{"ref": ..., "not_after": iso | null}]; all sign.
+    Column("webhook_keys", JsonDoc, nullable=True),
+    Column("webhook_disabled_at", TS, nullable=True),  # set on a 410 Gone
+    Column("webhook_disabled_reason", String(255), nullable=True),
 )
 
 manager_orders = Table(
@@ -143,6 +147,9 @@ follower_orders = Table(
     Column("audit", JsonDoc, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Column("filled_qty", ExactDecimal, nullable=False, server_default="0"),
+    Column("avg_fill_price", ExactDecimal, nullable=True),
+    Column("dead_lettered_at", TS, nullable=True),
     Index("ix_follower_orders_follower_created", "follower_id", "created_at"),
     Index("ix_follower_orders_follower_symbol", "follower_id", "symbol"),
 )
@@ -232,4 +239,14 @@ instruments = Table(
     Column("min_notional", ExactDecimal, nullable=False),
     Column("fractional_step", ExactDecimal, nullable=True),
     Column("updated_at", TS, nullable=False),
+)
+
+fills = Table(
+    "fills", metadata,
+    Column("trade_id", String(128), primary_key=True),  # the venue's; de-duplicates reports
+    Column("fo_id", ID, ForeignKey("follower_orders.fo_id"), nullable=False, index=True),
+    Column("qty", ExactDecimal, nullable=False),
+    Column("price", ExactDecimal, nullable=False),
+    Column("ts", TS, nullable=False),
+    Column("recorded_at", TS, nullable=False),
 )

@@ -278,11 +278,12 @@ class OidcProvider:
         return {"keys": [dict(k) for k in self._jwks.get("keys", []) if isinstance(k, dict)]}
 
     async def discovery(self) -> dict[str, Any]:
-        """The discovery document, fetched first if missing or older than ``cache_seconds``."""
+        """The discovery document (a copy), fetched first if missing or older than
+        ``cache_seconds``."""
         meta = self._metadata
         if meta is None or time.monotonic() - self._metadata_at >= self._cache_seconds:
             meta = await self._fetch_metadata()
-        return meta
+        return copy.deepcopy(meta)
 
     async def endpoint(self, name: str) -> str:
         """A URL-valued discovery member (e.g. ``token_endpoint``), checked like the issuer."""
@@ -314,9 +315,10 @@ class OidcProvider:
         leeway: int = 30,
         algorithms: Sequence[str] | None = None,
     ) -> TokenVerifier:
-        """A :class:`TokenVerifier` for this issuer: advertised asymmetric algorithms (unless
-        ``algorithms`` narrows them), the key set re-read every ``cache_seconds`` (retired keys
-        drop out) and ``averify`` re-checking after a refresh on an unknown ``kid``."""
+        """A :class:`TokenVerifier` for this issuer: ``algorithms`` (default: the advertised
+        asymmetric ones; none/HS* are refused either way), the key set re-read every
+        ``cache_seconds`` (retired keys drop out) and ``averify`` re-checking after a refresh
+        on an unknown ``kid``."""
         return TokenVerifier(
             self.jwks,
             issuer=self._issuer,
