@@ -13,6 +13,7 @@ from vanta.adapters.db.engine import make_engine
 from vanta.adapters.db.migrate import upgrade_async
 from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.identity.dev_issuer import DevIssuer
+from vanta.adapters.identity.oidc import OidcProvider
 from vanta.adapters.identity.verifier import TokenVerifier
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender
@@ -31,6 +32,12 @@ class Container:
     sender: AiohttpWebhookSender
     dispatcher: Dispatcher
     outbox_written: asyncio.Event = field(default_factory=asyncio.Event)
+    oidc: OidcProvider | None = None
+
+    async def start(self) -> None:
+        """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
+        if self.oidc is not None:
+            await self.oidc.start()
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
@@ -39,6 +46,8 @@ class Container:
         await upgrade_async(self.settings.db_url)
 
     async def close(self) -> None:
+        if self.oidc is not None:
+            await self.oidc.aclose()
         await self.sender.close()
         await self.engine.dispose()
 
@@ -49,8 +58,10 @@ def build(settings: Settings | None = None) -> Container:
     engine = make_engine(s.db_url)
     secrets = LocalSecretStore(s.secrets_dir)
     issuer = DevIssuer(s.signing_key_path, issuer=s.jwt_issuer, audience=s.jwt_audience)
-    verifier = TokenVerifier(issuer.jwks, issuer=s.jwt_issuer, audience=s.jwt_audience,
-                             leeway=s.jwt_leeway_seconds)
+    oidc = OidcProvider(s.oidc_issuer_url) if s.oidc_issuer_url else None
+    verifier = oidc.token_verifier(s.jwt_audience, leeway=s.jwt_leeway_seconds) if oidc else \
+        TokenVerifier(issuer.jwks, issuer=s.jwt_issuer, audience=s.jwt_audience,
+                      leeway=s.jwt_leeway_seconds)
     sender = AiohttpWebhookSender(
         timeout_seconds=s.webhook_timeout_seconds,
         excerpt_bytes=s.webhook_response_excerpt_bytes,
@@ -67,4 +78,4 @@ def build(settings: Settings | None = None) -> Container:
         rng=random.Random(),
     )
     return Container(s, engine, secrets, issuer, verifier, sender, dispatcher,
-                     outbox_written=dispatcher.wakeup)
+                     outbox_written=dispatcher.wakeup, oidc=oidc)

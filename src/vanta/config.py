@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_url: str | None = None  # base URL the API is reached at; default from host/port
+    # An external OIDC provider (Keycloak, Auth0, Okta…); unset: the built-in dev issuer.
+    oidc_issuer_url: str | None = None
     # Stable across restarts and ports, so tokens minted by `vanta token` stay valid.
     jwt_issuer: str = "urn:vanta:dev-issuer"
     jwt_audience: str = "vanta-api"

@@ -671,6 +671,12 @@ class FakeTradier(FakeVenue):
 # ==================================================================================== Coinbase
 
 
+_COINBASE_ORDER_FIELDS = frozenset({
+    "client_order_id", "product_id", "side", "order_configuration", "self_trade_prevention_id",
+    "leverage", "margin_type", "retail_portfolio_id", "preview_id",
+    "attached_order_configuration", "sor_preference"})
+
+
 @dataclass
 class _CoinbaseOrder:
     data: dict[str, Any]
@@ -705,7 +711,9 @@ class FakeCoinbase(FakeVenue):
     returns the existing order instead of creating a second one. Get Order/List Orders/List
     Fills/Batch Cancel/List Accounts/market ticker use the documented shapes and cursors.
 
-    Deviations: market IOC orders fill completely at once at the mark price; limit orders wait
+    Deviations: unknown request fields are refused with ``400 INVALID_ARGUMENT`` (assumed from
+    the API's strict JSON gateway, not a documented promise); market IOC orders fill completely
+    at once at the mark price; limit orders wait
     for ``execute``; no fees (``commission`` "0"); only spot products; ``uri`` may carry the
     ``http://`` scheme that ccxt leaves in when the base URL is not https; the exact text of
     ``error_details``/``message`` is paraphrased.
@@ -831,6 +839,9 @@ class FakeCoinbase(FakeVenue):
             return self._invalid("request body is not JSON")
         if not isinstance(body, dict):
             return self._invalid("request body must be an object")
+        unknown = set(body) - _COINBASE_ORDER_FIELDS
+        if unknown:  # the gateway in front of the API refuses fields it does not know
+            return self._invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
         cid, pid, side = body.get("client_order_id"), body.get("product_id"), body.get("side")
         configs = body.get("order_configuration")
         if not cid or not isinstance(cid, str):
@@ -860,8 +871,8 @@ class FakeCoinbase(FakeVenue):
             limit = Decimal(str(config["limit_price"])) if "limit_price" in config else None
         except (KeyError, ArithmeticError):
             return self._invalid("base_size (and limit_price for limit orders) required")
-        if size <= 0 or (limit is not None and limit <= 0) or (
-                kind.startswith("limit") or kind.startswith("sor")) and limit is None:
+        if size <= 0 or (limit is not None and limit <= 0) or ((
+                kind.startswith("limit") or kind.startswith("sor")) and limit is None):
             return self._invalid("sizes and prices must be positive")
         base, quote = pid.split("-")
         price = limit or self.prices[pid]

@@ -7,9 +7,10 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from vanta.adapters import metrics
 from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.webhooks.sender import SendResult
 from vanta.adapters.webhooks.signing import signature_headers
@@ -27,6 +28,16 @@ log = logging.getLogger("vanta.dispatch")
 OPEN_CHILD_STATES = (ChildOrderState.PENDING.value, ChildOrderState.SENT.value,
                      ChildOrderState.RETRY.value)
 MAINTENANCE_RECHECK = timedelta(seconds=1)
+
+
+def signing_refs(follower: dict[str, Any], now: datetime) -> list[str]:
+    """The current key, plus every previous key whose overlap window is still open."""
+    refs = [follower["hmac_key_ref"]]
+    for k in follower.get("webhook_keys") or []:
+        until = k.get("not_after")
+        if until is None or datetime.fromisoformat(until) > now:
+            refs.append(k["ref"])
+    return refs
 
 
 class Sender(Protocol):
@@ -124,6 +135,12 @@ class Dispatcher:
                 await self._cancel(uow, outbox_row, child, state, reason, now)
                 await uow.commit()
                 return None
+            if follower["webhook_disabled_at"] is not None:
+                # Parked, not lost: an operator redelivers once the endpoint is fixed.
+                error = f"endpoint disabled: {follower['webhook_disabled_reason']}"
+                await self._dead_letter(uow, outbox_row, child, state, error, now)
+                await uow.commit()
+                return None
             attempt_no = int(child["dispatch_attempts"]) + 1
             # A child already 'sent' was leased by a worker that died mid-attempt: send again
             # with the same webhook-id; the receiver de-duplicates.
@@ -138,10 +155,10 @@ class Dispatcher:
             order = await uow.manager_orders.get_unscoped(child["mo_id"])
             assert order is not None
             await uow.commit()
-        secret = self.secrets.get(follower["hmac_key_ref"])
+        keys = [self.secrets.get(ref) for ref in signing_refs(follower, now)]
         body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
                              attempt_no=attempt_no)
-        headers = signature_headers([secret], fo_id, int(now.timestamp()), body)
+        headers = signature_headers(keys, fo_id, int(now.timestamp()), body)
         return follower["webhook_url"], headers, body, attempt_no, now
 
     async def _finish_attempt(self, outbox_row: dict[str, Any], fo_id: str, attempt_no: int,
@@ -169,12 +186,15 @@ class Dispatcher:
                 "response_excerpt": result.response_excerpt, "error": result.error,
                 "outcome": next_state.value,
             })
+            extra = {"dead_lettered_at": now} if next_state is ChildOrderState.DLQ else {}
             moved = await uow.child_orders.update(
                 fo_id, expect_state=ChildOrderState.SENT.value, state=next_state.value,
-                last_error=error, updated_at=now)
+                last_error=error, updated_at=now, **extra)
             if not moved:
                 await uow.commit()  # keep the attempt row; someone else already settled it
                 return
+            if result.status == 410:
+                await self._disable_endpoint(uow, child, now)
             if next_state is ChildOrderState.RETRY:
                 assert delay is not None
                 await uow.outbox.reschedule(outbox_row["id"], now + timedelta(seconds=delay))
@@ -188,10 +208,44 @@ class Dispatcher:
             if next_state is not ChildOrderState.RETRY:
                 await self._maybe_complete_order(uow, child["mo_id"])
             await uow.commit()
+        metrics.record_attempt(next_state.value, result.latency_ms)
+        if next_state is ChildOrderState.ACK:
+            metrics.record_ack((now - child["created_at"]).total_seconds() * 1000)
+        if next_state is ChildOrderState.DLQ:
+            log.error("ALERT dead letter: retries exhausted",
+                      extra={"fo_id": fo_id, "follower_id": child["follower_id"],
+                             "error": error, "queue": "mirror_dispatch_dlx"})
         log.info("delivery attempt", extra={"fo_id": fo_id, "mo_id": child["mo_id"],
                                             "follower_id": child["follower_id"],
                                             "attempt": attempt_no, "status": result.status,
                                             "outcome": next_state.value})
+
+    async def _dead_letter(self, uow: SqlUnitOfWork, outbox_row: dict[str, Any],
+                           child: dict[str, Any], state: ChildOrderState, error: str,
+                           now: Any) -> None:
+        CHILD_ORDER_TABLE.check(state, ChildOrderState.DLQ)
+        if await uow.child_orders.update(child["fo_id"], expect_state=state.value,
+                                         state=ChildOrderState.DLQ.value, last_error=error,
+                                         dead_lettered_at=now, updated_at=now):
+            await uow.audit.append(entity="follower_order", entity_id=child["fo_id"],
+                                   action="dispatch:dlq", actor="dispatcher",
+                                   tenant_id=child["tenant_id"], payload={"error": error})
+            await self._maybe_complete_order(uow, child["mo_id"])
+            metrics.DEAD_LETTERS.inc()
+        await uow.outbox.complete(outbox_row["id"], now)
+
+    async def _disable_endpoint(self, uow: SqlUnitOfWork, child: dict[str, Any],
+                                now: Any) -> None:
+        """410 Gone: the receiver says the endpoint no longer exists; stop sending to it."""
+        await uow.followers.update(child["tenant_id"], child["follower_id"],
+                                   webhook_disabled_at=now,
+                                   webhook_disabled_reason="410 Gone", updated_at=now)
+        await uow.audit.append(entity="follower", entity_id=child["follower_id"],
+                               action="webhook_disabled", actor="dispatcher",
+                               tenant_id=child["tenant_id"],
+                               payload={"reason": "410 Gone", "fo_id": child["fo_id"]})
+        log.error("ALERT webhook endpoint disabled after 410 Gone",
+                  extra={"follower_id": child["follower_id"]})
 
     async def _cancel(self, uow: SqlUnitOfWork, outbox_row: dict[str, Any],
                       child: dict[str, Any], state: ChildOrderState, reason: str,

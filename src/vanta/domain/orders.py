@@ -68,12 +68,15 @@ class ChildOrderState(StrEnum):
 CHILD_ORDER_TABLE: TransitionTable[ChildOrderState] = TransitionTable(
     "follower_order",
     {
-        ChildOrderState.PENDING: frozenset({ChildOrderState.SENT, ChildOrderState.CANCELLED}),
+        # -> dlq without an attempt: the follower's endpoint was disabled (410 Gone)
+        ChildOrderState.PENDING: frozenset({ChildOrderState.SENT, ChildOrderState.CANCELLED,
+                                            ChildOrderState.DLQ}),
         ChildOrderState.SENT: frozenset(
             {ChildOrderState.ACK, ChildOrderState.RETRY, ChildOrderState.FAILED,
              ChildOrderState.DLQ}
         ),
-        ChildOrderState.RETRY: frozenset({ChildOrderState.SENT, ChildOrderState.CANCELLED}),
+        ChildOrderState.RETRY: frozenset({ChildOrderState.SENT, ChildOrderState.CANCELLED,
+                                          ChildOrderState.DLQ}),
         ChildOrderState.ACK: frozenset({ChildOrderState.CONFIRMED}),
         # a dead letter can be redelivered by an operator
         ChildOrderState.DLQ: frozenset({ChildOrderState.PENDING}),

@@ -1,4 +1,5 @@
-"""Crypto venues through the ``ccxt`` library (async). Coinbase Advanced Trade first.
+"""Crypto venues through the ``ccxt`` library (async). Coinbase Advanced Trade first (and, for
+now, only: another exchange needs its own request dialect and status table here).
 
 Only translation. For Coinbase the adapter calls ``createOrder`` with the venue's own
 ``client_order_id`` and an explicit ``order_configuration`` (exact decimal strings, base size
@@ -48,11 +49,12 @@ from vanta.application.brokers import (
     OrderStatus,
 )
 from vanta.application.clock import Clock, utcnow
-from vanta.domain.orders import TimeInForce
+from vanta.domain.orders import Side, TimeInForce
 
 if TYPE_CHECKING:
     import ccxt.async_support as ccxt_async
 
+SUPPORTED_EXCHANGES = frozenset({"coinbase"})
 _SECRET_HEADER_WORDS = ("auth", "key", "secret", "sign", "token", "passphrase", "cookie")
 _MAX_PAGES = 50
 
@@ -67,13 +69,6 @@ _COINBASE_STATUS: dict[str, OrderStatus] = {
     "CANCELLED": OrderStatus.CANCELED,
     "EXPIRED": OrderStatus.EXPIRED,
     "FAILED": OrderStatus.REJECTED,
-}
-_UNIFIED_STATUS: dict[str, OrderStatus] = {
-    "open": OrderStatus.NEW,
-    "closed": OrderStatus.FILLED,
-    "canceled": OrderStatus.CANCELED,
-    "expired": OrderStatus.EXPIRED,
-    "rejected": OrderStatus.REJECTED,
 }
 
 
@@ -104,11 +99,13 @@ class CcxtBroker:
                  clock: Clock = utcnow) -> None:
         import ccxt.async_support  # noqa: F401  (fail early when the SDK is missing)
 
+        if exchange.id not in SUPPORTED_EXCHANGES:
+            raise ValueError(f"ccxt exchange {exchange.id!r} has no dialect here yet; "
+                             f"supported: {sorted(SUPPORTED_EXCHANGES)}")
         self._ex = exchange
         self._quote = quote_currency.upper()
         self._clock = clock
         self._order_ids: dict[str, str] = {}
-        self._coinbase = exchange.id == "coinbase"
         exchange.logger = _LOGGER
         _install_status_policy(exchange)
 
@@ -162,7 +159,7 @@ class CcxtBroker:
         info = await self._fetch_order_info(order_id, symbol)
         _http.check_same(order, symbol=None, side=_http.side_of(info.get("side")),
                          qty=self._order_qty(info), venue=self._ex.id)
-        if self._coinbase and info.get("product_id") not in (None, self._market_id(symbol)):
+        if info.get("product_id") not in (None, self._market_id(symbol)):
             raise BrokerRejected(f"{self._ex.id}: client order id {order.client_order_id} "
                                  "already names a different order",
                                  code="client_order_id_conflict")
@@ -238,12 +235,9 @@ class CcxtBroker:
         market = (self._ex.markets or {}).get(symbol)
         return str(market["id"]) if market else symbol.replace("/", "-")
 
-    def _order_params(self, order: BrokerOrder) -> dict[str, Any]:
-        if not self._coinbase:
-            params: dict[str, Any] = {"clientOrderId": order.client_order_id}
-            if order.tif in (TimeInForce.IOC, TimeInForce.FOK):
-                params["timeInForce"] = order.tif.value.upper()
-            return params
+    @staticmethod
+    def _order_params(order: BrokerOrder) -> dict[str, Any]:
+        """Coinbase's own request fields; ccxt merges them over the body it built."""
         size = _http.plain(order.qty)
         if order.limit_price is None:
             key = "market_market_fok" if order.tif is TimeInForce.FOK else "market_market_ioc"
@@ -257,8 +251,13 @@ class CcxtBroker:
             else:
                 config = {"limit_limit_gtc": {"base_size": size, "limit_price": limit,
                                               "post_only": False}}
-        return {"client_order_id": order.client_order_id, "order_configuration": config,
-                "createMarketBuyOrderRequiresPrice": False}
+        params: dict[str, Any] = {"client_order_id": order.client_order_id,
+                                  "order_configuration": config}
+        if order.limit_price is None and order.side is Side.BUY:
+            # ccxt option (not sent): without it ccxt insists on a price to compute a quote
+            # size; the explicit base_size configuration above replaces ccxt's anyway.
+            params["createMarketBuyOrderRequiresPrice"] = False
+        return params
 
     async def _order_id(self, client_order_id: str) -> str:
         known = self._order_ids.get(client_order_id)
@@ -275,7 +274,7 @@ class CcxtBroker:
                         self._order_ids[client_order_id] = str(o["id"])
                         return str(o["id"])
                 cursor = (orders[0].get("info") or {}).get("cursor") if orders else None
-                if not cursor or not self._coinbase:
+                if not cursor:
                     break
         except Exception as e:
             raise _map(e, submitting=False) from e
@@ -287,18 +286,14 @@ class CcxtBroker:
             fetched = await self._ex.fetch_order(order_id, symbol)
         except Exception as e:
             raise _map(e, submitting=False) from e
-        info = dict(fetched.get("info") or {})
-        if not self._coinbase:
-            info.setdefault("_unified", fetched)
-        return info
+        return dict(fetched.get("info") or {})
 
     async def _fills(self, order_id: str) -> list[Fill]:
         fills: dict[str, Fill] = {}
         cursor: str | None = None
         try:
             for _ in range(_MAX_PAGES):
-                params: dict[str, Any] = (
-                    {"order_ids": [order_id]} if self._coinbase else {"orderId": order_id})
+                params: dict[str, Any] = {"order_ids": [order_id]}
                 if cursor:
                     params["cursor"] = cursor
                 trades = await self._ex.fetch_my_trades(None, None, None, params)
@@ -308,7 +303,7 @@ class CcxtBroker:
                     fill = self._fill(t)
                     fills[fill.trade_id] = fill
                 cursor = (trades[0].get("info") or {}).get("cursor") if trades else None
-                if not cursor or not self._coinbase:
+                if not cursor:
                     break
         except Exception as e:
             raise _map(e, submitting=False) from e
@@ -316,39 +311,27 @@ class CcxtBroker:
 
     def _fill(self, trade: dict[str, Any]) -> Fill:
         info = trade.get("info") or {}
-        if self._coinbase:
-            price = _http.dec(info.get("price"))
-            size = _http.dec(info.get("size"))
-            if price is not None and size is not None and info.get("size_in_quote") is True:
-                size = size / price
-            ts = _http.parse_ts(info.get("trade_time"))
-            trade_id = info.get("trade_id") or trade.get("id")
-        else:
-            price, size = _http.dec(trade.get("price")), _http.dec(trade.get("amount"))
-            ts = _http.parse_ts(trade.get("datetime"))
-            trade_id = trade.get("id")
+        price = _http.dec(info.get("price"))
+        size = _http.dec(info.get("size"))
+        if price is not None and size is not None and info.get("size_in_quote") is True:
+            size = size / price
+        ts = _http.parse_ts(info.get("trade_time"))
+        trade_id = info.get("trade_id") or trade.get("id")
         if price is None or size is None or not trade_id:
             raise BrokerError(f"{self._ex.id}: malformed trade {trade.get('id')}")
         return Fill(trade_id=str(trade_id), qty=size, price=price, ts=ts or self._clock())
 
-    def _order_qty(self, info: dict[str, Any]) -> Decimal | None:
-        if not self._coinbase:
-            unified = info.get("_unified") or {}
-            return _http.dec(unified.get("amount"))
+    @staticmethod
+    def _order_qty(info: dict[str, Any]) -> Decimal | None:
         for config in (info.get("order_configuration") or {}).values():
             if isinstance(config, dict) and config.get("base_size") is not None:
                 return _http.dec(config["base_size"])
         return None
 
-    def _status(self, info: dict[str, Any]) -> OrderStatus:
-        if self._coinbase:
-            status = _COINBASE_STATUS.get(str(info.get("status", "")).upper(),
-                                          OrderStatus.PENDING)
-            filled = _http.dec0(info.get("filled_size"))
-        else:
-            unified = info.get("_unified") or {}
-            status = _UNIFIED_STATUS.get(str(unified.get("status")), OrderStatus.PENDING)
-            filled = _http.dec0(unified.get("filled"))
+    @staticmethod
+    def _status(info: dict[str, Any]) -> OrderStatus:
+        status = _COINBASE_STATUS.get(str(info.get("status", "")).upper(), OrderStatus.PENDING)
+        filled = _http.dec0(info.get("filled_size"))
         if status in (OrderStatus.NEW, OrderStatus.PENDING) and filled > 0:
             return OrderStatus.PARTIALLY_FILLED
         return status
@@ -356,23 +339,19 @@ class CcxtBroker:
     async def _balances(self) -> dict[str, Decimal]:
         try:
             await self._markets()
-            # Coinbase: the Advanced Trade accounts endpoint (v3), not the v2 wallet API
-            balance = await self._ex.fetch_balance({"v3": True} if self._coinbase else {})
+            # the Advanced Trade accounts endpoint (v3), not the v2 wallet API
+            balance = await self._ex.fetch_balance({"v3": True})
         except Exception as e:
             raise _map(e, submitting=False) from e
+        accounts = (balance.get("info") or {}).get("accounts")
+        if not isinstance(accounts, list):
+            raise BrokerError(f"{self._ex.id}: balance answer without accounts")
         totals: dict[str, Decimal] = {}
-        accounts = (balance.get("info") or {}).get("accounts") if self._coinbase else None
-        if isinstance(accounts, list):
-            for a in accounts:
-                cur = str(a.get("currency", "")).upper()
-                amount = (_http.dec0((a.get("available_balance") or {}).get("value"))
-                          + _http.dec0((a.get("hold") or {}).get("value")))
-                totals[cur] = totals.get(cur, Decimal(0)) + amount
-        else:
-            for cur, amount in (balance.get("total") or {}).items():
-                value = _http.dec(amount)
-                if value:
-                    totals[str(cur).upper()] = value
+        for a in accounts:
+            cur = str(a.get("currency", "")).upper()
+            amount = (_http.dec0((a.get("available_balance") or {}).get("value"))
+                      + _http.dec0((a.get("hold") or {}).get("value")))
+            totals[cur] = totals.get(cur, Decimal(0)) + amount
         return totals
 
     async def _mark(self, symbol: str) -> Decimal:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -317,7 +317,3 @@ def _reason(data: dict[str, Any]) -> str | None:
 
 def _bad(data: dict[str, Any], name: str) -> Any:
     raise BrokerError(f"tradier: order {data.get('id')} has no valid {name}")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -70,6 +70,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await container.start()
         stop = asyncio.Event()
         tasks = []
         if in_api:

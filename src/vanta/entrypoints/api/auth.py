@@ -22,7 +22,8 @@ async def current_principal(
         raise ApiProblem(401, "unauthenticated", "a bearer token is required", headers=_CHALLENGE)
     verifier = request.app.state.container.verifier
     try:
-        return verifier.verify(creds.credentials)
+        # averify: a token signed with a just-rotated key is re-checked after one JWKS refresh
+        return await verifier.averify(creds.credentials)
     except InvalidToken as e:
         raise ApiProblem(401, "invalid_token", f"the token was refused ({e.reason})",
                          headers=_CHALLENGE) from None
