@@ -33,6 +33,7 @@ import jwt
 from aiohttp import web
 
 ZERO = Decimal(0)
+_EIGHT = Decimal("0.00000001")
 _DEC_MARK = "\u0000dec:"
 
 
@@ -551,6 +552,8 @@ class FakeTradier(FakeVenue):
 
     def _view(self, o: _TradierOrder, include_tags: bool) -> dict[str, Any]:
         data = dict(o.data)
+        for key in ("quantity", "exec_quantity", "last_fill_quantity", "remaining_quantity"):
+            data[key] = data[key].quantize(_EIGHT)  # Tradier writes 50.00000000
         if include_tags and o.tag is not None:
             data["tag"] = o.tag
         return data
@@ -587,7 +590,7 @@ class FakeTradier(FakeVenue):
 
     async def get_positions(self, request: web.Request) -> web.Response:
         rows = [{"cost_basis": cost, "date_acquired": "2024-01-02T14:41:11.405Z",
-                 "id": pid, "quantity": qty, "symbol": symbol}
+                 "id": pid, "quantity": qty.quantize(_EIGHT), "symbol": symbol}
                 for symbol, (qty, cost, pid) in sorted(
                     (s, (h[0], h[1], h[2])) for s, h in self.holdings.items()) if qty != 0]
         if not rows:

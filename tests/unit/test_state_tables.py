@@ -38,8 +38,9 @@ def test_skipped_shadow_failed_confirmed_are_terminal() -> None:
 def test_manager_order_table() -> None:
     assert MANAGER_ORDER_TABLE.can(M.RECEIVED, M.EXPANDED)
     assert MANAGER_ORDER_TABLE.can(M.EXPANDED, M.COMPLETED)
+    assert MANAGER_ORDER_TABLE.can(M.COMPLETED, M.EXPANDED)  # a redelivery reopens it
     with pytest.raises(InvalidTransition):
-        MANAGER_ORDER_TABLE.check(M.COMPLETED, M.EXPANDED)
+        MANAGER_ORDER_TABLE.check(M.COMPLETED, M.REJECTED)
     with pytest.raises(InvalidTransition):
         MANAGER_ORDER_TABLE.check(M.REJECTED, M.EXPANDED)
 

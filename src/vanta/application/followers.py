@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +13,11 @@ from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.signing import new_webhook_secret, standard_secret_string
 from vanta.application.clock import Clock, utcnow
-from vanta.application.plans import follower_rights, require_mode_allowed
+from vanta.application.plans import (
+    can_bring_signing_key,
+    follower_rights,
+    require_mode_allowed,
+)
 from vanta.domain.errors import NotFound, ValidationFailed
 from vanta.domain.followers import (
     DeliveryKind,
@@ -31,6 +37,8 @@ SETTING_FIELDS = frozenset({"label", "mode", "scale", "max_pos_usd", "kill_switc
                             "scale_mode", "nav_multiplier", "fractional", "protections",
                             "plan", "overlay_opt_in", "paused"})
 REGISTER_FIELDS = SETTING_FIELDS | {"webhook", "webhook_url", "sync"}
+PATCH_FIELDS = SETTING_FIELDS | {"webhook"}
+MAX_OVERLAP = timedelta(days=7)
 PLANS = ("core", "pro", "institutional")
 
 
@@ -152,11 +160,30 @@ def parse_registration(raw: object) -> dict[str, Any]:
             "sync": _bool(body, "sync", False)}
 
 
+def _webhook_changes(raw: object) -> dict[str, Any]:
+    """``{"url": ...}`` points deliveries elsewhere; ``{"enabled": true}`` lifts a 410
+    disable. Either way the endpoint is enabled again; dead letters are not resent by this,
+    an operator redelivers them."""
+    if not isinstance(raw, Mapping) or not raw or set(raw) - {"url", "enabled"}:
+        raise ValidationFailed("webhook takes url and/or enabled", code="invalid_webhook",
+                               field="webhook")
+    out: dict[str, Any] = {}
+    if "url" in raw:
+        out["webhook_url"] = validate_webhook_url(raw["url"])
+    if raw.get("enabled", True) is not True:
+        raise ValidationFailed("only enabled: true can be set; a receiver disables with 410",
+                               code="invalid_webhook", field="webhook.enabled")
+    out["webhook_disabled_at"] = None
+    out["webhook_disabled_reason"] = None
+    return out
+
+
 def _audit_view(row: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("label", "mode", "scale", "max_pos_usd", "kill_switch", "paused", "scale_mode",
             "nav_multiplier", "fractional", "protections", "plan_id", "overlay_opt_in",
-            "webhook_url")
-    return {k: (str(row[k]) if isinstance(row.get(k), Decimal) else row.get(k)) for k in keys}
+            "webhook_url", "webhook_disabled_at")
+    return {k: (str(row[k]) if isinstance(row.get(k), Decimal | datetime) else row.get(k))
+            for k in keys}
 
 
 async def register_follower(
@@ -195,14 +222,16 @@ async def patch_follower(
     clock: Clock = utcnow,
 ) -> dict[str, Any]:
     """Change settings; the audit event carries the settings before and after."""
-    body = _check_fields(raw, SETTING_FIELDS)
+    body = _check_fields(raw, PATCH_FIELDS)
     if not body:
         raise ValidationFailed("nothing to change", code="empty_patch")
     async with uow:
         current = await uow.followers.get(tenant_id, follower_id)
         if current is None:
             raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
-        changes = parse_settings(body, current)
+        changes = parse_settings({k: v for k, v in body.items() if k != "webhook"}, current)
+        if "webhook" in body:
+            changes.update(_webhook_changes(body["webhook"]))
         if "paused" in body and not body["paused"]:
             changes["paused_reason"] = None
         elif body.get("paused"):
@@ -217,3 +246,66 @@ async def patch_follower(
                                         "changed": sorted(body)})
         await uow.commit()
     return after
+
+
+async def rotate_webhook_secret(
+    uow: SqlUnitOfWork, secrets: LocalSecretStore, *, tenant_id: str, follower_id: str,
+    raw: object, actor: str, clock: Clock = utcnow,
+) -> dict[str, Any]:
+    """A new signing key takes over at once; the previous one keeps signing too until the
+    overlap ends, so receivers can switch without a gap. Institutional plans may bring
+    their own key (a dedicated signing key) instead of a generated one."""
+    body = _check_fields(raw if raw is not None else {}, frozenset({"overlap_seconds",
+                                                                   "secret"}))
+    overlap_raw = body.get("overlap_seconds", 86_400)
+    if isinstance(overlap_raw, bool) or not isinstance(overlap_raw, int | float | Decimal) or \
+            not 0 <= overlap_raw <= MAX_OVERLAP.total_seconds():
+        raise ValidationFailed("overlap_seconds must be between 0 and 604800",
+                               code="invalid_overlap", field="overlap_seconds")
+    now = clock()
+    not_after = now + timedelta(seconds=float(overlap_raw))
+    async with uow:
+        row = await uow.followers.get(tenant_id, follower_id)
+        if row is None:
+            raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
+        if "secret" in body:
+            decision = can_bring_signing_key(row["plan_id"])
+            if not decision:
+                raise ValidationFailed("bringing a dedicated signing key needs the "
+                                       "Institutional plan", code="plan_lacks_feature",
+                                       field="secret")
+            new_secret = parse_whsec(body["secret"])
+        else:
+            new_secret = new_webhook_secret()
+        keys = [k for k in (row["webhook_keys"] or [])
+                if k.get("not_after") is None or datetime.fromisoformat(k["not_after"]) > now]
+        version = 1 + len(row["webhook_keys"] or []) + 1
+        ref = secrets.put(f"webhook/{follower_id}/v{version}-{new_id()[:8]}", new_secret)
+        if overlap_raw > 0:
+            keys.append({"ref": row["hmac_key_ref"], "not_after": not_after.isoformat()})
+        await uow.followers.update(tenant_id, follower_id, hmac_key_ref=ref, webhook_keys=keys,
+                                   updated_at=now)
+        await uow.audit.append(entity="follower", entity_id=follower_id,
+                               action="webhook_secret_rotated", actor=actor,
+                               tenant_id=tenant_id,
+                               payload={"previous_valid_until": not_after.isoformat()
+                                        if overlap_raw > 0 else None,
+                                        "dedicated": "secret" in body})
+        await uow.commit()
+    return {"follower_id": follower_id, "webhook_secret": standard_secret_string(new_secret),
+            "previous_valid_until": not_after.isoformat() if overlap_raw > 0 else None}
+
+
+def parse_whsec(value: object) -> bytes:
+    if not isinstance(value, str) or not value.startswith("whsec_"):
+        raise ValidationFailed("secret must be whsec_ followed by base64", code="invalid_secret",
+                               field="secret")
+    try:
+        key = base64.b64decode(value[len("whsec_"):], validate=True)
+    except ValueError:
+        raise ValidationFailed("secret must be whsec_ followed by base64",
+                               code="invalid_secret", field="secret") from None
+    if not 24 <= len(key) <= 64:
+        raise ValidationFailed("secret must be 24 to 64 bytes", code="invalid_secret",
+                               field="secret")
+    return key

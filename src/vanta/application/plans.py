@@ -5,10 +5,13 @@ from __future__ import annotations
 from functools import cache
 
 from vanta.domain.entitlements import (
+    Decision,
     Entitlements,
+    Feature,
     OverlayKind,
     can_apply_overlay,
     can_use_mode,
+    decide,
     entitlements_for,
 )
 from vanta.domain.errors import ValidationFailed
@@ -33,3 +36,7 @@ def require_mode_allowed(plan_id: str, mode: str) -> None:
     if not decision.allowed:
         raise ValidationFailed(f"{mode} mode is not part of the {plan_id} plan",
                                code=decision.reason, field="mode")
+
+
+def can_bring_signing_key(plan_id: str) -> Decision:
+    return decide(_plan(plan_id), Feature.DEDICATED_SIGNING_KEYS)

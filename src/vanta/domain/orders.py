@@ -48,6 +48,8 @@ MANAGER_ORDER_TABLE: TransitionTable[ManagerOrderState] = TransitionTable(
         ),
         # completed: every child reached a terminal state
         ManagerOrderState.EXPANDED: frozenset({ManagerOrderState.COMPLETED}),
+        # a dead letter sent again reopens its order
+        ManagerOrderState.COMPLETED: frozenset({ManagerOrderState.EXPANDED}),
     },
 )
 

@@ -20,6 +20,7 @@ from vanta.application.brokers import (
     BrokerRejected,
     BrokerUnavailable,
 )
+from vanta.domain.money import normalize
 from vanta.domain.orders import Side
 
 _EXCERPT = 300
@@ -35,7 +36,7 @@ async def request(client: httpx.AsyncClient, venue: str, method: str, url: str,
     except httpx.TimeoutException as e:
         raise BrokerUnavailable(f"{venue}: {method} {_path(url)} timed out",
                                 code="timeout") from e
-    except httpx.TransportError as e:
+    except httpx.RequestError as e:
         raise BrokerUnavailable(f"{venue}: {method} {_path(url)} failed: {type(e).__name__}",
                                 code="connection_error") from e
     status = response.status_code
@@ -73,18 +74,17 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def dec(value: object) -> Decimal | None:
-    """A venue number (string, int or Decimal; never trusted as float) as Decimal."""
+    """A venue number (string, int or Decimal; a float only via its repr) as a canonical
+    Decimal: ``"9.00000000"`` and ``9`` both become ``Decimal("9")``."""
     if value is None or value == "" or isinstance(value, bool):
         return None
-    if isinstance(value, Decimal):
-        return value
     if isinstance(value, float):
         value = repr(value)
     try:
-        d = Decimal(str(value).strip())
+        d = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except InvalidOperation:
         return None
-    return d if d.is_finite() else None
+    return normalize(d) if d.is_finite() else None
 
 
 def dec0(value: object) -> Decimal:

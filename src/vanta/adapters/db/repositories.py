@@ -161,6 +161,12 @@ class ManagerOrderRepository(_Repo):
             out[r["symbol"]] = (qty, r["venue"], r["ref_price"] or px)
         return {k: v for k, v in out.items() if v[0] > 0}
 
+    async def reopen(self, mo_id: str) -> None:
+        """A redelivered child makes a completed order open again."""
+        await self.conn.execute(update(manager_orders).where(
+            manager_orders.c.mo_id == mo_id, manager_orders.c.state == "completed")
+            .values(state="expanded"))
+
     async def set_state(self, mo_id: str, state: str) -> None:
         await self.conn.execute(update(manager_orders).where(manager_orders.c.mo_id == mo_id)
                                 .values(state=state))
@@ -233,6 +239,15 @@ class ChildOrderRepository(_Repo):
             .values(**values))
         return res.rowcount == 1
 
+    async def dead_letters(self, tenant_id: str, *, since: datetime | None,
+                           limit: int) -> list[Row]:
+        stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id,
+                                             follower_orders.c.state == "dlq")
+        if since is not None:
+            stmt = stmt.where(follower_orders.c.dead_lettered_at >= since)
+        return await self._all(stmt.order_by(follower_orders.c.dead_lettered_at,
+                                             follower_orders.c.fo_id).limit(limit))
+
     async def open_count(self, mo_id: str, open_states: Iterable[str]) -> int:
         r = await self._one(select(func.count().label("n")).select_from(follower_orders).where(
             follower_orders.c.mo_id == mo_id, follower_orders.c.state.in_(list(open_states))))
@@ -275,6 +290,13 @@ class OutboxRepository(_Repo):
                 if row is not None:
                     claimed.append(row)
         return claimed
+
+    async def requeue(self, key: str, now: datetime) -> None:
+        """Make the (single) outbox row of ``key`` due again, creating it if it is gone."""
+        res = await self.conn.execute(update(outbox).where(outbox.c.key == key).values(
+            done_at=None, locked_until=None, available_at=now))
+        if res.rowcount == 0:
+            await self.add_many("mirror.dispatch", [(key, {"fo_id": key})], now)
 
     async def complete(self, row_id: int, now: datetime) -> None:
         await self.conn.execute(update(outbox).where(outbox.c.id == row_id)

@@ -33,6 +33,7 @@ from vanta.entrypoints.api.render import (
     order_json,
     vault_json,
 )
+from vanta.entrypoints.api.routes_delivery import build_router as delivery_routes
 from vanta.entrypoints.api.routes_mirroring import build_router
 from vanta.entrypoints.api.schemas import FOLLOWER_SCHEMA, ORDER_SCHEMA, body_schema
 
@@ -205,6 +206,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
                           for k, v in r.items() if k != "id"} for r in rows]}
 
     app.include_router(build_router(container, read_json))
+    app.include_router(delivery_routes(container, read_json, parse_since))
     return app
 
 

@@ -35,7 +35,9 @@ def follower_json(r: Mapping[str, Any]) -> dict[str, Any]:
             "paused_reason": r.get("paused_reason"), "scale_mode": r["scale_mode"],
             "nav_multiplier": _dec(r["nav_multiplier"]), "fractional": bool(r["fractional"]),
             "protections": r["protections"], "plan": r["plan_id"],
-            "overlay_opt_in": bool(r["overlay_opt_in"]), "webhook": {"url": r["webhook_url"]},
+            "overlay_opt_in": bool(r["overlay_opt_in"]),
+            "webhook": {"url": r["webhook_url"], "enabled": r.get("webhook_disabled_at") is None,
+                        "disabled_reason": r.get("webhook_disabled_reason")},
             "created_at": _ts(r["created_at"]), "updated_at": _ts(r.get("updated_at"))}
 
 

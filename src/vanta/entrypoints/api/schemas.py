@@ -103,3 +103,16 @@ INSTRUMENT_SCHEMA: dict[str, Any] = {
 def body_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True,
                             "content": {"application/json": {"schema": schema}}}}
+
+REDELIVER_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"fo_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 10000},
+                   "since": {"type": "string", "format": "date-time"}},
+}
+
+ROTATE_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"overlap_seconds": {"type": "integer", "minimum": 0, "maximum": 604800},
+                   "secret": {"type": "string", "description": "Institutional plan: bring "
+                              "your own whsec_ key"}},
+}

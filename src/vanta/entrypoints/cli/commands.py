@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vanta.adapters.webhooks.signing import standard_secret_string
+from vanta.application.dead_letters import list_dead_letters, redeliver
 from vanta.application.manager_orders import parse_order_input, submit_manager_order
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import (
@@ -168,3 +170,36 @@ async def audit_verify(s: Settings) -> tuple[bool, int, int | None]:
     await c.close()
     bad = verify_chain(events)
     return bad is None, len(events), bad
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+async def dlq_list(s: Settings, tenant_id: str, since: str | None, console: Console) -> None:
+    c = build(s)
+    await c.migrate()
+    rows = await list_dead_letters(c.uow(), tenant_id=tenant_id, since=_since(since),
+                                   limit=10_000)
+    table = Table("fo_id (webhook-id)", "follower", "symbol", "qty", "attempts",
+                  "dead-lettered", "last error")
+    for r in rows:
+        table.add_row(r["fo_id"], r["follower_id"][:8], r["symbol"], str(r["qty"]),
+                      str(r["dispatch_attempts"]),
+                      r["dead_lettered_at"].isoformat() if r["dead_lettered_at"] else "",
+                      r["last_error"] or "")
+    console.print(table)
+    await c.close()
+
+
+async def dlq_redeliver(s: Settings, tenant_id: str, fo_ids: list[str] | None,
+                        since: str | None) -> int:
+    c = build(s)
+    await c.migrate()
+    done = await redeliver(c.uow(), tenant_id=tenant_id, fo_ids=fo_ids, since=_since(since),
+                           actor="cli")
+    await c.close()
+    return len(done)

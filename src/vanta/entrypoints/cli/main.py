@@ -19,6 +19,8 @@ app = typer.Typer(help="Vanta Platform: mirror manager orders to followers.",
                   no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+dlq_app = typer.Typer(help="Dead letters (mirror_dispatch_dlx).", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Embedded data directory (VANTA_DATA_DIR)")]
@@ -120,6 +122,31 @@ def dispatch(
 ) -> None:
     """Run the dispatcher worker (deliver queued child orders)."""
     asyncio.run(commands.dispatch(settings(data_dir), until_idle=until_idle, console=console))
+
+
+@dlq_app.command("list")
+def dlq_list(
+    tenant: Annotated[str, typer.Option(help="tenant id")] = "tnt_demo",
+    since: Annotated[str | None, typer.Option(help="ISO time; dead-lettered at or after")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """List dead-lettered child orders."""
+    asyncio.run(commands.dlq_list(settings(data_dir), tenant, since, console))
+
+
+@dlq_app.command("redeliver")
+def dlq_redeliver(
+    fo_id: Annotated[list[str] | None, typer.Option("--id", help="child order id (repeat)")] = None,
+    since: Annotated[str | None, typer.Option(help="every dead letter since this ISO time")] = None,
+    tenant: Annotated[str, typer.Option(help="tenant id")] = "tnt_demo",
+    data_dir: DataDir = None,
+) -> None:
+    """Queue dead letters again; each keeps its webhook-id so receivers de-duplicate it."""
+    if (fo_id is None) == (since is None):
+        console.print("[red]give --id (one or more) or --since[/red]")
+        raise typer.Exit(2)
+    n = asyncio.run(commands.dlq_redeliver(settings(data_dir), tenant, fo_id, since))
+    console.print(f"{n} dead letter(s) queued again; a running dispatcher sends them")
 
 
 @app.command("audit-verify")
