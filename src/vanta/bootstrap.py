@@ -18,6 +18,7 @@ from vanta.adapters.identity.verifier import TokenVerifier
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender
 from vanta.adapters.webhooks.ssrf import TargetPolicy
+from vanta.application.bridged import BrokerRegistry
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.config import Settings
 
@@ -46,6 +47,8 @@ class Container:
         await upgrade_async(self.settings.db_url)
 
     async def close(self) -> None:
+        if self.dispatcher.brokers is not None:
+            await self.dispatcher.brokers.close()
         if self.oidc is not None:
             await self.oidc.aclose()
         await self.sender.close()
@@ -76,6 +79,7 @@ def build(settings: Settings | None = None) -> Container:
                               lease=timedelta(seconds=s.dispatcher_lease_seconds),
                               concurrency=s.dispatcher_concurrency),
         rng=random.Random(),
+        brokers=BrokerRegistry(secrets.get),
     )
     return Container(s, engine, secrets, issuer, verifier, sender, dispatcher,
                      outbox_written=dispatcher.wakeup, oidc=oidc)

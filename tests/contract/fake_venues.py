@@ -728,6 +728,9 @@ class FakeCoinbase(FakeVenue):
                  prices: dict[str, Decimal]) -> None:
         super().__init__()
         self.key_name, self.public_key = key_name, public_key
+        # "return_existing" as the Create Order reference describes; "reject" models a venue
+        # (or a future API revision) that refuses a reused client_order_id instead
+        self.duplicates = "return_existing"
         self.balances = dict(balances)  # currency -> total
         self.prices = dict(prices)  # product id (BTC-USD) -> mark
         self.orders: dict[str, _CoinbaseOrder] = {}
@@ -851,8 +854,15 @@ class FakeCoinbase(FakeVenue):
             return self._invalid("client_order_id is required")
         existing = next((o for o in self.orders.values()
                          if o.data["client_order_id"] == cid), None)
-        if existing is not None:
+        if existing is not None and self.duplicates == "return_existing":
             return _json(self._success(existing))
+        if existing is not None:  # the hypothetical alternative: refuse the duplicate
+            return _json({"success": False, "failure_reason": "UNKNOWN_FAILURE_REASON",
+                          "order_id": "", "error_response": {
+                              "error": "UNKNOWN_FAILURE_REASON",
+                              "message": "client_order_id already used", "error_details": "",
+                              "preview_failure_reason": "UNKNOWN_PREVIEW_FAILURE_REASON"},
+                          "order_configuration": configs})
         if pid not in self.prices:
             return self._invalid(f"invalid product_id {pid}")
         if side not in ("BUY", "SELL"):

@@ -88,10 +88,7 @@ class Harness:
 
     def lose_next_ack(self) -> None:
         venue = self.paper or self.fake
-        if self.paper is not None:
-            self.paper.lose_next_ack()
-        else:
-            venue.lose_next_ack()  # type: ignore[union-attr]
+        venue.lose_next_ack()  # type: ignore[union-attr]
 
     def orders_with(self, client_order_id: str) -> int:
         if self.paper is not None:

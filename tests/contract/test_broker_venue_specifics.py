@@ -180,3 +180,21 @@ def test_ccxt_adapter_refuses_exchanges_without_a_dialect() -> None:
 
     with pytest.raises(ValueError, match="no dialect"):
         CcxtBroker(ccxt_async.kraken())
+
+
+async def test_coinbase_duplicates_are_safe_whether_the_venue_returns_or_refuses_them(
+        harnesses: dict[str, Harness]) -> None:
+    h = harnesses["ccxt-coinbase"]
+    h.fake.duplicates = "reject"  # type: ignore[union-attr]
+    order = _order(h)
+    first = await h.gateway.submit(order)
+    fresh = _fresh(h)  # no memory of the first submit: it must look the id up
+    try:
+        again = await fresh.submit(order)
+        with pytest.raises(BrokerRejected) as info:
+            await fresh.submit(_order(h, qty=h.lot * 2, cid=order.client_order_id))
+    finally:
+        await fresh.close()
+    assert again.broker_order_id == first.broker_order_id
+    assert info.value.code == "client_order_id_conflict"
+    assert h.orders_with(order.client_order_id) == 1

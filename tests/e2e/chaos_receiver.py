@@ -91,6 +91,7 @@ class ChaosReceiver:
         self.rejected: Counter[str] = Counter()  # unknown key, bad signature, bad body
         self.mode_totals: Counter[str] = Counter()
         self.requests = 0
+        self.peer_ports: Counter[int] = Counter()  # requests per client port (connection)
         self._log = log_path.open("a", encoding="utf-8") if log_path else None
 
     def app(self) -> web.Application:
@@ -122,6 +123,7 @@ class ChaosReceiver:
         body: dict[str, Any] = {"totals": self.totals()}
         if request.query.get("summary") not in ("1", "true"):
             body["ids"] = {wid: s.as_json() for wid, s in self.ids.items()}
+            body["peer_ports"] = {str(p): n for p, n in self.peer_ports.items()}
         return web.json_response(body)
 
     def choose(self, wid: str, arrival: int, key: str) -> str:
@@ -134,6 +136,9 @@ class ChaosReceiver:
 
     async def hook(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            self.peer_ports[int(peer[1])] += 1
         key = request.match_info["key"]
         raw = await request.read()
         wid = request.headers.get("webhook-id", "")

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -109,14 +109,18 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "VANTA_RETRY_JITTER_FRACTION": "0.2", **extra}
 
 
+def _run(args: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{args[3:]} exited {done.returncode}: {done.stderr[-3000:]}"
+    return done.stdout
+
+
 def _start_platform(procs: Processes, tmp_path: Path, env: dict[str, str]) -> httpx.Client:
     """Tenant, vault, a token and an API-only server; returns an authenticated client."""
-    subprocess.run([*VANTA, "tenant-create", "tnt_f"], env=env, check=True,
-                   capture_output=True)
+    _run([*VANTA, "tenant-create", "tnt_f"], env)
     vault = subprocess.Popen([*VANTA, "vault-create", "V1", "--tenant", "tnt_f"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    tok = subprocess.run([*VANTA, "token", "--tenant", "tnt_f"], env=env, check=True,
-                         capture_output=True, text=True).stdout.strip()
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    tok = _run([*VANTA, "token", "--tenant", "tnt_f"], env).strip()
     _, err = vault.communicate(timeout=60)
     assert vault.returncode == 0, err
     port_file = tmp_path / "api.port"
@@ -167,10 +171,13 @@ def _children(http: httpx.Client, mo_id: str) -> list[dict[str, Any]]:
     return r.json()["children"]
 
 
-def _settle(http: httpx.Client, mo_ids: list[str], timeout: float) -> list[dict[str, Any]]:
+def _settle(http: httpx.Client, mo_ids: list[str], timeout: float,
+            on_poll: Callable[[], None] | None = None) -> list[dict[str, Any]]:
     """All children of these orders once none is pending/sent/retry (bounded wait)."""
     deadline = time.monotonic() + timeout
     while True:
+        if on_poll is not None:
+            on_poll()
         children = [c for mo in mo_ids for c in _children(http, mo)]
         still_open = Counter(c["state"] for c in children if c["state"] in OPEN_STATES)
         if not still_open:
@@ -188,6 +195,33 @@ def _attempts(http: httpx.Client, fo_ids: list[str]) -> dict[str, list[dict[str,
 
     with ThreadPoolExecutor(4) as pool:
         return dict(pool.map(one, fo_ids))
+
+
+def _client_ports(pid: int, remote_port: int) -> set[int]:
+    """Local ports of the TCP connections process ``pid`` has open to 127.0.0.1:remote_port.
+
+    Read from /proc: the socket inodes among the process's descriptors, matched against
+    /proc/net/tcp. Lets a test tell which worker process a request at the receiver came from.
+    """
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return set()
+    ports = set()
+    for line in lines:
+        f = line.split()
+        local, remote, inode = f[1], f[2], f[9]
+        if inode in inodes and remote == f"0100007F:{remote_port:04X}":
+            ports.add(int(local.split(":")[1], 16))
+    return ports
 
 
 def _assert_clean_logs(procs: Processes, *names: str) -> None:
@@ -228,6 +262,7 @@ def test_random_faults_two_dispatchers(procs: Processes, tmp_path: Path) -> None
     key_of = {fid: key for key, fid in followers.items()}
 
     dispatchers = [_start_dispatcher(procs, f"dispatch{i}", env) for i in range(2)]
+    setup_s = time.monotonic() - started
     mo_ids = []
     for i, symbol in enumerate(["AAPL", "MSFT", "NVDA", "AMZN", "TSLA"]):
         r = http.post("/v1/manager-orders", json={"id": f"M-{i}", "vault_id": "V1",
@@ -236,7 +271,15 @@ def test_random_faults_two_dispatchers(procs: Processes, tmp_path: Path) -> None
         assert r.status_code == 201, r.text
         mo_ids.append(r.json()["mo_id"])
 
-    children = _settle(http, mo_ids, timeout=55)
+    rcv_port = int(str(rcv.base_url).rstrip("/").rsplit(":", 1)[1])
+    worker_ports: list[set[int]] = [set() for _ in dispatchers]
+
+    def sample_connections() -> None:
+        for ports, d in zip(worker_ports, dispatchers, strict=True):
+            ports |= _client_ports(d.pid, rcv_port)
+
+    children = _settle(http, mo_ids, timeout=55, on_poll=sample_connections)
+    sample_connections()
     settled_after = time.monotonic() - started
     assert all(d.poll() is None for d in dispatchers), "a dispatcher died"
 
@@ -299,6 +342,12 @@ def test_random_faults_two_dispatchers(procs: Processes, tmp_path: Path) -> None
         assert http.get(f"/v1/manager-orders/{mo}").json()["state"] == "completed"
     _assert_clean_logs(procs, "dispatch0", "dispatch1", "api", "receiver")
 
+    # Both workers really delivered (requests seen on connections each of them owned).
+    per_worker = [sum(n for p, n in state["peer_ports"].items() if int(p) in ports)
+                  for ports in worker_ports]
+    if Path("/proc/net/tcp").exists():
+        assert all(n > 0 for n in per_worker), (per_worker, worker_ports)
+
     handled = Counter()
     for rows in attempts.values():
         handled[len(rows)] += 1
@@ -307,7 +356,8 @@ def test_random_faults_two_dispatchers(procs: Processes, tmp_path: Path) -> None
         "dlq_on_healthy_endpoints": dlq_ok_endpoint, "attempts_per_child": dict(handled),
         "receiver": {k: totals[k] for k in ("requests", "applied_effects", "ok_2xx",
                                             "duplicate_2xx")},
-        "modes": totals["modes"], "settled_s": round(settled_after, 1)})
+        "modes": totals["modes"], "requests_seen_per_worker": per_worker,
+        "setup_s": round(setup_s, 1), "settled_s": round(settled_after, 1)})
 
 
 # --------------------------------------------------------------------------- b. SIGKILL

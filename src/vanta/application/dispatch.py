@@ -8,12 +8,20 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from vanta.adapters import metrics
 from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.webhooks.sender import SendResult
 from vanta.adapters.webhooks.signing import signature_headers
+from vanta.application.bridged import (
+    BrokerRegistry,
+    broker_order,
+    confirm_fills,
+    submit_to_broker,
+)
+from vanta.application.brokers import BrokerGateway, BrokerOrder
 from vanta.application.clock import Clock, iso, utcnow
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.payloads import dispatch_body
@@ -28,6 +36,20 @@ log = logging.getLogger("vanta.dispatch")
 OPEN_CHILD_STATES = (ChildOrderState.PENDING.value, ChildOrderState.SENT.value,
                      ChildOrderState.RETRY.value)
 MAINTENANCE_RECHECK = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One attempt, ready to go: a signed webhook, or an order for the follower's broker."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    attempt_no: int
+    started: datetime
+    gateway: BrokerGateway | None = None
+    broker_order: BrokerOrder | None = None
+    price: Decimal | None = None
 
 
 def signing_refs(follower: dict[str, Any], now: datetime) -> list[str]:
@@ -66,6 +88,7 @@ class Dispatcher:
     clock: Clock = utcnow
     rng: random.Random = field(default_factory=random.Random)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    brokers: BrokerRegistry | None = None
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many outbox rows were handled."""
@@ -90,6 +113,8 @@ class Dispatcher:
     async def run_forever(self, poll_seconds: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
             handled = await self.run_once()
+            if self.brokers is not None:
+                await confirm_fills(self.uow_factory, self.brokers, clock=self.clock)
             if handled:
                 continue
             self.wakeup.clear()
@@ -104,13 +129,18 @@ class Dispatcher:
         prepared = await self._begin_attempt(outbox_row, fo_id)
         if prepared is None:
             return
-        url, headers, body, attempt_no, started = prepared
-        result = await self.sender.send(url, headers, body)
-        await self._finish_attempt(outbox_row, fo_id, attempt_no, started, result)
+        if prepared.gateway is not None:
+            assert prepared.broker_order is not None
+            result = await submit_to_broker(prepared.gateway, prepared.broker_order,
+                                            prepared.price)
+        else:
+            result = await self.sender.send(prepared.url, prepared.headers, prepared.body)
+        await self._finish_attempt(outbox_row, fo_id, prepared.attempt_no, prepared.started,
+                                   result)
 
     async def _begin_attempt(
         self, outbox_row: dict[str, Any], fo_id: str
-    ) -> tuple[str, dict[str, str], bytes, int, Any] | None:
+    ) -> Prepared | None:
         now = self.clock()
         async with self.uow_factory() as uow:
             child = await uow.child_orders.get_unscoped(fo_id)
@@ -155,11 +185,17 @@ class Dispatcher:
             order = await uow.manager_orders.get_unscoped(child["mo_id"])
             assert order is not None
             await uow.commit()
+        if follower["bridged_brokers"]:
+            if self.brokers is None:
+                raise RuntimeError("a bridged follower needs a broker registry")
+            return Prepared("", {}, b"", attempt_no, now,
+                            self.brokers.for_follower(follower), broker_order(child, order),
+                            order["ref_price"])
         keys = [self.secrets.get(ref) for ref in signing_refs(follower, now)]
         body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
                              attempt_no=attempt_no)
         headers = signature_headers(keys, fo_id, int(now.timestamp()), body)
-        return follower["webhook_url"], headers, body, attempt_no, now
+        return Prepared(follower["webhook_url"], headers, body, attempt_no, now)
 
     async def _finish_attempt(self, outbox_row: dict[str, Any], fo_id: str, attempt_no: int,
                               started: Any, result: SendResult) -> None:
@@ -186,7 +222,10 @@ class Dispatcher:
                 "response_excerpt": result.response_excerpt, "error": result.error,
                 "outcome": next_state.value,
             })
-            extra = {"dead_lettered_at": now} if next_state is ChildOrderState.DLQ else {}
+            extra: dict[str, Any] = {"dead_lettered_at": now} \
+                if next_state is ChildOrderState.DLQ else {}
+            if result.broker_ref is not None:
+                extra["broker_order_ref"] = result.broker_ref
             moved = await uow.child_orders.update(
                 fo_id, expect_state=ChildOrderState.SENT.value, state=next_state.value,
                 last_error=error, updated_at=now, **extra)

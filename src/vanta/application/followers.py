@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.signing import new_webhook_secret, standard_secret_string
+from vanta.application.bridged import parse_bridge
 from vanta.application.clock import Clock, utcnow
 from vanta.application.plans import (
     can_bring_signing_key,
@@ -36,7 +38,7 @@ from vanta.domain.ids import FollowerId, new_id
 SETTING_FIELDS = frozenset({"label", "mode", "scale", "max_pos_usd", "kill_switch",
                             "scale_mode", "nav_multiplier", "fractional", "protections",
                             "plan", "overlay_opt_in", "paused"})
-REGISTER_FIELDS = SETTING_FIELDS | {"webhook", "webhook_url", "sync"}
+REGISTER_FIELDS = SETTING_FIELDS | {"webhook", "webhook_url", "sync", "bridged"}
 PATCH_FIELDS = SETTING_FIELDS | {"webhook"}
 MAX_OVERLAP = timedelta(days=7)
 PLANS = ("core", "pro", "institutional")
@@ -151,13 +153,14 @@ def parse_registration(raw: object) -> dict[str, Any]:
     url = body.get("webhook_url")
     if isinstance(webhook, Mapping):
         url = webhook.get("url", url)
-    if url is None:
-        raise ValidationFailed("a webhook url is required (bridged brokers are not built yet)",
+    bridge = parse_bridge(body["bridged"]) if body.get("bridged") is not None else None
+    if (url is None) == (bridge is None):
+        raise ValidationFailed("give either a webhook url or a bridged broker account",
                                code="missing_field", field="webhook.url")
     settings = parse_settings({k: v for k, v in body.items()
-                               if k not in ("webhook", "webhook_url", "sync")}, None)
-    return {**settings, "webhook_url": validate_webhook_url(url),
-            "sync": _bool(body, "sync", False)}
+                               if k not in ("webhook", "webhook_url", "sync", "bridged")}, None)
+    return {**settings, "webhook_url": None if url is None else validate_webhook_url(url),
+            "bridge": bridge, "sync": _bool(body, "sync", False)}
 
 
 def _webhook_changes(raw: object) -> dict[str, Any]:
@@ -193,14 +196,21 @@ async def register_follower(
     """Returns the stored follower and its webhook secret (``whsec_…``), shown only once."""
     fields = parse_registration(raw)
     fields.pop("sync")
+    bridge = fields.pop("bridge")
     follower_id = new_id()
     secret = new_webhook_secret()
-    # Written before the row that points at it: a crash leaves an orphan secret, never a
-    # follower whose deliveries cannot be signed.
+    # Written before the row that points at them: a crash leaves an orphan secret, never a
+    # follower whose deliveries cannot be signed or placed.
     ref = secrets.put(f"webhook/{follower_id}/v1", secret)
+    bridged = None
+    if bridge is not None:
+        broker, creds = bridge
+        bridged = {"broker": broker,
+                   "ref": secrets.put(f"broker/{follower_id}/{broker}",
+                                      json.dumps(creds).encode())}
     now = clock()
     row = {"follower_id": follower_id, "tenant_id": tenant_id, "vault_id": vault_id,
-           **fields, "hmac_key_ref": ref, "bridged_brokers": None, "paused_reason": None,
+           **fields, "hmac_key_ref": ref, "bridged_brokers": bridged, "paused_reason": None,
            "created_at": now, "updated_at": now}
     try:
         async with uow:
@@ -213,6 +223,8 @@ async def register_follower(
             await uow.commit()
     except BaseException:
         secrets.delete(ref, missing_ok=True)
+        if bridged is not None:
+            secrets.delete(bridged["ref"], missing_ok=True)
         raise
     return row, standard_secret_string(secret)
 

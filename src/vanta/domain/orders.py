@@ -79,7 +79,8 @@ CHILD_ORDER_TABLE: TransitionTable[ChildOrderState] = TransitionTable(
         ),
         ChildOrderState.RETRY: frozenset({ChildOrderState.SENT, ChildOrderState.CANCELLED,
                                           ChildOrderState.DLQ}),
-        ChildOrderState.ACK: frozenset({ChildOrderState.CONFIRMED}),
+        # a broker may still refuse or cancel an accepted order with nothing filled
+        ChildOrderState.ACK: frozenset({ChildOrderState.CONFIRMED, ChildOrderState.FAILED}),
         # a dead letter can be redelivered by an operator
         ChildOrderState.DLQ: frozenset({ChildOrderState.PENDING}),
     },

@@ -91,12 +91,18 @@ class AlpacaBroker:
         if r.status_code == 200 and isinstance(data, dict):
             return _ack(data)
         message = _message(data) or _http.excerpt(r)
-        if r.status_code == 422 and "must be unique" in message.lower():
-            existing = await self._order_by_client_id(order.client_order_id)
-            _http.check_same(order, symbol=existing.get("symbol"),
-                             side=_http.side_of(existing.get("side")),
-                             qty=_http.dec(existing.get("qty")), venue=VENUE)
-            return _ack(existing)
+        if r.status_code == 422:
+            # "client_order_id must be unique" (the wording has varied): whatever the text,
+            # a 422 for an id Alpaca already holds means the order exists
+            try:
+                existing = await self._order_by_client_id(order.client_order_id)
+            except OrderNotFound:
+                existing = None
+            if existing is not None:
+                _http.check_same(order, symbol=existing.get("symbol"),
+                                 side=_http.side_of(existing.get("side")),
+                                 qty=_http.dec(existing.get("qty")), venue=VENUE)
+                return _ack(existing)
         if 400 <= r.status_code < 500:
             raise BrokerRejected(f"alpaca: {message}", code=_code(data), status=r.status_code)
         raise BrokerUnavailable(f"alpaca: unexpected answer {r.status_code} to POST /v2/orders",

@@ -15,8 +15,9 @@ Things worth knowing:
   into the request body last).
 * Coinbase's Create Order answers a ``client_order_id`` it has seen before with the existing
   order instead of creating another; the adapter reads the order back after every create, so a
-  reused id naming a *different* order is caught as ``client_order_id_conflict``. Venues that
-  refuse duplicates instead (ccxt ``DuplicateOrderId``) are resolved by a look-up.
+  reused id naming a *different* order is caught as ``client_order_id_conflict``. Should the
+  venue refuse a duplicate instead (ccxt ``DuplicateOrderId``, or any refusal), the adapter
+  looks the client id up before reporting a rejection and returns the existing order's ack.
 * Coinbase has no look-up by client order id; the adapter remembers client id -> order id and
   otherwise pages through ``fetchOrders`` to find it.
 * ``day`` is sent as good-till-cancelled (crypto has no session close); a market order is IOC.
@@ -149,7 +150,14 @@ class CcxtBroker:
         except ccxt_async.DuplicateOrderId:
             order_id = await self._order_id(order.client_order_id)
         except Exception as e:
-            raise _map(e, submitting=True) from e
+            mapped = _map(e, submitting=True)
+            if not isinstance(mapped, BrokerRejected):
+                raise mapped from e
+            # a refusal may be the venue's way of saying "that client id exists": look first
+            try:
+                order_id = await self._order_id(order.client_order_id)
+            except OrderNotFound:
+                raise mapped from e
         else:
             order_id = str(created.get("id") or "")
             echoed = (created.get("info") or {}).get("client_order_id")

@@ -55,7 +55,7 @@ from vanta.domain.orders import Side, TimeInForce
 ZERO = Decimal(0)
 _PROBABILITY_SCALE = 1_000_000
 _WALK_SCALE = 1_000_000
-_MAX_CATCH_UP_TICKS = 1_000_000
+_MAX_CATCH_UP_TICKS = 10_000  # after a long idle spell, only the last ticks are simulated
 _AVG_PRICE_QUANTUM = Decimal("1e-10")
 
 

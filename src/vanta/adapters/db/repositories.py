@@ -14,6 +14,7 @@ from vanta.adapters.db.tables import (
     audit_chain_head,
     audit_events,
     delivery_attempts,
+    fills,
     follower_orders,
     followers,
     instruments,
@@ -248,6 +249,12 @@ class ChildOrderRepository(_Repo):
         return await self._all(stmt.order_by(follower_orders.c.dead_lettered_at,
                                              follower_orders.c.fo_id).limit(limit))
 
+    async def awaiting_fills(self, limit: int) -> list[Row]:
+        """Bridged children the broker accepted and has not finished filling."""
+        return await self._all(select(follower_orders).where(
+            follower_orders.c.state == "ack", follower_orders.c.broker_order_ref.is_not(None))
+            .order_by(follower_orders.c.updated_at).limit(limit))
+
     async def open_count(self, mo_id: str, open_states: Iterable[str]) -> int:
         r = await self._one(select(func.count().label("n")).select_from(follower_orders).where(
             follower_orders.c.mo_id == mo_id, follower_orders.c.state.in_(list(open_states))))
@@ -430,3 +437,15 @@ class InstrumentRepository(_Repo):
     async def list(self) -> list[Row]:
         return await self._all(select(instruments).order_by(instruments.c.venue,
                                                             instruments.c.symbol))
+
+
+class FillRepository(_Repo):
+    async def add_if_new(self, row: Mapping[str, Any]) -> bool:
+        """Insert a fill unless its trade id is known: a report seen twice counts once."""
+        if await self._one(select(fills.c.trade_id).where(fills.c.trade_id == row["trade_id"])):
+            return False
+        await self.conn.execute(insert(fills).values(**row))
+        return True
+
+    async def for_child(self, fo_id: str) -> list[Row]:
+        return await self._all(select(fills).where(fills.c.fo_id == fo_id).order_by(fills.c.ts))

@@ -11,6 +11,7 @@ from vanta.adapters.db.repositories import (
     AttemptRepository,
     AuditRepository,
     ChildOrderRepository,
+    FillRepository,
     FollowerRepository,
     InstrumentRepository,
     ManagerOrderRepository,
@@ -48,6 +49,7 @@ class SqlUnitOfWork:
         self.overlays = OverlayRepository(c)
         self.navs = NavRepository(c)
         self.instruments = InstrumentRepository(c)
+        self.fills = FillRepository(c)
         return self
 
     async def commit(self) -> None:

@@ -126,6 +126,7 @@ class DevIssuer:
         ttl_seconds: int = 3600,
         roles: Iterable[str] = (),
         follower_id: str | None = None,
+        vault_ids: Iterable[str] | None = None,
         now: int | None = None,
     ) -> str:
         """Return a signed RS256 access token for ``subject`` in ``tenant_id``."""
@@ -156,6 +157,8 @@ class DevIssuer:
         }
         if follower_id is not None:
             claims["follower_id"] = follower_id
+        if vault_ids is not None:
+            claims["vault_ids"] = sorted(set(vault_ids))
         return jwt.encode(claims, self._private_key, algorithm=ALGORITHM,
                           headers={"kid": self._kid})
 

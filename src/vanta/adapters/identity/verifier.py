@@ -38,7 +38,7 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
-from vanta.application.principal import Principal
+from vanta.application.principal import Principal, effective_scopes
 
 __all__ = ["DEFAULT_ALGORITHMS", "REASONS", "InvalidToken", "TokenVerifier"]
 
@@ -273,12 +273,15 @@ class TokenVerifier:
         follower_id = claims.get("follower_id")
         if follower_id is not None and (not isinstance(follower_id, str) or not follower_id):
             raise InvalidToken("invalid_claim", "follower_id must be a non-empty string")
+        roles = _string_set(claims.get("roles", []), "roles")
+        vault_ids = claims.get("vault_ids")
         return Principal(
             subject=sub,
             tenant_id=tenant_id,
-            scopes=_scopes(claims),
-            roles=_string_set(claims.get("roles", []), "roles"),
+            scopes=effective_scopes(_scopes(claims), roles),
+            roles=roles,
             follower_id=follower_id,
+            vault_ids=None if vault_ids is None else _string_set(vault_ids, "vault_ids"),
         )
 
 

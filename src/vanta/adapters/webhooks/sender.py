@@ -55,6 +55,7 @@ class SendResult:
     # True when the target was refused before any connection (SSRF policy, bad URL, a name
     # that does not exist): sending again will not help, treat as terminal.
     refused: bool = False
+    broker_ref: str | None = None  # a bridged attempt: the venue's order id
 
 
 class VettedResolver(AbstractResolver):

@@ -24,6 +24,7 @@ from vanta.application.overlays import revert_expired
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
 from vanta.entrypoints.api import problems
+from vanta.entrypoints.api.access import require_vault, visible_children, visible_vaults
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.render import (
@@ -105,13 +106,16 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
 
     @app.get("/v1/vaults", tags=["vaults"])
     async def list_vaults(p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+        vaults = await visible_vaults(container, p)
         async with container.uow() as uow:
             rows = await uow.vaults.list(p.tenant_id)
-        return {"data": [vault_json(r) for r in rows]}
+        return {"data": [vault_json(r) for r in rows
+                         if vaults is None or r["vault_id"] in vaults]}
 
     @app.get("/v1/vaults/{vault_id}", tags=["vaults"])
     async def get_vault(vault_id: str,
                         p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+        await require_vault(container, p, vault_id)
         async with container.uow() as uow:
             row = await uow.vaults.get(p.tenant_id, vault_id)
             if row is None:
@@ -122,6 +126,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     @app.get("/v1/vaults/{vault_id}/followers", tags=["followers"])
     async def list_followers(vault_id: str,
                              p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+        await require_vault(container, p, vault_id)
         async with container.uow() as uow:
             if await uow.vaults.get(p.tenant_id, vault_id) is None:
                 raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
@@ -132,6 +137,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
               openapi_extra=body_schema(FOLLOWER_SCHEMA))
     async def add_follower(vault_id: str, request: Request,
                            p: Principal = Depends(require("follower:manage"))) -> JSONResponse:
+        await require_vault(container, p, vault_id)
         raw = await read_json(request)
         row, secret = await register_follower(container.uow(), container.secrets,
                                               tenant_id=p.tenant_id, vault_id=vault_id, raw=raw,
@@ -151,6 +157,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
                                  p: Principal = Depends(require("mirror:manage"))
                                  ) -> JSONResponse:
         order = parse_order_input(await read_json(request))
+        await require_vault(container, p, order.vault_id)
         result = await submit_manager_order(container.uow(), tenant_id=p.tenant_id,
                                             order=order, source="api", actor=p.subject)
         if result.created:
@@ -169,37 +176,48 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         p: Principal = Depends(require("orders:read")), since: str | None = None,
         vault_id: str | None = None, limit: Limit = 100,
     ) -> dict[str, Any]:
+        vaults = await visible_vaults(container, p)
         async with container.uow() as uow:
             rows = await uow.manager_orders.list(p.tenant_id, parse_since(since), limit,
                                                  vault_id=vault_id)
-        return {"data": [order_json(r) for r in rows]}
+        return {"data": [order_json(r) for r in rows
+                         if vaults is None or r["vault_id"] in vaults]}
 
     @app.get("/v1/manager-orders/{mo_id}", tags=["orders"])
     async def get_manager_order(mo_id: str,
                                 p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
+        vaults = await visible_vaults(container, p)
         async with container.uow() as uow:
             row = await uow.manager_orders.get(p.tenant_id, mo_id)
-            if row is None:
+            if row is None or (vaults is not None and row["vault_id"] not in vaults):
                 raise ApiProblem(404, "manager_order_not_found", f"order {mo_id} not found")
             children = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
-                                                   since=None, limit=10_000)
-        return {**order_json(row), "children": [child_json(c) for c in children]}
+                                                   since=None, limit=100_000)
+        return {**order_json(row),
+                "children": [child_json(c) for c in visible_children(p, vaults, children)]}
 
     @app.get("/v1/follower-orders", tags=["orders"])
     async def list_follower_orders(
         p: Principal = Depends(require("orders:read")), follower_id: str | None = None,
         since: str | None = None, limit: Limit = 100,
     ) -> dict[str, Any]:
+        if p.follower_id is not None:
+            if follower_id not in (None, p.follower_id):
+                raise ApiProblem(404, "follower_not_found", f"follower {follower_id} not found")
+            follower_id = p.follower_id
+        vaults = await visible_vaults(container, p)
         async with container.uow() as uow:
             rows = await uow.child_orders.list(p.tenant_id, follower_id=follower_id, mo_id=None,
                                                since=parse_since(since), limit=limit)
-        return {"data": [child_json(r) for r in rows]}
+        return {"data": [child_json(r) for r in visible_children(p, vaults, rows)]}
 
     @app.get("/v1/follower-orders/{fo_id}/attempts", tags=["orders"])
     async def list_attempts(fo_id: str,
                             p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
+        vaults = await visible_vaults(container, p)
         async with container.uow() as uow:
-            if await uow.child_orders.get(p.tenant_id, fo_id) is None:
+            child = await uow.child_orders.get(p.tenant_id, fo_id)
+            if child is None or not visible_children(p, vaults, [child]):
                 raise ApiProblem(404, "follower_order_not_found", f"order {fo_id} not found")
             rows = await uow.attempts.list(fo_id)
         return {"data": [{k: (v.isoformat() if isinstance(v, datetime) else v)

@@ -36,8 +36,12 @@ def follower_json(r: Mapping[str, Any]) -> dict[str, Any]:
             "nav_multiplier": _dec(r["nav_multiplier"]), "fractional": bool(r["fractional"]),
             "protections": r["protections"], "plan": r["plan_id"],
             "overlay_opt_in": bool(r["overlay_opt_in"]),
-            "webhook": {"url": r["webhook_url"], "enabled": r.get("webhook_disabled_at") is None,
-                        "disabled_reason": r.get("webhook_disabled_reason")},
+            "webhook": None if r["webhook_url"] is None else {
+                "url": r["webhook_url"], "enabled": r.get("webhook_disabled_at") is None,
+                "disabled_reason": r.get("webhook_disabled_reason")},
+            # the broker only: credentials stay in the secret store
+            "bridged": None if not r.get("bridged_brokers") else {
+                "broker": r["bridged_brokers"]["broker"]},
             "created_at": _ts(r["created_at"]), "updated_at": _ts(r.get("updated_at"))}
 
 
@@ -55,6 +59,9 @@ def child_json(r: Mapping[str, Any]) -> dict[str, Any]:
             "side": r["side"], "qty": _dec(r["qty"]), "cap_applied": r["cap_applied"],
             "state": r["state"], "skip_reason": r["skip_reason"],
             "dispatch_attempts": r["dispatch_attempts"], "last_error": r["last_error"],
+            "broker_order_ref": r.get("broker_order_ref"),
+            "filled_qty": _dec(r.get("filled_qty")),
+            "avg_fill_price": _dec(r.get("avg_fill_price")),
             "sizing": (r["audit"] or {}).get("sizing"), "created_at": _ts(r["created_at"]),
             "updated_at": _ts(r["updated_at"])}
 

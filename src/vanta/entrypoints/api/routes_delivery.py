@@ -14,6 +14,7 @@ from vanta.application.followers import rotate_webhook_secret
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
 from vanta.domain.errors import ValidationFailed
+from vanta.entrypoints.api.access import load_follower, visible_children, visible_vaults
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.render import child_json
 from vanta.entrypoints.api.schemas import REDELIVER_SCHEMA, ROTATE_SCHEMA, body_schema
@@ -30,6 +31,7 @@ def build_router(container: Container, read_json: Callable[[Request], Awaitable[
                            ) -> dict[str, Any]:
         rows = await list_dead_letters(container.uow(), tenant_id=p.tenant_id,
                                        since=parse_since(since), limit=limit)
+        rows = visible_children(p, await visible_vaults(container, p), rows)
         return {"queue": "mirror_dispatch_dlx",
                 "data": [{**child_json(x), "dead_lettered_at": x["dead_lettered_at"]
                           and x["dead_lettered_at"].isoformat()} for x in rows]}
@@ -60,6 +62,7 @@ def build_router(container: Container, read_json: Callable[[Request], Awaitable[
             openapi_extra=body_schema(ROTATE_SCHEMA))
     async def rotate(follower_id: str, request: Request,
                      p: Principal = Depends(require("follower:manage"))) -> dict[str, Any]:
+        await load_follower(container, p, follower_id)
         raw = await read_json(request) if await request.body() else {}
         return await rotate_webhook_secret(container.uow(), container.secrets,
                                            tenant_id=p.tenant_id, follower_id=follower_id,

@@ -18,6 +18,7 @@ from vanta.application.principal import Principal
 from vanta.bootstrap import Container
 from vanta.domain.errors import ValidationFailed
 from vanta.domain.money import normalize, to_decimal
+from vanta.entrypoints.api.access import load_follower, require_vault
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.render import follower_json
@@ -36,17 +37,14 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
     @r.get("/v1/followers/{follower_id}", tags=["followers"])
     async def get_follower(follower_id: str,
                            p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
-        async with container.uow() as uow:
-            row = await uow.followers.get(p.tenant_id, follower_id)
-        if row is None:
-            raise ApiProblem(404, "follower_not_found", f"follower {follower_id} not found")
-        return follower_json(row)
+        return follower_json(await load_follower(container, p, follower_id))
 
     @r.patch("/v1/followers/{follower_id}", tags=["followers"],
              openapi_extra=body_schema(FOLLOWER_PATCH_SCHEMA))
     async def update_follower(follower_id: str, request: Request,
                               p: Principal = Depends(require("follower:manage"))
                               ) -> dict[str, Any]:
+        await load_follower(container, p, follower_id)
         row = await patch_follower(container.uow(), tenant_id=p.tenant_id,
                                    follower_id=follower_id, raw=await read_json(request),
                                    actor=p.subject)
@@ -59,6 +57,7 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
         qty: str | None = None, ref_price: str | None = None, venue: str | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
     ) -> dict[str, Any]:
+        await load_follower(container, p, follower_id)
         try:
             at = parse_as_of(asof, utcnow())
         except ValidationFailed as e:
@@ -77,6 +76,7 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
     async def follower_nav(follower_id: str, request: Request,
                            p: Principal = Depends(require("follower:manage"))
                            ) -> dict[str, Any]:
+        await load_follower(container, p, follower_id)
         return await record_nav(container.uow(), tenant_id=p.tenant_id, entity="follower",
                                 entity_id=follower_id, raw=await read_json(request),
                                 actor=p.subject)
@@ -85,6 +85,7 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
             openapi_extra=body_schema(NAV_SCHEMA))
     async def vault_nav(vault_id: str, request: Request,
                         p: Principal = Depends(require("mirror:manage"))) -> dict[str, Any]:
+        await require_vault(container, p, vault_id)
         return await record_nav(container.uow(), tenant_id=p.tenant_id, entity="vault",
                                 entity_id=vault_id, raw=await read_json(request),
                                 actor=p.subject)
@@ -93,6 +94,7 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
             openapi_extra=body_schema(OVERLAY_SCHEMA))
     async def overlay(vault_id: str, request: Request,
                       p: Principal = Depends(require("mirror:manage"))) -> dict[str, Any]:
+        await require_vault(container, p, vault_id)
         result = await apply_overlay(container.uow(), tenant_id=p.tenant_id,
                                      vault_id=vault_id, raw=await read_json(request),
                                      actor=p.subject)
@@ -103,6 +105,7 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
     @r.get("/v1/vaults/{vault_id}/overlays", tags=["vaults"])
     async def overlays(vault_id: str,
                        p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+        await require_vault(container, p, vault_id)
         async with container.uow() as uow:
             if await uow.vaults.get(p.tenant_id, vault_id) is None:
                 raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
@@ -136,6 +139,10 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
     @r.get("/v1/manager-orders/{mo_id}/replay", tags=["audit"])
     async def replay(mo_id: str, p: Principal = Depends(require("audit:read"))
                      ) -> dict[str, Any]:
+        async with container.uow() as uow:
+            mo = await uow.manager_orders.get(p.tenant_id, mo_id)
+        if mo is not None:
+            await require_vault(container, p, mo["vault_id"])
         expansion = await replay_expansion(container.uow(), tenant_id=p.tenant_id,
                                            mo_id=mo_id)
         async with container.uow() as uow:

@@ -60,19 +60,24 @@ _SETTINGS: dict[str, Any] = {
 
 FOLLOWER_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["webhook"],
+    "oneOf": [{"required": ["webhook"]}, {"required": ["bridged"]}],
     "additionalProperties": False,
     "properties": {
         **_SETTINGS,
         "webhook": {"type": "object", "required": ["url"],
                     "properties": {"url": {"type": "string", "format": "uri"}}},
+        "bridged": {"type": "object", "required": ["broker"], "properties": {
+            "broker": {"type": "string", "enum": ["paper", "alpaca", "tradier", "coinbase"]},
+            "credentials": {"type": "object", "additionalProperties": {"type": "string"}}}},
         "sync": {"type": "boolean", "description": "size buys that bring the new follower "
                  "to the manager's current positions"},
     },
 }
 
 FOLLOWER_PATCH_SCHEMA: dict[str, Any] = {
-    "type": "object", "minProperties": 1, "additionalProperties": False, "properties": _SETTINGS,
+    "type": "object", "minProperties": 1, "additionalProperties": False,
+    "properties": {**_SETTINGS, "webhook": {"type": "object", "properties": {
+        "url": {"type": "string", "format": "uri"}, "enabled": {"type": "boolean"}}}},
 }
 
 NAV_SCHEMA: dict[str, Any] = {

@@ -1,0 +1,201 @@
+"""Bridged followers: child orders placed through the follower's own broker account.
+
+The child order id is the broker's client order id, so a retried or replayed submit can
+never place a second order. Adapters only translate and report; fills are applied here,
+through the child's state table, de-duplicated by the venue's trade id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from vanta.adapters import metrics
+from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.adapters.webhooks.sender import SendResult
+from vanta.application.brokers import (
+    BrokerGateway,
+    BrokerOrder,
+    BrokerRejected,
+    BrokerUnavailable,
+    OrderReport,
+    OrderStatus,
+)
+from vanta.application.clock import Clock, utcnow
+from vanta.domain.errors import ValidationFailed
+from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, Side, TimeInForce
+
+log = logging.getLogger("vanta.brokers")
+
+BROKERS = ("paper", "alpaca", "tradier", "coinbase")
+CREDENTIAL_FIELDS: Mapping[str, tuple[set[str], set[str]]] = {
+    # broker: (required, optional)
+    "paper": (set(), {"cash"}),
+    "alpaca": ({"key_id", "secret_key"}, {"base_url"}),
+    "tradier": ({"access_token", "account_id"}, {"base_url"}),
+    "coinbase": ({"api_key", "api_secret"}, {"api_url"}),
+}
+
+
+def parse_bridge(raw: object) -> tuple[str, dict[str, str]]:
+    """``{"broker": "alpaca", "credentials": {...}}`` → (broker, credentials)."""
+    if not isinstance(raw, Mapping) or set(raw) - {"broker", "credentials"}:
+        raise ValidationFailed("bridged must be {\"broker\": ..., \"credentials\": {...}}",
+                               code="invalid_bridge", field="bridged")
+    broker = raw.get("broker")
+    if broker not in BROKERS:
+        raise ValidationFailed(f"broker must be one of {', '.join(BROKERS)}",
+                               code="unknown_broker", field="bridged.broker")
+    creds = raw.get("credentials") or {}
+    required, optional = CREDENTIAL_FIELDS[broker]
+    if not isinstance(creds, Mapping) or not all(isinstance(v, str) for v in creds.values()):
+        raise ValidationFailed("credentials must be an object of strings",
+                               code="invalid_bridge", field="bridged.credentials")
+    missing = sorted(required - set(creds))
+    unknown = sorted(set(creds) - required - optional)
+    if missing or unknown:
+        raise ValidationFailed(f"credentials: missing {missing or '-'}, unknown {unknown or '-'}",
+                               code="invalid_bridge", field="bridged.credentials")
+    return str(broker), dict(creds)
+
+
+def broker_order(child: Mapping[str, Any], order: Mapping[str, Any]) -> BrokerOrder:
+    return BrokerOrder(client_order_id=child["fo_id"], symbol=child["symbol"],
+                       side=Side(child["side"]), qty=child["qty"],
+                       tif=TimeInForce(order["tif"]), limit_price=None)
+
+
+class BrokerRegistry:
+    """One gateway per follower account, built on first use from its stored credentials."""
+
+    def __init__(self, secrets_get: Callable[[str], bytes],
+                 factory: Callable[[str, dict[str, str], str], BrokerGateway] | None = None
+                 ) -> None:
+        self._secrets_get = secrets_get
+        self._factory = factory or default_factory
+        self._gateways: dict[str, BrokerGateway] = {}
+
+    def for_follower(self, follower: Mapping[str, Any]) -> BrokerGateway:
+        fid = follower["follower_id"]
+        gw = self._gateways.get(fid)
+        if gw is None:
+            bridge = follower["bridged_brokers"]
+            creds = json.loads(self._secrets_get(bridge["ref"]))
+            gw = self._factory(bridge["broker"], creds, fid)
+            self._gateways[fid] = gw
+        return gw
+
+    async def close(self) -> None:
+        for gw in self._gateways.values():
+            await gw.close()  # type: ignore[attr-defined]
+        self._gateways.clear()
+
+
+def default_factory(broker: str, creds: dict[str, str], follower_id: str) -> BrokerGateway:
+    if broker == "paper":
+        from vanta.adapters.brokers.paper import PaperBroker, PaperSettings
+        return PaperBroker(PaperSettings(prices={}, cash=Decimal(creds.get("cash", "100000")),
+                                         seed=hash(follower_id) & 0xFFFF))
+    if broker == "alpaca":
+        from vanta.adapters.brokers.alpaca import AlpacaBroker
+        kw = {"base_url": creds["base_url"]} if "base_url" in creds else {}
+        return AlpacaBroker(creds["key_id"], creds["secret_key"], **kw)  # type: ignore[arg-type]
+    if broker == "tradier":
+        from vanta.adapters.brokers.tradier import TradierBroker
+        kw = {"base_url": creds["base_url"]} if "base_url" in creds else {}
+        return TradierBroker(creds["access_token"], creds["account_id"],
+                             **kw)  # type: ignore[arg-type]
+    try:
+        from vanta.adapters.brokers.ccxt_venue import CcxtBroker
+    except ImportError as e:  # ccxt is an optional extra
+        raise RuntimeError("crypto venues need: pip install 'vanta-platform[crypto]'") from e
+    return CcxtBroker.coinbase(creds["api_key"], creds["api_secret"],
+                               api_url=creds.get("api_url"))
+
+
+def fill_progress(report: OrderReport) -> tuple[str | None, str | None]:
+    """(next child state, error) implied by a broker report; None = still working."""
+    if report.status is OrderStatus.FILLED:
+        return "confirmed", None
+    if report.is_terminal:
+        if report.filled_qty > 0:
+            return "confirmed", f"{report.status.value} after a partial fill"
+        return "failed", f"{report.status.value}: {report.reason or 'no fill'}"
+    return None, None
+
+
+async def submit_to_broker(gateway: BrokerGateway, order: BrokerOrder,
+                           price: Decimal | None) -> SendResult:
+    """One attempt at the venue, reported in the dispatcher's terms: accepted → 2xx,
+    refused → terminal, unavailable → retry with the usual backoff."""
+    set_price = getattr(gateway, "set_price", None)
+    if set_price is not None and price is not None:
+        set_price(order.symbol, price)  # the paper venue marks at the manager's price
+    start = time.perf_counter()
+    try:
+        ack = await gateway.submit(order)
+    except BrokerRejected as e:
+        metrics.record_broker_submit(False)
+        return SendResult(None, _ms(start), None, f"broker rejected: {e.reason}", refused=True)
+    except BrokerUnavailable as e:
+        metrics.record_broker_submit(False)
+        return SendResult(None, _ms(start), None, f"broker unavailable: {e.reason}",
+                          retry_after=None if e.retry_after is None else str(e.retry_after))
+    metrics.record_broker_submit(True)
+    return SendResult(200, _ms(start), ack.status.value, None, broker_ref=ack.broker_order_id)
+
+
+def _ms(start: float) -> int:
+    return int((time.perf_counter() - start) * 1000)
+
+
+async def confirm_fills(uow_factory: Callable[[], SqlUnitOfWork], brokers: BrokerRegistry, *,
+                        clock: Clock = utcnow, limit: int = 200) -> int:
+    """The confirmer: ask each venue about accepted orders, record new fills (once per trade
+    id), track partial fills, and settle children whose order finished."""
+    async with uow_factory() as uow:
+        children = await uow.child_orders.awaiting_fills(limit)
+    settled = 0
+    for child in children:
+        async with uow_factory() as uow:
+            follower = await uow.followers.get_unscoped(child["follower_id"])
+        if follower is None or not follower["bridged_brokers"]:
+            continue
+        try:
+            report = await brokers.for_follower(follower).order_report(child["fo_id"])
+        except (BrokerUnavailable, BrokerRejected) as e:
+            log.warning("order report unavailable", extra={"fo_id": child["fo_id"],
+                                                          "error": str(e)})
+            continue
+        now = clock()
+        async with uow_factory() as uow:
+            for f in report.fills:
+                if await uow.fills.add_if_new({"trade_id": f.trade_id, "fo_id": child["fo_id"],
+                                               "qty": f.qty, "price": f.price, "ts": f.ts,
+                                               "recorded_at": now}):
+                    await uow.audit.append(
+                        entity="follower_order", entity_id=child["fo_id"], action="fill",
+                        actor="confirmer", tenant_id=child["tenant_id"],
+                        payload={"trade_id": f.trade_id, "qty": str(f.qty),
+                                 "price": str(f.price)})
+            target, error = fill_progress(report)
+            values: dict[str, Any] = {"filled_qty": report.filled_qty,
+                                      "avg_fill_price": report.avg_price, "updated_at": now}
+            if target is not None:
+                CHILD_ORDER_TABLE.check(ChildOrderState.ACK, ChildOrderState(target))
+                values.update(state=target, last_error=error)
+            if await uow.child_orders.update(child["fo_id"], expect_state="ack", **values) \
+                    and target is not None:
+                settled += 1
+                await uow.audit.append(entity="follower_order", entity_id=child["fo_id"],
+                                       action=f"broker:{target}", actor="confirmer",
+                                       tenant_id=child["tenant_id"],
+                                       payload={"filled_qty": str(report.filled_qty),
+                                                "avg_price": None if report.avg_price is None
+                                                else str(report.avg_price), "error": error})
+            await uow.commit()
+    return settled
