@@ -34,6 +34,7 @@ from vanta.entrypoints.api.render import (
     order_json,
     vault_json,
 )
+from vanta.entrypoints.api.request_log import AuditBatcher, RequestLogMiddleware
 from vanta.entrypoints.api.routes_delivery import build_router as delivery_routes
 from vanta.entrypoints.api.routes_mirroring import build_router
 from vanta.entrypoints.api.schemas import FOLLOWER_SCHEMA, ORDER_SCHEMA, body_schema
@@ -74,7 +75,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await container.start()
         stop = asyncio.Event()
-        tasks = []
+        tasks = [asyncio.create_task(batcher.run(stop))]
         if in_api:
             tasks.append(asyncio.create_task(container.dispatcher.run_forever(
                 container.settings.dispatcher_poll_seconds, stop)))
@@ -87,6 +88,9 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
 
     app = FastAPI(title="Vanta Platform API", version=__version__, lifespan=lifespan)
     app.state.container = container
+    batcher = AuditBatcher(container.uow)
+    app.state.audit_batcher = batcher
+    app.add_middleware(RequestLogMiddleware, batcher=batcher)
     problems.install(app)
 
     @app.get("/healthz", tags=["ops"])

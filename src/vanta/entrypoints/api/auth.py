@@ -23,10 +23,12 @@ async def current_principal(
     verifier = request.app.state.container.verifier
     try:
         # averify: a token signed with a just-rotated key is re-checked after one JWKS refresh
-        return await verifier.averify(creds.credentials)
+        principal: Principal = await verifier.averify(creds.credentials)
     except InvalidToken as e:
         raise ApiProblem(401, "invalid_token", f"the token was refused ({e.reason})",
                          headers=_CHALLENGE) from None
+    request.state.principal = principal  # for the request log and audit
+    return principal
 
 
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from vanta.adapters import logs
 from vanta.adapters.webhooks.signing import standard_secret_string
 from vanta.application.dead_letters import list_dead_letters, redeliver
 from vanta.application.manager_orders import parse_order_input, submit_manager_order
@@ -32,6 +33,7 @@ from vanta.entrypoints.cli.serving import serve as serve_app
 
 
 async def serve(s: Settings, *, port_file: Path | None, run_dispatcher: bool) -> None:
+    logs.configure(data_dir=s.data_dir)
     sock = bind(s.api_host, s.api_port)
     port = sock.getsockname()[1]
     if s.api_port == 0:
@@ -140,6 +142,7 @@ async def ingest(s: Settings, path: Path, tenant_id: str, console: Console) -> i
 
 
 async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
+    logs.configure(data_dir=s.data_dir)
     c = build(s)
     await c.migrate()
     try:

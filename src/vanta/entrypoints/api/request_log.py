@@ -1,0 +1,115 @@
+"""Correlation ids, one log line and one audit event per request.
+
+Audit events for requests are written in small batches by a background task, so recording
+every GET does not make each request wait for a database write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.adapters.logs import bind_correlation_id, clear_context
+
+log = logging.getLogger("vanta.api.requests")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+HEADER = b"x-request-id"
+
+
+class AuditBatcher:
+    def __init__(self, uow_factory: Callable[[], SqlUnitOfWork], *, max_batch: int = 200,
+                 interval: float = 0.2) -> None:
+        self._uow_factory = uow_factory
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100_000)
+        self._max_batch = max_batch
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, event: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:  # never block a request on the audit trail; say so loudly
+            log.error("request audit queue full; event dropped",
+                      extra={"correlation_id": event.get("entity_id")})
+
+    async def flush(self) -> int:
+        batch: list[dict[str, Any]] = []
+        while not self._queue.empty() and len(batch) < self._max_batch:
+            batch.append(self._queue.get_nowait())
+        if batch:
+            async with self._uow_factory() as uow:
+                for e in batch:
+                    await uow.audit.append(**e)
+                await uow.commit()
+        return len(batch)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                while await self.flush():
+                    pass
+            except Exception:
+                log.exception("request audit flush failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)
+        while await self.flush():
+            pass
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp, batcher: AuditBatcher) -> None:
+        self.app = app
+        self.batcher = batcher
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(HEADER, b"").decode("latin-1")
+        cid = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        bind_correlation_id(cid)
+        scope.setdefault("state", {})["correlation_id"] = cid
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (HEADER, cid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self._finish(scope, cid, status, (time.perf_counter() - start) * 1000)
+            clear_context()
+
+    def _finish(self, scope: Scope, cid: str, status: int, ms: float) -> None:
+        path = scope.get("path", "")
+        if path in ("/healthz", "/readyz", "/metrics"):
+            return
+        principal = (scope.get("state") or {}).get("principal")
+        route = scope.get("route")
+        template = getattr(route, "path", path)
+        client = scope.get("client")
+        log.info("request", extra={"method": scope["method"], "path": path, "status": status,
+                                   "duration_ms": round(ms, 1),
+                                   "tenant_id": getattr(principal, "tenant_id", None),
+                                   "subject": getattr(principal, "subject", None)})
+        self.batcher.record({
+            "entity": "request", "entity_id": cid, "action": f"{scope['method']} {template}",
+            "actor": getattr(principal, "subject", None) or "anonymous",
+            "tenant_id": getattr(principal, "tenant_id", None),
+            "payload": {"path": path, "status": status, "duration_ms": round(ms, 1),
+                        "ip": client[0] if client else None},
+        })

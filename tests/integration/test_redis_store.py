@@ -1,0 +1,138 @@
+"""RedisStore against a real Redis (VANTA_TEST_REDIS_URL, default redis://127.0.0.1:6379/15).
+
+Skipped with the reason when Redis is not reachable; with CI=true that is a failure instead.
+Every test works under its own key prefix and deletes its keys afterwards (no FLUSHDB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.conftest import require_service
+from vanta.adapters.cache import CacheStore, open_store
+from vanta.adapters.cache.redis_store import RedisStore
+
+REDIS_URL = os.environ.get("VANTA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_service("Redis", REDIS_URL)
+
+
+@pytest.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    p = f"vanta-test:{uuid.uuid4().hex}:"
+    yield p
+    cleaner = RedisStore(redis_url)
+    keys = [k async for k in cleaner.client.scan_iter(match=p + "*")]
+    if keys:
+        await cleaner.client.delete(*keys)
+    await cleaner.close()
+
+
+@pytest.fixture
+async def store(redis_url: str, prefix: str) -> AsyncIterator[RedisStore]:
+    s = RedisStore(redis_url, prefix=prefix)
+    assert await s.ping()
+    yield s
+    await s.close()
+
+
+async def test_it_is_a_cache_store(redis_url: str, store: RedisStore) -> None:
+    assert isinstance(store, CacheStore)
+    other = open_store(redis_url)
+    assert isinstance(other, RedisStore)
+    await other.close()
+
+
+async def test_get_set_delete_roundtrip_bytes(store: RedisStore) -> None:
+    value = bytes(range(256))
+    assert await store.get("k") is None
+    await store.set("k", value, 10)
+    assert await store.get("k") == value
+    await store.delete("k")
+    assert await store.get("k") is None
+
+
+async def test_keys_carry_the_prefix_and_their_ttl(store: RedisStore, prefix: str) -> None:
+    await store.set("vanta:idem:x", b"v", 30)
+    ttl_ms = await store.client.pttl(prefix + "vanta:idem:x")
+    assert 29_000 < ttl_ms <= 30_000
+    await store.set_if_absent("vanta:idem:y", b"v", 0.5)
+    assert 0 < await store.client.pttl(prefix + "vanta:idem:y") <= 500
+
+
+async def test_values_expire(store: RedisStore) -> None:
+    await store.set("k", b"v", 0.1)
+    assert await store.set_if_absent("k2", b"v", 0.1)
+    await asyncio.sleep(0.25)
+    assert await store.get("k") is None
+    assert await store.set_if_absent("k2", b"again", 10)
+    assert await store.get("k2") == b"again"
+
+
+async def test_set_if_absent_has_exactly_one_winner_across_clients(redis_url: str,
+                                                                   prefix: str) -> None:
+    a, b = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
+    try:
+        wins = await asyncio.gather(*(s.set_if_absent("k", str(i).encode(), 10)
+                                      for i in range(100) for s in (a, b)))
+        assert sum(wins) == 1
+        assert not await b.set_if_absent("k", b"late", 10)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_bucket_math_matches_the_memory_store(store: RedisStore) -> None:
+    results = [await store.take("rl:b", 0.001, 5) for _ in range(6)]
+    assert [r.allowed for r in results] == [True] * 5 + [False]
+    assert [r.remaining for r in results] == [4, 3, 2, 1, 0, 0]
+    last = results[-1]
+    assert last.retry_after_s == pytest.approx(1000, rel=1e-3)
+    assert last.reset_after_s == pytest.approx(5000, rel=1e-3)
+    r = await store.take("rl:c", 1.0, 10, cost=7)
+    assert r.allowed and r.remaining == 3
+    r = await store.take("rl:c", 1.0, 10, cost=9)
+    assert not r.allowed and r.remaining in (3, 4)  # a denied take takes nothing
+    assert 5 < r.retry_after_s <= 6
+
+
+async def test_two_clients_share_one_bucket_exactly(redis_url: str, prefix: str) -> None:
+    a, b = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
+    try:
+        results = await asyncio.gather(*(s.take("rl:shared", 0.001, 50)
+                                         for _ in range(100) for s in (a, b)))
+        assert sum(r.allowed for r in results) == 50
+        assert sorted(r.remaining for r in results if r.allowed) == list(range(50))
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_the_bucket_refills_on_server_time(store: RedisStore) -> None:
+    for _ in range(4):
+        assert (await store.take("rl:r", 20.0, 4)).allowed
+    assert not (await store.take("rl:r", 20.0, 4)).allowed
+    await asyncio.sleep(0.12)  # 20 tokens/s: at least two are back
+    assert (await store.take("rl:r", 20.0, 4)).allowed
+    assert (await store.take("rl:r", 20.0, 4)).allowed
+
+
+async def test_bucket_state_expires_once_it_would_be_full(store: RedisStore,
+                                                          prefix: str) -> None:
+    await store.take("rl:t", 2.0, 10)  # full again after 0.5 s
+    ttl_ms = await store.client.pttl(prefix + "rl:t")
+    assert 0 < ttl_ms <= 6_000  # burst / rate + 1 s
+    assert set(await store.client.hkeys(prefix + "rl:t")) == {b"tokens", b"ts"}
+
+
+async def test_impossible_buckets_are_refused_before_reaching_redis(store: RedisStore) -> None:
+    with pytest.raises(ValueError):
+        await store.take("rl:x", 1.0, 5, cost=6)
