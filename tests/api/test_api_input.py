@@ -128,3 +128,26 @@ async def test_bad_since(api: Api) -> None:
     r = await api.client.get("/v1/manager-orders", params={"since": "yesterday"},
                              headers=api.auth())
     assert r.status_code == 422 and r.json()["code"] == "invalid_since"
+
+
+async def test_cursor_pagination_walks_every_row_once(api: Api) -> None:
+    await _follower(api)
+    for i in range(7):
+        r = await api.client.post("/v1/manager-orders", headers=api.auth(),
+                                  json={**GOOD, "id": f"P-{i}"})
+        assert r.status_code == 201
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        body = (await api.client.get("/v1/manager-orders", params=params,
+                                     headers=api.auth())).json()
+        seen += [o["id"] for o in body["data"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"P-{i}" for i in range(7)]
+    fo = (await api.client.get("/v1/follower-orders", params={"limit": 5},
+                               headers=api.auth())).json()
+    assert len(fo["data"]) == 5 and fo["next_cursor"]
+    bad = await api.client.get("/v1/manager-orders", params={"cursor": "!!"}, headers=api.auth())
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_cursor"

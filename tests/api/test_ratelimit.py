@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -53,9 +52,6 @@ def build(store: MemoryStore, resolver: Resolver, **kw: Any) -> FastAPI:
 
     app.add_middleware(RateLimitMiddleware, store=store, resolve_principal=resolver, **kw)
     return app
-
-
-Factory = Callable[..., AsyncIterator[httpx.AsyncClient]]
 
 
 @pytest.fixture

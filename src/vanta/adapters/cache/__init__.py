@@ -103,7 +103,7 @@ def bucket_step(tokens: float | None, ts: float | None, now: float, rate_per_s: 
     else:
         allowed, retry_after = False, (cost - tokens) / rate_per_s
     reset_after = (burst - tokens) / rate_per_s
-    remaining = int(math.floor(tokens + EPSILON))
+    remaining = math.floor(tokens + EPSILON)
     return tokens, BucketResult(allowed, remaining, reset_after, retry_after)
 
 

@@ -87,7 +87,9 @@ class RedisStore:
 
     async def get(self, key: str) -> bytes | None:
         value = await self._redis.get(self.prefix + key)
-        return None if value is None else bytes(value)
+        if value is None or isinstance(value, bytes):
+            return value
+        return str(value).encode()  # a client built with decode_responses=True
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         check_ttl(ttl_s)
@@ -108,7 +110,7 @@ class RedisStore:
         allowed, tokens, reset_after, retry_after = await self._take(
             keys=[self.prefix + bucket_key], args=args)
         return BucketResult(allowed=int(allowed) == 1,
-                            remaining=int(math.floor(float(tokens) + EPSILON)),
+                            remaining=math.floor(float(tokens) + EPSILON),
                             reset_after_s=float(reset_after),
                             retry_after_s=float(retry_after))
 

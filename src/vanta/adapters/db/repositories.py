@@ -41,6 +41,12 @@ def aware(ts: datetime | None) -> datetime | None:
     return ts.replace(tzinfo=UTC)
 
 
+def _after(ts_col: Any, id_col: Any, after: tuple[datetime, str]) -> Any:
+    """Keyset pagination: rows strictly after (timestamp, id) in (timestamp, id) order."""
+    ts, key = after
+    return or_(ts_col > ts, and_(ts_col == ts, id_col > key))
+
+
 def _row(r: Any) -> Row:
     d = dict(r._mapping)
     for k, v in d.items():
@@ -131,10 +137,16 @@ class ManagerOrderRepository(_Repo):
         return await self._one(select(manager_orders).where(manager_orders.c.mo_id == mo_id))
 
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
-                   vault_id: str | None = None) -> list[Row]:
+                   vault_id: str | None = None,
+                   after: tuple[datetime, str] | None = None,
+                   vault_ids: Iterable[str] | None = None) -> list[Row]:
         stmt = select(manager_orders).where(manager_orders.c.tenant_id == tenant_id)
+        if vault_ids is not None:
+            stmt = stmt.where(manager_orders.c.vault_id.in_(list(vault_ids)))
         if since is not None:
             stmt = stmt.where(manager_orders.c.created_at > since)
+        if after is not None:
+            stmt = stmt.where(_after(manager_orders.c.created_at, manager_orders.c.mo_id, after))
         if vault_id is not None:
             stmt = stmt.where(manager_orders.c.vault_id == vault_id)
         return await self._all(stmt.order_by(manager_orders.c.created_at, manager_orders.c.mo_id)
@@ -222,8 +234,15 @@ class ChildOrderRepository(_Repo):
         return await self._one(select(follower_orders).where(follower_orders.c.fo_id == fo_id))
 
     async def list(self, tenant_id: str, *, follower_id: str | None, mo_id: str | None,
-                   since: datetime | None, limit: int) -> list[Row]:
+                   since: datetime | None, limit: int,
+                   after: tuple[datetime, str] | None = None,
+                   vault_ids: Iterable[str] | None = None) -> list[Row]:
         stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id)
+        if vault_ids is not None:
+            stmt = stmt.where(follower_orders.c.vault_id.in_(list(vault_ids)))
+        if after is not None:
+            stmt = stmt.where(_after(follower_orders.c.created_at, follower_orders.c.fo_id,
+                                     after))
         if follower_id is not None:
             stmt = stmt.where(follower_orders.c.follower_id == follower_id)
         if mo_id is not None:

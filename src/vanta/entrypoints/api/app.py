@@ -26,6 +26,7 @@ from vanta.bootstrap import Container
 from vanta.entrypoints.api import problems
 from vanta.entrypoints.api.access import require_vault, visible_children, visible_vaults
 from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.pagination import decode, page
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.render import (
     child_json,
@@ -178,14 +179,14 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     @app.get("/v1/manager-orders", tags=["orders"])
     async def list_manager_orders(
         p: Principal = Depends(require("orders:read")), since: str | None = None,
-        vault_id: str | None = None, limit: Limit = 100,
+        vault_id: str | None = None, limit: Limit = 100, cursor: str | None = None,
     ) -> dict[str, Any]:
         vaults = await visible_vaults(container, p)
         async with container.uow() as uow:
-            rows = await uow.manager_orders.list(p.tenant_id, parse_since(since), limit,
-                                                 vault_id=vault_id)
-        return {"data": [order_json(r) for r in rows
-                         if vaults is None or r["vault_id"] in vaults]}
+            rows = await uow.manager_orders.list(p.tenant_id, parse_since(since), limit + 1,
+                                                 vault_id=vault_id, after=decode(cursor),
+                                                 vault_ids=vaults)
+        return page(rows, limit, "mo_id", [order_json(r) for r in rows])
 
     @app.get("/v1/manager-orders/{mo_id}", tags=["orders"])
     async def get_manager_order(mo_id: str,
@@ -203,7 +204,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     @app.get("/v1/follower-orders", tags=["orders"])
     async def list_follower_orders(
         p: Principal = Depends(require("orders:read")), follower_id: str | None = None,
-        since: str | None = None, limit: Limit = 100,
+        since: str | None = None, limit: Limit = 100, cursor: str | None = None,
     ) -> dict[str, Any]:
         if p.follower_id is not None:
             if follower_id not in (None, p.follower_id):
@@ -212,8 +213,9 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         vaults = await visible_vaults(container, p)
         async with container.uow() as uow:
             rows = await uow.child_orders.list(p.tenant_id, follower_id=follower_id, mo_id=None,
-                                               since=parse_since(since), limit=limit)
-        return {"data": [child_json(r) for r in visible_children(p, vaults, rows)]}
+                                               since=parse_since(since), limit=limit + 1,
+                                               after=decode(cursor), vault_ids=vaults)
+        return page(rows, limit, "fo_id", [child_json(r) for r in rows])
 
     @app.get("/v1/follower-orders/{fo_id}/attempts", tags=["orders"])
     async def list_attempts(fo_id: str,

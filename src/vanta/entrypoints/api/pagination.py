@@ -1,0 +1,37 @@
+"""Opaque cursors for keyset pagination over (created_at, id)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from vanta.entrypoints.api.problems import ApiProblem
+
+
+def encode(ts: datetime, key: str) -> str:
+    raw = json.dumps([ts.isoformat(), key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ts, key = json.loads(raw)
+        return datetime.fromisoformat(ts), str(key)
+    except (ValueError, TypeError):
+        raise ApiProblem(422, "invalid_cursor", "the cursor is not one this API issued",
+                         field="cursor") from None
+
+
+def page(rows: Sequence[Mapping[str, Any]], limit: int, key: str,
+         items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``rows`` were fetched with ``limit + 1`` so a further page is known without a count."""
+    more = len(rows) > limit
+    last = rows[limit - 1] if more else None
+    return {"data": items[:limit],
+            "next_cursor": encode(last["created_at"], last[key]) if last is not None else None}
