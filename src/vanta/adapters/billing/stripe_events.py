@@ -242,7 +242,7 @@ def subscription_snapshot(obj: Mapping[str, Any], *,
         raise BillingEventRejected("malformed", "subscription without id")
     status = _stripe_status(obj.get("status"))
     item = _first_item(obj)
-    price_ref = _price_ref(item)
+    price_ref = item_price_ref(item)
     metadata = _dict(obj.get("metadata"))
     return SubscriptionSnapshot(
         tenant_id=_str(metadata.get(TENANT_KEY)),
@@ -385,7 +385,7 @@ def _first_item(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
-def _price_ref(item: Mapping[str, Any]) -> str | None:
+def item_price_ref(item: Mapping[str, Any]) -> str | None:
     """The item's price id, or its legacy plan id (a plan id is valid as a price id)."""
     return _ref(item.get("price")) or _ref(item.get("plan"))
 

@@ -40,6 +40,7 @@ from vanta.adapters.billing.stripe_events import (
     BillingFact,
     StripeEvent,
     SubscriptionSnapshot,
+    item_price_ref,
     parse_event,
     subscription_snapshot,
     translate_event,
@@ -82,16 +83,23 @@ def verify_stripe_event(payload: bytes | str, sig_header: str | None, secret: st
         raise ValueError("a webhook secret is required")
     if not sig_header or not sig_header.strip():
         raise BillingEventRejected("missing_signature")
+    if isinstance(payload, (bytes, bytearray)):
+        try:  # Stripe signs UTF-8 JSON; anything else cannot be one of its events
+            text = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BillingEventRejected("malformed", "body is not UTF-8") from None
+    else:
+        text = payload
     try:
-        stripe.Webhook.construct_event(payload, sig_header, secret, tolerance=tolerance)
+        stripe.Webhook.construct_event(text, sig_header, secret, tolerance=tolerance)
     except stripe.SignatureVerificationError:
-        raise BillingEventRejected(_signature_failure(payload, sig_header, secret)) from None
-    except (ValueError, UnicodeDecodeError):  # signed, but not JSON
-        raise BillingEventRejected("malformed", "body is not JSON") from None
-    return parse_event(payload)
+        raise BillingEventRejected(_signature_failure(text, sig_header, secret)) from None
+    except (ValueError, TypeError, AttributeError, KeyError):  # signed, but not an event
+        raise BillingEventRejected("malformed", "body is not a Stripe event") from None
+    return parse_event(text)
 
 
-def _signature_failure(payload: bytes | str, sig_header: str, secret: str) -> str:
+def _signature_failure(payload: str, sig_header: str, secret: str) -> str:
     """Why ``construct_event`` refused: a valid signature outside the tolerance is ``stale``."""
     try:
         stripe.WebhookSignature.verify_header(payload, sig_header, secret, tolerance=None)
@@ -324,9 +332,7 @@ class StripeGateway:
         items = (sub.get("items") or {}).get("data") or []
         if len(items) == 1:
             return items[0]
-        ours = [i for i in items if subscription_snapshot(
-            {"id": sub.get("id"), "status": sub.get("status"), "items": {"data": [i]}},
-        ).price_ref in self._plans_by_price]
+        ours = [i for i in items if item_price_ref(i) in self._plans_by_price]
         if len(ours) != 1:
             raise BillingRejected(
                 f"subscription has {len(items)} items, {len(ours)} of them on a Vanta plan; "

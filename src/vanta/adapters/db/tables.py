@@ -62,6 +62,13 @@ subscriptions = Table(
     Column("entitlements", JsonDoc, nullable=False),
     Column("renewal_at", TS, nullable=True),
     Column("created_at", TS, nullable=False),
+    Column("provider", String(16), nullable=False, server_default="manual"),
+    Column("provider_ref", String(255), nullable=True, unique=True),
+    Column("customer_ref", String(255), nullable=True),
+    Column("past_due_since", TS, nullable=True),
+    # the newest provider event applied; older ones arriving late are ignored
+    Column("last_event_at", TS, nullable=True),
+    Column("updated_at", TS, nullable=True),
 )
 
 vaults = Table(
@@ -249,4 +256,60 @@ fills = Table(
     Column("price", ExactDecimal, nullable=False),
     Column("ts", TS, nullable=False),
     Column("recorded_at", TS, nullable=False),
+)
+
+invitations = Table(
+    "invitations", metadata,
+    Column("invitation_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("email", String(320), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # the token is never stored
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("accepted_at", TS, nullable=True),
+    Column("user_id", ID, nullable=True),
+)
+
+billing_inbox = Table(
+    "billing_inbox", metadata,
+    Column("inbox_id", String(300), primary_key=True),  # provider:event id — de-duplicates
+    Column("provider", String(16), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("payload", JsonDoc, nullable=False),
+    Column("processed_at", TS, nullable=True),
+    Column("outcome", String(64), nullable=True),
+)
+
+follower_flows = Table(
+    "follower_flows", metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("follower_id", ID, ForeignKey("followers.follower_id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # deposit | withdrawal
+    Column("amount", ExactDecimal, nullable=False),
+    Column("at", TS, nullable=False),
+)
+
+fee_ledger = Table(
+    "fee_ledger", metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("follower_id", ID, ForeignKey("followers.follower_id"), nullable=False, index=True),
+    Column("period_label", String(64), nullable=False),
+    Column("period_end", TS, nullable=False),
+    Column("rate", ExactDecimal, nullable=False),
+    Column("nav_start", ExactDecimal, nullable=False),
+    Column("nav_end", ExactDecimal, nullable=False),
+    Column("net_flows", ExactDecimal, nullable=False),
+    Column("pnl", ExactDecimal, nullable=False),
+    Column("fee", ExactDecimal, nullable=False),
+    Column("hwm_before", ExactDecimal, nullable=False),
+    Column("hwm_after", ExactDecimal, nullable=False),
+    Column("invoice_provider", String(16), nullable=True),
+    Column("invoice_ref", String(255), nullable=True),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("follower_id", "period_label", name="uq_fee_ledger_follower_period"),
 )
