@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     dispatcher_concurrency: int = 32
     dispatcher_lease_seconds: float = 30.0
     run_dispatcher_in_api: bool = True
+    # Idempotency keys and rate-limit buckets: Redis in production (shared by every API
+    # process); unset = in-process memory (one process only).
+    redis_url: str | None = None
+    idempotency_ttl_seconds: int = 86_400
+    rate_limit_per_minute: int = 60
+    rate_limit_burst: int = 20
+    trust_forwarded_for: bool = False
 
     @property
     def db_url(self) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.http_helpers import UNLIMITED, add_idempotency_key
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
@@ -29,7 +30,7 @@ class Api:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    c = build(Settings(data_dir=tmp_path, api_port=8000))
+    c = build(Settings(data_dir=tmp_path, api_port=8000, **UNLIMITED))
     await c.migrate()
     for t in ("tnt_a", "tnt_b"):
         await create_tenant(c.uow(), tenant_id=t, name=t)
@@ -37,6 +38,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     await create_vault(c.uow(), tenant_id="tnt_b", vault_id="VB", label="B")
     app = create_app(c, run_dispatcher=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://test") as client:
+                                 base_url="http://test",
+                                 event_hooks={"request": [add_idempotency_key]}) as client:
         yield Api(c, client)
     await c.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.api.conftest import Api
@@ -151,3 +152,41 @@ async def test_cursor_pagination_walks_every_row_once(api: Api) -> None:
     assert len(fo["data"]) == 5 and fo["next_cursor"]
     bad = await api.client.get("/v1/manager-orders", params={"cursor": "!!"}, headers=api.auth())
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_cursor"
+
+
+async def test_idempotency_key_is_required_and_replays(api: Api) -> None:
+    await _follower(api)
+    raw = httpx.AsyncClient(transport=api.client._transport, base_url="http://test")
+    body = {**GOOD, "id": None}
+    del body["id"]  # no order id: only the Idempotency-Key protects against a double submit
+    missing = await raw.post("/v1/manager-orders", json=body, headers=api.auth())
+    assert missing.status_code == 400 and missing.json()["code"] == "idempotency_key_required"
+    h = {**api.auth(), "Idempotency-Key": "k-1"}
+    first = await raw.post("/v1/manager-orders", json=body, headers=h)
+    again = await raw.post("/v1/manager-orders", json=body, headers=h)
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content and again.headers["idempotency-replayed"] == "true"
+    assert await _counts(api) == (1, 1)
+    other = await raw.post("/v1/manager-orders", json={**body, "qty": 11}, headers=h)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    assert await _counts(api) == (1, 1)
+    await raw.aclose()
+
+
+async def test_rate_limit_answers_429_with_headers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from vanta.bootstrap import build
+    from vanta.config import Settings
+    from vanta.entrypoints.api.app import create_app
+    c = build(Settings(data_dir=tmp_path, rate_limit_per_minute=60, rate_limit_burst=3))
+    await c.migrate()
+    app = create_app(c, run_dispatcher=False)
+    tok = c.issuer.issue("u", "t", ("vault:read",))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as http:
+        codes = [(await http.get("/v1/vaults", headers={"Authorization": f"Bearer {tok}"}))
+                 for _ in range(4)]
+    assert [r.status_code for r in codes] == [200, 200, 200, 429]
+    assert codes[-1].json()["code"] == "rate_limited"
+    assert int(codes[-1].headers["retry-after"]) >= 1
+    assert codes[0].headers["ratelimit-policy"] == "60;w=60;burst=3"
+    await c.close()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from tests.http_helpers import UNLIMITED, add_idempotency_key
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
@@ -86,14 +87,15 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     c = build(Settings(data_dir=tmp_path, retry_schedule_seconds=[0.01, 0.01, 0.01, 0.01],
                        retry_jitter_fraction=0, webhook_allowlist=["127.0.0.1/32"],
-                       webhook_timeout_seconds=2))
+                       webhook_timeout_seconds=2, **UNLIMITED))
     await c.migrate()
     await create_tenant(c.uow(), tenant_id="tnt_a", name="A")
     await create_vault(c.uow(), tenant_id="tnt_a", vault_id="VA", label="A")
     tok = c.issuer.issue("ops", "tnt_a", ALL_SCOPES)
     app = create_app(c, run_dispatcher=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
-                                 headers={"Authorization": f"Bearer {tok}"}) as http:
+                                 headers={"Authorization": f"Bearer {tok}"},
+                                 event_hooks={"request": [add_idempotency_key]}) as http:
         yield Env(c, http, script, f"http://127.0.0.1:{port}")
     await c.close()
     await runner.cleanup()
@@ -186,14 +188,16 @@ async def test_retry_after_is_honoured(env: Env) -> None:
 
 
 async def test_private_targets_are_refused_without_retry(tmp_path: Path) -> None:
-    c = build(Settings(data_dir=tmp_path, retry_schedule_seconds=[0.01]))  # no allowlist
+    c = build(Settings(data_dir=tmp_path, retry_schedule_seconds=[0.01],  # no allowlist
+                       **UNLIMITED))
     await c.migrate()
     await create_tenant(c.uow(), tenant_id="t", name="t")
     await create_vault(c.uow(), tenant_id="t", vault_id="V", label="V")
     app = create_app(c, run_dispatcher=False)
     tok = c.issuer.issue("ops", "t", ALL_SCOPES)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
-                                 headers={"Authorization": f"Bearer {tok}"}) as http:
+                                 headers={"Authorization": f"Bearer {tok}"},
+                                 event_hooks={"request": [add_idempotency_key]}) as http:
         for url in ("http://127.0.0.1:9/h", "http://169.254.169.254/latest", "http://10.1.2.3/"):
             r = await http.post("/v1/vaults/V/followers", json={"webhook": {"url": url}})
             assert r.status_code == 201

@@ -28,7 +28,9 @@ applied: the receiver is idempotent, as the README asks integrators to be.
 effect was applied (0 or 1 by construction; the interesting number is ``duplicate_2xx``, the
 2xx answers for an id that was already applied), the attempt numbers the sender put in the
 body, each arrival's fault mode, and whether a redelivery carried a different order than the
-one applied. ``GET /_admin/state?summary=1`` returns only the totals (cheap to poll).
+one applied; and ``peer_ports``, requests per client port, so a test can tell which sender
+process a request came from. ``GET /_admin/state?summary=1`` returns only the totals (cheap
+to poll).
 """
 
 from __future__ import annotations

@@ -33,6 +33,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.http_helpers import UNLIMITED_ENV, add_idempotency_key_sync
+
 pytestmark = pytest.mark.e2e
 
 VANTA = [sys.executable, "-m", "vanta.entrypoints.cli.main"]
@@ -106,7 +108,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "VANTA_WEBHOOK_ALLOWLIST": '["127.0.0.1/32"]',
             "VANTA_DISPATCHER_POLL_SECONDS": "0.05",
             "VANTA_RETRY_SCHEDULE_SECONDS": json.dumps(RETRY_SCHEDULE),
-            "VANTA_RETRY_JITTER_FRACTION": "0.2", **extra}
+            "VANTA_RETRY_JITTER_FRACTION": "0.2",
+            **UNLIMITED_ENV,  # hundreds of registrations and polls from one client
+            **extra}
 
 
 def _run(args: list[str], env: dict[str, str]) -> str:
@@ -128,7 +132,8 @@ def _start_platform(procs: Processes, tmp_path: Path, env: dict[str, str]) -> ht
                               "--port-file", str(port_file)], env)
     port = _wait_for_file(port_file, api)
     return httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                        headers={"Authorization": f"Bearer {tok}"}, timeout=30)
+                        headers={"Authorization": f"Bearer {tok}"}, timeout=30,
+                        event_hooks={"request": [add_idempotency_key_sync]})
 
 
 def _start_receiver(procs: Processes, tmp_path: Path, env: dict[str, str],

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.http_helpers import UNLIMITED_ENV, add_idempotency_key_sync
+
 pytestmark = pytest.mark.e2e
 VANTA = [sys.executable, "-m", "vanta.entrypoints.cli.main"]
 
@@ -32,7 +34,7 @@ def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 3
 def env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "VANTA_DATA_DIR": str(tmp_path / "data"),
             "VANTA_DISPATCHER_POLL_SECONDS": "0.05",
-            "VANTA_WEBHOOK_ALLOWLIST": '["127.0.0.1/32"]'}
+            "VANTA_WEBHOOK_ALLOWLIST": '["127.0.0.1/32"]', **UNLIMITED_ENV}
 
 
 @pytest.fixture
@@ -83,7 +85,8 @@ def test_order_is_mirrored_signed_and_acknowledged(
     server: str, receiver: str, env: dict[str, str], tmp_path: Path
 ) -> None:
     tok = _token(env, "tnt_a")
-    http = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {tok}"}, timeout=10)
+    http = httpx.Client(base_url=server, headers={"Authorization": f"Bearer {tok}"}, timeout=10,
+                        event_hooks={"request": [add_idempotency_key_sync]})
     rcv = httpx.Client(base_url=receiver, timeout=10)
 
     specs = {"small": {"scale": "0.2"}, "capped": {"scale": "1", "max_pos_usd": 2500,

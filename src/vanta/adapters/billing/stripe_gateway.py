@@ -46,6 +46,7 @@ from vanta.adapters.billing.stripe_events import (
     translate_event,
 )
 from vanta.domain.errors import ValidationFailed
+from vanta.domain.subscriptions import SubscriptionStatus
 
 __all__ = [
     "PRORATION_BEHAVIORS",
@@ -242,7 +243,7 @@ class StripeGateway:
             sub = await self._call(self._client.v1.subscriptions.cancel_async(subscription_ref))
         except BillingRejected:
             snap = await self.get_subscription(subscription_ref)
-            if snap.status == "canceled":
+            if snap.status is SubscriptionStatus.CANCELED:
                 return snap
             raise
         return self._snapshot(sub)
@@ -358,7 +359,7 @@ class StripeGateway:
                                     status=e.http_status) from None
         except stripe.StripeError as e:
             status = e.http_status
-            if status is not None and status >= 500 or isinstance(e, stripe.APIError):
+            if (status is not None and status >= 500) or isinstance(e, stripe.APIError):
                 raise BillingUnavailable(_msg(e), code=_code(e, "server_error"),
                                          status=status, retry_after=_retry_after(e)) from None
             code = _code(e, "idempotency_error" if isinstance(e, stripe.IdempotencyError)

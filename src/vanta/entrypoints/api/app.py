@@ -14,6 +14,8 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from vanta import __version__
+from vanta.adapters.cache import open_store
+from vanta.adapters.identity.verifier import InvalidToken
 from vanta.application.followers import register_follower
 from vanta.application.manager_orders import (
     parse_order_input,
@@ -26,8 +28,10 @@ from vanta.bootstrap import Container
 from vanta.entrypoints.api import problems
 from vanta.entrypoints.api.access import require_vault, visible_children, visible_vaults
 from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.idempotency import IdempotencyMiddleware
 from vanta.entrypoints.api.pagination import decode, page
 from vanta.entrypoints.api.problems import ApiProblem
+from vanta.entrypoints.api.ratelimit import RateLimitMiddleware, RateLimitPolicy
 from vanta.entrypoints.api.render import (
     child_json,
     child_json_from,
@@ -85,12 +89,35 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         stop.set()
         for t in tasks:
             await t
+        await store.close()
         await container.close()
 
     app = FastAPI(title="Vanta Platform API", version=__version__, lifespan=lifespan)
     app.state.container = container
     batcher = AuditBatcher(container.uow)
     app.state.audit_batcher = batcher
+    st = container.settings
+    store = open_store(st.redis_url)
+    app.state.cache_store = store
+
+    async def principal_key(scope: Any) -> str | None:
+        """tenant:subject of a valid bearer token, else None (the route answers 401)."""
+        auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        if not auth.lower().startswith("bearer "):
+            return None
+        try:
+            p = await container.verifier.averify(auth[7:].strip())
+        except InvalidToken:
+            return None
+        return f"{p.tenant_id}:{p.subject}"
+
+    # Outermost first: request log, then rate limit, then idempotency (replays still count).
+    app.add_middleware(IdempotencyMiddleware, store=store, resolve_principal=principal_key,
+                       ttl_s=st.idempotency_ttl_seconds)
+    app.add_middleware(RateLimitMiddleware, store=store, resolve_principal=principal_key,
+                       policy=RateLimitPolicy(limit=st.rate_limit_per_minute, window_s=60,
+                                              burst=st.rate_limit_burst),
+                       trust_forwarded=st.trust_forwarded_for)
     app.add_middleware(RequestLogMiddleware, batcher=batcher)
     problems.install(app)
 

@@ -56,7 +56,8 @@ async def _run(tmp: Path, n_orders: int, console: Console | None,
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     s = Settings(data_dir=tmp, api_port=port, dispatcher_poll_seconds=0.05,
-                 webhook_allowlist=["127.0.0.1/32"])  # the demo receiver is local
+                 webhook_allowlist=["127.0.0.1/32"],  # the demo receiver is local
+                 rate_limit_per_minute=100_000, rate_limit_burst=1_000)
     c = build(s)
     await c.migrate()
     await create_tenant(c.uow(), tenant_id=TENANT, name="Demo Capital")
@@ -73,7 +74,8 @@ async def _run(tmp: Path, n_orders: int, console: Console | None,
             for f in FOLLOWERS:
                 spec = {k: v for k, v in f.items() if k != "key"}
                 spec["webhook"] = {"url": f"http://127.0.0.1:{rport}/hooks/{f['key']}"}
-                r = await http.post(f"/v1/vaults/{VAULT}/followers", json=spec)
+                r = await http.post(f"/v1/vaults/{VAULT}/followers", json=spec,
+                                    headers={"Idempotency-Key": f"demo-follower-{f['key']}"})
                 r.raise_for_status()
                 body = r.json()
                 rcv.secrets[f["key"]] = body["webhook_secret"]
@@ -81,7 +83,8 @@ async def _run(tmp: Path, n_orders: int, console: Console | None,
             mo_ids = []
             for i in range(n_orders):
                 o = {**ORDERS[i % len(ORDERS)], "vault_id": VAULT, "id": f"DEMO-{i + 1}"}
-                r = await http.post("/v1/manager-orders", json=o)
+                r = await http.post("/v1/manager-orders", json=o,
+                                    headers={"Idempotency-Key": f"demo-order-{i + 1}"})
                 r.raise_for_status()
                 mo_ids.append(r.json()["mo_id"])
                 await _wait_settled(http, r.json()["mo_id"], timeout_s)
