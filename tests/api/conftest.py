@@ -10,6 +10,7 @@ import pytest
 from tests.http_helpers import UNLIMITED, add_idempotency_key
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
+from vanta.application.tenancy import grant_plan
 from vanta.bootstrap import Container, build
 from vanta.config import Settings
 from vanta.entrypoints.api.app import create_app
@@ -34,6 +35,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     await c.migrate()
     for t in ("tnt_a", "tnt_b"):
         await create_tenant(c.uow(), tenant_id=t, name=t)
+    await grant_plan(c.uow(), tenant_id="tnt_a", plan_id="institutional", actor="test")
+    await grant_plan(c.uow(), tenant_id="tnt_b", plan_id="core", actor="test")
     await create_vault(c.uow(), tenant_id="tnt_a", vault_id="VA", label="A")
     await create_vault(c.uow(), tenant_id="tnt_b", vault_id="VB", label="B")
     app = create_app(c, run_dispatcher=False)

@@ -6,9 +6,11 @@ from typing import Any
 
 from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.clock import Clock, utcnow
+from vanta.application.tenancy import require_feature
+from vanta.domain.entitlements import Feature
 from vanta.domain.errors import NotFound
 from vanta.domain.ids import new_id
-from vanta.domain.overlays import parse_overlay_request
+from vanta.domain.overlays import OverlayKind, parse_overlay_request
 
 
 async def apply_overlay(uow: SqlUnitOfWork, *, tenant_id: str, vault_id: str, raw: object,
@@ -29,6 +31,8 @@ async def apply_overlay(uow: SqlUnitOfWork, *, tenant_id: str, vault_id: str, ra
                                             "after": enabled})
             await uow.commit()
             return {"vault_id": vault_id, "maintenance": {"enabled": enabled}}
+        await require_feature(uow, tenant_id, Feature.FLIP_MODE
+                              if req["kind"] is OverlayKind.FLIP else Feature.PERSONA_BOOSTS)
         overlay_id = new_id()
         params = {"amplify": str(req["amplify"]), "persona": req["persona"]}
         row = {"overlay_id": overlay_id, "tenant_id": tenant_id, "vault_id": vault_id,

@@ -13,6 +13,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "follower:manage",
     "billing:read",
     "audit:read",
+    "users:manage",
 )
 
 

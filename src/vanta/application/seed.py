@@ -9,6 +9,7 @@ from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.application.clock import utcnow
 from vanta.application.followers import register_follower
+from vanta.application.tenancy import grant_plan
 from vanta.domain.ids import new_id
 
 DEMO_TENANT_ID = "tnt_demo"
@@ -62,6 +63,11 @@ async def seed_demo(uow_factory: Any, secrets: LocalSecretStore, *,
                     webhook_base: str) -> list[SeededFollower]:
     """Idempotent for the tenant and vault; adds the demo followers only to an empty vault."""
     await create_tenant(uow_factory(), tenant_id=DEMO_TENANT_ID, name="Demo Capital")
+    async with uow_factory() as uow:
+        has_plan = await uow.subscriptions.current(DEMO_TENANT_ID) is not None
+    if not has_plan:
+        await grant_plan(uow_factory(), tenant_id=DEMO_TENANT_ID, plan_id="institutional",
+                         actor="seed")
     await create_vault(uow_factory(), tenant_id=DEMO_TENANT_ID, vault_id=DEMO_VAULT_ID,
                        label="Core Growth", personas=["Athena", "Apollo"])
     async with uow_factory() as uow:

@@ -4,7 +4,8 @@ DomainError
 ├── ValidationFailed      bad input; carries a stable ``code`` and the offending ``field``
 ├── NotFound              an entity the caller named does not exist (or is not theirs)
 ├── Conflict              the request contradicts current state (e.g. vault in maintenance)
-└── InvalidTransition     a state table refused a move
+├── InvalidTransition     a state table refused a move
+└── NotEntitled           the tenant's plan does not include the feature
 """
 
 from __future__ import annotations
@@ -40,3 +41,7 @@ class Conflict(DomainError):
 
 class InvalidTransition(DomainError):
     code = "invalid_transition"
+
+
+class NotEntitled(DomainError):
+    code = "plan_lacks_feature"

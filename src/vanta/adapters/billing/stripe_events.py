@@ -24,7 +24,10 @@ Idempotent and order-safe application (the caller's half of the contract):
   applying it twice changes nothing; keep the ``event_created`` of the last fact applied per
   ``subscription_ref`` and apply a new one only if ``fact.supersedes(last_event_created)``.
   Stripe does not deliver events in order; an older ``active`` arriving after ``canceled`` is
-  thus ignored instead of resurrecting the subscription;
+  thus ignored instead of resurrecting the subscription. Because facts are snapshots and some
+  arrive late or never, the newest one may skip states (``incomplete`` → ``past_due`` when the
+  ``active`` in between comes late): check that its status is *reachable* in
+  ``SUBSCRIPTION_TABLE`` rather than one legal step away;
 - ``checkout.session.completed`` links tenant, customer and subscription; its status is inferred
   from ``payment_status`` (``paid`` → active, ``no_payment_required`` → trialing, ``unpaid`` →
   incomplete) and flagged ``status_is_inferred``: apply that status only when nothing

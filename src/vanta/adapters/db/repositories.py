@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vanta.adapters.db.tables import (
@@ -18,10 +18,13 @@ from vanta.adapters.db.tables import (
     follower_orders,
     followers,
     instruments,
+    invitations,
     manager_orders,
     nav_observations,
     outbox,
+    subscriptions,
     tenants,
+    users,
     vault_overlays,
     vaults,
 )
@@ -386,6 +389,14 @@ class AuditRepository(_Repo):
                            r["action"], r["actor"], r["payload"], r["ts"], r["prev_hash"],
                            r["hash"]) for r in rows]
 
+    async def feed(self, tenant_id: str, after_seq: int, entities: Sequence[str],
+                   limit: int) -> list[Row]:
+        """The tenant's events after ``after_seq``, in log order: a resumable stream."""
+        return await self._all(select(audit_events).where(
+            audit_events.c.tenant_id == tenant_id, audit_events.c.seq > after_seq,
+            audit_events.c.entity.in_(list(entities))).order_by(audit_events.c.seq)
+            .limit(limit))
+
     async def for_entity(self, tenant_id: str, entity_id: str) -> list[Row]:
         return await self._all(select(audit_events).where(
             audit_events.c.entity_id == entity_id, audit_events.c.tenant_id == tenant_id)
@@ -468,3 +479,64 @@ class FillRepository(_Repo):
 
     async def for_child(self, fo_id: str) -> list[Row]:
         return await self._all(select(fills).where(fills.c.fo_id == fo_id).order_by(fills.c.ts))
+
+
+class SubscriptionRepository(_Repo):
+    async def current(self, tenant_id: str) -> Row | None:
+        return await self._one(select(subscriptions).where(
+            subscriptions.c.tenant_id == tenant_id)
+            .order_by(subscriptions.c.created_at.desc()).limit(1))
+
+    async def by_provider_ref(self, ref: str) -> Row | None:
+        return await self._one(select(subscriptions).where(subscriptions.c.provider_ref == ref))
+
+    async def replace(self, tenant_id: str, row: Mapping[str, Any]) -> None:
+        """One subscription row per tenant: the newest decision wins."""
+        await self.conn.execute(delete(subscriptions).where(
+            subscriptions.c.tenant_id == tenant_id))
+        await self.conn.execute(insert(subscriptions).values(**row))
+
+    async def update(self, subscription_id: str, **values: Any) -> None:
+        await self.conn.execute(update(subscriptions).where(
+            subscriptions.c.subscription_id == subscription_id).values(**values))
+
+
+class UserRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(users).values(**row))
+
+    async def count(self, tenant_id: str) -> int:
+        r = await self._one(select(func.count().label("n")).select_from(users)
+                            .where(users.c.tenant_id == tenant_id))
+        return int(r["n"]) if r else 0
+
+    async def list(self, tenant_id: str) -> list[Row]:
+        return await self._all(select(users).where(users.c.tenant_id == tenant_id)
+                               .order_by(users.c.created_at))
+
+    async def by_sub(self, oidc_sub: str) -> Row | None:
+        return await self._one(select(users).where(users.c.oidc_sub == oidc_sub))
+
+
+class InvitationRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(invitations).values(**row))
+
+    async def pending(self, tenant_id: str, now: datetime) -> int:
+        r = await self._one(select(func.count().label("n")).select_from(invitations).where(
+            invitations.c.tenant_id == tenant_id, invitations.c.accepted_at.is_(None),
+            invitations.c.expires_at > now))
+        return int(r["n"]) if r else 0
+
+    async def by_token_hash(self, token_hash: str) -> Row | None:
+        return await self._one(select(invitations).where(
+            invitations.c.token_hash == token_hash))
+
+    async def accept(self, invitation_id: str, user_id: str, now: datetime) -> None:
+        await self.conn.execute(update(invitations).where(
+            invitations.c.invitation_id == invitation_id).values(accepted_at=now,
+                                                                  user_id=user_id))
+
+    async def list(self, tenant_id: str) -> list[Row]:
+        return await self._all(select(invitations).where(invitations.c.tenant_id == tenant_id)
+                               .order_by(invitations.c.created_at))

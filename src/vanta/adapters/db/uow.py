@@ -14,11 +14,14 @@ from vanta.adapters.db.repositories import (
     FillRepository,
     FollowerRepository,
     InstrumentRepository,
+    InvitationRepository,
     ManagerOrderRepository,
     NavRepository,
     OutboxRepository,
     OverlayRepository,
+    SubscriptionRepository,
     TenantRepository,
+    UserRepository,
     VaultRepository,
 )
 from vanta.application.clock import Clock, utcnow
@@ -50,6 +53,9 @@ class SqlUnitOfWork:
         self.navs = NavRepository(c)
         self.instruments = InstrumentRepository(c)
         self.fills = FillRepository(c)
+        self.subscriptions = SubscriptionRepository(c)
+        self.users = UserRepository(c)
+        self.invitations = InvitationRepository(c)
         return self
 
     async def commit(self) -> None:

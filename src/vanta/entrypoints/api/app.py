@@ -42,6 +42,7 @@ from vanta.entrypoints.api.render import (
 from vanta.entrypoints.api.request_log import AuditBatcher, RequestLogMiddleware
 from vanta.entrypoints.api.routes_delivery import build_router as delivery_routes
 from vanta.entrypoints.api.routes_mirroring import build_router
+from vanta.entrypoints.api.routes_tenancy import build_router as tenancy_routes
 from vanta.entrypoints.api.schemas import FOLLOWER_SCHEMA, ORDER_SCHEMA, body_schema
 
 MAX_BODY_BYTES = 64 * 1024
@@ -258,6 +259,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
 
     app.include_router(build_router(container, read_json))
     app.include_router(delivery_routes(container, read_json, parse_since))
+    app.include_router(tenancy_routes(container, read_json))
     return app
 
 

@@ -10,7 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vanta.domain.errors import Conflict, DomainError, InvalidTransition, NotFound, ValidationFailed
+from vanta.domain.errors import (
+    Conflict,
+    DomainError,
+    InvalidTransition,
+    NotEntitled,
+    NotFound,
+    ValidationFailed,
+)
 
 log = logging.getLogger("vanta.api")
 PROBLEM_TYPE_BASE = "https://vanta.dev/problems/"
@@ -36,6 +43,8 @@ def problem(status: int, code: str, detail: str, *, title: str | None = None,
 def _status_for(err: DomainError) -> int:
     if isinstance(err, NotFound):
         return 404
+    if isinstance(err, NotEntitled):
+        return 403
     if isinstance(err, Conflict | InvalidTransition):
         return 409
     if isinstance(err, ValidationFailed):

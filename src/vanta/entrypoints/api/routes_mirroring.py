@@ -15,7 +15,9 @@ from vanta.application.navs import parse_as_of, record_nav
 from vanta.application.overlays import apply_overlay, overlay_json
 from vanta.application.preview import preview_follower
 from vanta.application.principal import Principal
+from vanta.application.tenancy import require_feature
 from vanta.bootstrap import Container
+from vanta.domain.entitlements import Feature
 from vanta.domain.errors import ValidationFailed
 from vanta.domain.money import normalize, to_decimal
 from vanta.entrypoints.api.access import load_follower, require_vault
@@ -140,6 +142,7 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
     async def replay(mo_id: str, p: Principal = Depends(require("audit:read"))
                      ) -> dict[str, Any]:
         async with container.uow() as uow:
+            await require_feature(uow, p.tenant_id, Feature.REPLAY_DASHBOARDS)
             mo = await uow.manager_orders.get(p.tenant_id, mo_id)
         if mo is not None:
             await require_vault(container, p, mo["vault_id"])

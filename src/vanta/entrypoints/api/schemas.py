@@ -121,3 +121,18 @@ ROTATE_SCHEMA: dict[str, Any] = {
                    "secret": {"type": "string", "description": "Institutional plan: bring "
                               "your own whsec_ key"}},
 }
+
+INVITE_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["email"], "additionalProperties": False,
+    "properties": {"email": {"type": "string", "format": "email"},
+                   "role": {"type": "string", "enum": ["owner", "ops", "auditor", "follower"]}},
+}
+
+TOKEN_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["grant_type"],
+    "properties": {"grant_type": {"type": "string",
+                                  "enum": ["authorization_code", "client_credentials"]},
+                   "client_id": {"type": "string"}, "client_secret": {"type": "string"},
+                   "code": {"type": "string"}, "redirect_uri": {"type": "string"},
+                   "code_verifier": {"type": "string"}, "scope": {"type": "string"}},
+}

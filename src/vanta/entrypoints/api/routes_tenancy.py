@@ -1,0 +1,166 @@
+"""Routes for the tenant: plan and entitlements, users and invitations, the pull feed, and
+the OAuth token exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sse_starlette.sse import EventSourceResponse
+
+from vanta.adapters.identity.token_exchange import (
+    TokenExchangeError,
+    client_credentials,
+    exchange_code,
+)
+from vanta.application.principal import Principal
+from vanta.application.tenancy import accept_invitation, invite, tenant_entitlements
+from vanta.bootstrap import Container
+from vanta.domain.entitlements import Feature, decide
+from vanta.entrypoints.api.access import visible_vaults
+from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.problems import ApiProblem
+from vanta.entrypoints.api.schemas import INVITE_SCHEMA, TOKEN_SCHEMA, body_schema
+
+FEED_ENTITIES = ("manager_order", "follower_order")
+
+
+def build_router(container: Container,
+                 read_json: Callable[[Request], Awaitable[Any]]) -> APIRouter:
+    r = APIRouter()
+
+    @r.get("/v1/subscriptions/me", tags=["billing"])
+    async def my_subscription(p: Principal = Depends(require("billing:read"))
+                              ) -> dict[str, Any]:
+        async with container.uow() as uow:
+            row = await uow.subscriptions.current(p.tenant_id)
+            ent = await tenant_entitlements(uow, p.tenant_id)
+        return {"plan": ent.plan_id, "status": row["status"] if row else "none",
+                "provider": row["provider"] if row else None,
+                "renewal_at": row["renewal_at"].isoformat() if row and row["renewal_at"]
+                else None,
+                "entitlements": ent.to_json()}
+
+    @r.get("/v1/users", tags=["tenancy"])
+    async def users(p: Principal = Depends(require("users:manage"))) -> dict[str, Any]:
+        async with container.uow() as uow:
+            rows = await uow.users.list(p.tenant_id)
+            invites = await uow.invitations.list(p.tenant_id)
+        return {"data": [{"user_id": u["user_id"], "email": u["email"], "role": u["role"],
+                          "created_at": u["created_at"].isoformat()} for u in rows],
+                "invitations": [{"invitation_id": i["invitation_id"], "email": i["email"],
+                                 "role": i["role"], "expires_at": i["expires_at"].isoformat(),
+                                 "accepted": i["accepted_at"] is not None} for i in invites]}
+
+    @r.post("/v1/invitations", status_code=201, tags=["tenancy"],
+            openapi_extra=body_schema(INVITE_SCHEMA))
+    async def create_invitation(request: Request,
+                                p: Principal = Depends(require("users:manage"))
+                                ) -> dict[str, Any]:
+        row, token = await invite(container.uow(), tenant_id=p.tenant_id,
+                                  raw=await read_json(request), actor=p.subject)
+        # the token is shown once; send it to the invitee
+        return {"invitation_id": row["invitation_id"], "email": row["email"],
+                "role": row["role"], "expires_at": row["expires_at"].isoformat(),
+                "token": token}
+
+    @r.post("/v1/invitations/{token}/accept", status_code=201, tags=["tenancy"],
+            openapi_extra=body_schema({"type": "object", "required": ["oidc_sub"],
+                                       "properties": {"oidc_sub": {"type": "string"}}}))
+    async def accept(token: str, request: Request) -> dict[str, Any]:
+        user = await accept_invitation(container.uow(), token=token,
+                                       raw=await read_json(request))
+        return {"user_id": user["user_id"], "tenant_id": user["tenant_id"],
+                "role": user["role"]}
+
+    @r.get("/v1/feed", tags=["orders"],
+           responses={200: {"content": {"text/event-stream": {}},
+                            "description": "server-sent events"}})
+    async def feed(
+        request: Request, p: Principal = Depends(require("orders:read")),
+        cursor: int | None = Query(None, ge=0, description="resume after this event id"),
+        follow: bool = True,
+        last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+    ) -> EventSourceResponse:
+        async with container.uow() as uow:
+            ent = await tenant_entitlements(uow, p.tenant_id)
+        decision = decide(ent, Feature.API_PULL_FEED)
+        if not decision.allowed:
+            raise ApiProblem(403, decision.reason, "the API pull feed is part of the "
+                             "Institutional plan")
+        start = cursor if cursor is not None else (
+            int(last_event_id) if last_event_id and last_event_id.isdigit() else 0)
+        vaults = await visible_vaults(container, p)
+        return EventSourceResponse(_events(container, p, vaults, start, follow, request),
+                                   ping=15)
+
+    @r.post("/v1/auth/token", tags=["identity"],
+            openapi_extra=body_schema(TOKEN_SCHEMA))
+    async def token(request: Request) -> dict[str, Any]:
+        provider = container.oidc
+        if provider is None:
+            raise ApiProblem(409, "oidc_not_configured", "no OIDC provider is configured; on "
+                             "the embedded profile tokens come from `vanta token`")
+        raw = await read_json(request)
+        if not isinstance(raw, dict):
+            raise ApiProblem(422, "invalid_body", "body must be a JSON object")
+        try:
+            if raw.get("grant_type") == "authorization_code":
+                return await exchange_code(provider, str(raw.get("client_id", "")),
+                                           str(raw.get("client_secret", "")),
+                                           str(raw.get("code", "")),
+                                           str(raw.get("redirect_uri", "")),
+                                           raw.get("code_verifier"))
+            if raw.get("grant_type") == "client_credentials":
+                return await client_credentials(provider, str(raw.get("client_id", "")),
+                                                str(raw.get("client_secret", "")),
+                                                raw.get("scope"))
+        except TokenExchangeError as e:
+            raise ApiProblem(400 if e.status and e.status < 500 else 502, e.code,
+                             e.description or "the token exchange failed") from None
+        raise ApiProblem(422, "unsupported_grant_type",
+                         "grant_type must be authorization_code or client_credentials",
+                         field="grant_type")
+
+    return r
+
+
+async def _events(container: Container, p: Principal, vaults: frozenset[str] | None,
+                  after: int, follow: bool, request: Request
+                  ) -> AsyncIterator[dict[str, Any]]:
+    """Manager intents and child orders from the audit log, resumable by event id."""
+    while True:
+        async with container.uow() as uow:
+            rows = await uow.audit.feed(p.tenant_id, after, FEED_ENTITIES, 500)
+            visible = await _visible(uow, p, vaults, rows)
+        for row in rows:
+            after = int(row["seq"])
+            if row["seq"] in visible:
+                yield {"id": str(row["seq"]), "event": row["entity"],
+                       "data": json.dumps({"action": row["action"], "id": row["entity_id"],
+                                           "ts": row["ts"], **row["payload"]}, default=str)}
+        if not rows and (not follow or await request.is_disconnected()):
+            return
+        if not rows:
+            await asyncio.sleep(0.5)
+
+
+async def _visible(uow: Any, p: Principal, vaults: frozenset[str] | None,
+                   rows: list[dict[str, Any]]) -> set[int]:
+    if vaults is None and p.follower_id is None:
+        return {r["seq"] for r in rows}
+    out: set[int] = set()
+    for r in rows:
+        if r["entity"] == "manager_order":
+            mo = await uow.manager_orders.get(p.tenant_id, r["entity_id"])
+            ok = mo is not None and (vaults is None or mo["vault_id"] in vaults)
+        else:
+            child = await uow.child_orders.get(p.tenant_id, r["entity_id"])
+            ok = child is not None and (vaults is None or child["vault_id"] in vaults) and \
+                p.may_see_follower(child["follower_id"])
+        if ok:
+            out.add(r["seq"])
+    return out
