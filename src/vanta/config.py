@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,15 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 60
     rate_limit_burst: int = 20
     trust_forwarded_for: bool = False
+
+    @model_validator(mode="after")
+    def _lease_outlasts_attempts(self) -> Settings:
+        # A lease that lapsed while its delivery is still waiting or in flight would let a
+        # second worker send the same child concurrently.
+        if self.dispatcher_lease_seconds < 3 * self.webhook_timeout_seconds:
+            raise ValueError("dispatcher_lease_seconds must be at least 3 x "
+                             "webhook_timeout_seconds")
+        return self
 
     @property
     def db_url(self) -> str:

@@ -241,11 +241,15 @@ async def test_replay_reproduces_stored_children(api: Api) -> None:
 
 async def test_instruments_change_sizing(api: Api) -> None:
     fid = await add_follower(api, scale="0.5")
-    r = await api.client.put("/v1/instruments/default/AAPL", headers=api.auth(),
+    admin = api.auth(scopes=("platform:admin",))
+    denied = await api.client.put("/v1/instruments/default/AAPL", headers=api.auth(),
+                                  json={"lot_step": 10})
+    assert denied.status_code == 403, "tenants cannot change platform-wide instrument rules"
+    r = await api.client.put("/v1/instruments/default/AAPL", headers=admin,
                              json={"lot_step": 10, "min_qty": 10})
     assert r.status_code == 200, r.text
     assert child_of(await order(api, "M-1", qty=58), fid)["qty"] == "20"
-    bad = await api.client.put("/v1/instruments/default/AAPL", headers=api.auth(),
+    bad = await api.client.put("/v1/instruments/default/AAPL", headers=admin,
                                json={"lot_step": 0})
     assert bad.status_code == 422
 
@@ -264,3 +268,30 @@ async def test_kill_switch_withdraws_queued_deliveries_at_once(api: Api) -> None
     killed = child_of(after, fid)
     assert killed["state"] == "cancelled" and killed["skip_reason"] == "kill_switch"
     assert after["state"] == "completed"
+
+
+async def test_a_worker_lost_on_the_last_attempt_does_not_add_another(api: Api) -> None:
+    await add_follower(api)
+    body = await order(api, "M-1")
+    fo = body["children"][0]["fo_id"]
+    from vanta.adapters.db.tables import follower_orders
+    budget = len(api.container.dispatcher.config.retry_schedule) + 1
+    async with api.container.engine.begin() as conn:  # as if the last attempt's worker died
+        await conn.execute(update(follower_orders).where(follower_orders.c.fo_id == fo)
+                           .values(state="sent", dispatch_attempts=budget))
+    sender = FakeSender()
+    d = Dispatcher(uow_factory=api.container.uow, sender=sender, secrets=api.container.secrets)
+    await d.run_once()
+    assert sender.sent == []
+    after = (await api.client.get(f"/v1/manager-orders/{body['mo_id']}",
+                                  headers=api.auth())).json()
+    child = next(c for c in after["children"] if c["fo_id"] == fo)
+    assert child["state"] == "dlq" and "last attempt" in child["last_error"]
+
+
+async def test_lease_must_outlast_attempts() -> None:
+    import pytest as _pytest
+
+    from vanta.config import Settings
+    with _pytest.raises(ValueError, match="lease"):
+        Settings(dispatcher_lease_seconds=5, webhook_timeout_seconds=5)

@@ -169,6 +169,9 @@ SIM_API_VERSION = "2025-03-31.basil"  # the object shapes below follow this vers
 _PRORATIONS = ("create_prorations", "none", "always_invoice")
 
 
+_PARAMS = web.RequestKey("params", dict)
+
+
 def _sid(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(7)}"
 
@@ -344,7 +347,7 @@ class StripeSim:
             params = decode_stripe_form(parse_qsl(await request.text(), keep_blank_values=True))
         else:
             params = decode_stripe_form(request.query.items())
-        request["params"] = params
+        request[_PARAMS] = params
         self.requests.append((request.method, request.path, params))
         return await handler(request)
 
@@ -353,7 +356,7 @@ class StripeSim:
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or not key:
             return await handler(request)
-        fingerprint = json.dumps([request.path, request["params"]], sort_keys=True)
+        fingerprint = json.dumps([request.path, request[_PARAMS]], sort_keys=True)
         if key in self._idem:
             seen, status, body = self._idem[key]
             if seen != fingerprint:
@@ -373,13 +376,13 @@ class StripeSim:
     # -- handlers ---------------------------------------------------------------------------
 
     async def _create_customer(self, request: web.Request) -> web.Response:
-        p = request["params"]
+        p = request[_PARAMS]
         cid = self.add_customer(_metadata(p))
         self.customers[cid]["email"] = p.get("email")
         return web.json_response(self.customers[cid])
 
     async def _create_session(self, request: web.Request) -> web.Response:
-        p = request["params"]
+        p = request[_PARAMS]
         mode = p.get("mode")
         if not mode:
             raise StripeError(400, "Missing required param: mode.", code="parameter_missing",
@@ -443,7 +446,7 @@ class StripeSim:
         return web.json_response(self._subscription(request))
 
     async def _update_subscription(self, request: web.Request) -> web.Response:
-        sub, p = self._subscription(request), request["params"]
+        sub, p = self._subscription(request), request[_PARAMS]
         if sub["status"] == "canceled" and set(p) - {"metadata", "cancellation_details"}:
             raise StripeError(400, "A canceled subscription can only update its "
                                    "cancellation_details and metadata.")
@@ -500,7 +503,7 @@ class StripeSim:
         return web.json_response(sub)
 
     async def _create_invoice(self, request: web.Request) -> web.Response:
-        p = request["params"]
+        p = request[_PARAMS]
         customer = p.get("customer")
         if not customer:
             raise StripeError(400, "Missing required param: customer.",
@@ -526,7 +529,7 @@ class StripeSim:
         return web.json_response(self.invoices[iid])
 
     async def _create_invoice_item(self, request: web.Request) -> web.Response:
-        p = request["params"]
+        p = request[_PARAMS]
         customer = p.get("customer")
         if customer not in self.customers:
             raise _missing("customer", customer, "customer")

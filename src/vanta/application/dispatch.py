@@ -172,9 +172,16 @@ class Dispatcher:
                 await uow.commit()
                 return None
             attempt_no = int(child["dispatch_attempts"]) + 1
-            # A child already 'sent' was leased by a worker that died mid-attempt: send again
-            # with the same webhook-id; the receiver de-duplicates.
-            if state is not ChildOrderState.SENT:
+            if state is ChildOrderState.SENT:
+                # The worker that leased this child died mid-attempt. Send again with the
+                # same webhook-id (the receiver de-duplicates), within the same budget.
+                await uow.attempts.mark_lost(fo_id)
+                if attempt_no > len(self.config.retry_schedule) + 1:
+                    await self._dead_letter(uow, outbox_row, child, state,
+                                            "the worker stopped during the last attempt", now)
+                    await uow.commit()
+                    return None
+            else:
                 CHILD_ORDER_TABLE.check(state, ChildOrderState.SENT)
             ok = await uow.child_orders.update(fo_id, expect_state=state.value,
                                                state=ChildOrderState.SENT.value,
@@ -182,6 +189,11 @@ class Dispatcher:
             if not ok:
                 await uow.rollback()
                 return None
+            # Logged before sending, so an attempt lost with its worker is still visible.
+            await uow.attempts.add({"fo_id": fo_id, "attempt_no": attempt_no,
+                                    "started_at": now, "status_code": None, "latency_ms": 0,
+                                    "response_excerpt": None, "error": None,
+                                    "outcome": "in_flight"})
             order = await uow.manager_orders.get_unscoped(child["mo_id"])
             assert order is not None
             await uow.commit()
@@ -216,12 +228,12 @@ class Dispatcher:
         async with self.uow_factory() as uow:
             child = await uow.child_orders.get_unscoped(fo_id)
             assert child is not None
-            await uow.attempts.add({
-                "fo_id": fo_id, "attempt_no": attempt_no, "started_at": started,
-                "status_code": result.status, "latency_ms": result.latency_ms,
-                "response_excerpt": result.response_excerpt, "error": result.error,
-                "outcome": next_state.value,
-            })
+            outcome = {"status_code": result.status, "latency_ms": result.latency_ms,
+                       "response_excerpt": result.response_excerpt, "error": result.error,
+                       "outcome": next_state.value}
+            if not await uow.attempts.settle(fo_id, attempt_no, **outcome):
+                await uow.attempts.add({"fo_id": fo_id, "attempt_no": attempt_no,
+                                        "started_at": started, **outcome})
             extra: dict[str, Any] = {"dead_lettered_at": now} \
                 if next_state is ChildOrderState.DLQ else {}
             if result.broker_ref is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ALL_SCOPES", "ROLE_SCOPES", "Principal", "effective_scopes"]
+__all__ = ["ALL_SCOPES", "PLATFORM_SCOPES", "ROLE_SCOPES", "Principal", "effective_scopes"]
 
 ALL_SCOPES: tuple[str, ...] = (
     "vault:read",
@@ -16,6 +16,10 @@ ALL_SCOPES: tuple[str, ...] = (
     "users:manage",
 )
 
+
+# Not a tenant's to hold: instrument rules apply to every tenant. Only operator tokens
+# (`vanta token --scope platform:admin`) carry it.
+PLATFORM_SCOPES: tuple[str, ...] = ("platform:admin",)
 
 # RBAC: what each tenant role may ever do. A token's own scopes can narrow this, never widen
 # it. The follower role is further narrowed to its one follower (ABAC, see Principal).

@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import stripe
 
@@ -59,7 +59,6 @@ PRORATION_BEHAVIORS: Final = frozenset({"create_prorations", "none", "always_inv
 DEFAULT_TOLERANCE: Final = 300
 _MAX_IDEMPOTENCY_KEY = 240  # Stripe allows 255; we append up to ":finalize"
 _CURRENCY = re.compile(r"^[a-z]{3}$")
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +134,7 @@ class StripeGateway:
         if len(self._plans_by_price) != len(self._price_ids):
             raise ValueError("two plans share one Stripe price id")
         self._webhook_secret = webhook_secret
-        self._http = http_client or stripe.HTTPXClient(timeout=timeout)
+        self._http = http_client or _HTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
@@ -145,6 +144,11 @@ class StripeGateway:
 
     def __repr__(self) -> str:  # never show the key
         return f"StripeGateway(plans={sorted(self._price_ids)})"
+
+    @property
+    def client(self) -> stripe.StripeClient:
+        """The underlying SDK client, for calls this gateway does not wrap."""
+        return self._client
 
     @property
     def plans_by_price(self) -> Mapping[str, str]:
@@ -216,8 +220,7 @@ class StripeGateway:
         if proration not in PRORATION_BEHAVIORS:
             raise ValueError(f"proration must be one of {sorted(PRORATION_BEHAVIORS)}")
         price = self._price_for(plan_id)
-        sub = _plain(await self._call(
-            self._client.v1.subscriptions.retrieve_async(subscription_ref)))
+        sub = await self._call(self._client.v1.subscriptions.retrieve_async(subscription_ref))
         item = self._item_to_change(sub)
         current = subscription_snapshot(sub, plans_by_price=self._plans_by_price)
         if current.price_ref == price:
@@ -340,16 +343,17 @@ class StripeGateway:
                 "cannot tell which to change", code="ambiguous_subscription_item")
         return ours[0]
 
-    def _snapshot(self, obj: Any) -> SubscriptionSnapshot:
+    def _snapshot(self, obj: dict[str, Any]) -> SubscriptionSnapshot:
         try:
-            return subscription_snapshot(_plain(obj), plans_by_price=self._plans_by_price)
+            return subscription_snapshot(obj, plans_by_price=self._plans_by_price)
         except BillingEventRejected as e:
             raise BillingRejected(f"unexpected subscription from Stripe: {e.message}",
                                   code="unexpected_response") from None
 
-    async def _call(self, awaitable: Awaitable[_T]) -> _T:
+    async def _call(self, awaitable: Awaitable[Any]) -> dict[str, Any]:
+        """Await one SDK call; the result as plain data, Stripe errors as billing errors."""
         try:
-            return await awaitable
+            return _plain(await awaitable)
         except (stripe.APIConnectionError, stripe.RateLimitError) as e:
             raise BillingUnavailable(_msg(e), code=_code(e, "unavailable"),
                                      status=e.http_status,
@@ -366,6 +370,17 @@ class StripeGateway:
                          else "invalid_request")
             raise BillingRejected(_msg(e), code=code, status=status,
                                   param=getattr(e, "param", None)) from None
+
+
+class _HTTPXClient(stripe.HTTPXClient):
+    """stripe's httpx client, sending the encoded form as ``content=``: it passes it as
+    ``data=``, which httpx deprecates for raw bytes (a DeprecationWarning on every POST)."""
+
+    def _get_request_args_kwargs(self, *args: Any, **kwargs: Any) -> Any:
+        call_args, call_kwargs = super()._get_request_args_kwargs(*args, **kwargs)
+        if isinstance(call_kwargs.get("data"), str | bytes):
+            call_kwargs["content"] = call_kwargs.pop("data")
+        return call_args, call_kwargs
 
 
 def _options(idempotency_key: str | None) -> dict[str, str] | None:

@@ -352,6 +352,18 @@ class AttemptRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(delivery_attempts).values(**row))
 
+    async def settle(self, fo_id: str, attempt_no: int, **values: Any) -> bool:
+        res = await self.conn.execute(update(delivery_attempts).where(
+            delivery_attempts.c.fo_id == fo_id, delivery_attempts.c.attempt_no == attempt_no)
+            .values(**values))
+        return res.rowcount > 0
+
+    async def mark_lost(self, fo_id: str) -> None:
+        """Attempts whose worker died before recording an answer."""
+        await self.conn.execute(update(delivery_attempts).where(
+            delivery_attempts.c.fo_id == fo_id, delivery_attempts.c.outcome == "in_flight")
+            .values(outcome="lost", error="the worker stopped before an answer was recorded"))
+
     async def list(self, fo_id: str) -> list[Row]:
         return await self._all(select(delivery_attempts).where(delivery_attempts.c.fo_id == fo_id)
                                .order_by(delivery_attempts.c.attempt_no))

@@ -117,7 +117,7 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
     @r.put("/v1/instruments/{venue}/{symbol}", tags=["instruments"],
            openapi_extra=body_schema(INSTRUMENT_SCHEMA))
     async def put_instrument(venue: str, symbol: str, request: Request,
-                             p: Principal = Depends(require("mirror:manage"))
+                             p: Principal = Depends(require("platform:admin"))
                              ) -> dict[str, Any]:
         raw = await read_json(request)
         row = _instrument_row(venue.lower(), symbol.upper(), raw)
