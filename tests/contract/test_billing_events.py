@@ -126,6 +126,8 @@ def test_a_replayed_event_older_than_five_minutes_is_stale(gateway: StripeGatewa
     # inside the window it passes, and a wider tolerance accepts the old one
     gateway.verify_event(payload, stripe_signature(payload, SECRET, int(time.time()) - 290))
     gateway.verify_event(payload, stripe_signature(payload, SECRET, old), tolerance=600)
+    with pytest.raises(ValueError):  # 0 would switch the check off in the SDK
+        gateway.verify_event(payload, stripe_signature(payload, SECRET, old), tolerance=0)
 
 
 def test_a_stale_event_with_a_bad_signature_is_a_bad_signature(gateway: StripeGateway) -> None:

@@ -81,6 +81,8 @@ def verify_stripe_event(payload: bytes | str, sig_header: str | None, secret: st
     """
     if not secret:
         raise ValueError("a webhook secret is required")
+    if tolerance <= 0:  # the SDK reads 0 as "no check", which would accept any replay
+        raise ValueError("tolerance must be a positive number of seconds")
     if not sig_header or not sig_header.strip():
         raise BillingEventRejected("missing_signature")
     if isinstance(payload, (bytes, bytearray)):

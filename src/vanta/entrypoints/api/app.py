@@ -43,7 +43,12 @@ from vanta.entrypoints.api.request_log import AuditBatcher, RequestLogMiddleware
 from vanta.entrypoints.api.routes_delivery import build_router as delivery_routes
 from vanta.entrypoints.api.routes_mirroring import build_router
 from vanta.entrypoints.api.routes_tenancy import build_router as tenancy_routes
-from vanta.entrypoints.api.schemas import FOLLOWER_SCHEMA, ORDER_SCHEMA, body_schema
+from vanta.entrypoints.api.schemas import (
+    ERROR_RESPONSES,
+    FOLLOWER_SCHEMA,
+    ORDER_SCHEMA,
+    body_schema,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 async def read_json(request: Request) -> Any:
@@ -93,7 +98,8 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         await store.close()
         await container.close()
 
-    app = FastAPI(title="Vanta Platform API", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="Vanta Platform API", version=__version__, lifespan=lifespan,
+                  responses=ERROR_RESPONSES)
     app.state.container = container
     batcher = AuditBatcher(container.uow)
     app.state.audit_batcher = batcher

@@ -136,3 +136,28 @@ TOKEN_SCHEMA: dict[str, Any] = {
                    "code": {"type": "string"}, "redirect_uri": {"type": "string"},
                    "code_verifier": {"type": "string"}, "scope": {"type": "string"}},
 }
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "code"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                   "status": {"type": "integer"}, "detail": {"type": "string"},
+                   "code": {"type": "string"}, "field": {"type": ["string", "null"]}},
+}
+
+_ERRORS = {
+    400: "malformed request (bad JSON, missing Idempotency-Key)",
+    401: "missing or refused bearer token",
+    403: "the token lacks the scope, or the plan lacks the feature",
+    404: "not found (or not visible to this caller)",
+    409: "conflicts with the current state",
+    413: "body too large",
+    422: "validation failed; `field` names the input",
+    429: "rate limited; see Retry-After",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": text,
+             "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
+    for status, text in _ERRORS.items()
+}
