@@ -40,8 +40,8 @@ class Container:
         if self.oidc is not None:
             await self.oidc.start()
 
-    def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine)
+    def uow(self, readonly: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, readonly=readonly)
 
     async def migrate(self) -> None:
         await upgrade_async(self.settings.db_url)

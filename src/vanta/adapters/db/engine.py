@@ -9,11 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # Every unit of work ends its own transaction (commit or rollback) before returning its
+    # connection, so the pool's extra reset rollback would be a wasted round trip.
+    kwargs.setdefault("pool_reset_on_return", None)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=10,
+                                     **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                               **kwargs)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -32,5 +37,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front, so read-then-write transactions
-        # (sizing reads positions, then writes children) never interleave.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # (sizing reads positions, then writes children) never interleave. Read-only units
+        # of work begin deferred: in WAL mode they never wait for writers.
+        readonly = conn.get_execution_options().get("vanta_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")

@@ -30,14 +30,18 @@ from vanta.application.clock import Clock, utcnow
 class SqlUnitOfWork:
     """``async with uow:`` opens a transaction; leaving it without ``commit()`` rolls back."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock = utcnow) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock = utcnow, *,
+                 readonly: bool = False) -> None:
         self._engine = engine
+        self._readonly = readonly
         self._clock = clock
         self._conn: AsyncConnection | None = None
         self._committed = False
 
     async def __aenter__(self) -> SqlUnitOfWork:
         self._conn = await self._engine.connect()
+        if self._readonly:
+            await self._conn.execution_options(vanta_readonly=True)
         await self._conn.begin()
         self._committed = False
         c, clock = self._conn, self._clock

@@ -16,7 +16,7 @@ async def visible_vaults(container: Container, p: Principal) -> frozenset[str] |
     """None: every vault of the tenant."""
     vaults = p.vault_ids
     if p.follower_id is not None:
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             row = await uow.followers.get(p.tenant_id, p.follower_id)
         own = frozenset({row["vault_id"]}) if row else frozenset()
         vaults = own if vaults is None else vaults & own
@@ -37,7 +37,7 @@ def require_follower(p: Principal, row: Mapping[str, Any] | None, follower_id: s
 
 async def load_follower(container: Container, p: Principal, follower_id: str
                         ) -> Mapping[str, Any]:
-    async with container.uow() as uow:
+    async with container.uow(readonly=True) as uow:
         row = await uow.followers.get(p.tenant_id, follower_id)
     require_follower(p, row, follower_id)
     assert row is not None

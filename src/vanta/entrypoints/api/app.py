@@ -112,10 +112,13 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
         if not auth.lower().startswith("bearer "):
             return None
+        token = auth[7:].strip()
         try:
-            p = await container.verifier.averify(auth[7:].strip())
+            p = await container.verifier.averify(token)
         except InvalidToken:
             return None
+        # the route's auth dependency reuses this instead of verifying the signature again
+        scope.setdefault("state", {})["verified_token"] = (token, p)
         return f"{p.tenant_id}:{p.subject}"
 
     # Outermost first: request log, then rate limit, then idempotency (replays still count).
@@ -146,7 +149,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     @app.get("/v1/vaults", tags=["vaults"])
     async def list_vaults(p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
         vaults = await visible_vaults(container, p)
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             rows = await uow.vaults.list(p.tenant_id)
         return {"data": [vault_json(r) for r in rows
                          if vaults is None or r["vault_id"] in vaults]}
@@ -155,7 +158,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     async def get_vault(vault_id: str,
                         p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
         await require_vault(container, p, vault_id)
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             row = await uow.vaults.get(p.tenant_id, vault_id)
             if row is None:
                 raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
@@ -166,7 +169,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     async def list_followers(vault_id: str,
                              p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
         await require_vault(container, p, vault_id)
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             if await uow.vaults.get(p.tenant_id, vault_id) is None:
                 raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
             rows = await uow.followers.list_for_vault(p.tenant_id, vault_id)
@@ -216,7 +219,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         vault_id: str | None = None, limit: Limit = 100, cursor: str | None = None,
     ) -> dict[str, Any]:
         vaults = await visible_vaults(container, p)
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             rows = await uow.manager_orders.list(p.tenant_id, parse_since(since), limit + 1,
                                                  vault_id=vault_id, after=decode(cursor),
                                                  vault_ids=vaults)
@@ -226,7 +229,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     async def get_manager_order(mo_id: str,
                                 p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
         vaults = await visible_vaults(container, p)
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             row = await uow.manager_orders.get(p.tenant_id, mo_id)
             if row is None or (vaults is not None and row["vault_id"] not in vaults):
                 raise ApiProblem(404, "manager_order_not_found", f"order {mo_id} not found")
@@ -245,7 +248,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
                 raise ApiProblem(404, "follower_not_found", f"follower {follower_id} not found")
             follower_id = p.follower_id
         vaults = await visible_vaults(container, p)
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             rows = await uow.child_orders.list(p.tenant_id, follower_id=follower_id, mo_id=None,
                                                since=parse_since(since), limit=limit + 1,
                                                after=decode(cursor), vault_ids=vaults)
@@ -255,7 +258,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     async def list_attempts(fo_id: str,
                             p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
         vaults = await visible_vaults(container, p)
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             child = await uow.child_orders.get(p.tenant_id, fo_id)
             if child is None or not visible_children(p, vaults, [child]):
                 raise ApiProblem(404, "follower_order_not_found", f"order {fo_id} not found")

@@ -47,8 +47,7 @@ class AuditBatcher:
             batch.append(self._queue.get_nowait())
         if batch:
             async with self._uow_factory() as uow:
-                for e in batch:
-                    await uow.audit.append(**e)
+                await uow.audit.append_many(batch)
                 await uow.commit()
         return len(batch)
 

@@ -108,7 +108,7 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
     async def overlays(vault_id: str,
                        p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
         await require_vault(container, p, vault_id)
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             if await uow.vaults.get(p.tenant_id, vault_id) is None:
                 raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
             rows = await uow.overlays.list(p.tenant_id, vault_id)
@@ -134,21 +134,21 @@ def build_router(container: Container, read_json: Any) -> APIRouter:
     @r.get("/v1/instruments", tags=["instruments"])
     async def list_instruments(p: Principal = Depends(require("vault:read"))
                                ) -> dict[str, Any]:
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             rows = await uow.instruments.list()
         return {"data": [_instrument_json(x) for x in rows]}
 
     @r.get("/v1/manager-orders/{mo_id}/replay", tags=["audit"])
     async def replay(mo_id: str, p: Principal = Depends(require("audit:read"))
                      ) -> dict[str, Any]:
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             await require_feature(uow, p.tenant_id, Feature.REPLAY_DASHBOARDS)
             mo = await uow.manager_orders.get(p.tenant_id, mo_id)
         if mo is not None:
             await require_vault(container, p, mo["vault_id"])
         expansion = await replay_expansion(container.uow(), tenant_id=p.tenant_id,
                                            mo_id=mo_id)
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             stored = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
                                                  since=None, limit=1_000_000)
         by_id = {c["fo_id"]: c for c in stored}

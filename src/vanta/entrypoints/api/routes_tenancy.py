@@ -35,7 +35,7 @@ def build_router(container: Container,
     @r.get("/v1/subscriptions/me", tags=["billing"])
     async def my_subscription(p: Principal = Depends(require("billing:read"))
                               ) -> dict[str, Any]:
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             row = await uow.subscriptions.current(p.tenant_id)
             ent = await tenant_entitlements(uow, p.tenant_id)
         return {"plan": ent.plan_id, "status": row["status"] if row else "none",
@@ -46,7 +46,7 @@ def build_router(container: Container,
 
     @r.get("/v1/users", tags=["tenancy"])
     async def users(p: Principal = Depends(require("users:manage"))) -> dict[str, Any]:
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             rows = await uow.users.list(p.tenant_id)
             invites = await uow.invitations.list(p.tenant_id)
         return {"data": [{"user_id": u["user_id"], "email": u["email"], "role": u["role"],
@@ -85,7 +85,7 @@ def build_router(container: Container,
         follow: bool = True,
         last_event_id: str | None = Header(None, alias="Last-Event-ID"),
     ) -> EventSourceResponse:
-        async with container.uow() as uow:
+        async with container.uow(readonly=True) as uow:
             ent = await tenant_entitlements(uow, p.tenant_id)
         decision = decide(ent, Feature.API_PULL_FEED)
         if not decision.allowed:
