@@ -44,6 +44,17 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 60
     rate_limit_burst: int = 20
     trust_forwarded_for: bool = False
+    # Billing. Keys come from the environment (or a secret manager), never from the repo.
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None  # tests point this at a local Stripe-shaped server
+    stripe_price_ids: dict[str, str] = Field(default_factory=dict)  # plan id -> price id
+    btcpay_url: str | None = None
+    btcpay_api_key: str | None = None
+    btcpay_store_id: str | None = None
+    btcpay_webhook_secret: str | None = None
+    billing_grace_days: int = 3
+    public_app_url: str = "http://127.0.0.1:8000"  # where checkout returns the user
 
     @model_validator(mode="after")
     def _lease_outlasts_attempts(self) -> Settings:
