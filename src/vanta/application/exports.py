@@ -1,0 +1,499 @@
+"""Exports to the object store: the audit log, the daily trade log, dead-letter archives.
+
+Objects are immutable (see ``vanta.adapters.objectstore``), so every export of a day is
+deterministic: the same database gives byte-identical objects (rows in a fixed order, JSON
+with sorted keys and no insignificant whitespace, decimals in plain notation, timestamps in
+one format), and running an export again is a no-op. A day is exported once it is over (plus
+a grace period, ``settle``, for writers whose clocks lag), never while it can still change.
+
+Layout::
+
+    audit/YYYY/MM/DD/events.jsonl       the day's audit events, in chain order
+    audit/YYYY/MM/DD/manifest.json      first/last seq, count, the hash before the first event
+                                        (prev_hash) and after the last (last_hash), sha256/size
+    trade_log/YYYY/MM/DD/trade_log.jsonl  one line per child order created that day
+    trade_log/YYYY/MM/DD/manifest.json
+    dlx/<tenant>/<YYYYMMDDTHHMMSS.ffffffZ>.jsonl  a snapshot of the tenant's dead letters
+
+Which day an audit event belongs to is its ``ts`` (UTC). The day's events must be a
+contiguous run of the chain (true when writers' clocks agree); the export refuses otherwise
+rather than writing a slice that could not be verified on its own. A child order belongs to
+the day on which the audit log recorded its creation (its ``created:*`` event), and each
+trade-log line names that event's ``audit_seq``, so the two exports cross-check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.adapters.objectstore import (
+    InvalidKey,
+    ObjectExists,
+    ObjectNotFound,
+    ObjectRef,
+    ObjectStore,
+    ObjectStoreError,
+    sha256_hex,
+    validate_key,
+)
+from vanta.application.clock import Clock, iso, utcnow
+from vanta.domain.audit import GENESIS_HASH, AuditEvent, canonical_json, event_hash, verify_chain
+from vanta.domain.errors import DomainError, NotFound
+
+__all__ = [
+    "DLX_QUEUE",
+    "AuditChainBroken",
+    "DayNotClosed",
+    "ExportConflict",
+    "ExportError",
+    "ExportResult",
+    "Exporter",
+    "VerifyReport",
+    "audit_key",
+    "audit_manifest_key",
+    "dlx_key",
+    "trade_log_key",
+    "trade_log_manifest_key",
+    "verify_segment",
+]
+
+UowFactory = Callable[[], SqlUnitOfWork]
+DLX_QUEUE = "mirror_dispatch_dlx"
+AUDIT_FORMAT = "vanta.audit-export/1"
+TRADE_LOG_FORMAT = "vanta.trade-log/1"
+DLX_FORMAT = "vanta.dlx-archive/1"
+JSONL = "application/x-ndjson"
+JSON = "application/json"
+DEFAULT_SETTLE = timedelta(minutes=5)
+DLX_LIMIT = 1_000_000
+
+
+class ExportError(DomainError):
+    code = "export_failed"
+
+
+class AuditChainBroken(ExportError):
+    code = "audit_chain_broken"
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"the audit chain is broken at event #{seq}; nothing was exported")
+        self.seq = seq
+
+
+class DayNotClosed(ExportError):
+    code = "day_not_closed"
+
+
+class ExportConflict(ExportError):
+    """The object store already holds a different export under the same key."""
+
+    code = "export_conflict"
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    kind: str  # audit | trade_log | dlx
+    objects: tuple[ObjectRef, ...]
+    count: int  # events, lines or dead letters written
+    manifest: Mapping[str, Any] | None = None
+
+    @property
+    def created(self) -> bool:
+        """False when every object was already stored with the same bytes (a re-run)."""
+        return any(r.created for r in self.objects)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    day: date
+    problems: tuple[str, ...]
+    checked: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+def audit_key(day: date) -> str:
+    return f"audit/{day:%Y/%m/%d}/events.jsonl"
+
+
+def audit_manifest_key(day: date) -> str:
+    return f"audit/{day:%Y/%m/%d}/manifest.json"
+
+
+def trade_log_key(day: date) -> str:
+    return f"trade_log/{day:%Y/%m/%d}/trade_log.jsonl"
+
+
+def trade_log_manifest_key(day: date) -> str:
+    return f"trade_log/{day:%Y/%m/%d}/manifest.json"
+
+
+def dlx_key(tenant_id: str, at: datetime) -> str:
+    return f"dlx/{tenant_id}/{at.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}.jsonl"
+
+
+# -- serialization ----------------------------------------------------------------------------
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, datetime):
+        return iso(v if v.tzinfo else v.replace(tzinfo=UTC))
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _jsonl(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    return "".join(canonical_json(_plain(r)) + "\n" for r in rows).encode()
+
+
+def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _event_json(e: AuditEvent) -> dict[str, Any]:
+    return {"seq": e.seq, "event_id": e.event_id, "ts": e.ts, "entity": e.entity,
+            "entity_id": e.entity_id, "action": e.action, "actor": e.actor,
+            "payload": e.payload, "prev_hash": e.prev_hash, "hash": e.hash}
+
+
+def _event_from_json(d: Mapping[str, Any]) -> AuditEvent:
+    return AuditEvent(str(d["event_id"]), int(d["seq"]), str(d["entity"]),
+                      str(d["entity_id"]), str(d["action"]), str(d["actor"]),
+                      dict(d["payload"]), str(d["ts"]), str(d["prev_hash"]), str(d["hash"]))
+
+
+def _day_of(ts: str) -> date:
+    try:
+        return datetime.fromisoformat(ts).astimezone(UTC).date()
+    except ValueError as e:
+        raise ExportError(f"audit event timestamp {ts!r} is not ISO 8601") from e
+
+
+# -- the chain, one day at a time -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Segment:
+    events: list[AuditEvent]
+    prev_hash: str  # the chain's hash just before the first event (or the day, if empty)
+
+    @property
+    def last_hash(self) -> str:
+        return self.events[-1].hash if self.events else self.prev_hash
+
+
+def _day_segment(events: Sequence[AuditEvent], day: date) -> _Segment:
+    inside = [e for e in events if _day_of(e.ts) == day]
+    if inside:
+        first = inside[0].seq
+        if [e.seq for e in inside] != list(range(first, first + len(inside))):
+            raise ExportError(
+                f"the audit events of {day} are not a contiguous run of the chain (writers "
+                "with disagreeing clocks?); a slice with gaps cannot be verified on its own",
+                code="audit_day_not_contiguous")
+        return _Segment(inside, inside[0].prev_hash)
+    before = [e for e in events if _day_of(e.ts) < day]
+    return _Segment([], before[-1].hash if before else GENESIS_HASH)
+
+
+def verify_segment(events: Sequence[AuditEvent], prev_hash: str) -> str | None:
+    """Check a run of the chain that starts after ``prev_hash``: consecutive seqs, each event
+    linked to the one before and hashing to its stored hash. Returns the first problem."""
+    prev = prev_hash
+    expected: int | None = None
+    for e in events:
+        if expected is not None and e.seq != expected:
+            return f"event #{e.seq} follows #{expected - 1}: the run has a gap"
+        if e.seq == 1 and prev != GENESIS_HASH:
+            return "event #1 does not start from the genesis hash"
+        if e.prev_hash != prev:
+            return f"event #{e.seq} does not link to the event before it"
+        h = event_hash(prev_hash=e.prev_hash, seq=e.seq, event_id=e.event_id, entity=e.entity,
+                       entity_id=e.entity_id, action=e.action, actor=e.actor,
+                       payload=e.payload, ts=e.ts)
+        if h != e.hash:
+            return f"event #{e.seq} does not match its hash"
+        prev, expected = e.hash, e.seq + 1
+    return None
+
+
+# -- the exporter -----------------------------------------------------------------------------
+
+class Exporter:
+    """``Exporter(uow_factory, store)``; every method is async and safe to run again."""
+
+    def __init__(self, uow_factory: UowFactory, store: ObjectStore, *,
+                 clock: Clock = utcnow, settle: timedelta = DEFAULT_SETTLE) -> None:
+        self._uow = uow_factory
+        self._store = store
+        self._clock = clock
+        self._settle = settle
+
+    def _require_closed(self, day: date) -> None:
+        closes = datetime.combine(day + timedelta(days=1), time(), UTC) + self._settle
+        if self._clock() < closes:
+            raise DayNotClosed(
+                f"{day} can be exported from {iso(closes)} on: exports are immutable, so a "
+                "day is exported once it is over")
+
+    async def _put(self, key: str, data: bytes, content_type: str,
+                   metadata: Mapping[str, str], hint: str) -> ObjectRef:
+        try:
+            return await self._store.put(key, data, content_type=content_type,
+                                         metadata=metadata)
+        except ObjectExists as e:
+            raise ExportConflict(f"{key} already holds a different export ({hint}); it is "
+                                 "immutable and was left as it is", key=key) from e
+
+    async def _load_chain(self) -> list[AuditEvent]:
+        async with self._uow() as uow:
+            return await uow.audit.all()
+
+    async def export_audit(self, day: date) -> ExportResult:
+        """Verify the whole chain, then write the day's events and their manifest."""
+        self._require_closed(day)
+        events = await self._load_chain()
+        bad = verify_chain(events)
+        if bad is not None:
+            raise AuditChainBroken(bad)
+        seg = _day_segment(events, day)
+        body = _jsonl([_event_json(e) for e in seg.events])
+        meta = {"kind": "audit", "date": day.isoformat()}
+        hint = "the database's audit events for that day differ from the stored ones"
+        ref = await self._put(audit_key(day), body, JSONL, meta, hint)
+        manifest = {
+            "format": AUDIT_FORMAT, "date": day.isoformat(), "object": ref.key,
+            "sha256": ref.sha256, "size": ref.size, "event_count": len(seg.events),
+            "first_seq": seg.events[0].seq if seg.events else None,
+            "last_seq": seg.events[-1].seq if seg.events else None,
+            "prev_hash": seg.prev_hash, "last_hash": seg.last_hash,
+        }
+        mref = await self._put(audit_manifest_key(day), _manifest_bytes(manifest), JSON, meta,
+                               hint)
+        return ExportResult("audit", (ref, mref), len(seg.events), manifest)
+
+    async def rollup_trade_log(self, day: date) -> ExportResult:
+        """One line per child order created on ``day`` (all tenants), with its fills."""
+        self._require_closed(day)
+        events = await self._load_chain()
+        created: dict[str, AuditEvent] = {}
+        for e in events:
+            if (e.entity == "follower_order" and e.action.startswith("created:")
+                    and e.entity_id not in created and _day_of(e.ts) == day):
+                created[e.entity_id] = e
+        lines: list[dict[str, Any]] = []
+        orders: dict[str, dict[str, Any] | None] = {}
+        async with self._uow() as uow:
+            for fo_id, e in created.items():
+                child = await uow.child_orders.get_unscoped(fo_id)
+                if child is None:
+                    raise ExportError(f"child order {fo_id}, created by audit event #{e.seq}, "
+                                      "is missing from the database")
+                mo_id = child["mo_id"]
+                if mo_id not in orders:
+                    orders[mo_id] = await uow.manager_orders.get_unscoped(mo_id)
+                fills = await uow.fills.for_child(fo_id)
+                lines.append(_trade_line(e.seq, child, orders[mo_id], fills))
+        body = _jsonl(lines)
+        meta = {"kind": "trade-log", "date": day.isoformat()}
+        hint = "child states or fills changed since the first rollup"
+        ref = await self._put(trade_log_key(day), body, JSONL, meta, hint)
+        manifest = {
+            "format": TRADE_LOG_FORMAT, "date": day.isoformat(), "object": ref.key,
+            "sha256": ref.sha256, "size": ref.size, "line_count": len(lines),
+            "first_audit_seq": lines[0]["audit_seq"] if lines else None,
+            "last_audit_seq": lines[-1]["audit_seq"] if lines else None,
+        }
+        mref = await self._put(trade_log_manifest_key(day), _manifest_bytes(manifest), JSON,
+                               meta, hint)
+        return ExportResult("trade_log", (ref, mref), len(lines), manifest)
+
+    async def archive_dead_letters(self, tenant_id: str) -> ExportResult:
+        """A snapshot of the tenant's current dead letters (queue ``mirror_dispatch_dlx``)."""
+        now = self._clock()
+        try:
+            key = validate_key(dlx_key(tenant_id, now))
+        except InvalidKey as e:
+            raise ExportError(f"tenant id {tenant_id!r} cannot name an object",
+                              code="invalid_tenant_id") from e
+        async with self._uow() as uow:
+            if await uow.tenants.get(tenant_id) is None:
+                raise NotFound(f"tenant {tenant_id} not found", code="tenant_not_found")
+            rows = await uow.child_orders.dead_letters(tenant_id, since=None, limit=DLX_LIMIT)
+        lines = [{
+            "queue": DLX_QUEUE, "tenant_id": tenant_id, "fo_id": r["fo_id"],
+            "mo_id": r["mo_id"], "vault_id": r["vault_id"], "follower_id": r["follower_id"],
+            "symbol": r["symbol"], "venue": r["venue"], "side": r["side"], "qty": r["qty"],
+            "dispatch_attempts": r["dispatch_attempts"], "last_error": r["last_error"],
+            "created_at": r["created_at"], "dead_lettered_at": r["dead_lettered_at"],
+        } for r in rows]
+        meta = {"kind": "dlx", "tenant": tenant_id, "count": str(len(lines)),
+                "format": DLX_FORMAT}
+        ref = await self._put(key, _jsonl(lines), JSONL, meta,
+                              "two archives in the same microsecond")
+        return ExportResult("dlx", (ref,), len(lines))
+
+    # -- verification ---------------------------------------------------------------------
+
+    async def _read_json(self, key: str, problems: list[str]) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(await self._store.get(key))
+        except ObjectNotFound:
+            return None
+        except ObjectStoreError as e:
+            problems.append(f"{key}: {e}")
+            return None
+        except ValueError:
+            problems.append(f"{key}: not valid JSON")
+            return None
+        if not isinstance(doc, dict):
+            problems.append(f"{key}: not a JSON object")
+            return None
+        return doc
+
+    async def _read_object(self, manifest: Mapping[str, Any], key: str,
+                           problems: list[str]) -> bytes | None:
+        try:
+            data = await self._store.get(key)
+        except ObjectStoreError as e:
+            problems.append(f"{key}: {e}")
+            return None
+        if sha256_hex(data) != manifest.get("sha256"):
+            problems.append(f"{key}: sha256 differs from the manifest's")
+            return None
+        if len(data) != manifest.get("size"):
+            problems.append(f"{key}: size differs from the manifest's")
+        return data
+
+    async def verify_export(self, day: date, *, check_database: bool = True) -> VerifyReport:
+        """Re-read the day's objects: each file against its manifest's sha256 and size, the
+        audit events as a chain from the manifest's ``prev_hash`` to its ``last_hash``, the
+        link to the neighbouring days' manifests, the trade log's lines against the audit
+        events that created them, and (``check_database``) the stored events against the
+        database's, whose whole chain is verified again too."""
+        problems: list[str] = []
+        checked: list[str] = []
+        audit_events = await self._verify_audit(day, problems, checked)
+        await self._verify_trade_log(day, audit_events, problems, checked)
+        if check_database and audit_events is not None:
+            await self._verify_against_database(day, audit_events, problems, checked)
+        return VerifyReport(day, tuple(problems), tuple(checked))
+
+    async def _verify_audit(self, day: date, problems: list[str],
+                            checked: list[str]) -> list[AuditEvent] | None:
+        mkey = audit_manifest_key(day)
+        manifest = await self._read_json(mkey, problems)
+        if manifest is None:
+            if not any(p.startswith(mkey) for p in problems):
+                problems.append(f"{mkey}: no audit export for {day}")
+            return None
+        if manifest.get("format") != AUDIT_FORMAT or manifest.get("date") != day.isoformat():
+            problems.append(f"{mkey}: not an audit manifest for {day}")
+            return None
+        data = await self._read_object(manifest, audit_key(day), problems)
+        if data is None:
+            return None
+        try:
+            events = [_event_from_json(json.loads(line)) for line in data.splitlines()]
+        except (ValueError, KeyError, TypeError) as e:
+            problems.append(f"{audit_key(day)}: unreadable line ({e})")
+            return None
+        seqs = (events[0].seq, events[-1].seq) if events else (None, None)
+        if (len(events), *seqs) != (manifest.get("event_count"), manifest.get("first_seq"),
+                                    manifest.get("last_seq")):
+            problems.append(f"{audit_key(day)}: count or seq range differs from the manifest")
+        bad = verify_segment(events, str(manifest.get("prev_hash")))
+        if bad is not None:
+            problems.append(f"{audit_key(day)}: {bad}")
+        last = events[-1].hash if events else manifest.get("prev_hash")
+        if last != manifest.get("last_hash"):
+            problems.append(f"{mkey}: last_hash is not the hash of the last event")
+        for other, mine, theirs in ((day - timedelta(days=1), "prev_hash", "last_hash"),
+                                    (day + timedelta(days=1), "last_hash", "prev_hash")):
+            neighbour = await self._read_json(audit_manifest_key(other), problems)
+            if neighbour is not None and neighbour.get(theirs) != manifest.get(mine):
+                problems.append(f"{mkey}: {mine} does not meet the {theirs} of {other}'s export")
+        checked.append(f"audit: {len(events)} events, chain "
+                       f"{str(manifest.get('prev_hash'))[:12]}..{str(last)[:12]}")
+        return events
+
+    async def _verify_trade_log(self, day: date, audit_events: list[AuditEvent] | None,
+                                problems: list[str], checked: list[str]) -> None:
+        mkey = trade_log_manifest_key(day)
+        manifest = await self._read_json(mkey, problems)
+        if manifest is None:
+            if not any(p.startswith(mkey) for p in problems):
+                checked.append("trade log: not exported")
+            return
+        data = await self._read_object(manifest, trade_log_key(day), problems)
+        if data is None:
+            return
+        try:
+            lines = [json.loads(line) for line in data.splitlines()]
+        except ValueError:
+            problems.append(f"{trade_log_key(day)}: unreadable line")
+            return
+        if len(lines) != manifest.get("line_count"):
+            problems.append(f"{trade_log_key(day)}: line count differs from the manifest")
+        if audit_events is not None:
+            by_seq = {e.seq: e for e in audit_events}
+            for line in lines:
+                e = by_seq.get(line.get("audit_seq"))
+                if e is None or e.entity_id != line.get("fo_id") \
+                        or not e.action.startswith("created:"):
+                    problems.append(f"{trade_log_key(day)}: {line.get('fo_id')} is not "
+                                    "created by the audit event it names")
+                    break
+        checked.append(f"trade log: {len(lines)} child orders")
+
+    async def _verify_against_database(self, day: date, exported: list[AuditEvent],
+                                       problems: list[str], checked: list[str]) -> None:
+        events = await self._load_chain()
+        bad = verify_chain(events)
+        if bad is not None:
+            problems.append(f"database: the audit chain is broken at event #{bad}")
+        try:
+            seg = _day_segment(events, day)
+        except ExportError as e:
+            problems.append(f"database: {e.message}")
+            return
+        if [e.hash for e in seg.events] != [e.hash for e in exported]:
+            problems.append(f"database: its audit events for {day} differ from the export")
+        else:
+            checked.append(f"database: its {len(seg.events)} events for {day} match the export")
+
+
+def _trade_line(audit_seq: int, child: Mapping[str, Any], order: Mapping[str, Any] | None,
+                fills: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        "audit_seq": audit_seq, "tenant_id": child["tenant_id"], "vault_id": child["vault_id"],
+        "mo_id": child["mo_id"],
+        "manager_order_id": order["client_order_id"] if order else None,
+        "fo_id": child["fo_id"], "follower_id": child["follower_id"],
+        "symbol": child["symbol"], "venue": child["venue"], "side": child["side"],
+        "qty": child["qty"], "cap_applied": bool(child["cap_applied"]),
+        "state": child["state"], "skip_reason": child["skip_reason"],
+        "created_at": child["created_at"], "filled_qty": child["filled_qty"],
+        "avg_fill_price": child["avg_fill_price"],
+        "fills": [{"trade_id": f["trade_id"], "qty": f["qty"], "price": f["price"],
+                   "ts": f["ts"]} for f in fills],
+    }
