@@ -52,3 +52,13 @@ async def test_audit_chain_stays_intact_with_request_events(api: Api) -> None:
     await _request_events(api)
     async with api.container.uow() as uow:
         assert verify_chain(await uow.audit.all()) is None
+
+
+async def test_health_and_readiness(api: Api) -> None:
+    assert (await api.client.get("/healthz")).json() == {"status": "ok"}
+    assert (await api.client.get("/readyz")).json() == {"status": "ready"}
+    await api.container.engine.dispose()
+    from sqlalchemy.ext.asyncio import create_async_engine
+    api.container.engine = create_async_engine("sqlite+aiosqlite:////nonexistent/dir/x.db")
+    r = await api.client.get("/readyz")
+    assert r.status_code == 503 and r.json()["code"] == "not_ready"

@@ -133,7 +133,18 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        """Readiness: the database answers (a load balancer stops routing here if not)."""
+        try:
+            async with container.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except Exception as e:
+            return problems.problem(503, "not_ready", f"database unavailable: {type(e).__name__}")
+        return JSONResponse({"status": "ready"})
 
     @app.get("/.well-known/jwks.json", tags=["identity"])
     async def jwks() -> dict[str, Any]:

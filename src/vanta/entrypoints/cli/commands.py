@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +29,7 @@ from vanta.config import Settings
 from vanta.domain.audit import verify_chain
 from vanta.domain.errors import DomainError
 from vanta.entrypoints import receiver as receiver_mod
+from vanta.entrypoints.api.app import run_scheduler
 from vanta.entrypoints.cli.serving import bind, write_port_file
 from vanta.entrypoints.cli.serving import serve as serve_app
 
@@ -147,7 +149,8 @@ async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
     await c.migrate()
     try:
         if not until_idle:
-            await c.dispatcher.run_forever(s.dispatcher_poll_seconds, asyncio.Event())
+            # SIGTERM/SIGINT: stop taking work, finish what is in flight, then exit.
+            await c.dispatcher.run_forever(s.dispatcher_poll_seconds, stop_on_signals())
             return
         total = 0
         while True:
@@ -206,3 +209,22 @@ async def dlq_redeliver(s: Settings, tenant_id: str, fo_ids: list[str] | None,
                            actor="cli")
     await c.close()
     return len(done)
+
+
+def stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def scheduler(s: Settings) -> None:
+    """Overlay expiry on its own process (the API runs it too on the embedded profile)."""
+    logs.configure(data_dir=s.data_dir)
+    c = build(s)
+    await c.migrate()
+    try:
+        await run_scheduler(c, stop_on_signals())
+    finally:
+        await c.close()

@@ -149,6 +149,12 @@ def dlq_redeliver(
     console.print(f"{n} dead letter(s) queued again; a running dispatcher sends them")
 
 
+@app.command("scheduler")
+def scheduler_cmd(data_dir: DataDir = None) -> None:
+    """Run the scheduler (reverts expired overlays) until SIGTERM."""
+    asyncio.run(commands.scheduler(settings(data_dir)))
+
+
 @app.command("audit-verify")
 def audit_verify(data_dir: DataDir = None) -> None:
     """Check the audit hash chain end to end."""
