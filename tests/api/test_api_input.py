@@ -190,3 +190,18 @@ async def test_rate_limit_answers_429_with_headers(tmp_path) -> None:  # type: i
     assert int(codes[-1].headers["retry-after"]) >= 1
     assert codes[0].headers["ratelimit-policy"] == "60;w=60;burst=3"
     await c.close()
+
+
+async def test_follower_list_is_paginated(api: Api) -> None:
+    for _ in range(5):
+        await _follower(api)
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = (await api.client.get("/v1/vaults/VA/followers", params=params,
+                                     headers=api.auth())).json()
+        seen += [f["follower_id"] for f in body["data"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 5 and seen == sorted(seen)

@@ -122,6 +122,14 @@ class FollowerRepository(_Repo):
             followers.c.vault_id == vault_id, followers.c.tenant_id == tenant_id)
             .order_by(followers.c.follower_id))
 
+    async def page_for_vault(self, tenant_id: str, vault_id: str, after: str | None,
+                             limit: int) -> list[Row]:
+        stmt = select(followers).where(followers.c.vault_id == vault_id,
+                                       followers.c.tenant_id == tenant_id)
+        if after is not None:
+            stmt = stmt.where(followers.c.follower_id > after)
+        return await self._all(stmt.order_by(followers.c.follower_id).limit(limit))
+
     async def update(self, tenant_id: str, follower_id: str, **values: Any) -> None:
         await self.conn.execute(update(followers).where(
             followers.c.follower_id == follower_id, followers.c.tenant_id == tenant_id)

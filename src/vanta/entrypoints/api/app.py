@@ -29,7 +29,7 @@ from vanta.entrypoints.api import problems
 from vanta.entrypoints.api.access import require_vault, visible_children, visible_vaults
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.idempotency import IdempotencyMiddleware
-from vanta.entrypoints.api.pagination import decode, page
+from vanta.entrypoints.api.pagination import cursor_key, decode, encode_key, page
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.ratelimit import RateLimitMiddleware, RateLimitPolicy
 from vanta.entrypoints.api.render import (
@@ -178,13 +178,18 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
 
     @app.get("/v1/vaults/{vault_id}/followers", tags=["followers"])
     async def list_followers(vault_id: str,
-                             p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+                             p: Principal = Depends(require("vault:read")),
+                             limit: Limit = 100, cursor: str | None = None) -> dict[str, Any]:
         await require_vault(container, p, vault_id)
+        after = cursor_key(cursor)
         async with container.uow(readonly=True) as uow:
             if await uow.vaults.get(p.tenant_id, vault_id) is None:
                 raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
-            rows = await uow.followers.list_for_vault(p.tenant_id, vault_id)
-        return {"data": [follower_json(r) for r in rows]}
+            rows = await uow.followers.page_for_vault(p.tenant_id, vault_id, after, limit + 1)
+        rows = [r for r in rows if p.may_see_follower(r["follower_id"])]
+        more = len(rows) > limit
+        return {"data": [follower_json(r) for r in rows[:limit]],
+                "next_cursor": encode_key(rows[limit - 1]["follower_id"]) if more else None}
 
     @app.post("/v1/vaults/{vault_id}/followers", status_code=201, tags=["followers"],
               openapi_extra=body_schema(FOLLOWER_SCHEMA))

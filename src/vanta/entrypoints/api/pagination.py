@@ -35,3 +35,21 @@ def page(rows: Sequence[Mapping[str, Any]], limit: int, key: str,
     last = rows[limit - 1] if more else None
     return {"data": items[:limit],
             "next_cursor": encode(last["created_at"], last[key]) if last is not None else None}
+
+
+def encode_key(key: str) -> str:
+    """Cursor over a plain id order (lists without a time axis)."""
+    return base64.urlsafe_b64encode(json.dumps(["k", key]).encode()).decode().rstrip("=")
+
+
+def cursor_key(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        kind, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if kind != "k":
+            raise ValueError
+        return str(key)
+    except (ValueError, TypeError):
+        raise ApiProblem(422, "invalid_cursor", "the cursor is not one this API issued",
+                         field="cursor") from None
