@@ -39,6 +39,8 @@ class Container:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
         if self.oidc is not None:
             await self.oidc.start()
+            self.verifier = self.oidc.token_verifier(self.settings.jwt_audience,
+                                                     leeway=self.settings.jwt_leeway_seconds)
 
     def uow(self, readonly: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, readonly=readonly)
@@ -62,9 +64,10 @@ def build(settings: Settings | None = None) -> Container:
     secrets = LocalSecretStore(s.secrets_dir)
     issuer = DevIssuer(s.signing_key_path, issuer=s.jwt_issuer, audience=s.jwt_audience)
     oidc = OidcProvider(s.oidc_issuer_url) if s.oidc_issuer_url else None
-    verifier = oidc.token_verifier(s.jwt_audience, leeway=s.jwt_leeway_seconds) if oidc else \
-        TokenVerifier(issuer.jwks, issuer=s.jwt_issuer, audience=s.jwt_audience,
-                      leeway=s.jwt_leeway_seconds)
+    # With a provider, start() replaces this with one limited to its advertised algorithms.
+    verifier = TokenVerifier(oidc.jwks if oidc else issuer.jwks,
+                             issuer=oidc.issuer if oidc else s.jwt_issuer,
+                             audience=s.jwt_audience, leeway=s.jwt_leeway_seconds)
     sender = AiohttpWebhookSender(
         timeout_seconds=s.webhook_timeout_seconds,
         excerpt_bytes=s.webhook_response_excerpt_bytes,

@@ -577,3 +577,38 @@ async def test_insecure_or_odd_metadata_is_refused() -> None:
         await p.refresh()  # metadata is cached only once accepted, so this re-discovers
         with pytest.raises(OidcError, match="no acceptable asymmetric"):
             p.advertised_algorithms()
+
+
+async def test_api_trusts_the_provider_and_exchanges_tokens(
+        mock_a: MockOidc, tmp_path: Path) -> None:
+    """The whole API on an external provider: POST /v1/auth/token gets a token from it, and
+    that token is accepted on a tenant route; a dev-issuer token is not."""
+    from tests.http_helpers import UNLIMITED
+    from vanta.bootstrap import build
+    from vanta.config import Settings
+    from vanta.entrypoints.api.app import create_app
+
+    c = build(Settings(data_dir=tmp_path, oidc_issuer_url=mock_a.issuer, jwt_audience=AUD,
+                       **UNLIMITED))
+    await c.migrate()
+    await c.start()
+    app = create_app(c, run_dispatcher=False)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as api:
+            r = await api.post("/v1/auth/token", json={
+                "grant_type": "client_credentials", "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET, "scope": "vault:read orders:read"})
+            assert r.status_code == 200, r.text
+            token = r.json()["access_token"]
+            ok = await api.get("/v1/vaults", headers={"Authorization": f"Bearer {token}"})
+            assert ok.status_code == 200 and ok.json()["data"] == []
+            wrong = await api.post("/v1/auth/token", json={
+                "grant_type": "client_credentials", "client_id": CLIENT_ID,
+                "client_secret": "nope"})
+            assert wrong.status_code == 400 and wrong.json()["code"] == "invalid_client"
+            dev = c.issuer.issue("x", TENANT, ["vault:read"])
+            refused = await api.get("/v1/vaults", headers={"Authorization": f"Bearer {dev}"})
+            assert refused.status_code == 401
+    finally:
+        await c.close()
