@@ -31,6 +31,7 @@ def manager_order_id(vault_id: str, client_order_id: str) -> ManagerOrderId:
 
 
 _NS_BYTES = VANTA_NAMESPACE.bytes
+_VARIANT = {c: "89ab"[int(c, 16) & 0x3] for c in "0123456789abcdef"}
 
 
 def child_order_id(mo_id: str, follower_id: str) -> ChildOrderId:
@@ -47,10 +48,9 @@ def child_order_ids(mo_id: str) -> Callable[[str], ChildOrderId]:
     def derive(follower_id: str) -> ChildOrderId:
         h = prefix.copy()
         h.update(follower_id.encode())
-        b = bytearray(h.digest()[:16])
-        b[6] = (b[6] & 0x0F) | 0x50  # version 5
-        b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-        x = b.hex()
-        return ChildOrderId(f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}")
+        x = h.hexdigest()
+        # version nibble 5 and the RFC 4122 variant bits, set on the hex digits directly
+        return ChildOrderId(f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-"
+                            f"{x[20:32]}")
 
     return derive

@@ -83,6 +83,11 @@ class Instrument:
     # Finer step offered to accounts whose broker trades fractions (None: whole lots only).
     fractional_step: Decimal | None = None
 
+    @property
+    def whole_lots(self) -> bool:
+        """Integral lot step: floored quantities are already in canonical form."""
+        return self.lot_step == self.lot_step.to_integral_value()
+
     def step_for(self, fractional: bool) -> Decimal:
         if fractional and self.fractional_step is not None:
             return self.fractional_step

@@ -31,6 +31,7 @@ from vanta.domain.orders import ManagerOrder, Side
 from vanta.domain.overlays import OverlayEffect
 
 HUNDRED = Decimal(100)
+_ONE = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,4 +193,6 @@ def _apply_minimums(
         return Skipped("below_minimum", trace)
     if instrument.min_notional > 0 and px is not None and qty * px < instrument.min_notional:
         return Skipped("below_minimum", trace)
+    if not fractional and instrument.whole_lots and qty == qty.to_integral_value():
+        return Sized(qty.quantize(_ONE), cap_applied, trace)  # already whole: skip normalize
     return Sized(normalize(qty), cap_applied, trace)
