@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     btcpay_store_id: str | None = None
     btcpay_webhook_secret: str | None = None
     billing_grace_days: int = 3
+    # Object store for audit exports, trade-log rollups and dead-letter archives: set a bucket
+    # for S3 (any S3-compatible endpoint); unset = files under data_dir/objects.
+    s3_bucket: str | None = None
+    s3_endpoint: str | None = None  # None = AWS
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
+    s3_path_style: bool = True
     public_app_url: str = "http://127.0.0.1:8000"  # where checkout returns the user
 
     @model_validator(mode="after")

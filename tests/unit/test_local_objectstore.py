@@ -85,6 +85,8 @@ async def test_tampering_is_detected_on_read(store: LocalObjectStore) -> None:
     (store.root / "t/x").write_bytes(b"forged!")
     with pytest.raises(ObjectCorrupted):
         await store.get("t/x")
+    with pytest.raises(ObjectCorrupted):  # a retry of the original is not "already stored"
+        await store.put("t/x", b"genuine")
 
 
 async def test_a_missing_sidecar_is_restored_by_a_retry(store: LocalObjectStore) -> None:

@@ -34,11 +34,11 @@ from typing import Any
 from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.objectstore import (
     InvalidKey,
+    ObjectCorrupted,
     ObjectExists,
     ObjectNotFound,
     ObjectRef,
     ObjectStore,
-    ObjectStoreError,
     sha256_hex,
     validate_key,
 )
@@ -163,7 +163,9 @@ def _plain(v: Any) -> Any:
 
 
 def _jsonl(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    return "".join(canonical_json(_plain(r)) + "\n" for r in rows).encode()
+    """One canonical JSON object per line: sorted keys, no spaces, UTF-8. Audit events go
+    through as they are: this is the serialization their hashes cover."""
+    return "".join(canonical_json(r) + "\n" for r in rows).encode()
 
 
 def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
@@ -263,6 +265,10 @@ class Exporter:
         except ObjectExists as e:
             raise ExportConflict(f"{key} already holds a different export ({hint}); it is "
                                  "immutable and was left as it is", key=key) from e
+        except ObjectCorrupted as e:
+            raise ExportConflict(f"{key} is stored but no longer matches its recorded "
+                                 "sha256 (altered in the store?); it was left as it is",
+                                 key=key) from e
 
     async def _load_chain(self) -> list[AuditEvent]:
         async with self._uow() as uow:
@@ -313,7 +319,7 @@ class Exporter:
                     orders[mo_id] = await uow.manager_orders.get_unscoped(mo_id)
                 fills = await uow.fills.for_child(fo_id)
                 lines.append(_trade_line(e.seq, child, orders[mo_id], fills))
-        body = _jsonl(lines)
+        body = _jsonl([_plain(x) for x in lines])
         meta = {"kind": "trade-log", "date": day.isoformat()}
         hint = "child states or fills changed since the first rollup"
         ref = await self._put(trade_log_key(day), body, JSONL, meta, hint)
@@ -338,7 +344,8 @@ class Exporter:
         async with self._uow() as uow:
             if await uow.tenants.get(tenant_id) is None:
                 raise NotFound(f"tenant {tenant_id} not found", code="tenant_not_found")
-            rows = await uow.child_orders.dead_letters(tenant_id, since=None, limit=DLX_LIMIT)
+            rows: Sequence[Mapping[str, Any]] = await uow.child_orders.dead_letters(
+                tenant_id, since=None, limit=DLX_LIMIT)
         lines = [{
             "queue": DLX_QUEUE, "tenant_id": tenant_id, "fo_id": r["fo_id"],
             "mo_id": r["mo_id"], "vault_id": r["vault_id"], "follower_id": r["follower_id"],
@@ -348,7 +355,7 @@ class Exporter:
         } for r in rows]
         meta = {"kind": "dlx", "tenant": tenant_id, "count": str(len(lines)),
                 "format": DLX_FORMAT}
-        ref = await self._put(key, _jsonl(lines), JSONL, meta,
+        ref = await self._put(key, _jsonl([_plain(x) for x in lines]), JSONL, meta,
                               "two archives in the same microsecond")
         return ExportResult("dlx", (ref,), len(lines))
 
@@ -359,7 +366,7 @@ class Exporter:
             doc = json.loads(await self._store.get(key))
         except ObjectNotFound:
             return None
-        except ObjectStoreError as e:
+        except ObjectCorrupted as e:
             problems.append(f"{key}: {e}")
             return None
         except ValueError:
@@ -374,7 +381,7 @@ class Exporter:
                            problems: list[str]) -> bytes | None:
         try:
             data = await self._store.get(key)
-        except ObjectStoreError as e:
+        except (ObjectNotFound, ObjectCorrupted) as e:
             problems.append(f"{key}: {e}")
             return None
         if sha256_hex(data) != manifest.get("sha256"):

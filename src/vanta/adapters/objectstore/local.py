@@ -19,6 +19,7 @@ here, unlike on S3; :class:`InvalidKey` says so.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import os
@@ -86,18 +87,16 @@ class LocalObjectStore:
             return {}  # unreadable: treated as recording nothing we can trust
         return doc if isinstance(doc, dict) else {}
 
-    def _stored_sha(self, key: str, path: Path) -> str:
-        side = self._read_sidecar(key)
-        if side and isinstance(side.get("sha256"), str):
-            return str(side["sha256"])
-        return sha256_hex(path.read_bytes())
-
     def _existing(self, key: str, path: Path, sha: str, size: int,
                   content_type: str, meta: dict[str, str]) -> ObjectRef:
-        stored = self._stored_sha(key, path)
-        if stored != sha:
-            raise ObjectExists(key, stored_sha256=stored, new_sha256=sha)
-        if self._read_sidecar(key) is None:  # a crash after the link: restore the sidecar
+        """Compare with the bytes actually stored, never with the sidecar alone."""
+        actual = sha256_hex(path.read_bytes())
+        side = self._read_sidecar(key)
+        if side is not None and side.get("sha256") != actual:
+            raise ObjectCorrupted(key, expected=str(side.get("sha256")), actual=actual)
+        if actual != sha:
+            raise ObjectExists(key, stored_sha256=actual, new_sha256=sha)
+        if side is None:  # a crash after the link: restore the sidecar
             self._write_sidecar(key, sha, size, content_type, meta)
         return ObjectRef(key, sha, size, created=False)
 
@@ -154,7 +153,7 @@ class LocalObjectStore:
                 raise ObjectCorrupted(key, expected=str(expected), actual=actual)
         return data
 
-    def _list(self, prefix: str) -> list[str]:
+    def _list(self, prefix: str) -> builtins.list[str]:
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         start = self.root / base if base else self.root
         if not start.is_dir():

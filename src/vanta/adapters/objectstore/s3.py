@@ -6,8 +6,9 @@ client is thread-safe.
 Writes are create-only:
 
 * ``put`` first asks for the key (``HeadObject``). Identical bytes already there (compared
-  by the SHA-256 we record in the object's user metadata, or by reading the object back if it
-  was written by someone else) make the call a no-op; different bytes raise ``ObjectExists``.
+  by the store's own SHA-256 checksum of the stored object, or by reading the object back
+  when it has none, e.g. an object someone else wrote) make the call a no-op; different
+  bytes raise ``ObjectExists``.
 * Otherwise it uploads with ``If-None-Match: *`` (a conditional create, supported by AWS S3
   since 2024 and by SeaweedFS; see ``conditional_put``): if another writer created the key
   in between, the store answers 412 and the race is settled like the case above. A store
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import logging
 import threading
 from collections.abc import Mapping
@@ -215,25 +217,33 @@ class S3ObjectStore:
 
     def _head(self, key: str) -> dict[str, Any] | None:
         self._ensure_bucket()
+        kwargs: dict[str, Any] = {"Bucket": self.config.bucket, "Key": self._full(key)}
+        if self.config.checksums:
+            kwargs["ChecksumMode"] = "ENABLED"
         try:
-            return dict(self._call("head_object", Bucket=self.config.bucket,
-                                   Key=self._full(key)))
+            return dict(self._call("head_object", **kwargs))
         except ClientError as e:
             if _code(e) in _NOT_FOUND or _status(e) == 404:
                 return None
             raise self._wrap(e, "head_object") from e
 
     def _stored_sha(self, key: str, head: Mapping[str, Any]) -> str | None:
-        recorded = (head.get("Metadata") or {}).get(SHA256_METADATA_KEY)
-        if recorded:
-            return str(recorded)
-        try:  # written by someone else: compare the bytes themselves
-            return sha256_hex(self._get(key))
+        """The SHA-256 of the bytes actually stored: the store's own full-object checksum
+        when it kept one, else the bytes read back. Our metadata is only a client's claim."""
+        checksum = head.get("ChecksumSHA256")
+        if checksum and "-" not in checksum and head.get("ChecksumType", "FULL_OBJECT") \
+                == "FULL_OBJECT":
+            return base64.b64decode(checksum).hex()
+        try:
+            return sha256_hex(self._read(key)[0])
         except ObjectNotFound:
             return None
 
     def _existing(self, key: str, head: Mapping[str, Any], sha: str, size: int) -> ObjectRef:
         stored = self._stored_sha(key, head)
+        recorded = (head.get("Metadata") or {}).get(SHA256_METADATA_KEY)
+        if recorded and stored and recorded != stored:
+            raise ObjectCorrupted(key, expected=recorded, actual=stored)
         if stored != sha:
             raise ObjectExists(key, stored_sha256=stored, new_sha256=sha)
         return ObjectRef(key, sha, size, etag=head.get("ETag"), created=False)
@@ -274,18 +284,21 @@ class S3ObjectStore:
                                            f"({code}); nothing was written") from e
                 raise self._wrap(e, "put_object") from e
 
-    def _get(self, key: str) -> bytes:
+    def _read(self, key: str) -> tuple[bytes, dict[str, Any]]:
         self._ensure_bucket()
         kwargs: dict[str, Any] = {"Bucket": self.config.bucket, "Key": self._full(key)}
         if self.config.checksums:
             kwargs["ChecksumMode"] = "ENABLED"
         try:
-            res = self._call("get_object", **kwargs)
-            data: bytes = res["Body"].read()
+            res = dict(self._call("get_object", **kwargs))
+            return res["Body"].read(), res
         except ClientError as e:
             if _code(e) in _NOT_FOUND or _status(e) == 404:
                 raise ObjectNotFound(key) from None
             raise self._wrap(e, "get_object") from e
+
+    def _get(self, key: str) -> bytes:
+        data, res = self._read(key)
         actual = sha256_hex(data)
         recorded = (res.get("Metadata") or {}).get(SHA256_METADATA_KEY)
         if recorded and recorded != actual:
@@ -297,7 +310,7 @@ class S3ObjectStore:
                 raise ObjectCorrupted(key, expected=expected, actual=actual)
         return data
 
-    def _list(self, prefix: str) -> list[str]:
+    def _list(self, prefix: str) -> builtins.list[str]:
         self._ensure_bucket()
         full = self._full(prefix)
         keys: list[str] = []

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from vanta.adapters.objectstore import ObjectStore, ObjectStoreError
 from vanta.adapters.objectstore.local import LocalObjectStore
-from vanta.application.exports import ExportResult, Exporter, VerifyReport
+from vanta.application.exports import Exporter, ExportResult, VerifyReport
 from vanta.config import Settings
 from vanta.domain.errors import DomainError
 
