@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     # Idempotency keys and rate-limit buckets: Redis in production (shared by every API
     # process); unset = in-process memory (one process only).
     redis_url: str | None = None
+    nats_url: str = "nats://127.0.0.1:4222"  # the production profile's bus
     idempotency_ttl_seconds: int = 86_400
     rate_limit_per_minute: int = 60
     rate_limit_burst: int = 20

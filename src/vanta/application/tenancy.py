@@ -19,7 +19,7 @@ from vanta.domain.entitlements import (
 )
 from vanta.domain.errors import Conflict, NotEntitled, NotFound, ValidationFailed
 from vanta.domain.ids import new_id
-from vanta.domain.subscriptions import effective_status
+from vanta.domain.subscriptions import DEFAULT_GRACE, effective_status
 
 INVITATION_TTL = timedelta(days=7)
 ROLES = ("owner", "ops", "auditor", "follower")
@@ -27,7 +27,8 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$")
 
 
 async def tenant_entitlements(uow: SqlUnitOfWork, tenant_id: str,
-                              now: datetime | None = None) -> Entitlements:
+                              now: datetime | None = None,
+                              grace: timedelta = DEFAULT_GRACE) -> Entitlements:
     """What the tenant's subscription grants right now (grace periods included). A tenant
     without a subscription has none of the paid features."""
     row = await uow.subscriptions.current(tenant_id)
@@ -35,7 +36,7 @@ async def tenant_entitlements(uow: SqlUnitOfWork, tenant_id: str,
         return Entitlements.none()
     ent = Entitlements.from_json(row["entitlements"])
     return ent.with_access(effective_status(row["status"], row["past_due_since"],
-                                            now or utcnow()))
+                                            now or utcnow(), grace=grace))
 
 
 async def grant_plan(uow: SqlUnitOfWork, *, tenant_id: str, plan_id: str, actor: str,

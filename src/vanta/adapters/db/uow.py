@@ -7,6 +7,12 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from vanta.adapters.db.billing_repositories import (
+    BillingSubscriptionRepository,
+    FeeLedgerRepository,
+    FlowRepository,
+    InboxRepository,
+)
 from vanta.adapters.db.repositories import (
     AttemptRepository,
     AuditRepository,
@@ -57,10 +63,19 @@ class SqlUnitOfWork:
         self.navs = NavRepository(c)
         self.instruments = InstrumentRepository(c)
         self.fills = FillRepository(c)
+        self.inbox = InboxRepository(c)
+        self.flows = FlowRepository(c)
+        self.fee_ledger = FeeLedgerRepository(c)
+        self.billing_subscriptions = BillingSubscriptionRepository(c)
         self.subscriptions = SubscriptionRepository(c)
         self.users = UserRepository(c)
         self.invitations = InvitationRepository(c)
         return self
+
+    @property
+    def conn(self) -> AsyncConnection | None:
+        """The open transaction's connection (for repositories that live elsewhere)."""
+        return self._conn
 
     async def commit(self) -> None:
         assert self._conn is not None

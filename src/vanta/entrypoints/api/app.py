@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from vanta import __version__
 from vanta.adapters.cache import open_store
 from vanta.adapters.identity.verifier import InvalidToken
+from vanta.application.billing import expire_btcpay_periods
 from vanta.application.followers import register_follower
 from vanta.application.manager_orders import (
     parse_order_input,
@@ -40,6 +41,7 @@ from vanta.entrypoints.api.render import (
     vault_json,
 )
 from vanta.entrypoints.api.request_log import AuditBatcher, RequestLogMiddleware
+from vanta.entrypoints.api.routes_billing import build_router as billing_routes
 from vanta.entrypoints.api.routes_delivery import build_router as delivery_routes
 from vanta.entrypoints.api.routes_mirroring import build_router
 from vanta.entrypoints.api.routes_tenancy import build_router as tenancy_routes
@@ -285,15 +287,18 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     app.include_router(build_router(container, read_json))
     app.include_router(delivery_routes(container, read_json, parse_since))
     app.include_router(tenancy_routes(container, read_json))
+    app.include_router(billing_routes(container, read_json))
     return app
 
 
 async def run_scheduler(container: Container, stop: asyncio.Event,
                         interval: float = 1.0) -> None:
     """Reverts expired overlays (each with an audit event) until ``stop`` is set."""
+    grace = timedelta(days=container.settings.billing_grace_days)
     while not stop.is_set():
         try:
             await revert_expired(container.uow)
+            await expire_btcpay_periods(container.uow, grace=grace)
         except Exception:
             problems.log.exception("scheduler pass failed")
         with contextlib.suppress(TimeoutError):

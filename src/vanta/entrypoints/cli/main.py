@@ -15,6 +15,7 @@ from vanta.bootstrap import build
 from vanta.config import Settings
 from vanta.entrypoints.cli import commands
 from vanta.entrypoints.cli.exports_cli import exports_app
+from vanta.entrypoints.cli.workers_cli import workers_app
 
 app = typer.Typer(help="Vanta Platform: mirror manager orders to followers.",
                   no_args_is_help=True, add_completion=False)
@@ -23,6 +24,7 @@ app.add_typer(db_app, name="db")
 dlq_app = typer.Typer(help="Dead letters (mirror_dispatch_dlx).", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(exports_app, name="export")
+app.add_typer(workers_app, name="worker")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Embedded data directory (VANTA_DATA_DIR)")]

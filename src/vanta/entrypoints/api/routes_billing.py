@@ -1,0 +1,191 @@
+"""Routes for billing: plan changes, the providers' webhooks, follower flows and fees.
+
+==========================================================  =================  ============
+route                                                        scope              answers
+==========================================================  =================  ============
+``POST /v1/subscriptions/change-plan``                       ``users:manage``   201 / 200
+``POST /v1/billing/webhooks/stripe`` (``Stripe-Signature``)  none (signed)      200 / 400
+``POST /v1/billing/webhooks/btcpay`` (``BTCPay-Sig``)        none (signed)      200 / 400
+``POST /v1/followers/{id}/flows``                            ``follower:manage`` 201
+``POST /v1/followers/{id}/fees/close-period``                ``mirror:manage``  201 / 200
+``GET /v1/followers/{id}/fees``                              ``billing:read``   200
+==========================================================  =================  ============
+
+Webhooks: a refused signature is ``400`` with ``code`` = the rejection reason
+(``missing_signature``, ``bad_signature``, ``stale``, ``malformed``) and nothing is written; a
+redelivery answers ``200 {"duplicate": true}``. Provider failures on outbound calls answer
+``503 billing_unavailable`` (with ``Retry-After`` when the provider gave one) or
+``502 billing_rejected`` / ``502 billing_misconfigured``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from vanta.adapters.billing.btcpay import SIGNATURE_HEADER as BTCPAY_SIGNATURE_HEADER
+from vanta.adapters.billing.errors import (
+    BillingAuthFailed,
+    BillingError,
+    BillingEventRejected,
+    BillingRejected,
+    BillingUnavailable,
+)
+from vanta.application.billing import (
+    BillingProviders,
+    ProviderNotConfigured,
+    change_plan,
+    receive_btcpay,
+    receive_stripe,
+)
+from vanta.application.clock import Clock, utcnow
+from vanta.application.fees_service import close_fee_period, fee_ledger, record_flow
+from vanta.application.principal import Principal
+from vanta.bootstrap import Container
+from vanta.entrypoints.api.access import load_follower
+from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.problems import ApiProblem
+from vanta.entrypoints.api.schemas import body_schema
+
+log = logging.getLogger("vanta.billing")
+
+MAX_WEBHOOK_BYTES = 512 * 1024
+T = TypeVar("T")
+
+CHANGE_PLAN_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["plan"], "additionalProperties": False,
+    "properties": {"plan": {"type": "string", "enum": ["core", "pro", "institutional"]},
+                   "provider": {"type": "string", "enum": ["stripe", "btcpay"],
+                                "default": "stripe"},
+                   "subscription_ref": {"type": "string"}},
+}
+FLOW_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["kind", "amount"], "additionalProperties": False,
+    "properties": {"kind": {"type": "string", "enum": ["deposit", "withdrawal"]},
+                   "amount": {"type": ["string", "number"]},
+                   "at": {"type": "string", "format": "date-time"}},
+}
+CLOSE_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["label", "rate", "end"], "additionalProperties": False,
+    "properties": {"label": {"type": "string", "maxLength": 64},
+                   "rate": {"type": ["string", "number"]},
+                   "end": {"type": "string", "format": "date-time"}},
+}
+
+
+async def _provider_call(call: Coroutine[Any, Any, T]) -> T:
+    """Await an application call that talks to a provider; billing errors as problems."""
+    try:
+        return await call
+    except ProviderNotConfigured as e:
+        raise ApiProblem(409, e.code, e.message) from None
+    except BillingUnavailable as e:
+        headers = {"Retry-After": str(int(e.retry_after))} if e.retry_after else None
+        raise ApiProblem(503, "billing_unavailable", e.message, headers=headers,
+                         provider_code=e.code) from None
+    except BillingAuthFailed as e:
+        log.error("billing provider refused our credentials: %s", e.code)
+        raise ApiProblem(502, "billing_misconfigured", "the payment provider refused the "
+                         "platform's credentials", provider_code=e.code) from None
+    except BillingRejected as e:
+        raise ApiProblem(502, "billing_rejected", e.message, provider_code=e.code) from None
+    except BillingEventRejected:
+        raise
+    except BillingError as e:  # pragma: no cover - every subclass is handled above
+        raise ApiProblem(502, "billing_error", e.message) from None
+
+
+def build_router(container: Container, read_json: Callable[[Request], Awaitable[Any]], *,
+                 providers: BillingProviders | None = None,
+                 clock: Clock = utcnow) -> APIRouter:
+    """``providers`` defaults to what ``container.settings`` configures; the router closes
+    the providers it built itself when the application shuts down."""
+    owned = providers is None
+    prov = providers if providers is not None else \
+        BillingProviders.from_settings(container.settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            await prov.aclose()
+
+    r = APIRouter(lifespan=lifespan)
+
+    @r.post("/v1/subscriptions/change-plan", tags=["billing"],
+            responses={201: {"description": "a checkout session or invoice to pay"},
+                       200: {"description": "the existing subscription's price was changed"}},
+            openapi_extra=body_schema(CHANGE_PLAN_SCHEMA))
+    async def change(request: Request, p: Principal = Depends(require("users:manage"))
+                     ) -> JSONResponse:
+        raw = await read_json(request)
+        created, body = await _provider_call(change_plan(
+            container.uow, prov, tenant_id=p.tenant_id, raw=raw, actor=p.subject,
+            idempotency_key=request.headers.get("Idempotency-Key"), clock=clock))
+        return JSONResponse(body, status_code=201 if created else 200)
+
+    async def _webhook(request: Request, provider: str, header: str) -> JSONResponse:
+        raw = await request.body()
+        if len(raw) > MAX_WEBHOOK_BYTES:
+            raise ApiProblem(413, "body_too_large",
+                             f"the body exceeds {MAX_WEBHOOK_BYTES} bytes")
+        receive = receive_stripe if provider == "stripe" else receive_btcpay
+        try:
+            result = await _provider_call(receive(container.uow, prov, raw,
+                                                  request.headers.get(header), clock=clock))
+        except BillingEventRejected as e:
+            client = request.client.host if request.client else "?"
+            log.warning("%s webhook refused: %s (from %s)", provider, e.reason, client)
+            raise ApiProblem(400, e.reason, f"the {provider} event was refused: {e.reason}",
+                             title="billing event rejected") from None
+        except ApiProblem as e:
+            if e.code == "billing_provider_not_configured":
+                raise ApiProblem(404, e.code, e.detail) from None
+            raise
+        if not result.duplicate:
+            log.info("%s webhook %s applied: %s", provider, result.inbox_id, result.outcome)
+        return JSONResponse(result.as_json(), status_code=200)
+
+    @r.post("/v1/billing/webhooks/stripe", tags=["billing"])
+    async def stripe_webhook(request: Request) -> JSONResponse:
+        return await _webhook(request, "stripe", "Stripe-Signature")
+
+    @r.post("/v1/billing/webhooks/btcpay", tags=["billing"])
+    async def btcpay_webhook(request: Request) -> JSONResponse:
+        return await _webhook(request, "btcpay", BTCPAY_SIGNATURE_HEADER)
+
+    @r.post("/v1/followers/{follower_id}/flows", status_code=201, tags=["fees"],
+            openapi_extra=body_schema(FLOW_SCHEMA))
+    async def add_flow(follower_id: str, request: Request,
+                       p: Principal = Depends(require("follower:manage"))) -> dict[str, Any]:
+        await load_follower(container, p, follower_id)
+        return await record_flow(container.uow(), tenant_id=p.tenant_id,
+                                 follower_id=follower_id, raw=await read_json(request),
+                                 actor=p.subject, clock=clock)
+
+    @r.post("/v1/followers/{follower_id}/fees/close-period", tags=["fees"],
+            responses={201: {"description": "the period was closed now"},
+                       200: {"description": "the period was already closed"}},
+            openapi_extra=body_schema(CLOSE_SCHEMA))
+    async def close(follower_id: str, request: Request,
+                    p: Principal = Depends(require("mirror:manage"))) -> JSONResponse:
+        await load_follower(container, p, follower_id)
+        created, body = await _provider_call(close_fee_period(
+            container.uow, tenant_id=p.tenant_id, follower_id=follower_id,
+            raw=await read_json(request), actor=p.subject, stripe=prov.stripe,
+            currency=prov.fee_currency, clock=clock))
+        return JSONResponse(body, status_code=201 if created else 200)
+
+    @r.get("/v1/followers/{follower_id}/fees", tags=["fees"])
+    async def fees(follower_id: str, p: Principal = Depends(require("billing:read"))
+                   ) -> dict[str, Any]:
+        await load_follower(container, p, follower_id)
+        return await fee_ledger(container.uow(readonly=True), tenant_id=p.tenant_id,
+                                follower_id=follower_id)
+
+    return r

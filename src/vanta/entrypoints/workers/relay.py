@@ -1,0 +1,164 @@
+"""The outbox relay: lease due outbox rows and publish one bus message per row.
+
+The database stays the source of truth. The relay leases rows exactly as
+``Dispatcher.run_once`` does (``claim_due`` commits the lease and bumps ``attempts``) and
+publishes ``{"outbox_id", "fo_id", "lease"}`` to ``mirror.dispatch`` with the message id
+``f"{fo_id}:{attempts}"``. It never completes a row: the consumer's ``deliver`` completes or
+reschedules it. Consequences:
+
+* a relay that publishes the same lease again (a retried publish, a crash between publish and
+  acknowledgement) reuses the message id, and the bus drops the copy;
+* a row whose lease runs out before any consumer took it (the message was lost, or is still
+  queued) is leased again with ``attempts + 1``: a *new* message; the consumer recognises the
+  older one by its ``lease`` number and skips it;
+* a publish that fails hands the lease back at once (unless a consumer renewed it meanwhile),
+  so the row goes out again on the next poll rather than after the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from vanta.adapters.db.tables import outbox
+from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.application.bus import Bus
+from vanta.application.clock import Clock, utcnow
+from vanta.application.manager_orders import DISPATCH_TOPIC
+
+log = logging.getLogger("vanta.relay")
+
+DISPATCH_SUBJECT = "mirror.dispatch"
+DEFAULT_RELAY_LEASE = timedelta(seconds=120)
+
+
+def message_id(row: Mapping[str, Any]) -> str:
+    """One message id per lease of a row: ``fo_id:attempts``."""
+    return f"{row['payload']['fo_id']}:{row['attempts']}"
+
+
+def encode(row: Mapping[str, Any]) -> bytes:
+    return json.dumps({"outbox_id": row["id"], "fo_id": row["payload"]["fo_id"],
+                       "lease": row["attempts"]}, separators=(",", ":")).encode()
+
+
+class Relay:
+    def __init__(self, uow_factory: Callable[[], SqlUnitOfWork], bus: Bus,
+                 lease: timedelta = DEFAULT_RELAY_LEASE, *, subject: str = DISPATCH_SUBJECT,
+                 topic: str = DISPATCH_TOPIC, batch: int = 256, poll_seconds: float = 0.1,
+                 publish_concurrency: int = 64, publish_tries: int = 3,
+                 max_backoff_s: float = 5.0, clock: Clock = utcnow,
+                 wakeup: asyncio.Event | None = None) -> None:
+        self.uow_factory = uow_factory
+        self.bus = bus
+        self.lease = lease
+        self.subject = subject
+        self.topic = topic
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.publish_tries = max(1, publish_tries)
+        self.max_backoff_s = max_backoff_s
+        self.clock = clock
+        self.wakeup = wakeup or asyncio.Event()
+        self._sem = asyncio.Semaphore(max(1, publish_concurrency))
+        self.published = 0  # new messages the bus stored
+        self.duplicates = 0  # publishes the bus recognised by message id and dropped
+        self.released = 0  # leases handed back after a failed publish
+
+    async def _publish(self, row: Mapping[str, Any]) -> bool:
+        body, mid = encode(row), message_id(row)
+        async with self._sem:
+            for i in range(self.publish_tries):
+                try:
+                    return await self.bus.publish(self.subject, body, mid)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    if i == self.publish_tries - 1:
+                        raise
+                    # same lease, same message id: the bus de-duplicates if it did land
+                    await asyncio.sleep(0.2 * 2 ** i)
+        raise AssertionError("unreachable")
+
+    async def _release(self, rows: list[Mapping[str, Any]]) -> None:
+        """Hand back leases whose message may not exist, unless a consumer already took the
+        row (it renews the lease, which changes ``locked_until``)."""
+        try:
+            async with self.uow_factory() as uow:
+                conn = uow.outbox.conn
+                for r in rows:
+                    res = await conn.execute(update(outbox).where(
+                        outbox.c.id == r["id"], outbox.c.attempts == r["attempts"],
+                        outbox.c.locked_until == r["locked_until"],
+                        outbox.c.done_at.is_(None)).values(locked_until=None))
+                    self.released += res.rowcount
+                await uow.commit()
+        except Exception:  # the database is away too: the leases lapse by themselves
+            log.exception("could not hand back leases after a failed publish")
+
+    async def run_once(self) -> int:
+        """Lease what is due and publish it; returns how many rows were leased. Raises when
+        some publish failed (after handing those leases back)."""
+        async with self.uow_factory() as uow:
+            rows = await uow.outbox.claim_due(self.topic, self.clock(), self.batch, self.lease)
+            await uow.commit()
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._publish(r) for r in rows),
+                                       return_exceptions=True)
+        failed: list[Mapping[str, Any]] = []
+        error: BaseException | None = None
+        for r, res in zip(rows, results, strict=True):
+            if isinstance(res, BaseException):
+                failed.append(r)
+                error = error or res
+            elif res:
+                self.published += 1
+            else:
+                self.duplicates += 1
+        if failed:
+            await self._release(failed)
+            raise RelayPublishError(f"{len(failed)} of {len(rows)} publishes failed") \
+                from error
+        return len(rows)
+
+    async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
+        self.wakeup.clear()
+        waiters = [asyncio.ensure_future(self.wakeup.wait()),
+                   asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set; errors (database or bus away) back off and retry."""
+        backoff = self.poll_seconds
+        while not stop.is_set():
+            try:
+                n = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("relay pass failed; retrying", extra={"error": repr(e),
+                                                                  "in_s": backoff})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+                continue
+            backoff = self.poll_seconds
+            if n >= self.batch:
+                continue  # more may be due right now
+            await self._sleep(self.poll_seconds, stop)
+
+
+class RelayPublishError(RuntimeError):
+    pass
