@@ -74,7 +74,11 @@ def node() -> str:
     m = re.match(r"v(\d+)\.(\d+)", version)
     if m is None or (int(m[1]), int(m[2])) < MIN_NODE:
         _unavailable(f"Node.js {version or '?'} is too old; oauth2-mock-server 8 needs >= 20.19")
-    if not (MOCK_DIR / "node_modules" / "oauth2-mock-server" / "package.json").is_file():
+    entry = MOCK_DIR / "node_modules" / "oauth2-mock-server" / "dist" / "index.mjs"
+    for _ in range(2):  # a second try after an interrupted or partial install
+        if entry.is_file():
+            break
+        shutil.rmtree(MOCK_DIR / "node_modules", ignore_errors=True)
         # npm ci installs exactly the committed lockfile and never rewrites it. Short retry
         # backoff: offline, npm's defaults take over a minute to give up.
         verb = "ci" if (MOCK_DIR / "package-lock.json").is_file() else "install"
@@ -91,6 +95,8 @@ def node() -> str:
                          if ln.strip() and not ln.startswith("npm warn")]
                 _unavailable(f"`npm {verb}` in {MOCK_DIR} exited {done.returncode}: "
                              + " | ".join(lines[:4]))
+    if not entry.is_file():
+        _unavailable(f"oauth2-mock-server is incomplete after `npm ci` ({entry} missing)")
     return node
 
 
