@@ -128,3 +128,22 @@ async def _bridge(api: Api, f: dict[str, Any]) -> dict[str, Any]:
         row = await uow.followers.get("tnt_a", f["follower_id"])
     assert row is not None
     return row["bridged_brokers"]
+
+
+async def test_an_order_the_venue_forgot_fails_loudly_instead_of_stopping_the_confirmer(
+        api: Api) -> None:
+    f = await bridged(api)
+    fo = (await order(api, "M-1"))["children"][0]["fo_id"]
+    await api.container.dispatcher.run_once()
+    # a dispatcher restart with the in-process simulator: a fresh venue that never saw it
+    api.container.dispatcher.brokers._gateways.pop(f["follower_id"])  # type: ignore[union-attr]
+    await confirm_fills(api.container.uow, api.container.dispatcher.brokers)  # type: ignore[arg-type]
+    rows = (await api.client.get("/v1/follower-orders", headers=api.auth())).json()["data"]
+    child = next(r for r in rows if r["fo_id"] == fo)
+    assert child["state"] == "failed" and "no record" in child["last_error"]
+
+
+async def test_broker_urls_must_be_plain_http(api: Api) -> None:
+    r = await api.client.post("/v1/vaults/VA/followers", headers=api.auth(), json={
+        "bridged": {"broker": "paper", "credentials": {"url": "file:///etc/passwd"}}})
+    assert r.status_code == 422 and r.json()["field"] == "bridged.credentials.url"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from vanta.adapters import metrics
 from vanta.adapters.db.uow import SqlUnitOfWork
@@ -22,6 +24,7 @@ from vanta.application.brokers import (
     BrokerOrder,
     BrokerRejected,
     BrokerUnavailable,
+    OrderNotFound,
     OrderReport,
     OrderStatus,
 )
@@ -34,7 +37,7 @@ log = logging.getLogger("vanta.brokers")
 BROKERS = ("paper", "alpaca", "tradier", "coinbase")
 CREDENTIAL_FIELDS: Mapping[str, tuple[set[str], set[str]]] = {
     # broker: (required, optional)
-    "paper": (set(), {"cash"}),
+    "paper": (set(), {"cash", "url"}),  # url: a `vanta paper venue`, else in-process
     "alpaca": ({"key_id", "secret_key"}, {"base_url"}),
     "tradier": ({"access_token", "account_id"}, {"base_url"}),
     "coinbase": ({"api_key", "api_secret"}, {"api_url"}),
@@ -52,6 +55,13 @@ def parse_bridge(raw: object) -> tuple[str, dict[str, str]]:
                                code="unknown_broker", field="bridged.broker")
     creds = raw.get("credentials") or {}
     required, optional = CREDENTIAL_FIELDS[broker]
+    for key in ("url", "base_url", "api_url"):
+        if isinstance(creds, Mapping) and key in creds:
+            parts = urlsplit(str(creds[key]))
+            if parts.scheme not in ("http", "https") or not parts.hostname or \
+                    parts.username or parts.password:
+                raise ValidationFailed(f"{key} must be an http(s) URL without credentials",
+                                       code="invalid_bridge", field=f"bridged.credentials.{key}")
     if not isinstance(creds, Mapping) or not all(isinstance(v, str) for v in creds.values()):
         raise ValidationFailed("credentials must be an object of strings",
                                code="invalid_bridge", field="bridged.credentials")
@@ -97,9 +107,12 @@ class BrokerRegistry:
 
 def default_factory(broker: str, creds: dict[str, str], follower_id: str) -> BrokerGateway:
     if broker == "paper":
+        if "url" in creds:  # a separate venue process; the follower id is the account
+            from vanta.adapters.brokers.paper_remote import RemotePaperBroker
+            return RemotePaperBroker(creds["url"], follower_id, cash=creds.get("cash"))
         from vanta.adapters.brokers.paper import PaperBroker, PaperSettings
         return PaperBroker(PaperSettings(prices={}, cash=Decimal(creds.get("cash", "100000")),
-                                         seed=hash(follower_id) & 0xFFFF))
+                                         seed=zlib.crc32(follower_id.encode()) & 0xFFFF))
     if broker == "alpaca":
         from vanta.adapters.brokers.alpaca import AlpacaBroker
         kw = {"base_url": creds["base_url"]} if "base_url" in creds else {}
@@ -115,6 +128,20 @@ def default_factory(broker: str, creds: dict[str, str], follower_id: str) -> Bro
         raise RuntimeError("crypto venues need: pip install 'vanta-platform[crypto]'") from e
     return CcxtBroker.coinbase(creds["api_key"], creds["api_secret"],
                                api_url=creds.get("api_url"))
+
+
+async def _venue_lost_order(uow_factory: Callable[[], SqlUnitOfWork],
+                            child: Mapping[str, Any], now: Any) -> None:
+    error = "the broker has no record of this accepted order"
+    async with uow_factory() as uow:
+        if await uow.child_orders.update(child["fo_id"], expect_state="ack", state="failed",
+                                         last_error=error, updated_at=now):
+            await uow.audit.append(entity="follower_order", entity_id=child["fo_id"],
+                                   action="broker:failed", actor="confirmer",
+                                   tenant_id=child["tenant_id"], payload={"error": error})
+        await uow.commit()
+    log.error("ALERT broker lost an accepted order", extra={"fo_id": child["fo_id"],
+                                                            "follower_id": child["follower_id"]})
 
 
 def fill_progress(report: OrderReport) -> tuple[str | None, str | None]:
@@ -167,6 +194,11 @@ async def confirm_fills(uow_factory: Callable[[], SqlUnitOfWork], brokers: Broke
             continue
         try:
             report = await brokers.for_follower(follower).order_report(child["fo_id"])
+        except OrderNotFound:
+            # The venue has no record of an order it accepted (its state was lost): nothing
+            # will ever fill it. Say so loudly rather than wait forever.
+            await _venue_lost_order(uow_factory, child, clock())
+            continue
         except (BrokerUnavailable, BrokerRejected) as e:
             log.warning("order report unavailable", extra={"fo_id": child["fo_id"],
                                                           "error": str(e)})

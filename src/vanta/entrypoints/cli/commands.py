@@ -14,6 +14,7 @@ from rich.table import Table
 
 from vanta.adapters import logs
 from vanta.adapters.webhooks.signing import standard_secret_string
+from vanta.application.bridged import confirm_fills
 from vanta.application.dead_letters import list_dead_letters, redeliver
 from vanta.application.manager_orders import parse_order_input, submit_manager_order
 from vanta.application.principal import ALL_SCOPES
@@ -155,6 +156,8 @@ async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
         total = 0
         while True:
             n = await c.dispatcher.run_once()
+            if c.dispatcher.brokers is not None:
+                await confirm_fills(c.uow, c.dispatcher.brokers)
             total += n
             if n:
                 continue

@@ -15,6 +15,7 @@ from vanta.bootstrap import build
 from vanta.config import Settings
 from vanta.entrypoints.cli import commands
 from vanta.entrypoints.cli.exports_cli import exports_app
+from vanta.entrypoints.cli.paper_cli import paper_app
 from vanta.entrypoints.cli.workers_cli import workers_app
 
 app = typer.Typer(help="Vanta Platform: mirror manager orders to followers.",
@@ -25,6 +26,7 @@ dlq_app = typer.Typer(help="Dead letters (mirror_dispatch_dlx).", no_args_is_hel
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(exports_app, name="export")
 app.add_typer(workers_app, name="worker")
+app.add_typer(paper_app, name="paper")
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Embedded data directory (VANTA_DATA_DIR)")]
