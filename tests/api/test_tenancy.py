@@ -140,3 +140,20 @@ async def test_vault_scoped_token(api: Api) -> None:
 async def test_token_endpoint_without_oidc(api: Api) -> None:
     r = await api.client.post("/v1/auth/token", json={"grant_type": "client_credentials"})
     assert r.status_code == 409 and r.json()["code"] == "oidc_not_configured"
+
+
+async def test_entitlements_are_cached_and_dropped_on_every_change(api: Api) -> None:
+    from sqlalchemy import update
+
+    from vanta.adapters.db.tables import subscriptions
+    from vanta.application.tenancy import grant_plan
+    assert (await api.client.get("/v1/subscriptions/me",
+                                 headers=api.auth("tnt_b"))).json()["plan"] == "core"
+    async with api.container.engine.begin() as conn:  # behind the cache's back
+        await conn.execute(update(subscriptions).where(subscriptions.c.tenant_id == "tnt_b")
+                           .values(status="canceled"))
+    cached = (await api.client.get("/v1/subscriptions/me", headers=api.auth("tnt_b"))).json()
+    assert cached["entitlements"]["active"] is True, "served from the cache"
+    await grant_plan(api.container.uow(), tenant_id="tnt_b", plan_id="pro", actor="test")
+    fresh = (await api.client.get("/v1/subscriptions/me", headers=api.auth("tnt_b"))).json()
+    assert fresh["plan"] == "pro", "a change through the application drops the cached entry"

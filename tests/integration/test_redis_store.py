@@ -136,3 +136,29 @@ async def test_bucket_state_expires_once_it_would_be_full(store: RedisStore,
 async def test_impossible_buckets_are_refused_before_reaching_redis(store: RedisStore) -> None:
     with pytest.raises(ValueError):
         await store.take("rl:x", 1.0, 5, cost=6)
+
+
+async def test_entitlement_cache_on_redis_is_shared_and_invalidated() -> None:
+    import os
+    import uuid
+
+    from tests.conftest import require_service
+    from vanta.adapters.cache.redis_store import RedisStore
+    from vanta.application.entitlements_cache import EntitlementCache
+
+    url = require_service("Redis", os.environ.get("VANTA_TEST_REDIS_URL",
+                                                  "redis://127.0.0.1:6379/15"))
+    a, b = RedisStore(url), RedisStore(url)
+    tenant = f"t-{uuid.uuid4().hex}"
+    one, two = EntitlementCache(a, ttl_s=30), EntitlementCache(b, ttl_s=30)
+    try:
+        await one.put(tenant, {"entitlements": {"plan": "pro"}, "status": "active",
+                               "past_due_since": None})
+        got = await two.get(tenant)  # another API process sees it
+        assert got == {"row": {"entitlements": {"plan": "pro"}, "status": "active",
+                               "past_due_since": None}}
+        await two.invalidate(tenant)
+        assert await one.get(tenant) is None
+    finally:
+        await a.close()
+        await b.close()

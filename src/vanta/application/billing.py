@@ -58,9 +58,8 @@ Application rules:
   whose period ended to ``past_due`` (grace from ``renewal_at``) and, once the grace has
   passed, to ``unpaid``.
 
-Every applied change writes an audit event (entity ``subscription``). Entitlements are read
-from the database on every call (``tenant_entitlements``); there is no cache to invalidate in
-the embedded profile (see ``_entitlements_changed`` for where a Redis cache would be dropped).
+Every applied change writes an audit event (entity ``subscription``) and, after its commit,
+drops the tenant's cached entitlements (``vanta.application.entitlements_cache``).
 """
 
 from __future__ import annotations
@@ -99,6 +98,7 @@ from vanta.adapters.db.billing_repositories import (
     InboxRepository,
 )
 from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.application import entitlements_cache
 from vanta.application.clock import Clock, iso, utcnow
 from vanta.config import Settings
 from vanta.domain.entitlements import PLANS, PlanId, entitlements_for, get_plan
@@ -290,13 +290,10 @@ def _plain_payload(body: bytes) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {"value": doc}
 
 
-def _entitlements_changed(tenant_id: str) -> None:
-    """Hook after a commit that changed what a tenant may do.
-
-    The embedded profile has no entitlement cache: ``tenant_entitlements`` reads the
-    subscription row on every call, so the next request already sees the change. A production
-    profile that caches entitlements in Redis must delete ``entitlements:{tenant_id}`` here.
-    """
+async def _entitlements_changed(tenant_id: str) -> None:
+    """After a commit that changed what a tenant may do: drop its cached entitlements
+    (Redis in production), so the next call decides on the new grant."""
+    await entitlements_cache.cache().invalidate(tenant_id)
     log.info("entitlements changed for tenant %s", tenant_id)
 
 
@@ -477,7 +474,7 @@ async def receive_stripe(uow_factory: UowFactory, providers: BillingProviders, b
         await inbox.mark(inbox_id, outcome=outcome, processed_at=now)
         await uow.commit()
     if tenant is not None:
-        _entitlements_changed(tenant)
+        await _entitlements_changed(tenant)
     return WebhookResult(inbox_id, False, outcome, event.type)
 
 
@@ -761,7 +758,7 @@ async def receive_btcpay(uow_factory: UowFactory, providers: BillingProviders, b
         await inbox.mark(inbox_id, outcome=outcome, processed_at=now)
         await uow.commit()
     if tenant is not None:
-        _entitlements_changed(tenant)
+        await _entitlements_changed(tenant)
     return WebhookResult(inbox_id, False, outcome, event.type)
 
 
@@ -908,7 +905,7 @@ async def expire_btcpay_periods(uow_factory: UowFactory, *, grace: timedelta = D
             moved.append(row["tenant_id"])
         await uow.commit()
     for tenant in set(moved):
-        _entitlements_changed(tenant)
+        await _entitlements_changed(tenant)
     return len(moved)
 
 

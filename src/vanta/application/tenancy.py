@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.application import entitlements_cache
 from vanta.application.clock import Clock, utcnow
 from vanta.domain.entitlements import (
     DecisionContext,
@@ -31,7 +32,14 @@ async def tenant_entitlements(uow: SqlUnitOfWork, tenant_id: str,
                               grace: timedelta = DEFAULT_GRACE) -> Entitlements:
     """What the tenant's subscription grants right now (grace periods included). A tenant
     without a subscription has none of the paid features."""
-    row = await uow.subscriptions.current(tenant_id)
+    cached = await entitlements_cache.cache().get(tenant_id)
+    if cached is not None:
+        row = cached["row"]
+        if row is not None and row["past_due_since"]:
+            row = {**row, "past_due_since": datetime.fromisoformat(row["past_due_since"])}
+    else:
+        row = await uow.subscriptions.current(tenant_id)
+        await entitlements_cache.cache().put(tenant_id, row)
     if row is None:
         return Entitlements.none()
     ent = Entitlements.from_json(row["entitlements"])
@@ -53,6 +61,7 @@ async def grant_plan(uow: SqlUnitOfWork, *, tenant_id: str, plan_id: str, actor:
                                action="granted", actor=actor, tenant_id=tenant_id,
                                payload={"plan": plan_id})
         await uow.commit()
+    await entitlements_cache.cache().invalidate(tenant_id)
     return row
 
 

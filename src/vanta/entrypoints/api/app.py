@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from vanta import __version__
 from vanta.adapters.cache import open_store
 from vanta.adapters.identity.verifier import InvalidToken
+from vanta.application import entitlements_cache
 from vanta.application.billing import expire_btcpay_periods
 from vanta.application.followers import register_follower
 from vanta.application.manager_orders import (
@@ -108,6 +109,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     st = container.settings
     store = open_store(st.redis_url)
     app.state.cache_store = store
+    entitlements_cache.configure(store)
 
     async def principal_key(scope: Any) -> str | None:
         """tenant:subject of a valid bearer token, else None (the route answers 401)."""
