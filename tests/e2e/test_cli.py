@@ -47,3 +47,14 @@ def test_dlq_commands(tmp_path: Path) -> None:
     code, out = _run(tmp_path, "dlq", "redeliver", "--tenant", "t1", "--since",
                      "2000-01-01T00:00:00Z")
     assert code == 0 and "0 dead letter(s)" in out
+
+
+def test_vault_count_follows_the_plan(tmp_path: Path) -> None:
+    assert _run(tmp_path, "tenant-create", "t1")[0] == 0  # core: one vault
+    assert _run(tmp_path, "vault-create", "V1", "--tenant", "t1")[0] == 0
+    assert _run(tmp_path, "vault-create", "V1", "--tenant", "t1")[0] == 0  # idempotent
+    code, out = _run(tmp_path, "vault-create", "V2", "--tenant", "t1")
+    assert code != 0 and "vault_limit_reached" in out
+    assert _run(tmp_path, "tenant-create", "t2", "--plan", "pro")[0] == 0
+    assert _run(tmp_path, "vault-create", "V3", "--tenant", "t2")[0] == 0
+    assert _run(tmp_path, "vault-create", "V4", "--tenant", "t2")[0] == 0

@@ -25,9 +25,11 @@ from vanta.application.seed import (
     create_vault,
     seed_demo,
 )
+from vanta.application.tenancy import grant_plan, tenant_entitlements
 from vanta.bootstrap import build
 from vanta.config import Settings
 from vanta.domain.audit import verify_chain
+from vanta.domain.entitlements import can_add_vault
 from vanta.domain.errors import DomainError
 from vanta.entrypoints import receiver as receiver_mod
 from vanta.entrypoints.api.app import run_scheduler
@@ -86,10 +88,14 @@ async def up(s: Settings, *, receiver_port: int, console: Console) -> None:
         await runner.cleanup()
 
 
-async def tenant_create(s: Settings, tenant_id: str, name: str) -> None:
+async def tenant_create(s: Settings, tenant_id: str, name: str, plan: str) -> None:
     c = build(s)
     await c.migrate()
     await create_tenant(c.uow(), tenant_id=tenant_id, name=name)
+    async with c.uow(readonly=True) as uow:
+        has_plan = await uow.subscriptions.current(tenant_id) is not None
+    if not has_plan:  # a manually granted plan; billing providers replace it
+        await grant_plan(c.uow(), tenant_id=tenant_id, plan_id=plan, actor="cli")
     await c.close()
 
 
@@ -100,6 +106,14 @@ async def vault_create(s: Settings, tenant_id: str, vault_id: str, label: str) -
         tenant = await uow.tenants.get(tenant_id)
     if tenant is None:
         raise SystemExit(f"tenant {tenant_id} does not exist")
+    async with c.uow(readonly=True) as uow:
+        exists = await uow.vaults.get(tenant_id, vault_id) is not None
+        count = len(await uow.vaults.list(tenant_id))
+        decision = can_add_vault(await tenant_entitlements(uow, tenant_id), count)
+    if not exists and not decision.allowed:
+        await c.close()
+        raise SystemExit(f"refused: {decision.reason} (the plan allows {decision.limit} "
+                         "vault(s))")
     await create_vault(c.uow(), tenant_id=tenant_id, vault_id=vault_id, label=label)
     await c.close()
 

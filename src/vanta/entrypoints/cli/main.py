@@ -91,10 +91,12 @@ def token(
 def tenant_create(
     tenant_id: Annotated[str, typer.Argument(help="tenant id")],
     name: Annotated[str, typer.Option(help="display name")] = "",
+    plan: Annotated[str, typer.Option(help="plan granted if it has none: core, pro, "
+                                           "institutional")] = "core",
     data_dir: DataDir = None,
 ) -> None:
-    """Create a tenant (idempotent)."""
-    asyncio.run(commands.tenant_create(settings(data_dir), tenant_id, name or tenant_id))
+    """Create a tenant (idempotent) with a manually granted plan."""
+    asyncio.run(commands.tenant_create(settings(data_dir), tenant_id, name or tenant_id, plan))
     console.print(f"tenant {tenant_id} ready")
 
 
