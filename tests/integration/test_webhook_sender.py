@@ -406,7 +406,8 @@ async def test_waiting_for_an_endpoint_slot_counts_against_the_timeout() -> None
         elapsed = time.perf_counter() - started
     assert first.error == "timeout"
     # Usually the second times out still waiting; on a loaded machine it may get the slot
-    # just as the first gives up and time out on the wire. Either way its whole budget was
+    # just as the first gives up and time out on the wire (or while resolving, or
+    # connecting). Either way its whole budget was
     # the one 0.5 s: had waiting not counted, the pair would take a full second.
-    assert second.error in ("timeout: waiting for a free slot for this endpoint", "timeout")
+    assert second.error is not None and second.error.startswith("timeout")
     assert slow.max_in_flight == 1 and elapsed < 1.0
