@@ -29,7 +29,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +37,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.processes import Processes
+from tests.e2e.processes import wait_for_file as _wait_for_file
 from tests.http_helpers import UNLIMITED_ENV, add_idempotency_key_sync
 from vanta.adapters.brokers.paper_remote import RemotePaperBroker
 from vanta.application.brokers import BrokerOrder, OrderReport, OrderStatus
@@ -55,61 +56,6 @@ SCALES = ("1", "2", "3")
 ORDER_QTY = 7
 SETTLED_BRIDGED = ("ack", "confirmed")
 TERMINAL_BAD = ("failed", "dlq", "cancelled", "skipped")
-
-
-class Processes:
-    """Every process a test starts; all of them are stopped when the test ends."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        out = (self.logs / f"{name}.out").open("wb")
-        err = (self.logs / f"{name}.err").open("wb")
-        try:
-            proc = subprocess.Popen(args, env=env, stdout=out, stderr=err)
-        finally:
-            out.close()
-            err.close()
-        self.procs.append((name, proc))
-        return proc
-
-    def stderr(self, name: str) -> str:
-        return (self.logs / f"{name}.err").read_text(errors="replace")
-
-    def stop_all(self) -> None:
-        for _, proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for _, proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    p = Processes(logs)
-    try:
-        yield p
-    finally:
-        p.stop_all()
-
-
-def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return path.read_text()
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited early with {proc.returncode}")
-        time.sleep(0.05)
-    raise TimeoutError(f"{path} did not appear")
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:

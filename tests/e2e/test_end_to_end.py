@@ -13,21 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.processes import wait_for_file as _wait_for_file
 from tests.http_helpers import UNLIMITED_ENV, add_idempotency_key_sync
 
 pytestmark = pytest.mark.e2e
 VANTA = [sys.executable, "-m", "vanta.entrypoints.cli.main"]
-
-
-def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return path.read_text()
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited early with {proc.returncode}")
-        time.sleep(0.05)
-    raise TimeoutError(f"{path} did not appear")
 
 
 @pytest.fixture

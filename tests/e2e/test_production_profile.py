@@ -43,7 +43,6 @@ from tests.e2e.test_delivery_faults import (
     _run,
     _start_receiver,
     _wait_for_file,
-    procs,  # noqa: F401  (fixture)
 )
 from tests.http_helpers import add_idempotency_key_sync
 from tests.integration.test_relay_consumer import (
@@ -78,7 +77,7 @@ def _setup(env: dict[str, str]) -> str:
     return _run([*VANTA, "token", "--tenant", TENANT], env).strip()
 
 
-def _start_api(procs: Processes, tmp_path: Path, name: str, env: dict[str, str],  # noqa: F811
+def _start_api(procs: Processes, tmp_path: Path, name: str, env: dict[str, str],
                token: str) -> httpx.Client:
     port_file = tmp_path / f"{name}.port"
     proc = procs.start(name, [*VANTA, "serve", "--no-dispatcher", "--port", "0",
@@ -89,12 +88,12 @@ def _start_api(procs: Processes, tmp_path: Path, name: str, env: dict[str, str],
                         event_hooks={"request": [add_idempotency_key_sync]})
 
 
-def _start_relay(procs: Processes, env: dict[str, str]) -> subprocess.Popen[bytes]:  # noqa: F811
+def _start_relay(procs: Processes, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return procs.start("relay", [*VANTA, "worker", "relay", "--poll-seconds", "0.05",
                                  "--lease-seconds", "10"], env)
 
 
-def _start_consumer(procs: Processes, name: str, env: dict[str, str],  # noqa: F811
+def _start_consumer(procs: Processes, name: str, env: dict[str, str],
                     concurrency: int) -> subprocess.Popen[bytes]:
     return procs.start(name, [*VANTA, "worker", "dispatch", "--bus", "nats",
                               "--concurrency", str(concurrency)], env)
@@ -125,7 +124,7 @@ def _children(http: httpx.Client, mo_id: str) -> list[dict[str, Any]]:
 
 
 def _settle(http: httpx.Client, mo_ids: list[str], timeout: float,
-            alive: list[subprocess.Popen[bytes]], procs: Processes  # noqa: F811
+            alive: list[subprocess.Popen[bytes]], procs: Processes
             ) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
@@ -188,7 +187,7 @@ def _assert_exactly_once(rcv: httpx.Client, children: list[dict[str, Any]],
 
 
 def test_two_apis_two_dispatchers_on_postgres_and_nats(
-    procs: Processes, tmp_path: Path, postgres_url: str,  # noqa: F811
+    procs: Processes, tmp_path: Path, postgres_url: str,
     private_nats: PrivateNats,  # noqa: F811
 ) -> None:
     started = time.monotonic()
@@ -329,7 +328,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
 
 
 def test_postgres_restart_mid_fan_out(
-    procs: Processes, tmp_path: Path, private_pg: PrivatePostgres,  # noqa: F811
+    procs: Processes, tmp_path: Path, private_pg: PrivatePostgres,
     private_nats: PrivateNats,  # noqa: F811
 ) -> None:
     """No process is restarted here: API, relay and dispatcher must each ride out the

@@ -20,8 +20,10 @@ Semantics both keep:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -74,3 +76,18 @@ class Bus(Protocol):
     async def close(self) -> None:
         """Cancel every subscription (no drain) and release the connection."""
         ...
+
+
+async def run_handler(handler: Callable[[Any], Awaitable[None]], msg: Any,
+                      nak_delay_s: float) -> None:
+    """One message through its handler, for every bus: an exception naks it (it comes back
+    after ``nak_delay_s``); a cancelled worker leaves it unacked until its ack wait runs out."""
+    try:
+        await handler(msg)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logging.getLogger("vanta.bus").exception("bus handler failed",
+                                                 extra={"subject": msg.subject})
+        if not msg.settled:
+            await msg.nak(nak_delay_s)

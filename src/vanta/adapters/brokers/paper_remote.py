@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import httpx
 
+from vanta.adapters.brokers import _http
 from vanta.application.brokers import (
     BrokerAck,
     BrokerOrder,
@@ -223,7 +224,7 @@ class RemotePaperBroker:
             raise BrokerUnavailable(f"{VENUE}: {where} answered {status}: {detail}",
                                     code=str(code or ("rate_limited" if status == 429
                                                       else "server_error")),
-                                    status=status, retry_after=_retry_after(response))
+                                    status=status, retry_after=_http.retry_after(response))
         if status == 404 and code == "account_not_found":
             raise _AccountGone()
         if status == 404 and code == "order_not_found":
@@ -252,16 +253,6 @@ def _json(response: httpx.Response) -> Any:
     try:
         # JSON numbers become Decimal (never float) only to be refused where a value is read
         return json.loads(response.content or b"null", parse_float=Decimal)
-    except ValueError:
-        return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
     except ValueError:
         return None
 

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from vanta.application.bus import Handler
+from vanta.application.bus import Handler, run_handler
 
 log = logging.getLogger("vanta.bus.inprocess")
 
@@ -202,14 +202,7 @@ class InProcessSubscription:
         self._sem.release()
 
     async def _run(self, msg: InProcessMessage) -> None:
-        try:
-            await self._handler(msg)
-        except asyncio.CancelledError:
-            raise  # a dying worker: the message stays unacked until its ack wait runs out
-        except Exception:
-            log.exception("bus handler failed", extra={"subject": msg.subject})
-            if not msg.settled:
-                await msg.nak(self._nak_delay)
+        await run_handler(self._handler, msg, self._nak_delay)
 
     async def drain(self) -> None:
         self._stop.set()

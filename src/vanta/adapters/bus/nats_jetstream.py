@@ -34,7 +34,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
-from vanta.application.bus import Handler
+from vanta.application.bus import Handler, run_handler
 
 log = logging.getLogger("vanta.bus.nats")
 
@@ -180,14 +180,7 @@ class NatsSubscription:
         self._slot.set()
 
     async def _run(self, msg: NatsMessage) -> None:
-        try:
-            await self._handler(msg)
-        except asyncio.CancelledError:
-            raise  # a dying worker: the message stays unacked until its ack wait runs out
-        except Exception:
-            log.exception("bus handler failed", extra={"subject": msg.subject})
-            if not msg.settled:
-                await msg.nak(self._bus.config.error_nak_delay_s)
+        await run_handler(self._handler, msg, self._bus.config.error_nak_delay_s)
 
     async def _release_leftovers(self) -> None:
         """Messages a late pull response left in the inbox go back at once (not after the ack

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 from collections.abc import Awaitable
 from datetime import timedelta
 from enum import StrEnum
@@ -31,6 +29,7 @@ from vanta.adapters.bus.inprocess import InProcessBus
 from vanta.application.bridged import confirm_fills
 from vanta.bootstrap import Container, build
 from vanta.config import Settings
+from vanta.entrypoints.cli.commands import stop_on_signals
 from vanta.entrypoints.workers.consumer import DISPATCH_DURABLE, Consumer
 from vanta.entrypoints.workers.relay import DEFAULT_RELAY_LEASE, DISPATCH_SUBJECT, Relay
 
@@ -65,17 +64,8 @@ def _settings(data_dir: Path | None) -> Settings:
 
 
 def nats_url(settings: Settings, override: str | None = None) -> str:
-    """``--nats-url``, else ``Settings.nats_url`` (once it exists), else ``VANTA_NATS_URL``."""
-    return (override or getattr(settings, "nats_url", None)
-            or os.environ.get("VANTA_NATS_URL") or DEFAULT_NATS_URL)
-
-
-def stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
+    """``--nats-url``, else ``Settings.nats_url`` (``VANTA_NATS_URL``)."""
+    return override or settings.nats_url
 
 
 async def _unless_stopped(aw: Awaitable[T], stop: asyncio.Event) -> T | None:
