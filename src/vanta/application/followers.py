@@ -57,14 +57,6 @@ def follower_spec(row: Mapping[str, Any]) -> FollowerSpec:
     )
 
 
-def spec_to_json(s: FollowerSpec) -> dict[str, Any]:
-    return s.to_json()
-
-
-def spec_from_json(d: Mapping[str, Any]) -> FollowerSpec:
-    return FollowerSpec.from_json(d)
-
-
 def validate_webhook_url(value: object) -> str:
     if not isinstance(value, str) or len(value) > 2048:
         raise ValidationFailed("webhook url must be a string", code="invalid_webhook_url",

@@ -67,10 +67,6 @@ def normalize(d: Decimal) -> Decimal:
     return n
 
 
-def is_multiple_of(qty: Decimal, step: Decimal) -> bool:
-    return qty % step == 0
-
-
 @dataclass(frozen=True, slots=True)
 class Instrument:
     """Trading rules of one symbol at one venue."""
@@ -92,9 +88,6 @@ class Instrument:
         if fractional and self.fractional_step is not None:
             return self.fractional_step
         return self.lot_step
-
-    def min_qty_for(self, fractional: bool) -> Decimal:
-        return self.step_for(fractional) if fractional and self.fractional_step else self.min_qty
 
     def floor(self, qty: Decimal, fractional: bool = False) -> Decimal:
         return floor_to_step(qty, self.step_for(fractional))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vanta.adapters.db.tables import (
@@ -290,14 +290,6 @@ class ChildOrderRepository(_Repo):
             follower_orders.c.mo_id == mo_id, follower_orders.c.state.in_(list(open_states))))
         return int(r["n"]) if r else 0
 
-    async def state_counts(self, tenant_id: str, mo_id: str) -> dict[str, int]:
-        rows = await self._all(select(follower_orders.c.state, func.count().label("n"))
-                               .where(follower_orders.c.mo_id == mo_id,
-                                      follower_orders.c.tenant_id == tenant_id)
-                               .group_by(follower_orders.c.state))
-        return {r["state"]: int(r["n"]) for r in rows}
-
-
 class OutboxRepository(_Repo):
     async def add_many(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]],
                        now: datetime) -> None:
@@ -342,13 +334,6 @@ class OutboxRepository(_Repo):
     async def reschedule(self, row_id: int, at: datetime) -> None:
         await self.conn.execute(update(outbox).where(outbox.c.id == row_id)
                                 .values(available_at=at, locked_until=None))
-
-    async def next_due_at(self, topic: str) -> datetime | None:
-        r = await self._one(select(func.min(case((outbox.c.locked_until.is_(None),
-                                                  outbox.c.available_at),
-                                                 else_=outbox.c.locked_until)).label("at"))
-                            .where(outbox.c.topic == topic, outbox.c.done_at.is_(None)))
-        return aware(r["at"]) if r else None
 
     async def pending_count(self, topic: str) -> int:
         r = await self._one(select(func.count().label("n")).select_from(outbox)
