@@ -290,6 +290,7 @@ class ChildOrderRepository(_Repo):
             follower_orders.c.mo_id == mo_id, follower_orders.c.state.in_(list(open_states))))
         return int(r["n"]) if r else 0
 
+
 class OutboxRepository(_Repo):
     async def add_many(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]],
                        now: datetime) -> None:
