@@ -80,7 +80,11 @@ def build(settings: Settings | None = None) -> Container:
         config=DispatchConfig(retry_schedule=tuple(s.retry_schedule_seconds),
                               jitter_fraction=s.retry_jitter_fraction,
                               lease=timedelta(seconds=s.dispatcher_lease_seconds),
-                              concurrency=s.dispatcher_concurrency),
+                              concurrency=s.dispatcher_concurrency,
+                              # two waves of sends at most: a batch ends within 2 timeouts,
+                              # inside the lease (at least 3 timeouts)
+                              batch=2 * s.dispatcher_concurrency,
+                              per_endpoint=s.webhook_per_endpoint_limit),
         rng=random.Random(),
         brokers=BrokerRegistry(secrets.get),
     )

@@ -353,7 +353,8 @@ def test_sigkill_mid_fan_out(procs: Processes, tmp_path: Path) -> None:
     arrivals_at_kill = rcv.get("/_admin/state",
                                params={"summary": 1}).json()["totals"]["arrivals"]
     assert states_at_kill["ack"] < n_followers, "the kill came too late to test anything"
-    assert states_at_kill["ack"] + len(in_flight) + states_at_kill["pending"] == n_followers
+    assert states_at_kill["ack"] + len(in_flight) + states_at_kill["pending"] == n_followers, \
+        states_at_kill
 
     second = _start_dispatcher(procs, "dispatch-after", env)
     children = _settle(http, [mo_id], timeout=40)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from vanta.adapters import metrics
 from vanta.adapters.db.uow import SqlUnitOfWork
@@ -77,6 +78,23 @@ class DispatchConfig:
     lease: timedelta = timedelta(seconds=30)
     batch: int = 64
     concurrency: int = 32
+    # Children sent to one endpoint (scheme, host, port) per batch: the sender's own limit,
+    # so no child waits for an endpoint slot with its attempt's timeout already running.
+    per_endpoint: int = 4
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch could not settle: sends that raised (their lease lapses and they go
+    again as lost attempts) and rows deferred to the next batch (an endpoint was full)."""
+
+    failed: dict[int, Exception] = field(default_factory=dict)
+    deferred: list[int] = field(default_factory=list)
+
+
+def endpoint_of(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
 @dataclass
@@ -98,16 +116,18 @@ class Dispatcher:
             await uow.commit()
         if not rows:
             return 0
-        sem = asyncio.Semaphore(self.config.concurrency)
-
-        async def one(row: dict[str, Any]) -> None:
-            async with sem:
-                try:
-                    await self.deliver(row)
-                except Exception:  # one bad row must not stop the others; its lease lapses
-                    log.exception("delivery failed unexpectedly", extra={"outbox_id": row["id"]})
-
-        await asyncio.gather(*(one(r) for r in rows))
+        try:
+            res = await self.deliver_many(rows)
+            if res.deferred:
+                async with self.uow_factory() as uow:
+                    await uow.outbox.release_many(res.deferred)
+                    await uow.commit()
+        except Exception:  # the database went away mid-batch: the leases lapse, rows return
+            log.exception("dispatch batch failed", extra={"rows": len(rows)})
+            return len(rows)
+        for row_id, error in res.failed.items():
+            log.error("delivery failed unexpectedly", extra={"outbox_id": row_id,
+                                                             "error": repr(error)})
         return len(rows)
 
     async def run_forever(self, poll_seconds: float, stop: asyncio.Event) -> None:
@@ -125,151 +145,229 @@ class Dispatcher:
                 w.cancel()
 
     async def deliver(self, outbox_row: dict[str, Any]) -> None:
-        fo_id = outbox_row["payload"]["fo_id"]
-        prepared = await self._begin_attempt(outbox_row, fo_id)
-        if prepared is None:
-            return
-        if prepared.gateway is not None:
-            assert prepared.broker_order is not None
-            result = await submit_to_broker(prepared.gateway, prepared.broker_order,
-                                            prepared.price)
-        else:
-            result = await self.sender.send(prepared.url, prepared.headers, prepared.body)
-        await self._finish_attempt(outbox_row, fo_id, prepared.attempt_no, prepared.started,
-                                   result)
+        """One row through the batch path; raises if its delivery failed unexpectedly."""
+        res = await self.deliver_many([outbox_row])
+        if res.failed:
+            raise next(iter(res.failed.values()))
 
-    async def _begin_attempt(
-        self, outbox_row: dict[str, Any], fo_id: str
-    ) -> Prepared | None:
-        now = self.clock()
-        async with self.uow_factory() as uow:
-            child = await uow.child_orders.get_unscoped(fo_id)
-            if child is None or ChildOrderState(child["state"]) not in (
-                ChildOrderState.PENDING, ChildOrderState.SENT, ChildOrderState.RETRY
-            ):
-                await uow.outbox.complete(outbox_row["id"], now)
-                await uow.commit()
-                return None
-            if await uow.vaults.maintenance_of(child["vault_id"]):
-                # held, not dropped: delivered once maintenance is lifted
-                await uow.outbox.reschedule(outbox_row["id"], now + MAINTENANCE_RECHECK)
-                await uow.commit()
-                return None
-            state = ChildOrderState(child["state"])
-            follower = await uow.followers.get_unscoped(child["follower_id"])
-            assert follower is not None
-            if state is not ChildOrderState.SENT and (follower["kill_switch"] or
-                                                      follower["paused"]):
-                # A kill switch acts at once: what is still queued is withdrawn, not sent.
-                reason = "kill_switch" if follower["kill_switch"] else "paused"
-                await self._cancel(uow, outbox_row, child, state, reason, now)
-                await uow.commit()
-                return None
-            if follower["webhook_disabled_at"] is not None:
-                # Parked, not lost: an operator redelivers once the endpoint is fixed.
-                error = f"endpoint disabled: {follower['webhook_disabled_reason']}"
-                await self._dead_letter(uow, outbox_row, child, state, error, now)
-                await uow.commit()
-                return None
-            attempt_no = int(child["dispatch_attempts"]) + 1
-            if state is ChildOrderState.SENT:
-                # The worker that leased this child died mid-attempt. Send again with the
-                # same webhook-id (the receiver de-duplicates), within the same budget.
-                await uow.attempts.mark_lost(fo_id)
-                if attempt_no > len(self.config.retry_schedule) + 1:
-                    await self._dead_letter(uow, outbox_row, child, state,
-                                            "the worker stopped during the last attempt", now)
-                    await uow.commit()
-                    return None
+    async def deliver_many(self, outbox_rows: Sequence[dict[str, Any]]) -> BatchOutcome:
+        """Deliver a batch of leased outbox rows with two transactions for the whole batch:
+        one starts every attempt (state ``sent``, an ``in_flight`` attempt row each), the
+        sends run concurrently, one records every answer (attempts, states, outbox rows, one
+        run of audit events). Sends that raise stay ``sent`` with their lease, so they go out
+        again (as a lost attempt) once it lapses; a database error raises for the whole
+        batch, with the same effect. Rows beyond an endpoint's share are not started: the
+        caller hands them back (``deferred``)."""
+        outcome = BatchOutcome()
+        prepared = await self._begin_batch(outbox_rows, outcome.deferred)
+        if not prepared:
+            return outcome
+        sem = asyncio.Semaphore(self.config.concurrency)
+
+        async def send(p: Prepared) -> SendResult:
+            async with sem:
+                if p.gateway is not None:
+                    assert p.broker_order is not None
+                    return await submit_to_broker(p.gateway, p.broker_order, p.price)
+                return await self.sender.send(p.url, p.headers, p.body)
+
+        results = await asyncio.gather(*(send(p) for _, p in prepared),
+                                       return_exceptions=True)
+        answered: list[tuple[dict[str, Any], Prepared, SendResult]] = []
+        for (row, p), res in zip(prepared, results, strict=True):
+            if isinstance(res, asyncio.CancelledError):
+                raise res
+            if isinstance(res, Exception):
+                outcome.failed[row["id"]] = res
+            elif isinstance(res, BaseException):
+                raise res
             else:
-                CHILD_ORDER_TABLE.check(state, ChildOrderState.SENT)
-            ok = await uow.child_orders.update(fo_id, expect_state=state.value,
-                                               state=ChildOrderState.SENT.value,
-                                               dispatch_attempts=attempt_no, updated_at=now)
-            if not ok:
-                await uow.rollback()
-                return None
+                answered.append((row, p, res))
+        await self._finish_batch(answered)
+        return outcome
+
+    async def _begin_batch(
+        self, outbox_rows: Sequence[dict[str, Any]], deferred: list[int]
+    ) -> list[tuple[dict[str, Any], Prepared]]:
+        now = self.clock()
+        budget = len(self.config.retry_schedule) + 1
+        async with self.uow_factory() as uow:
+            children = await uow.child_orders.get_many_unscoped(
+                r["payload"]["fo_id"] for r in outbox_rows)
+            held = await uow.vaults.under_maintenance(c["vault_id"] for c in children.values())
+            followers = await uow.followers.get_many_unscoped(
+                c["follower_id"] for c in children.values())
+            done: list[int] = []
+            later: list[tuple[int, datetime]] = []
+            to_send: dict[str, list[dict[str, Any]]] = {}
+            per_endpoint: dict[tuple[str, str, int | None], int] = {}
+            for row in outbox_rows:
+                child = children.get(row["payload"]["fo_id"])
+                if child is None or child["state"] not in OPEN_CHILD_STATES:
+                    done.append(row["id"])
+                    continue
+                if child["vault_id"] in held:
+                    # held, not dropped: delivered once maintenance is lifted
+                    later.append((row["id"], now + MAINTENANCE_RECHECK))
+                    continue
+                state = ChildOrderState(child["state"])
+                follower = followers[child["follower_id"]]
+                if state is not ChildOrderState.SENT and (follower["kill_switch"] or
+                                                          follower["paused"]):
+                    # A kill switch acts at once: what is still queued is withdrawn, not sent.
+                    reason = "kill_switch" if follower["kill_switch"] else "paused"
+                    await self._cancel(uow, row, child, state, reason, now)
+                elif follower["webhook_disabled_at"] is not None:
+                    # Parked, not lost: an operator redelivers once the endpoint is fixed.
+                    error = f"endpoint disabled: {follower['webhook_disabled_reason']}"
+                    await self._dead_letter(uow, row, child, state, error, now)
+                elif state is ChildOrderState.SENT and child["dispatch_attempts"] >= budget:
+                    # The worker died during the last attempt the budget allows.
+                    await uow.attempts.mark_lost(child["fo_id"])
+                    await self._dead_letter(uow, row, child, state,
+                                            "the worker stopped during the last attempt", now)
+                else:
+                    if not follower["bridged_brokers"]:
+                        key = endpoint_of(follower["webhook_url"])
+                        if per_endpoint.get(key, 0) >= self.config.per_endpoint:
+                            deferred.append(row["id"])
+                            continue
+                        per_endpoint[key] = per_endpoint.get(key, 0) + 1
+                    if state is not ChildOrderState.SENT:
+                        CHILD_ORDER_TABLE.check(state, ChildOrderState.SENT)
+                    to_send.setdefault(state.value, []).append(row)
+            await uow.outbox.complete_many(done, now)
+            await uow.outbox.reschedule_many(later)
+            moved: dict[str, int] = {}
+            for expect, rows in to_send.items():
+                ids = [r["payload"]["fo_id"] for r in rows]
+                got = await uow.child_orders.update_many(
+                    ids, expect_state=expect, state=ChildOrderState.SENT.value,
+                    count_attempt=True, updated_at=now)
+                if expect == ChildOrderState.SENT.value:
+                    # The worker that leased these died mid-attempt. They go again with the
+                    # same webhook-id (the receiver de-duplicates), within the same budget.
+                    await uow.attempts.mark_lost_many(list(got))
+                moved.update(got)
             # Logged before sending, so an attempt lost with its worker is still visible.
-            await uow.attempts.add({"fo_id": fo_id, "attempt_no": attempt_no,
-                                    "started_at": now, "status_code": None, "latency_ms": 0,
-                                    "response_excerpt": None, "error": None,
-                                    "outcome": "in_flight"})
-            order = await uow.manager_orders.get_unscoped(child["mo_id"])
-            assert order is not None
+            await uow.attempts.add_many([
+                {"fo_id": fo_id, "attempt_no": n, "started_at": now, "status_code": None,
+                 "latency_ms": 0, "response_excerpt": None, "error": None,
+                 "outcome": "in_flight"} for fo_id, n in moved.items()])
+            orders = await uow.manager_orders.get_many_unscoped(
+                children[f]["mo_id"] for f in moved)
             await uow.commit()
+        out: list[tuple[dict[str, Any], Prepared]] = []
+        for rows in to_send.values():
+            for row in rows:
+                fo_id = row["payload"]["fo_id"]
+                if fo_id in moved:  # else another worker moved it first
+                    child = children[fo_id]
+                    out.append((row, self._prepare(child, followers[child["follower_id"]],
+                                                   orders[child["mo_id"]], moved[fo_id], now)))
+        return out
+
+    def _prepare(self, child: dict[str, Any], follower: dict[str, Any],
+                 order: dict[str, Any], attempt_no: int, now: datetime) -> Prepared:
         if follower["bridged_brokers"]:
             if self.brokers is None:
                 raise RuntimeError("a bridged follower needs a broker registry")
-            return Prepared("", {}, b"", attempt_no, now,
-                            self.brokers.for_follower(follower), broker_order(child, order),
-                            order["ref_price"])
+            return Prepared("", {}, b"", attempt_no, now, self.brokers.for_follower(follower),
+                            broker_order(child, order), order["ref_price"])
         keys = [self.secrets.get(ref) for ref in signing_refs(follower, now)]
         body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
                              attempt_no=attempt_no)
-        headers = signature_headers(keys, fo_id, int(now.timestamp()), body)
+        headers = signature_headers(keys, child["fo_id"], int(now.timestamp()), body)
         return Prepared(follower["webhook_url"], headers, body, attempt_no, now)
 
-    async def _finish_attempt(self, outbox_row: dict[str, Any], fo_id: str, attempt_no: int,
-                              started: Any, result: SendResult) -> None:
+    def _next_state(self, attempt_no: int,
+                    result: SendResult) -> tuple[ChildOrderState, float | None]:
         # A refused target (private address, bad URL) will not become acceptable by waiting.
         outcome = Outcome.FAILED if result.refused else classify(result.status)
+        if outcome is not Outcome.RETRY:
+            return ChildOrderState(outcome.value), None
+        delay = retry_delay(attempt_no, self.config.retry_schedule,
+                            jitter_fraction=self.config.jitter_fraction,
+                            unit_random=self.rng.random(),
+                            retry_after=parse_retry_after(result.retry_after))
+        return (ChildOrderState.DLQ, None) if delay is None else (ChildOrderState.RETRY, delay)
+
+    async def _finish_batch(
+        self, answered: Sequence[tuple[dict[str, Any], Prepared, SendResult]]
+    ) -> None:
+        if not answered:
+            return
         now = self.clock()
-        error = result.error or (None if outcome is Outcome.ACK else f"HTTP {result.status}")
-        next_state = ChildOrderState(outcome.value)
-        delay: float | None = None
-        if outcome is Outcome.RETRY:
-            delay = retry_delay(attempt_no, self.config.retry_schedule,
-                                jitter_fraction=self.config.jitter_fraction,
-                                unit_random=self.rng.random(),
-                                retry_after=parse_retry_after(result.retry_after))
-            if delay is None:
-                next_state = ChildOrderState.DLQ
-        CHILD_ORDER_TABLE.check(ChildOrderState.SENT, next_state)
+        decided: list[tuple[dict[str, Any], Prepared, SendResult, ChildOrderState,
+                            float | None, str | None]] = []
+        for row, p, result in answered:
+            next_state, delay = self._next_state(p.attempt_no, result)
+            CHILD_ORDER_TABLE.check(ChildOrderState.SENT, next_state)
+            error = result.error or (None if next_state is ChildOrderState.ACK
+                                     else f"HTTP {result.status}")
+            decided.append((row, p, result, next_state, delay, error))
         async with self.uow_factory() as uow:
-            child = await uow.child_orders.get_unscoped(fo_id)
-            assert child is not None
-            outcome = {"status_code": result.status, "latency_ms": result.latency_ms,
-                       "response_excerpt": result.response_excerpt, "error": result.error,
-                       "outcome": next_state.value}
-            if not await uow.attempts.settle(fo_id, attempt_no, **outcome):
-                await uow.attempts.add({"fo_id": fo_id, "attempt_no": attempt_no,
-                                        "started_at": started, **outcome})
-            extra: dict[str, Any] = {"dead_lettered_at": now} \
-                if next_state is ChildOrderState.DLQ else {}
-            if result.broker_ref is not None:
-                extra["broker_order_ref"] = result.broker_ref
-            moved = await uow.child_orders.update(
-                fo_id, expect_state=ChildOrderState.SENT.value, state=next_state.value,
-                last_error=error, updated_at=now, **extra)
-            if not moved:
-                await uow.commit()  # keep the attempt row; someone else already settled it
-                return
-            if result.status == 410:
-                await self._disable_endpoint(uow, child, now)
-            if next_state is ChildOrderState.RETRY:
-                assert delay is not None
-                await uow.outbox.reschedule(outbox_row["id"], now + timedelta(seconds=delay))
-            else:
-                await uow.outbox.complete(outbox_row["id"], now)
-            await uow.audit.append(
-                entity="follower_order", entity_id=fo_id, action=f"dispatch:{next_state.value}",
-                actor="dispatcher", tenant_id=child["tenant_id"],
-                payload={"attempt": attempt_no, "status": result.status, "error": result.error,
-                         "latency_ms": result.latency_ms, "retry_in_s": delay})
-            if next_state is not ChildOrderState.RETRY:
-                await self._maybe_complete_order(uow, child["mo_id"])
+            await uow.attempts.settle_many([
+                {"fo_id": row["payload"]["fo_id"], "attempt_no": p.attempt_no,
+                 "started_at": p.started, "status_code": r.status, "latency_ms": r.latency_ms,
+                 "response_excerpt": r.response_excerpt, "error": r.error,
+                 "outcome": state.value} for row, p, r, state, _, _ in decided])
+            # Children that share every new value move together in one compare-and-set.
+            groups: dict[tuple[Any, ...], list[str]] = {}
+            for row, _, r, state, _, error in decided:
+                groups.setdefault((state, error, r.broker_ref), []).append(
+                    row["payload"]["fo_id"])
+            moved: set[str] = set()
+            for (state, error, broker_ref), ids in groups.items():
+                extra: dict[str, Any] = {"dead_lettered_at": now} \
+                    if state is ChildOrderState.DLQ else {}
+                if broker_ref is not None:
+                    extra["broker_order_ref"] = broker_ref
+                moved.update(await uow.child_orders.update_many(
+                    ids, expect_state=ChildOrderState.SENT.value, state=state.value,
+                    last_error=error, updated_at=now, **extra))
+            # A child someone else already settled keeps its attempt row and nothing more.
+            settled = [d for d in decided if d[0]["payload"]["fo_id"] in moved]
+            children = await uow.child_orders.get_many_unscoped(
+                d[0]["payload"]["fo_id"] for d in settled) if settled else {}
+            for row, _, r, _, _, _ in settled:
+                if r.status == 410:
+                    await self._disable_endpoint(uow, children[row["payload"]["fo_id"]], now)
+            await uow.outbox.reschedule_many([
+                (row["id"], now + timedelta(seconds=delay))
+                for row, _, _, state, delay, _ in settled
+                if state is ChildOrderState.RETRY and delay is not None])
+            await uow.outbox.complete_many(
+                [row["id"] for row, _, _, state, _, _ in settled
+                 if state is not ChildOrderState.RETRY], now)
+            await uow.audit.append_many([
+                {"entity": "follower_order", "entity_id": row["payload"]["fo_id"],
+                 "action": f"dispatch:{state.value}", "actor": "dispatcher",
+                 "tenant_id": children[row["payload"]["fo_id"]]["tenant_id"],
+                 "payload": {"attempt": p.attempt_no, "status": r.status, "error": r.error,
+                             "latency_ms": r.latency_ms, "retry_in_s": delay}}
+                for row, p, r, state, delay, _ in settled])
+            await self._complete_orders(uow, {
+                children[row["payload"]["fo_id"]]["mo_id"]
+                for row, _, _, state, _, _ in settled if state is not ChildOrderState.RETRY})
             await uow.commit()
-        metrics.record_attempt(next_state.value, result.latency_ms)
-        if next_state is ChildOrderState.ACK:
+        for row, p, r, state, _, error in settled:
+            child = children[row["payload"]["fo_id"]]
+            self._report(child, p.attempt_no, r, state, error, now)
+
+    def _report(self, child: dict[str, Any], attempt_no: int, result: SendResult,
+                state: ChildOrderState, error: str | None, now: datetime) -> None:
+        metrics.record_attempt(state.value, result.latency_ms)
+        if state is ChildOrderState.ACK:
             metrics.record_ack((now - child["created_at"]).total_seconds() * 1000)
-        if next_state is ChildOrderState.DLQ:
+        if state is ChildOrderState.DLQ:
             log.error("ALERT dead letter: retries exhausted",
-                      extra={"fo_id": fo_id, "follower_id": child["follower_id"],
+                      extra={"fo_id": child["fo_id"], "follower_id": child["follower_id"],
                              "error": error, "queue": "mirror_dispatch_dlx"})
-        log.info("delivery attempt", extra={"fo_id": fo_id, "mo_id": child["mo_id"],
+        log.info("delivery attempt", extra={"fo_id": child["fo_id"], "mo_id": child["mo_id"],
                                             "follower_id": child["follower_id"],
                                             "attempt": attempt_no, "status": result.status,
-                                            "outcome": next_state.value})
+                                            "outcome": state.value})
 
     async def _dead_letter(self, uow: SqlUnitOfWork, outbox_row: dict[str, Any],
                            child: dict[str, Any], state: ChildOrderState, error: str,
@@ -312,5 +410,10 @@ class Dispatcher:
         await uow.outbox.complete(outbox_row["id"], now)
 
     async def _maybe_complete_order(self, uow: SqlUnitOfWork, mo_id: str) -> None:
-        if await uow.child_orders.open_count(mo_id, OPEN_CHILD_STATES) == 0:
+        await self._complete_orders(uow, {mo_id})
+
+    async def _complete_orders(self, uow: SqlUnitOfWork, mo_ids: set[str]) -> None:
+        """Mark each of ``mo_ids`` completed once none of its children is still open."""
+        still_open = await uow.child_orders.open_counts(mo_ids, OPEN_CHILD_STATES)
+        for mo_id in sorted(mo_ids - still_open.keys()):
             await uow.manager_orders.set_state(mo_id, ManagerOrderState.COMPLETED.value)

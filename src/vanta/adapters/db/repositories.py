@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vanta.adapters.db.tables import (
@@ -69,6 +69,14 @@ class _Repo:
     async def _all(self, stmt: Any) -> list[Row]:
         return [_row(r) for r in (await self.conn.execute(stmt)).all()]
 
+    async def _by_key(self, key: Any, values: Iterable[str]) -> dict[str, Row]:
+        """Rows of ``key``'s table whose ``key`` is one of ``values``, by that key."""
+        wanted = list(set(values))
+        if not wanted:
+            return {}
+        rows = await self._all(select(key.table).where(key.in_(wanted)))
+        return {r[key.name]: r for r in rows}
+
 
 class TenantRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
@@ -104,6 +112,15 @@ class VaultRepository(_Repo):
         r = await self._one(select(vaults.c.maintenance).where(vaults.c.vault_id == vault_id))
         return bool(r and r["maintenance"])
 
+    async def under_maintenance(self, vault_ids: Iterable[str]) -> set[str]:
+        """Which of ``vault_ids`` are in maintenance (one query for a dispatch batch)."""
+        ids = list(set(vault_ids))
+        if not ids:
+            return set()
+        rows = await self._all(select(vaults.c.vault_id).where(
+            vaults.c.vault_id.in_(ids), vaults.c.maintenance.is_(True)))
+        return {r["vault_id"] for r in rows}
+
 
 class FollowerRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
@@ -116,6 +133,9 @@ class FollowerRepository(_Repo):
     async def get_unscoped(self, follower_id: str) -> Row | None:
         """For workers acting on a stored child order, which already carries its tenant."""
         return await self._one(select(followers).where(followers.c.follower_id == follower_id))
+
+    async def get_many_unscoped(self, follower_ids: Iterable[str]) -> dict[str, Row]:
+        return await self._by_key(followers.c.follower_id, follower_ids)
 
     async def list_for_vault(self, tenant_id: str, vault_id: str) -> list[Row]:
         return await self._all(select(followers).where(
@@ -146,6 +166,9 @@ class ManagerOrderRepository(_Repo):
 
     async def get_unscoped(self, mo_id: str) -> Row | None:
         return await self._one(select(manager_orders).where(manager_orders.c.mo_id == mo_id))
+
+    async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, Row]:
+        return await self._by_key(manager_orders.c.mo_id, mo_ids)
 
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
@@ -270,6 +293,36 @@ class ChildOrderRepository(_Repo):
             .values(**values))
         return res.rowcount == 1
 
+    async def get_many_unscoped(self, fo_ids: Iterable[str]) -> dict[str, Row]:
+        return await self._by_key(follower_orders.c.fo_id, fo_ids)
+
+    async def update_many(self, fo_ids: Sequence[str], *, expect_state: str,
+                          count_attempt: bool = False, **values: Any) -> dict[str, int]:
+        """Compare-and-set for many children in one statement: the ones that moved, each
+        with its ``dispatch_attempts`` after the update (``count_attempt`` adds one)."""
+        if not fo_ids:
+            return {}
+        if count_attempt:
+            values["dispatch_attempts"] = follower_orders.c.dispatch_attempts + 1
+        res = await self.conn.execute(update(follower_orders).where(
+            follower_orders.c.fo_id.in_(list(fo_ids)), follower_orders.c.state == expect_state)
+            .values(**values)
+            .returning(follower_orders.c.fo_id, follower_orders.c.dispatch_attempts))
+        return {r.fo_id: int(r.dispatch_attempts) for r in res.all()}
+
+    async def open_counts(self, mo_ids: Iterable[str],
+                          open_states: Iterable[str]) -> dict[str, int]:
+        """Open children per manager order; orders with none open are absent."""
+        ids = list(set(mo_ids))
+        if not ids:
+            return {}
+        rows = await self._all(
+            select(follower_orders.c.mo_id, func.count().label("n"))
+            .where(follower_orders.c.mo_id.in_(ids),
+                   follower_orders.c.state.in_(list(open_states)))
+            .group_by(follower_orders.c.mo_id))
+        return {r["mo_id"]: int(r["n"]) for r in rows}
+
     async def dead_letters(self, tenant_id: str, *, since: datetime | None,
                            limit: int) -> list[Row]:
         stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id,
@@ -310,16 +363,32 @@ class OutboxRepository(_Repo):
                    or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now))
         candidates = await self._all(select(outbox.c.id).where(due)
                                      .order_by(outbox.c.available_at, outbox.c.id).limit(limit))
-        claimed: list[Row] = []
-        for c in candidates:
-            res = await self.conn.execute(update(outbox).where(outbox.c.id == c["id"], due)
-                                          .values(locked_until=now + lease,
-                                                  attempts=outbox.c.attempts + 1))
-            if res.rowcount == 1:
-                row = await self._one(select(outbox).where(outbox.c.id == c["id"]))
-                if row is not None:
-                    claimed.append(row)
-        return claimed
+        if not candidates:
+            return []
+        # ``due`` again in the update: a row another worker leased meanwhile is not taken.
+        claimed = await self._all(update(outbox).where(
+            outbox.c.id.in_([c["id"] for c in candidates]), due)
+            .values(locked_until=now + lease, attempts=outbox.c.attempts + 1)
+            .returning(*outbox.c))
+        return sorted(claimed, key=lambda r: (r["available_at"], r["id"]))
+
+    async def take_many(self, leases: Sequence[tuple[int, int | None]], now: datetime,
+                        lease: timedelta) -> list[Row]:
+        """Renew the lease of each ``(row id, lease number)`` that is still open, still
+        leased and still on that lease (``None``: any lease); the rows renewed."""
+        if not leases:
+            return []
+        exact = [(i, n) for i, n in leases if n is not None]
+        loose = [i for i, n in leases if n is None]
+        which = []
+        if exact:
+            which.append(tuple_(outbox.c.id, outbox.c.attempts).in_(exact))
+        if loose:
+            which.append(outbox.c.id.in_(loose))
+        # No clock comparison: a worker with a skewed clock must not skip live rows.
+        return await self._all(update(outbox).where(
+            or_(*which), outbox.c.done_at.is_(None), outbox.c.locked_until.is_not(None))
+            .values(locked_until=now + lease).returning(*outbox.c))
 
     async def requeue(self, key: str, now: datetime) -> None:
         """Make the (single) outbox row of ``key`` due again, creating it if it is gone."""
@@ -335,6 +404,25 @@ class OutboxRepository(_Repo):
     async def reschedule(self, row_id: int, at: datetime) -> None:
         await self.conn.execute(update(outbox).where(outbox.c.id == row_id)
                                 .values(available_at=at, locked_until=None))
+
+    async def complete_many(self, row_ids: Sequence[int], now: datetime) -> None:
+        if row_ids:
+            await self.conn.execute(update(outbox).where(outbox.c.id.in_(list(row_ids)))
+                                    .values(done_at=now, locked_until=None))
+
+    async def release_many(self, row_ids: Sequence[int]) -> None:
+        """Hand leases back unused: the rows are due again at once."""
+        if row_ids:
+            await self.conn.execute(update(outbox).where(outbox.c.id.in_(list(row_ids)),
+                                                         outbox.c.done_at.is_(None))
+                                    .values(locked_until=None))
+
+    async def reschedule_many(self, due: Sequence[tuple[int, datetime]]) -> None:
+        if due:
+            await self.conn.execute(
+                update(outbox).where(outbox.c.id == bindparam("row_id"))
+                .values(available_at=bindparam("at"), locked_until=None),
+                [{"row_id": i, "at": at} for i, at in due])
 
     async def pending_count(self, topic: str) -> int:
         r = await self._one(select(func.count().label("n")).select_from(outbox)
@@ -354,9 +442,43 @@ class AttemptRepository(_Repo):
 
     async def mark_lost(self, fo_id: str) -> None:
         """Attempts whose worker died before recording an answer."""
-        await self.conn.execute(update(delivery_attempts).where(
-            delivery_attempts.c.fo_id == fo_id, delivery_attempts.c.outcome == "in_flight")
-            .values(outcome="lost", error="the worker stopped before an answer was recorded"))
+        await self.mark_lost_many([fo_id])
+
+    async def mark_lost_many(self, fo_ids: Sequence[str]) -> None:
+        if fo_ids:
+            await self.conn.execute(update(delivery_attempts).where(
+                delivery_attempts.c.fo_id.in_(list(fo_ids)),
+                delivery_attempts.c.outcome == "in_flight")
+                .values(outcome="lost",
+                        error="the worker stopped before an answer was recorded"))
+
+    async def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            await self.conn.execute(insert(delivery_attempts), [dict(r) for r in rows])
+
+    async def settle_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Record answers: each row carries ``fo_id``, ``attempt_no``, ``started_at`` and the
+        outcome columns; the attempt's row is updated, or added if it is missing."""
+        if not rows:
+            return
+        keys = [(r["fo_id"], r["attempt_no"]) for r in rows]
+        found = {(r.fo_id, r.attempt_no) for r in (await self.conn.execute(
+            select(delivery_attempts.c.fo_id, delivery_attempts.c.attempt_no).where(
+                tuple_(delivery_attempts.c.fo_id, delivery_attempts.c.attempt_no).in_(keys)
+            ))).all()}
+        present = [r for r in rows if (r["fo_id"], r["attempt_no"]) in found]
+        missing = [r for r in rows if (r["fo_id"], r["attempt_no"]) not in found]
+        outcome_cols = ("status_code", "latency_ms", "response_excerpt", "error", "outcome")
+        if present:
+            await self.conn.execute(
+                update(delivery_attempts).where(
+                    delivery_attempts.c.fo_id == bindparam("k_fo"),
+                    delivery_attempts.c.attempt_no == bindparam("k_no"))
+                .values({c: bindparam(f"v_{c}") for c in outcome_cols}),
+                [{"k_fo": r["fo_id"], "k_no": r["attempt_no"],
+                  **{f"v_{c}": r[c] for c in outcome_cols}} for r in present])
+        await self.add_many([{c: r[c] for c in ("fo_id", "attempt_no", "started_at",
+                                                 *outcome_cols)} for r in missing])
 
     async def list(self, fo_id: str) -> list[Row]:
         return await self._all(select(delivery_attempts).where(delivery_attempts.c.fo_id == fo_id)

@@ -1,13 +1,17 @@
 """The dispatch consumer: take ``mirror.dispatch`` messages from the bus and deliver them.
 
-For each message it loads the outbox row and *takes* it with one compare-and-set that renews
-the row's lease — only if the row is still open, still leased, and still on the lease the
-message was published for. Otherwise the message is stale (the row is done, was rescheduled
-for a later retry, or went out again under a newer lease) and is acked without a delivery.
-Then ``Dispatcher.deliver`` does the work and completes or reschedules the row; the message
-is acked. An exception naks it with a delay (the lease still holds the row for this
-delivery's redelivery). ``drain()`` — what SIGTERM calls — stops pulling, lets in-flight
-deliveries finish, and returns.
+Messages are gathered into batches (what arrived within a few milliseconds, up to
+``batch``). For a batch it *takes* the outbox rows with one compare-and-set that renews each
+row's lease — only if the row is still open, still leased, and still on the lease its
+message was published for. A message whose row was not taken is stale (the row is done, was
+rescheduled for a later retry, or went out again under a newer lease) and is acked without a
+delivery. ``Dispatcher.deliver_many`` then delivers the taken rows and completes or
+reschedules each; their messages are acked. A row the batch deferred (its endpoint's share
+was full) is nak'd for a prompt redelivery; a delivery that raised is nak'd with a delay (the
+lease still holds the row for that redelivery). One batch runs at a time per consumer, so an
+endpoint never gets more than the dispatcher's per-endpoint share from one worker.
+``drain()`` — what SIGTERM calls — stops pulling, lets in-flight deliveries finish, and
+returns.
 """
 
 from __future__ import annotations
@@ -17,13 +21,10 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
-from vanta.adapters.db.repositories import aware
-from vanta.adapters.db.tables import outbox
 from vanta.application.bus import Bus, BusMessage, Subscription
 from vanta.application.dispatch import Dispatcher
 from vanta.entrypoints.workers.relay import DISPATCH_SUBJECT
@@ -33,40 +34,68 @@ log = logging.getLogger("vanta.consumer")
 DISPATCH_DURABLE = "mirror-dispatch"
 
 
+@dataclass(eq=False)
+class _Waiting:
+    outbox_id: int
+    lease_no: int | None
+    done: asyncio.Future[str]
+
+
 class Consumer:
     def __init__(self, dispatcher: Dispatcher, bus: Bus, concurrency: int = 16, *,
                  subject: str = DISPATCH_SUBJECT, durable: str = DISPATCH_DURABLE,
                  error_nak_delay_s: float = 2.0, heartbeat_s: float | None = 10.0,
-                 lease: timedelta | None = None) -> None:
+                 lease: timedelta | None = None, batch: int | None = None,
+                 batch_window_s: float = 0.005, defer_nak_delay_s: float = 0.05) -> None:
         self.dispatcher = dispatcher
         self.bus = bus
-        self.concurrency = max(1, concurrency)
+        self.batch = max(1, batch or concurrency)
+        # Pull twice a batch, so the next batch is already here when one finishes.
+        self.concurrency = max(1, concurrency, 2 * self.batch)
         self.subject = subject
         self.durable = durable
         self.error_nak_delay_s = error_nak_delay_s
+        self.defer_nak_delay_s = defer_nak_delay_s
         self.heartbeat_s = heartbeat_s
+        self.batch_window_s = batch_window_s
         self.lease = lease or dispatcher.config.lease
         self._sub: Subscription | None = None
-        self.delivered = 0  # deliver() returned
+        self._waiting: list[_Waiting] = []
+        self._arrived = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self.delivered = 0  # delivered (acked after its row was settled)
         self.skipped = 0    # stale messages acked without a delivery
-        self.failed = 0     # deliver() raised: nak'd for a redelivery
+        self.failed = 0     # the delivery raised: nak'd for a redelivery
+        self.deferred = 0   # the endpoint's share was full: nak'd for a prompt redelivery
+        self.batches = 0
 
     async def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run_batches())
         if self._sub is None:
             self._sub = await self.bus.subscribe(self.subject, self.durable, self.handle,
                                                  concurrency=self.concurrency)
+
+    async def _stop_runner(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
 
     async def drain(self) -> None:
         """Stop pulling, finish what is in flight, then return."""
         sub, self._sub = self._sub, None
         if sub is not None:
-            await sub.drain()
+            await sub.drain()  # the handlers wait on the batch runner, which still runs
+        await self._stop_runner()
 
     async def abort(self) -> None:
         """Stop at once without acking what is in flight (tests: a worker that dies)."""
         sub, self._sub = self._sub, None
         if sub is not None:
             await sub.cancel()
+        await self._stop_runner()
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -75,28 +104,46 @@ class Consumer:
         finally:
             await self.drain()
 
-    async def take(self, outbox_id: int, lease_no: int | None) -> dict[str, Any] | None:
-        """Renew the row's lease if this message is still the live one; the row, or None."""
-        now = self.dispatcher.clock()
-        # Leased (a rescheduled row has no lock until the relay leases it again, bumping
-        # attempts), open, and on this message's lease. No clock comparison: a consumer on
-        # another host with a skewed clock must not skip live messages.
-        conds = [outbox.c.id == outbox_id, outbox.c.done_at.is_(None),
-                 outbox.c.locked_until.is_not(None)]
-        if lease_no is not None:
-            conds.append(outbox.c.attempts == lease_no)
+    async def take(self, leases: list[tuple[int, int | None]]) -> dict[int, dict[str, Any]]:
+        """Renew the leases of the rows whose messages are still the live ones."""
         async with self.dispatcher.uow_factory() as uow:
-            conn = uow.outbox.conn
-            res = await conn.execute(update(outbox).where(*conds)
-                                     .values(locked_until=now + self.lease))
-            if res.rowcount != 1:
-                return None
-            r = (await conn.execute(select(outbox).where(outbox.c.id == outbox_id))).first()
+            rows = await uow.outbox.take_many(leases, self.dispatcher.clock(), self.lease)
             await uow.commit()
-        if r is None:
-            return None
-        return {k: aware(v) if k in ("created_at", "available_at", "locked_until", "done_at")
-                else v for k, v in r._mapping.items()}
+        return {r["id"]: r for r in rows}
+
+    async def _run_batches(self) -> None:
+        while True:
+            await self._arrived.wait()
+            if len(self._waiting) < self.batch:
+                await asyncio.sleep(self.batch_window_s)  # let the rest of a burst join
+            items, self._waiting = self._waiting[:self.batch], self._waiting[self.batch:]
+            if not self._waiting:
+                self._arrived.clear()
+            items = [w for w in items if not w.done.done()]  # a cancelled handler's
+            if items:
+                await self._run_batch(items)
+
+    async def _run_batch(self, items: list[_Waiting]) -> None:
+        self.batches += 1
+        try:
+            rows = await self.take([(w.outbox_id, w.lease_no) for w in items])
+            res = await self.dispatcher.deliver_many(list(rows.values()))
+        except Exception as e:
+            for w in items:
+                if not w.done.done():
+                    w.done.set_exception(e)
+            return
+        for w in items:
+            if w.done.done():
+                continue
+            if w.outbox_id not in rows:
+                w.done.set_result("skipped")
+            elif w.outbox_id in res.failed:
+                w.done.set_exception(res.failed[w.outbox_id])
+            elif w.outbox_id in res.deferred:
+                w.done.set_result("deferred")
+            else:
+                w.done.set_result("delivered")
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, msg: BusMessage) -> AsyncIterator[None]:
@@ -127,15 +174,14 @@ class Consumer:
             log.error("malformed dispatch message dropped", extra={"data": msg.data[:200]})
             await msg.ack()
             return
+        waiting = _Waiting(outbox_id, lease_no, asyncio.get_running_loop().create_future())
+        self._waiting.append(waiting)
+        self._arrived.set()
         try:
-            row = await self.take(outbox_id, lease_no)
-            if row is None:
-                self.skipped += 1
-                await msg.ack()
-                return
             async with self._heartbeat(msg):
-                await self.dispatcher.deliver(row)
+                outcome = await waiting.done
         except asyncio.CancelledError:
+            waiting.done.cancel()
             raise
         except Exception:
             self.failed += 1
@@ -143,5 +189,12 @@ class Consumer:
                           extra={"outbox_id": outbox_id, "delivery": msg.num_delivered})
             await msg.nak(self.error_nak_delay_s)
             return
-        self.delivered += 1
-        await msg.ack()
+        if outcome == "skipped":
+            self.skipped += 1
+            await msg.ack()
+        elif outcome == "deferred":
+            self.deferred += 1
+            await msg.nak(self.defer_nak_delay_s)
+        else:
+            self.delivered += 1
+            await msg.ack()
