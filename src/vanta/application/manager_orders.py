@@ -124,25 +124,27 @@ async def _expand_and_store(
     await uow.outbox.add_many(DISPATCH_TOPIC,
                               [(c.fo_id, {"fo_id": c.fo_id}) for c in expansion.dispatchable],
                               now)
-    await uow.audit.append(
-        entity="manager_order", entity_id=order.mo_id, action="received", actor=actor,
-        tenant_id=tenant_id,
-        payload={"source": source, "client_order_id": order.client_order_id,
-                 "symbol": order.symbol, "side": order.side.value, "qty": str(order.qty),
-                 "snapshot": snapshot.to_json()})
-    for c in expansion.children:
-        await uow.audit.append(
-            entity="follower_order", entity_id=c.fo_id, action=f"created:{c.state.value}",
-            actor="orchestrator", tenant_id=tenant_id,
-            payload={"mo_id": c.mo_id, "follower_id": c.follower_id, "symbol": c.symbol,
-                     "qty": str(c.qty), "cap_applied": c.cap_applied,
-                     "skip_reason": c.skip_reason, "sizing": c.sizing})
+    # One run of the hash chain for the order, its children and any pauses, in that order.
+    events: list[dict[str, Any]] = [{
+        "entity": "manager_order", "entity_id": order.mo_id, "action": "received",
+        "actor": actor, "tenant_id": tenant_id,
+        "payload": {"source": source, "client_order_id": order.client_order_id,
+                    "symbol": order.symbol, "side": order.side.value, "qty": str(order.qty),
+                    "snapshot": snapshot.to_json()}}]
+    events += [{
+        "entity": "follower_order", "entity_id": c.fo_id, "action": f"created:{c.state.value}",
+        "actor": "orchestrator", "tenant_id": tenant_id,
+        "payload": {"mo_id": c.mo_id, "follower_id": c.follower_id, "symbol": c.symbol,
+                    "qty": str(c.qty), "cap_applied": c.cap_applied,
+                    "skip_reason": c.skip_reason, "sizing": c.sizing}}
+        for c in expansion.children]
     for fid in expansion.pause:
         await uow.followers.update(tenant_id, fid, paused=True, paused_reason="drawdown_stop",
                                    updated_at=now)
-        await uow.audit.append(entity="follower", entity_id=fid, action="paused",
-                               actor="orchestrator", tenant_id=tenant_id,
-                               payload={"reason": "drawdown_stop", "mo_id": order.mo_id})
+        events.append({"entity": "follower", "entity_id": fid, "action": "paused",
+                       "actor": "orchestrator", "tenant_id": tenant_id,
+                       "payload": {"reason": "drawdown_stop", "mo_id": order.mo_id}})
+    await uow.audit.append_many(events)
     return expansion
 
 

@@ -69,12 +69,14 @@ class _Repo:
     async def _all(self, stmt: Any) -> list[Row]:
         return [_row(r) for r in (await self.conn.execute(stmt)).all()]
 
-    async def _by_key(self, key: Any, values: Iterable[str]) -> dict[str, Row]:
+    async def _by_key(self, key: Any, values: Iterable[str],
+                      leave_out: tuple[str, ...] = ()) -> dict[str, Row]:
         """Rows of ``key``'s table whose ``key`` is one of ``values``, by that key."""
         wanted = list(set(values))
         if not wanted:
             return {}
-        rows = await self._all(select(key.table).where(key.in_(wanted)))
+        cols = [c for c in key.table.c if c.name not in leave_out]
+        rows = await self._all(select(*cols).where(key.in_(wanted)))
         return {r[key.name]: r for r in rows}
 
 
@@ -168,7 +170,9 @@ class ManagerOrderRepository(_Repo):
         return await self._one(select(manager_orders).where(manager_orders.c.mo_id == mo_id))
 
     async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, Row]:
-        return await self._by_key(manager_orders.c.mo_id, mo_ids)
+        """Without the expansion snapshot (every follower's inputs: large, not needed to
+        deliver)."""
+        return await self._by_key(manager_orders.c.mo_id, mo_ids, leave_out=("snapshot",))
 
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
