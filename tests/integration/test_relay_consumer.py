@@ -51,15 +51,18 @@ TENANT, VAULT = "tnt_bus", "V_BUS"
 
 
 class SlowReceiver(receiver_mod.Receiver):
-    """The verifying receiver, taking ``delay`` seconds per request (so a fan-out lasts)."""
+    """The verifying receiver, taking ``delay`` seconds per request (so a fan-out lasts);
+    ``peak`` is the most requests it ever had in flight at once."""
 
     def __init__(self, delay: float = 0.0) -> None:
         super().__init__()
         self.delay = delay
         self.in_flight = 0
+        self.peak = 0
 
     async def hook(self, request: web.Request) -> web.Response:
         self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)

@@ -1,0 +1,124 @@
+"""Batched delivery: two transactions per batch, an endpoint's share per batch, one failed
+send that leaves its neighbours alone, and a consumer that gathers messages into batches.
+SQLite in a temp dir and a real verifying receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from tests.integration.test_relay_consumer import World, make_world
+from vanta.adapters.bus.inprocess import InProcessBus
+from vanta.adapters.db.tables import delivery_attempts, follower_orders, outbox
+from vanta.adapters.webhooks.sender import SendResult
+from vanta.domain.audit import verify_chain
+from vanta.entrypoints.workers.consumer import Consumer
+from vanta.entrypoints.workers.relay import Relay
+
+
+async def attempts_of(w: World, fo_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
+    async with w.c.uow(readonly=True) as uow:
+        rows = (await uow.outbox.conn.execute(
+            select(delivery_attempts.c.fo_id, delivery_attempts.c.attempt_no,
+                   delivery_attempts.c.outcome)
+            .where(delivery_attempts.c.fo_id.in_(fo_ids))
+            .order_by(delivery_attempts.c.attempt_no))).all()
+    out: dict[str, list[tuple[int, str]]] = {f: [] for f in fo_ids}
+    for r in rows:
+        out[r.fo_id].append((r.attempt_no, r.outcome))
+    return out
+
+
+async def test_a_batch_sends_an_endpoint_no_more_than_its_share_and_hands_back_the_rest(
+    tmp_path: Path,
+) -> None:
+    async with make_world(tmp_path, 10, delay=0.05, webhook_per_endpoint_limit=2,
+                     dispatcher_concurrency=8) as w:
+        d = w.c.dispatcher
+        assert (d.config.per_endpoint, d.config.batch) == (2, 16)
+        mo_id, fos = await w.order("M-share")
+
+        assert await d.run_once() == 10  # all ten leased in one batch...
+        states = await w.states(fos)
+        assert Counter(states.values()) == {"ack": 2, "pending": 8}  # ...two sent
+        pending = [f for f, s in states.items() if s == "pending"]
+        async with w.c.uow(readonly=True) as uow:
+            rows = (await uow.outbox.conn.execute(
+                select(outbox).where(outbox.c.key.in_(pending)))).all()
+        # handed back unused: due at once, no attempt logged, no attempt counted
+        assert all(r.locked_until is None and r.done_at is None for r in rows)
+        assert all(a == [] for a in (await attempts_of(w, pending)).values())
+
+        while await d.run_once():
+            pass
+        await w.assert_exactly_once([mo_id], fos)
+        assert w.rcv.peak <= 2
+        # nobody waited for the endpoint with a timeout running: one attempt each, all ok
+        assert all(a == [(1, "ack")] for a in (await attempts_of(w, fos)).values())
+
+
+class RaisesFor:
+    """The real sender, except that sending to one URL raises once (a bug, not an answer)."""
+
+    def __init__(self, inner: Any, url_suffix: str) -> None:
+        self.inner, self.suffix, self.raised = inner, url_suffix, 0
+
+    async def send(self, url: str, headers: dict[str, str], body: bytes) -> SendResult:
+        if url.endswith(self.suffix) and not self.raised:
+            self.raised += 1
+            raise RuntimeError("boom")
+        result: SendResult = await self.inner.send(url, headers, body)
+        return result
+
+
+async def test_a_send_that_raises_leaves_only_its_child_in_flight_until_the_lease_lapses(
+    tmp_path: Path,
+) -> None:
+    async with make_world(tmp_path, 6, dispatcher_lease_seconds=1.0, webhook_per_endpoint_limit=8,
+                     webhook_timeout_seconds=0.3) as w:
+        d = w.c.dispatcher
+        d.sender = RaisesFor(d.sender, "/hooks/f003")
+        mo_id, fos = await w.order("M-raise")
+        async with w.c.uow(readonly=True) as uow:
+            bad = (await uow.outbox.conn.execute(select(follower_orders.c.fo_id).where(
+                follower_orders.c.mo_id == mo_id,
+                follower_orders.c.follower_id == w.followers[3]))).scalar_one()
+
+        assert await d.run_once() == 6
+        states = await w.states(fos)
+        assert states[bad] == "sent"
+        assert Counter(s for f, s in states.items() if f != bad) == {"ack": 5}
+        assert (await attempts_of(w, [bad]))[bad] == [(1, "in_flight")]
+        assert await d.run_once() == 0  # still leased: nobody touches it
+
+        await asyncio.sleep(1.1)  # the lease lapses; the next pass sends it again
+        assert await d.run_once() == 1
+        await w.assert_exactly_once([mo_id], fos)
+        assert (await attempts_of(w, [bad]))[bad] == [(1, "lost"), (2, "ack")]
+        async with w.c.uow(readonly=True) as uow:
+            assert verify_chain(await uow.audit.all()) is None
+
+
+async def test_the_consumer_gathers_messages_into_batches(tmp_path: Path) -> None:
+    async with make_world(tmp_path, 24) as w:
+        bus = InProcessBus()
+        con = Consumer(w.c.dispatcher, bus, 8, durable="dispatch", batch_window_s=0.02)
+        await con.start()
+        relay = Relay(w.c.uow, bus, poll_seconds=0.05)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        try:
+            mo_id, fos = await w.order("M-gather")
+            await w.assert_exactly_once([mo_id], fos)
+        finally:
+            stop.set()
+            await task
+            await con.drain()
+            await bus.close()
+        assert con.delivered == 24 and con.failed == 0
+        # at most 8 a batch, and far fewer batches than messages
+        assert 3 <= con.batches <= 12, con.batches
