@@ -240,6 +240,23 @@ async def test_default_ports_and_numeric_hosts_resolve_to_what_they_mean(dns: Fa
     assert (t.port, t.addresses) == (443, ("::ffff:127.0.0.1",))
 
 
+async def test_canonical_address_literals_need_no_lookup_but_are_still_vetted(
+    dns: FakeDns,
+) -> None:
+    t = await resolve_and_vet("http://127.0.0.1:8080/h", LOOPBACK)
+    assert t.addresses == ("127.0.0.1",)
+    assert (await resolve_and_vet("http://[::1]/h", PRIVATE_OK)).addresses == ("::1",)
+    for url in ("http://127.0.0.1/", "http://[::1]/", "http://10.0.0.1/"):
+        with pytest.raises(TargetRefused) as e:
+            await resolve_and_vet(url, DEFAULT)
+        assert e.value.reason == "private_address"
+    assert dns.calls == []
+    # other spellings of an address still go through the resolver
+    await resolve_and_vet("http://2130706433/", LOOPBACK)
+    await resolve_and_vet("http://[::ffff:7f00:1]/", LOOPBACK)
+    assert dns.calls == ["2130706433", "::ffff:7f00:1"]
+
+
 async def test_metadata_names_are_refused_before_any_lookup(dns: FakeDns) -> None:
     with pytest.raises(TargetRefused) as e:
         await resolve_and_vet("http://metadata.google.internal/", PRIVATE_OK)

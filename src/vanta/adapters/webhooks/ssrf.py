@@ -216,7 +216,22 @@ async def _resolve(url: str, policy: TargetPolicy | None) -> VettedTarget:
                         addresses=tuple(text for text, _ in addresses))
 
 
+def _canonical_literal(host: str) -> IPAddress | None:
+    """The address ``host`` is, if it is an address written in its one canonical form (no
+    zone, no legacy numeric spelling): it needs no lookup, and a lookup could not differ."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped or ip.scope_id):
+        return None  # their text forms differ between resolvers: let getaddrinfo say
+    return ip if str(ip) == host.strip("[]") else None
+
+
 async def _lookup(host: str, port: int) -> list[tuple[str, IPAddress]]:
+    literal = _canonical_literal(host)
+    if literal is not None:  # spares a resolver thread per delivery
+        return [(str(literal), literal)]
     # yarl keeps an IPv6 zone percent-encoded ("fe80::1%25eth0"); getaddrinfo wants "%eth0".
     query = host.replace("%25", "%") if ":" in host else host
     loop = asyncio.get_running_loop()
