@@ -298,7 +298,8 @@ class ChildOrderRepository(_Repo):
         return res.rowcount == 1
 
     async def get_many_unscoped(self, fo_ids: Iterable[str]) -> dict[str, Row]:
-        return await self._by_key(follower_orders.c.fo_id, fo_ids)
+        """For delivery: without the sizing record (``audit``), which delivery never reads."""
+        return await self._by_key(follower_orders.c.fo_id, fo_ids, leave_out=("audit",))
 
     async def update_many(self, fo_ids: Sequence[str], *, expect_state: str,
                           count_attempt: bool = False, **values: Any) -> dict[str, int]:
