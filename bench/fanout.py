@@ -322,8 +322,10 @@ def base_env(data_dir: Path, concurrency: int) -> dict[str, str]:
         "VANTA_RATE_LIMIT_PER_MINUTE": UNLIMITED, "VANTA_RATE_LIMIT_BURST": UNLIMITED,
         "VANTA_WEBHOOK_ALLOWLIST": '["127.0.0.1/32"]',
         "VANTA_DISPATCHER_CONCURRENCY": str(concurrency),
-        # every follower is a path on one receiver port: one endpoint for the sender's limit
-        "VANTA_WEBHOOK_PER_ENDPOINT_LIMIT": str(concurrency),
+        # Every follower is a path on one receiver port, i.e. one endpoint. Its share of a
+        # batch (twice the concurrency) is the whole batch; requests in flight stay capped at
+        # the concurrency by the dispatcher, as the ceiling's and Celery's are.
+        "VANTA_WEBHOOK_PER_ENDPOINT_LIMIT": str(2 * concurrency),
         "VANTA_DISPATCHER_POLL_SECONDS": "0.05",
     })
     return env

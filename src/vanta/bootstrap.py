@@ -15,6 +15,7 @@ from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.identity.dev_issuer import DevIssuer
 from vanta.adapters.identity.oidc import OidcProvider
 from vanta.adapters.identity.verifier import TokenVerifier
+from vanta.adapters.secrets.cached import CachedSecrets
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender
 from vanta.adapters.webhooks.ssrf import TargetPolicy
@@ -76,7 +77,8 @@ def build(settings: Settings | None = None) -> Container:
                             allowlist=tuple(s.webhook_allowlist)),
         per_endpoint_limit=s.webhook_per_endpoint_limit)
     dispatcher = Dispatcher(
-        uow_factory=lambda: SqlUnitOfWork(engine), sender=sender, secrets=secrets,
+        uow_factory=lambda: SqlUnitOfWork(engine), sender=sender,
+        secrets=CachedSecrets(secrets),
         config=DispatchConfig(retry_schedule=tuple(s.retry_schedule_seconds),
                               jitter_fraction=s.retry_jitter_fraction,
                               lease=timedelta(seconds=s.dispatcher_lease_seconds),
