@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+# Set on a connection's info by any statement that writes the vaults table; the unit of work
+# reads it after commit to invalidate the vault cache (vanta.application.vault_cache).
+VAULTS_WRITTEN = "vanta_vaults_written"
+_WRITES_VAULTS = re.compile(
+    r'^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)'
+    r'\s+(?:"?\w+"?\.)?"?vaults"?(?:\s|\(|$)', re.IGNORECASE)
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -16,9 +26,55 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=10,
                                      **kwargs)
         _configure_sqlite(engine)
-        return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                               **kwargs)
+    else:
+        engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                                     **kwargs)
+    _track_vault_writes(engine)
+    return engine
+
+
+def _track_vault_writes(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _on_execute(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        # cheap first test: nearly every statement on the hot path is a SELECT
+        if statement[:1] not in ("S", "s", "B", "b") and _WRITES_VAULTS.match(statement):
+            conn.info[VAULTS_WRITTEN] = True
+
+
+def take_vaults_written(conn: AsyncConnection) -> bool:
+    """Whether the connection wrote the vaults table since the last call (and reset)."""
+    return bool(conn.sync_connection is not None
+                and conn.sync_connection.info.pop(VAULTS_WRITTEN, False))
+
+
+class SqliteChangeCounter:
+    """``PRAGMA data_version`` of a SQLite file on a private connection: it changes whenever
+    any other connection (of any process) commits. A few microseconds and no thread hop, so
+    the vault cache can check it on every read."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def __call__(self) -> int:
+        if self._conn is None:  # opened on first use: the file exists once migrated
+            self._conn = sqlite3.connect(self._path, timeout=30, check_same_thread=False,
+                                         isolation_level=None)
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def sqlite_change_counter(engine: AsyncEngine) -> SqliteChangeCounter | None:
+    """For a file-backed SQLite engine, its :class:`SqliteChangeCounter`; else None."""
+    url = engine.url
+    if (url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:")
+            or "uri" in url.query):  # URI filenames: no counter, the cache's max age applies
+        return None
+    return SqliteChangeCounter(url.database)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -13,6 +13,7 @@ from vanta.adapters.db.billing_repositories import (
     FlowRepository,
     InboxRepository,
 )
+from vanta.adapters.db.engine import take_vaults_written
 from vanta.adapters.db.repositories import (
     AttemptRepository,
     AuditRepository,
@@ -30,6 +31,7 @@ from vanta.adapters.db.repositories import (
     UserRepository,
     VaultRepository,
 )
+from vanta.application import vault_cache
 from vanta.application.clock import Clock, utcnow
 
 
@@ -49,6 +51,7 @@ class SqlUnitOfWork:
         if self._readonly:
             await self._conn.execution_options(vanta_readonly=True)
         await self._conn.begin()
+        take_vaults_written(self._conn)  # forget a flag left by an earlier rolled-back use
         self._committed = False
         c, clock = self._conn, self._clock
         self.tenants = TenantRepository(c)
@@ -81,6 +84,8 @@ class SqlUnitOfWork:
         assert self._conn is not None
         await self._conn.commit()
         self._committed = True
+        if take_vaults_written(self._conn):  # after the commit, so no reader caches old rows
+            await vault_cache.cache().invalidate()
 
     async def rollback(self) -> None:
         assert self._conn is not None

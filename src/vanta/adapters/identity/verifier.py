@@ -13,6 +13,12 @@ network (:class:`vanta.adapters.identity.oidc.OidcProvider`):
 * ``on_unknown_kid``: a coroutine function :meth:`TokenVerifier.averify` awaits when a
   token's ``kid`` is unknown (a rate-limited JWKS fetch); the token is then checked once more.
   :meth:`TokenVerifier.verify` stays synchronous and never awaits anything.
+
+A token that passed the full verification is remembered (its exact string -> the principal)
+until its ``exp``, so a client that sends the same token on every call pays for one RSA check.
+The memory is bounded (``cache_size``, oldest dropped first) and tied to the key set that
+verified the token: once the key set is replaced (rotation) or due for a refresh, every
+remembered token is verified in full again.
 """
 
 from __future__ import annotations
@@ -138,6 +144,8 @@ class TokenVerifier:
         algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
         jwks_max_age: float | None = None,
         on_unknown_kid: Callable[[], Awaitable[object]] | None = None,
+        cache_size: int = 4096,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(algorithms, str):
             raise TypeError("algorithms must be a sequence of names, not a string")
@@ -153,6 +161,12 @@ class TokenVerifier:
             raise ValueError("jwks_max_age and on_unknown_kid need a callable JWKS source")
         if jwks_max_age is not None and not jwks_max_age > 0:
             raise ValueError("jwks_max_age must be > 0")
+        if cache_size < 0:
+            raise ValueError("cache_size must be >= 0")
+        self._cache_size = cache_size
+        self._clock = clock
+        # token -> (principal, exp, key set that verified it); insertion order = age
+        self._verified: dict[str, tuple[Principal, float, _KeySet]] = {}
         self._max_age = jwks_max_age
         self._on_unknown_kid = on_unknown_kid
         self._loaded_at = 0.0
@@ -176,6 +190,12 @@ class TokenVerifier:
         """Verify ``token`` and return its principal; raise :class:`InvalidToken` otherwise."""
         if not isinstance(token, str) or not token:
             raise InvalidToken("malformed", "empty token")
+        hit = self._verified.get(token)
+        if hit is not None:
+            principal, exp, keyset = hit
+            if self._clock() < exp and keyset is self._keyset and not self._stale():
+                return principal
+            self._verified.pop(token, None)  # expired or keys changed: verify in full below
         try:
             header = jwt.get_unverified_header(token)
         except PyJWTError as e:
@@ -186,7 +206,7 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("unknown_kid", "token header has no kid")
-        key = self._key_for(kid, alg)
+        key, keyset = self._key_for(kid, alg)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -219,7 +239,9 @@ class TokenVerifier:
             raise InvalidToken("malformed", str(e)) from None
         except PyJWTError as e:
             raise InvalidToken("invalid_claim", str(e)) from None
-        return self._principal(claims)
+        principal = self._principal(claims)
+        self._remember(token, principal, claims["exp"], keyset)
+        return principal
 
     async def averify(self, token: str) -> Principal:
         """:meth:`verify` for async callers, re-checking once after a key refresh.
@@ -239,15 +261,30 @@ class TokenVerifier:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _key_for(self, kid: str, alg: str) -> jwt.PyJWK:
-        """The JWKS key for ``kid`` bound to ``alg``, refreshing once from the provider."""
+    def _remember(self, token: str, principal: Principal, exp: Any, keyset: _KeySet) -> None:
+        """Only after a full verification; never past ``exp`` (the leeway is not extended)."""
+        if self._cache_size == 0 or isinstance(exp, bool) or not isinstance(exp, int | float):
+            return
+        if exp <= self._clock():
+            return  # accepted within the leeway: fine once, not worth remembering
+        verified = self._verified
+        while len(verified) >= self._cache_size:
+            try:
+                verified.pop(next(iter(verified)))
+            except (StopIteration, KeyError, RuntimeError):  # emptied/changed by another thread
+                break
+        verified[token] = (principal, float(exp), keyset)
+
+    def _key_for(self, kid: str, alg: str) -> tuple[jwt.PyJWK, _KeySet]:
+        """The JWKS key for ``kid`` bound to ``alg`` (and the key set it came from),
+        refreshing once from the provider."""
         keyset = self._keyset
         if keyset is None or kid not in keyset.jwks or self._stale():
             if self._provider is not None:
                 keyset = self._refresh()
             elif keyset is None:  # pragma: no cover - static JWKS is indexed in __init__
                 keyset = _KeySet({})
-        return keyset.key_for(kid, alg)
+        return keyset.key_for(kid, alg), keyset
 
     def _refresh(self) -> _KeySet:
         """Fetch the JWKS from the provider again and replace the cached key set."""

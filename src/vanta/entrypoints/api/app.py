@@ -11,12 +11,13 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from vanta import __version__
 from vanta.adapters.cache import open_store
+from vanta.adapters.db.engine import sqlite_change_counter
 from vanta.adapters.identity.verifier import InvalidToken
-from vanta.application import entitlements_cache
+from vanta.application import entitlements_cache, vault_cache
 from vanta.application.billing import expire_btcpay_periods
 from vanta.application.followers import register_follower
 from vanta.application.manager_orders import (
@@ -99,6 +100,8 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         for t in tasks:
             await t
         await store.close()
+        if db_version is not None:
+            db_version.close()
         await container.close()
 
     app = FastAPI(title="Vanta Platform API", version=__version__, lifespan=lifespan,
@@ -110,6 +113,15 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
     store = open_store(st.redis_url)
     app.state.cache_store = store
     entitlements_cache.configure(store)
+    # invalidated by every unit of work that writes the vaults table (see vault_cache)
+    db_version = sqlite_change_counter(container.engine)
+    vaults_cache = vault_cache.configure(store, db_version=db_version)
+
+    async def tenant_vaults(tenant_id: str) -> tuple[Any, ...]:
+        async def load() -> list[Any]:
+            async with container.uow(readonly=True) as uow:
+                return await uow.vaults.list(tenant_id)
+        return await vaults_cache.rows(tenant_id, load)
 
     async def principal_key(scope: Any) -> str | None:
         """tenant:subject of a valid bearer token, else None (the route answers 401)."""
@@ -161,13 +173,22 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
                 "jwks_uri": f"{base}/.well-known/jwks.json",
                 "id_token_signing_alg_values_supported": ["RS256"]}
 
-    @app.get("/v1/vaults", tags=["vaults"])
-    async def list_vaults(p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+    rendered: dict[str, tuple[tuple[Any, ...], bytes]] = {}  # tenant -> (rows, JSON body)
+
+    @app.get("/v1/vaults", tags=["vaults"], response_model=dict[str, Any])
+    async def list_vaults(p: Principal = Depends(require("vault:read"))) -> Response:
         vaults = await visible_vaults(container, p)
-        async with container.uow(readonly=True) as uow:
-            rows = await uow.vaults.list(p.tenant_id)
-        return {"data": [vault_json(r) for r in rows
-                         if vaults is None or r["vault_id"] in vaults]}
+        rows = await tenant_vaults(p.tenant_id)  # cached: no database round trip on a hit
+        if vaults is not None:
+            return JSONResponse({"data": [vault_json(r) for r in rows
+                                          if r["vault_id"] in vaults]})
+        done = rendered.get(p.tenant_id)
+        if done is None or done[0] is not rows:  # rendered once per cache fill
+            done = rows, JSONResponse({"data": [vault_json(r) for r in rows]}).body
+            if len(rendered) >= 10_000:  # bounded like the cache itself
+                rendered.clear()
+            rendered[p.tenant_id] = done
+        return Response(done[1], media_type="application/json")
 
     @app.get("/v1/vaults/{vault_id}", tags=["vaults"])
     async def get_vault(vault_id: str,

@@ -22,6 +22,7 @@ availability wins over limits.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -67,6 +68,7 @@ def _seconds(x: float) -> int:
     return max(0, math.ceil(x - 1e-6))
 
 
+@functools.lru_cache(maxsize=4096)  # parsing an address costs more than the bucket take
 def _normalise(ip: str, ipv6_prefix: int) -> str | None:
     try:
         addr = ipaddress.ip_address(ip.strip().strip("[]"))
