@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,7 @@ class Settings(BaseSettings):
     retry_schedule_seconds: list[float] = Field(default_factory=lambda: [1.0, 5.0, 15.0, 60.0])
     retry_jitter_fraction: float = 0.2
     dispatcher_poll_seconds: float = 0.25
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # long-running commands
     dispatcher_concurrency: int = 32
     dispatcher_lease_seconds: float = 30.0
     run_dispatcher_in_api: bool = True

@@ -13,7 +13,7 @@ from rich.console import Console
 from vanta.application.principal import ALL_SCOPES
 from vanta.bootstrap import build
 from vanta.config import Settings
-from vanta.entrypoints.cli import commands
+from vanta.entrypoints.cli import commands, event_loop
 from vanta.entrypoints.cli.exports_cli import exports_app
 from vanta.entrypoints.cli.paper_cli import paper_app
 from vanta.entrypoints.cli.workers_cli import workers_app
@@ -59,7 +59,8 @@ def serve(
 ) -> None:
     """Run the API (and, on the embedded profile, the dispatcher)."""
     s = settings(data_dir, api_host=host, api_port=port)
-    asyncio.run(commands.serve(s, port_file=port_file, run_dispatcher=dispatcher))
+    event_loop.run(commands.serve(s, port_file=port_file, run_dispatcher=dispatcher),
+                   s.event_loop)
 
 
 @app.command()
@@ -70,7 +71,7 @@ def up(
 ) -> None:
     """Set up the embedded platform with demo data, print a token, and serve."""
     s = settings(data_dir, api_port=port)
-    asyncio.run(commands.up(s, receiver_port=receiver_port, console=console))
+    event_loop.run(commands.up(s, receiver_port=receiver_port, console=console), s.event_loop)
 
 
 @app.command()
@@ -129,7 +130,8 @@ def dispatch(
     data_dir: DataDir = None,
 ) -> None:
     """Run the dispatcher worker (deliver queued child orders)."""
-    asyncio.run(commands.dispatch(settings(data_dir), until_idle=until_idle, console=console))
+    s = settings(data_dir)
+    event_loop.run(commands.dispatch(s, until_idle=until_idle, console=console), s.event_loop)
 
 
 @dlq_app.command("list")
@@ -160,7 +162,8 @@ def dlq_redeliver(
 @app.command("scheduler")
 def scheduler_cmd(data_dir: DataDir = None) -> None:
     """Run the scheduler (reverts expired overlays) until SIGTERM."""
-    asyncio.run(commands.scheduler(settings(data_dir)))
+    s = settings(data_dir)
+    event_loop.run(commands.scheduler(s), s.event_loop)
 
 
 @app.command("audit-verify")

@@ -29,6 +29,7 @@ from vanta.adapters.bus.inprocess import InProcessBus
 from vanta.application.bridged import confirm_fills
 from vanta.bootstrap import Container, build
 from vanta.config import Settings
+from vanta.entrypoints.cli import event_loop
 from vanta.entrypoints.cli.commands import stop_on_signals
 from vanta.entrypoints.workers.consumer import DISPATCH_DURABLE, Consumer
 from vanta.entrypoints.workers.relay import DEFAULT_RELAY_LEASE, DISPATCH_SUBJECT, Relay
@@ -200,9 +201,9 @@ def relay_command(
 ) -> None:
     """Publish due outbox rows to NATS JetStream (the database stays the source of truth)."""
     s = _settings(data_dir)
-    asyncio.run(run_relay(s, url=nats_url(s, url), stream=stream,
-                          lease=timedelta(seconds=lease_seconds), poll_seconds=poll_seconds,
-                          batch=batch, fills=fills, migrate=migrate))
+    event_loop.run(run_relay(s, url=nats_url(s, url), stream=stream,
+                             lease=timedelta(seconds=lease_seconds), poll_seconds=poll_seconds,
+                             batch=batch, fills=fills, migrate=migrate), s.event_loop)
 
 
 @workers_app.command("dispatch")
@@ -221,5 +222,6 @@ def dispatch_command(
 ) -> None:
     """Deliver child orders taken from the bus; SIGTERM drains in-flight deliveries first."""
     s = _settings(data_dir)
-    asyncio.run(run_dispatch(s, bus_kind=bus, url=nats_url(s, url), stream=stream,
-                             concurrency=concurrency, durable=durable, migrate=migrate))
+    event_loop.run(run_dispatch(s, bus_kind=bus, url=nats_url(s, url), stream=stream,
+                                concurrency=concurrency, durable=durable, migrate=migrate),
+                   s.event_loop)
