@@ -15,6 +15,7 @@ from tests.integration.test_relay_consumer import World, make_world
 from vanta.adapters.bus.inprocess import InProcessBus
 from vanta.adapters.db.tables import delivery_attempts, follower_orders, outbox
 from vanta.adapters.webhooks.sender import SendResult
+from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.domain.audit import verify_chain
 from vanta.entrypoints.workers.consumer import Consumer
 from vanta.entrypoints.workers.relay import Relay
@@ -122,3 +123,19 @@ async def test_the_consumer_gathers_messages_into_batches(tmp_path: Path) -> Non
         assert con.delivered == 24 and con.failed == 0
         # at most 8 a batch, and far fewer batches than messages
         assert 3 <= con.batches <= 12, con.batches
+
+
+async def test_batches_running_at_once_share_each_endpoints_share(tmp_path: Path) -> None:
+    async with make_world(tmp_path, 12, delay=0.05, webhook_per_endpoint_limit=2,
+                          dispatcher_concurrency=8) as w:
+        d = w.c.dispatcher
+        _, fos = await w.order("M-overlap")
+        async with w.c.uow() as uow:
+            rows = await uow.outbox.claim_due(DISPATCH_TOPIC, d.clock(), 100, d.config.lease)
+            await uow.commit()
+        first, second = await asyncio.gather(d.deliver_many(rows[:6]),
+                                             d.deliver_many(rows[6:]))
+        assert w.rcv.peak <= 2  # never more than the share, across both batches
+        acked = Counter((await w.states(fos)).values())["ack"]
+        assert 2 <= acked <= 4 and acked + len(first.deferred) + len(second.deferred) == 12
+        assert d._in_flight == {}  # every counted child was released once answered

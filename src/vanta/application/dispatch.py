@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -34,6 +34,7 @@ from vanta.domain.orders import (
 )
 
 log = logging.getLogger("vanta.dispatch")
+Endpoint = tuple[str, str, int | None]  # scheme, host, port
 OPEN_CHILD_STATES = (ChildOrderState.PENDING.value, ChildOrderState.SENT.value,
                      ChildOrderState.RETRY.value)
 MAINTENANCE_RECHECK = timedelta(seconds=1)
@@ -51,6 +52,7 @@ class Prepared:
     gateway: BrokerGateway | None = None
     broker_order: BrokerOrder | None = None
     price: Decimal | None = None
+    endpoint: Endpoint | None = None  # counted in the dispatcher's in-flight share until sent
 
 
 def signing_refs(follower: dict[str, Any], now: datetime) -> list[str]:
@@ -92,7 +94,7 @@ class BatchOutcome:
     deferred: list[int] = field(default_factory=list)
 
 
-def endpoint_of(url: str) -> tuple[str, str, int | None]:
+def endpoint_of(url: str) -> Endpoint:
     parts = urlsplit(url)
     return parts.scheme, (parts.hostname or "").lower(), parts.port
 
@@ -107,6 +109,11 @@ class Dispatcher:
     rng: random.Random = field(default_factory=random.Random)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     brokers: BrokerRegistry | None = None
+    # Shared by every batch this dispatcher runs at once: children started per endpoint and
+    # not yet answered, and the send slots (``config.concurrency``) of the running loop.
+    _in_flight: dict[Endpoint, int] = field(default_factory=dict, init=False, repr=False)
+    _sends: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = field(
+        default=None, init=False, repr=False)
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many outbox rows were handled."""
@@ -162,14 +169,17 @@ class Dispatcher:
         prepared = await self._begin_batch(outbox_rows, outcome.deferred)
         if not prepared:
             return outcome
-        sem = asyncio.Semaphore(self.config.concurrency)
+        sem = self._send_slots()
 
         async def send(p: Prepared) -> SendResult:
-            async with sem:
-                if p.gateway is not None:
-                    assert p.broker_order is not None
-                    return await submit_to_broker(p.gateway, p.broker_order, p.price)
-                return await self.sender.send(p.url, p.headers, p.body)
+            try:
+                async with sem:
+                    if p.gateway is not None:
+                        assert p.broker_order is not None
+                        return await submit_to_broker(p.gateway, p.broker_order, p.price)
+                    return await self.sender.send(p.url, p.headers, p.body)
+            finally:
+                self._release_endpoints([p.endpoint])
 
         results = await asyncio.gather(*(send(p) for _, p in prepared),
                                        return_exceptions=True)
@@ -186,9 +196,46 @@ class Dispatcher:
         await self._finish_batch(answered)
         return outcome
 
+    def _send_slots(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._sends is None or self._sends[0] is not loop:
+            self._sends = (loop, asyncio.Semaphore(self.config.concurrency))
+        return self._sends[1]
+
+    def _admit(self, key: Endpoint) -> bool:
+        """Count one more child in flight to ``key`` if its share has room."""
+        n = self._in_flight.get(key, 0)
+        if n >= self.config.per_endpoint:
+            return False
+        self._in_flight[key] = n + 1
+        return True
+
+    def _release_endpoints(self, keys: Iterable[Endpoint | None]) -> None:
+        for key in keys:
+            if key is None:
+                continue
+            n = self._in_flight.get(key, 0) - 1
+            if n > 0:
+                self._in_flight[key] = n
+            else:
+                self._in_flight.pop(key, None)
+
     async def _begin_batch(
         self, outbox_rows: Sequence[dict[str, Any]], deferred: list[int]
     ) -> list[tuple[dict[str, Any], Prepared]]:
+        admitted: dict[int, Endpoint] = {}
+        out: list[tuple[dict[str, Any], Prepared]] = []
+        try:
+            await self._start_attempts(outbox_rows, deferred, admitted, out)
+        except BaseException:  # nothing of this batch will be sent
+            self._release_endpoints(admitted.values())
+            raise
+        return out
+
+    async def _start_attempts(
+        self, outbox_rows: Sequence[dict[str, Any]], deferred: list[int],
+        admitted: dict[int, Endpoint], out: list[tuple[dict[str, Any], Prepared]],
+    ) -> None:
         now = self.clock()
         budget = len(self.config.retry_schedule) + 1
         async with self.uow_factory() as uow:
@@ -200,7 +247,6 @@ class Dispatcher:
             done: list[int] = []
             later: list[tuple[int, datetime]] = []
             to_send: dict[str, list[dict[str, Any]]] = {}
-            per_endpoint: dict[tuple[str, str, int | None], int] = {}
             for row in outbox_rows:
                 child = children.get(row["payload"]["fo_id"])
                 if child is None or child["state"] not in OPEN_CHILD_STATES:
@@ -229,10 +275,10 @@ class Dispatcher:
                 else:
                     if not follower["bridged_brokers"]:
                         key = endpoint_of(follower["webhook_url"])
-                        if per_endpoint.get(key, 0) >= self.config.per_endpoint:
+                        if not self._admit(key):
                             deferred.append(row["id"])
                             continue
-                        per_endpoint[key] = per_endpoint.get(key, 0) + 1
+                        admitted[row["id"]] = key
                     if state is not ChildOrderState.SENT:
                         CHILD_ORDER_TABLE.check(state, ChildOrderState.SENT)
                     to_send.setdefault(state.value, []).append(row)
@@ -257,15 +303,16 @@ class Dispatcher:
             orders = await uow.manager_orders.get_many_unscoped(
                 children[f]["mo_id"] for f in moved)
             await uow.commit()
-        out: list[tuple[dict[str, Any], Prepared]] = []
         for rows in to_send.values():
             for row in rows:
                 fo_id = row["payload"]["fo_id"]
-                if fo_id in moved:  # else another worker moved it first
-                    child = children[fo_id]
-                    out.append((row, self._prepare(child, followers[child["follower_id"]],
-                                                   orders[child["mo_id"]], moved[fo_id], now)))
-        return out
+                if fo_id not in moved:  # another worker moved it first
+                    self._release_endpoints([admitted.pop(row["id"], None)])
+                    continue
+                child = children[fo_id]
+                p = self._prepare(child, followers[child["follower_id"]],
+                                  orders[child["mo_id"]], moved[fo_id], now)
+                out.append((row, replace(p, endpoint=admitted.get(row["id"]))))
 
     def _prepare(self, child: dict[str, Any], follower: dict[str, Any],
                  order: dict[str, Any], attempt_no: int, now: datetime) -> Prepared:

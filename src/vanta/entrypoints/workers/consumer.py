@@ -8,8 +8,9 @@ rescheduled for a later retry, or went out again under a newer lease) and is ack
 delivery. ``Dispatcher.deliver_many`` then delivers the taken rows and completes or
 reschedules each; their messages are acked. A row the batch deferred (its endpoint's share
 was full) is nak'd for a prompt redelivery; a delivery that raised is nak'd with a delay (the
-lease still holds the row for that redelivery). One batch runs at a time per consumer, so an
-endpoint never gets more than the dispatcher's per-endpoint share from one worker.
+lease still holds the row for that redelivery). Up to ``max_batches`` batches run at once;
+the dispatcher's send slots and per-endpoint shares are shared between them, so an endpoint
+never gets more than its share from one worker.
 ``drain()`` — what SIGTERM calls — stops pulling, lets in-flight deliveries finish, and
 returns.
 """
@@ -46,12 +47,16 @@ class Consumer:
                  subject: str = DISPATCH_SUBJECT, durable: str = DISPATCH_DURABLE,
                  error_nak_delay_s: float = 2.0, heartbeat_s: float | None = 10.0,
                  lease: timedelta | None = None, batch: int | None = None,
-                 batch_window_s: float = 0.005, defer_nak_delay_s: float = 0.05) -> None:
+                 batch_window_s: float = 0.005, defer_nak_delay_s: float = 0.05,
+                 max_batches: int = 2) -> None:
         self.dispatcher = dispatcher
         self.bus = bus
         self.batch = max(1, batch or concurrency)
-        # Pull twice a batch, so the next batch is already here when one finishes.
-        self.concurrency = max(1, concurrency, 2 * self.batch)
+        # Batches overlap (one records its answers while the next sends); the dispatcher's
+        # shared send slots and per-endpoint shares bound them together.
+        self.max_batches = max(1, max_batches)
+        # Pull enough that the next batch is already here when one finishes.
+        self.concurrency = max(1, concurrency, (self.max_batches + 1) * self.batch)
         self.subject = subject
         self.durable = durable
         self.error_nak_delay_s = error_nak_delay_s
@@ -63,6 +68,7 @@ class Consumer:
         self._waiting: list[_Waiting] = []
         self._arrived = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
         self.delivered = 0  # delivered (acked after its row was settled)
         self.skipped = 0    # stale messages acked without a delivery
         self.failed = 0     # the delivery raised: nak'd for a redelivery
@@ -78,10 +84,11 @@ class Consumer:
 
     async def _stop_runner(self) -> None:
         runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
+        for t in [runner, *self._batches]:
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
 
     async def drain(self) -> None:
         """Stop pulling, finish what is in flight, then return."""
@@ -113,6 +120,8 @@ class Consumer:
 
     async def _run_batches(self) -> None:
         while True:
+            while len(self._batches) >= self.max_batches:
+                await asyncio.wait(self._batches, return_when=asyncio.FIRST_COMPLETED)
             await self._arrived.wait()
             if len(self._waiting) < self.batch:
                 await asyncio.sleep(self.batch_window_s)  # let the rest of a burst join
@@ -121,7 +130,9 @@ class Consumer:
                 self._arrived.clear()
             items = [w for w in items if not w.done.done()]  # a cancelled handler's
             if items:
-                await self._run_batch(items)
+                task = asyncio.create_task(self._run_batch(items))
+                self._batches.add(task)
+                task.add_done_callback(self._batches.discard)
 
     async def _run_batch(self, items: list[_Waiting]) -> None:
         self.batches += 1
