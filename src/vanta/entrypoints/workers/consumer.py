@@ -7,7 +7,9 @@ message was published for. A message whose row was not taken is stale (the row i
 rescheduled for a later retry, or went out again under a newer lease) and is acked without a
 delivery. ``Dispatcher.deliver_many`` then delivers the taken rows and completes or
 reschedules each; their messages are acked. A row the batch deferred (its endpoint's share
-was full) is nak'd for a prompt redelivery; a delivery that raised is nak'd with a delay (the
+was full) waits, its message unacked and its lease held, until a running batch finishes and
+frees room, then goes into the next batch (a nak would spend one of the message's limited
+redeliveries); a delivery that raised is nak'd with a delay (the
 lease still holds the row for that redelivery). Up to ``max_batches`` batches run at once;
 the dispatcher's send slots and per-endpoint shares are shared between them, so an endpoint
 never gets more than its share from one worker.
@@ -47,7 +49,7 @@ class Consumer:
                  subject: str = DISPATCH_SUBJECT, durable: str = DISPATCH_DURABLE,
                  error_nak_delay_s: float = 2.0, heartbeat_s: float | None = 10.0,
                  lease: timedelta | None = None, batch: int | None = None,
-                 batch_window_s: float = 0.005, defer_nak_delay_s: float = 0.05,
+                 batch_window_s: float = 0.005,
                  max_batches: int = 2) -> None:
         self.dispatcher = dispatcher
         self.bus = bus
@@ -60,7 +62,6 @@ class Consumer:
         self.subject = subject
         self.durable = durable
         self.error_nak_delay_s = error_nak_delay_s
-        self.defer_nak_delay_s = defer_nak_delay_s
         self.heartbeat_s = heartbeat_s
         self.batch_window_s = batch_window_s
         self.lease = lease or dispatcher.config.lease
@@ -69,10 +70,11 @@ class Consumer:
         self._arrived = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
+        self._held: list[_Waiting] = []  # deferred: retried once a batch frees room
         self.delivered = 0  # delivered (acked after its row was settled)
         self.skipped = 0    # stale messages acked without a delivery
         self.failed = 0     # the delivery raised: nak'd for a redelivery
-        self.deferred = 0   # the endpoint's share was full: nak'd for a prompt redelivery
+        self.deferred = 0   # times a row waited for its endpoint's share (retried in-process)
         self.batches = 0
 
     async def start(self) -> None:
@@ -132,7 +134,13 @@ class Consumer:
             if items:
                 task = asyncio.create_task(self._run_batch(items))
                 self._batches.add(task)
-                task.add_done_callback(self._batches.discard)
+                task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._batches.discard(task)
+        if self._held:  # this batch's sends freed their endpoints: the held rows go next
+            self._waiting[:0], self._held = self._held, []
+            self._arrived.set()
 
     async def _run_batch(self, items: list[_Waiting]) -> None:
         self.batches += 1
@@ -152,7 +160,12 @@ class Consumer:
             elif w.outbox_id in res.failed:
                 w.done.set_exception(res.failed[w.outbox_id])
             elif w.outbox_id in res.deferred:
-                w.done.set_result("deferred")
+                self.deferred += 1
+                if self._batches - {asyncio.current_task()}:
+                    self._held.append(w)  # retried when a running batch finishes
+                else:
+                    self._waiting.insert(0, w)  # nothing else runs: room is free now
+                    self._arrived.set()
             else:
                 w.done.set_result("delivered")
 
@@ -203,9 +216,6 @@ class Consumer:
         if outcome == "skipped":
             self.skipped += 1
             await msg.ack()
-        elif outcome == "deferred":
-            self.deferred += 1
-            await msg.nak(self.defer_nak_delay_s)
         else:
             self.delivered += 1
             await msg.ack()
