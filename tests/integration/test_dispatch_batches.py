@@ -139,3 +139,24 @@ async def test_batches_running_at_once_share_each_endpoints_share(tmp_path: Path
         acked = Counter((await w.states(fos)).values())["ack"]
         assert 2 <= acked <= 4 and acked + len(first.deferred) + len(second.deferred) == 12
         assert d._in_flight == {}  # every counted child was released once answered
+
+
+async def test_the_consumer_holds_deferred_rows_until_room_frees_up(tmp_path: Path) -> None:
+    async with make_world(tmp_path, 12, delay=0.03, webhook_per_endpoint_limit=2) as w:
+        bus = InProcessBus()
+        con = Consumer(w.c.dispatcher, bus, 8, durable="dispatch")
+        await con.start()
+        relay = Relay(w.c.uow, bus, poll_seconds=0.05)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        try:
+            mo_id, fos = await w.order("M-hold")
+            await w.assert_exactly_once([mo_id], fos)
+        finally:
+            stop.set()
+            await task
+            await con.drain()
+            await bus.close()
+        assert con.deferred > 0 and con.failed == 0
+        assert con.delivered == 12 and w.rcv.peak <= 2
+        assert relay.published == 12  # each row went out on its first message
