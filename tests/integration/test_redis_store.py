@@ -10,8 +10,10 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import redis.asyncio
 
 from tests.conftest import require_service
 from vanta.adapters.cache import CacheStore, open_store
@@ -162,3 +164,23 @@ async def test_entitlement_cache_on_redis_is_shared_and_invalidated() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_vault_create_from_the_cli_tells_api_replicas_through_redis(
+    redis_url: str, tmp_path: Path
+) -> None:
+    from vanta.application import vault_cache
+    from vanta.config import Settings
+    from vanta.entrypoints.cli import commands
+
+    s = Settings(data_dir=tmp_path / "data", redis_url=redis_url)
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        await commands.tenant_create(s, "tnt_cli", "CLI", "pro")
+        before = await client.get(vault_cache.GENERATION_KEY)
+        await commands.vault_create(s, "tnt_cli", "V_CLI", "From the CLI")
+        after = await client.get(vault_cache.GENERATION_KEY)
+        assert after is not None and after != before  # every replica's copy is now stale
+    finally:
+        vault_cache.configure(None)  # the process-wide cache goes back to "off"
+        await client.aclose()

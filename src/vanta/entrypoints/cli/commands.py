@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from vanta.adapters import logs
+from vanta.adapters.cache import open_store
 from vanta.adapters.webhooks.signing import standard_secret_string
+from vanta.application import vault_cache
 from vanta.application.bridged import confirm_fills
 from vanta.application.dead_letters import list_dead_letters, redeliver
 from vanta.application.manager_orders import parse_order_input, submit_manager_order
@@ -114,7 +116,16 @@ async def vault_create(s: Settings, tenant_id: str, vault_id: str, label: str) -
         await c.close()
         raise SystemExit(f"refused: {decision.reason} (the plan allows {decision.limit} "
                          "vault(s))")
-    await create_vault(c.uow(), tenant_id=tenant_id, vault_id=vault_id, label=label)
+    # API replicas cache vault lists behind a generation in the shared store: bump it here
+    # too (on Redis), so they see the new vault on their next read.
+    store = open_store(s.redis_url) if s.redis_url else None
+    if store is not None:
+        vault_cache.configure(store)
+    try:
+        await create_vault(c.uow(), tenant_id=tenant_id, vault_id=vault_id, label=label)
+    finally:
+        if store is not None:
+            await store.close()
     await c.close()
 
 
