@@ -131,6 +131,14 @@ async def test_bad_since(api: Api) -> None:
     assert r.status_code == 422 and r.json()["code"] == "invalid_since"
 
 
+async def test_since_in_a_body_must_be_a_string(api: Api) -> None:
+    for since in ([], 5, {"at": "2026-01-01T00:00:00Z"}):
+        r = await api.client.post("/v1/dead-letters/redeliver", json={"since": since},
+                                  headers=api.auth())
+        assert r.status_code == 422, (since, r.text)
+        assert r.json()["code"] == "invalid_since" and r.json()["field"] == "since"
+
+
 async def test_cursor_pagination_walks_every_row_once(api: Api) -> None:
     await _follower(api)
     for i in range(7):

@@ -21,7 +21,7 @@ from vanta.entrypoints.api.schemas import REDELIVER_SCHEMA, ROTATE_SCHEMA, body_
 
 
 def build_router(container: Container, read_json: Callable[[Request], Awaitable[Any]],
-                 parse_since: Callable[[str | None], datetime | None]) -> APIRouter:
+                 parse_since: Callable[[object], datetime | None]) -> APIRouter:
     r = APIRouter()
 
     @r.get("/v1/dead-letters", tags=["delivery"])
