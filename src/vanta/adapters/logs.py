@@ -5,13 +5,57 @@ go to ``mirror_dispatch.log`` in the data directory."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import logging.handlers
 from pathlib import Path
+from typing import Any
 
 import structlog
+from structlog.contextvars import STRUCTLOG_KEY_PREFIX
 
 _CONFIGURED = False
+# the attributes every LogRecord has; anything else on a record came from ``extra={...}``
+_RECORD_KEYS = frozenset(logging.LogRecord("name", 0, "pathname", 0, "msg", (), None).__dict__)
+_PREFIX_LEN = len(STRUCTLOG_KEY_PREFIX)
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """:class:`structlog.stdlib.ProcessorFormatter` over the pre-chain :func:`configure` sets up,
+    with the common case done directly: a plain stdlib record without exception or stack info
+    (such as the API's one line per request) gives the very same line, without copying the
+    record and walking the processor chains. Everything else goes the general way."""
+
+    def __init__(self, *, stamper: structlog.types.Processor,
+                 renderer: structlog.types.Processor, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._stamper = stamper
+        self._renderer = renderer
+
+    def format(self, record: logging.LogRecord) -> str:
+        attrs = record.__dict__
+        if (record.exc_info or record.stack_info or "_logger" in attrs or "_name" in attrs
+                or not self.use_get_message or self.pass_foreign_args):
+            return super().format(record)
+        meth = record.levelname.lower()
+        # the same steps as the pre-chain: merge_contextvars, add_log_level, add_logger_name,
+        # ExtraAdder, TimeStamper; then remove_processors_meta and the renderer
+        ed: dict[str, Any] = {"event": record.getMessage()}
+        ctx = contextvars.copy_context()
+        for k in ctx:
+            if k.name.startswith(STRUCTLOG_KEY_PREFIX):
+                v = ctx[k]
+                if v is not Ellipsis:
+                    ed.setdefault(k.name[_PREFIX_LEN:], v)
+        ed["level"] = structlog.stdlib.add_log_level(None, meth, {})["level"]
+        ed["logger"] = record.name
+        for key, value in attrs.items():
+            if key not in _RECORD_KEYS:
+                ed[key] = value
+        ed = self._stamper(None, meth, ed)
+        ed.pop("_record", None)
+        ed.pop("_from_structlog", None)
+        return self._renderer(None, meth, ed)  # type: ignore[no-any-return]
 
 
 def configure(level: str = "INFO", *, data_dir: Path | None = None, json: bool = True) -> None:
@@ -19,21 +63,9 @@ def configure(level: str = "INFO", *, data_dir: Path | None = None, json: bool =
     if _CONFIGURED:
         return
     _CONFIGURED = True
-    pre_chain: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.stdlib.ExtraAdder(),
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    renderer: structlog.types.Processor = (structlog.processors.JSONRenderer() if json
-                                           else structlog.dev.ConsoleRenderer(colors=False))
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=pre_chain,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer])
     root = logging.getLogger()
     root.setLevel(level)
+    formatter = formatter_for(json=json)
     console = logging.StreamHandler()
     console.setFormatter(formatter)
     root.addHandler(console)
@@ -44,6 +76,25 @@ def configure(level: str = "INFO", *, data_dir: Path | None = None, json: bool =
         dispatch_file.setFormatter(formatter)
         for name in ("vanta.dispatch", "vanta.brokers"):
             logging.getLogger(name).addHandler(dispatch_file)
+
+
+def formatter_for(*, json: bool = True) -> logging.Formatter:
+    """The formatter :func:`configure` gives its handlers (JSON lines, or console text)."""
+    stamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    pre_chain: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        stamper,
+    ]
+    renderer: structlog.types.Processor = (structlog.processors.JSONRenderer() if json
+                                           else structlog.dev.ConsoleRenderer(colors=False))
+    return _Formatter(
+        stamper=stamper, renderer=renderer,
+        foreign_pre_chain=pre_chain,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer])
 
 
 def bind_correlation_id(correlation_id: str) -> None:

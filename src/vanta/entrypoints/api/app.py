@@ -30,7 +30,7 @@ from vanta.application.principal import Principal
 from vanta.bootstrap import Container
 from vanta.entrypoints.api import problems
 from vanta.entrypoints.api.access import require_vault, visible_children, visible_vaults
-from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.auth import BEARER_SECURITY, PlainRoute, authorize, require
 from vanta.entrypoints.api.idempotency import IdempotencyMiddleware
 from vanta.entrypoints.api.pagination import cursor_key, decode, encode_key, page
 from vanta.entrypoints.api.problems import ApiProblem
@@ -66,9 +66,12 @@ async def read_json(request: Request) -> Any:
         raise ApiProblem(400, "malformed_json", "the body is not valid JSON") from None
 
 
-def parse_since(since: str | None) -> datetime | None:
+def parse_since(since: object) -> datetime | None:
     if since is None:
         return None
+    if not isinstance(since, str):  # a JSON body can carry anything here
+        raise ApiProblem(422, "invalid_since", "since must be an ISO 8601 timestamp string",
+                         field="since")
     try:
         ts = datetime.fromisoformat(since.replace("Z", "+00:00"))
     except ValueError:
@@ -125,7 +128,11 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
 
     async def principal_key(scope: Any) -> str | None:
         """tenant:subject of a valid bearer token, else None (the route answers 401)."""
-        auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        raw = b""
+        for name, value in scope.get("headers") or ():
+            if name == b"authorization":
+                raw = value  # the last one, as dict(headers) would have it
+        auth = raw.decode("latin-1")
         if not auth.lower().startswith("bearer "):
             return None
         token = auth[7:].strip()
@@ -175,8 +182,11 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
 
     rendered: dict[str, tuple[tuple[Any, ...], bytes]] = {}  # tenant -> (rows, JSON body)
 
-    @app.get("/v1/vaults", tags=["vaults"], response_model=dict[str, Any])
-    async def list_vaults(p: Principal = Depends(require("vault:read"))) -> Response:
+    # The hottest read: auth is a plain call instead of Depends(require(...)), and the route
+    # is called directly (PlainRoute): FastAPI's parameter solving cost more than the rest of
+    # the route. Same answers, same OpenAPI operation.
+    async def list_vaults(request: Request) -> Response:
+        p = await authorize(request, "vault:read")
         vaults = await visible_vaults(container, p)
         rows = await tenant_vaults(p.tenant_id)  # cached: no database round trip on a hit
         if vaults is not None:
@@ -189,6 +199,10 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
                 rendered.clear()
             rendered[p.tenant_id] = done
         return Response(done[1], media_type="application/json")
+
+    app.router.add_api_route("/v1/vaults", list_vaults, methods=["GET"], tags=["vaults"],
+                             response_model=dict[str, Any], openapi_extra=BEARER_SECURITY,
+                             route_class_override=PlainRoute)
 
     @app.get("/v1/vaults/{vault_id}", tags=["vaults"])
     async def get_vault(vault_id: str,

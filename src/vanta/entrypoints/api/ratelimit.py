@@ -120,6 +120,8 @@ class RateLimitMiddleware:
         self.forwarded_hops = forwarded_hops
         self.ipv6_prefix = ipv6_prefix
         self.key_prefix = key_prefix
+        # per request, only Remaining and Reset change: the other two headers are made once
+        self._fixed: dict[RateLimitPolicy, tuple[tuple[bytes, bytes], tuple[bytes, bytes]]] = {}
 
     async def _take(self, key: str, policy: RateLimitPolicy) -> BucketResult | None:
         try:
@@ -148,21 +150,28 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         denied = [c for c in checks if not c[0].allowed]
-        result, policy = min(denied or checks,
-                             key=lambda c: (c[0].remaining, -c[0].reset_after_s))
-        headers = {
-            "RateLimit-Limit": str(policy.limit),
-            "RateLimit-Remaining": str(result.remaining),
-            "RateLimit-Reset": str(_seconds(result.reset_after_s)),
-            "RateLimit-Policy": policy.header,
-        }
+        result, policy = (checks[0] if len(checks) == 1 else
+                          min(denied or checks,
+                              key=lambda c: (c[0].remaining, -c[0].reset_after_s)))
         if denied:
+            headers = {
+                "RateLimit-Limit": str(policy.limit),
+                "RateLimit-Remaining": str(result.remaining),
+                "RateLimit-Reset": str(_seconds(result.reset_after_s)),
+                "RateLimit-Policy": policy.header,
+            }
             retry = max(1, _seconds(max(c[0].retry_after_s for c in denied)))
             await problem(429, "rate_limited",
                           f"too many requests; retry in {retry} s",
                           headers={**headers, "Retry-After": str(retry)})(scope, receive, send)
             return
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        fixed = self._fixed.get(policy)
+        if fixed is None:
+            fixed = self._fixed[policy] = ((b"ratelimit-limit", str(policy.limit).encode()),
+                                           (b"ratelimit-policy", policy.header.encode()))
+        limit, policy_header = fixed
+        raw = (limit, (b"ratelimit-remaining", str(result.remaining).encode()),
+               (b"ratelimit-reset", str(_seconds(result.reset_after_s)).encode()), policy_header)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
