@@ -390,9 +390,11 @@ class OutboxRepository(_Repo):
             which.append(tuple_(outbox.c.id, outbox.c.attempts).in_(exact))
         if loose:
             which.append(outbox.c.id.in_(loose))
-        # No clock comparison: a worker with a skewed clock must not skip live rows.
+        # No clock comparison: a worker with a skewed clock must not skip live rows. The plain
+        # id list lets PostgreSQL use the primary key before it checks the row values.
         return await self._all(update(outbox).where(
-            or_(*which), outbox.c.done_at.is_(None), outbox.c.locked_until.is_not(None))
+            outbox.c.id.in_([i for i, _ in leases]), or_(*which),
+            outbox.c.done_at.is_(None), outbox.c.locked_until.is_not(None))
             .values(locked_until=now + lease).returning(*outbox.c))
 
     async def requeue(self, key: str, now: datetime) -> None:
@@ -466,11 +468,12 @@ class AttemptRepository(_Repo):
         outcome columns; the attempt's row is updated, or added if it is missing."""
         if not rows:
             return
-        keys = [(r["fo_id"], r["attempt_no"]) for r in rows]
+        keys = {(r["fo_id"], r["attempt_no"]) for r in rows}
+        # By fo_id alone (one index lookup per id); a (fo_id, attempt_no) row-value list
+        # turns into an OR of index scans that PostgreSQL plans badly on big tables.
         found = {(r.fo_id, r.attempt_no) for r in (await self.conn.execute(
             select(delivery_attempts.c.fo_id, delivery_attempts.c.attempt_no).where(
-                tuple_(delivery_attempts.c.fo_id, delivery_attempts.c.attempt_no).in_(keys)
-            ))).all()}
+                delivery_attempts.c.fo_id.in_(list({k[0] for k in keys}))))).all()} & keys
         present = [r for r in rows if (r["fo_id"], r["attempt_no"]) in found]
         missing = [r for r in rows if (r["fo_id"], r["attempt_no"]) not in found]
         outcome_cols = ("status_code", "latency_ms", "response_excerpt", "error", "outcome")
