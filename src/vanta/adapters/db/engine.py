@@ -27,8 +27,12 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
                                      **kwargs)
         _configure_sqlite(engine)
     else:
+        # asyncpg prepares every statement; after a few runs PostgreSQL may switch one to a
+        # generic plan, which for our id lists means scanning the whole table each time.
+        connect_args = {"server_settings": {"plan_cache_mode": "force_custom_plan"}} \
+            if url.startswith("postgresql+asyncpg") else {}
         engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                                     **kwargs)
+                                     connect_args=connect_args, **kwargs)
     _track_vault_writes(engine)
     return engine
 
