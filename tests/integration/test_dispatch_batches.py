@@ -104,22 +104,30 @@ async def test_a_send_that_raises_leaves_only_its_child_in_flight_until_the_leas
             assert verify_chain(await uow.audit.all()) is None
 
 
+async def fan_out_through_the_bus(w: World, order_id: str,
+                                  **consumer_kw: Any) -> tuple[Consumer, Relay]:
+    """One order through relay -> in-process bus -> a consumer (concurrency 8), checked to be
+    delivered exactly once; returns the consumer and relay for their counters."""
+    bus = InProcessBus()
+    con = Consumer(w.c.dispatcher, bus, 8, durable="dispatch", **consumer_kw)
+    await con.start()
+    relay = Relay(w.c.uow, bus, poll_seconds=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        mo_id, fos = await w.order(order_id)
+        await w.assert_exactly_once([mo_id], fos)
+    finally:
+        stop.set()
+        await task
+        await con.drain()
+        await bus.close()
+    return con, relay
+
+
 async def test_the_consumer_gathers_messages_into_batches(tmp_path: Path) -> None:
     async with make_world(tmp_path, 24) as w:
-        bus = InProcessBus()
-        con = Consumer(w.c.dispatcher, bus, 8, durable="dispatch", batch_window_s=0.02)
-        await con.start()
-        relay = Relay(w.c.uow, bus, poll_seconds=0.05)
-        stop = asyncio.Event()
-        task = asyncio.create_task(relay.run(stop))
-        try:
-            mo_id, fos = await w.order("M-gather")
-            await w.assert_exactly_once([mo_id], fos)
-        finally:
-            stop.set()
-            await task
-            await con.drain()
-            await bus.close()
+        con, _ = await fan_out_through_the_bus(w, "M-gather", batch_window_s=0.02)
         assert con.delivered == 24 and con.failed == 0
         # at most 8 a batch, and far fewer batches than messages
         assert 3 <= con.batches <= 12, con.batches
@@ -143,20 +151,7 @@ async def test_batches_running_at_once_share_each_endpoints_share(tmp_path: Path
 
 async def test_the_consumer_holds_deferred_rows_until_room_frees_up(tmp_path: Path) -> None:
     async with make_world(tmp_path, 12, delay=0.03, webhook_per_endpoint_limit=2) as w:
-        bus = InProcessBus()
-        con = Consumer(w.c.dispatcher, bus, 8, durable="dispatch")
-        await con.start()
-        relay = Relay(w.c.uow, bus, poll_seconds=0.05)
-        stop = asyncio.Event()
-        task = asyncio.create_task(relay.run(stop))
-        try:
-            mo_id, fos = await w.order("M-hold")
-            await w.assert_exactly_once([mo_id], fos)
-        finally:
-            stop.set()
-            await task
-            await con.drain()
-            await bus.close()
+        con, relay = await fan_out_through_the_bus(w, "M-hold")
         assert con.deferred > 0 and con.failed == 0
         assert con.delivered == 12 and w.rcv.peak <= 2
         assert relay.published == 12  # each row went out on its first message

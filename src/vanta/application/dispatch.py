@@ -151,12 +151,6 @@ class Dispatcher:
             for w in waiters:
                 w.cancel()
 
-    async def deliver(self, outbox_row: dict[str, Any]) -> None:
-        """One row through the batch path; raises if its delivery failed unexpectedly."""
-        res = await self.deliver_many([outbox_row])
-        if res.failed:
-            raise next(iter(res.failed.values()))
-
     async def deliver_many(self, outbox_rows: Sequence[dict[str, Any]]) -> BatchOutcome:
         """Deliver a batch of leased outbox rows with two transactions for the whole batch:
         one starts every attempt (state ``sent``, an ``in_flight`` attempt row each), the

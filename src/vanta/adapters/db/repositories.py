@@ -110,10 +110,6 @@ class VaultRepository(_Repo):
             vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id)
             .values(maintenance=enabled))
 
-    async def maintenance_of(self, vault_id: str) -> bool:
-        r = await self._one(select(vaults.c.maintenance).where(vaults.c.vault_id == vault_id))
-        return bool(r and r["maintenance"])
-
     async def under_maintenance(self, vault_ids: Iterable[str]) -> set[str]:
         """Which of ``vault_ids`` are in maintenance (one query for a dispatch batch)."""
         ids = list(set(vault_ids))
@@ -343,10 +339,6 @@ class ChildOrderRepository(_Repo):
             follower_orders.c.state == "ack", follower_orders.c.broker_order_ref.is_not(None))
             .order_by(follower_orders.c.updated_at).limit(limit))
 
-    async def open_count(self, mo_id: str, open_states: Iterable[str]) -> int:
-        r = await self._one(select(func.count().label("n")).select_from(follower_orders).where(
-            follower_orders.c.mo_id == mo_id, follower_orders.c.state.in_(list(open_states))))
-        return int(r["n"]) if r else 0
 
 
 class OutboxRepository(_Repo):
@@ -408,10 +400,6 @@ class OutboxRepository(_Repo):
         await self.conn.execute(update(outbox).where(outbox.c.id == row_id)
                                 .values(done_at=now, locked_until=None))
 
-    async def reschedule(self, row_id: int, at: datetime) -> None:
-        await self.conn.execute(update(outbox).where(outbox.c.id == row_id)
-                                .values(available_at=at, locked_until=None))
-
     async def complete_many(self, row_ids: Sequence[int], now: datetime) -> None:
         if row_ids:
             await self.conn.execute(update(outbox).where(outbox.c.id.in_(list(row_ids)))
@@ -438,15 +426,6 @@ class OutboxRepository(_Repo):
 
 
 class AttemptRepository(_Repo):
-    async def add(self, row: Mapping[str, Any]) -> None:
-        await self.conn.execute(insert(delivery_attempts).values(**row))
-
-    async def settle(self, fo_id: str, attempt_no: int, **values: Any) -> bool:
-        res = await self.conn.execute(update(delivery_attempts).where(
-            delivery_attempts.c.fo_id == fo_id, delivery_attempts.c.attempt_no == attempt_no)
-            .values(**values))
-        return res.rowcount > 0
-
     async def mark_lost(self, fo_id: str) -> None:
         """Attempts whose worker died before recording an answer."""
         await self.mark_lost_many([fo_id])
