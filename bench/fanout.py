@@ -11,7 +11,8 @@ Processes, all on 127.0.0.1 and all stopped at the end (also on errors and SIGTE
 * embedded profile: ``vanta serve`` with its in-process dispatcher over SQLite;
 * production profile, when ``vanta worker`` exists and PostgreSQL (127.0.0.1:5432), Redis and
   NATS (127.0.0.1:4222) answer: ``vanta serve --no-dispatcher``, ``vanta worker relay`` and
-  ``vanta worker dispatch --bus nats`` (``--dispatch-workers``) over a fresh PostgreSQL
+  ``vanta worker dispatch --bus nats`` (``--dispatch-workers``, repeat it to run the
+  profile once per worker count, side by side) over a fresh PostgreSQL
   database (created, then dropped), an empty Redis db (the run's keys deleted afterwards) and
   a JetStream stream of the run's own (deleted afterwards; if another stream on 4222 already
   takes ``mirror.>``, a private ``nats-server`` on a free 127.0.0.1 port is used and the
@@ -431,7 +432,8 @@ def delete_new_keys(url: str, before: set[bytes], pattern: str) -> int:
 
 
 async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Path,
-                         rcv: ReceiverClient, hooks: str, cleanup: list[Any]) -> PathResult:
+                         rcv: ReceiverClient, hooks: str, cleanup: list[Any],
+                         dispatch_workers: int) -> PathResult:
     """PostgreSQL database, Redis keys and JetStream stream of the run's own, removed after."""
     admin = args.pg_admin_url
     db = f"vanta_bench_{pysecrets.token_hex(4)}"
@@ -474,36 +476,37 @@ async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Pa
         else:
             url = nats_url
             later(lambda: asyncio.run(_nats_delete_stream(url, stream)))
-        data = tmp / f"production-{n}"
+        data = tmp / f"production-{n}-{dispatch_workers}"
         t0 = time.perf_counter()
         keys, token = await seed(profile_settings(data, pg_url), n, "p", hooks)
         seed_s = time.perf_counter() - t0
-        sfile = tmp / f"secrets-production-{n}.json"
+        sfile = tmp / f"secrets-production-{n}-{dispatch_workers}.json"
         sfile.write_text(json.dumps(keys))
         await rcv.load(sfile)
         env = {**base_env(data, args.concurrency), "VANTA_DATABASE_URL": pg_url,
                "VANTA_REDIS_URL": redis_url, "VANTA_NATS_URL": nats_url,
                "VANTA_PROFILE": "production", "VANTA_RUN_DISPATCHER_IN_API": "false"}
-        pf = tmp / f"api-production-{n}.port"
-        api = procs.start(f"serve-production-{n}", [*VANTA, "serve", "--no-dispatcher",
+        tag = f"{n}-{dispatch_workers}"  # one set of files per run of the profile
+        pf = tmp / f"api-production-{tag}.port"
+        api = procs.start(f"serve-production-{tag}", [*VANTA, "serve", "--no-dispatcher",
                                                     "--port", "0", "--port-file", str(pf)], env)
         started.append(api)
-        workers = {f"relay-{n}": [*VANTA, "worker", "relay", "--nats-url", nats_url,
+        workers = {f"relay-{tag}": [*VANTA, "worker", "relay", "--nats-url", nats_url,
                                   "--stream", stream]}
-        for j in range(args.dispatch_workers):
-            workers[f"dispatch-{n}-{j}"] = [
+        for j in range(dispatch_workers):
+            workers[f"dispatch-{tag}-{j}"] = [
                 *VANTA, "worker", "dispatch", "--bus", "nats", "--nats-url", nats_url,
                 "--stream", stream, "--concurrency", str(args.concurrency),
                 "--durable", f"bench-{stream.lower()}"]
         wprocs = {name: procs.start(name, cmd, env) for name, cmd in workers.items()}
         started.extend(wprocs.values())
-        port = wait_port_file(pf, api, procs, f"serve-production-{n}")
+        port = wait_port_file(pf, api, procs, f"serve-production-{tag}")
         await asyncio.sleep(1.0)  # the relay and the consumers connect to NATS
         for name, p in wprocs.items():
             if p.poll() is not None:
                 raise RuntimeError(f"{name} exited with {p.returncode}:\n{procs.tail(name)}")
         rounds = await vanta_orders(f"http://127.0.0.1:{port}", token, rcv, n, args.orders,
-                                    f"P{n}", args.order_timeout(n))
+                                    f"P{n}w{dispatch_workers}", args.order_timeout(n))
     finally:
         for p in reversed(started):
             procs.stop(p)
@@ -513,9 +516,11 @@ async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Pa
                 cleanup.remove(fn)
             except Exception as e:  # left in `cleanup` for one more try at exit
                 print(f"cleanup failed: {e!r}", file=sys.stderr)
-    return PathResult("vanta production (PostgreSQL, relay -> NATS -> dispatch)", rounds,
+    workers = "1 dispatch worker" if dispatch_workers == 1 \
+        else f"{dispatch_workers} dispatch workers"
+    return PathResult(f"vanta production (PostgreSQL, NATS, {workers})", rounds,
                       note=note + f"Seeded {n} followers in {seed_s:.1f} s; "
-                                  f"{args.dispatch_workers} dispatch worker(s), each at "
+                                  f"{dispatch_workers} dispatch worker(s), each at "
                                   f"concurrency {args.concurrency}.")
 
 
@@ -652,14 +657,15 @@ def run_n(args: argparse.Namespace, n: int, procs: Procs, tmp: Path,
                 if "embedded" in args.profiles:
                     paths["embedded"] = await run_embedded(args, n, procs, tmp, rcv, hooks)
                     expected += (args.orders + 1) * n
-                if "production" in args.profiles:
+                for w in args.dispatch_workers if "production" in args.profiles else ():
+                    key = production_key(w)
                     why = production_check(args)
                     if why is None:
-                        paths["production"] = await run_production(args, n, procs, tmp, rcv,
-                                                                   hooks, cleanup)
+                        paths[key] = await run_production(args, n, procs, tmp, rcv, hooks,
+                                                          cleanup, w)
                         expected += (args.orders + 1) * n
                     else:
-                        paths["production"] = why
+                        paths[key] = why
 
         asyncio.run(ceiling_and_vanta())
         if not args.no_baselines:
@@ -686,7 +692,7 @@ def run_n(args: argparse.Namespace, n: int, procs: Procs, tmp: Path,
             else {"not_run": v}
     rate = {k: v["deliveries_per_s"] for k, v in out["paths"].items() if "deliveries_per_s" in v}
     ratios = {}
-    for prof in ("embedded", "production"):
+    for prof in [k for k in rate if k not in ("ceiling", "celery")]:
         if prof in rate:
             if "ceiling" in rate:
                 ratios[f"{prof}/ceiling"] = round(rate[prof] / rate["ceiling"], 3)
@@ -694,6 +700,11 @@ def run_n(args: argparse.Namespace, n: int, procs: Procs, tmp: Path,
                 ratios[f"{prof}/celery"] = round(rate[prof] / rate["celery"], 3)
     out["throughput_ratios"] = ratios
     return out
+
+
+def production_key(dispatch_workers: int) -> str:
+    """``production`` with one dispatch worker, ``production-<k>w`` with k."""
+    return "production" if dispatch_workers == 1 else f"production-{dispatch_workers}w"
 
 
 def celery_check(args: argparse.Namespace) -> str | None:
@@ -711,12 +722,12 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"\nN = {r['n']:,} followers, {r['orders']} orders (+1 warm-up), "
           f"concurrency {r['concurrency']}; receiver: {r['receiver']['verified']:,} verified, "
           f"{r['receiver']['failed']} failed, {r['receiver']['duplicates']} duplicates")
-    print(f"{'path':<54} {'e2e P50 s':>9} {'P95 s':>7} {'child P50 ms':>12} {'P95 ms':>8} "
+    print(f"{'path':<58} {'e2e P50 s':>9} {'P95 s':>7} {'child P50 ms':>12} {'P95 ms':>8} "
           f"{'P99 ms':>8} {'deliv/s':>8}")
     for v in r["paths"].values():
         if "not_run" in v:
             continue
-        print(f"{v['name']:<54} {v['e2e_p50_s']:>9.3f} {v['e2e_p95_s']:>7.3f} "
+        print(f"{v['name']:<58} {v['e2e_p50_s']:>9.3f} {v['e2e_p95_s']:>7.3f} "
               f"{v['child_p50_ms']:>12.1f} {v['child_p95_ms']:>8.1f} {v['child_p99_ms']:>8.1f} "
               f"{v['deliveries_per_s']:>8.0f}")
     for k, v in r["paths"].items():
@@ -749,13 +760,17 @@ def main() -> int:
                     help="Redis db of the Celery broker (another empty one if it holds keys)")
     ap.add_argument("--vanta-redis-db", type=int, default=None,
                     help="Redis db of the production profile's API (default: an empty one)")
-    ap.add_argument("--dispatch-workers", type=int, default=1,
-                    help="production profile: `vanta worker dispatch` processes")
+    ap.add_argument("--dispatch-workers", type=int, action="append",
+                    help="production profile: `vanta worker dispatch` processes (default 1; "
+                         "repeat to run the profile once per count)")
     ap.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--nats-url", default="nats://127.0.0.1:4222")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "fanout.json")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
+    args.dispatch_workers = args.dispatch_workers or [1]
+    if min(args.dispatch_workers) < 1:
+        ap.error("--dispatch-workers takes counts of at least 1")
     if args.smoke:
         args.n, args.orders = args.n or [20], 3
     args.n = args.n or [100, 1_000, 10_000]

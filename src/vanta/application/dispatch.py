@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -53,6 +54,9 @@ class Prepared:
     broker_order: BrokerOrder | None = None
     price: Decimal | None = None
     endpoint: Endpoint | None = None  # counted in the dispatcher's in-flight share until sent
+    # The child as read when the attempt started; the answer only needs its fixed fields
+    # (ids, tenant, creation time), so recording it reads nothing again.
+    child: dict[str, Any] = field(default_factory=dict)
 
 
 def signing_refs(follower: dict[str, Any], now: datetime) -> list[str]:
@@ -94,6 +98,7 @@ class BatchOutcome:
     deferred: list[int] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=4096)
 def endpoint_of(url: str) -> Endpoint:
     parts = urlsplit(url)
     return parts.scheme, (parts.hostname or "").lower(), parts.port
@@ -117,21 +122,19 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many outbox rows were handled."""
-        async with self.uow_factory() as uow:
-            rows = await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(), self.config.batch,
+        async def claim(uow: SqlUnitOfWork) -> Sequence[dict[str, Any]]:
+            return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(), self.config.batch,
                                               self.config.lease)
-            await uow.commit()
-        if not rows:
-            return 0
         try:
-            res = await self.deliver_many(rows)
+            # claimed in the transaction that starts the attempts: one transaction fewer
+            rows, res = await self._deliver(claim)
             if res.deferred:
                 async with self.uow_factory() as uow:
                     await uow.outbox.release_many(res.deferred)
                     await uow.commit()
         except Exception:  # the database went away mid-batch: the leases lapse, rows return
-            log.exception("dispatch batch failed", extra={"rows": len(rows)})
-            return len(rows)
+            log.exception("dispatch batch failed")
+            return 0
         for row_id, error in res.failed.items():
             log.error("delivery failed unexpectedly", extra={"outbox_id": row_id,
                                                              "error": repr(error)})
@@ -159,10 +162,29 @@ class Dispatcher:
         again (as a lost attempt) once it lapses; a database error raises for the whole
         batch, with the same effect. Rows beyond an endpoint's share are not started: the
         caller hands them back (``deferred``)."""
+        async def given(_: SqlUnitOfWork) -> Sequence[dict[str, Any]]:
+            return outbox_rows
+        _, outcome = await self._deliver(given)
+        return outcome
+
+    async def deliver_leased(self, leases: Sequence[tuple[int, int | None]],
+                             lease: timedelta) -> tuple[list[dict[str, Any]], BatchOutcome]:
+        """:meth:`deliver_many` for rows known by ``(row id, lease number)`` (a bus
+        consumer's messages): the transaction that starts the attempts first renews the
+        leases that are still live (``OutboxRepository.take_many``), so taking a batch costs
+        no transaction of its own. Returns the rows taken (the others were stale) and the
+        outcome."""
+        async def take(uow: SqlUnitOfWork) -> Sequence[dict[str, Any]]:
+            return await uow.outbox.take_many(leases, self.clock(), lease)
+        return await self._deliver(take)
+
+    async def _deliver(
+        self, rows_of: Callable[[SqlUnitOfWork], Awaitable[Sequence[dict[str, Any]]]]
+    ) -> tuple[list[dict[str, Any]], BatchOutcome]:
         outcome = BatchOutcome()
-        prepared = await self._begin_batch(outbox_rows, outcome.deferred)
+        rows, prepared = await self._begin_batch(rows_of, outcome.deferred)
         if not prepared:
-            return outcome
+            return rows, outcome
         sem = self._send_slots()
 
         async def send(p: Prepared) -> SendResult:
@@ -188,7 +210,7 @@ class Dispatcher:
             else:
                 answered.append((row, p, res))
         await self._finish_batch(answered)
-        return outcome
+        return rows, outcome
 
     def _send_slots(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -215,24 +237,29 @@ class Dispatcher:
                 self._in_flight.pop(key, None)
 
     async def _begin_batch(
-        self, outbox_rows: Sequence[dict[str, Any]], deferred: list[int]
-    ) -> list[tuple[dict[str, Any], Prepared]]:
+        self, rows_of: Callable[[SqlUnitOfWork], Awaitable[Sequence[dict[str, Any]]]],
+        deferred: list[int],
+    ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], Prepared]]]:
         admitted: dict[int, Endpoint] = {}
         out: list[tuple[dict[str, Any], Prepared]] = []
         try:
-            await self._start_attempts(outbox_rows, deferred, admitted, out)
+            rows = await self._start_attempts(rows_of, deferred, admitted, out)
         except BaseException:  # nothing of this batch will be sent
             self._release_endpoints(admitted.values())
             raise
-        return out
+        return rows, out
 
     async def _start_attempts(
-        self, outbox_rows: Sequence[dict[str, Any]], deferred: list[int],
-        admitted: dict[int, Endpoint], out: list[tuple[dict[str, Any], Prepared]],
-    ) -> None:
+        self, rows_of: Callable[[SqlUnitOfWork], Awaitable[Sequence[dict[str, Any]]]],
+        deferred: list[int], admitted: dict[int, Endpoint],
+        out: list[tuple[dict[str, Any], Prepared]],
+    ) -> list[dict[str, Any]]:
         now = self.clock()
         budget = len(self.config.retry_schedule) + 1
         async with self.uow_factory() as uow:
+            outbox_rows = list(await rows_of(uow))
+            if not outbox_rows:
+                return []
             children = await uow.child_orders.get_many_unscoped(
                 r["payload"]["fo_id"] for r in outbox_rows)
             held = await uow.vaults.under_maintenance(c["vault_id"] for c in children.values())
@@ -304,22 +331,25 @@ class Dispatcher:
                     self._release_endpoints([admitted.pop(row["id"], None)])
                     continue
                 child = children[fo_id]
-                p = self._prepare(child, followers[child["follower_id"]],
-                                  orders[child["mo_id"]], moved[fo_id], now)
-                out.append((row, replace(p, endpoint=admitted.get(row["id"]))))
+                out.append((row, self._prepare(child, followers[child["follower_id"]],
+                                               orders[child["mo_id"]], moved[fo_id], now,
+                                               admitted.get(row["id"]))))
+        return outbox_rows
 
     def _prepare(self, child: dict[str, Any], follower: dict[str, Any],
-                 order: dict[str, Any], attempt_no: int, now: datetime) -> Prepared:
+                 order: dict[str, Any], attempt_no: int, now: datetime,
+                 endpoint: Endpoint | None) -> Prepared:
         if follower["bridged_brokers"]:
             if self.brokers is None:
                 raise RuntimeError("a bridged follower needs a broker registry")
             return Prepared("", {}, b"", attempt_no, now, self.brokers.for_follower(follower),
-                            broker_order(child, order), order["ref_price"])
+                            broker_order(child, order), order["ref_price"], child=child)
         keys = [self.secrets.get(ref) for ref in signing_refs(follower, now)]
         body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
                              attempt_no=attempt_no)
         headers = signature_headers(keys, child["fo_id"], int(now.timestamp()), body)
-        return Prepared(follower["webhook_url"], headers, body, attempt_no, now)
+        return Prepared(follower["webhook_url"], headers, body, attempt_no, now,
+                        endpoint=endpoint, child=child)
 
     def _next_state(self, attempt_no: int,
                     result: SendResult) -> tuple[ChildOrderState, float | None]:
@@ -369,8 +399,7 @@ class Dispatcher:
                     last_error=error, updated_at=now, **extra))
             # A child someone else already settled keeps its attempt row and nothing more.
             settled = [d for d in decided if d[0]["payload"]["fo_id"] in moved]
-            children = await uow.child_orders.get_many_unscoped(
-                d[0]["payload"]["fo_id"] for d in settled) if settled else {}
+            children = {row["payload"]["fo_id"]: p.child for row, p, *_ in settled}
             for row, _, r, _, _, _ in settled:
                 if r.status == 410:
                     await self._disable_endpoint(uow, children[row["payload"]["fo_id"]], now)

@@ -1,18 +1,20 @@
 """The dispatch consumer: take ``mirror.dispatch`` messages from the bus and deliver them.
 
 Messages are gathered into batches (what arrived within a few milliseconds, up to
-``batch``). For a batch it *takes* the outbox rows with one compare-and-set that renews each
-row's lease — only if the row is still open, still leased, and still on the lease its
-message was published for. A message whose row was not taken is stale (the row is done, was
-rescheduled for a later retry, or went out again under a newer lease) and is acked without a
-delivery. ``Dispatcher.deliver_many`` then delivers the taken rows and completes or
-reschedules each; their messages are acked. A row the batch deferred (its endpoint's share
-was full) waits, its message unacked and its lease held, until a running batch finishes and
-frees room, then goes into the next batch (a nak would spend one of the message's limited
-redeliveries); a delivery that raised is nak'd with a delay (the
-lease still holds the row for that redelivery). Up to ``max_batches`` batches run at once;
-the dispatcher's send slots and per-endpoint shares are shared between them, so an endpoint
-never gets more than its share from one worker.
+``batch``). ``Dispatcher.deliver_leased`` *takes* the batch's outbox rows with one
+compare-and-set that renews each row's lease — only if the row is still open, still leased,
+and still on the lease its message was published for — in the same transaction that starts
+their attempts, delivers them, and completes or reschedules each; their messages are acked.
+A message whose row was not taken is stale (the row is done, was rescheduled for a later
+retry, or went out again under a newer lease) and is acked without a delivery. A row the
+batch deferred (its endpoint's share was full) waits, its message unacked and its lease
+held, until a running batch finishes and frees room, then goes into the next batch (a nak
+would spend one of the message's limited redeliveries); a delivery that raised is nak'd with
+a delay (the lease still holds the row for that redelivery). Up to ``max_batches`` batches
+run at once; the dispatcher's send slots and per-endpoint shares are shared between them, so
+an endpoint never gets more than its share from one worker. While a message waits, one
+heartbeat task for the whole consumer tells the bus every ``heartbeat_s`` that it is still
+in progress.
 ``drain()`` — what SIGTERM calls — stops pulling, lets in-flight deliveries finish, and
 returns.
 """
@@ -23,7 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -71,6 +73,8 @@ class Consumer:
         self._runner: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
         self._held: list[_Waiting] = []  # deferred: retried once a batch frees room
+        self._live: set[BusMessage] = set()  # handed to a handler, not yet acked or nak'd
+        self._beats: asyncio.Task[None] | None = None
         self.delivered = 0  # delivered (acked after its row was settled)
         self.skipped = 0    # stale messages acked without a delivery
         self.failed = 0     # the delivery raised: nak'd for a redelivery
@@ -80,13 +84,16 @@ class Consumer:
     async def start(self) -> None:
         if self._runner is None:
             self._runner = asyncio.create_task(self._run_batches())
+        if self._beats is None and self.heartbeat_s:
+            self._beats = asyncio.create_task(self._heartbeats(self.heartbeat_s))
         if self._sub is None:
             self._sub = await self.bus.subscribe(self.subject, self.durable, self.handle,
                                                  concurrency=self.concurrency)
 
     async def _stop_runner(self) -> None:
         runner, self._runner = self._runner, None
-        for t in [runner, *self._batches]:
+        beats, self._beats = self._beats, None
+        for t in [runner, beats, *self._batches]:
             if t is not None:
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -113,13 +120,6 @@ class Consumer:
         finally:
             await self.drain()
 
-    async def take(self, leases: list[tuple[int, int | None]]) -> dict[int, dict[str, Any]]:
-        """Renew the leases of the rows whose messages are still the live ones."""
-        async with self.dispatcher.uow_factory() as uow:
-            rows = await uow.outbox.take_many(leases, self.dispatcher.clock(), self.lease)
-            await uow.commit()
-        return {r["id"]: r for r in rows}
-
     async def _run_batches(self) -> None:
         while True:
             while len(self._batches) >= self.max_batches:
@@ -145,8 +145,9 @@ class Consumer:
     async def _run_batch(self, items: list[_Waiting]) -> None:
         self.batches += 1
         try:
-            rows = await self.take([(w.outbox_id, w.lease_no) for w in items])
-            res = await self.dispatcher.deliver_many(list(rows.values()))
+            taken, res = await self.dispatcher.deliver_leased(
+                [(w.outbox_id, w.lease_no) for w in items], self.lease)
+            rows = {r["id"] for r in taken}
         except Exception as e:
             for w in items:
                 if not w.done.done():
@@ -169,25 +170,17 @@ class Consumer:
             else:
                 w.done.set_result("delivered")
 
-    @contextlib.asynccontextmanager
-    async def _heartbeat(self, msg: BusMessage) -> AsyncIterator[None]:
-        if not self.heartbeat_s:
-            yield
-            return
-
-        async def beat() -> None:
-            assert self.heartbeat_s
-            while True:
-                await asyncio.sleep(self.heartbeat_s)
-                await msg.in_progress()
-
-        task = asyncio.create_task(beat())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def _heartbeats(self, every_s: float) -> None:
+        """Restart the ack wait of every message still waiting for its batch: one task for
+        the consumer instead of one per message."""
+        while True:
+            await asyncio.sleep(every_s)
+            live = list(self._live)
+            results = await asyncio.gather(*(m.in_progress() for m in live),
+                                           return_exceptions=True)
+            failed = sum(isinstance(r, Exception) for r in results)
+            if failed:  # the bus is away: the messages come again, their rows stay leased
+                log.warning("in-progress signals failed", extra={"messages": failed})
 
     async def handle(self, msg: BusMessage) -> None:
         try:
@@ -201,18 +194,21 @@ class Consumer:
         waiting = _Waiting(outbox_id, lease_no, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
         self._arrived.set()
+        self._live.add(msg)
         try:
-            async with self._heartbeat(msg):
-                outcome = await waiting.done
+            outcome = await waiting.done
         except asyncio.CancelledError:
+            self._live.discard(msg)
             waiting.done.cancel()
             raise
         except Exception:
+            self._live.discard(msg)
             self.failed += 1
             log.exception("delivery failed; the message will come again",
                           extra={"outbox_id": outbox_id, "delivery": msg.num_delivered})
             await msg.nak(self.error_nak_delay_s)
             return
+        self._live.discard(msg)
         if outcome == "skipped":
             self.skipped += 1
             await msg.ack()
