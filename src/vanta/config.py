@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     retry_jitter_fraction: float = 0.2
     dispatcher_poll_seconds: float = 0.25
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # long-running commands
+    gc_young_threshold: int = Field(default=10_000, ge=0)  # long-running commands; 0 = default
     dispatcher_concurrency: int = 32
     dispatcher_lease_seconds: float = 30.0
     run_dispatcher_in_api: bool = True

@@ -25,3 +25,18 @@ def test_asking_for_uvloop_without_it_is_a_clear_error(monkeypatch: pytest.Monke
     assert event_loop.loop_factory("auto") is None
     with pytest.raises(RuntimeError, match="uvloop is not installed"):
         event_loop.loop_factory("uvloop")
+
+
+def test_tuning_the_collector_freezes_what_exists_and_raises_the_young_threshold() -> None:
+    import gc
+    before = gc.get_threshold()
+    try:
+        gc.unfreeze()
+        event_loop.tune_gc(0)  # 0 keeps Python's defaults
+        assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+        event_loop.tune_gc(12_345)
+        assert gc.get_threshold() == (12_345, *before[1:])
+        assert gc.get_freeze_count() > 1000  # at least this test run's modules and classes
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -60,7 +60,8 @@ def serve(
     """Run the API (and, on the embedded profile, the dispatcher)."""
     s = settings(data_dir, api_host=host, api_port=port)
     event_loop.run(commands.serve(s, port_file=port_file, run_dispatcher=dispatcher),
-                   s.event_loop)
+                   s.event_loop,
+                   gc_young_threshold=s.gc_young_threshold)
 
 
 @app.command()
@@ -71,7 +72,8 @@ def up(
 ) -> None:
     """Set up the embedded platform with demo data, print a token, and serve."""
     s = settings(data_dir, api_port=port)
-    event_loop.run(commands.up(s, receiver_port=receiver_port, console=console), s.event_loop)
+    event_loop.run(commands.up(s, receiver_port=receiver_port, console=console), s.event_loop,
+                   gc_young_threshold=s.gc_young_threshold)
 
 
 @app.command()
@@ -131,7 +133,8 @@ def dispatch(
 ) -> None:
     """Run the dispatcher worker (deliver queued child orders)."""
     s = settings(data_dir)
-    event_loop.run(commands.dispatch(s, until_idle=until_idle, console=console), s.event_loop)
+    event_loop.run(commands.dispatch(s, until_idle=until_idle, console=console), s.event_loop,
+                   gc_young_threshold=s.gc_young_threshold)
 
 
 @dlq_app.command("list")
@@ -163,7 +166,8 @@ def dlq_redeliver(
 def scheduler_cmd(data_dir: DataDir = None) -> None:
     """Run the scheduler (reverts expired overlays) until SIGTERM."""
     s = settings(data_dir)
-    event_loop.run(commands.scheduler(s), s.event_loop)
+    event_loop.run(commands.scheduler(s), s.event_loop,
+                   gc_young_threshold=s.gc_young_threshold)
 
 
 @app.command("audit-verify")

@@ -203,7 +203,8 @@ def relay_command(
     s = _settings(data_dir)
     event_loop.run(run_relay(s, url=nats_url(s, url), stream=stream,
                              lease=timedelta(seconds=lease_seconds), poll_seconds=poll_seconds,
-                             batch=batch, fills=fills, migrate=migrate), s.event_loop)
+                             batch=batch, fills=fills, migrate=migrate), s.event_loop,
+                   gc_young_threshold=s.gc_young_threshold)
 
 
 @workers_app.command("dispatch")
@@ -224,4 +225,5 @@ def dispatch_command(
     s = _settings(data_dir)
     event_loop.run(run_dispatch(s, bus_kind=bus, url=nats_url(s, url), stream=stream,
                                 concurrency=concurrency, durable=durable, migrate=migrate),
-                   s.event_loop)
+                   s.event_loop,
+                   gc_young_threshold=s.gc_young_threshold)
