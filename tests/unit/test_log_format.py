@@ -72,3 +72,12 @@ def test_exceptions_still_take_the_general_path() -> None:
         info = sys.exc_info()
     line = json.loads(formatter_for().format(_record(exc_info=info)))
     assert "ValueError: boom" in line["exception"] and line["event"] == "request"
+
+
+def test_a_record_sent_to_two_handlers_is_rendered_once() -> None:
+    formatter = formatter_for()
+    first, second = _record(fo_id="fo_1"), _record(fo_id="fo_2")
+    line = formatter.format(first)
+    assert formatter.format(first) is line  # the second handler gets the same string
+    other = formatter.format(second)
+    assert json.loads(other)["fo_id"] == "fo_2" and json.loads(line)["fo_id"] == "fo_1"

@@ -31,8 +31,20 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         super().__init__(**kw)
         self._stamper = stamper
         self._renderer = renderer
+        self._last: tuple[logging.LogRecord | None, str] = (None, "")
 
     def format(self, record: logging.LogRecord) -> str:
+        # A dispatch line goes to the console and to the dispatch log, one handler after the
+        # other, both through this formatter: render it once. (One tuple, swapped whole, so
+        # a record logged from another thread meanwhile never gets this one's line.)
+        last = self._last
+        if last[0] is record:
+            return last[1]
+        line = self._format(record)
+        self._last = (record, line)
+        return line
+
+    def _format(self, record: logging.LogRecord) -> str:
         attrs = record.__dict__
         if (record.exc_info or record.stack_info or "_logger" in attrs or "_name" in attrs
                 or not self.use_get_message or self.pass_foreign_args):
