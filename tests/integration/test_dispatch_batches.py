@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from tests.integration.test_relay_consumer import World, make_world
+from tests.pg import temp_database
 from vanta.adapters.bus.inprocess import InProcessBus
 from vanta.adapters.db.tables import delivery_attempts, follower_orders, outbox
 from vanta.adapters.webhooks.sender import SendResult
@@ -155,3 +158,45 @@ async def test_the_consumer_holds_deferred_rows_until_room_frees_up(tmp_path: Pa
         assert con.deferred > 0 and con.failed == 0
         assert con.delivered == 12 and w.rcv.peak <= 2
         assert relay.published == 12  # each row went out on its first message
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[str]:
+    with temp_database(postgres_url) as url:
+        yield url
+
+
+async def test_the_consumer_on_postgresql_tells_leases_apart_and_holds_deferred_rows(
+    tmp_path: Path, pg_database: str,
+) -> None:
+    """The consumer's batch statements on PostgreSQL, where id lists go as one array
+    parameter: live leases taken, stale ones refused, deferred rows held, each child once."""
+    async with make_world(tmp_path, 12, delay=0.03, webhook_per_endpoint_limit=2,
+                          database_url=pg_database) as w:
+        assert w.c.engine.dialect.name == "postgresql"
+        con, relay = await fan_out_through_the_bus(w, "M-pg-bus")
+        assert con.deferred > 0 and con.failed == 0 and con.delivered == 12
+        assert relay.published == 12 and w.rcv.peak <= 2
+        async with w.c.uow() as uow:  # an old lease number: the message is stale
+            assert await uow.outbox.take_many([(1, 0)], w.c.dispatcher.clock(),
+                                              w.c.dispatcher.config.lease) == []
+
+
+async def test_a_raising_send_on_postgresql_is_resent_as_a_lost_attempt(
+    tmp_path: Path, pg_database: str,
+) -> None:
+    async with make_world(tmp_path, 6, dispatcher_lease_seconds=1.0, webhook_per_endpoint_limit=8,
+                          webhook_timeout_seconds=0.3, database_url=pg_database) as w:
+        d = w.c.dispatcher
+        d.sender = RaisesFor(d.sender, "/hooks/f003")
+        mo_id, fos = await w.order("M-pg-raise")
+        assert await d.run_once() == 6
+        states = await w.states(fos)
+        [bad] = [f for f, s in states.items() if s == "sent"]
+        assert await d.run_once() == 0  # still leased: nobody touches it
+        await asyncio.sleep(1.1)  # the lease lapses; the next pass sends it again
+        assert await d.run_once() == 1
+        await w.assert_exactly_once([mo_id], fos)
+        assert (await attempts_of(w, [bad]))[bad] == [(1, "lost"), (2, "ack")]
+        async with w.c.uow(readonly=True) as uow:
+            assert verify_chain(await uow.audit.all()) is None

@@ -7,8 +7,21 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from vanta.adapters.db.tables import (
     audit_chain_head,
@@ -51,23 +64,42 @@ def _after(ts_col: Any, id_col: Any, after: tuple[datetime, str]) -> Any:
 
 
 def _row(r: Any) -> Row:
+    """A result row as a dict, timestamps made aware (SQLite returns them naive)."""
     d = dict(r._mapping)
     for k, v in d.items():
-        if isinstance(v, datetime):
-            d[k] = aware(v)
+        if isinstance(v, datetime) and v.tzinfo is None:
+            d[k] = v.replace(tzinfo=UTC)
     return d
+
+
+def _plain_row(r: Any) -> Row:
+    """A result row as a dict, for a driver that returns aware timestamps (asyncpg)."""
+    return dict(r._mapping)
 
 
 class _Repo:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+        self._to_row = _row if conn.dialect.name == "sqlite" else _plain_row
+
+    def _among(self, col: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+        """``col`` is one of ``values``. On PostgreSQL ``col = ANY($n)`` with the list as one
+        array parameter: the statement's text does not depend on the list's length, so it is
+        compiled and prepared once (an expanded ``IN ($1, …, $64)`` is rendered for every
+        execution and prepared per length: about twice the client CPU for a batch's id list),
+        and the index on ``col`` serves it as it serves ``IN``. Elsewhere a plain ``IN``."""
+        if self.conn.dialect.name == "postgresql":
+            return col == any_(bindparam(f"{col.name}_list", list(values),
+                                         type_=ARRAY(col.type), unique=True))
+        return col.in_(list(values))  # type: ignore[no-any-return]
 
     async def _one(self, stmt: Any) -> Row | None:
         r = (await self.conn.execute(stmt)).first()
-        return _row(r) if r is not None else None
+        return self._to_row(r) if r is not None else None
 
     async def _all(self, stmt: Any) -> list[Row]:
-        return [_row(r) for r in (await self.conn.execute(stmt)).all()]
+        to_row = self._to_row
+        return [to_row(r) for r in (await self.conn.execute(stmt)).all()]
 
     async def _by_key(self, key: Any, values: Iterable[str],
                       leave_out: tuple[str, ...] = ()) -> dict[str, Row]:
@@ -76,7 +108,7 @@ class _Repo:
         if not wanted:
             return {}
         cols = [c for c in key.table.c if c.name not in leave_out]
-        rows = await self._all(select(*cols).where(key.in_(wanted)))
+        rows = await self._all(select(*cols).where(self._among(key, wanted)))
         return {r[key.name]: r for r in rows}
 
 
@@ -116,7 +148,7 @@ class VaultRepository(_Repo):
         if not ids:
             return set()
         rows = await self._all(select(vaults.c.vault_id).where(
-            vaults.c.vault_id.in_(ids), vaults.c.maintenance.is_(True)))
+            self._among(vaults.c.vault_id, ids), vaults.c.maintenance.is_(True)))
         return {r["vault_id"] for r in rows}
 
 
@@ -306,7 +338,8 @@ class ChildOrderRepository(_Repo):
         if count_attempt:
             values["dispatch_attempts"] = follower_orders.c.dispatch_attempts + 1
         res = await self.conn.execute(update(follower_orders).where(
-            follower_orders.c.fo_id.in_(list(fo_ids)), follower_orders.c.state == expect_state)
+            self._among(follower_orders.c.fo_id, fo_ids),
+            follower_orders.c.state == expect_state)
             .values(**values)
             .returning(follower_orders.c.fo_id, follower_orders.c.dispatch_attempts))
         return {r.fo_id: int(r.dispatch_attempts) for r in res.all()}
@@ -319,7 +352,7 @@ class ChildOrderRepository(_Repo):
             return {}
         rows = await self._all(
             select(follower_orders.c.mo_id, func.count().label("n"))
-            .where(follower_orders.c.mo_id.in_(ids),
+            .where(self._among(follower_orders.c.mo_id, ids),
                    follower_orders.c.state.in_(list(open_states)))
             .group_by(follower_orders.c.mo_id))
         return {r["mo_id"]: int(r["n"]) for r in rows}
@@ -364,7 +397,7 @@ class OutboxRepository(_Repo):
             return []
         # ``due`` again in the update: a row another worker leased meanwhile is not taken.
         claimed = await self._all(update(outbox).where(
-            outbox.c.id.in_([c["id"] for c in candidates]), due)
+            self._among(outbox.c.id, [c["id"] for c in candidates]), due)
             .values(locked_until=now + lease, attempts=outbox.c.attempts + 1)
             .returning(*outbox.c))
         return sorted(claimed, key=lambda r: (r["available_at"], r["id"]))
@@ -385,7 +418,7 @@ class OutboxRepository(_Repo):
         # No clock comparison: a worker with a skewed clock must not skip live rows. The plain
         # id list lets PostgreSQL use the primary key before it checks the row values.
         return await self._all(update(outbox).where(
-            outbox.c.id.in_([i for i, _ in leases]), or_(*which),
+            self._among(outbox.c.id, [i for i, _ in leases]), or_(*which),
             outbox.c.done_at.is_(None), outbox.c.locked_until.is_not(None))
             .values(locked_until=now + lease).returning(*outbox.c))
 
@@ -402,13 +435,13 @@ class OutboxRepository(_Repo):
 
     async def complete_many(self, row_ids: Sequence[int], now: datetime) -> None:
         if row_ids:
-            await self.conn.execute(update(outbox).where(outbox.c.id.in_(list(row_ids)))
+            await self.conn.execute(update(outbox).where(self._among(outbox.c.id, row_ids))
                                     .values(done_at=now, locked_until=None))
 
     async def release_many(self, row_ids: Sequence[int]) -> None:
         """Hand leases back unused: the rows are due again at once."""
         if row_ids:
-            await self.conn.execute(update(outbox).where(outbox.c.id.in_(list(row_ids)),
+            await self.conn.execute(update(outbox).where(self._among(outbox.c.id, row_ids),
                                                          outbox.c.done_at.is_(None))
                                     .values(locked_until=None))
 
@@ -433,7 +466,7 @@ class AttemptRepository(_Repo):
     async def mark_lost_many(self, fo_ids: Sequence[str]) -> None:
         if fo_ids:
             await self.conn.execute(update(delivery_attempts).where(
-                delivery_attempts.c.fo_id.in_(list(fo_ids)),
+                self._among(delivery_attempts.c.fo_id, fo_ids),
                 delivery_attempts.c.outcome == "in_flight")
                 .values(outcome="lost",
                         error="the worker stopped before an answer was recorded"))
@@ -452,7 +485,7 @@ class AttemptRepository(_Repo):
         # turns into an OR of index scans that PostgreSQL plans badly on big tables.
         found = {(r.fo_id, r.attempt_no) for r in (await self.conn.execute(
             select(delivery_attempts.c.fo_id, delivery_attempts.c.attempt_no).where(
-                delivery_attempts.c.fo_id.in_(list({k[0] for k in keys}))))).all()} & keys
+                self._among(delivery_attempts.c.fo_id, {k[0] for k in keys})))).all()} & keys
         present = [r for r in rows if (r["fo_id"], r["attempt_no"]) in found]
         missing = [r for r in rows if (r["fo_id"], r["attempt_no"]) not in found]
         outcome_cols = ("status_code", "latency_ms", "response_excerpt", "error", "outcome")
