@@ -1,6 +1,7 @@
 """Batched delivery: two transactions per batch, an endpoint's share per batch, one failed
 send that leaves its neighbours alone, and a consumer that gathers messages into batches.
-SQLite in a temp dir and a real verifying receiver on 127.0.0.1."""
+SQLite in a temp dir (two of them on PostgreSQL as well) and a real verifying receiver on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -35,6 +36,17 @@ async def attempts_of(w: World, fo_ids: list[str]) -> dict[str, list[tuple[int, 
     for r in rows:
         out[r.fo_id].append((r.attempt_no, r.outcome))
     return out
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Settings for the batch's database: SQLite (the default), or a throwaway PostgreSQL
+    database, where id lists go as one array parameter."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    with temp_database(request.getfixturevalue("postgres_url")) as url:
+        yield {"database_url": url}
 
 
 async def test_a_batch_sends_an_endpoint_no_more_than_its_share_and_hands_back_the_rest(
@@ -80,10 +92,10 @@ class RaisesFor:
 
 
 async def test_a_send_that_raises_leaves_only_its_child_in_flight_until_the_lease_lapses(
-    tmp_path: Path,
+    tmp_path: Path, database: dict[str, str],
 ) -> None:
     async with make_world(tmp_path, 6, dispatcher_lease_seconds=1.0, webhook_per_endpoint_limit=8,
-                     webhook_timeout_seconds=0.3) as w:
+                          webhook_timeout_seconds=0.3, **database) as w:
         d = w.c.dispatcher
         d.sender = RaisesFor(d.sender, "/hooks/f003")
         mo_id, fos = await w.order("M-raise")
@@ -152,51 +164,15 @@ async def test_batches_running_at_once_share_each_endpoints_share(tmp_path: Path
         assert d._in_flight == {}  # every counted child was released once answered
 
 
-async def test_the_consumer_holds_deferred_rows_until_room_frees_up(tmp_path: Path) -> None:
-    async with make_world(tmp_path, 12, delay=0.03, webhook_per_endpoint_limit=2) as w:
+async def test_the_consumer_holds_deferred_rows_until_room_frees_up(
+    tmp_path: Path, database: dict[str, str],
+) -> None:
+    async with make_world(tmp_path, 12, delay=0.03, webhook_per_endpoint_limit=2,
+                          **database) as w:
         con, relay = await fan_out_through_the_bus(w, "M-hold")
         assert con.deferred > 0 and con.failed == 0
         assert con.delivered == 12 and w.rcv.peak <= 2
         assert relay.published == 12  # each row went out on its first message
-
-
-@pytest.fixture
-def pg_database(postgres_url: str) -> Iterator[str]:
-    with temp_database(postgres_url) as url:
-        yield url
-
-
-async def test_the_consumer_on_postgresql_tells_leases_apart_and_holds_deferred_rows(
-    tmp_path: Path, pg_database: str,
-) -> None:
-    """The consumer's batch statements on PostgreSQL, where id lists go as one array
-    parameter: live leases taken, stale ones refused, deferred rows held, each child once."""
-    async with make_world(tmp_path, 12, delay=0.03, webhook_per_endpoint_limit=2,
-                          database_url=pg_database) as w:
-        assert w.c.engine.dialect.name == "postgresql"
-        con, relay = await fan_out_through_the_bus(w, "M-pg-bus")
-        assert con.deferred > 0 and con.failed == 0 and con.delivered == 12
-        assert relay.published == 12 and w.rcv.peak <= 2
-        async with w.c.uow() as uow:  # an old lease number: the message is stale
+        async with w.c.uow() as uow:  # an old lease number: such a message is stale
             assert await uow.outbox.take_many([(1, 0)], w.c.dispatcher.clock(),
                                               w.c.dispatcher.config.lease) == []
-
-
-async def test_a_raising_send_on_postgresql_is_resent_as_a_lost_attempt(
-    tmp_path: Path, pg_database: str,
-) -> None:
-    async with make_world(tmp_path, 6, dispatcher_lease_seconds=1.0, webhook_per_endpoint_limit=8,
-                          webhook_timeout_seconds=0.3, database_url=pg_database) as w:
-        d = w.c.dispatcher
-        d.sender = RaisesFor(d.sender, "/hooks/f003")
-        mo_id, fos = await w.order("M-pg-raise")
-        assert await d.run_once() == 6
-        states = await w.states(fos)
-        [bad] = [f for f, s in states.items() if s == "sent"]
-        assert await d.run_once() == 0  # still leased: nobody touches it
-        await asyncio.sleep(1.1)  # the lease lapses; the next pass sends it again
-        assert await d.run_once() == 1
-        await w.assert_exactly_once([mo_id], fos)
-        assert (await attempts_of(w, [bad]))[bad] == [(1, "lost"), (2, "ack")]
-        async with w.c.uow(readonly=True) as uow:
-            assert verify_chain(await uow.audit.all()) is None
