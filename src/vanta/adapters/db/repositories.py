@@ -48,6 +48,7 @@ from vanta.domain.money import ZERO
 from vanta.domain.orders import POSITION_STATES, ChildOrder
 
 Row = dict[str, Any]
+OUTBOX_CHANNEL = "vanta_outbox"  # PostgreSQL NOTIFY channel: outbox rows became due
 
 
 def aware(ts: datetime | None) -> datetime | None:
@@ -384,6 +385,14 @@ class OutboxRepository(_Repo):
              "available_at": now, "locked_until": None, "attempts": 0, "done_at": None}
             for key, payload in items
         ])
+        await self._notify_due()
+
+    async def _notify_due(self) -> None:
+        """On PostgreSQL, tell listening relays that rows are due once this transaction
+        commits (a rolled-back transaction notifies nobody): they wake at once instead of at
+        their next poll."""
+        if self.conn.dialect.name == "postgresql":
+            await self.conn.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
 
     async def claim_due(self, topic: str, now: datetime, limit: int,
                         lease: timedelta) -> list[Row]:
@@ -428,6 +437,8 @@ class OutboxRepository(_Repo):
             done_at=None, locked_until=None, available_at=now))
         if res.rowcount == 0:
             await self.add_many("mirror.dispatch", [(key, {"fo_id": key})], now)
+        else:
+            await self._notify_due()
 
     async def complete(self, row_id: int, now: datetime) -> None:
         await self.conn.execute(update(outbox).where(outbox.c.id == row_id)

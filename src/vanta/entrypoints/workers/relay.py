@@ -130,7 +130,6 @@ class Relay:
         return len(rows)
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
-        self.wakeup.clear()
         waiters = [asyncio.ensure_future(self.wakeup.wait()),
                    asyncio.ensure_future(stop.wait())]
         try:
@@ -143,6 +142,8 @@ class Relay:
         """Relay until ``stop`` is set; errors (database or bus away) back off and retry."""
         backoff = self.poll_seconds
         while not stop.is_set():
+            # cleared before the claim, so a wake-up signalled while it runs is kept
+            self.wakeup.clear()
             try:
                 n = await self.run_once()
             except asyncio.CancelledError:
