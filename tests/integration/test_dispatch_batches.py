@@ -17,12 +17,13 @@ from sqlalchemy import select
 from tests.integration.test_relay_consumer import World, make_world
 from tests.pg import temp_database
 from vanta.adapters.bus.inprocess import InProcessBus
+from vanta.adapters.db.repositories import OutboxLease
 from vanta.adapters.db.tables import delivery_attempts, follower_orders, outbox
 from vanta.adapters.webhooks.sender import SendResult
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.domain.audit import verify_chain
 from vanta.entrypoints.workers.consumer import Consumer
-from vanta.entrypoints.workers.relay import Relay
+from vanta.entrypoints.workers.relay import Relay, encode, message_id
 
 
 async def attempts_of(w: World, fo_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
@@ -174,5 +175,42 @@ async def test_the_consumer_holds_deferred_rows_until_room_frees_up(
         assert con.delivered == 12 and w.rcv.peak <= 2
         assert relay.published == 12  # each row went out on its first message
         async with w.c.uow() as uow:  # an old lease number: such a message is stale
-            assert await uow.outbox.take_many([(1, 0)], w.c.dispatcher.clock(),
+            assert await uow.outbox.take_many([OutboxLease(1, 0)], w.c.dispatcher.clock(),
                                               w.c.dispatcher.config.lease) == []
+
+
+async def test_two_copies_of_one_message_send_the_child_once(
+    tmp_path: Path, database: dict[str, str],
+) -> None:
+    """A message redelivered while its first copy is being worked on (the bus did not hear
+    the acknowledgement in time) names a lease that taking has already moved: skipped."""
+    async with make_world(tmp_path, 8, delay=0.05, **database) as w:
+        d = w.c.dispatcher
+        mo_id, fos = await w.order("M-copies")
+        async with w.c.uow() as uow:
+            rows = await uow.outbox.claim_due(DISPATCH_TOPIC, d.clock(), 100, d.config.lease)
+            await uow.commit()
+        async with w.c.uow() as uow:  # the repository: one lease, one taker
+            first = OutboxLease(rows[0]["id"], rows[0]["attempts"], rows[0]["locked_until"])
+            assert len(await uow.outbox.take_many([first], d.clock(), d.config.lease)) == 1
+            assert await uow.outbox.take_many([first], d.clock(), d.config.lease) == []
+            await uow.rollback()
+        bus = InProcessBus()
+        consumers = [Consumer(d, bus, 4, durable="dispatch") for _ in range(2)]
+        for con in consumers:
+            await con.start()
+        try:
+            for r in rows:
+                await bus.publish("mirror.dispatch", encode(r), f"{message_id(r)}:a")
+            await asyncio.sleep(0.02)  # taken, and their sends (50 ms each) under way
+            for r in rows:  # every message again, under an id the bus does not merge
+                await bus.publish("mirror.dispatch", encode(r), f"{message_id(r)}:b")
+            await w.assert_exactly_once([mo_id], fos)
+            await asyncio.sleep(0.2)  # let the later copies finish
+        finally:
+            for con in consumers:
+                await con.drain()
+            await bus.close()
+        # every copy answered: delivered (a copy in the same batch as its twin shares its one
+        # send) or skipped as stale
+        assert sum(c.delivered + c.skipped for c in consumers) == 16

@@ -23,7 +23,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -498,6 +498,8 @@ async def _until(cond: Any, timeout: float = 10.0) -> None:
 
 
 def test_message_shape() -> None:
-    row = {"id": 7, "payload": {"fo_id": "fo-1"}, "attempts": 3}
+    until = datetime(2026, 11, 24, 10, 0, 30, 123456, tzinfo=UTC)
+    row = {"id": 7, "payload": {"fo_id": "fo-1"}, "attempts": 3, "locked_until": until}
     assert message_id(row) == "fo-1:3"
-    assert json.loads(encode(row)) == {"outbox_id": 7, "fo_id": "fo-1", "lease": 3}
+    assert json.loads(encode(row)) == {"outbox_id": 7, "fo_id": "fo-1", "lease": 3,
+                                       "until": "2026-11-24T10:00:30.123456+00:00"}

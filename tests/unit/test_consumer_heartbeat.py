@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from vanta.adapters.bus.inprocess import InProcessBus
+from vanta.adapters.db.repositories import OutboxLease
 from vanta.application.dispatch import BatchOutcome, DispatchConfig
 from vanta.entrypoints.workers.consumer import Consumer
 
@@ -20,11 +21,11 @@ class SlowDispatcher:
         self.seconds = seconds
         self.batches: list[list[int]] = []
 
-    async def deliver_leased(self, leases: list[tuple[int, int | None]], lease: timedelta
+    async def deliver_leased(self, leases: list[OutboxLease], lease: timedelta
                              ) -> tuple[list[dict[str, Any]], BatchOutcome]:
-        self.batches.append([i for i, _ in leases])
+        self.batches.append([x.row_id for x in leases])
         await asyncio.sleep(self.seconds)
-        return [{"id": i} for i, _ in leases], BatchOutcome()
+        return [{"id": x.row_id} for x in leases], BatchOutcome()
 
 
 async def _run(heartbeat_s: float | None) -> tuple[SlowDispatcher, Consumer]:

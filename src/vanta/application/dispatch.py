@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from vanta.adapters import metrics
+from vanta.adapters.db.repositories import OutboxLease
 from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.webhooks.sender import SendResult
 from vanta.adapters.webhooks.signing import signature_headers
@@ -167,12 +168,12 @@ class Dispatcher:
         _, outcome = await self._deliver(given)
         return outcome
 
-    async def deliver_leased(self, leases: Sequence[tuple[int, int | None]],
+    async def deliver_leased(self, leases: Sequence[OutboxLease],
                              lease: timedelta) -> tuple[list[dict[str, Any]], BatchOutcome]:
-        """:meth:`deliver_many` for rows known by ``(row id, lease number)`` (a bus
-        consumer's messages): the transaction that starts the attempts first renews the
-        leases that are still live (``OutboxRepository.take_many``), so taking a batch costs
-        no transaction of its own. Returns the rows taken (the others were stale) and the
+        """:meth:`deliver_many` for rows known by the leases their bus messages name: the
+        transaction that starts the attempts first renews the leases that are still live
+        (``OutboxRepository.take_many``), so taking a batch costs no transaction of its own.
+        Returns the rows taken (the others were stale), with their new expiry, and the
         outcome."""
         async def take(uow: SqlUnitOfWork) -> Sequence[dict[str, Any]]:
             return await uow.outbox.take_many(leases, self.clock(), lease)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     and_,
@@ -375,6 +375,14 @@ class ChildOrderRepository(_Repo):
 
 
 
+class OutboxLease(NamedTuple):
+    """The lease a dispatch message was published for."""
+
+    row_id: int
+    number: int | None = None  # the row's ``attempts`` when leased
+    until: datetime | None = None  # its ``locked_until`` then: names that one lease exactly
+
+
 class OutboxRepository(_Repo):
     async def add_many(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]],
                        now: datetime) -> None:
@@ -411,23 +419,32 @@ class OutboxRepository(_Repo):
             .returning(*outbox.c))
         return sorted(claimed, key=lambda r: (r["available_at"], r["id"]))
 
-    async def take_many(self, leases: Sequence[tuple[int, int | None]], now: datetime,
+    async def take_many(self, leases: Sequence[OutboxLease], now: datetime,
                         lease: timedelta) -> list[Row]:
-        """Renew the lease of each ``(row id, lease number)`` that is still open, still
-        leased and still on that lease (``None``: any lease); the rows renewed."""
+        """Renew the lease of each row that is still open, still leased and still on the
+        lease its message names; the rows renewed. A lease is named by its number and, when
+        the message carries it, its expiry at publication: renewing moves the expiry, so of
+        two copies of one message (a redelivery while the first is being worked on) only
+        the first takes the row. Without a number any live lease will do."""
         if not leases:
             return []
-        exact = [(i, n) for i, n in leases if n is not None]
-        loose = [i for i, n in leases if n is None]
+        named = [(x.row_id, x.number, x.until) for x in leases
+                 if x.number is not None and x.until is not None]
+        numbered = [(x.row_id, x.number) for x in leases
+                    if x.number is not None and x.until is None]
+        loose = [x.row_id for x in leases if x.number is None]
         which = []
-        if exact:
-            which.append(tuple_(outbox.c.id, outbox.c.attempts).in_(exact))
+        if named:
+            which.append(tuple_(outbox.c.id, outbox.c.attempts, outbox.c.locked_until)
+                         .in_(named))
+        if numbered:
+            which.append(tuple_(outbox.c.id, outbox.c.attempts).in_(numbered))
         if loose:
             which.append(outbox.c.id.in_(loose))
         # No clock comparison: a worker with a skewed clock must not skip live rows. The plain
         # id list lets PostgreSQL use the primary key before it checks the row values.
         return await self._all(update(outbox).where(
-            self._among(outbox.c.id, [i for i, _ in leases]), or_(*which),
+            self._among(outbox.c.id, [x.row_id for x in leases]), or_(*which),
             outbox.c.done_at.is_(None), outbox.c.locked_until.is_not(None))
             .values(locked_until=now + lease).returning(*outbox.c))
 

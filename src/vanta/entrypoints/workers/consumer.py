@@ -27,9 +27,10 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from vanta.adapters.db.repositories import OutboxLease
 from vanta.application.bus import Bus, BusMessage, Subscription
 from vanta.application.dispatch import Dispatcher
 from vanta.entrypoints.workers.relay import DISPATCH_SUBJECT
@@ -41,8 +42,7 @@ DISPATCH_DURABLE = "mirror-dispatch"
 
 @dataclass(eq=False)
 class _Waiting:
-    outbox_id: int
-    lease_no: int | None
+    lease: OutboxLease  # as the message names it; a held row's is renewed by its take
     done: asyncio.Future[str]
 
 
@@ -145,23 +145,27 @@ class Consumer:
     async def _run_batch(self, items: list[_Waiting]) -> None:
         self.batches += 1
         try:
-            taken, res = await self.dispatcher.deliver_leased(
-                [(w.outbox_id, w.lease_no) for w in items], self.lease)
-            rows = {r["id"] for r in taken}
+            taken, res = await self.dispatcher.deliver_leased([w.lease for w in items],
+                                                              self.lease)
+            rows = {r["id"]: r for r in taken}
         except Exception as e:
             for w in items:
                 if not w.done.done():
                     w.done.set_exception(e)
             return
         for w in items:
+            row_id = w.lease.row_id
             if w.done.done():
                 continue
-            if w.outbox_id not in rows:
+            if row_id not in rows:
                 w.done.set_result("skipped")
-            elif w.outbox_id in res.failed:
-                w.done.set_exception(res.failed[w.outbox_id])
-            elif w.outbox_id in res.deferred:
+            elif row_id in res.failed:
+                w.done.set_exception(res.failed[row_id])
+            elif row_id in res.deferred:
                 self.deferred += 1
+                # taken but not started: this consumer holds the lease under its new expiry
+                w.lease = w.lease._replace(until=rows[row_id]["locked_until"]) \
+                    if w.lease.until is not None else w.lease
                 if self._batches - {asyncio.current_task()}:
                     self._held.append(w)  # retried when a running batch finishes
                 else:
@@ -185,13 +189,15 @@ class Consumer:
     async def handle(self, msg: BusMessage) -> None:
         try:
             body: Mapping[str, Any] = json.loads(msg.data)
-            outbox_id = int(body["outbox_id"])
-            lease_no = int(body["lease"]) if body.get("lease") is not None else None
+            lease = OutboxLease(
+                int(body["outbox_id"]),
+                int(body["lease"]) if body.get("lease") is not None else None,
+                datetime.fromisoformat(body["until"]) if body.get("until") else None)
         except (ValueError, KeyError, TypeError):
             log.error("malformed dispatch message dropped", extra={"data": msg.data[:200]})
             await msg.ack()
             return
-        waiting = _Waiting(outbox_id, lease_no, asyncio.get_running_loop().create_future())
+        waiting = _Waiting(lease, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
         self._arrived.set()
         self._live.add(msg)
@@ -205,7 +211,7 @@ class Consumer:
             self._live.discard(msg)
             self.failed += 1
             log.exception("delivery failed; the message will come again",
-                          extra={"outbox_id": outbox_id, "delivery": msg.num_delivered})
+                          extra={"outbox_id": lease.row_id, "delivery": msg.num_delivered})
             await msg.nak(self.error_nak_delay_s)
             return
         self._live.discard(msg)

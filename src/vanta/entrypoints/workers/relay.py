@@ -2,15 +2,19 @@
 
 The database stays the source of truth. The relay leases rows exactly as
 ``Dispatcher.run_once`` does (``claim_due`` commits the lease and bumps ``attempts``) and
-publishes ``{"outbox_id", "fo_id", "lease"}`` to ``mirror.dispatch`` with the message id
-``f"{fo_id}:{attempts}"``. It never completes a row: the consumer's ``deliver`` completes or
-reschedules it. Consequences:
+publishes ``{"outbox_id", "fo_id", "lease", "until"}`` (the lease's number and expiry) to
+``mirror.dispatch`` with the message id ``f"{fo_id}:{attempts}"``. It never completes a row:
+the consumer's ``deliver`` completes or reschedules it. Consequences:
 
 * a relay that publishes the same lease again (a retried publish, a crash between publish and
   acknowledgement) reuses the message id, and the bus drops the copy;
 * a row whose lease runs out before any consumer took it (the message was lost, or is still
   queued) is leased again with ``attempts + 1``: a *new* message; the consumer recognises the
   older one by its ``lease`` number and skips it;
+* one lease is taken by one consumer: taking it moves its expiry, so a second copy of the
+  message (redelivered because the first was not acknowledged in time, say while the bus was
+  away) finds a different ``until`` and is skipped, instead of sending the child again. If the
+  consumer that took it dies, the row goes out again once its lease lapses, on a new message;
 * a publish that fails hands the lease back at once (unless a consumer renewed it meanwhile),
   so the row goes out again on the next poll rather than after the lease.
 """
@@ -46,7 +50,8 @@ def message_id(row: Mapping[str, Any]) -> str:
 
 def encode(row: Mapping[str, Any]) -> bytes:
     return json.dumps({"outbox_id": row["id"], "fo_id": row["payload"]["fo_id"],
-                       "lease": row["attempts"]}, separators=(",", ":")).encode()
+                       "lease": row["attempts"], "until": row["locked_until"].isoformat()},
+                      separators=(",", ":")).encode()
 
 
 class Relay:
