@@ -64,7 +64,10 @@ class JetStreamConfig:
     reconnect_min_s: float = 0.25
     reconnect_max_s: float = 5.0
     publish_timeout_s: float = 2.0
-    fetch_timeout_s: float = 1.0
+    # A pull that has been handed part of its batch can keep those messages until it expires
+    # (measured with nats-py: up to the whole timeout, with a second consumer pulling on the
+    # same durable), so pulls expire soon: a message waits at most this long in a pull.
+    fetch_timeout_s: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict)  # passed to nats.connect
 
 
