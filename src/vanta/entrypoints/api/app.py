@@ -55,6 +55,10 @@ from vanta.entrypoints.api.schemas import (
 )
 
 MAX_BODY_BYTES = 64 * 1024
+# An order's answer (POST and GET) lists its children up to this many; one list size for both.
+ORDER_CHILDREN_LIMIT = 100_000
+
+
 async def read_json(request: Request) -> Any:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
@@ -262,7 +266,8 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         async with container.uow() as uow:
             row = await uow.manager_orders.get(p.tenant_id, order.mo_id)
             children = await uow.child_orders.list(p.tenant_id, follower_id=None,
-                                                   mo_id=order.mo_id, since=None, limit=10_000)
+                                                   mo_id=order.mo_id, since=None,
+                                                   limit=ORDER_CHILDREN_LIMIT)
         assert row is not None
         body = {**order_json(row), "created": result.created,
                 "children": [child_json(c) for c in children]}
@@ -289,7 +294,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
             if row is None or (vaults is not None and row["vault_id"] not in vaults):
                 raise ApiProblem(404, "manager_order_not_found", f"order {mo_id} not found")
             children = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
-                                                   since=None, limit=100_000)
+                                                   since=None, limit=ORDER_CHILDREN_LIMIT)
         return {**order_json(row),
                 "children": [child_json(c) for c in visible_children(p, vaults, children)]}
 
