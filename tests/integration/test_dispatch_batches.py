@@ -157,8 +157,10 @@ async def test_batches_running_at_once_share_each_endpoints_share(tmp_path: Path
         async with w.c.uow() as uow:
             rows = await uow.outbox.claim_due(DISPATCH_TOPIC, d.clock(), 100, d.config.lease)
             await uow.commit()
-        first, second = await asyncio.gather(d.deliver_many(rows[:6]),
-                                             d.deliver_many(rows[6:]))
+        leases = [OutboxLease(r["id"], r["attempts"], r["locked_until"]) for r in rows]
+        (_, first), (_, second) = await asyncio.gather(
+            d.deliver_leased(leases[:6], d.config.lease),
+            d.deliver_leased(leases[6:], d.config.lease))
         assert w.rcv.peak <= 2  # never more than the share, across both batches
         acked = Counter((await w.states(fos)).values())["ack"]
         assert 2 <= acked <= 4 and acked + len(first.deferred) + len(second.deferred) == 12

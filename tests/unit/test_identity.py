@@ -19,12 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from tests.unit.dev_issuers import AUD, ISS
 from vanta.adapters.identity.dev_issuer import DevIssuer, jwk_thumbprint
 from vanta.adapters.identity.verifier import InvalidToken, TokenVerifier
 from vanta.application.principal import ALL_SCOPES, Principal
-
-ISS = "http://127.0.0.1:8000"
-AUD = "vanta-api"
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 
@@ -62,16 +60,6 @@ def _reason(verifier: TokenVerifier, token: str) -> str:
     with pytest.raises(InvalidToken) as exc:
         verifier.verify(token)
     return exc.value.reason
-
-
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
-    return DevIssuer(tmp_path_factory.mktemp("keys") / "dev-issuer.pem", issuer=ISS, audience=AUD)
-
-
-@pytest.fixture(scope="module")
-def other_issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
-    return DevIssuer(tmp_path_factory.mktemp("other") / "k.pem", issuer=ISS, audience=AUD)
 
 
 @pytest.fixture()

@@ -11,21 +11,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from tests.unit.dev_issuers import AUD, ISS
 from vanta.adapters.identity.dev_issuer import DevIssuer
 from vanta.adapters.identity.verifier import InvalidToken, TokenVerifier
-
-ISS = "http://127.0.0.1:8000"
-AUD = "vanta-api"
-
-
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
-    return DevIssuer(tmp_path_factory.mktemp("keys") / "k.pem", issuer=ISS, audience=AUD)
-
-
-@pytest.fixture(scope="module")
-def other_issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
-    return DevIssuer(tmp_path_factory.mktemp("other") / "k.pem", issuer=ISS, audience=AUD)
 
 
 def _sign(issuer: DevIssuer, **claims: Any) -> str:

@@ -155,23 +155,10 @@ class Dispatcher:
             for w in waiters:
                 w.cancel()
 
-    async def deliver_many(self, outbox_rows: Sequence[dict[str, Any]]) -> BatchOutcome:
-        """Deliver a batch of leased outbox rows with two transactions for the whole batch:
-        one starts every attempt (state ``sent``, an ``in_flight`` attempt row each), the
-        sends run concurrently, one records every answer (attempts, states, outbox rows, one
-        run of audit events). Sends that raise stay ``sent`` with their lease, so they go out
-        again (as a lost attempt) once it lapses; a database error raises for the whole
-        batch, with the same effect. Rows beyond an endpoint's share are not started: the
-        caller hands them back (``deferred``)."""
-        async def given(_: SqlUnitOfWork) -> Sequence[dict[str, Any]]:
-            return outbox_rows
-        _, outcome = await self._deliver(given)
-        return outcome
-
     async def deliver_leased(self, leases: Sequence[OutboxLease],
                              lease: timedelta) -> tuple[list[dict[str, Any]], BatchOutcome]:
-        """:meth:`deliver_many` for rows known by the leases their bus messages name: the
-        transaction that starts the attempts first renews the leases that are still live
+        """Deliver the rows known by the leases their bus messages name: the transaction
+        that starts the attempts first renews the leases that are still live
         (``OutboxRepository.take_many``), so taking a batch costs no transaction of its own.
         Returns the rows taken (the others were stale), with their new expiry, and the
         outcome."""
@@ -182,6 +169,13 @@ class Dispatcher:
     async def _deliver(
         self, rows_of: Callable[[SqlUnitOfWork], Awaitable[Sequence[dict[str, Any]]]]
     ) -> tuple[list[dict[str, Any]], BatchOutcome]:
+        """Deliver a batch with two transactions for the whole of it: one leases the rows
+        (``rows_of``), starts every attempt (state ``sent``, an ``in_flight`` attempt row
+        each); the sends run concurrently; one records every answer (attempts, states,
+        outbox rows, one run of audit events). Sends that raise stay ``sent`` with their
+        lease, so they go out again (as a lost attempt) once it lapses; a database error
+        raises for the whole batch, with the same effect. Rows beyond an endpoint's share
+        are not started: the caller hands them back (``deferred``)."""
         outcome = BatchOutcome()
         rows, prepared = await self._begin_batch(rows_of, outcome.deferred)
         if not prepared:
