@@ -4,6 +4,9 @@ by its next poll; it keeps being woken after its listening connection is killed.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ import pytest
 
 from tests.pg import temp_database
 from vanta.adapters.bus.inprocess import InProcessBus
-from vanta.adapters.db.outbox_listener import asyncpg_dsn, listen_for_due_rows
+from vanta.adapters.db.outbox_listener import wake_on_commit
 from vanta.application.bus import BusMessage
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.bootstrap import Container, build
@@ -55,9 +58,9 @@ async def running(pg_url: str, tmp_path: Path) -> AsyncIterator[Running]:
     await bus.subscribe("mirror.dispatch", "test", r.on_message, concurrency=4)
     relay = Relay(c.uow, bus, poll_seconds=POLL_S)
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(relay.run(stop)),
-             asyncio.create_task(listen_for_due_rows(asyncpg_dsn(c.engine.url), relay.wakeup,
-                                                     stop, min_backoff_s=0.1))]
+    listener = wake_on_commit(c.engine, relay.wakeup, stop)
+    assert listener is not None
+    tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(listener)]
     await _listening(pg_url)
     await asyncio.sleep(0.2)  # the relay's first pass (woken on connect) finds nothing
     try:
@@ -106,3 +109,23 @@ async def test_the_listener_reconnects_after_its_connection_is_killed(
     committed = await running.add_row("fo-2")
     arrived = await asyncio.wait_for(running.arrived.get(), 5)
     assert arrived - committed < 2.0
+
+
+async def test_the_polling_dispatcher_listens_too_and_stops_on_sigterm(
+    pg_url: str, tmp_path: Path,
+) -> None:
+    """`vanta dispatch --no-until-idle` on PostgreSQL holds a listening connection, and its
+    listener ends with it on SIGTERM."""
+    env = {**os.environ, "VANTA_DATA_DIR": str(tmp_path / "data"), "VANTA_DATABASE_URL": pg_url}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vanta.entrypoints.cli.main", "dispatch", "--no-until-idle",
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        await _listening(pg_url, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

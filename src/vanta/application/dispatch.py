@@ -143,12 +143,13 @@ class Dispatcher:
 
     async def run_forever(self, poll_seconds: float, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # cleared before the claim, so a wake-up signalled while it runs is kept
+            self.wakeup.clear()
             handled = await self.run_once()
             if self.brokers is not None:
                 await confirm_fills(self.uow_factory, self.brokers, clock=self.clock)
             if handled:
                 continue
-            self.wakeup.clear()
             waiters = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(stop.wait())]
             await asyncio.wait(waiters, timeout=poll_seconds,
                                return_when=asyncio.FIRST_COMPLETED)

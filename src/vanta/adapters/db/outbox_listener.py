@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vanta.adapters.db.repositories import OUTBOX_CHANNEL
 
@@ -24,6 +26,15 @@ log = logging.getLogger("vanta.relay.listen")
 def asyncpg_dsn(url: URL) -> str:
     """The plain ``postgresql://`` DSN asyncpg takes, from the engine's SQLAlchemy URL."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def wake_on_commit(engine: AsyncEngine, wakeup: asyncio.Event,
+                   stop: asyncio.Event) -> Coroutine[Any, Any, None] | None:
+    """The listener for ``engine``'s database when it can notify (PostgreSQL), else None
+    (SQLite: the process that writes the rows wakes its own workers)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return listen_for_due_rows(asyncpg_dsn(engine.url), wakeup, stop)
 
 
 async def listen_for_due_rows(dsn: str, wakeup: asyncio.Event, stop: asyncio.Event, *,

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from vanta.adapters import logs
 from vanta.adapters.cache import open_store
+from vanta.adapters.db.outbox_listener import wake_on_commit
 from vanta.adapters.webhooks.signing import standard_secret_string
 from vanta.application import vault_cache
 from vanta.application.bridged import confirm_fills
@@ -176,7 +177,12 @@ async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
     try:
         if not until_idle:
             # SIGTERM/SIGINT: stop taking work, finish what is in flight, then exit.
-            await c.dispatcher.run_forever(s.dispatcher_poll_seconds, stop_on_signals())
+            stop = stop_on_signals()
+            jobs = [c.dispatcher.run_forever(s.dispatcher_poll_seconds, stop)]
+            listener = wake_on_commit(c.engine, c.dispatcher.wakeup, stop)
+            if listener is not None:  # woken by commits, not only by the poll
+                jobs.append(listener)
+            await asyncio.gather(*jobs)
             return
         total = 0
         while True:

@@ -26,7 +26,7 @@ import typer
 
 from vanta.adapters import logs
 from vanta.adapters.bus.inprocess import InProcessBus
-from vanta.adapters.db.outbox_listener import asyncpg_dsn, listen_for_due_rows
+from vanta.adapters.db.outbox_listener import wake_on_commit
 from vanta.application.bridged import confirm_fills
 from vanta.bootstrap import Container, build
 from vanta.config import Settings
@@ -129,8 +129,9 @@ async def run_relay(s: Settings, *, url: str, stream: str = DEFAULT_STREAM,
         relay = Relay(c.uow, bus, lease, poll_seconds=poll_seconds, batch=batch,
                       clock=c.dispatcher.clock)
         jobs = [relay.run(stop)]
-        if c.engine.dialect.name == "postgresql":  # woken by commits, not only by the poll
-            jobs.append(listen_for_due_rows(asyncpg_dsn(c.engine.url), relay.wakeup, stop))
+        listener = wake_on_commit(c.engine, relay.wakeup, stop)
+        if listener is not None:  # woken by commits, not only by the poll
+            jobs.append(listener)
         if fills:
             jobs.append(_confirm_fills_loop(c, stop, max(1.0, poll_seconds)))
         log.info("relay running", extra={"url": url, "stream": stream})
