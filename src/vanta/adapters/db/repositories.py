@@ -51,13 +51,6 @@ Row = dict[str, Any]
 OUTBOX_CHANNEL = "vanta_outbox"  # PostgreSQL NOTIFY channel: outbox rows became due
 
 
-def aware(ts: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    if ts is None or ts.tzinfo is not None:
-        return ts
-    return ts.replace(tzinfo=UTC)
-
-
 def _after(ts_col: Any, id_col: Any, after: tuple[datetime, str]) -> Any:
     """Keyset pagination: rows strictly after (timestamp, id) in (timestamp, id) order."""
     ts, key = after
@@ -81,7 +74,8 @@ def _plain_row(r: Any) -> Row:
 class _Repo:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-        self._to_row = _row if conn.dialect.name == "sqlite" else _plain_row
+        self._postgres = conn.dialect.name == "postgresql"
+        self._to_row = _plain_row if self._postgres else _row
 
     def _among(self, col: Any, values: Iterable[Any]) -> ColumnElement[bool]:
         """``col`` is one of ``values``. On PostgreSQL ``col = ANY($n)`` with the list as one
@@ -89,7 +83,7 @@ class _Repo:
         compiled and prepared once (an expanded ``IN ($1, …, $64)`` is rendered for every
         execution and prepared per length: about twice the client CPU for a batch's id list),
         and the index on ``col`` serves it as it serves ``IN``. Elsewhere a plain ``IN``."""
-        if self.conn.dialect.name == "postgresql":
+        if self._postgres:
             return col == any_(bindparam(f"{col.name}_list", list(values),
                                          type_=ARRAY(col.type), unique=True))
         return col.in_(list(values))  # type: ignore[no-any-return]
@@ -399,7 +393,7 @@ class OutboxRepository(_Repo):
         """On PostgreSQL, tell listening relays that rows are due once this transaction
         commits (a rolled-back transaction notifies nobody): they wake at once instead of at
         their next poll."""
-        if self.conn.dialect.name == "postgresql":
+        if self._postgres:
             await self.conn.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
 
     async def claim_due(self, topic: str, now: datetime, limit: int,
