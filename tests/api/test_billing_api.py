@@ -35,8 +35,7 @@ from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
 from vanta.config import Settings
-from vanta.entrypoints.api.app import create_app, read_json
-from vanta.entrypoints.api.routes_billing import build_router
+from vanta.entrypoints.api.app import create_app
 
 STRIPE_SECRET = "whsec_test_vanta_billing"
 BTCPAY_SECRET = "btcpay-webhook-secret"
@@ -117,9 +116,8 @@ async def billing(tmp_path: Path) -> AsyncIterator[Billing]:
             await create_tenant(c.uow(), tenant_id=t, name=t)
         await create_vault(c.uow(), tenant_id="tnt_a", vault_id="VA", label="A")
         await create_vault(c.uow(), tenant_id="tnt_b", vault_id="VB", label="B")
-        app = create_app(c, run_dispatcher=False)
         providers = BillingProviders.from_settings(settings)
-        app.include_router(build_router(c, read_json, providers=providers))
+        app = create_app(c, run_dispatcher=False, billing_providers=providers)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://test",
                                      event_hooks={"request": [add_idempotency_key]}) as client:

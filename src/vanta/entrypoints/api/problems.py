@@ -21,6 +21,11 @@ from vanta.domain.errors import (
 )
 
 log = logging.getLogger("vanta.api")
+# Query parameters refused by their declared constraints answer the code their own check
+# has always answered (an unparsable cursor and an empty one alike: invalid_cursor).
+QUERY_CODES = {"cursor": "invalid_cursor", "since": "invalid_since", "asof": "invalid_asof",
+               "symbol": "invalid_symbol", "side": "invalid_side", "qty": "invalid_quantity",
+               "ref_price": "invalid_price", "venue": "invalid_venue"}
 PROBLEM_TYPE_BASE = "https://vanta.dev/problems/"
 
 
@@ -68,8 +73,11 @@ def install(app: FastAPI) -> None:
         errors = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
                    "message": e.get("msg", "")} for e in exc.errors()]
         field = errors[0]["field"] if errors else None
-        return problem(422, "validation_error", "the request is not valid", field=field,
-                       errors=errors)
+        first = exc.errors()[0]["loc"] if errors else ()
+        code = "validation_error"
+        if len(first) == 2 and first[0] == "query":
+            code = QUERY_CODES.get(str(first[1]), code)
+        return problem(422, code, "the request is not valid", field=field, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -20,12 +20,11 @@ redelivery answers ``200 {"duplicate": true}``. Provider failures on outbound ca
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from vanta.adapters.billing.btcpay import SIGNATURE_HEADER as BTCPAY_SIGNATURE_HEADER
@@ -43,39 +42,37 @@ from vanta.application.billing import (
     receive_btcpay,
     receive_stripe,
 )
-from vanta.application.clock import Clock, utcnow
+from vanta.application.clock import Clock
 from vanta.application.fees_service import close_fee_period, fee_ledger, record_flow
 from vanta.application.principal import Principal
-from vanta.bootstrap import Container
 from vanta.entrypoints.api.access import load_follower
 from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.deps import ContainerDep
+from vanta.entrypoints.api.models import body, openapi_body
+from vanta.entrypoints.api.models.billing import ChangePlanIn, ClosePeriodIn, FlowIn
 from vanta.entrypoints.api.problems import ApiProblem
-from vanta.entrypoints.api.schemas import body_schema
 
 log = logging.getLogger("vanta.billing")
 
 MAX_WEBHOOK_BYTES = 512 * 1024
 T = TypeVar("T")
 
-CHANGE_PLAN_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["plan"], "additionalProperties": False,
-    "properties": {"plan": {"type": "string", "enum": ["core", "pro", "institutional"]},
-                   "provider": {"type": "string", "enum": ["stripe", "btcpay"],
-                                "default": "stripe"},
-                   "subscription_ref": {"type": "string"}},
-}
-FLOW_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["kind", "amount"], "additionalProperties": False,
-    "properties": {"kind": {"type": "string", "enum": ["deposit", "withdrawal"]},
-                   "amount": {"type": ["string", "number"]},
-                   "at": {"type": "string", "format": "date-time"}},
-}
-CLOSE_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["label", "rate", "end"], "additionalProperties": False,
-    "properties": {"label": {"type": "string", "maxLength": 64},
-                   "rate": {"type": ["string", "number"]},
-                   "end": {"type": "string", "format": "date-time"}},
-}
+router = APIRouter()
+
+
+def get_providers(request: Request) -> BillingProviders:
+    """The payment providers ``create_app`` set up (closed when the application stops)."""
+    providers: BillingProviders = request.app.state.billing_providers
+    return providers
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.billing_clock
+    return clock
+
+
+Providers = Annotated[BillingProviders, Depends(get_providers)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
 async def _provider_call(call: Coroutine[Any, Any, T]) -> T:
@@ -100,92 +97,83 @@ async def _provider_call(call: Coroutine[Any, Any, T]) -> T:
         raise ApiProblem(502, "billing_error", e.message) from None
 
 
-def build_router(container: Container, read_json: Callable[[Request], Awaitable[Any]], *,
-                 providers: BillingProviders | None = None,
-                 clock: Clock = utcnow) -> APIRouter:
-    """``providers`` defaults to what ``container.settings`` configures; the router closes
-    the providers it built itself when the application shuts down."""
-    owned = providers is None
-    prov = providers if providers is not None else \
-        BillingProviders.from_settings(container.settings)
+@router.post("/v1/subscriptions/change-plan", tags=["billing"],
+             responses={201: {"description": "a checkout session or invoice to pay"},
+                        200: {"description": "the existing subscription's price was changed"}},
+             openapi_extra=openapi_body(ChangePlanIn))
+async def change(request: Request, container: ContainerDep, prov: Providers, clock: ClockDep,
+                 p: Annotated[Principal, Depends(require("users:manage"))],
+                 req: Annotated[ChangePlanIn, body(ChangePlanIn)]) -> JSONResponse:
+    created, answer = await _provider_call(change_plan(
+        container.uow, prov, tenant_id=p.tenant_id, raw=req.to_raw(), actor=p.subject,
+        idempotency_key=request.headers.get("Idempotency-Key"), clock=clock))
+    return JSONResponse(answer, status_code=201 if created else 200)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:
-            await prov.aclose()
 
-    r = APIRouter(lifespan=lifespan)
+async def _webhook(request: Request, provider: str, header: str) -> JSONResponse:
+    container, prov = request.app.state.container, get_providers(request)
+    raw = await request.body()
+    if len(raw) > MAX_WEBHOOK_BYTES:
+        raise ApiProblem(413, "body_too_large",
+                         f"the body exceeds {MAX_WEBHOOK_BYTES} bytes")
+    receive = receive_stripe if provider == "stripe" else receive_btcpay
+    try:
+        result = await _provider_call(receive(container.uow, prov, raw,
+                                              request.headers.get(header),
+                                              clock=get_clock(request)))
+    except BillingEventRejected as e:
+        client = request.client.host if request.client else "?"
+        log.warning("%s webhook refused: %s (from %s)", provider, e.reason, client)
+        raise ApiProblem(400, e.reason, f"the {provider} event was refused: {e.reason}",
+                         title="billing event rejected") from None
+    except ApiProblem as e:
+        if e.code == "billing_provider_not_configured":
+            raise ApiProblem(404, e.code, e.detail) from None
+        raise
+    if not result.duplicate:
+        log.info("%s webhook %s applied: %s", provider, result.inbox_id, result.outcome)
+    return JSONResponse(result.as_json(), status_code=200)
 
-    @r.post("/v1/subscriptions/change-plan", tags=["billing"],
-            responses={201: {"description": "a checkout session or invoice to pay"},
-                       200: {"description": "the existing subscription's price was changed"}},
-            openapi_extra=body_schema(CHANGE_PLAN_SCHEMA))
-    async def change(request: Request, p: Principal = Depends(require("users:manage"))
-                     ) -> JSONResponse:
-        raw = await read_json(request)
-        created, body = await _provider_call(change_plan(
-            container.uow, prov, tenant_id=p.tenant_id, raw=raw, actor=p.subject,
-            idempotency_key=request.headers.get("Idempotency-Key"), clock=clock))
-        return JSONResponse(body, status_code=201 if created else 200)
 
-    async def _webhook(request: Request, provider: str, header: str) -> JSONResponse:
-        raw = await request.body()
-        if len(raw) > MAX_WEBHOOK_BYTES:
-            raise ApiProblem(413, "body_too_large",
-                             f"the body exceeds {MAX_WEBHOOK_BYTES} bytes")
-        receive = receive_stripe if provider == "stripe" else receive_btcpay
-        try:
-            result = await _provider_call(receive(container.uow, prov, raw,
-                                                  request.headers.get(header), clock=clock))
-        except BillingEventRejected as e:
-            client = request.client.host if request.client else "?"
-            log.warning("%s webhook refused: %s (from %s)", provider, e.reason, client)
-            raise ApiProblem(400, e.reason, f"the {provider} event was refused: {e.reason}",
-                             title="billing event rejected") from None
-        except ApiProblem as e:
-            if e.code == "billing_provider_not_configured":
-                raise ApiProblem(404, e.code, e.detail) from None
-            raise
-        if not result.duplicate:
-            log.info("%s webhook %s applied: %s", provider, result.inbox_id, result.outcome)
-        return JSONResponse(result.as_json(), status_code=200)
+@router.post("/v1/billing/webhooks/stripe", tags=["billing"])
+async def stripe_webhook(request: Request) -> JSONResponse:
+    return await _webhook(request, "stripe", "Stripe-Signature")
 
-    @r.post("/v1/billing/webhooks/stripe", tags=["billing"])
-    async def stripe_webhook(request: Request) -> JSONResponse:
-        return await _webhook(request, "stripe", "Stripe-Signature")
 
-    @r.post("/v1/billing/webhooks/btcpay", tags=["billing"])
-    async def btcpay_webhook(request: Request) -> JSONResponse:
-        return await _webhook(request, "btcpay", BTCPAY_SIGNATURE_HEADER)
+@router.post("/v1/billing/webhooks/btcpay", tags=["billing"])
+async def btcpay_webhook(request: Request) -> JSONResponse:
+    return await _webhook(request, "btcpay", BTCPAY_SIGNATURE_HEADER)
 
-    @r.post("/v1/followers/{follower_id}/flows", status_code=201, tags=["fees"],
-            openapi_extra=body_schema(FLOW_SCHEMA))
-    async def add_flow(follower_id: str, request: Request,
-                       p: Principal = Depends(require("follower:manage"))) -> dict[str, Any]:
-        await load_follower(container, p, follower_id)
-        return await record_flow(container.uow(), tenant_id=p.tenant_id,
-                                 follower_id=follower_id, raw=await read_json(request),
-                                 actor=p.subject, clock=clock)
 
-    @r.post("/v1/followers/{follower_id}/fees/close-period", tags=["fees"],
-            responses={201: {"description": "the period was closed now"},
-                       200: {"description": "the period was already closed"}},
-            openapi_extra=body_schema(CLOSE_SCHEMA))
-    async def close(follower_id: str, request: Request,
-                    p: Principal = Depends(require("mirror:manage"))) -> JSONResponse:
-        await load_follower(container, p, follower_id)
-        created, body = await _provider_call(close_fee_period(
-            container.uow, tenant_id=p.tenant_id, follower_id=follower_id,
-            raw=await read_json(request), actor=p.subject, stripe=prov.stripe,
-            currency=prov.fee_currency, clock=clock))
-        return JSONResponse(body, status_code=201 if created else 200)
+@router.post("/v1/followers/{follower_id}/flows", status_code=201, tags=["fees"],
+             openapi_extra=openapi_body(FlowIn))
+async def add_flow(follower_id: str, container: ContainerDep, clock: ClockDep,
+                   p: Annotated[Principal, Depends(require("follower:manage"))],
+                   flow: Annotated[FlowIn, body(FlowIn)]) -> dict[str, Any]:
+    await load_follower(container, p, follower_id)
+    return await record_flow(container.uow(), tenant_id=p.tenant_id,
+                             follower_id=follower_id, raw=flow.to_raw(),
+                             actor=p.subject, clock=clock)
 
-    @r.get("/v1/followers/{follower_id}/fees", tags=["fees"])
-    async def fees(follower_id: str, p: Principal = Depends(require("billing:read"))
-                   ) -> dict[str, Any]:
-        await load_follower(container, p, follower_id)
-        return await fee_ledger(container.uow(readonly=True), tenant_id=p.tenant_id,
-                                follower_id=follower_id)
 
-    return r
+@router.post("/v1/followers/{follower_id}/fees/close-period", tags=["fees"],
+             responses={201: {"description": "the period was closed now"},
+                        200: {"description": "the period was already closed"}},
+             openapi_extra=openapi_body(ClosePeriodIn))
+async def close(follower_id: str, container: ContainerDep, prov: Providers, clock: ClockDep,
+                p: Annotated[Principal, Depends(require("mirror:manage"))],
+                req: Annotated[ClosePeriodIn, body(ClosePeriodIn)]) -> JSONResponse:
+    await load_follower(container, p, follower_id)
+    created, answer = await _provider_call(close_fee_period(
+        container.uow, tenant_id=p.tenant_id, follower_id=follower_id,
+        raw=req.to_raw(), actor=p.subject, stripe=prov.stripe,
+        currency=prov.fee_currency, clock=clock))
+    return JSONResponse(answer, status_code=201 if created else 200)
+
+
+@router.get("/v1/followers/{follower_id}/fees", tags=["fees"])
+async def fees(follower_id: str, container: ContainerDep,
+               p: Principal = Depends(require("billing:read"))) -> dict[str, Any]:
+    await load_follower(container, p, follower_id)
+    return await fee_ledger(container.uow(readonly=True), tenant_id=p.tenant_id,
+                            follower_id=follower_id)

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from vanta.application.clock import utcnow
 from vanta.application.followers import patch_follower
@@ -16,184 +16,176 @@ from vanta.application.overlays import apply_overlay, overlay_json
 from vanta.application.preview import preview_follower
 from vanta.application.principal import Principal
 from vanta.application.tenancy import require_feature
-from vanta.bootstrap import Container
 from vanta.domain.entitlements import Feature
 from vanta.domain.errors import ValidationFailed
-from vanta.domain.money import normalize, to_decimal
+from vanta.domain.money import MAX_DECIMAL_PLACES, normalize
 from vanta.entrypoints.api.access import load_follower, require_vault
 from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.deps import ContainerDep
+from vanta.entrypoints.api.models import body, openapi_body
+from vanta.entrypoints.api.models.base import positive_pattern
+from vanta.entrypoints.api.models.followers import FollowerPatch, NavIn
+from vanta.entrypoints.api.models.orders import SYMBOL, VENUE, Side
+from vanta.entrypoints.api.models.vaults import InstrumentIn, OverlayIn
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.render import follower_json
-from vanta.entrypoints.api.schemas import (
-    FOLLOWER_PATCH_SCHEMA,
-    INSTRUMENT_SCHEMA,
-    NAV_SCHEMA,
-    OVERLAY_SCHEMA,
-    body_schema,
-)
+
+router = APIRouter()
+QtyParam = Annotated[str | None, Query(pattern=positive_pattern(9, MAX_DECIMAL_PLACES),
+                                       description="a quantity in plain decimal notation")]
+PriceParam = Annotated[str | None, Query(pattern=positive_pattern(8, MAX_DECIMAL_PLACES),
+                                         description="a price in plain decimal notation")]
 
 
-def build_router(container: Container, read_json: Any) -> APIRouter:
-    r = APIRouter()
-
-    @r.get("/v1/followers/{follower_id}", tags=["followers"])
-    async def get_follower(follower_id: str,
-                           p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
-        return follower_json(await load_follower(container, p, follower_id))
-
-    @r.patch("/v1/followers/{follower_id}", tags=["followers"],
-             openapi_extra=body_schema(FOLLOWER_PATCH_SCHEMA))
-    async def update_follower(follower_id: str, request: Request,
-                              p: Principal = Depends(require("follower:manage"))
-                              ) -> dict[str, Any]:
-        await load_follower(container, p, follower_id)
-        row = await patch_follower(container.uow(), tenant_id=p.tenant_id,
-                                   follower_id=follower_id, raw=await read_json(request),
-                                   actor=p.subject)
-        return follower_json(row)
-
-    @r.get("/v1/followers/{follower_id}/preview", tags=["followers"])
-    async def preview(
-        follower_id: str, p: Principal = Depends(require("vault:read")),
-        asof: str | None = None, symbol: str | None = None, side: str | None = None,
-        qty: str | None = None, ref_price: str | None = None, venue: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    ) -> dict[str, Any]:
-        await load_follower(container, p, follower_id)
-        try:
-            at = parse_as_of(asof, utcnow())
-        except ValidationFailed as e:
-            raise ApiProblem(422, "invalid_asof", e.message, field="asof") from None
-        hypothetical = None
-        if symbol is not None or side is not None or qty is not None:
-            hypothetical = {k: v for k, v in {"symbol": symbol, "side": side, "qty": qty,
-                                              "ref_price": ref_price, "venue": venue}.items()
-                            if v is not None}
-        return await preview_follower(container.uow(), tenant_id=p.tenant_id,
-                                      follower_id=follower_id, asof=at,
-                                      hypothetical=hypothetical, limit=limit)
-
-    @r.post("/v1/followers/{follower_id}/nav", status_code=201, tags=["followers"],
-            openapi_extra=body_schema(NAV_SCHEMA))
-    async def follower_nav(follower_id: str, request: Request,
-                           p: Principal = Depends(require("follower:manage"))
-                           ) -> dict[str, Any]:
-        await load_follower(container, p, follower_id)
-        return await record_nav(container.uow(), tenant_id=p.tenant_id, entity="follower",
-                                entity_id=follower_id, raw=await read_json(request),
-                                actor=p.subject)
-
-    @r.post("/v1/vaults/{vault_id}/nav", status_code=201, tags=["vaults"],
-            openapi_extra=body_schema(NAV_SCHEMA))
-    async def vault_nav(vault_id: str, request: Request,
-                        p: Principal = Depends(require("mirror:manage"))) -> dict[str, Any]:
-        await require_vault(container, p, vault_id)
-        return await record_nav(container.uow(), tenant_id=p.tenant_id, entity="vault",
-                                entity_id=vault_id, raw=await read_json(request),
-                                actor=p.subject)
-
-    @r.post("/v1/vaults/{vault_id}/overlay", status_code=201, tags=["vaults"],
-            openapi_extra=body_schema(OVERLAY_SCHEMA))
-    async def overlay(vault_id: str, request: Request,
-                      p: Principal = Depends(require("mirror:manage"))) -> dict[str, Any]:
-        await require_vault(container, p, vault_id)
-        result = await apply_overlay(container.uow(), tenant_id=p.tenant_id,
-                                     vault_id=vault_id, raw=await read_json(request),
-                                     actor=p.subject)
-        if result.get("maintenance") == {"enabled": False}:
-            container.outbox_written.set()  # held deliveries may go now
-        return result
-
-    @r.get("/v1/vaults/{vault_id}/overlays", tags=["vaults"])
-    async def overlays(vault_id: str,
+@router.get("/v1/followers/{follower_id}", tags=["followers"])
+async def get_follower(follower_id: str, container: ContainerDep,
                        p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
-        await require_vault(container, p, vault_id)
-        async with container.uow(readonly=True) as uow:
-            if await uow.vaults.get(p.tenant_id, vault_id) is None:
-                raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
-            rows = await uow.overlays.list(p.tenant_id, vault_id)
-        return {"data": [overlay_json(x) for x in rows]}
-
-    @r.put("/v1/instruments/{venue}/{symbol}", tags=["instruments"],
-           openapi_extra=body_schema(INSTRUMENT_SCHEMA))
-    async def put_instrument(venue: str, symbol: str, request: Request,
-                             p: Principal = Depends(require("platform:admin"))
-                             ) -> dict[str, Any]:
-        raw = await read_json(request)
-        row = _instrument_row(venue.lower(), symbol.upper(), raw)
-        async with container.uow() as uow:
-            await uow.instruments.upsert(row)
-            await uow.audit.append(entity="instrument", entity_id=f"{row['venue']}:"
-                                   f"{row['symbol']}", action="upserted", actor=p.subject,
-                                   tenant_id=p.tenant_id,
-                                   payload={k: str(v) for k, v in row.items()
-                                            if k != "updated_at"})
-            await uow.commit()
-        return _instrument_json(row)
-
-    @r.get("/v1/instruments", tags=["instruments"])
-    async def list_instruments(p: Principal = Depends(require("vault:read"))
-                               ) -> dict[str, Any]:
-        async with container.uow(readonly=True) as uow:
-            rows = await uow.instruments.list()
-        return {"data": [_instrument_json(x) for x in rows]}
-
-    @r.get("/v1/manager-orders/{mo_id}/replay", tags=["audit"])
-    async def replay(mo_id: str, p: Principal = Depends(require("audit:read"))
-                     ) -> dict[str, Any]:
-        async with container.uow(readonly=True) as uow:
-            await require_feature(uow, p.tenant_id, Feature.REPLAY_DASHBOARDS)
-            mo = await uow.manager_orders.get(p.tenant_id, mo_id)
-        if mo is not None:
-            await require_vault(container, p, mo["vault_id"])
-        expansion = await replay_expansion(container.uow(), tenant_id=p.tenant_id,
-                                           mo_id=mo_id)
-        async with container.uow(readonly=True) as uow:
-            stored = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
-                                                 since=None, limit=1_000_000)
-        by_id = {c["fo_id"]: c for c in stored}
-        diffs = []
-        for c in expansion.children:
-            s = by_id.pop(c.fo_id, None)
-            if s is None or s["qty"] != c.qty or s["symbol"] != c.symbol or \
-                    bool(s["cap_applied"]) != c.cap_applied or s["skip_reason"] != c.skip_reason:
-                diffs.append({"fo_id": c.fo_id, "replayed_qty": str(c.qty),
-                              "stored_qty": None if s is None else str(s["qty"])})
-        diffs.extend({"fo_id": k, "replayed_qty": None, "stored_qty": str(v["qty"])}
-                     for k, v in by_id.items())
-        return {"mo_id": mo_id, "matches": not diffs, "children": len(expansion.children),
-                "differences": diffs}
-
-    return r
+    return follower_json(await load_follower(container, p, follower_id))
 
 
-def _step(raw: dict[str, Any], key: str, required: bool) -> Decimal | None:
-    if raw.get(key) is None:
-        if required:
-            raise ValidationFailed(f"{key} is required", code="missing_field", field=key)
-        return None
-    v = to_decimal(raw[key], field=key, code="invalid_instrument")
-    if v < 0 or (key != "min_notional" and v == 0) or v > Decimal("1e9"):
-        raise ValidationFailed(f"{key} is out of range", code="invalid_instrument", field=key)
-    return normalize(v)
+@router.patch("/v1/followers/{follower_id}", tags=["followers"],
+              openapi_extra=openapi_body(FollowerPatch))
+async def update_follower(follower_id: str, container: ContainerDep,
+                          p: Annotated[Principal, Depends(require("follower:manage"))],
+                          change: Annotated[FollowerPatch, body(FollowerPatch)]
+                          ) -> dict[str, Any]:
+    await load_follower(container, p, follower_id)
+    row = await patch_follower(container.uow(), tenant_id=p.tenant_id,
+                               follower_id=follower_id, raw=change.to_raw(), actor=p.subject)
+    return follower_json(row)
 
 
-def _instrument_row(venue: str, symbol: str, raw: object) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ValidationFailed("body must be a JSON object", code="invalid_body")
-    unknown = sorted(set(raw) - {"lot_step", "min_qty", "min_notional", "fractional_step"})
-    if unknown:
-        raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", code="unknown_field",
-                               field=unknown[0])
-    lot = _step(raw, "lot_step", True)
-    assert lot is not None
-    min_qty = _step(raw, "min_qty", False) or lot
-    frac = _step(raw, "fractional_step", False)
+@router.get("/v1/followers/{follower_id}/preview", tags=["followers"])
+async def preview(
+    follower_id: str, container: ContainerDep, p: Principal = Depends(require("vault:read")),
+    asof: Annotated[str | None, Query(min_length=1, json_schema_extra={"format": "date-time"},
+                                      description="not in the future; default now")] = None,
+    symbol: Annotated[str | None, Query(pattern=SYMBOL)] = None,
+    side: Annotated[Side | None, Query()] = None, qty: QtyParam = None,
+    ref_price: PriceParam = None, venue: Annotated[str | None, Query(pattern=VENUE)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, Any]:
+    await load_follower(container, p, follower_id)
+    try:
+        at = parse_as_of(asof, utcnow())
+    except ValidationFailed as e:
+        raise ApiProblem(422, "invalid_asof", e.message, field="asof") from None
+    hypothetical = None
+    if symbol is not None or side is not None or qty is not None:
+        hypothetical = {k: v for k, v in {"symbol": symbol, "side": side, "qty": qty,
+                                          "ref_price": ref_price, "venue": venue}.items()
+                        if v is not None}
+    return await preview_follower(container.uow(), tenant_id=p.tenant_id,
+                                  follower_id=follower_id, asof=at,
+                                  hypothetical=hypothetical, limit=limit)
+
+
+@router.post("/v1/followers/{follower_id}/nav", status_code=201, tags=["followers"],
+             openapi_extra=openapi_body(NavIn))
+async def follower_nav(follower_id: str, container: ContainerDep,
+                       p: Annotated[Principal, Depends(require("follower:manage"))],
+                       nav: Annotated[NavIn, body(NavIn)]) -> dict[str, Any]:
+    await load_follower(container, p, follower_id)
+    return await record_nav(container.uow(), tenant_id=p.tenant_id, entity="follower",
+                            entity_id=follower_id, raw=nav.to_raw(), actor=p.subject)
+
+
+@router.post("/v1/vaults/{vault_id}/nav", status_code=201, tags=["vaults"],
+             openapi_extra=openapi_body(NavIn))
+async def vault_nav(vault_id: str, container: ContainerDep,
+                    p: Annotated[Principal, Depends(require("mirror:manage"))],
+                    nav: Annotated[NavIn, body(NavIn)]) -> dict[str, Any]:
+    await require_vault(container, p, vault_id)
+    return await record_nav(container.uow(), tenant_id=p.tenant_id, entity="vault",
+                            entity_id=vault_id, raw=nav.to_raw(), actor=p.subject)
+
+
+@router.post("/v1/vaults/{vault_id}/overlay", status_code=201, tags=["vaults"],
+             openapi_extra=openapi_body(OverlayIn))
+async def overlay(vault_id: str, container: ContainerDep,
+                  p: Annotated[Principal, Depends(require("mirror:manage"))],
+                  req: Annotated[OverlayIn, body(OverlayIn)]) -> dict[str, Any]:
+    await require_vault(container, p, vault_id)
+    result = await apply_overlay(container.uow(), tenant_id=p.tenant_id, vault_id=vault_id,
+                                 raw=req.to_raw(), actor=p.subject)
+    if result.get("maintenance") == {"enabled": False}:
+        container.outbox_written.set()  # held deliveries may go now
+    return result
+
+
+@router.get("/v1/vaults/{vault_id}/overlays", tags=["vaults"])
+async def overlays(vault_id: str, container: ContainerDep,
+                   p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+    await require_vault(container, p, vault_id)
+    async with container.uow(readonly=True) as uow:
+        if await uow.vaults.get(p.tenant_id, vault_id) is None:
+            raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
+        rows = await uow.overlays.list(p.tenant_id, vault_id)
+    return {"data": [overlay_json(x) for x in rows]}
+
+
+@router.put("/v1/instruments/{venue}/{symbol}", tags=["instruments"],
+            openapi_extra=openapi_body(InstrumentIn))
+async def put_instrument(venue: str, symbol: str, container: ContainerDep,
+                         p: Annotated[Principal, Depends(require("platform:admin"))],
+                         rules: Annotated[InstrumentIn, body(InstrumentIn)]) -> dict[str, Any]:
+    row = _instrument_row(venue.lower(), symbol.upper(), rules)
+    async with container.uow() as uow:
+        await uow.instruments.upsert(row)
+        await uow.audit.append(entity="instrument", entity_id=f"{row['venue']}:"
+                               f"{row['symbol']}", action="upserted", actor=p.subject,
+                               tenant_id=p.tenant_id,
+                               payload={k: str(v) for k, v in row.items()
+                                        if k != "updated_at"})
+        await uow.commit()
+    return _instrument_json(row)
+
+
+@router.get("/v1/instruments", tags=["instruments"])
+async def list_instruments(container: ContainerDep,
+                           p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+    async with container.uow(readonly=True) as uow:
+        rows = await uow.instruments.list()
+    return {"data": [_instrument_json(x) for x in rows]}
+
+
+@router.get("/v1/manager-orders/{mo_id}/replay", tags=["audit"])
+async def replay(mo_id: str, container: ContainerDep,
+                 p: Principal = Depends(require("audit:read"))) -> dict[str, Any]:
+    async with container.uow(readonly=True) as uow:
+        await require_feature(uow, p.tenant_id, Feature.REPLAY_DASHBOARDS)
+        mo = await uow.manager_orders.get(p.tenant_id, mo_id)
+    if mo is not None:
+        await require_vault(container, p, mo["vault_id"])
+    expansion = await replay_expansion(container.uow(), tenant_id=p.tenant_id,
+                                       mo_id=mo_id)
+    async with container.uow(readonly=True) as uow:
+        stored = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
+                                             since=None, limit=1_000_000)
+    by_id = {c["fo_id"]: c for c in stored}
+    diffs = []
+    for c in expansion.children:
+        s = by_id.pop(c.fo_id, None)
+        if s is None or s["qty"] != c.qty or s["symbol"] != c.symbol or \
+                bool(s["cap_applied"]) != c.cap_applied or s["skip_reason"] != c.skip_reason:
+            diffs.append({"fo_id": c.fo_id, "replayed_qty": str(c.qty),
+                          "stored_qty": None if s is None else str(s["qty"])})
+    diffs.extend({"fo_id": k, "replayed_qty": None, "stored_qty": str(v["qty"])}
+                 for k, v in by_id.items())
+    return {"mo_id": mo_id, "matches": not diffs, "children": len(expansion.children),
+            "differences": diffs}
+
+
+def _instrument_row(venue: str, symbol: str, rules: InstrumentIn) -> dict[str, Any]:
+    lot = normalize(rules.lot_step)
+    frac = None if rules.fractional_step is None else normalize(rules.fractional_step)
     if frac is not None and frac > lot:
         raise ValidationFailed("fractional_step must not exceed lot_step",
                                code="invalid_instrument", field="fractional_step")
-    return {"symbol": symbol, "venue": venue, "lot_step": lot, "min_qty": min_qty,
-            "min_notional": _step(raw, "min_notional", False) or Decimal(0),
+    return {"symbol": symbol, "venue": venue, "lot_step": lot,
+            "min_qty": normalize(rules.min_qty) if rules.min_qty else lot,
+            "min_notional": normalize(rules.min_notional) if rules.min_notional
+            else Decimal(0),
             "fractional_step": frac, "updated_at": datetime.now().astimezone()}
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette.sse import EventSourceResponse
@@ -22,110 +22,103 @@ from vanta.bootstrap import Container
 from vanta.domain.entitlements import Feature, decide
 from vanta.entrypoints.api.access import visible_vaults
 from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.deps import ContainerDep
+from vanta.entrypoints.api.jsonbody import read_json
+from vanta.entrypoints.api.models import body, openapi_body, parse
+from vanta.entrypoints.api.models.tenancy import AcceptIn, InviteIn, TokenIn
 from vanta.entrypoints.api.problems import ApiProblem
-from vanta.entrypoints.api.schemas import INVITE_SCHEMA, TOKEN_SCHEMA, body_schema
 
 FEED_ENTITIES = ("manager_order", "follower_order")
 
+router = APIRouter()
 
-def build_router(container: Container,
-                 read_json: Callable[[Request], Awaitable[Any]]) -> APIRouter:
-    r = APIRouter()
 
-    @r.get("/v1/subscriptions/me", tags=["billing"])
-    async def my_subscription(p: Principal = Depends(require("billing:read"))
-                              ) -> dict[str, Any]:
-        async with container.uow(readonly=True) as uow:
-            row = await uow.subscriptions.current(p.tenant_id)
-            ent = await tenant_entitlements(uow, p.tenant_id)
-        return {"plan": ent.plan_id, "status": row["status"] if row else "none",
-                "provider": row["provider"] if row else None,
-                "renewal_at": row["renewal_at"].isoformat() if row and row["renewal_at"]
-                else None,
-                "entitlements": ent.to_json()}
+@router.get("/v1/subscriptions/me", tags=["billing"])
+async def my_subscription(container: ContainerDep,
+                          p: Principal = Depends(require("billing:read"))) -> dict[str, Any]:
+    async with container.uow(readonly=True) as uow:
+        row = await uow.subscriptions.current(p.tenant_id)
+        ent = await tenant_entitlements(uow, p.tenant_id)
+    return {"plan": ent.plan_id, "status": row["status"] if row else "none",
+            "provider": row["provider"] if row else None,
+            "renewal_at": row["renewal_at"].isoformat() if row and row["renewal_at"]
+            else None,
+            "entitlements": ent.to_json()}
 
-    @r.get("/v1/users", tags=["tenancy"])
-    async def users(p: Principal = Depends(require("users:manage"))) -> dict[str, Any]:
-        async with container.uow(readonly=True) as uow:
-            rows = await uow.users.list(p.tenant_id)
-            invites = await uow.invitations.list(p.tenant_id)
-        return {"data": [{"user_id": u["user_id"], "email": u["email"], "role": u["role"],
-                          "created_at": u["created_at"].isoformat()} for u in rows],
-                "invitations": [{"invitation_id": i["invitation_id"], "email": i["email"],
-                                 "role": i["role"], "expires_at": i["expires_at"].isoformat(),
-                                 "accepted": i["accepted_at"] is not None} for i in invites]}
 
-    @r.post("/v1/invitations", status_code=201, tags=["tenancy"],
-            openapi_extra=body_schema(INVITE_SCHEMA))
-    async def create_invitation(request: Request,
-                                p: Principal = Depends(require("users:manage"))
-                                ) -> dict[str, Any]:
-        row, token = await invite(container.uow(), tenant_id=p.tenant_id,
-                                  raw=await read_json(request), actor=p.subject)
-        # the token is shown once; send it to the invitee
-        return {"invitation_id": row["invitation_id"], "email": row["email"],
-                "role": row["role"], "expires_at": row["expires_at"].isoformat(),
-                "token": token}
+@router.get("/v1/users", tags=["tenancy"])
+async def users(container: ContainerDep,
+                p: Principal = Depends(require("users:manage"))) -> dict[str, Any]:
+    async with container.uow(readonly=True) as uow:
+        rows = await uow.users.list(p.tenant_id)
+        invites = await uow.invitations.list(p.tenant_id)
+    return {"data": [{"user_id": u["user_id"], "email": u["email"], "role": u["role"],
+                      "created_at": u["created_at"].isoformat()} for u in rows],
+            "invitations": [{"invitation_id": i["invitation_id"], "email": i["email"],
+                             "role": i["role"], "expires_at": i["expires_at"].isoformat(),
+                             "accepted": i["accepted_at"] is not None} for i in invites]}
 
-    @r.post("/v1/invitations/{token}/accept", status_code=201, tags=["tenancy"],
-            openapi_extra=body_schema({"type": "object", "required": ["oidc_sub"],
-                                       "properties": {"oidc_sub": {"type": "string"}}}))
-    async def accept(token: str, request: Request) -> dict[str, Any]:
-        user = await accept_invitation(container.uow(), token=token,
-                                       raw=await read_json(request))
-        return {"user_id": user["user_id"], "tenant_id": user["tenant_id"],
-                "role": user["role"]}
 
-    @r.get("/v1/feed", tags=["orders"],
-           responses={200: {"content": {"text/event-stream": {}},
-                            "description": "server-sent events"}})
-    async def feed(
-        request: Request, p: Principal = Depends(require("orders:read")),
-        cursor: int | None = Query(None, ge=0, description="resume after this event id"),
-        follow: bool = True,
-        last_event_id: str | None = Header(None, alias="Last-Event-ID"),
-    ) -> EventSourceResponse:
-        async with container.uow(readonly=True) as uow:
-            ent = await tenant_entitlements(uow, p.tenant_id)
-        decision = decide(ent, Feature.API_PULL_FEED)
-        if not decision.allowed:
-            raise ApiProblem(403, decision.reason, "the API pull feed is part of the "
-                             "Institutional plan")
-        start = cursor if cursor is not None else (
-            int(last_event_id) if last_event_id and last_event_id.isdigit() else 0)
-        vaults = await visible_vaults(container, p)
-        return EventSourceResponse(_events(container, p, vaults, start, follow, request),
-                                   ping=15)
+@router.post("/v1/invitations", status_code=201, tags=["tenancy"],
+             openapi_extra=openapi_body(InviteIn))
+async def create_invitation(container: ContainerDep,
+                            p: Annotated[Principal, Depends(require("users:manage"))],
+                            req: Annotated[InviteIn, body(InviteIn)]) -> dict[str, Any]:
+    row, token = await invite(container.uow(), tenant_id=p.tenant_id, raw=req.to_raw(),
+                              actor=p.subject)
+    # the token is shown once; send it to the invitee
+    return {"invitation_id": row["invitation_id"], "email": row["email"],
+            "role": row["role"], "expires_at": row["expires_at"].isoformat(),
+            "token": token}
 
-    @r.post("/v1/auth/token", tags=["identity"],
-            openapi_extra=body_schema(TOKEN_SCHEMA))
-    async def token(request: Request) -> dict[str, Any]:
-        provider = container.oidc
-        if provider is None:
-            raise ApiProblem(409, "oidc_not_configured", "no OIDC provider is configured; on "
-                             "the embedded profile tokens come from `vanta token`")
-        raw = await read_json(request)
-        if not isinstance(raw, dict):
-            raise ApiProblem(422, "invalid_body", "body must be a JSON object")
-        try:
-            if raw.get("grant_type") == "authorization_code":
-                return await exchange_code(provider, str(raw.get("client_id", "")),
-                                           str(raw.get("client_secret", "")),
-                                           str(raw.get("code", "")),
-                                           str(raw.get("redirect_uri", "")),
-                                           raw.get("code_verifier"))
-            if raw.get("grant_type") == "client_credentials":
-                return await client_credentials(provider, str(raw.get("client_id", "")),
-                                                str(raw.get("client_secret", "")),
-                                                raw.get("scope"))
-        except TokenExchangeError as e:
-            raise ApiProblem(400 if e.status and e.status < 500 else 502, e.code,
-                             e.description or "the token exchange failed") from None
-        raise ApiProblem(422, "unsupported_grant_type",
-                         "grant_type must be authorization_code or client_credentials",
-                         field="grant_type")
 
-    return r
+@router.post("/v1/invitations/{token}/accept", status_code=201, tags=["tenancy"],
+             openapi_extra=openapi_body(AcceptIn))
+async def accept(token: str, container: ContainerDep,
+                 req: Annotated[AcceptIn, body(AcceptIn)]) -> dict[str, Any]:
+    user = await accept_invitation(container.uow(), token=token, raw=req.to_raw())
+    return {"user_id": user["user_id"], "tenant_id": user["tenant_id"],
+            "role": user["role"]}
+
+
+@router.get("/v1/feed", tags=["orders"],
+       responses={200: {"content": {"text/event-stream": {}},
+                        "description": "server-sent events"}})
+async def feed(
+    request: Request, container: ContainerDep, p: Principal = Depends(require("orders:read")),
+    cursor: int | None = Query(None, ge=0, description="resume after this event id"),
+    follow: bool = True,
+    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+) -> EventSourceResponse:
+    async with container.uow(readonly=True) as uow:
+        ent = await tenant_entitlements(uow, p.tenant_id)
+    decision = decide(ent, Feature.API_PULL_FEED)
+    if not decision.allowed:
+        raise ApiProblem(403, decision.reason, "the API pull feed is part of the "
+                         "Institutional plan")
+    start = cursor if cursor is not None else (
+        int(last_event_id) if last_event_id and last_event_id.isdigit() else 0)
+    vaults = await visible_vaults(container, p)
+    return EventSourceResponse(_events(container, p, vaults, start, follow, request),
+                               ping=15)
+
+
+@router.post("/v1/auth/token", tags=["identity"], openapi_extra=openapi_body(TokenIn))
+async def token(request: Request, container: ContainerDep) -> dict[str, Any]:
+    provider = container.oidc
+    if provider is None:  # answered before the body is read, whatever the body
+        raise ApiProblem(409, "oidc_not_configured", "no OIDC provider is configured; on "
+                         "the embedded profile tokens come from `vanta token`")
+    req = parse(TokenIn, await read_json(request))
+    try:
+        if req.grant_type == "authorization_code":
+            return await exchange_code(provider, req.client_id, req.client_secret, req.code,
+                                       req.redirect_uri, req.code_verifier)
+        return await client_credentials(provider, req.client_id, req.client_secret,
+                                        req.scope)
+    except TokenExchangeError as e:
+        raise ApiProblem(400 if e.status and e.status < 500 else 502, e.code,
+                         e.description or "the token exchange failed") from None
 
 
 async def _events(container: Container, p: Principal, vaults: frozenset[str] | None,

@@ -1,0 +1,215 @@
+"""The request models' common ground: the base class, exact decimal fields, and the mapping
+of a validation failure onto the problem codes the API has always answered.
+
+Bodies are decoded by ``read_json`` (exact decimals, size limit) and then validated with
+``Model.model_validate``; FastAPI never decodes a body itself (:func:`body`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from fastapi import Depends, Request
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+from vanta.entrypoints.api.jsonbody import read_json
+from vanta.entrypoints.api.problems import ApiProblem
+
+M = TypeVar("M", bound="RequestModel")
+
+
+class RequestModel(BaseModel):
+    """A request body: unknown keys are refused, nothing is coerced silently.
+
+    ``codes`` names the problem code of a failing field: keys are ``"field"`` or
+    ``"field:pydantic_error_type"`` (dotted for nested fields; a parent's entry covers its
+    children; ``*`` is any field). Unknown keys answer ``unknown_field`` and absent
+    required keys ``missing_field`` unless a ``:extra_forbidden`` / ``:missing`` entry says
+    otherwise; a body that is not an object answers ``body_code``."""
+
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+    codes: ClassVar[Mapping[str, str]] = {}
+    body_code: ClassVar[str] = "invalid_body"
+    # fields holding a union tagged by a key: the tag Pydantic puts in an error's location
+    # after the field's name is no part of the input's path
+    tagged: ClassVar[frozenset[str]] = frozenset()
+
+    def to_raw(self) -> dict[str, Any]:
+        """The validated body as the application functions take it: JSON types, Decimal
+        numbers as exact strings, only the keys the client sent."""
+        out: dict[str, Any] = self.model_dump(mode="json", exclude_unset=True)
+        return out
+
+
+class NestedModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+
+
+# -- exact decimals ----------------------------------------------------------------------------
+
+def positive_pattern(int_digits: int, places: int) -> str:
+    """Plain decimal notation of a number in (0, 10**int_digits) with at most ``places``
+    decimals, as a regular expression without look-arounds (any generator can use it)."""
+    frac = rf"(\.\d{{1,{places}}})?" if places else ""
+    alts = [rf"0*[1-9]\d{{0,{int_digits - 1}}}{frac}"]
+    for k in range(places):  # the first non-zero digit is the (k+1)-th decimal
+        rest = places - k - 1
+        alts.append(rf"0*\.{'0' * k}[1-9]" + (rf"\d{{0,{rest}}}" if rest else ""))
+    return "^(" + "|".join(alts) + ")$"
+
+
+def non_negative_pattern(int_digits: int, places: int) -> str:
+    return rf"^\d{{1,{int_digits}}}(\.\d{{1,{places}}})?$"
+
+
+def _decimal_from(pattern: str) -> Any:
+    rx = re.compile(pattern)
+
+    def convert(value: object) -> object:
+        if isinstance(value, bool):  # JSON true is not the number 1
+            raise PydanticCustomError("decimal_type", "must be a number or a decimal string")
+        if isinstance(value, str):
+            if not rx.fullmatch(value):
+                raise PydanticCustomError("decimal_string",
+                                          "must be a decimal string within the allowed range")
+            try:
+                return Decimal(value)
+            except InvalidOperation:  # pragma: no cover - the pattern admits decimals only
+                raise PydanticCustomError("decimal_string", "must be a decimal") from None
+        return value
+
+    return convert
+
+
+def decimal_type(*, pattern: str, gt: Decimal | int | None = None,
+                 ge: Decimal | int | None = None, lt: Decimal | int | None = None,
+                 le: Decimal | int | None = None, places: int | None = None,
+                 description: str | None = None) -> Any:
+    """An exact ``Decimal`` field given as a JSON number or a plain decimal string; the
+    schema documents both forms with the same bounds (the string form by ``pattern``)."""
+    number: dict[str, Any] = {"type": "number"}
+    if gt is not None:
+        number["exclusiveMinimum"] = float(gt)
+    if ge is not None:
+        number["minimum"] = float(ge)
+    if lt is not None:
+        number["exclusiveMaximum"] = float(lt)
+    if le is not None:
+        number["maximum"] = float(le)
+    schema: dict[str, Any] = {"anyOf": [number, {"type": "string", "pattern": pattern}]}
+    if description:
+        schema["description"] = description
+    return Annotated[Decimal, BeforeValidator(_decimal_from(pattern)),
+                     Field(gt=gt, ge=ge, lt=lt, le=le, decimal_places=places, allow_inf_nan=False),
+                     WithJsonSchema(schema)]
+
+
+def _text_only(value: object) -> object:
+    if not isinstance(value, str):  # no numbers as epoch seconds: the schema says a string
+        raise PydanticCustomError("datetime_type", "must be an ISO 8601 timestamp string")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_text_only)]
+"""An RFC 3339 timestamp string with its offset (``Z`` or ``+hh:mm``)."""
+
+
+# -- validation failures as problems -----------------------------------------------------------
+
+_ORDER = {"extra_forbidden": 1, "missing": 2}
+_BODY_TYPES = {"model_type", "model_attributes_type", "dict_type"}
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _code_for(model: type[RequestModel], loc: Sequence[int | str], kind: str) -> str:
+    # an unknown or a missing key is that, whatever the field, unless said otherwise
+    structural = kind in ("extra_forbidden", "missing")
+    for n in range(len(loc), 0, -1):
+        prefix = _dotted(loc[:n])
+        for key in (f"{prefix}:{kind}",) if structural else (f"{prefix}:{kind}", prefix):
+            if key in model.codes:
+                return model.codes[key]
+    for key in (f"*:{kind}",) if structural else (f"*:{kind}", "*"):  # the model's default
+        if key in model.codes:
+            return model.codes[key]
+    return {"extra_forbidden": "unknown_field", "missing": "missing_field"}.get(
+        kind, "validation_error")
+
+
+def problem_from(model: type[RequestModel], exc: ValidationError) -> ApiProblem:
+    errors = exc.errors(include_url=False, include_input=False)
+    for e in errors:
+        loc = e["loc"]
+        if len(loc) > 1 and loc[0] in model.tagged:
+            e["loc"] = (loc[0], *loc[2:])
+    if any(not e["loc"] and e["type"] in _BODY_TYPES for e in errors):
+        return ApiProblem(422, model.body_code, "the body must be a JSON object")
+    errors.sort(key=lambda e: _ORDER.get(e["type"], 3))
+    first = errors[0]
+    loc, kind = first["loc"], first["type"]
+    code = _code_for(model, loc, kind)
+    field = _dotted(loc) or None
+    if kind == "extra_forbidden":
+        unknown = sorted(_dotted(e["loc"]) for e in errors
+                         if e["type"] == kind and e["loc"][:-1] == loc[:-1])
+        field, detail = unknown[0], f"unknown field(s): {', '.join(unknown)}"
+    elif kind == "missing":
+        detail = f"{field} is required"
+    else:
+        detail = f"{field}: {first['msg']}" if field else str(first["msg"])
+    extra = {"field": field} if field else {}
+    return ApiProblem(422, code, detail, **extra)
+
+
+def parse(model: type[M], raw: object) -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise problem_from(model, e) from None
+
+
+# -- the route side ----------------------------------------------------------------------------
+
+_documented: dict[str, type[BaseModel]] = {}
+
+
+def body(model: type[M], *, required: bool = True) -> Any:
+    """A dependency: the request body, decoded by ``read_json`` and validated by ``model``.
+    Not ``required``: an empty body is ``{}``."""
+    async def dep(request: Request) -> M:
+        raw = await read_json(request) if required or await request.body() else {}
+        return parse(model, raw)
+
+    dep.__name__ = f"{model.__name__}_body"
+    return Depends(dep)
+
+
+def openapi_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` declaring ``model`` as the JSON request body of an operation."""
+    _documented[model.__name__] = model
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": required,
+                            "content": {"application/json": {"schema": ref}}}}
+
+
+def documented_schemas() -> dict[str, Any]:
+    """The JSON Schemas of every documented body model, nested models included."""
+    from pydantic.json_schema import models_json_schema
+
+    _, top = models_json_schema([(m, "validation") for m in _documented.values()],
+                                ref_template="#/components/schemas/{model}")
+    return dict(top.get("$defs", {}))
