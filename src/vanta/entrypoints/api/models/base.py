@@ -125,6 +125,16 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_text_only)]
 """An RFC 3339 timestamp string with its offset (``Z`` or ``+hh:mm``)."""
 
 
+def _whole(value: object) -> object:
+    # JSON has one number type: 1609.0 is the integer 1609 (as JSON Schema says too)
+    if isinstance(value, bool) or (isinstance(value, Decimal) and value != value.to_integral()):
+        raise PydanticCustomError("int_type", "must be a whole number")
+    return int(value) if isinstance(value, Decimal) else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole), Field(strict=True)]
+
+
 # -- validation failures as problems -----------------------------------------------------------
 
 _ORDER = {"extra_forbidden": 1, "missing": 2}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, StrictBool, StrictInt
+from pydantic import ConfigDict, Field, StrictBool
 
 from vanta.domain.money import MAX_DECIMAL_PLACES, MAX_SCALE
 from vanta.entrypoints.api.models.base import (
     NestedModel,
     RequestModel,
     Timestamp,
+    WholeNumber,
     decimal_type,
     positive_pattern,
 )
@@ -173,7 +174,7 @@ class RotateIn(RequestModel):
     codes: ClassVar[dict[str, str]] = {"overlap_seconds": "invalid_overlap",
                                        "secret": "invalid_secret"}
 
-    overlap_seconds: StrictInt = Field(86_400, ge=0, le=604_800)
+    overlap_seconds: WholeNumber = Field(86_400, ge=0, le=604_800)
     secret: str = Field(None, pattern=WHSEC,  # type: ignore[assignment]
                                description="Institutional plan: bring your own whsec_ key "
                                "(24 to 64 bytes, base64)")
