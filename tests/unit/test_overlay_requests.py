@@ -19,6 +19,8 @@ def test_flip_defaults_and_bounds() -> None:
     ({"flip": {"amplify": "x"}}, "invalid_amplify"),
     ({"flip": {"amplify": 0.3, "ttl_minutes": 0}}, "invalid_ttl"),
     ({"flip": {"amplify": 0.3, "ttl_minutes": 61}}, "invalid_ttl"),
+    ({"persona": "Ares", "ttl_minutes": "1e13"}, "invalid_ttl"),  # overflowed a timedelta
+    ({"flip": {"ttl_minutes": 1e300}}, "invalid_ttl"),
     ({"persona": "Zeus"}, "unknown_persona"),
     ({}, "invalid_overlay"),
     ({"maintenance": {"enabled": "yes"}}, "invalid_overlay"),

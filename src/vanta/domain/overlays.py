@@ -42,6 +42,7 @@ PERSONA_BUY_MULTIPLIER: Mapping[str, Decimal] = {
 MIN_TTL = timedelta(minutes=1)
 MAX_TTL = timedelta(minutes=60)
 DEFAULT_TTL = timedelta(minutes=30)
+MIN_TTL_MINUTES, MAX_TTL_MINUTES = Decimal(1), Decimal(60)
 MIN_AMPLIFY = Decimal("-0.9")
 MAX_AMPLIFY = Decimal("1.0")
 ONE = Decimal(1)
@@ -155,9 +156,10 @@ def parse_overlay_request(raw: object) -> dict[str, Any]:
         ttl_raw = flip.get("ttl_minutes", ttl_raw)
     if ttl_raw is not None:
         minutes = to_decimal(ttl_raw, field="ttl_minutes", code="invalid_ttl")
-        ttl = timedelta(minutes=float(minutes))
-        if not MIN_TTL <= ttl <= MAX_TTL:
+        # the range on the exact value, before a timedelta (1e13 minutes overflows one)
+        if not MIN_TTL_MINUTES <= minutes <= MAX_TTL_MINUTES:
             raise ValidationFailed("ttl_minutes must be between 1 and 60", code="invalid_ttl",
                                    field="ttl_minutes")
+        ttl = timedelta(minutes=float(minutes))
     return {"kind": OverlayKind.FLIP if flip is not None else OverlayKind.PERSONA,
             "amplify": amplify, "persona": persona, "ttl": ttl}
