@@ -24,8 +24,10 @@ Percent = decimal_type(gt=0, lt=100, places=MAX_DECIMAL_PLACES,
                        pattern=positive_pattern(2, MAX_DECIMAL_PLACES),
                        description="a percentage, above 0 and below 100")
 Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9._/\-]{1,32}$")]
-# An absolute http(s) URL with a host and no user:password@ part.
-HTTP_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9]([A-Za-z0-9.\-]{0,252})(:[0-9]{1,5})?([/?#]\S*)?$"
+# An absolute http(s) URL with a host (RFC 3986 name characters or a bracketed IPv6
+# address) and no user:password@ part.
+HTTP_URL = (r"^[Hh][Tt][Tt][Pp][Ss]?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=\-]+)"
+            r"(:[0-9]{0,5})?([/?#]\S*)?$")
 SETTING_CODES = {
     "label": "invalid_label", "mode": "invalid_mode", "scale": "invalid_scale",
     "max_pos_usd": "invalid_cap", "kill_switch": "invalid_boolean", "paused": "invalid_boolean",
