@@ -217,3 +217,46 @@ async def test_a_body_that_is_not_an_object_is_refused(api: Api) -> None:
     assert r.status_code == 422 and r.json()["code"] == "invalid_body"
     r = await api.client.post("/v1/manager-orders", headers=api.auth(), json="x")
     assert r.status_code == 422 and r.json()["code"] == "invalid_order"
+
+
+# -- answers match the documented response models ----------------------------------------------
+
+def _answer_validator(doc: dict[str, Any], path: str, method: str, status: int) -> Any:
+    content = doc["paths"][path][method]["responses"][str(status)]["content"]
+    return jsonschema_rs.validator_for({**content["application/json"]["schema"],
+                                        "components": doc["components"]})
+
+
+async def test_answers_match_their_documented_models(api: Api) -> None:
+    doc = await _openapi(api)
+    h = api.auth(scopes=ADMIN)
+
+    async def check(method: str, url: str, path: str, status: int, **kw: Any) -> Any:
+        r = await api.client.request(method.upper(), url, headers=h, **kw)
+        assert r.status_code == status, r.text
+        _answer_validator(doc, path, method, status).validate(r.json())
+        return r.json()
+
+    f = await check("post", "/v1/vaults/VA/followers", "/v1/vaults/{vault_id}/followers", 201,
+                    json={"webhook": {"url": "http://127.0.0.1:9/x"}, "max_pos_usd": "500",
+                          "plan": "pro"})
+    await check("post", "/v1/vaults/VA/followers", "/v1/vaults/{vault_id}/followers", 201,
+                json={"bridged": {"broker": "paper"}, "label": "b", "sync": True})
+    fid = f["follower_id"]
+    order = {"id": "M-1", "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": 10,
+             "ref_price": "100.5"}
+    await check("post", "/v1/manager-orders", "/v1/manager-orders", 201, json=order)
+    mo = await check("post", "/v1/manager-orders", "/v1/manager-orders", 200, json=order)
+    await check("get", f"/v1/manager-orders/{mo['mo_id']}", "/v1/manager-orders/{mo_id}", 200)
+    await check("get", "/v1/manager-orders", "/v1/manager-orders", 200)
+    await check("get", "/v1/follower-orders", "/v1/follower-orders", 200)
+    await check("get", "/v1/vaults", "/v1/vaults", 200)
+    await check("get", "/v1/vaults/VA", "/v1/vaults/{vault_id}", 200)
+    await check("get", "/v1/vaults/VA/followers", "/v1/vaults/{vault_id}/followers", 200)
+    await check("get", f"/v1/followers/{fid}", "/v1/followers/{follower_id}", 200)
+    await check("patch", f"/v1/followers/{fid}", "/v1/followers/{follower_id}", 200,
+                json={"paused": True, "protections": {"allow_symbols": ["AAPL"]}})
+    await check("post", "/v1/vaults/VA/nav", "/v1/vaults/{vault_id}/nav", 201,
+                json={"nav": "1000.5"})
+    await check("put", "/v1/instruments/nasdaq/AAPL", "/v1/instruments/{venue}/{symbol}", 200,
+                json={"lot_step": "1", "fractional_step": "0.001"})

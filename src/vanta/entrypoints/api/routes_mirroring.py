@@ -26,6 +26,7 @@ from vanta.entrypoints.api.models import body, openapi_body
 from vanta.entrypoints.api.models.base import positive_pattern
 from vanta.entrypoints.api.models.followers import FollowerPatch, NavIn
 from vanta.entrypoints.api.models.orders import SYMBOL, VENUE, Side
+from vanta.entrypoints.api.models.responses import FollowerOut, InstrumentOut, NavOut, answer
 from vanta.entrypoints.api.models.vaults import InstrumentIn, OverlayIn
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.render import follower_json
@@ -37,14 +38,16 @@ PriceParam = Annotated[str | None, Query(pattern=positive_pattern(8, MAX_DECIMAL
                                          description="a price in plain decimal notation")]
 
 
-@router.get("/v1/followers/{follower_id}", tags=["followers"])
+@router.get("/v1/followers/{follower_id}", tags=["followers"], response_model=None,
+            responses=answer(FollowerOut))
 async def get_follower(follower_id: str, container: ContainerDep,
                        p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
     return follower_json(await load_follower(container, p, follower_id))
 
 
 @router.patch("/v1/followers/{follower_id}", tags=["followers"],
-              openapi_extra=openapi_body(FollowerPatch))
+              openapi_extra=openapi_body(FollowerPatch), response_model=None,
+              responses=answer(FollowerOut))
 async def update_follower(follower_id: str, container: ContainerDep,
                           p: Annotated[Principal, Depends(require("follower:manage"))],
                           change: Annotated[FollowerPatch, body(FollowerPatch)]
@@ -81,7 +84,8 @@ async def preview(
 
 
 @router.post("/v1/followers/{follower_id}/nav", status_code=201, tags=["followers"],
-             openapi_extra=openapi_body(NavIn))
+             openapi_extra=openapi_body(NavIn), response_model=None,
+             responses=answer(NavOut, 201, "recorded"))
 async def follower_nav(follower_id: str, container: ContainerDep,
                        p: Annotated[Principal, Depends(require("follower:manage"))],
                        nav: Annotated[NavIn, body(NavIn)]) -> dict[str, Any]:
@@ -91,7 +95,8 @@ async def follower_nav(follower_id: str, container: ContainerDep,
 
 
 @router.post("/v1/vaults/{vault_id}/nav", status_code=201, tags=["vaults"],
-             openapi_extra=openapi_body(NavIn))
+             openapi_extra=openapi_body(NavIn), response_model=None,
+             responses=answer(NavOut, 201, "recorded"))
 async def vault_nav(vault_id: str, container: ContainerDep,
                     p: Annotated[Principal, Depends(require("mirror:manage"))],
                     nav: Annotated[NavIn, body(NavIn)]) -> dict[str, Any]:
@@ -125,7 +130,8 @@ async def overlays(vault_id: str, container: ContainerDep,
 
 
 @router.put("/v1/instruments/{venue}/{symbol}", tags=["instruments"],
-            openapi_extra=openapi_body(InstrumentIn))
+            openapi_extra=openapi_body(InstrumentIn), response_model=None,
+            responses=answer(InstrumentOut))
 async def put_instrument(venue: str, symbol: str, container: ContainerDep,
                          p: Annotated[Principal, Depends(require("platform:admin"))],
                          rules: Annotated[InstrumentIn, body(InstrumentIn)]) -> dict[str, Any]:

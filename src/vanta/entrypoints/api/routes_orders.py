@@ -21,6 +21,16 @@ from vanta.entrypoints.api.deps import ContainerDep, Cursor, Limit, Since, parse
 from vanta.entrypoints.api.models import body, openapi_body
 from vanta.entrypoints.api.models.followers import FollowerIn
 from vanta.entrypoints.api.models.orders import OrderIn
+from vanta.entrypoints.api.models.responses import (
+    ChildPage,
+    FollowerCreated,
+    FollowerPage,
+    OrderCreated,
+    OrderDetail,
+    OrderPage,
+    VaultDetail,
+    answer,
+)
 from vanta.entrypoints.api.pagination import cursor_key, decode, encode_key, page
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.render import (
@@ -72,7 +82,8 @@ router.add_api_route("/v1/vaults", list_vaults, methods=["GET"], tags=["vaults"]
                      route_class_override=PlainRoute)
 
 
-@router.get("/v1/vaults/{vault_id}", tags=["vaults"])
+@router.get("/v1/vaults/{vault_id}", tags=["vaults"], response_model=None,
+            responses=answer(VaultDetail))
 async def get_vault(vault_id: str, container: ContainerDep,
                     p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
     await require_vault(container, p, vault_id)
@@ -84,7 +95,8 @@ async def get_vault(vault_id: str, container: ContainerDep,
     return {**vault_json(row), "follower_count": len(followers)}
 
 
-@router.get("/v1/vaults/{vault_id}/followers", tags=["followers"])
+@router.get("/v1/vaults/{vault_id}/followers", tags=["followers"], response_model=None,
+            responses=answer(FollowerPage))
 async def list_followers(vault_id: str, container: ContainerDep,
                          p: Principal = Depends(require("vault:read")),
                          limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
@@ -101,7 +113,9 @@ async def list_followers(vault_id: str, container: ContainerDep,
 
 
 @router.post("/v1/vaults/{vault_id}/followers", status_code=201, tags=["followers"],
-             openapi_extra=openapi_body(FollowerIn))
+             openapi_extra=openapi_body(FollowerIn),
+             responses=answer(FollowerCreated, 201, "registered; the webhook secret is "
+                              "shown this once"))
 async def add_follower(vault_id: str, container: ContainerDep,
                        p: Annotated[Principal, Depends(require("follower:manage"))],
                        new: Annotated[FollowerIn, body(FollowerIn)]) -> JSONResponse:
@@ -120,7 +134,9 @@ async def add_follower(vault_id: str, container: ContainerDep,
 
 
 @router.post("/v1/manager-orders", status_code=201, tags=["orders"],
-             openapi_extra=openapi_body(OrderIn))
+             openapi_extra=openapi_body(OrderIn),
+             responses={**answer(OrderCreated, 201, "ingested and expanded"),
+                        **answer(OrderCreated, 200, "the same order was already ingested")})
 async def post_manager_order(container: ContainerDep,
                              p: Annotated[Principal, Depends(require("mirror:manage"))],
                              new: Annotated[OrderIn, body(OrderIn)]) -> JSONResponse:
@@ -141,7 +157,8 @@ async def post_manager_order(container: ContainerDep,
     return JSONResponse(answer, status_code=201 if result.created else 200)
 
 
-@router.get("/v1/manager-orders", tags=["orders"])
+@router.get("/v1/manager-orders", tags=["orders"], response_model=None,
+            responses=answer(OrderPage))
 async def list_manager_orders(
     container: ContainerDep, p: Principal = Depends(require("orders:read")),
     since: Since = None, vault_id: str | None = None, limit: Limit = 100,
@@ -155,7 +172,8 @@ async def list_manager_orders(
     return page(rows, limit, "mo_id", [order_json(r) for r in rows])
 
 
-@router.get("/v1/manager-orders/{mo_id}", tags=["orders"])
+@router.get("/v1/manager-orders/{mo_id}", tags=["orders"], response_model=None,
+            responses=answer(OrderDetail))
 async def get_manager_order(mo_id: str, container: ContainerDep,
                             p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
     vaults = await visible_vaults(container, p)
@@ -169,7 +187,8 @@ async def get_manager_order(mo_id: str, container: ContainerDep,
             "children": [child_json(c) for c in visible_children(p, vaults, children)]}
 
 
-@router.get("/v1/follower-orders", tags=["orders"])
+@router.get("/v1/follower-orders", tags=["orders"], response_model=None,
+            responses=answer(ChildPage))
 async def list_follower_orders(
     container: ContainerDep, p: Principal = Depends(require("orders:read")),
     follower_id: str | None = None, since: Since = None, limit: Limit = 100,

@@ -26,7 +26,11 @@ Percent = decimal_type(gt=0, lt=100, places=MAX_DECIMAL_PLACES,
 Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9._/\-]{1,32}$")]
 # An absolute http(s) URL with a host (RFC 3986 name characters or a bracketed IPv6
 # address) and no user:password@ part.
-HTTP_URL = (r"^[Hh][Tt][Tt][Pp][Ss]?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%!$&'()*+,;=\-]+)"
+_H = "[0-9A-Fa-f]{1,4}"
+IPV6 = "|".join([f"({_H}:){{7}}{_H}", f"({_H}:){{1,7}}:", f"({_H}:){{1,6}}:{_H}",
+                 *(f"({_H}:){{1,{6 - n}}}(:{_H}){{1,{n + 1}}}" for n in range(1, 5)),
+                 f"{_H}:(:{_H}){{1,6}}", f":((:{_H}){{1,7}}|:)"])
+HTTP_URL = (rf"^[Hh][Tt][Tt][Pp][Ss]?://(\[({IPV6})\]|[A-Za-z0-9._~%!$&'()*+,;=\-]+)"
             r"(:[0-9]{0,5})?([/?#]\S*)?$")
 SETTING_CODES = {
     "label": "invalid_label", "mode": "invalid_mode", "scale": "invalid_scale",
