@@ -159,7 +159,7 @@ class FollowerPatch(SettingsIn):
     model_config = RequestModel.model_config | ConfigDict(
         json_schema_extra={"minProperties": 1})
 
-    webhook: WebhookPatch | None = None
+    webhook: WebhookPatch = None  # type: ignore[assignment]
 
 
 class NavIn(RequestModel):
