@@ -30,17 +30,13 @@ from vanta.entrypoints.api import (
     routes_orders,
     routes_tenancy,
 )
-from vanta.entrypoints.api.deps import parse_since
 from vanta.entrypoints.api.idempotency import IdempotencyMiddleware
-from vanta.entrypoints.api.jsonbody import MAX_BODY_BYTES, read_json
 from vanta.entrypoints.api.models import documented_schemas
 from vanta.entrypoints.api.ratelimit import RateLimitMiddleware, RateLimitPolicy
 from vanta.entrypoints.api.request_log import AuditBatcher, RequestLogMiddleware
-from vanta.entrypoints.api.routes_orders import ORDER_CHILDREN_LIMIT
 from vanta.entrypoints.api.schemas import ERROR_RESPONSES
 
-__all__ = ["MAX_BODY_BYTES", "ORDER_CHILDREN_LIMIT", "create_app", "parse_since", "read_json",
-           "run_scheduler"]
+__all__ = ["create_app", "run_scheduler"]
 
 ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_tenancy,
            routes_billing)
