@@ -75,9 +75,10 @@ def install(app: FastAPI) -> None:
         field = errors[0]["field"] if errors else None
         first = exc.errors()[0]["loc"] if errors else ()
         code = "validation_error"
-        if len(first) == 2 and first[0] == "query":
-            code = QUERY_CODES.get(str(first[1]), code)
-        return problem(422, code, "the request is not valid", field=field, errors=errors)
+        if len(first) == 2 and first[0] == "query" and str(first[1]) in QUERY_CODES:
+            code, field = QUERY_CODES[str(first[1])], str(first[1])  # as its own check says
+        detail = f"{field}: {errors[0]['message']}" if errors else "the request is not valid"
+        return problem(422, code, detail, field=field, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
