@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
 )
+from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
 from vanta.entrypoints.api.jsonbody import read_json
@@ -218,8 +219,6 @@ def openapi_body(model: type[BaseModel], *, required: bool = True) -> dict[str, 
 
 def documented_schemas() -> dict[str, Any]:
     """The JSON Schemas of every documented body model, nested models included."""
-    from pydantic.json_schema import models_json_schema
-
     _, top = models_json_schema([(m, "validation") for m in _documented.values()],
                                 ref_template="#/components/schemas/{model}")
     return dict(top.get("$defs", {}))

@@ -37,8 +37,7 @@ SETTING_CODES = {
     "max_pos_usd": "invalid_cap", "kill_switch": "invalid_boolean", "paused": "invalid_boolean",
     "scale_mode": "invalid_scale_mode", "nav_multiplier": "invalid_scale",
     "fractional": "invalid_boolean", "protections": "invalid_protections",
-    "protections.allow_symbols":
-    "invalid_symbol", "protections.deny_symbols": "invalid_symbol",
+    "protections.allow_symbols": "invalid_symbol", "protections.deny_symbols": "invalid_symbol",
     "protections.symbol_map": "invalid_symbol", "plan": "invalid_plan",
     "overlay_opt_in": "invalid_boolean", "webhook.url": "invalid_webhook_url",
     "webhook_url": "invalid_webhook_url"}
@@ -71,11 +70,11 @@ class SettingsIn(RequestModel):
     overlay_opt_in: StrictBool = False
 
 
-class WebhookIn(NestedModel):
-    url: str = Field(max_length=2048, pattern=HTTP_URL)
-
-
 Url = Annotated[str, Field(max_length=2048, pattern=HTTP_URL)]
+
+
+class WebhookIn(NestedModel):
+    url: Url
 
 
 class PaperCredentials(NestedModel):
