@@ -120,6 +120,52 @@ async def test_the_schema_forbids_what_the_server_refuses(api: Api) -> None:
     assert not follower.is_valid({"scale": 1})  # neither a webhook nor a broker
 
 
+@pytest.mark.parametrize(("settings", "code"), [
+    ({"mode": "capped"}, "cap_required"),
+    ({"mode": "proportional", "max_pos_usd": "100"}, "cap_requires_capped_mode"),
+    ({"max_pos_usd": "100"}, "mode_not_in_plan"),  # a cap means capped mode: not in Core
+    ({"mode": "capped", "max_pos_usd": "100", "plan": "core"}, "mode_not_in_plan"),
+])
+async def test_rules_between_follower_fields_are_in_the_schema(
+        api: Api, settings: dict[str, Any], code: str) -> None:
+    body = {**settings, "webhook": {"url": "http://x.io/h"}}
+    assert not _body_validator(await _openapi(api), "/v1/vaults/{vault_id}/followers",
+                               "post").is_valid(body)
+    r = await api.client.post("/v1/vaults/VA/followers", headers=api.auth(), json=body)
+    assert r.status_code == 422 and r.json()["code"] == code
+
+
+@pytest.mark.parametrize("settings", [
+    {"mode": "capped", "max_pos_usd": "100", "plan": "pro"},
+    {"max_pos_usd": "100", "plan": "institutional"},
+    {"mode": "shadow", "max_pos_usd": "100"},
+    {"mode": "proportional", "max_pos_usd": None},
+])
+async def test_follower_settings_the_schema_allows_are_accepted(
+        api: Api, settings: dict[str, Any]) -> None:
+    body = {**settings, "webhook": {"url": "http://x.io/h"}}
+    assert _body_validator(await _openapi(api), "/v1/vaults/{vault_id}/followers",
+                           "post").is_valid(body)
+    r = await api.client.post("/v1/vaults/VA/followers", headers=api.auth(), json=body)
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(("path", "body", "valid"), [
+    ("/v1/invitations", {"email": "a\x1d@b.io"}, False),  # Python calls \x1d white space
+    ("/v1/invitations", {"email": "a@b.io\n"}, False),
+    ("/v1/invitations", {"email": "ann@b.io"}, True),
+    ("/v1/manager-orders", {"id": " M-1", "vault_id": "VA", "symbol": "A", "side": "buy",
+                            "qty": 1}, False),
+    ("/v1/manager-orders", {"id": "M\u00a01", "vault_id": "VA", "symbol": "A", "side": "buy",
+                            "qty": 1}, True),
+])
+async def test_patterns_mean_the_same_to_the_schema_and_the_server(
+        api: Api, path: str, body: dict[str, Any], valid: bool) -> None:
+    assert _body_validator(await _openapi(api), path, "post").is_valid(body) is valid
+    r = await api.client.post(path, headers=api.auth(), json=body)
+    assert (r.status_code < 300) is valid, r.text
+
+
 # -- finding 13: the schema is as strict as the server -----------------------------------------
 
 @pytest.mark.parametrize(("path", "method", "body"), [

@@ -39,7 +39,7 @@ class RequestModel(BaseModel):
     required keys ``missing_field`` unless a ``:extra_forbidden`` / ``:missing`` entry says
     otherwise; a body that is not an object answers ``body_code``."""
 
-    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+    model_config = ConfigDict(extra="forbid")
     codes: ClassVar[Mapping[str, str]] = {}
     body_code: ClassVar[str] = "invalid_body"
     # fields holding a union tagged by a key: the tag Pydantic puts in an error's location
@@ -54,7 +54,15 @@ class RequestModel(BaseModel):
 
 
 class NestedModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+    model_config = ConfigDict(extra="forbid")
+
+
+# Patterns are read alike by the server (Rust regex), JSON Schema (ECMA-262) and the test
+# generators only when they avoid \d, \s, \S and "." (each dialect has its own idea of a
+# digit, a space and a line end): digits are [0-9], and white space is spelt out, as the
+# characters Python's str.isspace() (and so the application's own checks) call space.
+WS = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_WS = f"[^{WS}]"
 
 
 # -- exact decimals ----------------------------------------------------------------------------
@@ -62,16 +70,16 @@ class NestedModel(BaseModel):
 def positive_pattern(int_digits: int, places: int) -> str:
     """Plain decimal notation of a number in (0, 10**int_digits) with at most ``places``
     decimals, as a regular expression without look-arounds (any generator can use it)."""
-    frac = rf"(\.\d{{1,{places}}})?" if places else ""
-    alts = [rf"0*[1-9]\d{{0,{int_digits - 1}}}{frac}"]
+    frac = rf"(\.[0-9]{{1,{places}}})?" if places else ""
+    alts = [rf"0*[1-9][0-9]{{0,{int_digits - 1}}}{frac}"]
     for k in range(places):  # the first non-zero digit is the (k+1)-th decimal
         rest = places - k - 1
-        alts.append(rf"0*\.{'0' * k}[1-9]" + (rf"\d{{0,{rest}}}" if rest else ""))
+        alts.append(rf"0*\.{'0' * k}[1-9]" + (rf"[0-9]{{0,{rest}}}" if rest else ""))
     return "^(" + "|".join(alts) + ")$"
 
 
 def non_negative_pattern(int_digits: int, places: int) -> str:
-    return rf"^\d{{1,{int_digits}}}(\.\d{{1,{places}}})?$"
+    return rf"^[0-9]{{1,{int_digits}}}(\.[0-9]{{1,{places}}})?$"
 
 
 def _decimal_from(pattern: str) -> Any:

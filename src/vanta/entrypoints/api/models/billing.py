@@ -17,7 +17,7 @@ from vanta.entrypoints.api.models.base import (
 Amount = decimal_type(gt=0, le=10**15, places=MAX_MONEY_PLACES,
                       pattern=positive_pattern(15, MAX_MONEY_PLACES))
 Rate = decimal_type(ge=0, le=1, places=MAX_MONEY_PLACES,
-                    pattern=r"^(0+(\.\d{1,12})?|0*\.\d{1,12}|0*1(\.0{1,12})?)$")
+                    pattern=r"^(0+(\.[0-9]{1,12})?|0*\.[0-9]{1,12}|0*1(\.0{1,12})?)$")
 LABEL = r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,63}$"
 
 

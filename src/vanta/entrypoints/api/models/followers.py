@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, StrictBool
 
 from vanta.domain.money import MAX_DECIMAL_PLACES, MAX_SCALE
 from vanta.entrypoints.api.models.base import (
+    NOT_WS,
     NestedModel,
     RequestModel,
     Timestamp,
@@ -31,7 +32,7 @@ IPV6 = "|".join([f"({_H}:){{7}}{_H}", f"({_H}:){{1,7}}:", f"({_H}:){{1,6}}:{_H}"
                  *(f"({_H}:){{1,{6 - n}}}(:{_H}){{1,{n + 1}}}" for n in range(1, 5)),
                  f"{_H}:(:{_H}){{1,6}}", f":((:{_H}){{1,7}}|:)"])
 HTTP_URL = (rf"^[Hh][Tt][Tt][Pp][Ss]?://(\[({IPV6})\]|[A-Za-z0-9._~%!$&'()*+,;=\-]+)"
-            r"(:[0-9]{0,5})?([/?#]\S*)?$")
+            rf"(:[0-9]{{0,5}})?([/?#]{NOT_WS}*)?$")
 SETTING_CODES = {
     "label": "invalid_label", "mode": "invalid_mode", "scale": "invalid_scale",
     "max_pos_usd": "invalid_cap", "kill_switch": "invalid_boolean", "paused": "invalid_boolean",
@@ -50,6 +51,22 @@ class ProtectionsIn(NestedModel):
     allow_symbols: list[Symbol] | None = Field(None, max_length=1000)
     deny_symbols: list[Symbol] | None = Field(None, max_length=1000)
     symbol_map: dict[Symbol, Symbol] | None = Field(None, max_length=1000)
+
+
+def _mode(*modes: str) -> dict[str, Any]:
+    return {"required": ["mode"], "properties": {"mode": {"enum": list(modes)}}}
+
+
+_CAP = {"required": ["max_pos_usd"], "properties": {"max_pos_usd": {"not": {"type": "null"}}}}
+# What the server checks between fields at registration, stated for the schema: capped mode
+# needs a cap, a cap needs capped (or shadow) mode, and capped mode (named, or implied by a
+# cap without a mode) needs the pro or institutional plan.
+CAP_RULES = [
+    {"if": _mode("capped"), "then": _CAP},
+    {"if": _mode("proportional"), "then": {"not": _CAP}},
+    {"if": {"anyOf": [_mode("capped"), {**_CAP, "not": _mode("proportional", "shadow")}]},
+     "then": {"required": ["plan"], "properties": {"plan": {"enum": ["pro", "institutional"]}}}},
+]
 
 
 class SettingsIn(RequestModel):
@@ -78,26 +95,29 @@ class WebhookIn(NestedModel):
 
 
 class PaperCredentials(NestedModel):
-    cash: str | None = Field(None, description="starting cash of the paper account")
-    url: Url | None = Field(None, description="a `vanta paper venue`; else in-process")
+    # credentials are strings: a key is left out, never null
+    cash: str = Field(None, description="starting cash of the "  # type: ignore[assignment]
+                      "paper account")
+    url: Url = Field(None, description="a `vanta paper venue`; "  # type: ignore[assignment]
+                     "else in-process")
 
 
 class AlpacaCredentials(NestedModel):
     key_id: str
     secret_key: str
-    base_url: Url | None = None
+    base_url: Url = None  # type: ignore[assignment]
 
 
 class TradierCredentials(NestedModel):
     access_token: str
     account_id: str
-    base_url: Url | None = None
+    base_url: Url = None  # type: ignore[assignment]
 
 
 class CoinbaseCredentials(NestedModel):
     api_key: str
     api_secret: str
-    api_url: Url | None = None
+    api_url: Url = None  # type: ignore[assignment]
 
 
 # credentials, when given, is an object (leave it out when there are none): null is refused
@@ -135,7 +155,8 @@ class FollowerIn(SettingsIn):
     tagged: ClassVar[frozenset[str]] = frozenset({"bridged"})
     model_config = RequestModel.model_config | ConfigDict(json_schema_extra={"oneOf": [
         {"required": ["bridged"]},
-        {"anyOf": [{"required": ["webhook"]}, {"required": ["webhook_url"]}]}]})
+        {"anyOf": [{"required": ["webhook"]}, {"required": ["webhook_url"]}]}],
+        "allOf": CAP_RULES})
 
     webhook: WebhookIn = None  # type: ignore[assignment]
     webhook_url: Url = Field(None, description="another name for webhook.url")

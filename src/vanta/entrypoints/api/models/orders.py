@@ -8,6 +8,7 @@ from pydantic import BeforeValidator, Field, StrictBool
 
 from vanta.domain.money import MAX_DECIMAL_PLACES, MAX_PRICE, MAX_QTY
 from vanta.entrypoints.api.models.base import (
+    NOT_WS,
     RequestModel,
     decimal_type,
     non_negative_pattern,
@@ -29,6 +30,8 @@ Nav = decimal_type(ge=0, le=10**13, places=8, pattern=non_negative_pattern(13, 8
 Side = Annotated[Literal["buy", "sell"], BeforeValidator(lower)]
 Tif = Annotated[Literal["day", "gtc", "ioc", "fok"], BeforeValidator(lower)]
 SYMBOL = r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,31}$"
+# no white space at either end (the id is compared as given)
+ORDER_ID = rf"^{NOT_WS}([^\n\r\u2028\u2029]*{NOT_WS})?$"
 VENUE = r"^[A-Za-z0-9_\-]{1,32}$"
 
 
@@ -43,7 +46,7 @@ class OrderIn(RequestModel):
         "provenance": "invalid_order", "dag_id": "invalid_order", "meta": "invalid_order"}
     body_code: ClassVar[str] = "invalid_order"
 
-    id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^\S(.*\S)?$",
+    id: str | None = Field(None, min_length=1, max_length=128, pattern=ORDER_ID,
                            description="the source's order id; resubmitting the same id "
                            "never creates a second order (ids starting with sync: are "
                            "reserved)")

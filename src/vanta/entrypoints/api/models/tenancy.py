@@ -6,9 +6,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from vanta.entrypoints.api.models.base import RequestModel
+from vanta.entrypoints.api.models.base import WS, RequestModel
 
-EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$"
+EMAIL = rf"^[^@{WS}]{{1,64}}@[^@{WS}]{{1,255}}\.[^@{WS}]{{2,}}$"
 
 
 class InviteIn(RequestModel):

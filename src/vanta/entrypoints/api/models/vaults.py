@@ -16,11 +16,12 @@ from vanta.entrypoints.api.models.base import (
 )
 
 # 1 to 60 minutes; checked on the exact value, before any duration is computed from it
-Ttl = decimal_type(ge=1, le=60, pattern=r"^0*([1-9]|[1-5][0-9])(\.\d{1,12})?$|^0*60(\.0{1,12})?$",
+Ttl = decimal_type(ge=1, le=60,
+                   pattern=r"^0*([1-9]|[1-5][0-9])(\.[0-9]{1,12})?$|^0*60(\.0{1,12})?$",
                    description="minutes, 1 to 60")
 Amplify = decimal_type(ge=-0.9, le=1, pattern=(
-    r"^(0+(\.\d{1,12})?|0*\.\d{1,12}|0*1(\.0{1,12})?"
-    r"|-(0+(\.[0-8]\d{0,11})?|0*\.[0-8]\d{0,11}|0*\.90{0,11}))$"),
+    r"^(0+(\.[0-9]{1,12})?|0*\.[0-9]{1,12}|0*1(\.0{1,12})?"
+    r"|-(0+(\.[0-8][0-9]{0,11})?|0*\.[0-8][0-9]{0,11}|0*\.90{0,11}))$"),
     description="flip multiplies buys by 1 + amplify, amplify in [-0.9, 1.0]")
 Step = decimal_type(gt=0, le=10**9, places=MAX_DECIMAL_PLACES,
                     pattern=positive_pattern(9, MAX_DECIMAL_PLACES))
