@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from vanta.bootstrap import Container
+from vanta.entrypoints.api.models.base import RFC3339
 from vanta.entrypoints.api.problems import ApiProblem
 
 
@@ -22,7 +23,8 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(min_length=1, description="next_cursor of the page "
                                      "before; only cursors this API issued are valid")]
-Since = Annotated[str | None, Query(min_length=1, json_schema_extra={"format": "date-time"},
+Since = Annotated[str | None, Query(min_length=1, pattern=RFC3339,
+                                    json_schema_extra={"format": "date-time"},
                                     description="an RFC 3339 timestamp with its offset")]
 
 

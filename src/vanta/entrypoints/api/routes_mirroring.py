@@ -23,7 +23,7 @@ from vanta.entrypoints.api.access import load_follower, require_vault
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.deps import ContainerDep
 from vanta.entrypoints.api.models import body, openapi_body
-from vanta.entrypoints.api.models.base import positive_pattern
+from vanta.entrypoints.api.models.base import RFC3339, positive_pattern
 from vanta.entrypoints.api.models.followers import FollowerPatch, NavIn
 from vanta.entrypoints.api.models.orders import SYMBOL, VENUE, Side
 from vanta.entrypoints.api.models.responses import FollowerOut, InstrumentOut, NavOut, answer
@@ -61,7 +61,8 @@ async def update_follower(follower_id: str, container: ContainerDep,
 @router.get("/v1/followers/{follower_id}/preview", tags=["followers"])
 async def preview(
     follower_id: str, container: ContainerDep, p: Principal = Depends(require("vault:read")),
-    asof: Annotated[str | None, Query(min_length=1, json_schema_extra={"format": "date-time"},
+    asof: Annotated[str | None, Query(min_length=1, pattern=RFC3339,
+                                      json_schema_extra={"format": "date-time"},
                                       description="not in the future; default now")] = None,
     symbol: Annotated[str | None, Query(pattern=SYMBOL)] = None,
     side: Annotated[Side | None, Query()] = None, qty: QtyParam = None,

@@ -124,13 +124,25 @@ def decimal_type(*, pattern: str, gt: Decimal | int | None = None,
                      WithJsonSchema(schema)]
 
 
-def _text_only(value: object) -> object:
-    if not isinstance(value, str):  # no numbers as epoch seconds: the schema says a string
-        raise PydanticCustomError("datetime_type", "must be an ISO 8601 timestamp string")
+# RFC 3339 date-time, as every party parses it: years 0001-9999, at most microseconds, an
+# offset (Z or +hh:mm); no leap second (Python has none)
+RFC3339 = (r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-"
+           r"(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+           r"(\.[0-9]{1,6})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
+_RFC3339 = re.compile(RFC3339)
+
+
+def _rfc3339(value: object) -> object:
+    # a string, and that form only: no epoch seconds ("0"), no date without a time
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise PydanticCustomError("datetime_type", "must be an RFC 3339 timestamp with its "
+                                  "offset, e.g. 2026-01-31T12:00:00Z")
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_text_only)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339),
+                      WithJsonSchema({"type": "string", "format": "date-time",
+                                      "pattern": RFC3339})]
 """An RFC 3339 timestamp string with its offset (``Z`` or ``+hh:mm``)."""
 
 
