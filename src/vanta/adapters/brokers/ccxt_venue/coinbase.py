@@ -51,6 +51,7 @@ def order_params(order: BrokerOrder) -> dict[str, Any]:
 
 
 def order_qty(info: dict[str, Any]) -> Decimal | None:
+    """The ordered base size, from whichever order configuration the order has."""
     for config in (info.get("order_configuration") or {}).values():
         if isinstance(config, dict) and config.get("base_size") is not None:
             return _http.dec(config["base_size"])
@@ -58,14 +59,16 @@ def order_qty(info: dict[str, Any]) -> Decimal | None:
 
 
 def status(info: dict[str, Any]) -> OrderStatus:
-    status = STATUS.get(str(info.get("status", "")).upper(), OrderStatus.PENDING)
+    """Our status for a Coinbase order (an open order with fills is partially filled)."""
+    mapped = STATUS.get(str(info.get("status", "")).upper(), OrderStatus.PENDING)
     filled = _http.dec0(info.get("filled_size"))
-    if status in (OrderStatus.NEW, OrderStatus.PENDING) and filled > 0:
+    if mapped in (OrderStatus.NEW, OrderStatus.PENDING) and filled > 0:
         return OrderStatus.PARTIALLY_FILLED
-    return status
+    return mapped
 
 
 def reason(info: dict[str, Any]) -> str | None:
+    """Why the venue rejected or cancelled the order, when it says."""
     for key in ("reject_message", "reject_reason", "cancel_message"):
         value = info.get(key)
         if value and value not in ("UNKNOWN_REJECT_REASON", "REJECT_REASON_UNSPECIFIED"):
