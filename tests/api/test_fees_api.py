@@ -7,8 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from tests.api.test_billing_api import Billing, billing, subscribe
-from vanta.adapters.db.billing_repositories import FeeLedgerRepository
-from vanta.application.billing import uow_conn
 
 __all__ = ["billing"]  # the fixture, shared with the billing tests
 
@@ -114,7 +112,7 @@ async def test_closing_the_same_period_twice_keeps_one_row(billing: Billing) -> 
     conflict = await close(billing, fid, "P1", day(2), rate="0.3")
     assert conflict.status_code == 409 and conflict.json()["code"] == "period_label_conflict"
     async with billing.container.uow() as uow:
-        rows = await FeeLedgerRepository(uow_conn(uow)).list("tnt_a", fid)
+        rows = await uow.fee_ledger.list("tnt_a", fid)
     assert len(rows) == 1 and rows[0]["fee"] == Decimal(40)
 
 
