@@ -11,6 +11,8 @@ import httpx
 
 from tests.api.authz_world import CORE, SIDE, Who, World, build_world
 from tests.api.conftest import Api
+from vanta.application.principal import Principal
+from vanta.application.snapshots import narrow_snapshot
 
 NARROWED_OPS = Who("ops-narrowed-to-core", "ops", vaults=frozenset({CORE}))
 FOLLOWER = Who("follower", "follower", follower="core1")
@@ -114,3 +116,18 @@ async def test_replay_of_a_hidden_order_answers_like_an_unknown_one(api: Api) ->
     assert SIDE not in r.text, "the hidden order's vault is not named"
     assert r.json() == json.loads(u.text.replace(unknown, hidden))
     assert r.json()["code"] == "manager_order_not_found"
+
+
+def test_narrow_snapshot_keeps_only_the_followers_the_caller_may_see() -> None:
+    stored = {"price": "100", "manager_position": "7", "overlay": {},
+              "positions": {"f1": "3", "f2": "4"}, "navs": {"f1": ["1", "1", "1"],
+                                                            "f2": ["2", "2", "2"]},
+              "followers": [{"follower_id": "f1"}, {"follower_id": "f2"}],
+              "instrument": {"symbol": "AAPL"}}
+    mine = narrow_snapshot(Principal("s", "t", frozenset(), follower_id="f1"), stored)
+    assert mine["positions"] == {"f1": "3"} and list(mine["navs"]) == ["f1"]
+    assert mine["followers"] == [{"follower_id": "f1"}]
+    assert {k: mine[k] for k in ("price", "manager_position", "overlay", "instrument")} == \
+        {k: stored[k] for k in ("price", "manager_position", "overlay", "instrument")}
+    assert narrow_snapshot(Principal("s", "t", frozenset()), stored) == stored
+    assert stored["positions"] == {"f1": "3", "f2": "4"}, "the input is left as it was"
