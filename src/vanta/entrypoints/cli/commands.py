@@ -242,7 +242,7 @@ async def dlq_redeliver(s: Settings, tenant_id: str, fo_ids: list[str] | None,
     done = await redeliver(c.uow(), tenant_id=tenant_id, fo_ids=fo_ids, since=_since(since),
                            actor="cli")
     await c.close()
-    return len(done)
+    return len(done.requeued)
 
 
 def stop_on_signals() -> asyncio.Event:
