@@ -73,7 +73,7 @@ def test_nav_ratio_with_multiplier_and_overlay_is_floored_once() -> None:
     ctx = OrderContext(manager_nav=D(3000), overlay=OverlayEffect(flip=D("0.6")))
     r = size_child(order("15"), f, SHARES, ctx, nav=nav("1000"))
     assert isinstance(r, Sized) and r.qty == D(9)
-    assert r.trace["scale"] == "1" and r.trace["overlay"] == "0.6" and r.trace["raw"] == "9"
+    assert r.trace["scale"] == "1" and r.trace["overlay"] == "0.6" and D(r.trace["raw"]) == 9
 
 
 def test_trace_shows_the_exact_ratio_not_a_rounded_one() -> None:

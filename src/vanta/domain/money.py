@@ -11,6 +11,7 @@ out as 9.999…, one lot short after the floor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import (
     MAX_EMAX,
@@ -67,14 +68,10 @@ EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN,
                 traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 
 
-def exact_mul(a: Decimal, b: Decimal) -> Decimal:
-    """``a × b`` without rounding."""
-    return EXACT.multiply(a, b)
-
-
-def exact_sub(a: Decimal, b: Decimal) -> Decimal:
-    """``a − b`` without rounding."""
-    return EXACT.subtract(a, b)
+# ``a × b`` and ``a − b`` without rounding (bound methods: no extra call on the hot path).
+exact_mul: Callable[[Decimal, Decimal], Decimal] = EXACT.multiply
+exact_sub: Callable[[Decimal, Decimal], Decimal] = EXACT.subtract
+_divide_int = EXACT.divide_int
 
 
 def floor_ratio(num: Decimal, den: Decimal, step: Decimal) -> Decimal:
@@ -87,7 +84,7 @@ def floor_ratio(num: Decimal, den: Decimal, step: Decimal) -> Decimal:
     if num <= 0:
         return ZERO
     # num, den and step are positive, so divide_int's truncation is the floor.
-    return EXACT.multiply(EXACT.divide_int(num, EXACT.multiply(den, step)), step)
+    return exact_mul(_divide_int(num, exact_mul(den, step)), step)
 
 
 def floor_to_step(qty: Decimal, step: Decimal) -> Decimal:
@@ -100,11 +97,11 @@ def ratio_str(num: Decimal, den: Decimal) -> str:
     """``num / den`` for a sizing trace: the decimal when it terminates within 28 digits,
     otherwise ``"num/den"``, so the trace never shows a rounded value as if it were exact."""
     if den == 1:
-        return str(normalize(num))
+        return str(num)
     q = num / den
-    if EXACT.multiply(q, den) == num:
-        return str(normalize(q))
-    return f"{normalize(num)}/{normalize(den)}"
+    if exact_mul(q, den) == num:
+        return str(q)
+    return f"{num}/{den}"
 
 
 def normalize(d: Decimal) -> Decimal:
