@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from vanta.domain import sizing_v1
 from vanta.domain.errors import Conflict
@@ -23,7 +23,15 @@ from vanta.domain.sizing import (
     size_child,
 )
 
-Sizer = Callable[..., SizeResult]
+
+class Sizer(Protocol):
+    """``size_child`` of one sizing version."""
+
+    def __call__(self, order: ManagerOrder, follower: FollowerSpec, instrument: Instrument,
+                 ctx: OrderContext | None = None, *, held: Decimal = ...,
+                 nav: NavState | None = None, price: Decimal | None = None) -> SizeResult: ...
+
+
 # Every sizing version an order may have been stored with: replay sizes an order by the rules
 # it was sized with, so a later fix never makes an old order look mismatched.
 SIZERS: Mapping[int, Sizer] = {sizing_v1.VERSION: sizing_v1.size_child,
@@ -131,7 +139,7 @@ def expand(
     for f in sorted(followers, key=lambda f: f.follower_id):
         fid = f.follower_id
         result = sizer(order, f, instrument, ctx, held=positions.get(fid, ZERO),
-                            nav=navs.get(fid))
+                       nav=navs.get(fid))
         fo_id = child_id(fid)
         if isinstance(result, Sized):
             state = (ChildOrderState.SHADOW if f.mode is FollowerMode.SHADOW
