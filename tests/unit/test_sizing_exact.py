@@ -227,7 +227,7 @@ def test_version_1_keeps_its_old_reason_for_zero_share_without_cap_room() -> Non
 
 
 def test_version_1_keeps_its_rounded_overlay_product() -> None:
-    # a 30-digit amplify: version 1 multiplied flip × persona at 28 digits
+    # a 31-digit flip factor: version 1 multiplied flip × persona at 28 digits
     eff = OverlayEffect(flip=D("1.000000000000000000000000000001"), persona=D("0.75"))
     f = spec(flip_allowed=True, persona_allowed=True)
     assert sizing_v1._boost(OrderContext(overlay=eff), f) == D("0.7500000000000000000000000000")
