@@ -32,7 +32,7 @@ from tests.contract.harness import CASH, PARTS, Harness, closed_port
 from vanta.adapters.brokers.paper import PaperBroker, PaperSettings
 from vanta.adapters.brokers.paper_remote import RemotePaperBroker
 from vanta.adapters.brokers.paper_venue import PaperVenue
-from vanta.application.bridged import default_factory, parse_bridge
+from vanta.application.bridged import parse_bridge
 from vanta.application.brokers import (
     BrokerOrder,
     BrokerRejected,
@@ -41,6 +41,7 @@ from vanta.application.brokers import (
     OrderReport,
     OrderStatus,
 )
+from vanta.bootstrap.brokers import default_factory
 from vanta.domain.orders import Side, TimeInForce
 
 ACCOUNT = "acct-1"

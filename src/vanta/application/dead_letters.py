@@ -6,18 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 
 
-async def list_dead_letters(uow: SqlUnitOfWork, *, tenant_id: str, since: datetime | None,
+async def list_dead_letters(uow: UnitOfWork, *, tenant_id: str, since: datetime | None,
                             limit: int) -> list[dict[str, Any]]:
     async with uow:
         return await uow.child_orders.dead_letters(tenant_id, since=since, limit=limit)
 
 
-async def redeliver(uow: SqlUnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | None,
+async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | None,
                     since: datetime | None, actor: str,
                     clock: Clock = utcnow) -> list[str]:
     """Move dead letters back to ``pending`` and queue them now. The child id, and so the

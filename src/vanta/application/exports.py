@@ -1,6 +1,6 @@
 """Exports to the object store: the audit log, the daily trade log, dead-letter archives.
 
-Objects are immutable (see ``vanta.adapters.objectstore``), so every export of a day is
+Objects are immutable (see ``vanta.application.ports.objectstore``), so every export of a day is
 deterministic: the same database gives byte-identical objects (rows in a fixed order, JSON
 with sorted keys and no insignificant whitespace, decimals in plain notation, timestamps in
 one format), and running an export again is a no-op. A day is exported once it is over (plus
@@ -25,14 +25,14 @@ trade-log line names that event's ``audit_seq``, so the two exports cross-check.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
-from vanta.adapters.objectstore import (
+from vanta.application.ports.clock import Clock, iso, utcnow
+from vanta.application.ports.objectstore import (
     InvalidKey,
     ObjectCorrupted,
     ObjectExists,
@@ -42,7 +42,7 @@ from vanta.adapters.objectstore import (
     sha256_hex,
     validate_key,
 )
-from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.ports.uow import UowFactory
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, canonical_json, event_hash, verify_chain
 from vanta.domain.errors import DomainError, NotFound
 
@@ -63,7 +63,6 @@ __all__ = [
     "verify_segment",
 ]
 
-UowFactory = Callable[[], SqlUnitOfWork]
 DLX_QUEUE = "mirror_dispatch_dlx"
 AUDIT_FORMAT = "vanta.audit-export/1"
 TRADE_LOG_FORMAT = "vanta.trade-log/1"

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vanta.adapters.db.errors import unique_conflicts
 from vanta.adapters.db.repositories import Row, _Repo
 from vanta.adapters.db.tables import billing_inbox, fee_ledger, follower_flows, subscriptions
 
@@ -89,8 +90,10 @@ class FeeLedgerRepository(_Repo):
     """``fee_ledger``: one row per follower and closed period (unique on the label)."""
 
     async def add(self, row: Mapping[str, Any]) -> int:
-        """Raises ``sqlalchemy.exc.IntegrityError`` if the period label is taken."""
-        res = await self.conn.execute(insert(fee_ledger).values(**row))
+        """Raises :class:`vanta.application.ports.uow.Conflict` (an ``IntegrityError``
+        too) if the period label is taken."""
+        async with unique_conflicts():
+            res = await self.conn.execute(insert(fee_ledger).values(**row))
         pk = res.inserted_primary_key
         return int(pk[0]) if pk else 0
 

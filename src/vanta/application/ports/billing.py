@@ -1,0 +1,1 @@
+"""Billing ports (payment providers, billing repositories): filled in with the billing work."""
