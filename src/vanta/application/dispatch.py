@@ -31,6 +31,7 @@ from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.secrets import SecretReader
+from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.delivery import Outcome, classify, parse_retry_after, retry_delay
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
@@ -74,6 +75,7 @@ class Dispatcher:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     brokers: BrokerGateways | None = None
     metrics: Metrics = NO_METRICS
+    tracer: Tracer = NOOP_TRACER
     # Shared by every batch this dispatcher runs at once: children started per endpoint and
     # not yet answered, and the send slots (``config.concurrency``) of the running loop.
     _in_flight: dict[Endpoint, int] = field(default_factory=dict, init=False, repr=False)
@@ -126,9 +128,11 @@ class Dispatcher:
             return await uow.outbox.take_many(leases, self.clock(), lease)
         return await self._deliver(take)
 
-    async def _deliver(
-        self, rows_of: RowsOf
-    ) -> tuple[list[Row], BatchOutcome]:
+    async def _deliver(self, rows_of: RowsOf) -> tuple[list[Row], BatchOutcome]:
+        with self.tracer.span("dispatch.batch"):
+            return await self._deliver_batch(rows_of)
+
+    async def _deliver_batch(self, rows_of: RowsOf) -> tuple[list[Row], BatchOutcome]:
         """Deliver a batch with two transactions for the whole of it: one leases the rows
         (``rows_of``), starts every attempt (state ``sent``, an ``in_flight`` attempt row
         each); the sends run concurrently; one records every answer (attempts, states,
@@ -148,7 +152,7 @@ class Dispatcher:
                     if p.gateway is not None:
                         assert p.broker_order is not None
                         return await submit_to_broker(p.gateway, p.broker_order, p.price,
-                                                    self.metrics)
+                                                      self.metrics)
                     return await self.sender.send(p.url, p.headers, p.body)
             finally:
                 self._release_endpoints([p.endpoint])

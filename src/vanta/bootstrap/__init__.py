@@ -127,6 +127,7 @@ def build(settings: Settings | None = None) -> Container:
     dispatcher = Dispatcher(
         uow_factory=lambda: SqlUnitOfWork(engine), sender=sender,
         secrets=CachedSecrets(secrets), config=_dispatch_config(s), rng=random.Random(),
-        brokers=broker_registry(secrets.get), metrics=metrics)
+        brokers=broker_registry(secrets.get), metrics=metrics, tracer=NOOP_TRACER)
     return Container(s, engine, secrets, issuer, verifier, sender, dispatcher,
-                     outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics)
+                     outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics,
+                     tracer=NOOP_TRACER)

@@ -7,6 +7,7 @@ caller's transaction. Every read a tenant can reach takes its tenant id.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -58,7 +59,7 @@ class InboxRepository(_Repo):
             billing_inbox.c.inbox_id == inbox_id).values(outcome=outcome[:64],
                                                          processed_at=processed_at))
 
-    async def list(self, provider: str | None = None) -> list[Row]:
+    async def list(self, provider: str | None = None) -> builtins.list[Row]:
         stmt = select(billing_inbox)
         if provider is not None:
             stmt = stmt.where(billing_inbox.c.provider == provider)
@@ -75,7 +76,7 @@ class FlowRepository(_Repo):
         return int(pk[0]) if pk else 0
 
     async def list(self, tenant_id: str, follower_id: str, *, after: datetime | None = None,
-                   until: datetime | None = None) -> list[Row]:
+                   until: datetime | None = None) -> builtins.list[Row]:
         """Flows with ``after < at <= until``, oldest first (ties in insertion order)."""
         stmt = select(follower_flows).where(follower_flows.c.tenant_id == tenant_id,
                                             follower_flows.c.follower_id == follower_id)
@@ -108,7 +109,7 @@ class FeeLedgerRepository(_Repo):
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.follower_id == follower_id)
             .order_by(fee_ledger.c.period_end.desc(), fee_ledger.c.id.desc()).limit(1))
 
-    async def list(self, tenant_id: str, follower_id: str) -> list[Row]:
+    async def list(self, tenant_id: str, follower_id: str) -> builtins.list[Row]:
         return await self._all(select(fee_ledger).where(
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.follower_id == follower_id)
             .order_by(fee_ledger.c.period_end, fee_ledger.c.id))
@@ -117,7 +118,7 @@ class FeeLedgerRepository(_Repo):
         return await self._one(select(fee_ledger).where(
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.invoice_ref == invoice_ref))
 
-    async def invoiced(self, tenant_id: str) -> list[Row]:
+    async def invoiced(self, tenant_id: str) -> builtins.list[Row]:
         return await self._all(select(fee_ledger).where(
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.invoice_ref.is_not(None)))
 
@@ -151,14 +152,14 @@ class BillingSubscriptionRepository(_Repo):
             subscriptions.c.customer_ref == customer_ref)
             .order_by(subscriptions.c.created_at.desc()).limit(1).with_for_update())
 
-    async def btcpay_due(self, now: datetime, statuses: tuple[str, ...]) -> list[Row]:
+    async def btcpay_due(self, now: datetime, statuses: tuple[str, ...]) -> builtins.list[Row]:
         """BTCPay subscriptions in ``statuses`` whose paid period ended by ``now``."""
         return await self._all(select(subscriptions).where(
             subscriptions.c.provider == "btcpay", subscriptions.c.status.in_(statuses),
             subscriptions.c.renewal_at.is_not(None), subscriptions.c.renewal_at <= now)
             .order_by(subscriptions.c.renewal_at).with_for_update(skip_locked=True))
 
-    async def past_due_since_before(self, provider: str, cutoff: datetime) -> list[Row]:
+    async def past_due_since_before(self, provider: str, cutoff: datetime) -> builtins.list[Row]:
         return await self._all(select(subscriptions).where(
             subscriptions.c.provider == provider, subscriptions.c.status == "past_due",
             subscriptions.c.past_due_since.is_not(None),

@@ -23,5 +23,5 @@ async def unique_conflicts() -> AsyncIterator[None]:
     except IntegrityError as e:
         if isinstance(e, Conflict):
             raise
-        raise IntegrityConflict(e.statement, e.params, e.orig,
+        raise IntegrityConflict(e.statement, e.params, e.orig if e.orig is not None else e,
                                 hide_parameters=e.hide_parameters) from e

@@ -301,21 +301,50 @@ class InvitationRepo(Protocol):
 class UnitOfWork(Protocol):
     """One transaction with the repositories bound to it."""
 
-    tenants: TenantRepo
-    vaults: VaultRepo
-    followers: FollowerRepo
-    manager_orders: ManagerOrderRepo
-    child_orders: ChildOrderRepo
-    outbox: OutboxRepo
-    attempts: AttemptRepo
-    audit: AuditRepo
-    overlays: OverlayRepo
-    navs: NavRepo
-    instruments: InstrumentRepo
-    fills: FillRepo
-    subscriptions: SubscriptionRepo
-    users: UserRepo
-    invitations: InvitationRepo
+    @property
+    def tenants(self) -> TenantRepo: ...
+
+    @property
+    def vaults(self) -> VaultRepo: ...
+
+    @property
+    def followers(self) -> FollowerRepo: ...
+
+    @property
+    def manager_orders(self) -> ManagerOrderRepo: ...
+
+    @property
+    def child_orders(self) -> ChildOrderRepo: ...
+
+    @property
+    def outbox(self) -> OutboxRepo: ...
+
+    @property
+    def attempts(self) -> AttemptRepo: ...
+
+    @property
+    def audit(self) -> AuditRepo: ...
+
+    @property
+    def overlays(self) -> OverlayRepo: ...
+
+    @property
+    def navs(self) -> NavRepo: ...
+
+    @property
+    def instruments(self) -> InstrumentRepo: ...
+
+    @property
+    def fills(self) -> FillRepo: ...
+
+    @property
+    def subscriptions(self) -> SubscriptionRepo: ...
+
+    @property
+    def users(self) -> UserRepo: ...
+
+    @property
+    def invitations(self) -> InvitationRepo: ...
     # Billing repositories (inbox, flows, fee_ledger, billing_subscriptions): their ports
     # belong in vanta.application.ports.billing, with the billing work.
 

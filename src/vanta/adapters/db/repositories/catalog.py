@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -32,7 +33,7 @@ class VaultRepository(_Repo):
         return await self._one(select(vaults).where(
             vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id).with_for_update())
 
-    async def list(self, tenant_id: str) -> list[Row]:
+    async def list(self, tenant_id: str) -> builtins.list[Row]:
         return await self._all(select(vaults).where(vaults.c.tenant_id == tenant_id)
                                .order_by(vaults.c.created_at, vaults.c.vault_id))
 
@@ -66,13 +67,13 @@ class FollowerRepository(_Repo):
     async def get_many_unscoped(self, follower_ids: Iterable[str]) -> dict[str, Row]:
         return await self._by_key(followers.c.follower_id, follower_ids)
 
-    async def list_for_vault(self, tenant_id: str, vault_id: str) -> list[Row]:
+    async def list_for_vault(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
         return await self._all(select(followers).where(
             followers.c.vault_id == vault_id, followers.c.tenant_id == tenant_id)
             .order_by(followers.c.follower_id))
 
     async def page_for_vault(self, tenant_id: str, vault_id: str, after: str | None,
-                             limit: int) -> list[Row]:
+                             limit: int) -> builtins.list[Row]:
         stmt = select(followers).where(followers.c.vault_id == vault_id,
                                        followers.c.tenant_id == tenant_id)
         if after is not None:
@@ -97,7 +98,7 @@ class InstrumentRepository(_Repo):
         if res.rowcount == 0:
             await self.conn.execute(insert(instruments).values(**row))
 
-    async def list(self) -> list[Row]:
+    async def list(self) -> builtins.list[Row]:
         return await self._all(select(instruments).order_by(instruments.c.venue,
                                                             instruments.c.symbol))
 
@@ -106,18 +107,18 @@ class OverlayRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(vault_overlays).values(**row))
 
-    async def active(self, vault_id: str, at: datetime) -> list[Row]:
+    async def active(self, vault_id: str, at: datetime) -> builtins.list[Row]:
         return await self._all(select(vault_overlays).where(
             vault_overlays.c.vault_id == vault_id, vault_overlays.c.state == "active",
             vault_overlays.c.applied_at <= at, vault_overlays.c.expires_at > at)
             .order_by(vault_overlays.c.overlay_id))
 
-    async def list(self, tenant_id: str, vault_id: str) -> list[Row]:
+    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
         return await self._all(select(vault_overlays).where(
             vault_overlays.c.vault_id == vault_id, vault_overlays.c.tenant_id == tenant_id)
             .order_by(vault_overlays.c.applied_at, vault_overlays.c.overlay_id))
 
-    async def due_for_revert(self, now: datetime, limit: int = 100) -> list[Row]:
+    async def due_for_revert(self, now: datetime, limit: int = 100) -> builtins.list[Row]:
         return await self._all(select(vault_overlays).where(
             vault_overlays.c.state == "active", vault_overlays.c.expires_at <= now)
             .order_by(vault_overlays.c.expires_at).limit(limit))
@@ -134,9 +135,9 @@ class NavRepository(_Repo):
         await self.conn.execute(insert(nav_observations).values(**row))
 
     async def history(self, entity: str, entity_ids: Sequence[str],
-                      asof: datetime) -> dict[str, list[tuple[datetime, Decimal]]]:
+                      asof: datetime) -> dict[str, builtins.list[tuple[datetime, Decimal]]]:
         """Observations up to ``asof`` per entity, oldest first."""
-        out: dict[str, list[tuple[datetime, Decimal]]] = {}
+        out: dict[str, builtins.list[tuple[datetime, Decimal]]] = {}
         ids = list(entity_ids)
         for i in range(0, len(ids), 500):
             rows = await self._all(select(nav_observations.c.entity_id, nav_observations.c.as_of,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +34,7 @@ class OutboxRepository(_Repo):
             await self.conn.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
 
     async def claim_due(self, topic: str, now: datetime, limit: int,
-                        lease: timedelta) -> list[Row]:
+                        lease: timedelta) -> builtins.list[Row]:
         """Lease up to ``limit`` due rows; a worker that dies lets its lease lapse."""
         due = and_(outbox.c.topic == topic, outbox.c.done_at.is_(None),
                    outbox.c.available_at <= now,
@@ -50,7 +51,7 @@ class OutboxRepository(_Repo):
         return sorted(claimed, key=lambda r: (r["available_at"], r["id"]))
 
     async def take_many(self, leases: Sequence[OutboxLease], now: datetime,
-                        lease: timedelta) -> list[Row]:
+                        lease: timedelta) -> builtins.list[Row]:
         """Renew the lease of each row that is still open, still leased and still on the
         lease its message names; the rows renewed. A lease is named by its number and, when
         the message carries it, its expiry at publication: renewing moves the expiry, so of
@@ -158,6 +159,6 @@ class AttemptRepository(_Repo):
         await self.add_many([{c: r[c] for c in ("fo_id", "attempt_no", "started_at",
                                                  *outcome_cols)} for r in missing])
 
-    async def list(self, fo_id: str) -> list[Row]:
+    async def list(self, fo_id: str) -> builtins.list[Row]:
         return await self._all(select(delivery_attempts).where(delivery_attempts.c.fo_id == fo_id)
                                .order_by(delivery_attempts.c.attempt_no))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -34,7 +35,7 @@ class ManagerOrderRepository(_Repo):
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None) -> list[Row]:
+                   vault_ids: Iterable[str] | None = None) -> builtins.list[Row]:
         stmt = select(manager_orders).where(manager_orders.c.tenant_id == tenant_id)
         if vault_ids is not None:
             stmt = stmt.where(manager_orders.c.vault_id.in_(list(vault_ids)))
@@ -131,7 +132,7 @@ class ChildOrderRepository(_Repo):
     async def list(self, tenant_id: str, *, follower_id: str | None, mo_id: str | None,
                    since: datetime | None, limit: int,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None) -> list[Row]:
+                   vault_ids: Iterable[str] | None = None) -> builtins.list[Row]:
         stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id)
         if vault_ids is not None:
             stmt = stmt.where(follower_orders.c.vault_id.in_(list(vault_ids)))
@@ -187,7 +188,7 @@ class ChildOrderRepository(_Repo):
         return {r["mo_id"]: int(r["n"]) for r in rows}
 
     async def dead_letters(self, tenant_id: str, *, since: datetime | None,
-                           limit: int) -> list[Row]:
+                           limit: int) -> builtins.list[Row]:
         stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id,
                                              follower_orders.c.state == "dlq")
         if since is not None:
@@ -195,7 +196,7 @@ class ChildOrderRepository(_Repo):
         return await self._all(stmt.order_by(follower_orders.c.dead_lettered_at,
                                              follower_orders.c.fo_id).limit(limit))
 
-    async def awaiting_fills(self, limit: int) -> list[Row]:
+    async def awaiting_fills(self, limit: int) -> builtins.list[Row]:
         """Bridged children the broker accepted and has not finished filling."""
         return await self._all(select(follower_orders).where(
             follower_orders.c.state == "ack", follower_orders.c.broker_order_ref.is_not(None))
@@ -210,5 +211,5 @@ class FillRepository(_Repo):
         await self.conn.execute(insert(fills).values(**row))
         return True
 
-    async def for_child(self, fo_id: str) -> list[Row]:
+    async def for_child(self, fo_id: str) -> builtins.list[Row]:
         return await self._all(select(fills).where(fills.c.fo_id == fo_id).order_by(fills.c.ts))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -49,7 +50,7 @@ class UserRepository(_Repo):
                             .where(users.c.tenant_id == tenant_id))
         return int(r["n"]) if r else 0
 
-    async def list(self, tenant_id: str) -> list[Row]:
+    async def list(self, tenant_id: str) -> builtins.list[Row]:
         return await self._all(select(users).where(users.c.tenant_id == tenant_id)
                                .order_by(users.c.created_at))
 
@@ -76,6 +77,6 @@ class InvitationRepository(_Repo):
             invitations.c.invitation_id == invitation_id).values(accepted_at=now,
                                                                   user_id=user_id))
 
-    async def list(self, tenant_id: str) -> list[Row]:
+    async def list(self, tenant_id: str) -> builtins.list[Row]:
         return await self._all(select(invitations).where(invitations.c.tenant_id == tenant_id)
                                .order_by(invitations.c.created_at))
