@@ -16,7 +16,8 @@ Brokers       lazy adapters (brokers.py)    same
 ============  ===========================  ======================================
 
 The object store and the cache store come from :mod:`vanta.bootstrap.stores` (S3 or files,
-Redis or memory, by setting); the bus is chosen by the workers command.
+Redis or memory, by setting); the payment providers from :mod:`vanta.bootstrap_billing`; the
+bus is chosen by the workers command.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Container:
     oidc: OidcProvider | None = None
     metrics: Metrics = NO_METRICS
     tracer: Tracer = NOOP_TRACER
-    # Billing wiring (payment providers, fee service) goes here with the billing work.
+    # Billing providers are built by vanta.bootstrap_billing where the API is assembled.
 
     async def start(self) -> None:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""

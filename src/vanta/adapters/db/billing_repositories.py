@@ -2,7 +2,9 @@
 and the subscription look-ups billing needs beyond ``SubscriptionRepository``.
 
 Each takes the unit of work's ``AsyncConnection`` (``InboxRepository(conn)``), so it joins the
-caller's transaction. Every read a tenant can reach takes its tenant id.
+caller's transaction; ``SqlUnitOfWork`` binds them as ``inbox``, ``flows``, ``fee_ledger`` and
+``billing_subscriptions``. They implement the Protocols in
+``vanta.application.ports.billing``. Every read a tenant can reach takes its tenant id.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
-from vanta.adapters.db.errors import unique_conflicts
 from vanta.adapters.db.repositories import Row, _Repo
 from vanta.adapters.db.tables import billing_inbox, fee_ledger, follower_flows, subscriptions
+from vanta.application.ports.billing import BillingConflict
 
 __all__ = [
     "BillingSubscriptionRepository",
@@ -59,7 +62,7 @@ class InboxRepository(_Repo):
             billing_inbox.c.inbox_id == inbox_id).values(outcome=outcome[:64],
                                                          processed_at=processed_at))
 
-    async def list(self, provider: str | None = None) -> builtins.list[Row]:
+    async def list(self, provider: str | None = None) -> list[Row]:
         stmt = select(billing_inbox)
         if provider is not None:
             stmt = stmt.where(billing_inbox.c.provider == provider)
@@ -76,7 +79,7 @@ class FlowRepository(_Repo):
         return int(pk[0]) if pk else 0
 
     async def list(self, tenant_id: str, follower_id: str, *, after: datetime | None = None,
-                   until: datetime | None = None) -> builtins.list[Row]:
+                   until: datetime | None = None) -> list[Row]:
         """Flows with ``after < at <= until``, oldest first (ties in insertion order)."""
         stmt = select(follower_flows).where(follower_flows.c.tenant_id == tenant_id,
                                             follower_flows.c.follower_id == follower_id)
@@ -91,10 +94,12 @@ class FeeLedgerRepository(_Repo):
     """``fee_ledger``: one row per follower and closed period (unique on the label)."""
 
     async def add(self, row: Mapping[str, Any]) -> int:
-        """Raises :class:`vanta.application.ports.uow.Conflict` (an ``IntegrityError``
-        too) if the period label is taken."""
-        async with unique_conflicts():
+        """Raises ``BillingConflict`` if the period label is taken (the transaction is then
+        unusable on PostgreSQL: the caller leaves it and re-reads in a new one)."""
+        try:
             res = await self.conn.execute(insert(fee_ledger).values(**row))
+        except IntegrityError as e:
+            raise BillingConflict(f"fee period {row.get('period_label')!r} exists") from e
         pk = res.inserted_primary_key
         return int(pk[0]) if pk else 0
 
@@ -109,7 +114,7 @@ class FeeLedgerRepository(_Repo):
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.follower_id == follower_id)
             .order_by(fee_ledger.c.period_end.desc(), fee_ledger.c.id.desc()).limit(1))
 
-    async def list(self, tenant_id: str, follower_id: str) -> builtins.list[Row]:
+    async def list(self, tenant_id: str, follower_id: str) -> list[Row]:
         return await self._all(select(fee_ledger).where(
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.follower_id == follower_id)
             .order_by(fee_ledger.c.period_end, fee_ledger.c.id))
@@ -152,14 +157,14 @@ class BillingSubscriptionRepository(_Repo):
             subscriptions.c.customer_ref == customer_ref)
             .order_by(subscriptions.c.created_at.desc()).limit(1).with_for_update())
 
-    async def btcpay_due(self, now: datetime, statuses: tuple[str, ...]) -> builtins.list[Row]:
+    async def btcpay_due(self, now: datetime, statuses: tuple[str, ...]) -> list[Row]:
         """BTCPay subscriptions in ``statuses`` whose paid period ended by ``now``."""
         return await self._all(select(subscriptions).where(
             subscriptions.c.provider == "btcpay", subscriptions.c.status.in_(statuses),
             subscriptions.c.renewal_at.is_not(None), subscriptions.c.renewal_at <= now)
             .order_by(subscriptions.c.renewal_at).with_for_update(skip_locked=True))
 
-    async def past_due_since_before(self, provider: str, cutoff: datetime) -> builtins.list[Row]:
+    async def past_due_since_before(self, provider: str, cutoff: datetime) -> list[Row]:
         return await self._all(select(subscriptions).where(
             subscriptions.c.provider == provider, subscriptions.c.status == "past_due",
             subscriptions.c.past_due_since.is_not(None),

@@ -1,5 +1,3 @@
-"""The application's ports: what it needs from the outside world, as Protocols and plain types.
-
-Adapters implement them; :mod:`vanta.bootstrap` wires one implementation to each port per
-profile. Nothing here imports an adapter or an I/O library.
-"""
+"""Ports: the Protocols and plain value types the application layer owns, one module per
+area. Adapters implement them; the composition root (:mod:`vanta.bootstrap`) wires adapters to
+them per profile. Nothing here imports an adapter or an I/O library."""

@@ -24,10 +24,11 @@ Row = dict[str, Any]
 
 
 class Conflict(Exception):
-    """A write collided with a unique key (another writer got there first). Raised by the
-    storage adapter in place of its driver's integrity error, so the application can react
-    (e.g. read the winner's row) without knowing the database. Not an API error by itself:
-    compare :class:`vanta.domain.errors.Conflict`, which is."""
+    """A write collided with a unique key (another writer got there first). The storage
+    adapter raises it (or a subclass, e.g. ``ports.billing.BillingConflict``) in place of its
+    driver's integrity error, so the application can react (e.g. read the winner's row)
+    without knowing the database. Not an API error by itself: compare
+    :class:`vanta.domain.errors.Conflict`, which is."""
 
 
 class TenantRepo(Protocol):
@@ -146,8 +147,11 @@ class ChildOrderRepo(Protocol):
         """Open children per manager order; orders with none open are absent."""
         ...
 
-    async def dead_letters(self, tenant_id: str, *, since: datetime | None,
-                           limit: int) -> builtins.list[Row]: ...
+    async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
+                           vault_ids: Iterable[str] | None = None,
+                           follower_id: str | None = None) -> builtins.list[Row]:
+        """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query."""
+        ...
 
     async def awaiting_fills(self, limit: int) -> builtins.list[Row]:
         """Bridged children the broker accepted and has not finished filling."""
