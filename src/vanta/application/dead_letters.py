@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 
 
@@ -29,7 +29,7 @@ def _within(row: Mapping[str, Any], vault_ids: frozenset[str] | None,
         (follower_id is None or row["follower_id"] == follower_id)
 
 
-async def list_dead_letters(uow: SqlUnitOfWork, *, tenant_id: str, since: datetime | None,
+async def list_dead_letters(uow: UnitOfWork, *, tenant_id: str, since: datetime | None,
                             limit: int, vault_ids: frozenset[str] | None = None,
                             follower_id: str | None = None) -> list[dict[str, Any]]:
     async with uow:
@@ -38,7 +38,7 @@ async def list_dead_letters(uow: SqlUnitOfWork, *, tenant_id: str, since: dateti
                                                    follower_id=follower_id)
 
 
-async def redeliver(uow: SqlUnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | None,
+async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | None,
                     since: datetime | None, actor: str,
                     vault_ids: frozenset[str] | None = None, follower_id: str | None = None,
                     clock: Clock = utcnow) -> Redelivery:

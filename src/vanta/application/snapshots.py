@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.application.ports.uow import UnitOfWork
 from vanta.application.principal import Principal
 from vanta.domain.followers import FollowerSpec, ScaleMode
 from vanta.domain.ids import FollowerId
@@ -20,7 +20,7 @@ from vanta.domain.overlays import Overlay, OverlayKind, effect_of
 from vanta.domain.sizing import NavState
 
 
-async def instrument_for(uow: SqlUnitOfWork, symbol: str, venue: str) -> Instrument:
+async def instrument_for(uow: UnitOfWork, symbol: str, venue: str) -> Instrument:
     row = await uow.instruments.get(symbol, venue)
     if row is None:
         return default_instrument(symbol, venue)
@@ -40,7 +40,7 @@ def _needs_nav(s: FollowerSpec) -> bool:
         p.daily_loss_limit_usd is not None
 
 
-async def follower_navs(uow: SqlUnitOfWork, specs: Sequence[FollowerSpec],
+async def follower_navs(uow: UnitOfWork, specs: Sequence[FollowerSpec],
                         at: datetime) -> dict[FollowerId, NavState]:
     ids = [s.follower_id for s in specs if _needs_nav(s)]
     history = await uow.navs.history("follower", ids, at) if ids else {}
@@ -52,7 +52,7 @@ async def follower_navs(uow: SqlUnitOfWork, specs: Sequence[FollowerSpec],
     return out
 
 
-async def build_snapshot(uow: SqlUnitOfWork, order: ManagerOrder,
+async def build_snapshot(uow: UnitOfWork, order: ManagerOrder,
                          specs: Sequence[FollowerSpec], at: datetime,
                          manager_nav: Decimal | None = None) -> Snapshot:
     mapped = {s.follower_id: s.protections.symbol_map.get(order.symbol, order.symbol)

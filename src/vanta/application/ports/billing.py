@@ -39,6 +39,7 @@ from vanta.application.ports.billing_facts import (
     SubscriptionFact,
     SubscriptionSnapshot,
 )
+from vanta.application.ports.uow import Conflict
 
 __all__ = [
     "REJECTION_REASONS",
@@ -128,7 +129,7 @@ class BillingRejected(BillingError):
         self.param = param
 
 
-class BillingConflict(Exception):
+class BillingConflict(Conflict):
     """A write lost to a concurrent one on a unique key (e.g. the same fee period closed
     twice at once). The storage adapter raises it; the caller re-reads the winner's row."""
 

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 from vanta.adapters.brokers import _http
 from vanta.adapters.brokers.ccxt_venue import coinbase
 from vanta.adapters.brokers.ccxt_venue.errors import LOGGER, install_status_policy, map_error
-from vanta.application.brokers import (
+from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.brokers import (
     TERMINAL_ORDER_STATUSES,
     BrokerAck,
     BrokerError,
@@ -47,7 +48,6 @@ from vanta.application.brokers import (
     OrderNotFound,
     OrderReport,
 )
-from vanta.application.clock import Clock, utcnow
 
 if TYPE_CHECKING:
     import ccxt.async_support as ccxt_async

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from vanta.adapters.brokers import _http
-from vanta.application.brokers import BrokerOrder, OrderStatus
+from vanta.application.ports.brokers import BrokerOrder, OrderStatus
 from vanta.domain.orders import Side, TimeInForce
 
 STATUS: dict[str, OrderStatus] = {

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from vanta.application.brokers import (
+from vanta.application.ports.brokers import (
     BrokerAuthFailed,
     BrokerError,
     BrokerRejected,

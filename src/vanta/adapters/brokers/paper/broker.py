@@ -12,14 +12,14 @@ from decimal import Decimal
 from vanta.adapters.brokers.paper.market import PaperMarket
 from vanta.adapters.brokers.paper.orders import ack_of, check_same, report_of
 from vanta.adapters.brokers.paper.settings import PaperSettings
-from vanta.application.brokers import (
+from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.brokers import (
     BrokerAck,
     BrokerOrder,
     BrokerUnavailable,
     OrderReport,
     OrderStatus,
 )
-from vanta.application.clock import Clock, utcnow
 
 
 class PaperBroker(PaperMarket):

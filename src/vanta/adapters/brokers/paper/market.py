@@ -13,14 +13,14 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from vanta.adapters.brokers.paper.orders import PaperOrder, unit_of
 from vanta.adapters.brokers.paper.settings import ZERO, PaperSettings
-from vanta.application.brokers import (
+from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.brokers import (
     BrokerOrder,
     BrokerRejected,
     Fill,
     OrderNotFound,
     OrderStatus,
 )
-from vanta.application.clock import Clock, utcnow
 from vanta.domain.orders import Side, TimeInForce
 
 _PROBABILITY_SCALE = 1_000_000

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from vanta.adapters.brokers.paper.settings import ZERO
-from vanta.application.brokers import (
+from vanta.application.ports.brokers import (
     TERMINAL_ORDER_STATUSES,
     BrokerAck,
     BrokerOrder,
