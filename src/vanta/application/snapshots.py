@@ -28,7 +28,7 @@ async def instrument_for(uow: UnitOfWork, symbol: str, venue: str) -> Instrument
                       row["fractional_step"])
 
 
-def overlay_from_row(row: dict) -> Overlay:  # type: ignore[type-arg]
+def overlay_from_row(row: dict) -> Overlay:
     p = row["params"]
     return Overlay(row["overlay_id"], OverlayKind(row["kind"]), Decimal(p.get("amplify", "0")),
                    p.get("persona"), row["applied_at"], row["expires_at"])
