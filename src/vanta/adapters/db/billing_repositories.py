@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from vanta.adapters.db.repositories import Row, _Repo
 from vanta.adapters.db.tables import billing_inbox, fee_ledger, follower_flows, subscriptions
 from vanta.application.ports.billing import BillingConflict
+from vanta.application.ports.uow import Conflict
 
 __all__ = [
     "BillingSubscriptionRepository",
@@ -98,7 +98,7 @@ class FeeLedgerRepository(_Repo):
         unusable on PostgreSQL: the caller leaves it and re-reads in a new one)."""
         try:
             res = await self.conn.execute(insert(fee_ledger).values(**row))
-        except IntegrityError as e:
+        except Conflict as e:  # the engine's translation of the unique-key violation
             raise BillingConflict(f"fee period {row.get('period_label')!r} exists") from e
         pk = res.inserted_primary_key
         return int(pk[0]) if pk else 0
