@@ -5,6 +5,8 @@ other ``test_uow_contract_*`` files."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +19,7 @@ from tests.contract.test_uow_contract_support import (
     at,
     follower_row,
     mo_row,
+    seed_children,
     seed_world,
     tenant_row,
     vault_row,
@@ -298,3 +301,48 @@ async def test_nav_history_up_to_asof_oldest_first(backend: Db) -> None:
                                                        at(20)))
     assert hist == {"FA1": [(at(10), Decimal("100.5")), (at(20), Decimal("110"))],
                     "FA2": [(at(5), Decimal("7"))]}
+
+
+# -- concurrency and refusals ---------------------------------------------------------------------
+
+
+async def test_two_concurrent_compare_and_sets_move_a_child_once(backend: Db) -> None:
+    await seed_world(backend)
+    await seed_children(backend)
+
+    async def move(to: str) -> bool:
+        async with backend.uow() as u:
+            moved = await u.child_orders.update("fo1", expect_state="pending", state=to)
+            await asyncio.sleep(0.01)  # hold the row while the other tries
+            await u.commit()
+            return bool(moved)
+    results = await asyncio.gather(move("sent"), move("cancelled"))
+    assert sorted(results) == [False, True]
+    row = await backend.read(lambda u: u.child_orders.get_unscoped("fo1"))
+    assert row["state"] == ("sent" if results[0] else "cancelled")
+
+
+async def test_concurrent_claims_never_lease_a_row_twice(backend: Db) -> None:
+    await backend.run(lambda u: u.outbox.add_many(
+        "t", [(f"k{i}", {}) for i in range(6)], T0))
+
+    async def claim() -> list[str]:
+        async with backend.uow() as u:
+            rows = await u.outbox.claim_due("t", at(1), 4, timedelta(seconds=30))
+            await asyncio.sleep(0.01)
+            await u.commit()
+            return [r["key"] for r in rows]
+    a, b = await asyncio.gather(claim(), claim())
+    assert not set(a) & set(b)
+    assert len(a) + len(b) <= 6 and max(len(a), len(b)) == 4
+
+
+async def test_refused_writes_other_than_unique_keys_are_not_conflicts(backend: Db) -> None:
+    """A dangling foreign key or a missing NOT NULL column is a bug, not a lost race."""
+    await backend.run(lambda u: u.tenants.add(tenant_row("tnt_a")))
+    for bad in (vault_row("tnt_nope", "V1"),  # no such tenant
+                {k: v for k, v in vault_row("tnt_a", "V2").items() if k != "label"}):
+        with pytest.raises(Exception) as e:  # the driver's own error on SQL
+            await backend.run(lambda u, row=bad: u.vaults.add(row))
+        assert not isinstance(e.value, Conflict)
+    assert await backend.read(lambda u: u.vaults.list("tnt_a")) == []
