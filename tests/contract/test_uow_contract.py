@@ -6,6 +6,8 @@ other ``test_uow_contract_*`` files."""
 from __future__ import annotations
 
 import asyncio
+import inspect
+import typing
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,8 +27,10 @@ from tests.contract.test_uow_contract_support import (
     vault_row,
 )
 from tests.fakes.memory_schema import SCHEMA
+from tests.fakes.uow import MemoryStore, MemoryUnitOfWork
 from vanta.adapters.db.tables import metadata
-from vanta.application.ports.uow import Conflict
+from vanta.application.ports.billing import BillingUnitOfWork
+from vanta.application.ports.uow import Conflict, UnitOfWork
 
 backend, backend_source, sqlite_template, pg_database = (
     support.backend, support.backend_source, support.sqlite_template, support.pg_database)
@@ -146,6 +150,28 @@ def test_the_fake_has_every_table_and_column_of_the_schema() -> None:
         uniques |= {(c.name,) for c in table.columns if c.unique}
         assert set(spec.unique) == uniques, table.name
     assert set(SCHEMA) == {t.name for t in metadata.sorted_tables}
+
+
+def test_the_fake_offers_every_method_of_the_ports_with_the_same_parameters() -> None:
+    """Every repository the two unit-of-work ports name, method by method (mypy agrees the
+    fake satisfies both Protocols; this keeps it so when a port grows)."""
+    uow = MemoryUnitOfWork(MemoryStore())
+    asyncio.run(uow.__aenter__())
+    checked = 0
+    for port in (UnitOfWork, BillingUnitOfWork):
+        for name, prop in vars(port).items():
+            if not isinstance(prop, property):
+                continue
+            repo_port = typing.get_type_hints(prop.fget)["return"]
+            fake = getattr(uow, name)
+            for meth, fn in vars(repo_port).items():
+                if meth.startswith("_") or not callable(fn):
+                    continue
+                want = list(inspect.signature(fn).parameters)
+                got = list(inspect.signature(getattr(type(fake), meth)).parameters)
+                assert got == want, f"{name}.{meth}"
+                checked += 1
+    assert checked > 80  # every repository was reached
 
 
 # -- tenancy --------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,13 +89,22 @@ class MemOutbox(MemRepo):
                                  {"locked_until": None})
 
     async def reschedule_many(self, due: Sequence[tuple[int, datetime]]) -> None:
-        for row_id, at in due:
-            await self.tx.update(self.table, lambda r, i=row_id: r["id"] == i,
+        at_of = dict(due)
+        for row_id, at in at_of.items():
+            await self.tx.update(self.table, _is_row(row_id),
                                  {"available_at": at, "locked_until": None})
 
     async def pending_count(self, topic: str) -> int:
         return sum(1 for _ in self.tx.scan(
             self.table, lambda r: r["topic"] == topic and r["done_at"] is None))
+
+
+def _is_row(row_id: int) -> Callable[[Row], bool]:
+    return lambda r: bool(r["id"] == row_id)
+
+
+def _is_attempt(fo_id: str, attempt_no: int) -> Callable[[Row], bool]:
+    return lambda r: bool(r["fo_id"] == fo_id and r["attempt_no"] == attempt_no)
 
 
 _OUTCOME = ("status_code", "latency_ms", "response_excerpt", "error", "outcome")
@@ -121,9 +130,8 @@ class MemAttempts(MemRepo):
     async def settle_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
         missing = []
         for row in rows:
-            moved = await self.tx.update(
-                self.table, lambda r, k=row: r["fo_id"] == k["fo_id"]
-                and r["attempt_no"] == k["attempt_no"], {c: row[c] for c in _OUTCOME})
+            moved = await self.tx.update(self.table, _is_attempt(row["fo_id"], row["attempt_no"]),
+                                         {c: row[c] for c in _OUTCOME})
             if not moved:
                 missing.append({c: row[c] for c in ("fo_id", "attempt_no", "started_at",
                                                      *_OUTCOME)})
