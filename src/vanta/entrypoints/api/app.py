@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -28,7 +26,7 @@ from vanta.application.manager_orders import (
 from vanta.application.overlays import revert_expired
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
-from vanta.entrypoints.api import problems
+from vanta.entrypoints.api import jsonbody, problems
 from vanta.entrypoints.api.access import require_vault, visible_children, visible_vaults
 from vanta.entrypoints.api.auth import BEARER_SECURITY, PlainRoute, authorize, require
 from vanta.entrypoints.api.idempotency import IdempotencyMiddleware
@@ -54,20 +52,13 @@ from vanta.entrypoints.api.schemas import (
     body_schema,
 )
 
-MAX_BODY_BYTES = 64 * 1024
 # An order's answer (POST and GET) lists its children up to this many; one list size for both.
 ORDER_CHILDREN_LIMIT = 100_000
 
 
 async def read_json(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiProblem(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
-    try:
-        # Decimals, not floats: 0.1 stays 0.1 all the way to sizing.
-        return json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiProblem(400, "malformed_json", "the body is not valid JSON") from None
+    """Every JSON body is decoded by jsonbody (size, depth and duplicate-key rules)."""
+    return await jsonbody.read_json(request)
 
 
 def parse_since(since: object) -> datetime | None:
