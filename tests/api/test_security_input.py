@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from tests.api.conftest import Api
+from vanta.config import Settings
 from vanta.entrypoints.api.jsonbody import MAX_DEPTH, decode, nesting_depth
 from vanta.entrypoints.api.problems import ApiProblem
+from vanta.entrypoints.cli.commands import ingest
 
 ORDER = {"id": "M-1", "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": 10,
          "ref_price": 100}
@@ -155,3 +159,19 @@ async def test_other_routes_keep_the_64_kib_cap(api: Api) -> None:
     r = await api.client.post("/v1/manager-orders", headers={**api.auth(), **JSON},
                               content=body)
     _problem(r, 413, "body_too_large")
+
+
+# --- the CLI's order file goes through the same decoder -------------------------------------
+
+@pytest.mark.parametrize(("content", "code"), [
+    (b'[{"id": "M-1", "qty": 0, "qty": 1}]', "duplicate_json_key"),
+    (b"[" * 10_000 + b"]" * 10_000, "json_too_deep"),
+])
+async def test_ingest_refuses_the_same_bodies(tmp_path: Path, content: bytes,
+                                              code: str) -> None:
+    queue = tmp_path / "autotrade_queue.json"
+    queue.write_bytes(content)
+    console = Console(record=True, width=200)
+    assert await ingest(Settings(data_dir=tmp_path / "data"), queue, "t1", console) == 2
+    assert code in console.export_text()
+    assert not (tmp_path / "data").exists()  # refused before anything was opened
