@@ -29,6 +29,8 @@ from vanta.bootstrap import Container
 from vanta.entrypoints.api import jsonbody, problems
 from vanta.entrypoints.api.access import require_vault, visible_children, visible_vaults
 from vanta.entrypoints.api.auth import BEARER_SECURITY, PlainRoute, authorize, require
+from vanta.entrypoints.api.client_address import ClientAddressMiddleware, TrustedProxies
+from vanta.entrypoints.api.header_limit import HeaderLimitMiddleware
 from vanta.entrypoints.api.idempotency import IdempotencyMiddleware
 from vanta.entrypoints.api.pagination import cursor_key, decode, encode_key, page
 from vanta.entrypoints.api.problems import ApiProblem
@@ -139,14 +141,17 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         scope.setdefault("state", {})["verified_token"] = (token, p)
         return f"{p.tenant_id}:{p.subject}"
 
-    # Outermost first: request log, then rate limit, then idempotency (replays still count).
+    # Outermost first: client address, request log, header limit, rate limit, then
+    # idempotency (replays still count).
     app.add_middleware(IdempotencyMiddleware, store=store, resolve_principal=principal_key,
                        ttl_s=st.idempotency_ttl_seconds)
     app.add_middleware(RateLimitMiddleware, store=store, resolve_principal=principal_key,
                        policy=RateLimitPolicy(limit=st.rate_limit_per_minute, window_s=60,
-                                              burst=st.rate_limit_burst),
-                       trust_forwarded=st.trust_forwarded_for)
+                                              burst=st.rate_limit_burst))
+    app.add_middleware(HeaderLimitMiddleware)  # before any token in a header is parsed
     app.add_middleware(RequestLogMiddleware, batcher=batcher)
+    app.add_middleware(ClientAddressMiddleware,
+                       trusted=TrustedProxies.parse(st.trusted_proxies))
     problems.install(app)
 
     @app.get("/healthz", tags=["ops"])
