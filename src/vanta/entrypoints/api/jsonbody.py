@@ -47,19 +47,22 @@ class _DuplicateKey(ValueError):
         self.key = key
 
 
-def nesting_depth(text: str, limit: int = MAX_DEPTH) -> int:
-    """How deep arrays and objects nest in ``text``, counting up to ``limit + 1`` at most.
+def nesting_depth(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """How deep arrays and objects nest in ``text``, counting up to ``limit + 1`` at most;
+    None when the brackets do not balance (not JSON).
 
     Each pass removes every empty ``[]``/``{}`` pair, i.e. the innermost level, so the number
-    of passes is the depth; no recursion, and at most ``limit + 1`` passes. Unbalanced text
-    stops early (the decoder reports it).
+    of passes is the depth; no recursion, and at most ``limit + 1`` passes. A run of more
+    than ``limit`` opening brackets (the usual ``[[[[…``) is answered without any pass.
     """
     skeleton = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if re.search(f"[\\[{{]{{{limit + 1}}}", skeleton):
+        return limit + 1
     depth = 0
     while skeleton and depth <= limit:
         shorter = _EMPTY_PAIR.sub("", skeleton)
         if len(shorter) == len(skeleton):
-            break  # unbalanced brackets: not JSON, json.loads says where
+            return None  # brackets that never pair up
         skeleton = shorter
         depth += 1
     return depth
@@ -88,7 +91,10 @@ def decode(raw: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiProblem(400, "malformed_json", "the body is not UTF-8 JSON") from None
-    if nesting_depth(text, max_depth) > max_depth:
+    depth = nesting_depth(text, max_depth)
+    if depth is None:
+        raise ApiProblem(400, "malformed_json", "the body is not valid JSON")
+    if depth > max_depth:
         raise ApiProblem(400, "json_too_deep",
                          f"arrays and objects nest deeper than {max_depth} levels",
                          max_depth=max_depth)
