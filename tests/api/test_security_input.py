@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,24 @@ async def test_ingest_refuses_the_same_bodies(tmp_path: Path, content: bytes,
     assert await ingest(Settings(data_dir=tmp_path / "data"), queue, "t1", console) == 2
     assert code in console.export_text()
     assert not (tmp_path / "data").exists()  # refused before anything was opened
+
+
+async def test_an_oversized_body_is_not_read_to_the_end(api: Api) -> None:
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:  # chunked: no Content-Length to go by
+        nonlocal sent
+        for _ in range(1000):
+            sent += 1
+            yield b" " * 16 * 1024
+
+    r = await api.client.post("/v1/invitations/some-token/accept", content=body(),
+                              headers=JSON)
+    _problem(r, 413, "body_too_large")
+    assert sent < 10  # 64 KiB is four chunks and a bit; the other 15 MiB were never read
+
+
+async def test_a_declared_oversized_body_is_refused_up_front(api: Api) -> None:
+    r = await api.client.post("/v1/invitations/some-token/accept", headers=JSON,
+                              content=b"{}" + b" " * (64 * 1024))
+    _problem(r, 413, "body_too_large")

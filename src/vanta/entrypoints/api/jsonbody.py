@@ -83,10 +83,14 @@ def _constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
+def _too_large(max_bytes: int) -> ApiProblem:
+    return ApiProblem(413, "body_too_large", f"the body exceeds {max_bytes} bytes")
+
+
 def decode(raw: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_DEPTH) -> Any:
     """Decode a request body under the module's rules; refusals are :class:`ApiProblem`."""
     if len(raw) > max_bytes:
-        raise ApiProblem(413, "body_too_large", f"the body exceeds {max_bytes} bytes")
+        raise _too_large(max_bytes)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -111,5 +115,18 @@ def decode(raw: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_
 
 
 async def read_json(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> Any:
-    """The request's body, decoded by :func:`decode`."""
-    return decode(await request.body(), max_bytes=max_bytes)
+    """The request's body, decoded by :func:`decode`. The body is read only up to the cap:
+    a larger one is refused without being held in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # the cached body, if something read it already
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    request._body = raw  # as Request.body() caches it, for any later reader
+    return decode(raw, max_bytes=max_bytes)
