@@ -6,7 +6,7 @@
 
 Processes, all on 127.0.0.1 and all stopped at the end (also on errors and SIGTERM):
 * ``bench/fanout_receiver.py``: one aiohttp receiver; follower ``k`` posts to ``/hooks/k``.
-  It verifies both signatures of every request with ``vanta.webhooks.verify`` and records the
+  It verifies both signatures of every request with ``vanta.receiving.verify`` and records the
   arrival time of each ``webhook-id``;
 * embedded profile: ``vanta serve`` with its in-process dispatcher over SQLite;
 * production profile, when ``vanta worker`` exists and PostgreSQL (127.0.0.1:5432), Redis and

@@ -141,7 +141,7 @@ async def test_redeliver_takes_the_documented_10000_ids(api: Api) -> None:
     r = await api.client.post("/v1/dead-letters/redeliver", headers={**api.auth(), **JSON},
                               content=body)
     assert r.status_code == 200, r.text
-    assert r.json() == {"requeued": []}
+    assert r.json()["requeued"] == []  # none of them is a dead letter
 
 
 async def test_redeliver_refuses_10001_ids(api: Api) -> None:

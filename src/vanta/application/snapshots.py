@@ -1,12 +1,15 @@
-"""Building the one snapshot each manager order is sized on."""
+"""Building the one snapshot each manager order is sized on, and narrowing it to what one
+caller may see."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.application.principal import Principal
 from vanta.domain.followers import FollowerSpec, ScaleMode
 from vanta.domain.ids import FollowerId
 from vanta.domain.mirroring import Snapshot
@@ -68,3 +71,34 @@ async def build_snapshot(uow: SqlUnitOfWork, order: ManagerOrder,
         manager_position=await uow.manager_orders.net_position(order.vault_id, order.symbol),
         navs=await follower_navs(uow, specs, at), overlay=effect_of(overlays, at),
     )
+
+
+# The parts of a snapshot (as stored or as sent in an event) keyed by follower id.
+_PER_FOLLOWER_MAPS = ("positions", "navs")
+
+
+def narrow_snapshot(p: Principal, snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The snapshot as ``p`` may see it: every per-follower entry (positions, NAV states,
+    stored follower settings) of a follower ``p`` may not see is removed. The vault-wide
+    parts (price, the manager's NAV and position, overlay, instrument) stay: whoever may see
+    the order may see its vault. The one place a snapshot is narrowed; every answer or event
+    that carries a snapshot goes through it."""
+    out = dict(snapshot)
+    if p.follower_id is None:
+        return out
+    for key in _PER_FOLLOWER_MAPS:
+        if isinstance(out.get(key), Mapping):
+            out[key] = {k: v for k, v in out[key].items() if p.may_see_follower(k)}
+    if isinstance(out.get("followers"), list):
+        out["followers"] = [f for f in out["followers"]
+                            if isinstance(f, Mapping)
+                            and p.may_see_follower(str(f.get("follower_id")))]
+    return out
+
+
+def narrow_payload(p: Principal, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """An event payload with any snapshot in it narrowed for ``p``."""
+    out = dict(payload)
+    if isinstance(out.get("snapshot"), Mapping):
+        out["snapshot"] = narrow_snapshot(p, out["snapshot"])
+    return out

@@ -1,5 +1,5 @@
 """The paper venue over HTTP: a :class:`~vanta.application.brokers.BrokerGateway` for one
-account of a ``vanta paper venue`` process (:mod:`vanta.adapters.brokers.paper_venue`).
+account of a ``vanta paper venue`` process (:mod:`vanta.devpeers.paper_venue`).
 
 Only translation, like the other HTTP adapters:
 

@@ -352,10 +352,17 @@ class ChildOrderRepository(_Repo):
             .group_by(follower_orders.c.mo_id))
         return {r["mo_id"]: int(r["n"]) for r in rows}
 
-    async def dead_letters(self, tenant_id: str, *, since: datetime | None,
-                           limit: int) -> list[Row]:
+    async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
+                           vault_ids: Iterable[str] | None = None,
+                           follower_id: str | None = None) -> list[Row]:
+        """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query so a
+        narrowed caller's page is full and nothing outside it is ever read."""
         stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id,
                                              follower_orders.c.state == "dlq")
+        if vault_ids is not None:
+            stmt = stmt.where(follower_orders.c.vault_id.in_(list(vault_ids)))
+        if follower_id is not None:
+            stmt = stmt.where(follower_orders.c.follower_id == follower_id)
         if since is not None:
             stmt = stmt.where(follower_orders.c.dead_lettered_at >= since)
         return await self._all(stmt.order_by(follower_orders.c.dead_lettered_at,

@@ -27,7 +27,14 @@ from vanta.application.overlays import revert_expired
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
 from vanta.entrypoints.api import jsonbody, problems
-from vanta.entrypoints.api.access import require_vault, visible_children, visible_vaults
+from vanta.entrypoints.api.access import (
+    order_not_found,
+    require_vault,
+    vault_not_found,
+    visible_children,
+    visible_order,
+    visible_vaults,
+)
 from vanta.entrypoints.api.auth import BEARER_SECURITY, PlainRoute, authorize, require
 from vanta.entrypoints.api.client_address import ClientAddressMiddleware, TrustedProxies
 from vanta.entrypoints.api.header_limit import HeaderLimitMiddleware
@@ -211,7 +218,10 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         async with container.uow(readonly=True) as uow:
             row = await uow.vaults.get(p.tenant_id, vault_id)
             if row is None:
-                raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
+                raise vault_not_found(vault_id)
+            if p.follower_id is not None:
+                # a follower sees its own place in the vault, not the size of everyone's book
+                return vault_json(row)
             followers = await uow.followers.list_for_vault(p.tenant_id, vault_id)
         return {**vault_json(row), "follower_count": len(followers)}
 
@@ -265,8 +275,9 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
                                                    mo_id=order.mo_id, since=None,
                                                    limit=ORDER_CHILDREN_LIMIT)
         assert row is not None
+        shown = visible_children(p, await visible_vaults(container, p), children)
         body = {**order_json(row), "created": result.created,
-                "children": [child_json(c) for c in children]}
+                "children": [child_json(c) for c in shown]}
         return JSONResponse(body, status_code=201 if result.created else 200)
 
     @app.get("/v1/manager-orders", tags=["orders"])
@@ -279,7 +290,9 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
             rows = await uow.manager_orders.list(p.tenant_id, parse_since(since), limit + 1,
                                                  vault_id=vault_id, after=decode(cursor),
                                                  vault_ids=vaults)
-        return page(rows, limit, "mo_id", [order_json(r) for r in rows])
+        # the cursor follows the rows read, so hiding one never ends the listing early
+        return page(rows, limit, "mo_id",
+                    [order_json(r) for r in rows[:limit] if visible_order(p, vaults, r)])
 
     @app.get("/v1/manager-orders/{mo_id}", tags=["orders"])
     async def get_manager_order(mo_id: str,
@@ -287,8 +300,8 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         vaults = await visible_vaults(container, p)
         async with container.uow(readonly=True) as uow:
             row = await uow.manager_orders.get(p.tenant_id, mo_id)
-            if row is None or (vaults is not None and row["vault_id"] not in vaults):
-                raise ApiProblem(404, "manager_order_not_found", f"order {mo_id} not found")
+            if row is None or not visible_order(p, vaults, row):
+                raise order_not_found(mo_id)
             children = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
                                                    since=None, limit=ORDER_CHILDREN_LIMIT)
         return {**order_json(row),

@@ -29,13 +29,6 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from vanta.adapters.billing.btcpay import SIGNATURE_HEADER as BTCPAY_SIGNATURE_HEADER
-from vanta.adapters.billing.errors import (
-    BillingAuthFailed,
-    BillingError,
-    BillingEventRejected,
-    BillingRejected,
-    BillingUnavailable,
-)
 from vanta.application.billing import (
     BillingProviders,
     ProviderNotConfigured,
@@ -45,8 +38,16 @@ from vanta.application.billing import (
 )
 from vanta.application.clock import Clock, utcnow
 from vanta.application.fees_service import close_fee_period, fee_ledger, record_flow
+from vanta.application.ports.billing import (
+    BillingAuthFailed,
+    BillingError,
+    BillingEventRejected,
+    BillingRejected,
+    BillingUnavailable,
+)
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
+from vanta.bootstrap_billing import build_billing_providers
 from vanta.entrypoints.api.access import load_follower
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.problems import ApiProblem
@@ -106,8 +107,7 @@ def build_router(container: Container, read_json: Callable[[Request], Awaitable[
     """``providers`` defaults to what ``container.settings`` configures; the router closes
     the providers it built itself when the application shuts down."""
     owned = providers is None
-    prov = providers if providers is not None else \
-        BillingProviders.from_settings(container.settings)
+    prov = providers if providers is not None else build_billing_providers(container.settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

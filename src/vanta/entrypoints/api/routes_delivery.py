@@ -15,7 +15,7 @@ from vanta.application.principal import Principal
 from vanta.bootstrap import Container
 from vanta.domain.errors import ValidationFailed
 from vanta.entrypoints.api import jsonbody
-from vanta.entrypoints.api.access import load_follower, visible_children, visible_vaults
+from vanta.entrypoints.api.access import load_follower, visible_vaults
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.render import child_json
 from vanta.entrypoints.api.schemas import REDELIVER_SCHEMA, ROTATE_SCHEMA, body_schema
@@ -34,8 +34,9 @@ def build_router(container: Container, read_json: Callable[[Request], Awaitable[
                            limit: Annotated[int, Query(ge=1, le=1000)] = 100
                            ) -> dict[str, Any]:
         rows = await list_dead_letters(container.uow(), tenant_id=p.tenant_id,
-                                       since=parse_since(since), limit=limit)
-        rows = visible_children(p, await visible_vaults(container, p), rows)
+                                       since=parse_since(since), limit=limit,
+                                       vault_ids=await visible_vaults(container, p),
+                                       follower_id=p.follower_id)
         return {"queue": "mirror_dispatch_dlx",
                 "data": [{**child_json(x), "dead_lettered_at": x["dead_lettered_at"]
                           and x["dead_lettered_at"].isoformat()} for x in rows]}
@@ -57,10 +58,13 @@ def build_router(container: Container, read_json: Callable[[Request], Awaitable[
                                    field="fo_ids")
         since = parse_since(raw["since"]) if "since" in raw else None
         done = await redeliver(container.uow(), tenant_id=p.tenant_id, fo_ids=ids,
-                               since=since, actor=p.subject)
-        if done:
+                               since=since, actor=p.subject,
+                               vault_ids=await visible_vaults(container, p),
+                               follower_id=p.follower_id)
+        if done.requeued:
             container.outbox_written.set()
-        return {"requeued": done}
+        # a child outside the caller's vaults or follower is reported like an unknown id
+        return {"requeued": done.requeued, "not_found": done.not_found}
 
     @r.post("/v1/followers/{follower_id}/webhook/rotate-secret", tags=["followers"],
             openapi_extra=body_schema(ROTATE_SCHEMA))

@@ -17,10 +17,11 @@ from vanta.adapters.identity.token_exchange import (
     exchange_code,
 )
 from vanta.application.principal import Principal
+from vanta.application.snapshots import narrow_payload
 from vanta.application.tenancy import accept_invitation, invite, tenant_entitlements
 from vanta.bootstrap import Container
 from vanta.domain.entitlements import Feature, decide
-from vanta.entrypoints.api.access import visible_vaults
+from vanta.entrypoints.api.access import visible_order, visible_vaults
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.schemas import INVITE_SCHEMA, TOKEN_SCHEMA, body_schema
@@ -151,9 +152,11 @@ async def _events(container: Container, p: Principal, vaults: frozenset[str] | N
         for row in rows:
             after = int(row["seq"])
             if row["seq"] in visible:
+                # a manager order's snapshot lists every follower's holdings: narrowed
+                payload = narrow_payload(p, row["payload"])
                 yield {"id": str(row["seq"]), "event": row["entity"],
                        "data": json.dumps({"action": row["action"], "id": row["entity_id"],
-                                           "ts": row["ts"], **row["payload"]}, default=str)}
+                                           "ts": row["ts"], **payload}, default=str)}
         if not rows and (not follow or await request.is_disconnected()):
             return
         if not rows:
@@ -168,7 +171,7 @@ async def _visible(uow: Any, p: Principal, vaults: frozenset[str] | None,
     for r in rows:
         if r["entity"] == "manager_order":
             mo = await uow.manager_orders.get(p.tenant_id, r["entity_id"])
-            ok = mo is not None and (vaults is None or mo["vault_id"] in vaults)
+            ok = visible_order(p, vaults, mo)
         else:
             child = await uow.child_orders.get(p.tenant_id, r["entity_id"])
             ok = child is not None and (vaults is None or child["vault_id"] in vaults) and \

@@ -29,10 +29,10 @@ from vanta.application.seed import (
 from vanta.application.tenancy import grant_plan, tenant_entitlements
 from vanta.bootstrap import build
 from vanta.config import Settings
+from vanta.devpeers import receiver as receiver_mod
 from vanta.domain.audit import verify_chain
 from vanta.domain.entitlements import can_add_vault
 from vanta.domain.errors import DomainError
-from vanta.entrypoints import receiver as receiver_mod
 from vanta.entrypoints.api import jsonbody
 from vanta.entrypoints.api.app import run_scheduler
 from vanta.entrypoints.api.problems import ApiProblem
@@ -249,7 +249,7 @@ async def dlq_redeliver(s: Settings, tenant_id: str, fo_ids: list[str] | None,
     done = await redeliver(c.uow(), tenant_id=tenant_id, fo_ids=fo_ids, since=_since(since),
                            actor="cli")
     await c.close()
-    return len(done)
+    return len(done.requeued)
 
 
 def stop_on_signals() -> asyncio.Event:

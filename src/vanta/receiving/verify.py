@@ -1,6 +1,6 @@
 """Receiver-side verification of Vanta webhook deliveries.
 
-Standalone on purpose: imports nothing from ``vanta`` outside ``vanta.webhooks`` so a receiver
+Standalone on purpose: imports nothing from ``vanta`` outside ``vanta.receiving`` so a receiver
 can vendor or install just this package. Two schemes are checked:
 
 * Vanta: ``X-Vanta-Timestamp`` + ``X-Vanta-Signature: sha256=<hex>``, HMAC-SHA256 over

@@ -30,16 +30,15 @@ Things worth knowing:
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from vanta.adapters.brokers import _http
+from vanta.adapters.brokers.ccxt_venue import coinbase
+from vanta.adapters.brokers.ccxt_venue.errors import LOGGER, install_status_policy, map_error
 from vanta.application.brokers import (
     TERMINAL_ORDER_STATUSES,
     BrokerAck,
-    BrokerAuthFailed,
     BrokerError,
     BrokerOrder,
     BrokerRejected,
@@ -47,50 +46,14 @@ from vanta.application.brokers import (
     Fill,
     OrderNotFound,
     OrderReport,
-    OrderStatus,
 )
 from vanta.application.clock import Clock, utcnow
-from vanta.domain.orders import Side, TimeInForce
 
 if TYPE_CHECKING:
     import ccxt.async_support as ccxt_async
 
 SUPPORTED_EXCHANGES = frozenset({"coinbase"})
-_SECRET_HEADER_WORDS = ("auth", "key", "secret", "sign", "token", "passphrase", "cookie")
 _MAX_PAGES = 50
-
-_COINBASE_STATUS: dict[str, OrderStatus] = {
-    "PENDING": OrderStatus.PENDING,
-    "QUEUED": OrderStatus.PENDING,
-    "UNKNOWN_ORDER_STATUS": OrderStatus.PENDING,
-    "OPEN": OrderStatus.NEW,
-    "CANCEL_QUEUED": OrderStatus.NEW,
-    "EDIT_QUEUED": OrderStatus.NEW,
-    "FILLED": OrderStatus.FILLED,
-    "CANCELLED": OrderStatus.CANCELED,
-    "EXPIRED": OrderStatus.EXPIRED,
-    "FAILED": OrderStatus.REJECTED,
-}
-
-
-class _RedactHeaders(logging.Filter):
-    """Blank out credential-bearing header values in ccxt's DEBUG request/response lines."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(_redact(a) for a in record.args)
-        return True
-
-
-def _redact(value: object) -> object:
-    if isinstance(value, Mapping):
-        return {k: ("<redacted>" if any(w in str(k).lower() for w in _SECRET_HEADER_WORDS)
-                    else v) for k, v in value.items()}
-    return value
-
-
-_LOGGER = logging.getLogger("vanta.adapters.brokers.ccxt")
-_LOGGER.addFilter(_RedactHeaders())
 
 
 class CcxtBroker:
@@ -107,8 +70,8 @@ class CcxtBroker:
         self._quote = quote_currency.upper()
         self._clock = clock
         self._order_ids: dict[str, str] = {}
-        exchange.logger = _LOGGER
-        _install_status_policy(exchange)
+        exchange.logger = LOGGER
+        install_status_policy(exchange)
 
     @classmethod
     def coinbase(cls, api_key: str, api_secret: str, *, api_url: str | None = None,
@@ -146,11 +109,11 @@ class CcxtBroker:
             await self._markets()
             created = await self._ex.create_order(
                 symbol, order.order_type, order.side.value, _http.plain(order.qty), price,
-                self._order_params(order))
+                coinbase.order_params(order))
         except ccxt_async.DuplicateOrderId:
             order_id = await self._order_id(order.client_order_id)
         except Exception as e:
-            mapped = _map(e, submitting=True)
+            mapped = map_error(e, submitting=True)
             if not isinstance(mapped, BrokerRejected):
                 raise mapped from e
             # a refusal may be the venue's way of saying "that client id exists": look first
@@ -166,28 +129,28 @@ class CcxtBroker:
         self._order_ids[order.client_order_id] = order_id
         info = await self._fetch_order_info(order_id, symbol)
         _http.check_same(order, symbol=None, side=_http.side_of(info.get("side")),
-                         qty=self._order_qty(info), venue=self._ex.id)
+                         qty=coinbase.order_qty(info), venue=self._ex.id)
         if info.get("product_id") not in (None, self._market_id(symbol)):
             raise BrokerRejected(f"{self._ex.id}: client order id {order.client_order_id} "
                                  "already names a different order",
                                  code="client_order_id_conflict")
         return BrokerAck(client_order_id=order.client_order_id, broker_order_id=order_id,
-                         status=self._status(info),
+                         status=coinbase.status(info),
                          submitted_at=_http.parse_ts(info.get("created_time")))
 
     async def cancel(self, client_order_id: str) -> None:
         order_id = await self._order_id(client_order_id)
         info = await self._fetch_order_info(order_id, None)
-        if self._status(info) in TERMINAL_ORDER_STATUSES:
+        if coinbase.status(info) in TERMINAL_ORDER_STATUSES:
             return
         try:
             await self._ex.cancel_order(order_id)
         except Exception as e:
-            mapped = _map(e, submitting=True)
+            mapped = map_error(e, submitting=True)
             if isinstance(mapped, BrokerUnavailable):
                 raise mapped from e
             again = await self._fetch_order_info(order_id, None)
-            if self._status(again) in TERMINAL_ORDER_STATUSES:
+            if coinbase.status(again) in TERMINAL_ORDER_STATUSES:
                 return
             raise BrokerRejected(f"{self._ex.id}: cancel refused: {mapped.reason}",
                                  code=mapped.code) from e
@@ -197,7 +160,7 @@ class CcxtBroker:
         info = await self._fetch_order_info(order_id, None)
         fills = await self._fills(order_id)
         filled = _http.dec0(info.get("filled_size"))
-        qty = self._order_qty(info) or filled
+        qty = coinbase.order_qty(info) or filled
         avg = _http.dec(info.get("average_filled_price")) if filled > 0 else None
         side = _http.side_of(info.get("side"))
         if side is None:
@@ -205,8 +168,8 @@ class CcxtBroker:
         return OrderReport(
             client_order_id=client_order_id, broker_order_id=order_id,
             symbol=self._unified(str(info.get("product_id") or info.get("symbol") or "")),
-            side=side, status=self._status(info), qty=qty, filled_qty=filled, avg_price=avg,
-            fills=tuple(fills), reason=_reason(info))
+            side=side, status=coinbase.status(info), qty=qty, filled_qty=filled, avg_price=avg,
+            fills=tuple(fills), reason=coinbase.reason(info))
 
     async def positions(self) -> dict[str, Decimal]:
         balances = await self._balances()
@@ -243,30 +206,6 @@ class CcxtBroker:
         market = (self._ex.markets or {}).get(symbol)
         return str(market["id"]) if market else symbol.replace("/", "-")
 
-    @staticmethod
-    def _order_params(order: BrokerOrder) -> dict[str, Any]:
-        """Coinbase's own request fields; ccxt merges them over the body it built."""
-        size = _http.plain(order.qty)
-        if order.limit_price is None:
-            key = "market_market_fok" if order.tif is TimeInForce.FOK else "market_market_ioc"
-            config: dict[str, Any] = {key: {"base_size": size}}
-        else:
-            limit = _http.plain(order.limit_price)
-            if order.tif is TimeInForce.IOC:
-                config = {"sor_limit_ioc": {"base_size": size, "limit_price": limit}}
-            elif order.tif is TimeInForce.FOK:
-                config = {"limit_limit_fok": {"base_size": size, "limit_price": limit}}
-            else:
-                config = {"limit_limit_gtc": {"base_size": size, "limit_price": limit,
-                                              "post_only": False}}
-        params: dict[str, Any] = {"client_order_id": order.client_order_id,
-                                  "order_configuration": config}
-        if order.limit_price is None and order.side is Side.BUY:
-            # ccxt option (not sent): without it ccxt insists on a price to compute a quote
-            # size; the explicit base_size configuration above replaces ccxt's anyway.
-            params["createMarketBuyOrderRequiresPrice"] = False
-        return params
-
     async def _order_id(self, client_order_id: str) -> str:
         known = self._order_ids.get(client_order_id)
         if known is not None:
@@ -285,7 +224,7 @@ class CcxtBroker:
                 if not cursor:
                     break
         except Exception as e:
-            raise _map(e, submitting=False) from e
+            raise map_error(e, submitting=False) from e
         raise OrderNotFound(f"{self._ex.id}: no order with client order id {client_order_id}")
 
     async def _fetch_order_info(self, order_id: str, symbol: str | None) -> dict[str, Any]:
@@ -293,7 +232,7 @@ class CcxtBroker:
             await self._markets()
             fetched = await self._ex.fetch_order(order_id, symbol)
         except Exception as e:
-            raise _map(e, submitting=False) from e
+            raise map_error(e, submitting=False) from e
         return dict(fetched.get("info") or {})
 
     async def _fills(self, order_id: str) -> list[Fill]:
@@ -314,7 +253,7 @@ class CcxtBroker:
                 if not cursor:
                     break
         except Exception as e:
-            raise _map(e, submitting=False) from e
+            raise map_error(e, submitting=False) from e
         return sorted(fills.values(), key=lambda f: (f.ts, f.trade_id))
 
     def _fill(self, trade: dict[str, Any]) -> Fill:
@@ -329,28 +268,13 @@ class CcxtBroker:
             raise BrokerError(f"{self._ex.id}: malformed trade {trade.get('id')}")
         return Fill(trade_id=str(trade_id), qty=size, price=price, ts=ts or self._clock())
 
-    @staticmethod
-    def _order_qty(info: dict[str, Any]) -> Decimal | None:
-        for config in (info.get("order_configuration") or {}).values():
-            if isinstance(config, dict) and config.get("base_size") is not None:
-                return _http.dec(config["base_size"])
-        return None
-
-    @staticmethod
-    def _status(info: dict[str, Any]) -> OrderStatus:
-        status = _COINBASE_STATUS.get(str(info.get("status", "")).upper(), OrderStatus.PENDING)
-        filled = _http.dec0(info.get("filled_size"))
-        if status in (OrderStatus.NEW, OrderStatus.PENDING) and filled > 0:
-            return OrderStatus.PARTIALLY_FILLED
-        return status
-
     async def _balances(self) -> dict[str, Decimal]:
         try:
             await self._markets()
             # the Advanced Trade accounts endpoint (v3), not the v2 wallet API
             balance = await self._ex.fetch_balance({"v3": True})
         except Exception as e:
-            raise _map(e, submitting=False) from e
+            raise map_error(e, submitting=False) from e
         accounts = (balance.get("info") or {}).get("accounts")
         if not isinstance(accounts, list):
             raise BrokerError(f"{self._ex.id}: balance answer without accounts")
@@ -366,7 +290,7 @@ class CcxtBroker:
         try:
             ticker = await self._ex.fetch_ticker(symbol)
         except Exception as e:
-            raise _map(e, submitting=False) from e
+            raise map_error(e, submitting=False) from e
         info = ticker.get("info") or {}
         price = _http.dec(info.get("price")) if isinstance(info, dict) else None
         price = price or _http.dec(ticker.get("last"))
@@ -375,53 +299,3 @@ class CcxtBroker:
         return price
 
 
-def _reason(info: dict[str, Any]) -> str | None:
-    for key in ("reject_message", "reject_reason", "cancel_message"):
-        value = info.get(key)
-        if value and value not in ("UNKNOWN_REJECT_REASON", "REJECT_REASON_UNSPECIFIED"):
-            return f"coinbase: {value}"
-    return None
-
-
-def _install_status_policy(exchange: Any) -> None:
-    """5xx and 429 are always transient, and a 404 on one order is OrderNotFound, whatever the
-    body says (ccxt would otherwise map some JSON bodies to a generic ExchangeError)."""
-    import ccxt.async_support as ccxt_async
-
-    original = exchange.handle_errors
-
-    def handle_errors(code: int, reason: str, url: str, method: str, headers: Any, body: Any,
-                      response: Any, request_headers: Any, request_body: Any) -> Any:
-        where = f"{exchange.id} {method} {url.split('?')[0]}"
-        if code == 429:
-            raise ccxt_async.RateLimitExceeded(f"{where} {code} {reason}")
-        if code >= 500:
-            raise ccxt_async.ExchangeNotAvailable(f"{where} {code} {reason}")
-        if code == 404 and "/orders/historical/" in url and "/batch" not in url \
-                and "/fills" not in url:
-            raise ccxt_async.OrderNotFound(f"{where} {code} order not found")
-        return original(code, reason, url, method, headers, body, response, request_headers,
-                        request_body)
-
-    exchange.handle_errors = handle_errors
-
-
-def _map(error: Exception, *, submitting: bool) -> BrokerError:
-    """ccxt's exception tree onto ours."""
-    import ccxt.async_support as ccxt_async
-
-    message = str(error)[:300] or type(error).__name__
-    if isinstance(error, BrokerError):
-        return error
-    if isinstance(error, ccxt_async.AuthenticationError):
-        return BrokerAuthFailed(message, code=type(error).__name__)
-    if isinstance(error, ccxt_async.OrderNotFound):
-        return OrderNotFound(message, code="not_found")
-    if isinstance(error, ccxt_async.NetworkError):
-        return BrokerUnavailable(message, code=type(error).__name__)
-    if isinstance(error, (ccxt_async.InsufficientFunds, ccxt_async.InvalidOrder,
-                          ccxt_async.BadRequest, ccxt_async.BadSymbol)):
-        return BrokerRejected(message, code=type(error).__name__)
-    if isinstance(error, ccxt_async.ExchangeError) and submitting:
-        return BrokerRejected(message, code=type(error).__name__)
-    return BrokerError(message, code=type(error).__name__)

@@ -2,7 +2,7 @@
 ``webhook-id`` once. ``vanta demo`` and the end-to-end tests use it; it is also a worked
 example of what an integrator's endpoint should do.
 
-Run standalone: ``python -m vanta.entrypoints.receiver --port 0 --port-file PATH``.
+Run standalone: ``python -m vanta.devpeers.receiver --port 0 --port-file PATH``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vanta.webhooks import WebhookVerificationError, verify
+from vanta.receiving import WebhookVerificationError, verify
 
 
 @dataclass
