@@ -1,0 +1,194 @@
+"""Billing fakes: the Stripe-side and BTCPay-side providers and webhook verifiers.
+
+* :class:`FakeStripe` (:class:`~vanta.application.ports.billing.StripeBilling`): checkout
+  sessions, subscriptions, plan changes and fee invoices in memory; ``complete_checkout``
+  plays the customer paying. Requests with an ``idempotency_key`` already used return the
+  first answer, as Stripe replays them.
+* :class:`FakeBtcpay` (:class:`~vanta.application.ports.billing.BtcpayInvoicing`): invoices
+  in memory; a live invoice for an ``order_id`` is reused, as the port promises.
+* :class:`FakeVerifier` (:class:`~vanta.application.ports.billing.WebhookVerifier`), one per
+  provider: ``sign(event)`` returns a body and signature for a provider-neutral
+  :class:`InboundEvent`, and ``verify`` gives that event back, or refuses with the port's
+  reasons: ``missing_signature``, ``bad_signature`` (checked before anything is parsed),
+  ``malformed`` (a body it never signed) and ``stale`` (signed with ``stale=True``).
+
+Both providers record their calls and take scripted failures (``fail_next``) so the retry and
+error paths (``BillingUnavailable``, ``BillingAuthFailed``, ``BillingRejected``) can be
+driven. Nothing here is Stripe or BTCPay; the real adapters are tested against simulators in
+``tests/integration``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from vanta.application.ports.billing import BillingError, BillingEventRejected, BillingRejected
+from vanta.application.ports.billing_facts import (
+    FeeInvoice,
+    InboundEvent,
+    SubscriptionSnapshot,
+)
+from vanta.application.ports.clock import Clock, utcnow
+from vanta.domain.subscriptions import SubscriptionStatus
+
+__all__ = ["FakeBtcpay", "FakeStripe", "FakeVerifier"]
+
+_ids = itertools.count(1)
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_fake{next(_ids):06d}"
+
+
+@dataclass
+class _Scripted:
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    failures: list[BillingError] = field(default_factory=list)
+    closed: bool = False
+
+    def fail_next(self, error: BillingError, times: int = 1) -> None:
+        self.failures.extend([error] * times)
+
+    def _call(self, name: str, **args: Any) -> None:
+        self.calls.append((name, args))
+        if self.failures:
+            raise self.failures.pop(0)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class FakeStripe(_Scripted):
+    clock: Clock = utcnow
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[str, SubscriptionSnapshot] = field(default_factory=dict)
+    invoices: dict[str, FeeInvoice] = field(default_factory=dict)  # by idempotency key
+    _replies: dict[str, Any] = field(default_factory=dict)
+
+    async def create_checkout_session(
+        self, customer_ref: str | None, tenant_id: str, plan_id: str, success_url: str,
+        cancel_url: str, *, idempotency_key: str | None = None,
+    ) -> tuple[str, str]:
+        self._call("create_checkout_session", tenant_id=tenant_id, plan_id=plan_id)
+        if idempotency_key in self._replies:
+            return self._replies[idempotency_key]  # type: ignore[no-any-return]
+        sid = _id("cs")
+        self.sessions[sid] = {"customer_ref": customer_ref or _id("cus"),
+                              "tenant_id": tenant_id, "plan_id": plan_id}
+        reply = (sid, f"https://checkout.fake.test/{sid}")
+        if idempotency_key is not None:
+            self._replies[idempotency_key] = reply
+        return reply
+
+    def complete_checkout(self, session_id: str) -> SubscriptionSnapshot:
+        """The customer paid: the session becomes an active subscription (returned)."""
+        s = self.sessions[session_id]
+        snap = SubscriptionSnapshot(
+            tenant_id=s["tenant_id"], subscription_ref=_id("sub"),
+            customer_ref=s["customer_ref"], status=SubscriptionStatus.ACTIVE,
+            plan_id=s["plan_id"], current_period_end=self.clock() + timedelta(days=30))
+        self.subscriptions[snap.subscription_ref] = snap
+        return snap
+
+    async def get_subscription(self, subscription_ref: str) -> SubscriptionSnapshot:
+        self._call("get_subscription", subscription_ref=subscription_ref)
+        return self._subscription(subscription_ref)
+
+    async def change_plan(
+        self, subscription_ref: str, plan_id: str, proration: str = "create_prorations", *,
+        idempotency_key: str | None = None,
+    ) -> SubscriptionSnapshot:
+        self._call("change_plan", subscription_ref=subscription_ref, plan_id=plan_id,
+                   proration=proration)
+        snap = replace(self._subscription(subscription_ref), plan_id=plan_id)
+        self.subscriptions[subscription_ref] = snap
+        return snap
+
+    async def create_invoice_for_fee(
+        self, customer_ref: str, amount_cents: int, currency: str, description: str,
+        idempotency_key: str,
+    ) -> FeeInvoice:
+        self._call("create_invoice_for_fee", customer_ref=customer_ref,
+                   amount_cents=amount_cents, currency=currency)
+        if idempotency_key not in self.invoices:
+            ref = _id("in")
+            self.invoices[idempotency_key] = FeeInvoice(
+                ref, "open", amount_cents, currency.lower(), f"https://invoice.fake.test/{ref}")
+        return self.invoices[idempotency_key]
+
+    def _subscription(self, ref: str) -> SubscriptionSnapshot:
+        try:
+            return self.subscriptions[ref]
+        except KeyError:
+            raise BillingRejected(f"no such subscription: {ref}", code="resource_missing",
+                                  status=404, param="id") from None
+
+
+@dataclass
+class FakeBtcpay(_Scripted):
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)  # by invoice id
+
+    async def create_invoice(
+        self, store_id: str, amount: Decimal, currency: str, order_id: str,
+        metadata: Mapping[str, Any] | None = None, redirect_url: str | None = None,
+    ) -> tuple[str, str]:
+        self._call("create_invoice", store_id=store_id, amount=amount, order_id=order_id)
+        for iid, inv in self.invoices.items():
+            if inv["order_id"] == order_id and inv["status"] == "New":
+                return iid, inv["link"]
+        iid = _id("btc")
+        self.invoices[iid] = {"store_id": store_id, "amount": amount, "currency": currency,
+                              "order_id": order_id, "metadata": dict(metadata or {}),
+                              "status": "New", "link": f"https://btcpay.fake.test/i/{iid}"}
+        return iid, self.invoices[iid]["link"]
+
+    def set_status(self, invoice_id: str, status: str) -> None:
+        """Move an invoice on (``Settled``, ``Expired``, ``Invalid``): no longer reused."""
+        self.invoices[invoice_id]["status"] = status
+
+
+@dataclass
+class FakeVerifier:
+    """Signs and verifies deliveries for one ``provider`` (``stripe`` or ``btcpay``)."""
+
+    provider: str
+    secret: str = "fake-webhook-secret"
+    _signed: dict[str, tuple[InboundEvent, bool]] = field(default_factory=dict)
+
+    def sign(self, event: InboundEvent, *, stale: bool = False,
+             at: datetime | None = None) -> tuple[bytes, str]:
+        if event.provider != self.provider:
+            raise ValueError(f"a {event.provider} event for the {self.provider} verifier")
+        token = _id("dlv")
+        body = json.dumps({"delivery": token, "id": event.event_id,
+                           "type": event.event_type,
+                           "at": (at or utcnow()).isoformat()}).encode()
+        self._signed[token] = (event, stale)
+        return body, self.signature(body)
+
+    def signature(self, body: bytes, secret: str | None = None) -> str:
+        key = (secret or self.secret).encode()
+        return "v1=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+    def verify(self, body: bytes, signature: str | None) -> InboundEvent:
+        if not signature:
+            raise BillingEventRejected("missing_signature")
+        if not hmac.compare_digest(signature, self.signature(body)):
+            raise BillingEventRejected("bad_signature")
+        try:
+            token = json.loads(body)["delivery"]
+            event, stale = self._signed[token]
+        except (ValueError, KeyError, TypeError):
+            raise BillingEventRejected("malformed") from None
+        if stale:
+            raise BillingEventRejected("stale")
+        return event
