@@ -72,7 +72,7 @@ class FakeStripe(_Scripted):
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, SubscriptionSnapshot] = field(default_factory=dict)
     invoices: dict[str, FeeInvoice] = field(default_factory=dict)  # by idempotency key
-    _replies: dict[str, Any] = field(default_factory=dict)
+    _replies: dict[str | None, tuple[str, str]] = field(default_factory=dict)
 
     async def create_checkout_session(
         self, customer_ref: str | None, tenant_id: str, plan_id: str, success_url: str,
@@ -80,7 +80,7 @@ class FakeStripe(_Scripted):
     ) -> tuple[str, str]:
         self._call("create_checkout_session", tenant_id=tenant_id, plan_id=plan_id)
         if idempotency_key in self._replies:
-            return self._replies[idempotency_key]  # type: ignore[no-any-return]
+            return self._replies[idempotency_key]
         sid = _id("cs")
         self.sessions[sid] = {"customer_ref": customer_ref or _id("cus"),
                               "tenant_id": tenant_id, "plan_id": plan_id}

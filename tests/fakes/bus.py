@@ -11,6 +11,7 @@ else; the contract suite runs on this subclass.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,11 +36,10 @@ class RecordingBus(InProcessBus):
 
     def __init__(self, *, duplicate_window_s: float = 120.0, ack_wait_s: float = 1.0,
                  max_deliver: int = -1, error_nak_delay_s: float = 0.1,
-                 clock: Callable[[], float] | None = None) -> None:
-        kwargs = {} if clock is None else {"clock": clock}
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(duplicate_window_s=duplicate_window_s, ack_wait_s=ack_wait_s,
                          max_deliver=max_deliver, error_nak_delay_s=error_nak_delay_s,
-                         **kwargs)
+                         clock=clock)
         self.published: list[Published] = []
 
     async def publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
