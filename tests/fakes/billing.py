@@ -24,10 +24,11 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from vanta.application.ports.billing import BillingError, BillingEventRejected, BillingRejected
@@ -37,9 +38,14 @@ from vanta.application.ports.billing_facts import (
     SubscriptionSnapshot,
 )
 from vanta.application.ports.clock import Clock, utcnow
+from vanta.domain.errors import ValidationFailed
 from vanta.domain.subscriptions import SubscriptionStatus
 
 __all__ = ["FakeBtcpay", "FakeStripe", "FakeVerifier"]
+
+PRORATIONS = frozenset({"create_prorations", "none", "always_invoice"})
+_CURRENCY = re.compile(r"^[a-z]{3}$")
+_LIVE = frozenset({"New", "Processing", "Settled"})
 
 _ids = itertools.count(1)
 
@@ -68,22 +74,40 @@ class _Scripted:
 
 @dataclass
 class FakeStripe(_Scripted):
+    """Validates its arguments and refuses unknown plans, customers and subscriptions as
+    :class:`~vanta.adapters.billing.stripe_gateway.StripeGateway` does (``ValidationFailed``,
+    ``BillingRejected("resource_missing")``); a fee key reused for a different invoice is
+    ``BillingRejected("idempotency_error")``, as Stripe answers it."""
+
     clock: Clock = utcnow
+    plans: frozenset[str] = frozenset({"core", "pro", "institutional"})
+    customers: set[str] = field(default_factory=set)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, SubscriptionSnapshot] = field(default_factory=dict)
-    invoices: dict[str, FeeInvoice] = field(default_factory=dict)  # by idempotency key
+    invoices: dict[str, tuple[tuple[Any, ...], FeeInvoice]] = field(default_factory=dict)
     _replies: dict[str | None, tuple[str, str]] = field(default_factory=dict)
+
+    def add_customer(self) -> str:
+        ref = _id("cus")
+        self.customers.add(ref)
+        return ref
 
     async def create_checkout_session(
         self, customer_ref: str | None, tenant_id: str, plan_id: str, success_url: str,
         cancel_url: str, *, idempotency_key: str | None = None,
     ) -> tuple[str, str]:
+        if not tenant_id:
+            raise ValidationFailed("tenant_id is required", code="invalid_tenant",
+                                   field="tenant_id")
+        self._check_plan(plan_id)
         self._call("create_checkout_session", tenant_id=tenant_id, plan_id=plan_id)
         if idempotency_key in self._replies:
             return self._replies[idempotency_key]
+        if customer_ref is not None:
+            self._check_customer(customer_ref)
         sid = _id("cs")
-        self.sessions[sid] = {"customer_ref": customer_ref or _id("cus"),
-                              "tenant_id": tenant_id, "plan_id": plan_id}
+        self.sessions[sid] = {"customer_ref": customer_ref, "tenant_id": tenant_id,
+                              "plan_id": plan_id}
         reply = (sid, f"https://checkout.fake.test/{sid}")
         if idempotency_key is not None:
             self._replies[idempotency_key] = reply
@@ -92,10 +116,11 @@ class FakeStripe(_Scripted):
     def complete_checkout(self, session_id: str) -> SubscriptionSnapshot:
         """The customer paid: the session becomes an active subscription (returned)."""
         s = self.sessions[session_id]
+        customer = s["customer_ref"] or self.add_customer()
         snap = SubscriptionSnapshot(
-            tenant_id=s["tenant_id"], subscription_ref=_id("sub"),
-            customer_ref=s["customer_ref"], status=SubscriptionStatus.ACTIVE,
-            plan_id=s["plan_id"], current_period_end=self.clock() + timedelta(days=30))
+            tenant_id=s["tenant_id"], subscription_ref=_id("sub"), customer_ref=customer,
+            status=SubscriptionStatus.ACTIVE, plan_id=s["plan_id"],
+            current_period_end=self.clock() + timedelta(days=30))
         self.subscriptions[snap.subscription_ref] = snap
         return snap
 
@@ -107,6 +132,9 @@ class FakeStripe(_Scripted):
         self, subscription_ref: str, plan_id: str, proration: str = "create_prorations", *,
         idempotency_key: str | None = None,
     ) -> SubscriptionSnapshot:
+        if proration not in PRORATIONS:
+            raise ValueError(f"proration must be one of {sorted(PRORATIONS)}")
+        self._check_plan(plan_id)
         self._call("change_plan", subscription_ref=subscription_ref, plan_id=plan_id,
                    proration=proration)
         snap = replace(self._subscription(subscription_ref), plan_id=plan_id)
@@ -117,43 +145,102 @@ class FakeStripe(_Scripted):
         self, customer_ref: str, amount_cents: int, currency: str, description: str,
         idempotency_key: str,
     ) -> FeeInvoice:
+        _check_fee(amount_cents, currency, idempotency_key)
         self._call("create_invoice_for_fee", customer_ref=customer_ref,
                    amount_cents=amount_cents, currency=currency)
-        if idempotency_key not in self.invoices:
-            ref = _id("in")
-            self.invoices[idempotency_key] = FeeInvoice(
-                ref, "open", amount_cents, currency.lower(), f"https://invoice.fake.test/{ref}")
-        return self.invoices[idempotency_key]
+        request = (customer_ref, amount_cents, currency.lower(), description)
+        known = self.invoices.get(idempotency_key)
+        if known is not None:
+            if known[0] != request:
+                raise BillingRejected("idempotency key reused with other parameters",
+                                      code="idempotency_error", status=400)
+            return known[1]
+        self._check_customer(customer_ref)
+        ref = _id("in")
+        invoice = FeeInvoice(ref, "open", amount_cents, currency.lower(),
+                             f"https://invoice.fake.test/{ref}")
+        self.invoices[idempotency_key] = (request, invoice)
+        return invoice
+
+    def _check_plan(self, plan_id: str) -> None:
+        if plan_id not in self.plans:
+            raise ValidationFailed(f"no Stripe price for plan {plan_id!r}",
+                                   code="unknown_plan", field="plan_id")
+
+    def _check_customer(self, ref: str) -> None:
+        if ref not in self.customers:
+            raise BillingRejected(f"No such customer: {ref!r}", code="resource_missing",
+                                  status=400, param="customer")
 
     def _subscription(self, ref: str) -> SubscriptionSnapshot:
         try:
             return self.subscriptions[ref]
         except KeyError:
-            raise BillingRejected(f"no such subscription: {ref}", code="resource_missing",
+            raise BillingRejected(f"No such subscription: {ref!r}", code="resource_missing",
                                   status=404, param="id") from None
+
+
+def _check_fee(amount_cents: int, currency: str, idempotency_key: str) -> None:
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) \
+            or amount_cents <= 0:
+        raise ValidationFailed("amount_cents must be a positive integer",
+                               code="invalid_amount", field="amount_cents")
+    if not _CURRENCY.match(currency.lower()):
+        raise ValidationFailed("currency must be a three-letter ISO code",
+                               code="invalid_currency", field="currency")
+    if not idempotency_key or len(idempotency_key) > 240:
+        raise ValidationFailed("idempotency_key must have 1 to 240 characters",
+                               code="invalid_idempotency_key", field="idempotency_key")
 
 
 @dataclass
 class FakeBtcpay(_Scripted):
+    """Checks amounts and currencies as
+    :class:`~vanta.adapters.billing.btcpay.BtcpayClient` does, reuses a live invoice (New,
+    Processing, Settled) of the same order and refuses one for another amount
+    (``BillingRejected("order_id_conflict")``)."""
+
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)  # by invoice id
 
     async def create_invoice(
         self, store_id: str, amount: Decimal, currency: str, order_id: str,
         metadata: Mapping[str, Any] | None = None, redirect_url: str | None = None,
     ) -> tuple[str, str]:
-        self._call("create_invoice", store_id=store_id, amount=amount, order_id=order_id)
+        value = _amount(amount)
+        if not currency or not currency.isalnum() or len(currency) > 10:
+            raise ValueError("currency must be a short alphanumeric code such as USD or BTC")
+        if not order_id:
+            raise ValueError("order_id is required")
+        self._call("create_invoice", store_id=store_id, amount=value, order_id=order_id)
         for iid, inv in self.invoices.items():
-            if inv["order_id"] == order_id and inv["status"] == "New":
-                return iid, inv["link"]
+            if inv["order_id"] != order_id or inv["status"] not in _LIVE:
+                continue
+            if inv["amount"] != value or inv["currency"] != currency.upper():
+                raise BillingRejected(f"order {order_id!r} already has invoice {iid}",
+                                      code="order_id_conflict")
+            return iid, inv["link"]
         iid = _id("btc")
-        self.invoices[iid] = {"store_id": store_id, "amount": amount, "currency": currency,
-                              "order_id": order_id, "metadata": dict(metadata or {}),
-                              "status": "New", "link": f"https://btcpay.fake.test/i/{iid}"}
+        self.invoices[iid] = {"store_id": store_id, "amount": value,
+                              "currency": currency.upper(), "order_id": order_id,
+                              "metadata": dict(metadata or {}), "status": "New",
+                              "link": f"https://btcpay.fake.test/i/{iid}"}
         return iid, self.invoices[iid]["link"]
 
     def set_status(self, invoice_id: str, status: str) -> None:
-        """Move an invoice on (``Settled``, ``Expired``, ``Invalid``): no longer reused."""
+        """Move an invoice on (``Expired`` and ``Invalid`` are no longer reused)."""
         self.invoices[invoice_id]["status"] = status
+
+
+def _amount(value: Decimal | str | int) -> Decimal:
+    if isinstance(value, bool | float):
+        raise TypeError("amount must be a Decimal, str or int, never a float")
+    try:
+        d = Decimal(value)
+    except (InvalidOperation, ValueError, TypeError):
+        raise ValueError(f"amount {value!r} is not a number") from None
+    if not d.is_finite() or d <= 0:
+        raise ValueError("amount must be a positive number")
+    return d
 
 
 @dataclass
