@@ -106,6 +106,14 @@ async def test_a_missing_object_is_not_found(impl: Impl) -> None:
     assert e.value.key == "nope/x"
 
 
+async def test_a_prefix_of_stored_keys_is_no_object(impl: Impl) -> None:
+    await impl.store.put("exports/t1/2026-01.csv", b"x")
+    for key in ("exports", "exports/t1"):
+        assert not await impl.store.exists(key)
+        with pytest.raises(ObjectNotFound):
+            await impl.store.get(key)
+
+
 async def test_the_same_bytes_again_are_a_no_op_whatever_the_metadata(impl: Impl) -> None:
     first = await impl.store.put("k/obj", b"original", metadata={"a": "1"})
     retry = await impl.store.put("k/obj", b"original", content_type="text/plain",

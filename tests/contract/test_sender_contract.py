@@ -163,8 +163,8 @@ async def test_every_status_is_returned_as_it_came(harness: Harness, status: int
     body = b"" if status == 204 else f"answer {status}".encode()
     url = await harness.url(f"/s{status}", Reply(status, body))
     result = await harness.sender.send(url, HEADERS, BODY)
-    assert (result.status, result.response_excerpt, result.error, result.refused) == (
-        status, body.decode(), None, False)
+    assert (result.status, result.response_excerpt, result.error, result.refused,
+            result.retry_after) == (status, body.decode(), None, False, None)
 
 
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
@@ -183,6 +183,17 @@ async def test_retry_after_comes_back_verbatim(harness: Harness, status: int,
     url = await harness.url("/busy", Reply(status, b"busy", {"Retry-After": value}))
     result = await harness.sender.send(url, HEADERS, BODY)
     assert (result.status, result.retry_after) == (status, value)
+
+
+@pytest.mark.parametrize("body,excerpt", [("é" * 100, "é" * 50), (b"\xff\xfeok", "\ufffd\ufffdok"),
+                                         (b"a" * 99 + "é".encode(), "a" * 99 + "\ufffd")],
+                         ids=["utf8", "not-utf8", "cut-mid-character"])
+async def test_the_excerpt_is_text_of_at_most_excerpt_bytes(
+        harness: Harness, body: str | bytes, excerpt: str) -> None:
+    raw = body.encode() if isinstance(body, str) else body
+    url = await harness.url("/text", Reply(200, raw))
+    result = await harness.sender.send(url, HEADERS, BODY)
+    assert (result.status, result.response_excerpt) == (200, excerpt)
 
 
 async def test_a_receiver_that_never_answers_is_a_retryable_timeout(harness: Harness) -> None:
