@@ -232,6 +232,41 @@ async def test_drain_finishes_in_flight_work_and_stops_pulling(harness: Harness)
     assert rec.seen == [(b"second", 1)]
 
 
+async def test_a_nak_without_a_delay_redelivers_promptly(harness: Harness) -> None:
+    bus = await harness.bus()
+
+    async def nak_first(msg: BusMessage) -> None:
+        if msg.num_delivered == 1:
+            await msg.nak()
+        else:
+            await msg.ack()
+
+    rec = Recorder(nak_first)
+    sub = await bus.subscribe(harness.subject, "work", rec)
+    await bus.publish(harness.subject, b"n", "n-1")
+    await rec.wait_for(2, timeout=ACK_WAIT * 0.9)  # well before the ack wait would run out
+    await sub.drain()
+    assert rec.seen == [(b"n", 1), (b"n", 2)]
+
+
+async def test_durables_take_only_the_subjects_they_filter(harness: Harness) -> None:
+    bus = await harness.bus()
+    other = harness.subject.rsplit(".", 1)[0] + ".other"
+    mine, theirs = Recorder(), Recorder()
+    s1 = await bus.subscribe(f"{harness.subject}.*", "work", mine)
+    s2 = await bus.subscribe(other, "other", theirs)
+    await bus.publish(f"{harness.subject}.a", b"a", "f-1")
+    await bus.publish(other, b"o", "f-2")
+    await bus.publish(f"{harness.subject}.b", b"b", "f-3")
+    await bus.publish(f"{harness.subject}.b.deeper", b"deep", "f-4")  # `*` is one token
+    await mine.wait_for(2)
+    await theirs.wait_for(1)
+    await asyncio.sleep(0.3)
+    await asyncio.gather(s1.drain(), s2.drain())
+    assert sorted(mine.seen) == [(b"a", 1), (b"b", 1)]
+    assert theirs.seen == [(b"o", 1)]
+
+
 async def test_bus_subscription_and_message_satisfy_the_port(harness: Harness) -> None:
     bus = await harness.bus()
     assert isinstance(bus, Bus)
