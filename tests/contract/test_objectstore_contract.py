@@ -100,6 +100,7 @@ async def test_an_empty_object_is_an_object(impl: Impl) -> None:
 
 
 async def test_a_missing_object_is_not_found(impl: Impl) -> None:
+    assert not await impl.store.exists("nope/x")  # on a store that has never been written to
     with pytest.raises(ObjectNotFound) as e:
         await impl.store.get("nope/x")
     assert isinstance(e.value, KeyError) and isinstance(e.value, ObjectStoreError)
