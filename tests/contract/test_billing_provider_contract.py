@@ -197,3 +197,20 @@ async def test_bad_amounts_are_refused_before_sending(btcpay: BtcpaySide,
 async def test_a_float_amount_is_a_type_error(btcpay: BtcpaySide) -> None:
     with pytest.raises(TypeError):
         await btcpay.provider.create_invoice(STORE, 1.5, "USD", "o-3")  # type: ignore[arg-type]
+
+
+async def test_the_fakes_record_calls_and_fail_on_demand() -> None:
+    from vanta.application.ports.billing import BillingUnavailable
+
+    stripe, btcpay = FakeStripe(), FakeBtcpay()
+    stripe.fail_next(BillingUnavailable("down", status=503))
+    with pytest.raises(BillingUnavailable):
+        await stripe.create_checkout_session(None, "tnt_a", "pro", OK, CANCEL)
+    await stripe.create_checkout_session(None, "tnt_a", "pro", OK, CANCEL)
+    assert [name for name, _ in stripe.calls] == ["create_checkout_session"] * 2
+    btcpay.fail_next(BillingUnavailable("down"), times=1)
+    with pytest.raises(BillingUnavailable):
+        await btcpay.create_invoice(STORE, Decimal(5), "USD", "o-1")
+    assert (await btcpay.create_invoice(STORE, Decimal(5), "USD", "o-1"))[0]
+    await stripe.aclose()
+    assert stripe.closed

@@ -144,3 +144,14 @@ def test_a_body_changed_after_signing_is_a_bad_signature(
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b"{}"])
 def test_a_signed_body_that_is_no_event_is_malformed(impl: Impl, body: bytes) -> None:
     assert _reason(impl, body, impl.sign(body, SECRET)) == "malformed"
+
+
+def test_the_fake_can_sign_a_stale_delivery() -> None:
+    fake = FakeVerifier("stripe", secret=SECRET)
+    body, signature = fake.sign(InboundEvent("stripe", "evt_9", "invoice.paid", None),
+                                stale=True)
+    with pytest.raises(BillingEventRejected) as e:
+        fake.verify(body, signature)
+    assert e.value.reason == "stale"
+    with pytest.raises(ValueError):  # an event of the other provider is a test bug
+        fake.sign(InboundEvent("btcpay", "d1", "InvoiceSettled", None))

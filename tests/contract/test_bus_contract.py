@@ -289,16 +289,12 @@ async def test_bus_subscription_and_message_satisfy_the_port(harness: Harness) -
     assert (msg.subject, msg.data, msg.num_delivered) == (harness.subject, b"\x00bytes\xff", 1)
 
 
-def test_the_fake_records_what_was_published() -> None:
-    async def run() -> RecordingBus:
-        bus = RecordingBus()
-        await bus.publish("a.b", b"1", "m1")
-        await bus.publish("a.b", b"1", "m1")
-        await bus.publish("a.c", b"2", "m2")
-        await bus.close()
-        return bus
-
-    bus = asyncio.run(run())
+async def test_the_fake_records_what_was_published() -> None:
+    bus = RecordingBus()
+    await bus.publish("a.b", b"1", "m1")
+    await bus.publish("a.b", b"1", "m1")
+    await bus.publish("a.c", b"2", "m2")
+    await bus.close()
     assert [(p.msg_id, p.accepted) for p in bus.published] == [
         ("m1", True), ("m1", False), ("m2", True)]
     assert bus.payloads() == [b"1", b"2"] and bus.payloads("a.c") == [b"2"]

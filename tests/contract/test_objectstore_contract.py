@@ -30,6 +30,7 @@ from vanta.application.ports.objectstore import (
     ObjectNotFound,
     ObjectStore,
     ObjectStoreError,
+    ObjectStoreUnavailable,
     sha256_hex,
 )
 
@@ -188,3 +189,17 @@ async def test_metadata_must_be_portable(impl: Impl, meta: dict[str, str]) -> No
     with pytest.raises(ValueError):
         await impl.store.put("m/x", b"x", metadata=meta)
     assert not await impl.store.exists("m/x")
+
+
+async def test_the_fake_is_as_strict_as_the_local_store_and_fails_on_demand() -> None:
+    fake = FakeObjectStore()
+    await fake.put("p/q", b"1")
+    with pytest.raises(InvalidKey):  # as on the local store: a key below an object
+        await fake.put("p/q/r", b"2")
+    with pytest.raises(InvalidKey):  # and an object above keys
+        await fake.put("p", b"3")
+    fake.fail_next(times=2)
+    for _ in range(2):
+        with pytest.raises(ObjectStoreUnavailable):
+            await fake.get("p/q")
+    assert await fake.get("p/q") == b"1"

@@ -130,3 +130,13 @@ def test_a_missing_secret_raises_and_is_not_remembered(reading: Reading) -> None
         reading.reader.get(ref)
     reading.writer.put(NAME, b"now here")
     assert reading.reader.get(ref) == b"now here"
+
+
+def test_the_fake_records_reads_and_fails_on_demand() -> None:
+    fake = FakeSecretStore()
+    ref = fake.put(NAME, VALUE)
+    fake.fail_next_get()
+    with pytest.raises(RuntimeError):
+        fake.get(ref)
+    assert fake.get(ref) == VALUE
+    assert fake.reads == [ref, ref] and fake.names() == [NAME] and fake.exists(ref)
