@@ -85,7 +85,7 @@ class FakeStripe(_Scripted):
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, SubscriptionSnapshot] = field(default_factory=dict)
     invoices: dict[str, tuple[tuple[Any, ...], FeeInvoice]] = field(default_factory=dict)
-    _replies: dict[str | None, tuple[str, str]] = field(default_factory=dict)
+    _replies: dict[str | None, tuple[str, str]] = field(default_factory=dict, init=False)
 
     def add_customer(self) -> str:
         ref = _id("cus")
@@ -249,7 +249,7 @@ class FakeVerifier:
 
     provider: str
     secret: str = "fake-webhook-secret"
-    _signed: dict[str, tuple[InboundEvent, bool]] = field(default_factory=dict)
+    _signed: dict[str, tuple[InboundEvent, bool]] = field(default_factory=dict, init=False)
 
     def sign(self, event: InboundEvent, *, stale: bool = False,
              at: datetime | None = None) -> tuple[bytes, str]:

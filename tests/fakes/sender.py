@@ -68,7 +68,7 @@ class FakeWebhookSender:
     excerpt_bytes: int = 1024
     default: Answer = field(default_factory=Answer)
     requests: list[SentRequest] = field(default_factory=list)
-    _scripts: dict[str, list[Answer]] = field(default_factory=dict)
+    _scripts: dict[str, list[Answer]] = field(default_factory=dict, init=False)
 
     def script(self, url: str, *answers: Answer) -> None:
         """Answers for ``url``, in order; the last one repeats."""
