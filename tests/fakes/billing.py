@@ -14,8 +14,9 @@
 
 Both providers record their calls and take scripted failures (``fail_next``) so the retry and
 error paths (``BillingUnavailable``, ``BillingAuthFailed``, ``BillingRejected``) can be
-driven. Nothing here is Stripe or BTCPay; the real adapters are tested against simulators in
-``tests/integration``.
+driven. Nothing here is Stripe or BTCPay: ``tests/contract/test_billing_provider_contract.py``
+and ``test_billing_verifier_contract.py`` hold the fakes to what the real adapters do against
+the local simulators of ``tests/integration/billing_fakes.py``.
 """
 
 from __future__ import annotations
