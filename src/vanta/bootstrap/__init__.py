@@ -112,11 +112,29 @@ def _dispatch_config(s: Settings) -> DispatchConfig:
                           per_endpoint=s.webhook_per_endpoint_limit)
 
 
+class MasterKeyMissing(RuntimeError):
+    """The production profile was asked to start without an external master key."""
+
+
+def _secret_store(s: Settings) -> LocalSecretStore:
+    """The key file in the data folder would decrypt every secret beside it for anyone
+    holding a copy of the folder: embedded profile only."""
+    key = s.master_key.get_secret_value().encode() if s.master_key else None
+    if key is None and s.is_production:
+        raise MasterKeyMissing(
+            "the production profile (a PostgreSQL database or VANTA_PROFILE=production) needs "
+            "an external master key: set VANTA_MASTER_KEY to a Fernet key (e.g. from "
+            "`python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`); a key file next to the secrets is "
+            "only used on the embedded profile")
+    return LocalSecretStore(s.secrets_dir, master_key=key, allow_key_file=not s.is_production)
+
+
 def build(settings: Settings | None = None) -> Container:
     s = settings or Settings()
+    secrets = _secret_store(s)  # checked first: nothing is created when it refuses
     s.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(s.db_url)
-    secrets = LocalSecretStore(s.secrets_dir)
     issuer = DevIssuer(s.signing_key_path, issuer=s.jwt_issuer, audience=s.jwt_audience)
     oidc = OidcProvider(s.oidc_issuer_url) if s.oidc_issuer_url else None
     # With a provider, start() replaces this with one limited to its advertised algorithms.

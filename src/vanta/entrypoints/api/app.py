@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -28,7 +26,7 @@ from vanta.application.manager_orders import (
 from vanta.application.overlays import revert_expired
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
-from vanta.entrypoints.api import problems
+from vanta.entrypoints.api import jsonbody, problems
 from vanta.entrypoints.api.access import (
     order_not_found,
     require_vault,
@@ -38,6 +36,8 @@ from vanta.entrypoints.api.access import (
     visible_vaults,
 )
 from vanta.entrypoints.api.auth import BEARER_SECURITY, PlainRoute, authorize, require
+from vanta.entrypoints.api.client_address import ClientAddressMiddleware, TrustedProxies
+from vanta.entrypoints.api.header_limit import HeaderLimitMiddleware
 from vanta.entrypoints.api.idempotency import IdempotencyMiddleware
 from vanta.entrypoints.api.pagination import cursor_key, decode, encode_key, page
 from vanta.entrypoints.api.problems import ApiProblem
@@ -61,20 +61,13 @@ from vanta.entrypoints.api.schemas import (
     body_schema,
 )
 
-MAX_BODY_BYTES = 64 * 1024
 # An order's answer (POST and GET) lists its children up to this many; one list size for both.
 ORDER_CHILDREN_LIMIT = 100_000
 
 
 async def read_json(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiProblem(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
-    try:
-        # Decimals, not floats: 0.1 stays 0.1 all the way to sizing.
-        return json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiProblem(400, "malformed_json", "the body is not valid JSON") from None
+    """Every JSON body is decoded by jsonbody (size, depth and duplicate-key rules)."""
+    return await jsonbody.read_json(request)
 
 
 def parse_since(since: object) -> datetime | None:
@@ -155,14 +148,17 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None) -> F
         scope.setdefault("state", {})["verified_token"] = (token, p)
         return f"{p.tenant_id}:{p.subject}"
 
-    # Outermost first: request log, then rate limit, then idempotency (replays still count).
+    # Outermost first: client address, request log, header limit, rate limit, then
+    # idempotency (replays still count).
     app.add_middleware(IdempotencyMiddleware, store=store, resolve_principal=principal_key,
                        ttl_s=st.idempotency_ttl_seconds)
     app.add_middleware(RateLimitMiddleware, store=store, resolve_principal=principal_key,
                        policy=RateLimitPolicy(limit=st.rate_limit_per_minute, window_s=60,
-                                              burst=st.rate_limit_burst),
-                       trust_forwarded=st.trust_forwarded_for)
+                                              burst=st.rate_limit_burst))
+    app.add_middleware(HeaderLimitMiddleware)  # before any token in a header is parsed
     app.add_middleware(RequestLogMiddleware, batcher=batcher)
+    app.add_middleware(ClientAddressMiddleware,
+                       trusted=TrustedProxies.parse(st.trusted_proxies))
     problems.install(app)
 
     @app.get("/healthz", tags=["ops"])

@@ -27,6 +27,18 @@ from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.schemas import INVITE_SCHEMA, TOKEN_SCHEMA, body_schema
 
 FEED_ENTITIES = ("manager_order", "follower_order")
+MAX_EVENT_ID = 2**63 - 1  # event ids are signed 64-bit integers in the database
+
+
+def _resume_after(cursor: int | None, last_event_id: str | None) -> int:
+    """The event id to resume after; a Last-Event-ID that is not one is refused up front."""
+    if cursor is not None or not last_event_id:
+        return cursor or 0
+    if not (last_event_id.isascii() and last_event_id.isdigit()
+            and int(last_event_id) <= MAX_EVENT_ID):
+        raise ApiProblem(400, "invalid_last_event_id",
+                         f"Last-Event-ID must be an event id from 0 to {MAX_EVENT_ID}")
+    return int(last_event_id)
 
 
 def build_router(container: Container,
@@ -82,7 +94,8 @@ def build_router(container: Container,
                             "description": "server-sent events"}})
     async def feed(
         request: Request, p: Principal = Depends(require("orders:read")),
-        cursor: int | None = Query(None, ge=0, description="resume after this event id"),
+        cursor: int | None = Query(None, ge=0, le=MAX_EVENT_ID,
+                                   description="resume after this event id"),
         follow: bool = True,
         last_event_id: str | None = Header(None, alias="Last-Event-ID"),
     ) -> EventSourceResponse:
@@ -92,8 +105,7 @@ def build_router(container: Container,
         if not decision.allowed:
             raise ApiProblem(403, decision.reason, "the API pull feed is part of the "
                              "Institutional plan")
-        start = cursor if cursor is not None else (
-            int(last_event_id) if last_event_id and last_event_id.isdigit() else 0)
+        start = _resume_after(cursor, last_event_id)
         vaults = await visible_vaults(container, p)
         return EventSourceResponse(_events(container, p, vaults, start, follow, request),
                                    ping=15)
