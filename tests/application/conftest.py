@@ -1,102 +1,40 @@
 """The application's use cases over the in-memory unit of work: no SQLite, no network.
 
-``world`` builds the services as the composition root does, but over fakes: the memory
-database (``tests.fakes.uow``), a settable clock, an in-memory secret store and a recording
-webhook sender with scripted answers (small local fakes: the shared ones of the other ports
-live in ``tests/fakes`` too once they land; these cover only what these tests need)."""
+``world`` builds the services as the composition root does, but over the fakes in
+``tests/fakes``: the memory database (``uow``), the settable clock (``clock``), the secret
+store (``secrets``) and the scripted webhook sender (``sender``), each held to its real
+adapter by a contract suite in ``tests/contract``."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from tests.fakes.clock import FakeClock
+from tests.fakes.secrets import FakeSecretStore
+from tests.fakes.sender import FakeWebhookSender
 from tests.fakes.uow import MemoryDatabase, MemoryUnitOfWork
 from vanta.application import entitlements_cache, vault_cache
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.application.followers import register_follower
 from vanta.application.manager_orders import Submitted, parse_order_input, submit_manager_order
-from vanta.application.ports.delivery import SendResult
 from vanta.application.seed import create_tenant, create_vault
 from vanta.application.tenancy import grant_plan
 
 START = datetime(2026, 4, 1, 14, 0, tzinfo=UTC)
 
 
-class SettableClock:
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
-class MemorySecrets:
-    """The secret store's port over a dict; references are ``mem:<name>``."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, bytes] = {}
-
-    def put(self, name: str, value: bytes) -> str:
-        ref = f"mem:{name}"
-        self.values[ref] = bytes(value)
-        return ref
-
-    def get(self, ref: str) -> bytes:
-        return self.values[ref]
-
-    def delete(self, ref: str, *, missing_ok: bool = False) -> None:
-        if ref not in self.values and not missing_ok:
-            raise KeyError(ref)
-        self.values.pop(ref, None)
-
-
-@dataclass
-class Sent:
-    url: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class ScriptedSender:
-    """Records every send; answers from a per-URL script (status codes or results, then
-    200 for ever)."""
-
-    def __init__(self) -> None:
-        self.sent: list[Sent] = []
-        self.script: dict[str, list[int | SendResult | Exception]] = {}
-
-    def answer(self, url: str, *answers: int | SendResult | Exception) -> None:
-        self.script.setdefault(url, []).extend(answers)
-
-    async def send(self, url: str, headers: dict[str, str], body: bytes) -> SendResult:
-        self.sent.append(Sent(url, dict(headers), body))
-        queue = self.script.get(url)
-        answer = queue.pop(0) if queue else 200
-        if isinstance(answer, Exception):
-            raise answer
-        if isinstance(answer, SendResult):
-            return answer
-        return SendResult(status=answer, latency_ms=1, response_excerpt=None, error=None)
-
-    def to(self, url: str) -> list[Sent]:
-        return [s for s in self.sent if s.url == url]
-
-
 @dataclass
 class World:
     db: MemoryDatabase
-    clock: SettableClock
-    secrets: MemorySecrets
-    sender: ScriptedSender
+    clock: FakeClock
+    secrets: FakeSecretStore
+    sender: FakeWebhookSender
     dispatcher: Dispatcher
     secrets_of: dict[str, str] = field(default_factory=dict)
 
@@ -147,9 +85,9 @@ def no_process_caches(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
     """Tenants A (institutional) and B (core); vaults VA (A) and VB (B); no followers."""
-    clock = SettableClock()
+    clock = FakeClock(START)
     db = MemoryDatabase(clock)
-    secrets, sender = MemorySecrets(), ScriptedSender()
+    secrets, sender = FakeSecretStore(), FakeWebhookSender()
     dispatcher = Dispatcher(
         uow_factory=db.uow, sender=sender, secrets=secrets, clock=clock,
         rng=random.Random(7),

@@ -63,8 +63,8 @@ async def test_redelivery_by_id_requeues_and_sends_the_same_webhook_id(world: Wo
     child = await world.child(ids["f1"])
     assert (child["state"], child["dead_lettered_at"]) == ("pending", None)
     await world.drain()
-    assert [s.headers["webhook-id"] for s in world.sender.sent] == [ids["f1"]]
-    assert json.loads(world.sender.sent[0].body)["id"] == ids["f1"]
+    assert [s.headers["webhook-id"] for s in world.sender.requests] == [ids["f1"]]
+    assert json.loads(world.sender.requests[0].body)["id"] == ids["f1"]
     assert (await world.child(ids["f1"]))["state"] == "ack"
     async with world.uow() as u:
         order = await u.manager_orders.get_unscoped(child["mo_id"])

@@ -8,9 +8,9 @@ import json
 from collections import Counter
 
 from tests.application.conftest import World
+from tests.fakes.sender import Answer
 from vanta.application.followers import parse_whsec
 from vanta.application.overlays import apply_overlay
-from vanta.application.ports.delivery import SendResult
 from vanta.domain.webhook_signing import sign_standard
 
 
@@ -25,8 +25,8 @@ async def _order(w: World, n: int = 1, **raw: object) -> tuple[list[str], list[s
 async def test_a_batch_sends_every_child_signed_and_records_the_ack(world: World) -> None:
     _, fos = await _order(world, 3)
     assert await world.dispatcher.run_once() == 3
-    assert len(world.sender.sent) == 3
-    for s in world.sender.sent:
+    assert len(world.sender.requests) == 3
+    for s in world.sender.requests:
         body = json.loads(s.body)
         fid = body["follower_id"]
         assert s.headers["webhook-id"] == body["id"]
@@ -46,7 +46,7 @@ async def test_a_batch_sends_every_child_signed_and_records_the_ack(world: World
 async def test_a_failing_endpoint_is_retried_on_schedule_then_acknowledged(world: World
                                                                            ) -> None:
     _, [fo] = await _order(world)
-    world.sender.answer("https://hooks.example/0", 503)
+    world.sender.script("https://hooks.example/0", Answer(503), Answer())
     await world.drain()
     assert (await world.child(fo))["state"] == "retry"
     assert await world.dispatcher.run_once() == 0  # not due before the first delay (1 s)
@@ -54,12 +54,12 @@ async def test_a_failing_endpoint_is_retried_on_schedule_then_acknowledged(world
     await world.drain()
     child = await world.child(fo)
     assert (child["state"], child["dispatch_attempts"]) == ("ack", 2)
-    assert [s.headers["webhook-id"] for s in world.sender.sent] == [fo, fo]
+    assert [s.headers["webhook-id"] for s in world.sender.requests] == [fo, fo]
 
 
 async def test_retries_run_out_into_the_dead_letter_queue(world: World) -> None:
     _, [fo] = await _order(world)
-    world.sender.answer("https://hooks.example/0", 500, 500, 500)
+    world.sender.script("https://hooks.example/0", Answer(500))
     await world.drain()
     world.clock.advance(1)
     await world.drain()
@@ -73,20 +73,18 @@ async def test_retries_run_out_into_the_dead_letter_queue(world: World) -> None:
 
 async def test_a_4xx_answer_fails_the_child_at_once(world: World) -> None:
     _, [fo] = await _order(world)
-    world.sender.answer("https://hooks.example/0", 422)
+    world.sender.script("https://hooks.example/0", Answer(422))
     await world.drain()
     assert (await world.child(fo))["state"] == "failed"
-    assert len(world.sender.sent) == 1
+    assert len(world.sender.requests) == 1
 
 
 async def test_a_refused_target_is_terminal(world: World) -> None:
     _, [fo] = await _order(world)
-    world.sender.answer("https://hooks.example/0", SendResult(
-        status=None, latency_ms=0, response_excerpt=None, error="private address",
-        refused=True))
+    world.sender.script("https://hooks.example/0", Answer.refused_target("private_address"))
     await world.drain()
     child = await world.child(fo)
-    assert (child["state"], child["last_error"]) == ("failed", "private address")
+    assert (child["state"], child["last_error"]) == ("failed", "refused: private_address")
 
 
 async def test_the_kill_switch_withdraws_queued_children(world: World) -> None:
@@ -95,7 +93,7 @@ async def test_the_kill_switch_withdraws_queued_children(world: World) -> None:
         await u.followers.update("tnt_a", fid, kill_switch=True)
         await u.commit()
     await world.drain()
-    assert world.sender.sent == []
+    assert world.sender.requests == []
     assert (await world.child(fo))["state"] == "cancelled"
 
 
@@ -104,7 +102,7 @@ async def test_maintenance_holds_delivery_until_lifted(world: World) -> None:
     await apply_overlay(world.uow(), tenant_id="tnt_a", vault_id="VA",
                         raw={"maintenance": {"enabled": True}}, actor="ops", clock=world.clock)
     assert await world.dispatcher.run_once() == 1
-    assert world.sender.sent == [] and (await world.child(fo))["state"] == "pending"
+    assert world.sender.requests == [] and (await world.child(fo))["state"] == "pending"
     await apply_overlay(world.uow(), tenant_id="tnt_a", vault_id="VA",
                         raw={"maintenance": {"enabled": False}}, actor="ops", clock=world.clock)
     world.clock.advance(1)
@@ -119,16 +117,17 @@ async def test_an_endpoint_gets_no_more_than_its_share_per_batch(world: World) -
     sub = await world.submit()
     assert sub.expansion is not None
     assert await world.dispatcher.run_once() == 5
-    assert len(world.sender.sent) == 2  # the other three were handed back, not attempted
+    assert len(world.sender.requests) == 2  # the other three were handed back, not attempted
     states = Counter([(await world.child(c.fo_id))["state"] for c in sub.expansion.children])
     assert states == {"ack": 2, "pending": 3}
     await world.drain()
-    assert len(world.sender.sent) == 5
+    assert len(world.sender.requests) == 5
 
 
 async def test_a_send_that_raises_goes_again_as_a_lost_attempt(world: World) -> None:
     _, [fo] = await _order(world)
-    world.sender.answer("https://hooks.example/0", RuntimeError("socket gone"))
+    world.sender.script("https://hooks.example/0", Answer.raises(RuntimeError("socket gone")),
+                        Answer())
     assert await world.dispatcher.run_once() == 1
     assert (await world.child(fo))["state"] == "sent"
     assert await world.dispatcher.run_once() == 0  # its lease is still running

@@ -35,7 +35,7 @@ async def test_registration_stores_the_follower_and_its_signing_key(world: World
 async def test_registration_in_an_unknown_vault_keeps_no_secret(world: World) -> None:
     with pytest.raises(NotFound):
         await world.follower(vault_id="VB")  # tenant B's vault, seen from tenant A
-    assert world.secrets.values == {}
+    assert world.secrets.names() == []
     async with world.uow() as u:
         assert await u.followers.list_for_vault("tnt_b", "VB") == []
 
@@ -53,7 +53,7 @@ async def test_registration_refuses_bad_input_before_writing(world: World, raw: 
         await register_follower(world.uow(), world.secrets, tenant_id="tnt_a", vault_id="VA",
                                 raw=raw, actor="t", clock=world.clock)
     assert e.value.code == code
-    assert world.secrets.values == {}
+    assert world.secrets.names() == []
 
 
 async def test_a_mode_outside_the_followers_plan_is_refused(world: World) -> None:
