@@ -3,12 +3,12 @@ de-duplicate by event id, apply subscription facts in order, record the outcome.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
 
 from tests.application.conftest import World
+from tests.fakes.billing import FakeVerifier
 from vanta.application.billing.inbox import receive_stripe
 from vanta.application.billing.providers import BillingProviders
 from vanta.application.ports.billing import BillingEventRejected
@@ -16,23 +16,9 @@ from vanta.application.ports.billing_facts import InboundEvent, SubscriptionFact
 from vanta.domain.subscriptions import SubscriptionStatus as S
 
 
-class FactVerifier:
-    """Accepts a body signed ``ok`` and reads the fact the test registered under its id."""
-
-    def __init__(self) -> None:
-        self.facts: dict[str, SubscriptionFact | None] = {}
-
-    def verify(self, body: bytes, signature: str | None) -> InboundEvent:
-        if signature != "ok":
-            raise BillingEventRejected("bad_signature")
-        event_id = json.loads(body)["id"]
-        return InboundEvent("stripe", event_id, "customer.subscription.updated",
-                            self.facts[event_id])
-
-
 @pytest.fixture
-def billing(world: World) -> tuple[World, FactVerifier, BillingProviders]:
-    verifier = FactVerifier()
+def billing(world: World) -> tuple[World, FakeVerifier, BillingProviders]:
+    verifier = FakeVerifier("stripe")
     return world, verifier, BillingProviders(stripe_events=verifier)
 
 
@@ -45,12 +31,13 @@ def _fact(w: World, event_id: str, status: S, seconds: float, plan: str = "pro",
         event_type="customer.subscription.updated")
 
 
-async def _deliver(b: tuple[World, FactVerifier, BillingProviders], event_id: str,
-                   fact: SubscriptionFact | None, signature: str = "ok") -> tuple[bool, str]:
+async def _deliver(b: tuple[World, FakeVerifier, BillingProviders], event_id: str,
+                   fact: SubscriptionFact | None, forged: bool = False) -> tuple[bool, str]:
     w, verifier, providers = b
-    verifier.facts[event_id] = fact
-    res = await receive_stripe(w.db.uow, providers, json.dumps({"id": event_id}).encode(),
-                               signature, clock=w.clock)
+    body, signature = verifier.sign(InboundEvent("stripe", event_id,
+                                                 "customer.subscription.updated", fact))
+    res = await receive_stripe(w.db.uow, providers, body, "v1=forged" if forged else signature,
+                               clock=w.clock)
     return res.duplicate, res.outcome
 
 
@@ -64,8 +51,8 @@ async def test_a_new_subscription_replaces_the_manual_plan(billing: tuple) -> No
     assert sub is not None
     assert (sub["provider"], sub["provider_ref"], sub["plan_id"], sub["status"]) \
         == ("stripe", "sub_1", "pro", "active")
-    assert (inbox["inbox_id"], inbox["outcome"], inbox["payload"]) \
-        == ("stripe:evt_1", "applied", {"id": "evt_1"})
+    assert (inbox["inbox_id"], inbox["outcome"], inbox["payload"]["id"]) \
+        == ("stripe:evt_1", "applied", "evt_1")
 
 
 async def test_a_redelivered_event_is_recorded_once(billing: tuple) -> None:
@@ -107,6 +94,6 @@ async def test_events_for_unknown_tenants_and_unhandled_types_are_only_recorded(
 async def test_a_bad_signature_writes_nothing(billing: tuple) -> None:
     w = billing[0]
     with pytest.raises(BillingEventRejected):
-        await _deliver(billing, "evt_1", _fact(w, "evt_1", S.ACTIVE, 0), signature="forged")
+        await _deliver(billing, "evt_1", _fact(w, "evt_1", S.ACTIVE, 0), forged=True)
     async with w.uow() as u:
         assert await u.inbox.list() == []

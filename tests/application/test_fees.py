@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from tests.application.conftest import World
+from tests.fakes.billing import FakeStripe
 from vanta.application.fees_service import close_fee_period, fee_ledger, record_flow
 from vanta.application.navs import record_nav
-from vanta.application.ports.billing_facts import FeeInvoice
 from vanta.domain.errors import Conflict, NotFound
 
 
@@ -137,30 +137,25 @@ async def test_a_close_losing_the_race_returns_the_winners_row(world: World) -> 
         assert len(await u.fee_ledger.list("tnt_a", fid)) == 1
 
 
-class _Stripe:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int, str]] = []
-
-    async def create_invoice_for_fee(self, customer_ref: str, amount_cents: int, currency: str,
-                                     description: str, idempotency_key: str) -> FeeInvoice:
-        self.calls.append((customer_ref, amount_cents, idempotency_key))
-        return FeeInvoice("in_1", "open", amount_cents, currency, None)
-
-
 async def test_a_fee_is_invoiced_once_to_the_tenants_stripe_customer(world: World) -> None:
     fid = await world.follower()
+    stripe = FakeStripe(clock=world.clock)
+    customer = stripe.add_customer()
     async with world.uow() as u:
         await u.subscriptions.replace("tnt_a", {
             "subscription_id": "s1", "tenant_id": "tnt_a", "plan_id": "institutional",
             "status": "active", "entitlements": {}, "created_at": world.clock.now,
-            "provider": "stripe", "customer_ref": "cus_1"})
+            "provider": "stripe", "customer_ref": customer})
         await u.commit()
     await _nav(world, fid, "1000", 0)
     await _nav(world, fid, "1250.50", 1)
-    stripe = _Stripe()
     _, body = await _close(world, fid, "P1", 2, stripe=stripe)
     _, again = await _close(world, fid, "P1", 2, stripe=stripe)
-    assert stripe.calls == [("cus_1", 5010, f"fee:tnt_a:{fid}:P1")]
-    assert body["invoice"] == {"provider": "stripe", "ref": "in_1"}
+    assert stripe.calls == [("create_invoice_for_fee", {"customer_ref": customer,
+                                                        "amount_cents": 5010,
+                                                        "currency": "usd"})]
+    [(key, (_, invoice))] = stripe.invoices.items()
+    assert key == f"fee:tnt_a:{fid}:P1"
+    assert body["invoice"] == {"provider": "stripe", "ref": invoice.invoice_ref}
     assert (body["invoice_status"], again["invoice_status"]) == ("invoiced", "invoiced")
     assert Decimal(body["fee"]) == Decimal("50.10")
