@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up the virtual environment with the pinned versions, then run the checks and the test
 # tiers cheapest first, stopping at the first failure: ruff, import contracts, mypy, the fast
-# tiers (unit, api), then the slow ones (contract, integration, e2e).
+# tiers (unit, application: seconds, no services), then the rest (api, contract, integration,
+# e2e).
 #
 # Arguments go to pytest. Options alone (`-k sizing`, `-x`, `-m postgres`) apply to both pytest
 # runs; as soon as one argument names a test path (`tests/unit/test_fees.py::test_x`), pytest
@@ -63,6 +64,6 @@ if names_a_path "$@"; then
   run_pytest "$@"
   exit 0
 fi
-run_pytest tests/unit tests/api "$@"
+run_pytest tests/unit tests/application "$@"
 oidc_peer
-run_pytest tests/contract tests/integration tests/e2e "$@"
+run_pytest tests/api tests/contract tests/integration tests/e2e "$@"
