@@ -3,9 +3,10 @@ FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 RUN useradd --create-home --uid 10001 vanta
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY src ./src
-RUN pip install --no-cache-dir ".[crypto]"
+# The versions CI tested (constraints.txt, from scripts/lock.sh); only the runtime extras.
+RUN pip install --no-cache-dir -c constraints.txt ".[crypto]"
 USER vanta
 ENV VANTA_DATA_DIR=/home/vanta/data
 EXPOSE 8000

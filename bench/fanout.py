@@ -6,7 +6,7 @@
 
 Processes, all on 127.0.0.1 and all stopped at the end (also on errors and SIGTERM):
 * ``bench/fanout_receiver.py``: one aiohttp receiver; follower ``k`` posts to ``/hooks/k``.
-  It verifies both signatures of every request with ``vanta.webhooks.verify`` and records the
+  It verifies both signatures of every request with ``vanta.receiving.verify`` and records the
   arrival time of each ``webhook-id``;
 * embedded profile: ``vanta serve`` with its in-process dispatcher over SQLite;
 * production profile, when ``vanta worker`` exists and PostgreSQL (127.0.0.1:5432), Redis and
@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from cryptography.fernet import Fernet
 
 from vanta.adapters.webhooks.signing import (
     new_webhook_secret,
@@ -83,6 +84,7 @@ TENANT = f"tnt_bench_{pysecrets.token_hex(3)}"  # per run: its Redis keys are it
 VAULT = "V_FANOUT"
 OPEN_OR_SENT = {"pending", "sent", "retry", "ack", "confirmed"}
 UNLIMITED = "100000000"
+MASTER_KEY = Fernet.generate_key().decode()  # production profile: an external key
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -242,7 +244,9 @@ class ReceiverClient:
 # -- seeding -----------------------------------------------------------------------------
 
 def profile_settings(data_dir: Path, database_url: str | None) -> Settings:
-    return Settings(data_dir=data_dir, database_url=database_url)
+    # PostgreSQL is the production profile: its master key comes from outside the data folder
+    key = MASTER_KEY if database_url else None
+    return Settings(data_dir=data_dir, database_url=database_url, master_key=key)
 
 
 async def seed(settings: Settings, n: int, prefix: str, hooks: str) -> tuple[dict[str, str], str]:
@@ -485,7 +489,8 @@ async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Pa
         await rcv.load(sfile)
         env = {**base_env(data, args.concurrency), "VANTA_DATABASE_URL": pg_url,
                "VANTA_REDIS_URL": redis_url, "VANTA_NATS_URL": nats_url,
-               "VANTA_PROFILE": "production", "VANTA_RUN_DISPATCHER_IN_API": "false"}
+               "VANTA_PROFILE": "production", "VANTA_RUN_DISPATCHER_IN_API": "false",
+               "VANTA_MASTER_KEY": MASTER_KEY}
         tag = f"{n}-{dispatch_workers}"  # one set of files per run of the profile
         pf = tmp / f"api-production-{tag}.port"
         api = procs.start(f"serve-production-{tag}", [*VANTA, "serve", "--no-dispatcher",

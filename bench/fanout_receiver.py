@@ -5,7 +5,7 @@
 Every follower posts to ``/hooks/{key}``; ``{key}``'s ``whsec_`` secret comes from a JSON file
 ``{key: whsec}`` written by the benchmark (``--secrets``, or ``POST /_admin/load`` with
 ``{"path": ...}`` to add more later). Every request is checked with
-``vanta.webhooks.verify(..., require="both")`` (both signature schemes), its arrival time
+``vanta.receiving.verify(..., require="both")`` (both signature schemes), its arrival time
 (``time.time()``, taken once the whole body has been read) is recorded under its
 ``webhook-id`` and under a *group* (the body's ``meta.mo_id``: one manager order, or one
 baseline round), and it is answered 200, verified or not, so that nothing is retried; a
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from vanta.webhooks import WebhookVerificationError, verify
+from vanta.receiving import WebhookVerificationError, verify
 
 
 class FanoutReceiver:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VANTA_", extra="ignore")
 
-    profile: str = "embedded"
+    # "auto": production when the database is PostgreSQL, else embedded. The production
+    # profile needs an external master key (see bootstrap.build). "test" is embedded without
+    # process-wide metrics (tests build many containers in one process).
+    profile: Literal["auto", "embedded", "production", "test"] = "auto"
+    # Fernet key for the secret store (VANTA_MASTER_KEY). Unset on the embedded profile: a
+    # key file in the data folder; on the production profile the platform refuses to start.
+    master_key: SecretStr | None = None
     data_dir: Path = Path(".vanta")
     database_url: str | None = None  # default: SQLite file in data_dir
     api_host: str = "127.0.0.1"
@@ -47,7 +55,10 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = 86_400
     rate_limit_per_minute: int = 60
     rate_limit_burst: int = 20
-    trust_forwarded_for: bool = False
+    # Proxies (CIDRs or addresses) whose X-Forwarded-For is believed; see client_address.
+    # Comma-separated or a JSON list, e.g. VANTA_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trust_forwarded_for: bool = False  # replaced by trusted_proxies; true is refused
     # Billing. Keys come from the environment (or a secret manager), never from the repo.
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
@@ -67,6 +78,30 @@ class Settings(BaseSettings):
     s3_path_style: bool = True
     public_app_url: str = "http://127.0.0.1:8000"  # where checkout returns the user
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list):
+            value = [v.strip() for v in value if isinstance(v, str) and v.strip()]
+            for entry in value:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"trusted_proxies: not an IP address or CIDR: "
+                                     f"{entry!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _forwarded_for_needs_proxies(self) -> Settings:
+        # Believing X-Forwarded-For from any peer lets every client pick its own address.
+        if self.trust_forwarded_for:
+            raise ValueError("VANTA_TRUST_FORWARDED_FOR is replaced by VANTA_TRUSTED_PROXIES: "
+                             "list the proxies (CIDRs) whose X-Forwarded-For is believed")
+        return self
+
     @model_validator(mode="after")
     def _lease_outlasts_attempts(self) -> Settings:
         # A lease that lapsed while its delivery is still waiting or in flight would let a
@@ -81,6 +116,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'vanta.db').resolve()}"
+
+    @property
+    def is_production(self) -> bool:
+        if self.profile != "auto":
+            return self.profile == "production"
+        return self.db_url.startswith(("postgresql", "postgres"))
 
     @property
     def base_url(self) -> str:

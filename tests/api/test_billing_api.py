@@ -29,11 +29,11 @@ from tests.integration.billing_fakes import (
     serve,
     stripe_signature,
 )
-from vanta.adapters.db.billing_repositories import InboxRepository
-from vanta.application.billing import BillingProviders, expire_btcpay_periods, uow_conn
+from vanta.application.billing import BillingProviders, expire_btcpay_periods
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
+from vanta.bootstrap_billing import build_billing_providers
 from vanta.config import Settings
 from vanta.entrypoints.api.app import create_app
 
@@ -88,7 +88,7 @@ class Billing:
 
     async def inbox(self) -> list[dict[str, Any]]:
         async with self.container.uow() as uow:
-            return await InboxRepository(uow_conn(uow)).list()
+            return list(await uow.inbox.list())
 
     async def audit(self, action: str | None = None) -> list[Any]:
         async with self.container.uow() as uow:
@@ -116,7 +116,7 @@ async def billing(tmp_path: Path) -> AsyncIterator[Billing]:
             await create_tenant(c.uow(), tenant_id=t, name=t)
         await create_vault(c.uow(), tenant_id="tnt_a", vault_id="VA", label="A")
         await create_vault(c.uow(), tenant_id="tnt_b", vault_id="VB", label="B")
-        providers = BillingProviders.from_settings(settings)
+        providers = build_billing_providers(settings)
         app = create_app(c, run_dispatcher=False, billing_providers=providers)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://test",

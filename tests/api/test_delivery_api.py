@@ -20,7 +20,7 @@ from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
 from vanta.config import Settings
 from vanta.entrypoints.api.app import create_app
-from vanta.webhooks import WebhookVerificationError, verify
+from vanta.receiving import WebhookVerificationError, verify
 
 
 @dataclass

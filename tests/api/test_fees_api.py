@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from tests.api.test_billing_api import Billing, billing, subscribe
-from vanta.adapters.db.billing_repositories import FeeLedgerRepository
-from vanta.application.billing import uow_conn
+from vanta.application.fees_service import close_fee_period
+from vanta.application.ports.billing import BillingConflict
 
 __all__ = ["billing"]  # the fixture, shared with the billing tests
 
@@ -114,7 +116,7 @@ async def test_closing_the_same_period_twice_keeps_one_row(billing: Billing) -> 
     conflict = await close(billing, fid, "P1", day(2), rate="0.3")
     assert conflict.status_code == 409 and conflict.json()["code"] == "period_label_conflict"
     async with billing.container.uow() as uow:
-        rows = await FeeLedgerRepository(uow_conn(uow)).list("tnt_a", fid)
+        rows = await uow.fee_ledger.list("tnt_a", fid)
     assert len(rows) == 1 and rows[0]["fee"] == Decimal(40)
 
 
@@ -233,3 +235,65 @@ async def test_fee_without_a_billing_customer_is_recorded_only(billing: Billing)
     assert r.status_code == 201
     assert (r.json()["fee"], r.json()["invoice_status"]) == ("200.00", "no_billing_customer")
     assert not billing.sim.invoices
+
+
+class _RacedUow:
+    """A unit of work whose fee ledger shows no rows (``get``/``last``): it began before
+    a concurrent close committed the same period, so its insert is the one that loses."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def __aenter__(self) -> _RacedUow:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._inner.__aexit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        return _BlindLedger(value) if name == "fee_ledger" else value
+
+
+class _BlindLedger:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def get(self, *args: Any) -> None:
+        return None
+
+    async def last(self, *args: Any) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_a_close_losing_the_race_returns_the_winners_row(billing: Billing) -> None:
+    """The SQL adapter reports the taken label as the application's ``BillingConflict``
+    (not a driver error): the loser re-reads and answers with the stored period."""
+    fid = await follower(billing)
+    await nav(billing, fid, "1000", day(0))
+    await nav(billing, fid, "1200", day(1))
+    first = await close(billing, fid, "P1", day(2))
+    assert first.status_code == 201, first.text
+    opened: list[int] = []
+
+    def raced_factory() -> Any:
+        opened.append(1)  # only the first unit of work is blind; the re-read sees the row
+        uow = billing.container.uow()
+        return _RacedUow(uow) if len(opened) == 1 else uow
+
+    async with billing.container.uow() as uow:
+        stored = await uow.fee_ledger.get("tnt_a", fid, "P1")
+        assert stored is not None
+        with pytest.raises(BillingConflict):  # the port's error, not sqlalchemy's
+            await uow.fee_ledger.add({k: v for k, v in stored.items() if k != "id"})
+    created, body = await close_fee_period(
+        raced_factory, tenant_id="tnt_a", follower_id=fid, actor="user-1",
+        raw={"label": "P1", "rate": "0.2", "end": day(2)})
+    assert created is False
+    assert body["fee"] == first.json()["fee"] and body["created"] is False
+    async with billing.container.uow() as uow:
+        assert len(await uow.fee_ledger.list("tnt_a", fid)) == 1

@@ -31,8 +31,7 @@ from tests.contract import test_broker_contract as contract
 from tests.contract.harness import CASH, PARTS, Harness, closed_port
 from vanta.adapters.brokers.paper import PaperBroker, PaperSettings
 from vanta.adapters.brokers.paper_remote import RemotePaperBroker
-from vanta.adapters.brokers.paper_venue import PaperVenue
-from vanta.application.bridged import default_factory, parse_bridge
+from vanta.application.bridged import parse_bridge
 from vanta.application.brokers import (
     BrokerOrder,
     BrokerRejected,
@@ -41,6 +40,8 @@ from vanta.application.brokers import (
     OrderReport,
     OrderStatus,
 )
+from vanta.bootstrap.brokers import default_factory
+from vanta.devpeers.paper_venue import PaperVenue
 from vanta.domain.orders import Side, TimeInForce
 
 ACCOUNT = "acct-1"

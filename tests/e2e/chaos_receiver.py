@@ -5,7 +5,7 @@ Run standalone::
     python tests/e2e/chaos_receiver.py --port 0 --port-file F --seed N --fail-rate R --log L
 
 Every request to ``POST /hooks/{key}`` is verified first (both signature schemes, with
-``vanta.webhooks.verify`` and the secret registered through ``PUT /_admin/secrets/{key}``).
+``vanta.receiving.verify`` and the secret registered through ``PUT /_admin/secrets/{key}``).
 Then the receiver picks what to do. The choice is seeded by ``(seed, webhook-id, how many
 times this id has arrived)``, so the same id gets the same treatment in the same order
 whatever the arrival order across ids. With probability ``--fail-rate`` it misbehaves in one
@@ -52,7 +52,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vanta.webhooks import WebhookVerificationError, verify
+from vanta.receiving import WebhookVerificationError, verify
 
 FAULTS = ("http_500", "http_502", "http_503", "http_429", "timeout", "reset", "lost_answer")
 # Fields of the body that may legitimately differ between deliveries of one webhook-id.

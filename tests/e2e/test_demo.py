@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vanta.entrypoints import receiver as receiver_mod
+from vanta.devpeers import receiver as receiver_mod
 from vanta.entrypoints.cli.demo import _report, run_demo
 
 

@@ -30,7 +30,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def receiver(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
     port_file = tmp_path / "receiver.port"
-    proc = subprocess.Popen([sys.executable, "-m", "vanta.entrypoints.receiver", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "vanta.devpeers.receiver", "--port", "0",
                              "--port-file", str(port_file)], env=env)
     try:
         yield f"http://127.0.0.1:{_wait_for_file(port_file, proc)}"

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.conftest import require_service
 from tests.e2e.test_delivery_faults import (
@@ -54,6 +55,7 @@ from tests.pg import temp_database
 
 pytestmark = pytest.mark.e2e
 
+MASTER_KEY = Fernet.generate_key().decode()  # shared by every process of a run
 REDIS_URL = os.environ.get("VANTA_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 OPEN_STATES = ("pending", "sent", "retry")
 TENANT, VAULT = "tnt_prod", "V1"
@@ -64,6 +66,7 @@ TENANT, VAULT = "tnt_prod", "V1"
 
 def _prod_env(tmp_path: Path, db_url: str, nats_url: str, **extra: str) -> dict[str, str]:
     return _env(tmp_path, VANTA_DATABASE_URL=db_url, VANTA_NATS_URL=nats_url,
+                VANTA_MASTER_KEY=MASTER_KEY,  # the production profile refuses to start without
                 # every follower shares the receiver's host:port (see test_delivery_faults)
                 VANTA_WEBHOOK_PER_ENDPOINT_LIMIT="32", VANTA_WEBHOOK_TIMEOUT_SECONDS="2",
                 VANTA_DISPATCHER_LEASE_SECONDS="6", **extra)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from tests.integration.test_relay_consumer import World, make_world
@@ -47,7 +48,8 @@ def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         yield {}
         return
     with temp_database(request.getfixturevalue("postgres_url")) as url:
-        yield {"database_url": url}
+        # PostgreSQL is the production profile: it needs an external master key
+        yield {"database_url": url, "master_key": Fernet.generate_key().decode()}
 
 
 async def test_a_batch_sends_an_endpoint_no_more_than_its_share_and_hands_back_the_rest(

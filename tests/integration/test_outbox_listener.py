@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.pg import temp_database
 from vanta.adapters.bus.inprocess import InProcessBus
@@ -51,7 +52,8 @@ class Running:
 
 @pytest.fixture
 async def running(pg_url: str, tmp_path: Path) -> AsyncIterator[Running]:
-    c = build(Settings(data_dir=tmp_path / "data", database_url=pg_url))
+    c = build(Settings(data_dir=tmp_path / "data", database_url=pg_url,
+                       master_key=Fernet.generate_key().decode()))
     await c.migrate()
     bus = InProcessBus()
     r = Running(c)
@@ -116,7 +118,8 @@ async def test_the_polling_dispatcher_listens_too_and_stops_on_sigterm(
 ) -> None:
     """`vanta dispatch --no-until-idle` on PostgreSQL holds a listening connection, and its
     listener ends with it on SIGTERM."""
-    env = {**os.environ, "VANTA_DATA_DIR": str(tmp_path / "data"), "VANTA_DATABASE_URL": pg_url}
+    env = {**os.environ, "VANTA_DATA_DIR": str(tmp_path / "data"), "VANTA_DATABASE_URL": pg_url,
+           "VANTA_MASTER_KEY": Fernet.generate_key().decode()}  # production: external key
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vanta.entrypoints.cli.main", "dispatch", "--no-until-idle",
         env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)

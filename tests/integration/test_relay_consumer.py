@@ -41,7 +41,7 @@ from vanta.application.manager_orders import DISPATCH_TOPIC, parse_order_input, 
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
 from vanta.config import Settings
-from vanta.entrypoints import receiver as receiver_mod
+from vanta.devpeers import receiver as receiver_mod
 from vanta.entrypoints.workers.consumer import Consumer
 from vanta.entrypoints.workers.relay import Relay, encode, message_id
 

@@ -1,8 +1,10 @@
 """The webhook sender against real aiohttp servers on 127.0.0.1 (port 0).
 
 What is proven here: policy refusals never open a connection; the connection goes to the
-vetted address (no second lookup); redirects are returned, not followed; oversized and slow
-answers are cut off within bounds; a slow endpoint cannot starve deliveries to another one.
+vetted address (no second lookup); oversized and slow answers are cut off within bounds; a
+slow endpoint cannot starve deliveries to another one. What every sender does (statuses and
+redirects returned as they came, Retry-After, timeouts, excerpts, refused schemes) is the
+contract suite's, ``tests/contract/test_sender_contract.py``, run on this sender and the fake.
 """
 
 from __future__ import annotations
@@ -251,18 +253,6 @@ async def test_resolver_fails_closed_outside_a_vetted_send() -> None:
         await VettedResolver().resolve("example.com", 80)
 
 
-@pytest.mark.parametrize("status", [301, 302, 307, 308])
-async def test_redirects_are_returned_not_followed(status: int) -> None:
-    other = Recorder()
-    async with serve(other) as other_base:
-        async def redirect(request: web.Request) -> web.Response:
-            return web.Response(status=status, headers={"Location": f"{other_base}/stolen"},
-                                text="moved")
-
-        async with serve(redirect) as base, sender(policy=LOOPBACK) as s:
-            result = await s.send(f"{base}/hooks/vanta", HEADERS, BODY)
-    assert result.status == status and result.response_excerpt == "moved"
-    assert other.requests == []
 
 
 class Flood:

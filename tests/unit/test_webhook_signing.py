@@ -20,7 +20,7 @@ from vanta.adapters.webhooks.signing import (
     signature_headers,
     standard_secret_string,
 )
-from vanta.webhooks import WebhookVerificationError, verify, verify_standard, verify_vanta
+from vanta.receiving import WebhookVerificationError, verify, verify_standard, verify_vanta
 
 BODY = json.dumps({"type": "order.mirrored", "data": {"qty": "1.5"}}).encode()
 MSG_ID = "msg_2x7Yb9QpLkM3"

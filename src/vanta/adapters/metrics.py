@@ -57,5 +57,26 @@ def record_broker_submit(ok: bool) -> None:
     BROKER_SUCCESS.set(_totals["broker_ok"] / _totals["broker"])
 
 
+def record_dead_letter() -> None:
+    DEAD_LETTERS.inc()
+
+
+class PrometheusMetrics:
+    """The application's :class:`~vanta.application.ports.metrics.Metrics` port, recorded in
+    this process's Prometheus registry (the module-level metrics above)."""
+
+    def record_attempt(self, outcome: str, latency_ms: int) -> None:
+        record_attempt(outcome, latency_ms)
+
+    def record_ack(self, order_to_ack_ms: float) -> None:
+        record_ack(order_to_ack_ms)
+
+    def record_dead_letter(self) -> None:
+        record_dead_letter()
+
+    def record_broker_submit(self, ok: bool) -> None:
+        record_broker_submit(ok)
+
+
 def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -10,17 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-import zlib
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from vanta.adapters import metrics
-from vanta.adapters.db.uow import SqlUnitOfWork
-from vanta.adapters.webhooks.sender import SendResult
-from vanta.application.brokers import (
+from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.brokers import (
+    BrokerFactory,
     BrokerGateway,
+    BrokerGateways,
     BrokerOrder,
     BrokerRejected,
     BrokerUnavailable,
@@ -28,7 +27,9 @@ from vanta.application.brokers import (
     OrderReport,
     OrderStatus,
 )
-from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.delivery import SendResult
+from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.uow import UowFactory
 from vanta.domain.errors import ValidationFailed
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, Side, TimeInForce
 
@@ -80,13 +81,12 @@ def broker_order(child: Mapping[str, Any], order: Mapping[str, Any]) -> BrokerOr
 
 
 class BrokerRegistry:
-    """One gateway per follower account, built on first use from its stored credentials."""
+    """One gateway per follower account, built on first use from its stored credentials by
+    ``factory`` (the composition root's: ``vanta.bootstrap.brokers.default_factory``)."""
 
-    def __init__(self, secrets_get: Callable[[str], bytes],
-                 factory: Callable[[str, dict[str, str], str], BrokerGateway] | None = None
-                 ) -> None:
+    def __init__(self, secrets_get: Callable[[str], bytes], factory: BrokerFactory) -> None:
         self._secrets_get = secrets_get
-        self._factory = factory or default_factory
+        self._factory = factory
         self._gateways: dict[str, BrokerGateway] = {}
 
     def for_follower(self, follower: Mapping[str, Any]) -> BrokerGateway:
@@ -101,36 +101,11 @@ class BrokerRegistry:
 
     async def close(self) -> None:
         for gw in self._gateways.values():
-            await gw.close()  # type: ignore[attr-defined]
+            await gw.close()
         self._gateways.clear()
 
 
-def default_factory(broker: str, creds: dict[str, str], follower_id: str) -> BrokerGateway:
-    if broker == "paper":
-        if "url" in creds:  # a separate venue process; the follower id is the account
-            from vanta.adapters.brokers.paper_remote import RemotePaperBroker
-            return RemotePaperBroker(creds["url"], follower_id, cash=creds.get("cash"))
-        from vanta.adapters.brokers.paper import PaperBroker, PaperSettings
-        return PaperBroker(PaperSettings(prices={}, cash=Decimal(creds.get("cash", "100000")),
-                                         seed=zlib.crc32(follower_id.encode()) & 0xFFFF))
-    if broker == "alpaca":
-        from vanta.adapters.brokers.alpaca import AlpacaBroker
-        kw = {"base_url": creds["base_url"]} if "base_url" in creds else {}
-        return AlpacaBroker(creds["key_id"], creds["secret_key"], **kw)  # type: ignore[arg-type]
-    if broker == "tradier":
-        from vanta.adapters.brokers.tradier import TradierBroker
-        kw = {"base_url": creds["base_url"]} if "base_url" in creds else {}
-        return TradierBroker(creds["access_token"], creds["account_id"],
-                             **kw)  # type: ignore[arg-type]
-    try:
-        from vanta.adapters.brokers.ccxt_venue import CcxtBroker
-    except ImportError as e:  # ccxt is an optional extra
-        raise RuntimeError("crypto venues need: pip install 'vanta-platform[crypto]'") from e
-    return CcxtBroker.coinbase(creds["api_key"], creds["api_secret"],
-                               api_url=creds.get("api_url"))
-
-
-async def _venue_lost_order(uow_factory: Callable[[], SqlUnitOfWork],
+async def _venue_lost_order(uow_factory: UowFactory,
                             child: Mapping[str, Any], now: Any) -> None:
     error = "the broker has no record of this accepted order"
     async with uow_factory() as uow:
@@ -156,7 +131,7 @@ def fill_progress(report: OrderReport) -> tuple[str | None, str | None]:
 
 
 async def submit_to_broker(gateway: BrokerGateway, order: BrokerOrder,
-                           price: Decimal | None) -> SendResult:
+                           price: Decimal | None, metrics: Metrics = NO_METRICS) -> SendResult:
     """One attempt at the venue, reported in the dispatcher's terms: accepted → 2xx,
     refused → terminal, unavailable → retry with the usual backoff."""
     set_price = getattr(gateway, "set_price", None)
@@ -180,7 +155,7 @@ def _ms(start: float) -> int:
     return int((time.perf_counter() - start) * 1000)
 
 
-async def confirm_fills(uow_factory: Callable[[], SqlUnitOfWork], brokers: BrokerRegistry, *,
+async def confirm_fills(uow_factory: UowFactory, brokers: BrokerGateways, *,
                         clock: Clock = utcnow, limit: int = 200) -> int:
     """The confirmer: ask each venue about accepted orders, record new fills (once per trade
     id), track partial fills, and settle children whose order finished."""

@@ -1,17 +1,5 @@
-"""Time as a port: handlers ask a clock, tests can pass a fixed one."""
+"""Time as a port (kept importable here; the port lives in :mod:`vanta.application.ports.clock`)."""
 
-from __future__ import annotations
+from vanta.application.ports.clock import Clock, iso, utcnow
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(ts: datetime) -> str:
-    """RFC 3339 with a Z, microsecond precision."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+__all__ = ["Clock", "iso", "utcnow"]

@@ -1,36 +1,67 @@
-"""Dead letters: list them, and send them again with the same webhook-id."""
+"""Dead letters: list them, and send them again with the same webhook-id.
+
+Both take the caller's narrowing (``vault_ids``, ``follower_id``; None: no narrowing) and apply
+it where the rows are read, so a narrowed caller can neither see nor requeue a child outside
+it: such a child is reported exactly like an id that does not exist."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 
 
-async def list_dead_letters(uow: SqlUnitOfWork, *, tenant_id: str, since: datetime | None,
-                            limit: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Redelivery:
+    requeued: list[str]
+    # asked for by id but unknown, or outside the caller's narrowing: indistinguishable
+    not_found: list[str]
+
+
+def _within(row: Mapping[str, Any], vault_ids: frozenset[str] | None,
+            follower_id: str | None) -> bool:
+    return (vault_ids is None or row["vault_id"] in vault_ids) and \
+        (follower_id is None or row["follower_id"] == follower_id)
+
+
+async def list_dead_letters(uow: UnitOfWork, *, tenant_id: str, since: datetime | None,
+                            limit: int, vault_ids: frozenset[str] | None = None,
+                            follower_id: str | None = None) -> list[dict[str, Any]]:
     async with uow:
-        return await uow.child_orders.dead_letters(tenant_id, since=since, limit=limit)
+        return await uow.child_orders.dead_letters(tenant_id, since=since, limit=limit,
+                                                   vault_ids=vault_ids,
+                                                   follower_id=follower_id)
 
 
-async def redeliver(uow: SqlUnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | None,
+async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | None,
                     since: datetime | None, actor: str,
-                    clock: Clock = utcnow) -> list[str]:
+                    vault_ids: frozenset[str] | None = None, follower_id: str | None = None,
+                    clock: Clock = utcnow) -> Redelivery:
     """Move dead letters back to ``pending`` and queue them now. The child id, and so the
-    ``webhook-id``, stays the same: a receiver that already applied it ignores it. Returns
-    the ids requeued; ids that are not (or no longer) dead letters are left alone."""
+    ``webhook-id``, stays the same: a receiver that already applied it ignores it. Ids that
+    are visible but not (or no longer) dead letters are left alone; ids that are unknown or
+    outside the narrowing are left alone and listed in ``not_found``."""
     now = clock()
     requeued: list[str] = []
+    not_found: list[str] = []
     async with uow:
         if fo_ids is not None:
-            rows = [r for r in [await uow.child_orders.get(tenant_id, f) for f in fo_ids]
-                    if r is not None and r["state"] == ChildOrderState.DLQ.value]
+            rows = []
+            for f in dict.fromkeys(fo_ids):  # each id once, in the order given
+                r = await uow.child_orders.get(tenant_id, f)
+                if r is None or not _within(r, vault_ids, follower_id):
+                    not_found.append(f)
+                elif r["state"] == ChildOrderState.DLQ.value:
+                    rows.append(r)
         else:
-            rows = await uow.child_orders.dead_letters(tenant_id, since=since, limit=100_000)
+            rows = await uow.child_orders.dead_letters(tenant_id, since=since, limit=100_000,
+                                                       vault_ids=vault_ids,
+                                                       follower_id=follower_id)
         for r in rows:
             CHILD_ORDER_TABLE.check(ChildOrderState.DLQ, ChildOrderState.PENDING)
             if not await uow.child_orders.update(r["fo_id"], expect_state="dlq",
@@ -46,4 +77,4 @@ async def redeliver(uow: SqlUnitOfWork, *, tenant_id: str, fo_ids: Sequence[str]
                                             "attempts_so_far": r["dispatch_attempts"]})
             requeued.append(r["fo_id"])
         await uow.commit()
-    return requeued
+    return Redelivery(requeued, not_found)

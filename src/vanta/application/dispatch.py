@@ -3,79 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-from vanta.adapters import metrics
-from vanta.adapters.db.repositories import OutboxLease
-from vanta.adapters.db.uow import SqlUnitOfWork
-from vanta.adapters.webhooks.sender import SendResult
-from vanta.adapters.webhooks.signing import signature_headers
-from vanta.application.bridged import (
-    BrokerRegistry,
-    broker_order,
-    confirm_fills,
-    submit_to_broker,
-)
-from vanta.application.brokers import BrokerGateway, BrokerOrder
+from vanta.application.bridged import broker_order, confirm_fills, submit_to_broker
 from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.dispatch_steps import (
+    MAINTENANCE_RECHECK,
+    OPEN_CHILD_STATES,
+    Decided,
+    Endpoint,
+    Prepared,
+    Row,
+    cancel,
+    dead_letter,
+    endpoint_of,
+    record_answers,
+    report,
+    signing_refs,
+)
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.payloads import dispatch_body
+from vanta.application.ports.brokers import BrokerGateways
+from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
+from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.secrets import SecretReader
+from vanta.application.ports.tracer import NOOP_TRACER, Tracer
+from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.delivery import Outcome, classify, parse_retry_after, retry_delay
-from vanta.domain.orders import (
-    CHILD_ORDER_TABLE,
-    ChildOrderState,
-    ManagerOrderState,
-)
+from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
+from vanta.domain.webhook_signing import signature_headers
 
 log = logging.getLogger("vanta.dispatch")
-Endpoint = tuple[str, str, int | None]  # scheme, host, port
-OPEN_CHILD_STATES = (ChildOrderState.PENDING.value, ChildOrderState.SENT.value,
-                     ChildOrderState.RETRY.value)
-MAINTENANCE_RECHECK = timedelta(seconds=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """One attempt, ready to go: a signed webhook, or an order for the follower's broker."""
-
-    url: str
-    headers: dict[str, str]
-    body: bytes
-    attempt_no: int
-    started: datetime
-    gateway: BrokerGateway | None = None
-    broker_order: BrokerOrder | None = None
-    price: Decimal | None = None
-    endpoint: Endpoint | None = None  # counted in the dispatcher's in-flight share until sent
-    # The child as read when the attempt started; the answer only needs its fixed fields
-    # (ids, tenant, creation time), so recording it reads nothing again.
-    child: dict[str, Any] = field(default_factory=dict)
-
-
-def signing_refs(follower: dict[str, Any], now: datetime) -> list[str]:
-    """The current key, plus every previous key whose overlap window is still open."""
-    refs = [follower["hmac_key_ref"]]
-    for k in follower.get("webhook_keys") or []:
-        until = k.get("not_after")
-        if until is None or datetime.fromisoformat(until) > now:
-            refs.append(k["ref"])
-    return refs
-
-
-class Sender(Protocol):
-    async def send(self, url: str, headers: dict[str, str], body: bytes) -> SendResult: ...
-
-
-class Secrets(Protocol):
-    def get(self, ref: str) -> bytes: ...
+RowsOf = Callable[[UnitOfWork], Awaitable[Sequence[Row]]]
+__all__ = ["BatchOutcome", "DispatchConfig", "Dispatcher", "Prepared", "endpoint_of",
+           "signing_refs"]
 
 
 @dataclass
@@ -99,22 +64,18 @@ class BatchOutcome:
     deferred: list[int] = field(default_factory=list)
 
 
-@functools.lru_cache(maxsize=4096)
-def endpoint_of(url: str) -> Endpoint:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port
-
-
 @dataclass
 class Dispatcher:
-    uow_factory: Callable[[], SqlUnitOfWork]
-    sender: Sender
-    secrets: Secrets
+    uow_factory: UowFactory
+    sender: WebhookSender
+    secrets: SecretReader
     config: DispatchConfig = field(default_factory=DispatchConfig)
     clock: Clock = utcnow
     rng: random.Random = field(default_factory=random.Random)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    brokers: BrokerRegistry | None = None
+    brokers: BrokerGateways | None = None
+    metrics: Metrics = NO_METRICS
+    tracer: Tracer = NOOP_TRACER
     # Shared by every batch this dispatcher runs at once: children started per endpoint and
     # not yet answered, and the send slots (``config.concurrency``) of the running loop.
     _in_flight: dict[Endpoint, int] = field(default_factory=dict, init=False, repr=False)
@@ -123,7 +84,7 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many outbox rows were handled."""
-        async def claim(uow: SqlUnitOfWork) -> Sequence[dict[str, Any]]:
+        async def claim(uow: UnitOfWork) -> Sequence[Row]:
             return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(), self.config.batch,
                                               self.config.lease)
         try:
@@ -157,19 +118,21 @@ class Dispatcher:
                 w.cancel()
 
     async def deliver_leased(self, leases: Sequence[OutboxLease],
-                             lease: timedelta) -> tuple[list[dict[str, Any]], BatchOutcome]:
+                             lease: timedelta) -> tuple[list[Row], BatchOutcome]:
         """Deliver the rows known by the leases their bus messages name: the transaction
         that starts the attempts first renews the leases that are still live
         (``OutboxRepository.take_many``), so taking a batch costs no transaction of its own.
         Returns the rows taken (the others were stale), with their new expiry, and the
         outcome."""
-        async def take(uow: SqlUnitOfWork) -> Sequence[dict[str, Any]]:
+        async def take(uow: UnitOfWork) -> Sequence[Row]:
             return await uow.outbox.take_many(leases, self.clock(), lease)
         return await self._deliver(take)
 
-    async def _deliver(
-        self, rows_of: Callable[[SqlUnitOfWork], Awaitable[Sequence[dict[str, Any]]]]
-    ) -> tuple[list[dict[str, Any]], BatchOutcome]:
+    async def _deliver(self, rows_of: RowsOf) -> tuple[list[Row], BatchOutcome]:
+        with self.tracer.span("dispatch.batch"):
+            return await self._deliver_batch(rows_of)
+
+    async def _deliver_batch(self, rows_of: RowsOf) -> tuple[list[Row], BatchOutcome]:
         """Deliver a batch with two transactions for the whole of it: one leases the rows
         (``rows_of``), starts every attempt (state ``sent``, an ``in_flight`` attempt row
         each); the sends run concurrently; one records every answer (attempts, states,
@@ -188,14 +151,15 @@ class Dispatcher:
                 async with sem:
                     if p.gateway is not None:
                         assert p.broker_order is not None
-                        return await submit_to_broker(p.gateway, p.broker_order, p.price)
+                        return await submit_to_broker(p.gateway, p.broker_order, p.price,
+                                                      self.metrics)
                     return await self.sender.send(p.url, p.headers, p.body)
             finally:
                 self._release_endpoints([p.endpoint])
 
         results = await asyncio.gather(*(send(p) for _, p in prepared),
                                        return_exceptions=True)
-        answered: list[tuple[dict[str, Any], Prepared, SendResult]] = []
+        answered: list[tuple[Row, Prepared, SendResult]] = []
         for (row, p), res in zip(prepared, results, strict=True):
             if isinstance(res, asyncio.CancelledError):
                 raise res
@@ -233,11 +197,11 @@ class Dispatcher:
                 self._in_flight.pop(key, None)
 
     async def _begin_batch(
-        self, rows_of: Callable[[SqlUnitOfWork], Awaitable[Sequence[dict[str, Any]]]],
+        self, rows_of: RowsOf,
         deferred: list[int],
-    ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], Prepared]]]:
+    ) -> tuple[list[Row], list[tuple[Row, Prepared]]]:
         admitted: dict[int, Endpoint] = {}
-        out: list[tuple[dict[str, Any], Prepared]] = []
+        out: list[tuple[Row, Prepared]] = []
         try:
             rows = await self._start_attempts(rows_of, deferred, admitted, out)
         except BaseException:  # nothing of this batch will be sent
@@ -245,62 +209,20 @@ class Dispatcher:
             raise
         return rows, out
 
-    async def _start_attempts(
-        self, rows_of: Callable[[SqlUnitOfWork], Awaitable[Sequence[dict[str, Any]]]],
-        deferred: list[int], admitted: dict[int, Endpoint],
-        out: list[tuple[dict[str, Any], Prepared]],
-    ) -> list[dict[str, Any]]:
+    async def _start_attempts(self, rows_of: RowsOf, deferred: list[int],
+                              admitted: dict[int, Endpoint],
+                              out: list[tuple[Row, Prepared]]) -> list[Row]:
         now = self.clock()
-        budget = len(self.config.retry_schedule) + 1
         async with self.uow_factory() as uow:
             outbox_rows = list(await rows_of(uow))
             if not outbox_rows:
                 return []
             children = await uow.child_orders.get_many_unscoped(
                 r["payload"]["fo_id"] for r in outbox_rows)
-            held = await uow.vaults.under_maintenance(c["vault_id"] for c in children.values())
             followers = await uow.followers.get_many_unscoped(
                 c["follower_id"] for c in children.values())
-            done: list[int] = []
-            later: list[tuple[int, datetime]] = []
-            to_send: dict[str, list[dict[str, Any]]] = {}
-            for row in outbox_rows:
-                child = children.get(row["payload"]["fo_id"])
-                if child is None or child["state"] not in OPEN_CHILD_STATES:
-                    done.append(row["id"])
-                    continue
-                if child["vault_id"] in held:
-                    # held, not dropped: delivered once maintenance is lifted
-                    later.append((row["id"], now + MAINTENANCE_RECHECK))
-                    continue
-                state = ChildOrderState(child["state"])
-                follower = followers[child["follower_id"]]
-                if state is not ChildOrderState.SENT and (follower["kill_switch"] or
-                                                          follower["paused"]):
-                    # A kill switch acts at once: what is still queued is withdrawn, not sent.
-                    reason = "kill_switch" if follower["kill_switch"] else "paused"
-                    await self._cancel(uow, row, child, state, reason, now)
-                elif follower["webhook_disabled_at"] is not None:
-                    # Parked, not lost: an operator redelivers once the endpoint is fixed.
-                    error = f"endpoint disabled: {follower['webhook_disabled_reason']}"
-                    await self._dead_letter(uow, row, child, state, error, now)
-                elif state is ChildOrderState.SENT and child["dispatch_attempts"] >= budget:
-                    # The worker died during the last attempt the budget allows.
-                    await uow.attempts.mark_lost(child["fo_id"])
-                    await self._dead_letter(uow, row, child, state,
-                                            "the worker stopped during the last attempt", now)
-                else:
-                    if not follower["bridged_brokers"]:
-                        key = endpoint_of(follower["webhook_url"])
-                        if not self._admit(key):
-                            deferred.append(row["id"])
-                            continue
-                        admitted[row["id"]] = key
-                    if state is not ChildOrderState.SENT:
-                        CHILD_ORDER_TABLE.check(state, ChildOrderState.SENT)
-                    to_send.setdefault(state.value, []).append(row)
-            await uow.outbox.complete_many(done, now)
-            await uow.outbox.reschedule_many(later)
+            to_send = await self._triage(uow, outbox_rows, children, followers, deferred,
+                                         admitted, now)
             moved: dict[str, int] = {}
             for expect, rows in to_send.items():
                 ids = [r["payload"]["fo_id"] for r in rows]
@@ -332,9 +254,60 @@ class Dispatcher:
                                                admitted.get(row["id"]))))
         return outbox_rows
 
-    def _prepare(self, child: dict[str, Any], follower: dict[str, Any],
-                 order: dict[str, Any], attempt_no: int, now: datetime,
-                 endpoint: Endpoint | None) -> Prepared:
+    async def _triage(self, uow: UnitOfWork, outbox_rows: list[Row],
+                      children: Mapping[str, Row], followers: Mapping[str, Row],
+                      deferred: list[int], admitted: dict[int, Endpoint],
+                      now: datetime) -> dict[str, list[Row]]:
+        """Settle the rows that need no attempt (finished, held, cancelled, parked) and
+        return the others by the state their child leaves; rows beyond an endpoint's share
+        go to ``deferred``."""
+        held = await uow.vaults.under_maintenance(c["vault_id"] for c in children.values())
+        budget = len(self.config.retry_schedule) + 1
+        done: list[int] = []
+        later: list[tuple[int, datetime]] = []
+        to_send: dict[str, list[Row]] = {}
+        for row in outbox_rows:
+            child = children.get(row["payload"]["fo_id"])
+            if child is None or child["state"] not in OPEN_CHILD_STATES:
+                done.append(row["id"])
+                continue
+            if child["vault_id"] in held:
+                # held, not dropped: delivered once maintenance is lifted
+                later.append((row["id"], now + MAINTENANCE_RECHECK))
+                continue
+            state = ChildOrderState(child["state"])
+            follower = followers[child["follower_id"]]
+            if state is not ChildOrderState.SENT and (follower["kill_switch"] or
+                                                      follower["paused"]):
+                # A kill switch acts at once: what is still queued is withdrawn, not sent.
+                reason = "kill_switch" if follower["kill_switch"] else "paused"
+                await cancel(uow, row, child, state, reason, now)
+            elif follower["webhook_disabled_at"] is not None:
+                # Parked, not lost: an operator redelivers once the endpoint is fixed.
+                error = f"endpoint disabled: {follower['webhook_disabled_reason']}"
+                await dead_letter(uow, row, child, state, error, now, self.metrics)
+            elif state is ChildOrderState.SENT and child["dispatch_attempts"] >= budget:
+                # The worker died during the last attempt the budget allows.
+                await uow.attempts.mark_lost(child["fo_id"])
+                await dead_letter(uow, row, child, state,
+                                  "the worker stopped during the last attempt", now,
+                                  self.metrics)
+            else:
+                if not follower["bridged_brokers"]:
+                    key = endpoint_of(follower["webhook_url"])
+                    if not self._admit(key):
+                        deferred.append(row["id"])
+                        continue
+                    admitted[row["id"]] = key
+                if state is not ChildOrderState.SENT:
+                    CHILD_ORDER_TABLE.check(state, ChildOrderState.SENT)
+                to_send.setdefault(state.value, []).append(row)
+        await uow.outbox.complete_many(done, now)
+        await uow.outbox.reschedule_many(later)
+        return to_send
+
+    def _prepare(self, child: Row, follower: Row, order: Row, attempt_no: int,
+                 now: datetime, endpoint: Endpoint | None) -> Prepared:
         if follower["bridged_brokers"]:
             if self.brokers is None:
                 raise RuntimeError("a bridged follower needs a broker registry")
@@ -359,14 +332,11 @@ class Dispatcher:
                             retry_after=parse_retry_after(result.retry_after))
         return (ChildOrderState.DLQ, None) if delay is None else (ChildOrderState.RETRY, delay)
 
-    async def _finish_batch(
-        self, answered: Sequence[tuple[dict[str, Any], Prepared, SendResult]]
-    ) -> None:
+    async def _finish_batch(self, answered: Sequence[tuple[Row, Prepared, SendResult]]) -> None:
         if not answered:
             return
         now = self.clock()
-        decided: list[tuple[dict[str, Any], Prepared, SendResult, ChildOrderState,
-                            float | None, str | None]] = []
+        decided: list[Decided] = []
         for row, p, result in answered:
             next_state, delay = self._next_state(p.attempt_no, result)
             CHILD_ORDER_TABLE.check(ChildOrderState.SENT, next_state)
@@ -374,112 +344,8 @@ class Dispatcher:
                                      else f"HTTP {result.status}")
             decided.append((row, p, result, next_state, delay, error))
         async with self.uow_factory() as uow:
-            await uow.attempts.settle_many([
-                {"fo_id": row["payload"]["fo_id"], "attempt_no": p.attempt_no,
-                 "started_at": p.started, "status_code": r.status, "latency_ms": r.latency_ms,
-                 "response_excerpt": r.response_excerpt, "error": r.error,
-                 "outcome": state.value} for row, p, r, state, _, _ in decided])
-            # Children that share every new value move together in one compare-and-set.
-            groups: dict[tuple[Any, ...], list[str]] = {}
-            for row, _, r, state, _, error in decided:
-                groups.setdefault((state, error, r.broker_ref), []).append(
-                    row["payload"]["fo_id"])
-            moved: set[str] = set()
-            for (state, error, broker_ref), ids in groups.items():
-                extra: dict[str, Any] = {"dead_lettered_at": now} \
-                    if state is ChildOrderState.DLQ else {}
-                if broker_ref is not None:
-                    extra["broker_order_ref"] = broker_ref
-                moved.update(await uow.child_orders.update_many(
-                    ids, expect_state=ChildOrderState.SENT.value, state=state.value,
-                    last_error=error, updated_at=now, **extra))
-            # A child someone else already settled keeps its attempt row and nothing more.
-            settled = [d for d in decided if d[0]["payload"]["fo_id"] in moved]
-            children = {row["payload"]["fo_id"]: p.child for row, p, *_ in settled}
-            for row, _, r, _, _, _ in settled:
-                if r.status == 410:
-                    await self._disable_endpoint(uow, children[row["payload"]["fo_id"]], now)
-            await uow.outbox.reschedule_many([
-                (row["id"], now + timedelta(seconds=delay))
-                for row, _, _, state, delay, _ in settled
-                if state is ChildOrderState.RETRY and delay is not None])
-            await uow.outbox.complete_many(
-                [row["id"] for row, _, _, state, _, _ in settled
-                 if state is not ChildOrderState.RETRY], now)
-            await uow.audit.append_many([
-                {"entity": "follower_order", "entity_id": row["payload"]["fo_id"],
-                 "action": f"dispatch:{state.value}", "actor": "dispatcher",
-                 "tenant_id": children[row["payload"]["fo_id"]]["tenant_id"],
-                 "payload": {"attempt": p.attempt_no, "status": r.status, "error": r.error,
-                             "latency_ms": r.latency_ms, "retry_in_s": delay}}
-                for row, p, r, state, delay, _ in settled])
-            await self._complete_orders(uow, {
-                children[row["payload"]["fo_id"]]["mo_id"]
-                for row, _, _, state, _, _ in settled if state is not ChildOrderState.RETRY})
+            settled, children = await record_answers(uow, decided, now)
             await uow.commit()
         for row, p, r, state, _, error in settled:
-            child = children[row["payload"]["fo_id"]]
-            self._report(child, p.attempt_no, r, state, error, now)
-
-    def _report(self, child: dict[str, Any], attempt_no: int, result: SendResult,
-                state: ChildOrderState, error: str | None, now: datetime) -> None:
-        metrics.record_attempt(state.value, result.latency_ms)
-        if state is ChildOrderState.ACK:
-            metrics.record_ack((now - child["created_at"]).total_seconds() * 1000)
-        if state is ChildOrderState.DLQ:
-            log.error("ALERT dead letter: retries exhausted",
-                      extra={"fo_id": child["fo_id"], "follower_id": child["follower_id"],
-                             "error": error, "queue": "mirror_dispatch_dlx"})
-        log.info("delivery attempt", extra={"fo_id": child["fo_id"], "mo_id": child["mo_id"],
-                                            "follower_id": child["follower_id"],
-                                            "attempt": attempt_no, "status": result.status,
-                                            "outcome": state.value})
-
-    async def _dead_letter(self, uow: SqlUnitOfWork, outbox_row: dict[str, Any],
-                           child: dict[str, Any], state: ChildOrderState, error: str,
-                           now: Any) -> None:
-        CHILD_ORDER_TABLE.check(state, ChildOrderState.DLQ)
-        if await uow.child_orders.update(child["fo_id"], expect_state=state.value,
-                                         state=ChildOrderState.DLQ.value, last_error=error,
-                                         dead_lettered_at=now, updated_at=now):
-            await uow.audit.append(entity="follower_order", entity_id=child["fo_id"],
-                                   action="dispatch:dlq", actor="dispatcher",
-                                   tenant_id=child["tenant_id"], payload={"error": error})
-            await self._maybe_complete_order(uow, child["mo_id"])
-            metrics.DEAD_LETTERS.inc()
-        await uow.outbox.complete(outbox_row["id"], now)
-
-    async def _disable_endpoint(self, uow: SqlUnitOfWork, child: dict[str, Any],
-                                now: Any) -> None:
-        """410 Gone: the receiver says the endpoint no longer exists; stop sending to it."""
-        await uow.followers.update(child["tenant_id"], child["follower_id"],
-                                   webhook_disabled_at=now,
-                                   webhook_disabled_reason="410 Gone", updated_at=now)
-        await uow.audit.append(entity="follower", entity_id=child["follower_id"],
-                               action="webhook_disabled", actor="dispatcher",
-                               tenant_id=child["tenant_id"],
-                               payload={"reason": "410 Gone", "fo_id": child["fo_id"]})
-        log.error("ALERT webhook endpoint disabled after 410 Gone",
-                  extra={"follower_id": child["follower_id"]})
-
-    async def _cancel(self, uow: SqlUnitOfWork, outbox_row: dict[str, Any],
-                      child: dict[str, Any], state: ChildOrderState, reason: str,
-                      now: Any) -> None:
-        CHILD_ORDER_TABLE.check(state, ChildOrderState.CANCELLED)
-        if await uow.child_orders.update(child["fo_id"], expect_state=state.value,
-                                         state=ChildOrderState.CANCELLED.value,
-                                         skip_reason=reason, updated_at=now):
-            await uow.audit.append(entity="follower_order", entity_id=child["fo_id"],
-                                   action="dispatch:cancelled", actor="dispatcher",
-                                   tenant_id=child["tenant_id"], payload={"reason": reason})
-            await self._maybe_complete_order(uow, child["mo_id"])
-        await uow.outbox.complete(outbox_row["id"], now)
-
-    async def _maybe_complete_order(self, uow: SqlUnitOfWork, mo_id: str) -> None:
-        await self._complete_orders(uow, {mo_id})
-
-    async def _complete_orders(self, uow: SqlUnitOfWork, mo_ids: set[str]) -> None:
-        """Mark each of ``mo_ids`` completed once none of its children is still open."""
-        still_open = await uow.child_orders.open_counts(mo_ids, OPEN_CHILD_STATES)
-        for mo_id in sorted(mo_ids - still_open.keys()):
-            await uow.manager_orders.set_state(mo_id, ManagerOrderState.COMPLETED.value)
+            report(self.metrics, children[row["payload"]["fo_id"]], p.attempt_no, r, state,
+                   error, now)

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-
-class Store(Protocol):
-    async def get(self, key: str) -> bytes | None: ...
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
-    async def delete(self, key: str) -> None: ...
+from vanta.application.ports.cache import KeyValueStore
 
 
 class EntitlementCache:
-    def __init__(self, store: Store | None = None, ttl_s: float = 300.0) -> None:
+    def __init__(self, store: KeyValueStore | None = None, ttl_s: float = 300.0) -> None:
         self.store = store
         self.ttl_s = ttl_s
 
@@ -53,7 +49,7 @@ class EntitlementCache:
 _cache = EntitlementCache()
 
 
-def configure(store: Store | None, ttl_s: float = 300.0) -> None:
+def configure(store: KeyValueStore | None, ttl_s: float = 300.0) -> None:
     """Set once by the composition root."""
     global _cache
     _cache = EntitlementCache(store, ttl_s)

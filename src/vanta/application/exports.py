@@ -1,6 +1,6 @@
 """Exports to the object store: the audit log, the daily trade log, dead-letter archives.
 
-Objects are immutable (see ``vanta.adapters.objectstore``), so every export of a day is
+Objects are immutable (see ``vanta.application.ports.objectstore``), so every export of a day is
 deterministic: the same database gives byte-identical objects (rows in a fixed order, JSON
 with sorted keys and no insignificant whitespace, decimals in plain notation, timestamps in
 one format), and running an export again is a no-op. A day is exported once it is over (plus
@@ -25,14 +25,40 @@ trade-log line names that event's ``audit_seq``, so the two exports cross-check.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
-from vanta.adapters.objectstore import (
+from vanta.application.export_formats import (
+    AUDIT_FORMAT,
+    DLX_FORMAT,
+    DLX_QUEUE,
+    JSON,
+    JSONL,
+    TRADE_LOG_FORMAT,
+    AuditChainBroken,
+    DayNotClosed,
+    ExportConflict,
+    ExportError,
+    ExportResult,
+    VerifyReport,
+    audit_key,
+    audit_manifest_key,
+    day_of,
+    day_segment,
+    dlx_key,
+    event_from_json,
+    event_json,
+    jsonl,
+    manifest_bytes,
+    plain,
+    trade_line,
+    trade_log_key,
+    trade_log_manifest_key,
+    verify_segment,
+)
+from vanta.application.ports.clock import Clock, iso, utcnow
+from vanta.application.ports.objectstore import (
     InvalidKey,
     ObjectCorrupted,
     ObjectExists,
@@ -42,9 +68,9 @@ from vanta.adapters.objectstore import (
     sha256_hex,
     validate_key,
 )
-from vanta.application.clock import Clock, iso, utcnow
-from vanta.domain.audit import GENESIS_HASH, AuditEvent, canonical_json, event_hash, verify_chain
-from vanta.domain.errors import DomainError, NotFound
+from vanta.application.ports.uow import UowFactory
+from vanta.domain.audit import AuditEvent, verify_chain
+from vanta.domain.errors import NotFound
 
 __all__ = [
     "DLX_QUEUE",
@@ -63,179 +89,8 @@ __all__ = [
     "verify_segment",
 ]
 
-UowFactory = Callable[[], SqlUnitOfWork]
-DLX_QUEUE = "mirror_dispatch_dlx"
-AUDIT_FORMAT = "vanta.audit-export/1"
-TRADE_LOG_FORMAT = "vanta.trade-log/1"
-DLX_FORMAT = "vanta.dlx-archive/1"
-JSONL = "application/x-ndjson"
-JSON = "application/json"
 DEFAULT_SETTLE = timedelta(minutes=5)
 DLX_LIMIT = 1_000_000
-
-
-class ExportError(DomainError):
-    code = "export_failed"
-
-
-class AuditChainBroken(ExportError):
-    code = "audit_chain_broken"
-
-    def __init__(self, seq: int) -> None:
-        super().__init__(f"the audit chain is broken at event #{seq}; nothing was exported")
-        self.seq = seq
-
-
-class DayNotClosed(ExportError):
-    code = "day_not_closed"
-
-
-class ExportConflict(ExportError):
-    """The object store already holds a different export under the same key."""
-
-    code = "export_conflict"
-
-    def __init__(self, message: str, *, key: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    kind: str  # audit | trade_log | dlx
-    objects: tuple[ObjectRef, ...]
-    count: int  # events, lines or dead letters written
-    manifest: Mapping[str, Any] | None = None
-
-    @property
-    def created(self) -> bool:
-        """False when every object was already stored with the same bytes (a re-run)."""
-        return any(r.created for r in self.objects)
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    day: date
-    problems: tuple[str, ...]
-    checked: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-# -- keys -------------------------------------------------------------------------------------
-
-def audit_key(day: date) -> str:
-    return f"audit/{day:%Y/%m/%d}/events.jsonl"
-
-
-def audit_manifest_key(day: date) -> str:
-    return f"audit/{day:%Y/%m/%d}/manifest.json"
-
-
-def trade_log_key(day: date) -> str:
-    return f"trade_log/{day:%Y/%m/%d}/trade_log.jsonl"
-
-
-def trade_log_manifest_key(day: date) -> str:
-    return f"trade_log/{day:%Y/%m/%d}/manifest.json"
-
-
-def dlx_key(tenant_id: str, at: datetime) -> str:
-    return f"dlx/{tenant_id}/{at.astimezone(UTC):%Y%m%dT%H%M%S.%fZ}.jsonl"
-
-
-# -- serialization ----------------------------------------------------------------------------
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return format(v, "f")
-    if isinstance(v, datetime):
-        return iso(v if v.tzinfo else v.replace(tzinfo=UTC))
-    if isinstance(v, date):
-        return v.isoformat()
-    if isinstance(v, Mapping):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    return v
-
-
-def _jsonl(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """One canonical JSON object per line: sorted keys, no spaces, UTF-8. Audit events go
-    through as they are: this is the serialization their hashes cover."""
-    return "".join(canonical_json(r) + "\n" for r in rows).encode()
-
-
-def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
-    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
-
-
-def _event_json(e: AuditEvent) -> dict[str, Any]:
-    return {"seq": e.seq, "event_id": e.event_id, "ts": e.ts, "entity": e.entity,
-            "entity_id": e.entity_id, "action": e.action, "actor": e.actor,
-            "payload": e.payload, "prev_hash": e.prev_hash, "hash": e.hash}
-
-
-def _event_from_json(d: Mapping[str, Any]) -> AuditEvent:
-    return AuditEvent(str(d["event_id"]), int(d["seq"]), str(d["entity"]),
-                      str(d["entity_id"]), str(d["action"]), str(d["actor"]),
-                      dict(d["payload"]), str(d["ts"]), str(d["prev_hash"]), str(d["hash"]))
-
-
-def _day_of(ts: str) -> date:
-    try:
-        return datetime.fromisoformat(ts).astimezone(UTC).date()
-    except ValueError as e:
-        raise ExportError(f"audit event timestamp {ts!r} is not ISO 8601") from e
-
-
-# -- the chain, one day at a time -------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Segment:
-    events: list[AuditEvent]
-    prev_hash: str  # the chain's hash just before the first event (or the day, if empty)
-
-    @property
-    def last_hash(self) -> str:
-        return self.events[-1].hash if self.events else self.prev_hash
-
-
-def _day_segment(events: Sequence[AuditEvent], day: date) -> _Segment:
-    inside = [e for e in events if _day_of(e.ts) == day]
-    if inside:
-        first = inside[0].seq
-        if [e.seq for e in inside] != list(range(first, first + len(inside))):
-            raise ExportError(
-                f"the audit events of {day} are not a contiguous run of the chain (writers "
-                "with disagreeing clocks?); a slice with gaps cannot be verified on its own",
-                code="audit_day_not_contiguous")
-        return _Segment(inside, inside[0].prev_hash)
-    before = [e for e in events if _day_of(e.ts) < day]
-    return _Segment([], before[-1].hash if before else GENESIS_HASH)
-
-
-def verify_segment(events: Sequence[AuditEvent], prev_hash: str) -> str | None:
-    """Check a run of the chain that starts after ``prev_hash``: consecutive seqs, each event
-    linked to the one before and hashing to its stored hash. Returns the first problem."""
-    prev = prev_hash
-    expected: int | None = None
-    for e in events:
-        if expected is not None and e.seq != expected:
-            return f"event #{e.seq} follows #{expected - 1}: the run has a gap"
-        if e.seq == 1 and prev != GENESIS_HASH:
-            return "event #1 does not start from the genesis hash"
-        if e.prev_hash != prev:
-            return f"event #{e.seq} does not link to the event before it"
-        h = event_hash(prev_hash=e.prev_hash, seq=e.seq, event_id=e.event_id, entity=e.entity,
-                       entity_id=e.entity_id, action=e.action, actor=e.actor,
-                       payload=e.payload, ts=e.ts)
-        if h != e.hash:
-            return f"event #{e.seq} does not match its hash"
-        prev, expected = e.hash, e.seq + 1
-    return None
 
 
 # -- the exporter -----------------------------------------------------------------------------
@@ -281,8 +136,8 @@ class Exporter:
         bad = verify_chain(events)
         if bad is not None:
             raise AuditChainBroken(bad)
-        seg = _day_segment(events, day)
-        body = _jsonl([_event_json(e) for e in seg.events])
+        seg = day_segment(events, day)
+        body = jsonl([event_json(e) for e in seg.events])
         meta = {"kind": "audit", "date": day.isoformat()}
         hint = "the database's audit events for that day differ from the stored ones"
         ref = await self._put(audit_key(day), body, JSONL, meta, hint)
@@ -293,7 +148,7 @@ class Exporter:
             "last_seq": seg.events[-1].seq if seg.events else None,
             "prev_hash": seg.prev_hash, "last_hash": seg.last_hash,
         }
-        mref = await self._put(audit_manifest_key(day), _manifest_bytes(manifest), JSON, meta,
+        mref = await self._put(audit_manifest_key(day), manifest_bytes(manifest), JSON, meta,
                                hint)
         return ExportResult("audit", (ref, mref), len(seg.events), manifest)
 
@@ -304,7 +159,7 @@ class Exporter:
         created: dict[str, AuditEvent] = {}
         for e in events:
             if (e.entity == "follower_order" and e.action.startswith("created:")
-                    and e.entity_id not in created and _day_of(e.ts) == day):
+                    and e.entity_id not in created and day_of(e.ts) == day):
                 created[e.entity_id] = e
         lines: list[dict[str, Any]] = []
         orders: dict[str, dict[str, Any] | None] = {}
@@ -318,8 +173,8 @@ class Exporter:
                 if mo_id not in orders:
                     orders[mo_id] = await uow.manager_orders.get_unscoped(mo_id)
                 fills = await uow.fills.for_child(fo_id)
-                lines.append(_trade_line(e.seq, child, orders[mo_id], fills))
-        body = _jsonl([_plain(x) for x in lines])
+                lines.append(trade_line(e.seq, child, orders[mo_id], fills))
+        body = jsonl([plain(x) for x in lines])
         meta = {"kind": "trade-log", "date": day.isoformat()}
         hint = "child states or fills changed since the first rollup"
         ref = await self._put(trade_log_key(day), body, JSONL, meta, hint)
@@ -329,7 +184,7 @@ class Exporter:
             "first_audit_seq": lines[0]["audit_seq"] if lines else None,
             "last_audit_seq": lines[-1]["audit_seq"] if lines else None,
         }
-        mref = await self._put(trade_log_manifest_key(day), _manifest_bytes(manifest), JSON,
+        mref = await self._put(trade_log_manifest_key(day), manifest_bytes(manifest), JSON,
                                meta, hint)
         return ExportResult("trade_log", (ref, mref), len(lines), manifest)
 
@@ -355,7 +210,7 @@ class Exporter:
         } for r in rows]
         meta = {"kind": "dlx", "tenant": tenant_id, "count": str(len(lines)),
                 "format": DLX_FORMAT}
-        ref = await self._put(key, _jsonl([_plain(x) for x in lines]), JSONL, meta,
+        ref = await self._put(key, jsonl([plain(x) for x in lines]), JSONL, meta,
                               "two archives in the same microsecond")
         return ExportResult("dlx", (ref,), len(lines))
 
@@ -420,7 +275,7 @@ class Exporter:
         if data is None:
             return None
         try:
-            events = [_event_from_json(json.loads(line)) for line in data.splitlines()]
+            events = [event_from_json(json.loads(line)) for line in data.splitlines()]
         except (ValueError, KeyError, TypeError) as e:
             problems.append(f"{audit_key(day)}: unreadable line ({e})")
             return None
@@ -479,7 +334,7 @@ class Exporter:
         if bad is not None:
             problems.append(f"database: the audit chain is broken at event #{bad}")
         try:
-            seg = _day_segment(events, day)
+            seg = day_segment(events, day)
         except ExportError as e:
             problems.append(f"database: {e.message}")
             return
@@ -487,20 +342,3 @@ class Exporter:
             problems.append(f"database: its audit events for {day} differ from the export")
         else:
             checked.append(f"database: its {len(seg.events)} events for {day} match the export")
-
-
-def _trade_line(audit_seq: int, child: Mapping[str, Any], order: Mapping[str, Any] | None,
-                fills: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return {
-        "audit_seq": audit_seq, "tenant_id": child["tenant_id"], "vault_id": child["vault_id"],
-        "mo_id": child["mo_id"],
-        "manager_order_id": order["client_order_id"] if order else None,
-        "fo_id": child["fo_id"], "follower_id": child["follower_id"],
-        "symbol": child["symbol"], "venue": child["venue"], "side": child["side"],
-        "qty": child["qty"], "cap_applied": bool(child["cap_applied"]),
-        "state": child["state"], "skip_reason": child["skip_reason"],
-        "created_at": child["created_at"], "filled_qty": child["filled_qty"],
-        "avg_fill_price": child["avg_fill_price"],
-        "fills": [{"trade_id": f["trade_id"], "qty": f["qty"], "price": f["price"],
-                   "ts": f["ts"]} for f in fills],
-    }

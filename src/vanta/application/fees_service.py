@@ -32,19 +32,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy.exc import IntegrityError
-
-from vanta.adapters.billing.errors import BillingError
-from vanta.adapters.billing.stripe_gateway import StripeGateway
-from vanta.adapters.db.billing_repositories import FeeLedgerRepository, FlowRepository
-from vanta.adapters.db.uow import SqlUnitOfWork
-from vanta.application.billing import stripe_customer_of, uow_conn
+from vanta.application.billing.lookup import stripe_customer_of
 from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.ports.billing import (
+    BillingConflict,
+    BillingError,
+    BillingUnitOfWork,
+    FeeLedger,
+    StripeBilling,
+)
 from vanta.domain.errors import Conflict, NotFound, ValidationFailed
 from vanta.domain.fees import (
     CENT,
@@ -60,7 +61,7 @@ from vanta.domain.fees import (
 )
 from vanta.domain.money import ZERO, normalize
 
-UowFactory = Callable[[], SqlUnitOfWork]
+UowFactory = Callable[[], BillingUnitOfWork]
 
 FLOW_KINDS: Final = ("deposit", "withdrawal")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,63}$")
@@ -113,7 +114,7 @@ def flow_json(row: Mapping[str, Any]) -> dict[str, Any]:
             "amount": _d(row["amount"]), "at": iso(row["at"])}
 
 
-async def record_flow(uow: SqlUnitOfWork, *, tenant_id: str, follower_id: str, raw: object,
+async def record_flow(uow: BillingUnitOfWork, *, tenant_id: str, follower_id: str, raw: object,
                       actor: str, clock: Clock = utcnow) -> dict[str, Any]:
     body = _only(raw, {"kind", "amount", "at"})
     kind = body.get("kind")
@@ -128,14 +129,14 @@ async def record_flow(uow: SqlUnitOfWork, *, tenant_id: str, follower_id: str, r
     async with uow:
         if await uow.followers.get(tenant_id, follower_id) is None:
             raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
-        last = await FeeLedgerRepository(uow_conn(uow)).last(tenant_id, follower_id)
+        last = await uow.fee_ledger.last(tenant_id, follower_id)
         if last is not None and at <= last["period_end"]:
             raise Conflict(f"period {last['period_label']} is closed up to "
                            f"{iso(last['period_end'])}; record the flow in the open period",
                            code="period_closed")
         row = {"tenant_id": tenant_id, "follower_id": follower_id, "kind": kind,
                "amount": flow.amount, "at": at}
-        row_id = await FlowRepository(uow_conn(uow)).add(row)
+        row_id = await uow.flows.add(row)
         await uow.audit.append(entity="follower", entity_id=follower_id, action="flow_recorded",
                                actor=actor, tenant_id=tenant_id,
                                payload={"kind": kind, "amount": _d(flow.amount),
@@ -164,7 +165,7 @@ def fee_idempotency_key(tenant_id: str, follower_id: str, label: str) -> str:
     return key
 
 
-def _events(navs: list[tuple[datetime, Decimal]], flows: list[Mapping[str, Any]]
+def _events(navs: list[tuple[datetime, Decimal]], flows: Sequence[Mapping[str, Any]]
             ) -> list[FeeEvent]:
     keyed: list[tuple[datetime, int, int, FeeEvent]] = []
     for i, f in enumerate(flows):
@@ -193,7 +194,7 @@ def ledger_row_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def close_fee_period(uow_factory: UowFactory, *, tenant_id: str, follower_id: str,
-                           raw: object, actor: str, stripe: StripeGateway | None = None,
+                           raw: object, actor: str, stripe: StripeBilling | None = None,
                            currency: str = "usd", clock: Clock = utcnow,
                            ) -> tuple[bool, dict[str, Any]]:
     """``(created, body)``; see the module docstring."""
@@ -204,16 +205,16 @@ async def close_fee_period(uow_factory: UowFactory, *, tenant_id: str, follower_
         async with uow_factory() as uow:
             if await uow.followers.get(tenant_id, follower_id) is None:
                 raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
-            ledger = FeeLedgerRepository(uow_conn(uow))
+            ledger = uow.fee_ledger
             row = await ledger.get(tenant_id, follower_id, label)
             if row is None:
                 row = await _close(uow, ledger, tenant_id=tenant_id, follower_id=follower_id,
                                    label=label, rate=rate, end=end, actor=actor, now=now)
                 await uow.commit()
                 created = True
-    except IntegrityError:  # a concurrent close of the same label won: return its row
+    except BillingConflict:  # a concurrent close of the same label won: return its row
         async with uow_factory() as uow:
-            row = await FeeLedgerRepository(uow_conn(uow)).get(tenant_id, follower_id, label)
+            row = await uow.fee_ledger.get(tenant_id, follower_id, label)
         if row is None:
             raise
     if Decimal(row["rate"]) != rate or row["period_end"] != end:
@@ -222,13 +223,13 @@ async def close_fee_period(uow_factory: UowFactory, *, tenant_id: str, follower_
     invoice_status = await _invoice(uow_factory, row, tenant_id=tenant_id, stripe=stripe,
                                     currency=currency, actor=actor)
     async with uow_factory() as uow:  # read back (the invoice ref may have been stored)
-        stored = await FeeLedgerRepository(uow_conn(uow)).get(tenant_id, follower_id, label)
+        stored = await uow.fee_ledger.get(tenant_id, follower_id, label)
     assert stored is not None
     return created, {**ledger_row_json(stored), "created": created,
                      "invoice_status": invoice_status}
 
 
-async def _close(uow: SqlUnitOfWork, ledger: FeeLedgerRepository, *, tenant_id: str,
+async def _close(uow: BillingUnitOfWork, ledger: FeeLedger, *, tenant_id: str,
                  follower_id: str, label: str, rate: Decimal, end: datetime, actor: str,
                  now: datetime) -> dict[str, Any]:
     last = await ledger.last(tenant_id, follower_id)
@@ -247,8 +248,7 @@ async def _close(uow: SqlUnitOfWork, ledger: FeeLedgerRepository, *, tenant_id: 
         start, opening = history[0]
         state = FeeState.open(Decimal(opening))
         navs = history[1:]
-    flows = await FlowRepository(uow_conn(uow)).list(tenant_id, follower_id, after=start,
-                                                     until=end)
+    flows = await uow.flows.list(tenant_id, follower_id, after=start, until=end)
     result, _ = close_period(state, _events(navs, flows), rate, label=label)
     row = {"tenant_id": tenant_id, "follower_id": follower_id, "period_label": label,
            "period_end": end, "rate": rate, "nav_start": result.nav_start,
@@ -270,7 +270,7 @@ async def _close(uow: SqlUnitOfWork, ledger: FeeLedgerRepository, *, tenant_id: 
 
 
 async def _invoice(uow_factory: UowFactory, row: Mapping[str, Any], *, tenant_id: str,
-                   stripe: StripeGateway | None, currency: str, actor: str) -> str:
+                   stripe: StripeBilling | None, currency: str, actor: str) -> str:
     """Invoice the period's fee once; returns what happened, for the response."""
     fee = Decimal(row["fee"])
     if row.get("invoice_ref"):
@@ -294,7 +294,7 @@ async def _invoice(uow_factory: UowFactory, row: Mapping[str, Any], *, tenant_id
         # the ledger row stands; closing the same label again retries with the same key
         return f"pending_retry:{e.code}"
     async with uow_factory() as uow:
-        ledger = FeeLedgerRepository(uow_conn(uow))
+        ledger = uow.fee_ledger
         stored = await ledger.set_invoice(int(row["id"]), provider="stripe",
                                           invoice_ref=inv.invoice_ref)
         if stored:
@@ -308,13 +308,13 @@ async def _invoice(uow_factory: UowFactory, row: Mapping[str, Any], *, tenant_id
     return "invoiced"
 
 
-async def fee_ledger(uow: SqlUnitOfWork, *, tenant_id: str, follower_id: str
+async def fee_ledger(uow: BillingUnitOfWork, *, tenant_id: str, follower_id: str
                      ) -> dict[str, Any]:
     """The follower's closed periods with P&L and fees side by side, plus running totals."""
     async with uow:
         if await uow.followers.get(tenant_id, follower_id) is None:
             raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
-        rows = await FeeLedgerRepository(uow_conn(uow)).list(tenant_id, follower_id)
+        rows = await uow.fee_ledger.list(tenant_id, follower_id)
     results = [_result(r) for r in rows]
     view = fee_ledger_rows(results)
     data = []

@@ -10,9 +10,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from vanta.adapters.db.uow import SqlUnitOfWork
-from vanta.adapters.secrets.local import LocalSecretStore
-from vanta.adapters.webhooks.signing import new_webhook_secret, standard_secret_string
 from vanta.application.bridged import parse_bridge
 from vanta.application.clock import Clock, utcnow
 from vanta.application.plans import (
@@ -20,6 +17,8 @@ from vanta.application.plans import (
     follower_rights,
     require_mode_allowed,
 )
+from vanta.application.ports.secrets import SecretStore
+from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.errors import NotFound, ValidationFailed
 from vanta.domain.followers import (
     DeliveryKind,
@@ -34,6 +33,7 @@ from vanta.domain.followers import (
     parse_scale_mode,
 )
 from vanta.domain.ids import FollowerId, new_id
+from vanta.domain.webhook_signing import new_webhook_secret, standard_secret_string
 
 SETTING_FIELDS = frozenset({"label", "mode", "scale", "max_pos_usd", "kill_switch",
                             "scale_mode", "nav_multiplier", "fractional", "protections",
@@ -182,7 +182,7 @@ def _audit_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def register_follower(
-    uow: SqlUnitOfWork, secrets: LocalSecretStore, *, tenant_id: str, vault_id: str,
+    uow: UnitOfWork, secrets: SecretStore, *, tenant_id: str, vault_id: str,
     raw: object, actor: str, clock: Clock = utcnow,
 ) -> tuple[dict[str, Any], str]:
     """Returns the stored follower and its webhook secret (``whsec_…``), shown only once."""
@@ -222,7 +222,7 @@ async def register_follower(
 
 
 async def patch_follower(
-    uow: SqlUnitOfWork, *, tenant_id: str, follower_id: str, raw: object, actor: str,
+    uow: UnitOfWork, *, tenant_id: str, follower_id: str, raw: object, actor: str,
     clock: Clock = utcnow,
 ) -> dict[str, Any]:
     """Change settings; the audit event carries the settings before and after."""
@@ -253,7 +253,7 @@ async def patch_follower(
 
 
 async def rotate_webhook_secret(
-    uow: SqlUnitOfWork, secrets: LocalSecretStore, *, tenant_id: str, follower_id: str,
+    uow: UnitOfWork, secrets: SecretStore, *, tenant_id: str, follower_id: str,
     raw: object, actor: str, clock: Clock = utcnow,
 ) -> dict[str, Any]:
     """A new signing key takes over at once; the previous one keeps signing too until the

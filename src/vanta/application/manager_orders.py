@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.clock import Clock, utcnow
 from vanta.application.followers import follower_spec
+from vanta.application.ports.uow import UnitOfWork
 from vanta.application.snapshots import build_snapshot, instrument_for
 from vanta.domain.errors import Conflict, NotFound, ValidationFailed
 from vanta.domain.followers import FollowerSpec
@@ -101,7 +101,7 @@ def _snapshot_json(snapshot: Snapshot, specs: Sequence[FollowerSpec],
 
 
 async def _expand_and_store(
-    uow: SqlUnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
+    uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
     now: datetime, only: Callable[[FollowerSpec], bool] | None = None,
 ) -> Expansion:
     rows = await uow.followers.list_for_vault(tenant_id, order.vault_id)
@@ -149,7 +149,7 @@ async def _expand_and_store(
 
 
 async def submit_manager_order(
-    uow: SqlUnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
+    uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
     clock: Clock = utcnow,
 ) -> Submitted:
     """Exactly once per (vault, order id): a second submission returns the first result."""
@@ -172,7 +172,7 @@ async def submit_manager_order(
 
 
 async def sync_follower(
-    uow: SqlUnitOfWork, *, tenant_id: str, vault_id: str, follower_id: str, actor: str,
+    uow: UnitOfWork, *, tenant_id: str, vault_id: str, follower_id: str, actor: str,
     clock: Clock = utcnow,
 ) -> list[Expansion]:
     """Size the buys that bring a new follower to the manager's current positions: one
@@ -209,7 +209,7 @@ def order_from_row(row: Mapping[str, Any]) -> ManagerOrder:
         meta=row["meta"])
 
 
-async def replay_expansion(uow: SqlUnitOfWork, *, tenant_id: str, mo_id: str) -> Expansion:
+async def replay_expansion(uow: UnitOfWork, *, tenant_id: str, mo_id: str) -> Expansion:
     """Re-run sizing from the stored snapshot alone; an auditor compares it with the rows."""
     async with uow:
         row = await uow.manager_orders.get(tenant_id, mo_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.errors import NotFound, ValidationFailed
 from vanta.domain.navs import parse_nav
 
@@ -30,7 +30,7 @@ def parse_as_of(value: object, now: datetime) -> datetime:
     return ts
 
 
-async def record_nav(uow: SqlUnitOfWork, *, tenant_id: str, entity: str, entity_id: str,
+async def record_nav(uow: UnitOfWork, *, tenant_id: str, entity: str, entity_id: str,
                      raw: object, actor: str, source: str = "api",
                      clock: Clock = utcnow) -> dict[str, object]:
     if not isinstance(raw, Mapping):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.application.tenancy import require_feature
 from vanta.domain.entitlements import Feature
 from vanta.domain.errors import NotFound
@@ -13,7 +13,7 @@ from vanta.domain.ids import new_id
 from vanta.domain.overlays import OverlayKind, parse_overlay_request
 
 
-async def apply_overlay(uow: SqlUnitOfWork, *, tenant_id: str, vault_id: str, raw: object,
+async def apply_overlay(uow: UnitOfWork, *, tenant_id: str, vault_id: str, raw: object,
                         actor: str, clock: Clock = utcnow) -> dict[str, Any]:
     req = parse_overlay_request(raw)
     now = clock()
@@ -56,7 +56,7 @@ def overlay_json(row: dict[str, Any]) -> dict[str, Any]:
             "reverted_at": row["reverted_at"].isoformat() if row["reverted_at"] else None}
 
 
-async def revert_expired(uow_factory: Any, *, clock: Clock = utcnow) -> int:
+async def revert_expired(uow_factory: UowFactory, *, clock: Clock = utcnow) -> int:
     """The scheduler's job: mark every overlay past its TTL reverted, with an audit event.
     Sizing also ignores expired overlays on its own, so a late scheduler never extends one."""
     now = clock()

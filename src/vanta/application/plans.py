@@ -19,7 +19,7 @@ from vanta.domain.errors import ValidationFailed
 
 @cache
 def _plan(plan_id: str) -> Entitlements:
-    return entitlements_for(plan_id)  # type: ignore[arg-type]
+    return entitlements_for(plan_id)
 
 
 def follower_rights(plan_id: str, opted_in: bool) -> tuple[bool, bool]:
@@ -32,7 +32,7 @@ def follower_rights(plan_id: str, opted_in: bool) -> tuple[bool, bool]:
 
 
 def require_mode_allowed(plan_id: str, mode: str) -> None:
-    decision = can_use_mode(_plan(plan_id), mode)  # type: ignore[arg-type]
+    decision = can_use_mode(_plan(plan_id), mode)
     if not decision.allowed:
         raise ValidationFailed(f"{mode} mode is not part of the {plan_id} plan",
                                code=decision.reason, field="mode")

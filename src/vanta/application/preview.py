@@ -6,9 +6,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.followers import follower_spec
 from vanta.application.manager_orders import order_from_row, parse_order_input
+from vanta.application.ports.uow import UnitOfWork
 from vanta.application.snapshots import build_snapshot, follower_navs, instrument_for
 from vanta.domain.errors import NotFound
 from vanta.domain.ids import FollowerId
@@ -26,7 +26,7 @@ def _result_json(r: SizeResult) -> dict[str, Any]:
 
 
 async def preview_follower(
-    uow: SqlUnitOfWork, *, tenant_id: str, follower_id: str, asof: datetime,
+    uow: UnitOfWork, *, tenant_id: str, follower_id: str, asof: datetime,
     hypothetical: dict[str, Any] | None = None, limit: int = 20,
 ) -> dict[str, Any]:
     """With ``hypothetical`` (symbol, side, qty, ref_price…), size that order; otherwise

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
-from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.application.clock import utcnow
 from vanta.application.followers import register_follower
+from vanta.application.ports.secrets import SecretStore
+from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.application.tenancy import grant_plan
 from vanta.domain.ids import new_id
 
@@ -24,7 +24,7 @@ class SeededFollower:
     settings: dict[str, Any]
 
 
-async def create_tenant(uow: SqlUnitOfWork, *, tenant_id: str, name: str) -> None:
+async def create_tenant(uow: UnitOfWork, *, tenant_id: str, name: str) -> None:
     async with uow:
         if await uow.tenants.get(tenant_id) is None:
             await uow.tenants.add({"tenant_id": tenant_id, "name": name, "status": "active",
@@ -34,7 +34,7 @@ async def create_tenant(uow: SqlUnitOfWork, *, tenant_id: str, name: str) -> Non
             await uow.commit()
 
 
-async def create_vault(uow: SqlUnitOfWork, *, tenant_id: str, vault_id: str | None = None,
+async def create_vault(uow: UnitOfWork, *, tenant_id: str, vault_id: str | None = None,
                        label: str, personas: list[str] | None = None) -> str:
     vid = vault_id or new_id()
     async with uow:
@@ -59,7 +59,7 @@ DEMO_FOLLOWERS: list[dict[str, Any]] = [
 ]
 
 
-async def seed_demo(uow_factory: Any, secrets: LocalSecretStore, *,
+async def seed_demo(uow_factory: UowFactory, secrets: SecretStore, *,
                     webhook_base: str) -> list[SeededFollower]:
     """Idempotent for the tenant and vault; adds the demo followers only to an empty vault."""
     await create_tenant(uow_factory(), tenant_id=DEMO_TENANT_ID, name="Demo Capital")

@@ -1,12 +1,15 @@
-"""Building the one snapshot each manager order is sized on."""
+"""Building the one snapshot each manager order is sized on, and narrowing it to what one
+caller may see."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
+from vanta.application.ports.uow import UnitOfWork
+from vanta.application.principal import Principal
 from vanta.domain.followers import FollowerSpec, ScaleMode
 from vanta.domain.ids import FollowerId
 from vanta.domain.mirroring import Snapshot
@@ -17,7 +20,7 @@ from vanta.domain.overlays import Overlay, OverlayKind, effect_of
 from vanta.domain.sizing import NavState
 
 
-async def instrument_for(uow: SqlUnitOfWork, symbol: str, venue: str) -> Instrument:
+async def instrument_for(uow: UnitOfWork, symbol: str, venue: str) -> Instrument:
     row = await uow.instruments.get(symbol, venue)
     if row is None:
         return default_instrument(symbol, venue)
@@ -25,7 +28,7 @@ async def instrument_for(uow: SqlUnitOfWork, symbol: str, venue: str) -> Instrum
                       row["fractional_step"])
 
 
-def overlay_from_row(row: dict) -> Overlay:  # type: ignore[type-arg]
+def overlay_from_row(row: dict) -> Overlay:
     p = row["params"]
     return Overlay(row["overlay_id"], OverlayKind(row["kind"]), Decimal(p.get("amplify", "0")),
                    p.get("persona"), row["applied_at"], row["expires_at"])
@@ -37,7 +40,7 @@ def _needs_nav(s: FollowerSpec) -> bool:
         p.daily_loss_limit_usd is not None
 
 
-async def follower_navs(uow: SqlUnitOfWork, specs: Sequence[FollowerSpec],
+async def follower_navs(uow: UnitOfWork, specs: Sequence[FollowerSpec],
                         at: datetime) -> dict[FollowerId, NavState]:
     ids = [s.follower_id for s in specs if _needs_nav(s)]
     history = await uow.navs.history("follower", ids, at) if ids else {}
@@ -49,7 +52,7 @@ async def follower_navs(uow: SqlUnitOfWork, specs: Sequence[FollowerSpec],
     return out
 
 
-async def build_snapshot(uow: SqlUnitOfWork, order: ManagerOrder,
+async def build_snapshot(uow: UnitOfWork, order: ManagerOrder,
                          specs: Sequence[FollowerSpec], at: datetime,
                          manager_nav: Decimal | None = None) -> Snapshot:
     mapped = {s.follower_id: s.protections.symbol_map.get(order.symbol, order.symbol)
@@ -68,3 +71,34 @@ async def build_snapshot(uow: SqlUnitOfWork, order: ManagerOrder,
         manager_position=await uow.manager_orders.net_position(order.vault_id, order.symbol),
         navs=await follower_navs(uow, specs, at), overlay=effect_of(overlays, at),
     )
+
+
+# The parts of a snapshot (as stored or as sent in an event) keyed by follower id.
+_PER_FOLLOWER_MAPS = ("positions", "navs")
+
+
+def narrow_snapshot(p: Principal, snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The snapshot as ``p`` may see it: every per-follower entry (positions, NAV states,
+    stored follower settings) of a follower ``p`` may not see is removed. The vault-wide
+    parts (price, the manager's NAV and position, overlay, instrument) stay: whoever may see
+    the order may see its vault. The one place a snapshot is narrowed; every answer or event
+    that carries a snapshot goes through it."""
+    out = dict(snapshot)
+    if p.follower_id is None:
+        return out
+    for key in _PER_FOLLOWER_MAPS:
+        if isinstance(out.get(key), Mapping):
+            out[key] = {k: v for k, v in out[key].items() if p.may_see_follower(k)}
+    if isinstance(out.get("followers"), list):
+        out["followers"] = [f for f in out["followers"]
+                            if isinstance(f, Mapping)
+                            and p.may_see_follower(str(f.get("follower_id")))]
+    return out
+
+
+def narrow_payload(p: Principal, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """An event payload with any snapshot in it narrowed for ``p``."""
+    out = dict(payload)
+    if isinstance(out.get("snapshot"), Mapping):
+        out["snapshot"] = narrow_snapshot(p, out["snapshot"])
+    return out

@@ -8,9 +8,9 @@ import secrets as pysecrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application import entitlements_cache
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.entitlements import (
     DecisionContext,
     Entitlements,
@@ -27,7 +27,7 @@ ROLES = ("owner", "ops", "auditor", "follower")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$")
 
 
-async def tenant_entitlements(uow: SqlUnitOfWork, tenant_id: str,
+async def tenant_entitlements(uow: UnitOfWork, tenant_id: str,
                               now: datetime | None = None,
                               grace: timedelta = DEFAULT_GRACE) -> Entitlements:
     """What the tenant's subscription grants right now (grace periods included). A tenant
@@ -47,15 +47,16 @@ async def tenant_entitlements(uow: SqlUnitOfWork, tenant_id: str,
                                             now or utcnow(), grace=grace))
 
 
-async def grant_plan(uow: SqlUnitOfWork, *, tenant_id: str, plan_id: str, actor: str,
+async def grant_plan(uow: UnitOfWork, *, tenant_id: str, plan_id: str, actor: str,
                      clock: Clock = utcnow) -> dict[str, Any]:
     """A manually granted, active subscription (operators, the demo, tests)."""
     now = clock()
     ent = entitlements_for(plan_id)
     async with uow:
-        row = {"subscription_id": new_id(), "tenant_id": tenant_id, "plan_id": plan_id,
-               "status": "active", "entitlements": ent.to_json(), "renewal_at": None,
-               "created_at": now, "provider": "manual", "updated_at": now}
+        row: dict[str, Any] = {
+            "subscription_id": new_id(), "tenant_id": tenant_id, "plan_id": plan_id,
+            "status": "active", "entitlements": ent.to_json(), "renewal_at": None,
+            "created_at": now, "provider": "manual", "updated_at": now}
         await uow.subscriptions.replace(tenant_id, row)
         await uow.audit.append(entity="subscription", entity_id=row["subscription_id"],
                                action="granted", actor=actor, tenant_id=tenant_id,
@@ -69,7 +70,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def invite(uow: SqlUnitOfWork, *, tenant_id: str, raw: object, actor: str,
+async def invite(uow: UnitOfWork, *, tenant_id: str, raw: object, actor: str,
                  clock: Clock = utcnow) -> tuple[dict[str, Any], str]:
     """Returns the invitation and its one-time token (only its hash is stored)."""
     if not isinstance(raw, dict) or set(raw) - {"email", "role"}:
@@ -102,7 +103,7 @@ async def invite(uow: SqlUnitOfWork, *, tenant_id: str, raw: object, actor: str,
     return row, token
 
 
-async def accept_invitation(uow: SqlUnitOfWork, *, token: str, raw: object,
+async def accept_invitation(uow: UnitOfWork, *, token: str, raw: object,
                             clock: Clock = utcnow) -> dict[str, Any]:
     """The invitation token is the credential (it travels by email); it binds the identity
     provider's subject to a new user of the tenant, once."""
@@ -129,7 +130,7 @@ async def accept_invitation(uow: SqlUnitOfWork, *, token: str, raw: object,
     return user
 
 
-async def require_feature(uow: SqlUnitOfWork, tenant_id: str, feature: Feature) -> None:
+async def require_feature(uow: UnitOfWork, tenant_id: str, feature: Feature) -> None:
     decision = decide(await tenant_entitlements(uow, tenant_id), feature)
     if not decision.allowed:
         raise NotEntitled(f"the tenant's plan does not include {feature.value}",

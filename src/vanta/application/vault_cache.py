@@ -28,18 +28,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from vanta.application.ports.cache import KeyValueStore
 
 log = logging.getLogger("vanta.cache.vaults")
 
 GENERATION_KEY = "vanta:vaults:generation"
 Rows = Sequence[Mapping[str, Any]]
-
-
-class Store(Protocol):
-    async def get(self, key: str) -> bytes | None: ...
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
-    async def set_if_absent(self, key: str, value: bytes, ttl_s: float) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +47,7 @@ class _Entry:
 
 
 class VaultCache:
-    def __init__(self, store: Store | None = None, *,
+    def __init__(self, store: KeyValueStore | None = None, *,
                  db_version: Callable[[], object] | None = None,
                  max_age_s: float = 5.0, generation_ttl_s: float = 7 * 24 * 3600,
                  max_tenants: int = 10_000,
@@ -132,7 +128,7 @@ class VaultCache:
 _cache = VaultCache()
 
 
-def configure(store: Store | None, *, db_version: Callable[[], object] | None = None,
+def configure(store: KeyValueStore | None, *, db_version: Callable[[], object] | None = None,
               max_age_s: float = 5.0) -> VaultCache:
     """Set once by the composition root (the API app); unconfigured, nothing is cached."""
     global _cache

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from vanta.domain.errors import ValidationFailed
 from vanta.domain.ids import FollowerId
@@ -157,7 +157,8 @@ def parse_mode(value: object, max_pos_usd: Decimal | None) -> FollowerMode:
     if value is None:
         return FollowerMode.CAPPED if max_pos_usd is not None else FollowerMode.PROPORTIONAL
     try:
-        mode = FollowerMode(value)
+        # any other value is refused by the lookup itself (ValueError)
+        mode = FollowerMode(cast(str, value))
     except ValueError:
         allowed = ", ".join(m.value for m in FollowerMode)
         raise ValidationFailed(f"mode must be one of {allowed}", code="invalid_mode",
@@ -173,7 +174,7 @@ def parse_mode(value: object, max_pos_usd: Decimal | None) -> FollowerMode:
 
 def parse_scale_mode(value: object) -> ScaleMode:
     try:
-        return ScaleMode(value if value is not None else "fixed")
+        return ScaleMode(cast(str, value) if value is not None else "fixed")
     except ValueError:
         raise ValidationFailed("scale_mode must be fixed or nav_ratio",
                                code="invalid_scale_mode", field="scale_mode") from None

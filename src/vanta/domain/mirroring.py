@@ -5,15 +5,47 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
+from vanta.domain import sizing_v1
 from vanta.domain.errors import Conflict
 from vanta.domain.followers import FollowerMode, FollowerSpec
 from vanta.domain.ids import FollowerId, child_order_ids
 from vanta.domain.money import ZERO, Instrument
 from vanta.domain.orders import ChildOrder, ChildOrderState, ManagerOrder
 from vanta.domain.overlays import OverlayEffect
-from vanta.domain.sizing import NavState, OrderContext, Sized, size_child
+from vanta.domain.sizing import (
+    SIZING_VERSION,
+    NavState,
+    OrderContext,
+    Sized,
+    SizeResult,
+    size_child,
+)
+
+
+class Sizer(Protocol):
+    """``size_child`` of one sizing version."""
+
+    def __call__(self, order: ManagerOrder, follower: FollowerSpec, instrument: Instrument,
+                 ctx: OrderContext | None = None, *, held: Decimal = ...,
+                 nav: NavState | None = None, price: Decimal | None = None) -> SizeResult: ...
+
+
+# Every sizing version an order may have been stored with: replay sizes an order by the rules
+# it was sized with, so a later fix never makes an old order look mismatched.
+SIZERS: Mapping[int, Sizer] = {sizing_v1.VERSION: sizing_v1.size_child,
+                               SIZING_VERSION: size_child}
+# Snapshots stored before versions were recorded were sized by version 1.
+UNVERSIONED = sizing_v1.VERSION
+
+
+def sizer_for(version: int) -> Sizer:
+    try:
+        return SIZERS[version]
+    except KeyError:
+        raise Conflict(f"this order was sized with unknown sizing version {version}",
+                       code="unknown_sizing_version") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +58,7 @@ class Snapshot:
     manager_position: Decimal = ZERO
     navs: Mapping[FollowerId, NavState] = field(default_factory=dict)
     overlay: OverlayEffect = field(default_factory=OverlayEffect)
+    sizing_version: int = SIZING_VERSION  # the rules the order is (or was) sized with
 
     def held(self, follower_id: FollowerId) -> Decimal:
         return self.positions.get(follower_id, ZERO)
@@ -42,6 +75,7 @@ class Snapshot:
             "navs": {k: [str(n.nav), str(n.peak), str(n.day_start)]
                      for k, n in sorted(self.navs.items())},
             "overlay": self.overlay.to_json(),
+            "sizing_version": self.sizing_version,
         }
 
     @classmethod
@@ -56,6 +90,7 @@ class Snapshot:
             navs={FollowerId(k): NavState(Decimal(v[0]), Decimal(v[1]), Decimal(v[2]))
                   for k, v in navs.items()},
             overlay=OverlayEffect.from_json(data.get("overlay")),
+            sizing_version=int(data.get("sizing_version", UNVERSIONED)),
         )
 
 
@@ -93,7 +128,9 @@ def expand(
     instrument: Instrument,
     snapshot: Snapshot,
 ) -> Expansion:
-    """One child per follower, in follower-id order; the same inputs give the same children."""
+    """One child per follower, in follower-id order; the same inputs give the same children.
+    Sized by the rules of ``snapshot.sizing_version``."""
+    sizer = sizer_for(snapshot.sizing_version)
     children: list[ChildOrder] = []
     pause: list[FollowerId] = []
     ctx = snapshot.context()
@@ -101,8 +138,8 @@ def expand(
     child_id = child_order_ids(order.mo_id)
     for f in sorted(followers, key=lambda f: f.follower_id):
         fid = f.follower_id
-        result = size_child(order, f, instrument, ctx, held=positions.get(fid, ZERO),
-                            nav=navs.get(fid))
+        result = sizer(order, f, instrument, ctx, held=positions.get(fid, ZERO),
+                       nav=navs.get(fid))
         fo_id = child_id(fid)
         if isinstance(result, Sized):
             state = (ChildOrderState.SHADOW if f.mode is FollowerMode.SHADOW

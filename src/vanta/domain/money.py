@@ -2,16 +2,33 @@
 
 Floats never enter: every quantity is a ``Decimal`` and every rounding is a floor to the
 instrument's lot step, so a follower never receives more than its share.
+
+Sizing is exact: a ratio is kept as a numerator and a denominator (products computed in
+``EXACT``, which cannot round), and the only rounding is the final floor to the lot step,
+``floor_ratio``. Dividing first would round at 28 digits, and 1,000 / 3,000 × 30 would come
+out as 9.999…, one lot short after the floor.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
 
 from vanta.domain.errors import ValidationFailed
 
 ZERO = Decimal(0)
+_ONE = Decimal(1)
 
 # Bounds on what an order may carry: wide enough for any real order, narrow enough that
 # arithmetic stays exact within the default 28-digit Decimal context.
@@ -44,26 +61,57 @@ def exponent_places(d: Decimal) -> int:
     return -exp if isinstance(exp, int) and exp < 0 else 0
 
 
-def floor_to_step(qty: Decimal, step: Decimal) -> Decimal:
-    """Largest multiple of ``step`` that is <= ``qty`` (qty >= 0). Not normalized: callers
-    normalize once at the end (this is the hot path of a large fan-out)."""
+# Unbounded precision: a product or difference of finite Decimals is computed exactly, and an
+# integer quotient (divide_int) is exact by definition. Inexact is trapped so that a rounding
+# could never pass silently. Never call ``EXACT.divide`` (1/3 would need unbounded memory).
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN,
+                traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+
+
+# ``a × b`` and ``a − b`` without rounding (bound methods: no extra call on the hot path).
+exact_mul: Callable[[Decimal, Decimal], Decimal] = EXACT.multiply
+exact_sub: Callable[[Decimal, Decimal], Decimal] = EXACT.subtract
+_divide_int = EXACT.divide_int
+
+
+def floor_ratio(num: Decimal, den: Decimal, step: Decimal) -> Decimal:
+    """Largest multiple of ``step`` that is <= ``num / den`` (den > 0), computed exactly: the
+    one rounding of a sizing. Zero when ``num <= 0``. Not normalized (see ``normalize``)."""
     if step <= 0:
         raise ValueError("lot step must be positive")
-    if qty <= 0:
+    if den <= 0:
+        raise ValueError("denominator must be positive")
+    if num <= 0:
         return ZERO
-    return (qty / step).to_integral_value(rounding=ROUND_FLOOR) * step
+    # num, den and step are positive, so divide_int's truncation is the floor.
+    return exact_mul(_divide_int(num, exact_mul(den, step)), step)
 
 
-_ONE = Decimal(1)
+def floor_to_step(qty: Decimal, step: Decimal) -> Decimal:
+    """Largest multiple of ``step`` that is <= ``qty`` (qty >= 0), exactly. Not normalized:
+    callers normalize once at the end (this is the hot path of a large fan-out)."""
+    return floor_ratio(qty, _ONE, step)
+
+
+def ratio_str(num: Decimal, den: Decimal) -> str:
+    """``num / den`` for a sizing trace: the decimal when it terminates within 28 digits,
+    otherwise ``"num/den"``, so the trace never shows a rounded value as if it were exact."""
+    if den == 1:
+        return str(num)
+    q = num / den
+    if exact_mul(q, den) == num:
+        return str(q)
+    return f"{num}/{den}"
 
 
 def normalize(d: Decimal) -> Decimal:
-    """Canonical form without exponent notation: 7 stays 7, 0.50 becomes 0.5, 1E+2 is 100."""
+    """Canonical form without exponent notation: 7 stays 7, 0.50 becomes 0.5, 1E+2 is 100.
+    Never rounds (the default context would round beyond 28 digits)."""
     if not d:
         return ZERO
-    n = d.normalize()
+    n = d.normalize(EXACT)
     if n == n.to_integral_value():
-        return n.quantize(_ONE)
+        return n.quantize(_ONE, context=EXACT)
     return n
 
 

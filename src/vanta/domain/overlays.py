@@ -13,6 +13,8 @@ makes a sell larger than the position, and never opens a short (sells are capped
 
 Flip mode multiplies by (1 + amplify), amplify in [-0.9, +1.0], for a TTL of 1 to 60 minutes
 (default 30), after which the scheduler reverts it. Overlays compound: flip × persona.
+Boost factors are computed exactly (never rounded to 28 digits): sizing multiplies them into
+its ratio and floors once at the end.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from vanta.domain.errors import ValidationFailed
-from vanta.domain.money import to_decimal
+from vanta.domain.money import EXACT, exact_mul, to_decimal
 
 
 class OverlayKind(StrEnum):
@@ -62,9 +64,9 @@ class Overlay:
 
     def multiplier(self) -> Decimal:
         if self.kind is OverlayKind.FLIP:
-            m = ONE + self.amplify
+            m = EXACT.add(ONE, self.amplify)
             if self.persona:
-                m *= PERSONA_BUY_MULTIPLIER[self.persona]
+                m = exact_mul(m, PERSONA_BUY_MULTIPLIER[self.persona])
             return m
         assert self.persona is not None
         return PERSONA_BUY_MULTIPLIER[self.persona]
@@ -91,7 +93,7 @@ class OverlayEffect:
 
     def for_follower(self, flip_allowed: bool, persona_allowed: bool) -> Decimal:
         if flip_allowed:
-            return self.flip * self.persona if persona_allowed else self.flip
+            return exact_mul(self.flip, self.persona) if persona_allowed else self.flip
         return self.persona if persona_allowed else ONE
 
     def to_json(self) -> dict[str, str]:
@@ -112,9 +114,9 @@ def effect_of(overlays: Iterable[Overlay], at: datetime) -> OverlayEffect:
         if not o.active_at(at):
             continue
         if o.kind is OverlayKind.FLIP:
-            flip *= o.multiplier()
+            flip = exact_mul(flip, o.multiplier())
         else:
-            persona *= o.multiplier()
+            persona = exact_mul(persona, o.multiplier())
     return OverlayEffect(flip, persona)
 
 

@@ -1,16 +1,12 @@
-"""Verify signed Vanta webhook deliveries on the receiving side.
+"""Old import path of :mod:`vanta.receiving` (the receiver-side verification helper).
 
-Example::
-
-    from vanta.webhooks import WebhookVerificationError, verify
-
-    try:
-        verify(request.headers, raw_body, "whsec_...")
-    except WebhookVerificationError as exc:
-        return 400, exc.reason
+Kept because earlier releases documented ``from vanta.webhooks import verify``; it re-exports
+the same objects and warns. New code imports :mod:`vanta.receiving`.
 """
 
-from vanta.webhooks.verify import (
+import warnings
+
+from vanta.receiving import (
     DEFAULT_TOLERANCE_SECONDS,
     Reason,
     WebhookVerificationError,
@@ -18,6 +14,9 @@ from vanta.webhooks.verify import (
     verify_standard,
     verify_vanta,
 )
+
+warnings.warn("vanta.webhooks was renamed vanta.receiving; import from there",
+              DeprecationWarning, stacklevel=2)
 
 __all__ = [
     "DEFAULT_TOLERANCE_SECONDS",

@@ -2,9 +2,10 @@
 
 Out: ``BtcpayClient.create_invoice`` (``POST /api/v1/stores/{storeId}/invoices``) and
 ``get_invoice``; every request carries ``Authorization: token <api key>``.
-In: ``verify_webhook`` checks ``BTCPay-Sig: sha256=<hex HMAC-SHA256(secret, raw body)>`` in
-constant time and returns a ``BtcpayEvent``; ``btcpay_fact`` turns an invoice event into a
-``BtcpayInvoiceFact``.
+In (``btcpay_webhooks``, re-exported here): ``verify_webhook`` checks ``BTCPay-Sig:
+sha256=<hex HMAC-SHA256(secret, raw body)>`` in constant time and returns a ``BtcpayEvent``;
+``btcpay_fact`` turns an invoice event into a ``BtcpayInvoiceFact``. ``BtcpayClient``
+implements the application's ``BtcpayInvoicing`` port.
 
 =========================  ==========================================================
 webhook type                outcome
@@ -34,24 +35,32 @@ with the same ``orderId`` first and returns it, so a retried call does not bill 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from typing import Any, Final
 
 import httpx
 
-from vanta.adapters.billing.errors import (
+from vanta.adapters.billing.btcpay_webhooks import (
+    SIGNATURE_HEADER,
+    BtcpayEvent,
+    BtcpayWebhooks,
+    btcpay_fact,
+    opt_decimal,
+    opt_dict,
+    opt_str,
+    sign_body,
+    verify_webhook,
+)
+from vanta.application.ports.billing import (
     BillingAuthFailed,
-    BillingEventRejected,
     BillingRejected,
     BillingUnavailable,
 )
+from vanta.application.ports.billing_facts import BtcpayInvoiceFact, BtcpayOutcome
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -60,88 +69,14 @@ __all__ = [
     "BtcpayInvoice",
     "BtcpayInvoiceFact",
     "BtcpayOutcome",
+    "BtcpayWebhooks",
     "btcpay_fact",
     "sign_body",
     "verify_webhook",
 ]
 
-SIGNATURE_HEADER: Final = "BTCPay-Sig"
-TENANT_KEY: Final = "tenant_id"
-_PREFIX: Final = "sha256="
 _LIVE_STATUSES: Final = frozenset({"New", "Processing", "Settled"})
 _EXCERPT: Final = 300
-
-
-class BtcpayOutcome(StrEnum):
-    PAYMENT_RECEIVED = "payment_received"
-    PAYMENT_SETTLED = "payment_settled"
-    PROCESSING = "processing"
-    SETTLED = "settled"
-    EXPIRED = "expired"
-    INVALID = "invalid"
-
-
-_OUTCOMES: Mapping[str, BtcpayOutcome] = {
-    "InvoiceReceivedPayment": BtcpayOutcome.PAYMENT_RECEIVED,
-    "InvoicePaymentSettled": BtcpayOutcome.PAYMENT_SETTLED,
-    "InvoiceProcessing": BtcpayOutcome.PROCESSING,
-    "InvoiceSettled": BtcpayOutcome.SETTLED,
-    "InvoiceExpired": BtcpayOutcome.EXPIRED,
-    "InvoiceInvalid": BtcpayOutcome.INVALID,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class BtcpayEvent:
-    """A verified BTCPay webhook delivery as plain data."""
-
-    delivery_id: str
-    type: str
-    timestamp: datetime
-    store_id: str | None
-    invoice_id: str | None
-    webhook_id: str | None
-    original_delivery_id: str | None
-    is_redelivery: bool
-    payload: dict[str, Any]
-
-    @property
-    def dedupe_key(self) -> str:
-        """The same for a delivery and all its redeliveries."""
-        return self.original_delivery_id or self.delivery_id
-
-
-@dataclass(frozen=True, slots=True)
-class BtcpayInvoiceFact:
-    invoice_id: str
-    store_id: str | None
-    outcome: BtcpayOutcome
-    event_at: datetime
-    dedupe_key: str
-    tenant_id: str | None = None  # from the invoice metadata, when the webhook carries it
-    order_id: str | None = None
-    after_expiration: bool = False
-    manually_marked: bool = False
-    over_paid: bool = False
-    partially_paid: bool = False
-    payment_id: str | None = None
-    payment_value: Decimal | None = None
-    payment_method: str | None = None
-
-    @property
-    def grants_access(self) -> bool:
-        return self.outcome is BtcpayOutcome.SETTLED
-
-    @property
-    def is_late_payment(self) -> bool:
-        return self.after_expiration and self.outcome in (
-            BtcpayOutcome.PAYMENT_RECEIVED, BtcpayOutcome.PAYMENT_SETTLED)
-
-    @property
-    def needs_review(self) -> bool:
-        """Money arrived that the invoice's status does not account for."""
-        return self.is_late_payment or self.over_paid or (
-            self.outcome is BtcpayOutcome.EXPIRED and self.partially_paid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,84 +96,6 @@ class BtcpayInvoice:
     def order_id(self) -> str | None:
         value = self.metadata.get("orderId")
         return value if isinstance(value, str) else None
-
-
-# -- inbound --------------------------------------------------------------------------------
-
-def sign_body(body: bytes, secret: str) -> str:
-    """The ``BTCPay-Sig`` value BTCPay sends for ``body``."""
-    return _PREFIX + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-def verify_webhook(body: bytes, sig_header: str | None, secret: str) -> BtcpayEvent:
-    """Verify a BTCPay webhook delivery and return it as a ``BtcpayEvent``.
-
-    Refuses with ``BillingEventRejected``: ``missing_signature``, ``bad_signature`` (wrong
-    secret, tampered body, not ``sha256=<hex>``) or ``malformed`` (signed, but not a webhook
-    event). The signature is checked before the body is parsed.
-    """
-    if not secret:
-        raise ValueError("a webhook secret is required")
-    if not sig_header or not sig_header.strip():
-        raise BillingEventRejected("missing_signature")
-    given = sig_header.strip()
-    if given[: len(_PREFIX)].lower() != _PREFIX:
-        raise BillingEventRejected("bad_signature", "signature must be sha256=<hex>")
-    expected = sign_body(bytes(body), secret)[len(_PREFIX):].encode("ascii")
-    candidate = given[len(_PREFIX):].strip().lower().encode("utf-8", "replace")
-    if not hmac.compare_digest(expected, candidate):
-        raise BillingEventRejected("bad_signature")
-    return _parse_event(body)
-
-
-def _parse_event(body: bytes) -> BtcpayEvent:
-    try:
-        doc = json.loads(body, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise BillingEventRejected("malformed", "body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise BillingEventRejected("malformed", "event must be a JSON object")
-    delivery, etype, ts = doc.get("deliveryId"), doc.get("type"), doc.get("timestamp")
-    if not _s(delivery) or not _s(etype):
-        raise BillingEventRejected("malformed", "event needs deliveryId and type")
-    if isinstance(ts, bool) or not isinstance(ts, int | Decimal) or ts < 0:
-        raise BillingEventRejected("malformed", "event needs a unix timestamp")
-    invoice_id = _s(doc.get("invoiceId"))
-    if etype.startswith("Invoice") and invoice_id is None:
-        raise BillingEventRejected("malformed", "invoice event without invoiceId")
-    return BtcpayEvent(
-        delivery_id=delivery, type=etype, timestamp=datetime.fromtimestamp(int(ts), UTC),
-        store_id=_s(doc.get("storeId")), invoice_id=invoice_id,
-        webhook_id=_s(doc.get("webhookId")),
-        original_delivery_id=_s(doc.get("originalDeliveryId")),
-        is_redelivery=doc.get("isRedelivery") is True, payload=doc,
-    )
-
-
-def btcpay_fact(event: BtcpayEvent) -> BtcpayInvoiceFact | None:
-    """The fact an invoice webhook states; ``None`` for types Vanta does not act on."""
-    outcome = _OUTCOMES.get(event.type)
-    if outcome is None or event.invoice_id is None:
-        return None
-    p = event.payload
-    metadata = p.get("metadata") if isinstance(p.get("metadata"), dict) else {}
-    payment = p.get("payment") if isinstance(p.get("payment"), dict) else {}
-    return BtcpayInvoiceFact(
-        invoice_id=event.invoice_id,
-        store_id=event.store_id,
-        outcome=outcome,
-        event_at=event.timestamp,
-        dedupe_key=event.dedupe_key,
-        tenant_id=_s(metadata.get(TENANT_KEY)),
-        order_id=_s(metadata.get("orderId")),
-        after_expiration=p.get("afterExpiration") is True,
-        manually_marked=p.get("manuallyMarked") is True,
-        over_paid=p.get("overPaid") is True,
-        partially_paid=p.get("partiallyPaid") is True,
-        payment_id=_s(payment.get("id")),
-        payment_value=_dec(payment.get("value")),
-        payment_method=_s(p.get("paymentMethod")),
-    )
 
 
 # -- outbound -------------------------------------------------------------------------------
@@ -364,15 +221,15 @@ class BtcpayClient:
 # -- helpers --------------------------------------------------------------------------------
 
 def _invoice(doc: Any) -> BtcpayInvoice:
-    if not isinstance(doc, dict) or not _s(doc.get("id")):
+    if not isinstance(doc, dict) or not opt_str(doc.get("id")):
         raise BillingRejected("BTCPay answered an invoice without id",
                               code="unexpected_response")
-    metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    metadata = opt_dict(doc.get("metadata"))
     return BtcpayInvoice(
-        id=doc["id"], store_id=_s(doc.get("storeId")), amount=_dec(doc.get("amount")),
-        currency=_s(doc.get("currency")), status=_s(doc.get("status")),
-        additional_status=_s(doc.get("additionalStatus")),
-        checkout_link=_s(doc.get("checkoutLink")),
+        id=doc["id"], store_id=opt_str(doc.get("storeId")), amount=opt_decimal(doc.get("amount")),
+        currency=opt_str(doc.get("currency")), status=opt_str(doc.get("status")),
+        additional_status=opt_str(doc.get("additionalStatus")),
+        checkout_link=opt_str(doc.get("checkoutLink")),
         created_time=_time(doc.get("createdTime")),
         expiration_time=_time(doc.get("expirationTime")), metadata=metadata,
     )
@@ -390,24 +247,10 @@ def _amount(value: Decimal | str | int) -> Decimal:
     return d
 
 
-def _dec(value: object) -> Decimal | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        d = Decimal(str(value)) if not isinstance(value, Decimal) else value
-    except InvalidOperation:
-        return None
-    return d if d.is_finite() else None
-
-
 def _time(value: object) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         return None
     return datetime.fromtimestamp(int(value), UTC)
-
-
-def _s(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _seg(value: str) -> str:
@@ -436,7 +279,7 @@ def _problem_path(r: httpx.Response) -> str | None:
     except ValueError:
         return None
     if isinstance(doc, list) and doc and isinstance(doc[0], dict):
-        return _s(doc[0].get("path"))
+        return opt_str(doc[0].get("path"))
     return None
 
 

@@ -55,11 +55,37 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
-from vanta.adapters.billing.errors import BillingEventRejected
+from vanta.application.ports.billing import BillingEventRejected
+from vanta.application.ports.billing_facts import (
+    BillingFact,
+    PaymentFact,
+    PaymentOutcome,
+    RefundFact,
+    SubscriptionFact,
+    SubscriptionSnapshot,
+)
 from vanta.domain.subscriptions import SubscriptionStatus
+
+__all__ = [
+    "FEE_KEY",
+    "HANDLED_EVENT_TYPES",
+    "PLAN_KEY",
+    "STRIPE_STATUS",
+    "TENANT_KEY",
+    "BillingFact",
+    "PaymentFact",
+    "PaymentOutcome",
+    "RefundFact",
+    "StripeEvent",
+    "SubscriptionFact",
+    "SubscriptionSnapshot",
+    "item_price_ref",
+    "parse_event",
+    "subscription_snapshot",
+    "translate_event",
+]
 
 TENANT_KEY = "tenant_id"
 PLAN_KEY = "plan_id"
@@ -102,87 +128,6 @@ class StripeEvent:
     previous_attributes: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionSnapshot:
-    """A subscription as read from the API (no event around it)."""
-
-    tenant_id: str | None
-    subscription_ref: str
-    customer_ref: str | None
-    status: SubscriptionStatus
-    plan_id: str | None
-    current_period_end: datetime | None
-    cancel_at_period_end: bool = False
-    price_ref: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionFact:
-    tenant_id: str | None
-    subscription_ref: str
-    customer_ref: str | None
-    status: SubscriptionStatus
-    plan_id: str | None
-    current_period_end: datetime | None
-    event_created: datetime
-    event_id: str = ""
-    event_type: str = ""
-    cancel_at_period_end: bool = False
-    status_is_inferred: bool = False
-
-    def supersedes(self, last_event_created: datetime | None) -> bool:
-        """Apply this fact? Yes unless a strictly newer fact was already applied.
-
-        Stripe timestamps have one-second resolution; facts of the same second are applied in
-        arrival order (equal timestamps supersede).
-        """
-        return last_event_created is None or self.event_created >= last_event_created
-
-
-class PaymentOutcome(StrEnum):
-    PAID = "paid"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentFact:
-    invoice_ref: str
-    customer_ref: str | None
-    subscription_ref: str | None
-    tenant_id: str | None
-    outcome: PaymentOutcome
-    amount_cents: int  # amount_paid when paid, amount_due when failed
-    currency: str | None
-    event_created: datetime
-    event_id: str = ""
-    event_type: str = ""
-    fee_key: str | None = None  # set on invoices made by create_invoice_for_fee
-    billing_reason: str | None = None
-    attempt_count: int | None = None
-    next_payment_attempt: datetime | None = None
-
-    @property
-    def dedupe_key(self) -> tuple[str, str]:
-        return (self.invoice_ref, self.outcome.value)
-
-
-@dataclass(frozen=True, slots=True)
-class RefundFact:
-    charge_ref: str
-    payment_intent_ref: str | None
-    customer_ref: str | None
-    invoice_ref: str | None  # only on older API versions (the charge's ``invoice`` field)
-    tenant_id: str | None
-    amount_cents: int
-    amount_refunded_cents: int  # cumulative over every refund of the charge
-    currency: str | None
-    fully_refunded: bool
-    event_created: datetime
-    event_id: str = ""
-    event_type: str = ""
-
-
-BillingFact = SubscriptionFact | PaymentFact | RefundFact
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
 """Stripe, through the official ``stripe`` SDK (``StripeClient``, async methods over httpx).
 
 Out: Checkout Sessions for new subscriptions, plan changes, cancellation, one-off invoices for
-performance fees. In: ``verify_event`` checks a webhook's ``Stripe-Signature`` with
-``stripe.Webhook.construct_event`` and returns a plain ``StripeEvent``; ``translate`` turns it
-into a billing fact (see ``vanta.adapters.billing.stripe_events``).
+performance fees. In: ``verify_event`` checks a webhook's ``Stripe-Signature`` (see
+``stripe_webhooks``, whose ``StripeWebhooks`` is what the application is given) and returns a
+plain ``StripeEvent``; ``translate`` turns it into a billing fact (see ``stripe_events``).
+Implements the application's ``StripeBilling`` port.
 
 Plans map to Stripe prices through ``price_ids`` (``{"pro": "price_..."}``); a legacy Plan id
 works too, Stripe accepts it wherever a price id goes. The tenant travels to Stripe as the
@@ -19,31 +20,29 @@ invoice id and never call again for a key it has an invoice for.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Final
 
 import stripe
 
-from vanta.adapters.billing.errors import (
-    BillingAuthFailed,
-    BillingEventRejected,
-    BillingRejected,
-    BillingUnavailable,
-)
 from vanta.adapters.billing.stripe_events import (
     FEE_KEY,
     PLAN_KEY,
     TENANT_KEY,
-    BillingFact,
     StripeEvent,
-    SubscriptionSnapshot,
     item_price_ref,
-    parse_event,
     subscription_snapshot,
     translate_event,
+)
+from vanta.adapters.billing.stripe_sdk import HTTPXClient, call, options
+from vanta.adapters.billing.stripe_webhooks import DEFAULT_TOLERANCE, verify_stripe_event
+from vanta.application.ports.billing import (
+    BillingEventRejected,
+    BillingFact,
+    BillingRejected,
+    FeeInvoice,
+    SubscriptionSnapshot,
 )
 from vanta.domain.errors import ValidationFailed
 from vanta.domain.subscriptions import SubscriptionStatus
@@ -56,58 +55,8 @@ __all__ = [
 ]
 
 PRORATION_BEHAVIORS: Final = frozenset({"create_prorations", "none", "always_invoice"})
-DEFAULT_TOLERANCE: Final = 300
 _MAX_IDEMPOTENCY_KEY = 240  # Stripe allows 255; we append up to ":finalize"
 _CURRENCY = re.compile(r"^[a-z]{3}$")
-
-
-@dataclass(frozen=True, slots=True)
-class FeeInvoice:
-    invoice_ref: str
-    status: str | None  # "open" once finalized
-    amount_due_cents: int
-    currency: str
-    hosted_invoice_url: str | None
-
-
-def verify_stripe_event(payload: bytes | str, sig_header: str | None, secret: str, *,
-                        tolerance: int = DEFAULT_TOLERANCE) -> StripeEvent:
-    """Verify a Stripe webhook and return it as a ``StripeEvent``.
-
-    Refuses with ``BillingEventRejected``: ``missing_signature`` (no header), ``bad_signature``
-    (wrong secret, tampered body, unparsable header), ``stale`` (correctly signed, but the
-    signed timestamp is more than ``tolerance`` seconds old: a replay), ``malformed`` (the
-    signed body is not a Stripe event). The signature is checked before anything else.
-    """
-    if not secret:
-        raise ValueError("a webhook secret is required")
-    if tolerance <= 0:  # the SDK reads 0 as "no check", which would accept any replay
-        raise ValueError("tolerance must be a positive number of seconds")
-    if not sig_header or not sig_header.strip():
-        raise BillingEventRejected("missing_signature")
-    if isinstance(payload, (bytes, bytearray)):
-        try:  # Stripe signs UTF-8 JSON; anything else cannot be one of its events
-            text = bytes(payload).decode("utf-8")
-        except UnicodeDecodeError:
-            raise BillingEventRejected("malformed", "body is not UTF-8") from None
-    else:
-        text = payload
-    try:
-        stripe.Webhook.construct_event(text, sig_header, secret, tolerance=tolerance)
-    except stripe.SignatureVerificationError:
-        raise BillingEventRejected(_signature_failure(text, sig_header, secret)) from None
-    except (ValueError, TypeError, AttributeError, KeyError):  # signed, but not an event
-        raise BillingEventRejected("malformed", "body is not a Stripe event") from None
-    return parse_event(text)
-
-
-def _signature_failure(payload: str, sig_header: str, secret: str) -> str:
-    """Why ``construct_event`` refused: a valid signature outside the tolerance is ``stale``."""
-    try:
-        stripe.WebhookSignature.verify_header(payload, sig_header, secret, tolerance=None)
-    except (stripe.SignatureVerificationError, ValueError):
-        return "bad_signature"
-    return "stale"
 
 
 class StripeGateway:
@@ -136,7 +85,7 @@ class StripeGateway:
         if len(self._plans_by_price) != len(self._price_ids):
             raise ValueError("two plans share one Stripe price id")
         self._webhook_secret = webhook_secret
-        self._http = http_client or _HTTPXClient(timeout=timeout)
+        self._http = http_client or HTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
@@ -192,8 +141,8 @@ class StripeGateway:
         }
         if customer_ref:
             params["customer"] = customer_ref
-        session = await self._call(self._client.v1.checkout.sessions.create_async(
-            params, _options(idempotency_key)))  # type: ignore[arg-type]
+        session = await call(self._client.v1.checkout.sessions.create_async(
+            params, options(idempotency_key)))  # type: ignore[arg-type]
         url = session.get("url")
         if not isinstance(url, str) or not url:
             raise BillingRejected("Stripe returned a checkout session without a url",
@@ -201,7 +150,7 @@ class StripeGateway:
         return session["id"], url
 
     async def get_subscription(self, subscription_ref: str) -> SubscriptionSnapshot:
-        sub = await self._call(self._client.v1.subscriptions.retrieve_async(subscription_ref))
+        sub = await call(self._client.v1.subscriptions.retrieve_async(subscription_ref))
         return self._snapshot(sub)
 
     async def change_plan(
@@ -222,7 +171,7 @@ class StripeGateway:
         if proration not in PRORATION_BEHAVIORS:
             raise ValueError(f"proration must be one of {sorted(PRORATION_BEHAVIORS)}")
         price = self._price_for(plan_id)
-        sub = await self._call(self._client.v1.subscriptions.retrieve_async(subscription_ref))
+        sub = await call(self._client.v1.subscriptions.retrieve_async(subscription_ref))
         item = self._item_to_change(sub)
         current = subscription_snapshot(sub, plans_by_price=self._plans_by_price)
         if current.price_ref == price:
@@ -232,8 +181,8 @@ class StripeGateway:
             "proration_behavior": proration,
             "metadata": {PLAN_KEY: plan_id},
         }
-        updated = await self._call(self._client.v1.subscriptions.update_async(
-            subscription_ref, params, _options(idempotency_key)))  # type: ignore[arg-type]
+        updated = await call(self._client.v1.subscriptions.update_async(
+            subscription_ref, params, options(idempotency_key)))  # type: ignore[arg-type]
         return self._snapshot(updated)
 
     async def cancel(self, subscription_ref: str, *, at_period_end: bool = False,
@@ -241,11 +190,11 @@ class StripeGateway:
         """Cancel now (default) or at the end of the paid period. Idempotent: canceling a
         subscription that is already canceled returns its snapshot."""
         if at_period_end:
-            sub = await self._call(self._client.v1.subscriptions.update_async(
+            sub = await call(self._client.v1.subscriptions.update_async(
                 subscription_ref, {"cancel_at_period_end": True}))
             return self._snapshot(sub)
         try:
-            sub = await self._call(self._client.v1.subscriptions.cancel_async(subscription_ref))
+            sub = await call(self._client.v1.subscriptions.cancel_async(subscription_ref))
         except BillingRejected:
             snap = await self.get_subscription(subscription_ref)
             if snap.status is SubscriptionStatus.CANCELED:
@@ -283,7 +232,7 @@ class StripeGateway:
                 code="invalid_idempotency_key", field="idempotency_key")
         tags = {FEE_KEY: idempotency_key}
         v1 = self._client.v1
-        draft = await self._call(v1.invoices.create_async({
+        draft = await call(v1.invoices.create_async({
             "customer": customer_ref,
             "currency": cur,
             "collection_method": "charge_automatically",
@@ -292,7 +241,7 @@ class StripeGateway:
             "description": description,
             "metadata": tags,
         }, {"idempotency_key": f"{idempotency_key}:invoice"}))
-        await self._call(v1.invoice_items.create_async({
+        await call(v1.invoice_items.create_async({
             "customer": customer_ref,
             "invoice": draft["id"],
             "amount": amount_cents,
@@ -300,7 +249,7 @@ class StripeGateway:
             "description": description,
             "metadata": tags,
         }, {"idempotency_key": f"{idempotency_key}:item"}))
-        final = await self._call(v1.invoices.finalize_invoice_async(
+        final = await call(v1.invoices.finalize_invoice_async(
             draft["id"], {"auto_advance": True},
             {"idempotency_key": f"{idempotency_key}:finalize"}))
         amount_due = final.get("amount_due")
@@ -351,64 +300,3 @@ class StripeGateway:
         except BillingEventRejected as e:
             raise BillingRejected(f"unexpected subscription from Stripe: {e.message}",
                                   code="unexpected_response") from None
-
-    async def _call(self, awaitable: Awaitable[Any]) -> dict[str, Any]:
-        """Await one SDK call; the result as plain data, Stripe errors as billing errors."""
-        try:
-            return _plain(await awaitable)
-        except (stripe.APIConnectionError, stripe.RateLimitError) as e:
-            raise BillingUnavailable(_msg(e), code=_code(e, "unavailable"),
-                                     status=e.http_status,
-                                     retry_after=_retry_after(e)) from None
-        except (stripe.AuthenticationError, stripe.PermissionError) as e:
-            raise BillingAuthFailed(_msg(e), code=_code(e, "unauthorized"),
-                                    status=e.http_status) from None
-        except stripe.StripeError as e:
-            status = e.http_status
-            if (status is not None and status >= 500) or isinstance(e, stripe.APIError):
-                raise BillingUnavailable(_msg(e), code=_code(e, "server_error"),
-                                         status=status, retry_after=_retry_after(e)) from None
-            code = _code(e, "idempotency_error" if isinstance(e, stripe.IdempotencyError)
-                         else "invalid_request")
-            raise BillingRejected(_msg(e), code=code, status=status,
-                                  param=getattr(e, "param", None)) from None
-
-
-class _HTTPXClient(stripe.HTTPXClient):
-    """stripe's httpx client, sending the encoded form as ``content=``: it passes it as
-    ``data=``, which httpx deprecates for raw bytes (a DeprecationWarning on every POST)."""
-
-    def _get_request_args_kwargs(self, *args: Any, **kwargs: Any) -> Any:
-        call_args, call_kwargs = super()._get_request_args_kwargs(*args, **kwargs)
-        if isinstance(call_kwargs.get("data"), str | bytes):
-            call_kwargs["content"] = call_kwargs.pop("data")
-        return call_args, call_kwargs
-
-
-def _options(idempotency_key: str | None) -> dict[str, str] | None:
-    return {"idempotency_key": idempotency_key} if idempotency_key else None
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    if isinstance(obj, stripe.StripeObject):
-        return obj.to_dict()
-    if isinstance(obj, dict):
-        return obj
-    return json.loads(str(obj))
-
-
-def _msg(e: stripe.StripeError) -> str:
-    text = e.user_message or (e.args[0] if e.args else "") or type(e).__name__
-    return f"Stripe: {text}"[:500]
-
-
-def _code(e: stripe.StripeError, default: str) -> str:
-    return e.code if isinstance(e.code, str) and e.code else default
-
-
-def _retry_after(e: stripe.StripeError) -> float | None:
-    value = (e.headers or {}).get("Retry-After") if e.headers else None
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from vanta.application.brokers import (
+from vanta.application.ports.brokers import (
     BrokerAuthFailed,
     BrokerOrder,
     BrokerRejected,

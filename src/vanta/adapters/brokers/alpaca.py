@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from vanta.adapters.brokers import _http
-from vanta.application.brokers import (
+from vanta.application.ports.brokers import (
     TERMINAL_ORDER_STATUSES,
     BrokerAck,
     BrokerError,
@@ -60,7 +60,7 @@ _STATUS: dict[str, OrderStatus] = {
 
 
 class AlpacaBroker:
-    """:class:`~vanta.application.brokers.BrokerGateway` for one Alpaca account."""
+    """:class:`~vanta.application.ports.brokers.BrokerGateway` for one Alpaca account."""
 
     def __init__(self, key_id: str, secret_key: str, *, base_url: str = PAPER_URL,
                  timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None

@@ -1,5 +1,5 @@
-"""The paper venue over HTTP: a :class:`~vanta.application.brokers.BrokerGateway` for one
-account of a ``vanta paper venue`` process (:mod:`vanta.adapters.brokers.paper_venue`).
+"""The paper venue over HTTP: a :class:`~vanta.application.ports.brokers.BrokerGateway` for one
+account of a ``vanta paper venue`` process (:mod:`vanta.devpeers.paper_venue`).
 
 Only translation, like the other HTTP adapters:
 
@@ -15,13 +15,13 @@ Only translation, like the other HTTP adapters:
   answer is refused rather than read through a float.
 
 Errors: connection errors, timeouts, ``429`` and ``5xx`` raise
-:class:`~vanta.application.brokers.BrokerUnavailable` (with the venue's ``code`` and
+:class:`~vanta.application.ports.brokers.BrokerUnavailable` (with the venue's ``code`` and
 ``Retry-After``); ``404 order_not_found`` raises
-:class:`~vanta.application.brokers.OrderNotFound`; every other ``4xx`` is a refusal,
-:class:`~vanta.application.brokers.BrokerRejected` with the venue's code. An answer the adapter
-cannot read is treated as an outage (retryable). A malformed venue URL or cash amount is a
-refusal (``invalid_venue_url``, ``invalid_cash``) raised on the first call, so a badly
-configured follower fails its children instead of crashing the worker.
+:class:`~vanta.application.ports.brokers.OrderNotFound`; every other ``4xx`` is a
+refusal, :class:`~vanta.application.ports.brokers.BrokerRejected` with the venue's code. An
+answer the adapter cannot read is treated as an outage (retryable). A malformed venue URL or
+cash amount is a refusal (``invalid_venue_url``, ``invalid_cash``) raised on the first call,
+so a badly configured follower fails its children instead of crashing the worker.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from urllib.parse import quote
 import httpx
 
 from vanta.adapters.brokers import _http
-from vanta.application.brokers import (
+from vanta.application.ports.brokers import (
     BrokerAck,
     BrokerOrder,
     BrokerRejected,

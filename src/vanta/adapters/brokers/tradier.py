@@ -38,7 +38,8 @@ from typing import Any
 import httpx
 
 from vanta.adapters.brokers import _http
-from vanta.application.brokers import (
+from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.brokers import (
     TERMINAL_ORDER_STATUSES,
     BrokerAck,
     BrokerError,
@@ -50,7 +51,6 @@ from vanta.application.brokers import (
     OrderReport,
     OrderStatus,
 )
-from vanta.application.clock import Clock, utcnow
 from vanta.domain.orders import TimeInForce
 
 SANDBOX_URL = "https://sandbox.tradier.com"
@@ -83,7 +83,7 @@ class _Seen:
 
 
 class TradierBroker:
-    """:class:`~vanta.application.brokers.BrokerGateway` for one Tradier account."""
+    """:class:`~vanta.application.ports.brokers.BrokerGateway` for one Tradier account."""
 
     def __init__(self, access_token: str, account_id: str, *, base_url: str = SANDBOX_URL,
                  timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None,

@@ -1,4 +1,5 @@
-"""A small key-value + token-bucket port, with an embedded and a Redis implementation.
+"""The key-value + token-bucket store (port: :mod:`vanta.application.ports.cache`, re-exported
+here), with an embedded and a Redis implementation.
 
 * :class:`~vanta.adapters.cache.memory.MemoryStore` — in-process, the embedded default (one API
   process only: nothing is shared between processes).
@@ -20,8 +21,9 @@ Callers prefix their keys (``vanta:idem:``, ``vanta:rl:``); the stores never int
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
+
+from vanta.application.ports.cache import BucketResult, CacheStore
 
 if TYPE_CHECKING:
     from vanta.adapters.cache.memory import MemoryStore
@@ -39,36 +41,6 @@ __all__ = [
 
 # Float slack so that e.g. 0.1 token/s for 10 s counts as one whole token.
 EPSILON = 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class BucketResult:
-    """The outcome of one :meth:`CacheStore.take`."""
-
-    allowed: bool
-    remaining: int  # whole tokens left after this take
-    reset_after_s: float  # seconds until the bucket is full again
-    retry_after_s: float  # seconds until ``cost`` tokens are available; 0.0 when allowed
-
-
-@runtime_checkable
-class CacheStore(Protocol):
-    """Key-value with TTLs plus an atomic token bucket. Values are bytes; TTLs are seconds."""
-
-    async def get(self, key: str) -> bytes | None: ...
-
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None: ...
-
-    async def set_if_absent(self, key: str, value: bytes, ttl_s: float) -> bool:
-        """Stores ``value`` only when ``key`` holds nothing (atomically); True when stored."""
-        ...
-
-    async def delete(self, key: str) -> None: ...
-
-    async def take(self, bucket_key: str, rate_per_s: float, burst: int,
-                   cost: int = 1) -> BucketResult: ...
-
-    async def close(self) -> None: ...
 
 
 def check_bucket_args(rate_per_s: float, burst: int, cost: int) -> None:

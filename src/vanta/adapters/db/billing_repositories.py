@@ -2,11 +2,14 @@
 and the subscription look-ups billing needs beyond ``SubscriptionRepository``.
 
 Each takes the unit of work's ``AsyncConnection`` (``InboxRepository(conn)``), so it joins the
-caller's transaction. Every read a tenant can reach takes its tenant id.
+caller's transaction; ``SqlUnitOfWork`` binds them as ``inbox``, ``flows``, ``fee_ledger`` and
+``billing_subscriptions``. They implement the Protocols in
+``vanta.application.ports.billing``. Every read a tenant can reach takes its tenant id.
 """
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -16,6 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from vanta.adapters.db.repositories import Row, _Repo
 from vanta.adapters.db.tables import billing_inbox, fee_ledger, follower_flows, subscriptions
+from vanta.application.ports.billing import BillingConflict
+from vanta.application.ports.uow import Conflict
 
 __all__ = [
     "BillingSubscriptionRepository",
@@ -89,8 +94,12 @@ class FeeLedgerRepository(_Repo):
     """``fee_ledger``: one row per follower and closed period (unique on the label)."""
 
     async def add(self, row: Mapping[str, Any]) -> int:
-        """Raises ``sqlalchemy.exc.IntegrityError`` if the period label is taken."""
-        res = await self.conn.execute(insert(fee_ledger).values(**row))
+        """Raises ``BillingConflict`` if the period label is taken (the transaction is then
+        unusable on PostgreSQL: the caller leaves it and re-reads in a new one)."""
+        try:
+            res = await self.conn.execute(insert(fee_ledger).values(**row))
+        except Conflict as e:  # the engine's translation of the unique-key violation
+            raise BillingConflict(f"fee period {row.get('period_label')!r} exists") from e
         pk = res.inserted_primary_key
         return int(pk[0]) if pk else 0
 
@@ -114,7 +123,7 @@ class FeeLedgerRepository(_Repo):
         return await self._one(select(fee_ledger).where(
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.invoice_ref == invoice_ref))
 
-    async def invoiced(self, tenant_id: str) -> list[Row]:
+    async def invoiced(self, tenant_id: str) -> builtins.list[Row]:
         return await self._all(select(fee_ledger).where(
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.invoice_ref.is_not(None)))
 

@@ -7,8 +7,10 @@ import sqlite3
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from vanta.application.ports.uow import Conflict
 
 # Set on a connection's info by any statement that writes the vaults table; the unit of work
 # reads it after commit to invalidate the vault cache (vanta.application.vault_cache).
@@ -34,7 +36,26 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
                                      connect_args=connect_args, **kwargs)
     _track_vault_writes(engine)
+    _translate_unique_violations(engine)
     return engine
+
+
+def _is_unique_violation(err: BaseException) -> bool:
+    if getattr(err, "sqlstate", None) == "23505":  # PostgreSQL's unique_violation
+        return True
+    return isinstance(err, sqlite3.IntegrityError) and \
+        str(err).startswith("UNIQUE constraint failed")
+
+
+def _translate_unique_violations(engine: AsyncEngine) -> None:
+    """A taken primary or unique key raises the port's ``Conflict`` (what the application
+    can react to), not the driver's integrity error; other integrity errors stay as they
+    are (they are bugs)."""
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(ctx: ExceptionContext) -> None:
+        if _is_unique_violation(ctx.original_exception):
+            first = str(ctx.original_exception).splitlines()[0]
+            raise Conflict(f"unique key taken: {first}") from ctx.sqlalchemy_exception
 
 
 def _track_vault_writes(engine: AsyncEngine) -> None:

@@ -1,4 +1,5 @@
-"""Unit of work: one database transaction with the repositories bound to it."""
+"""Unit of work: one database transaction with the repositories bound to it (the SQL
+implementation of :class:`vanta.application.ports.uow.UnitOfWork`)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from vanta.adapters.db.repositories import (
     VaultRepository,
 )
 from vanta.application import vault_cache
-from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.clock import Clock, utcnow
 
 
 class SqlUnitOfWork:

@@ -35,8 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import ipaddress
-import json
 import logging
 import threading
 import time
@@ -46,9 +44,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from vanta.adapters.identity.oidc_http import OidcError, check_url, get_json, read_json
 from vanta.adapters.identity.verifier import TokenVerifier
 
-__all__ = ["ASYMMETRIC_ALGORITHMS", "OidcError", "OidcProvider"]
+__all__ = ["ASYMMETRIC_ALGORITHMS", "OidcError", "OidcProvider", "check_url", "read_json"]
 
 log = logging.getLogger(__name__)
 
@@ -57,53 +56,6 @@ ASYMMETRIC_ALGORITHMS: tuple[str, ...] = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 )
 DISCOVERY_PATH = "/.well-known/openid-configuration"
-_MAX_BODY = 1 << 20  # discovery documents and key sets are a few KiB
-
-
-class OidcError(Exception):
-    """Discovery or JWKS retrieval failed, or the provider's answer is unacceptable."""
-
-
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_url(url: object, what: str, *, allow_http: bool = False) -> str:
-    """Return ``url`` if it is an absolute https URL (http only for loopback/allow_http)."""
-    if not isinstance(url, str) or not url:
-        raise OidcError(f"{what} is missing or not a string")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError as e:
-        raise OidcError(f"{what} {url!r} is not a valid URL: {e}") from None
-    if parts.scheme not in ("https", "http") or not host:
-        raise OidcError(f"{what} {url!r} must be an absolute http(s) URL")
-    if parts.username is not None or parts.password is not None:
-        raise OidcError(f"{what} {url!r} must not embed credentials")
-    if parts.scheme == "http" and not (allow_http or _is_loopback(host)):
-        raise OidcError(f"{what} {url!r} must use https")
-    return url
-
-
-async def read_json(response: httpx.Response, what: str, *, limit: int = _MAX_BODY) -> Any:
-    """Read at most ``limit`` bytes of a streamed response and parse them as JSON."""
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > limit:
-            raise OidcError(f"{what}: response larger than {limit} bytes")
-    try:
-        return json.loads(body)
-    except ValueError as e:
-        raise OidcError(f"{what}: response is not JSON ({e})") from None
 
 
 class OidcProvider:
@@ -410,7 +362,7 @@ class OidcProvider:
                     meta = await self._fetch_metadata()
                 jwks_uri = check_url(meta.get("jwks_uri"), "jwks_uri",
                                      allow_http=self._allow_http)
-                jwks = await self._get_json(jwks_uri, "JWKS")
+                jwks = await get_json(self._http, jwks_uri, "JWKS", timeout=self._timeout)
         except TimeoutError:
             raise OidcError(f"{self._issuer}: refresh timed out") from None
         keys = jwks.get("keys") if isinstance(jwks, dict) else None
@@ -422,7 +374,8 @@ class OidcProvider:
     async def _fetch_metadata(self) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self._timeout):
-                meta = await self._get_json(self._discovery_url, "discovery document")
+                meta = await get_json(self._http, self._discovery_url, "discovery document",
+                                      timeout=self._timeout)
         except TimeoutError:
             raise OidcError(f"{self._discovery_url}: timed out") from None
         if not isinstance(meta, dict):
@@ -434,14 +387,3 @@ class OidcProvider:
         self._metadata = meta
         self._metadata_at = time.monotonic()
         return meta
-
-    async def _get_json(self, url: str, what: str) -> Any:
-        try:
-            async with self._http.stream("GET", url, headers={"Accept": "application/json"},
-                                         timeout=self._timeout,
-                                         follow_redirects=False) as response:
-                if response.status_code != 200:
-                    raise OidcError(f"{what} {url}: HTTP {response.status_code}")
-                return await read_json(response, f"{what} {url}")
-        except httpx.HTTPError as e:
-            raise OidcError(f"{what} {url}: {type(e).__name__}: {e}") from None

@@ -3,7 +3,9 @@
 Only asymmetric keys published in the JWK Set are trusted. The token header is read first:
 its ``alg`` must be in the allow-list (``none`` and HMAC are never accepted) and its ``kid``
 must name a JWKS key; an unknown ``kid`` triggers one refresh when the JWKS comes from a
-provider callable (key rotation). Signature and registered claims are then checked by PyJWT.
+provider callable (key rotation). Signature and registered claims are then checked by PyJWT,
+and ``exp``, ``nbf`` and ``iat`` must be JSON numbers (RFC 7519 NumericDate; a string or a
+boolean is ``invalid_claim`` even where PyJWT would convert it).
 
 With a callable JWKS source two optional hooks serve providers that fetch keys over the
 network (:class:`vanta.adapters.identity.oidc.OidcProvider`):
@@ -23,6 +25,7 @@ remembered token is verified in full again.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -50,6 +53,7 @@ __all__ = ["DEFAULT_ALGORITHMS", "REASONS", "InvalidToken", "TokenVerifier"]
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
 _REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "tenant_id")
+_NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 
 REASONS: frozenset[str] = frozenset({
     "malformed",        # not a JWS compact token, bad JSON/base64, bad header or claim types
@@ -239,6 +243,7 @@ class TokenVerifier:
             raise InvalidToken("malformed", str(e)) from None
         except PyJWTError as e:
             raise InvalidToken("invalid_claim", str(e)) from None
+        _check_numeric_dates(claims)
         principal = self._principal(claims)
         self._remember(token, principal, claims["exp"], keyset)
         return principal
@@ -320,6 +325,18 @@ class TokenVerifier:
             follower_id=follower_id,
             vault_ids=None if vault_ids is None else _string_set(vault_ids, "vault_ids"),
         )
+
+
+def _check_numeric_dates(claims: Mapping[str, Any]) -> None:
+    """RFC 7519 NumericDate: a JSON number. PyJWT only calls int() on these claims, so a
+    string such as "9999999999" (or true) would pass; they are refused here."""
+    for name in _NUMERIC_DATE_CLAIMS:
+        if name not in claims:
+            continue
+        value = claims[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not math.isfinite(value):
+            raise InvalidToken("invalid_claim", f"{name} must be a JSON number (NumericDate)")
 
 
 def _string_set(value: Any, name: str) -> frozenset[str]:

@@ -26,7 +26,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from vanta.adapters.objectstore import (
+from vanta.adapters.private_files import DIR_MODE, fsync_dir, write_temp
+from vanta.application.ports.objectstore import (
     InvalidKey,
     ObjectCorrupted,
     ObjectExists,
@@ -37,7 +38,6 @@ from vanta.adapters.objectstore import (
     validate_metadata,
     validate_prefix,
 )
-from vanta.adapters.private_files import DIR_MODE, fsync_dir, write_temp
 
 META_DIR = ".meta"
 

@@ -48,7 +48,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from vanta.adapters.objectstore import (
+from vanta.application.ports.objectstore import (
     SHA256_METADATA_KEY,
     ObjectCorrupted,
     ObjectExists,

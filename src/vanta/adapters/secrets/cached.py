@@ -12,11 +12,10 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
 
+from vanta.application.ports.secrets import SecretReader
 
-class SecretReader(Protocol):
-    def get(self, ref: str) -> bytes: ...
+__all__ = ["CachedSecrets", "SecretReader"]
 
 
 class CachedSecrets:

@@ -2,7 +2,10 @@
 
 Values are Fernet-encrypted under a master key taken from the constructor, else the
 ``VANTA_MASTER_KEY`` environment variable, else ``<directory>/master.key`` (created 0600 on
-first use). Each secret lives in its own file named after a hash of its name and is written
+first use). The key file sits next to the secrets it encrypts, so a copy of the folder
+decrypts them all: a convenience for the embedded profile only. ``allow_key_file=False`` (the
+production profile) refuses to fall back to it (:class:`MasterKeyRequired`).
+Each secret lives in its own file named after a hash of its name and is written
 atomically, so several processes may read and write distinct names at once.
 """
 
@@ -24,7 +27,8 @@ from vanta.adapters.private_files import (
     write_temp,
 )
 
-__all__ = ["SCHEME", "LocalSecretStore", "SecretNotFound", "SecretUnreadable"]
+__all__ = ["SCHEME", "LocalSecretStore", "MasterKeyRequired", "SecretNotFound",
+           "SecretUnreadable"]
 
 SCHEME = "local"
 MASTER_KEY_ENV = "VANTA_MASTER_KEY"
@@ -45,12 +49,18 @@ def _name_digest(name: str) -> bytes:
     return hashlib.sha256(name.encode("utf-8")).digest()
 
 
+class MasterKeyRequired(RuntimeError):
+    """No external master key was given and the key file next to the secrets is not allowed."""
+
+
 class LocalSecretStore:
     """Fernet-encrypted secrets on local disk, addressed by ``local:<name>`` references."""
 
-    def __init__(self, directory: Path, master_key: bytes | None = None) -> None:
+    def __init__(self, directory: Path, master_key: bytes | None = None, *,
+                 allow_key_file: bool = True) -> None:
         self._directory = Path(directory)
         self._fernet: Fernet | None = None
+        self._allow_key_file = allow_key_file
         self._lock = threading.Lock()
         if master_key is not None:
             self._fernet = self._make_fernet(master_key, "master_key argument")
@@ -158,6 +168,9 @@ class LocalSecretStore:
                 env = os.environ.get(MASTER_KEY_ENV)
                 if env:
                     self._fernet = self._make_fernet(env.encode("ascii", "replace"), MASTER_KEY_ENV)
+                elif not self._allow_key_file:
+                    raise MasterKeyRequired(f"set {MASTER_KEY_ENV}: a key file next to the "
+                                            "secrets is not allowed here")
                 else:
                     self._fernet = self._make_fernet(self._load_or_create_key_file(),
                                                      str(self._key_path))

@@ -23,7 +23,6 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -36,26 +35,16 @@ from vanta.adapters.webhooks.ssrf import (
     resolve_and_vet,
     resolve_unvetted,
 )
+from vanta.application.ports.delivery import SendResult
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
 _READ_CHUNK = 16 * 1024
 
+__all__ = ["AiohttpWebhookSender", "SendResult", "VettedResolver"]
+
 _current_target: contextvars.ContextVar[VettedTarget | None] = contextvars.ContextVar(
     "vanta_webhook_vetted_target", default=None)
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    status: int | None
-    latency_ms: int
-    response_excerpt: str | None
-    error: str | None
-    retry_after: str | None = None
-    # True when the target was refused before any connection (SSRF policy, bad URL, a name
-    # that does not exist): sending again will not help, treat as terminal.
-    refused: bool = False
-    broker_ref: str | None = None  # a bridged attempt: the venue's order id
 
 
 class VettedResolver(AbstractResolver):

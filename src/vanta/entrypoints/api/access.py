@@ -1,6 +1,7 @@
 """Attribute-based narrowing on top of tenant scoping: a token limited to some vaults, or a
 follower's token (its one follower and that follower's vault), sees nothing else. What it may
-not see answers 404, exactly like another tenant's object."""
+not see answers 404, exactly like another tenant's object or an unknown id: same status, same
+code, same body, and nothing in it but the id the caller sent."""
 
 from __future__ import annotations
 
@@ -23,10 +24,19 @@ async def visible_vaults(container: Container, p: Principal) -> frozenset[str] |
     return vaults
 
 
+def vault_not_found(vault_id: str) -> ApiProblem:
+    # the same words as the application layer's NotFound for a missing vault
+    return ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
+
+
+def order_not_found(mo_id: str) -> ApiProblem:
+    return ApiProblem(404, "manager_order_not_found", f"manager order {mo_id} not found")
+
+
 async def require_vault(container: Container, p: Principal, vault_id: str) -> None:
     vaults = await visible_vaults(container, p)
     if vaults is not None and vault_id not in vaults:
-        raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
+        raise vault_not_found(vault_id)
 
 
 def require_follower(p: Principal, row: Mapping[str, Any] | None, follower_id: str) -> None:
@@ -48,3 +58,14 @@ def visible_children(p: Principal, vaults: frozenset[str] | None,
                      rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in rows if (vaults is None or r["vault_id"] in vaults)
             and p.may_see_follower(r["follower_id"])]
+
+
+def visible_order(p: Principal, vaults: frozenset[str] | None,
+                  row: Mapping[str, Any] | None) -> bool:
+    """A manager order ``p`` may see: one of its vaults and, for a follower's token, not a
+    sync order made for another follower (its id and metadata name that follower)."""
+    if row is None or (vaults is not None and row["vault_id"] not in vaults):
+        return False
+    if p.follower_id is None or row.get("source") != "sync":
+        return True
+    return p.may_see_follower(str((row.get("meta") or {}).get("sync_for")))

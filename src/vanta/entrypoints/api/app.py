@@ -21,6 +21,7 @@ from vanta.application.billing import BillingProviders, expire_btcpay_periods
 from vanta.application.clock import Clock, utcnow
 from vanta.application.overlays import revert_expired
 from vanta.bootstrap import Container
+from vanta.bootstrap_billing import build_billing_providers
 from vanta.entrypoints.api import (
     problems,
     routes_billing,
@@ -30,6 +31,8 @@ from vanta.entrypoints.api import (
     routes_orders,
     routes_tenancy,
 )
+from vanta.entrypoints.api.client_address import ClientAddressMiddleware, TrustedProxies
+from vanta.entrypoints.api.header_limit import HeaderLimitMiddleware
 from vanta.entrypoints.api.idempotency import IdempotencyMiddleware
 from vanta.entrypoints.api.models import documented_schemas
 from vanta.entrypoints.api.ratelimit import RateLimitMiddleware, RateLimitPolicy
@@ -52,7 +55,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None,
     store = open_store(st.redis_url)
     batcher = AuditBatcher(container.uow)
     owned = billing_providers is None
-    providers = billing_providers or BillingProviders.from_settings(st)
+    providers = billing_providers or build_billing_providers(st)
     # invalidated by every unit of work that writes the vaults table (see vault_cache)
     db_version = sqlite_change_counter(container.engine)
 
@@ -86,14 +89,17 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None,
     state.rendered_vaults = {}  # tenant -> (cached rows, their JSON body)
 
     principal_key = _principal_resolver(container)
-    # Outermost first: request log, then rate limit, then idempotency (replays still count).
+    # Outermost first: client address, request log, header limit, rate limit, then
+    # idempotency (replays still count).
     app.add_middleware(IdempotencyMiddleware, store=store, resolve_principal=principal_key,
                        ttl_s=st.idempotency_ttl_seconds)
     app.add_middleware(RateLimitMiddleware, store=store, resolve_principal=principal_key,
                        policy=RateLimitPolicy(limit=st.rate_limit_per_minute, window_s=60,
-                                              burst=st.rate_limit_burst),
-                       trust_forwarded=st.trust_forwarded_for)
+                                              burst=st.rate_limit_burst))
+    app.add_middleware(HeaderLimitMiddleware)  # before any token in a header is parsed
     app.add_middleware(RequestLogMiddleware, batcher=batcher)
+    app.add_middleware(ClientAddressMiddleware,
+                       trusted=TrustedProxies.parse(st.trusted_proxies))
     problems.install(app)
     for module in ROUTERS:
         app.include_router(module.router)

@@ -1,24 +1,132 @@
-"""Decoding a JSON request body: the one place that does it, for every route."""
+"""The one place request bodies are decoded from JSON.
+
+Every route that takes a JSON body calls :func:`read_json` (or :func:`decode` on bytes it
+already holds), so the limits below hold everywhere:
+
+* **size**: at most ``MAX_BODY_BYTES`` (64 KiB) unless the route asks for a larger cap;
+  over it, ``413 body_too_large``;
+* **nesting**: arrays and objects nested at most ``MAX_DEPTH`` (32) deep; deeper, ``400
+  json_too_deep``. The depth is measured on the raw text before parsing, without recursion,
+  so a body such as ``[[[[…]]]]`` 10,000 deep never reaches the (recursive) decoder;
+* **duplicate keys**: an object naming one key twice (``{"qty": 0, "qty": 1}``) is ``400
+  duplicate_json_key``: two parsers that disagree on which copy wins must never see the same
+  body;
+* **syntax**: UTF-8 JSON text (RFC 8259), without the ``NaN``/``Infinity`` extensions; anything
+  else is ``400 malformed_json``.
+
+Numbers with a fraction or exponent become :class:`~decimal.Decimal`, never floats, so 0.1
+stays 0.1 all the way to sizing.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
-from fastapi import Request
+from starlette.requests import Request
 
 from vanta.entrypoints.api.problems import ApiProblem
 
+__all__ = ["MAX_BODY_BYTES", "MAX_DEPTH", "decode", "nesting_depth", "read_json"]
+
 MAX_BODY_BYTES = 64 * 1024
+MAX_DEPTH = 32
+
+# A JSON string (escapes included), then everything that is not a bracket: what remains
+# of a body is its bracket skeleton. Both are single C-level passes.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_EMPTY_PAIR = re.compile(r"\[\]|\{\}")
 
 
-async def read_json(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiProblem(413, "body_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def nesting_depth(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """How deep arrays and objects nest in ``text``, counting up to ``limit + 1`` at most;
+    None when the brackets do not balance (not JSON).
+
+    Each pass removes every empty ``[]``/``{}`` pair, i.e. the innermost level, so the number
+    of passes is the depth; no recursion, and at most ``limit + 1`` passes. A run of more
+    than ``limit`` opening brackets (the usual ``[[[[…``) is answered without any pass.
+    """
+    skeleton = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if re.search(f"[\\[{{]{{{limit + 1}}}", skeleton):
+        return limit + 1
+    depth = 0
+    while skeleton and depth <= limit:
+        shorter = _EMPTY_PAIR.sub("", skeleton)
+        if len(shorter) == len(skeleton):
+            return None  # brackets that never pair up
+        skeleton = shorter
+        depth += 1
+    return depth
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def _constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_large(max_bytes: int) -> ApiProblem:
+    return ApiProblem(413, "body_too_large", f"the body exceeds {max_bytes} bytes")
+
+
+def decode(raw: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+    """Decode a request body under the module's rules; refusals are :class:`ApiProblem`."""
+    if len(raw) > max_bytes:
+        raise _too_large(max_bytes)
     try:
-        # Decimals, not floats: 0.1 stays 0.1 all the way to sizing.
-        return json.loads(raw, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiProblem(400, "malformed_json", "the body is not UTF-8 JSON") from None
+    depth = nesting_depth(text, max_depth)
+    if depth is None:
+        raise ApiProblem(400, "malformed_json", "the body is not valid JSON")
+    if depth > max_depth:
+        raise ApiProblem(400, "json_too_deep",
+                         f"arrays and objects nest deeper than {max_depth} levels",
+                         max_depth=max_depth)
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_constant,
+                          object_pairs_hook=_object)
+    except _DuplicateKey as e:
+        raise ApiProblem(400, "duplicate_json_key",
+                         f"an object names the key {e.key!r} more than once",
+                         key=e.key) from None
+    except (ValueError, RecursionError):
+        # RecursionError cannot happen under the depth limit; kept so that no input is a 500
         raise ApiProblem(400, "malformed_json", "the body is not valid JSON") from None
+
+
+async def read_json(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> Any:
+    """The request's body, decoded by :func:`decode`. The body is read only up to the cap:
+    a larger one is refused without being held in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # the cached body, if something read it already
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    request._body = raw  # as Request.body() caches it, for any later reader
+    return decode(raw, max_bytes=max_bytes)

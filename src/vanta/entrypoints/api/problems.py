@@ -26,6 +26,7 @@ log = logging.getLogger("vanta.api")
 QUERY_CODES = {"cursor": "invalid_cursor", "since": "invalid_since", "asof": "invalid_asof",
                "symbol": "invalid_symbol", "side": "invalid_side", "qty": "invalid_quantity",
                "ref_price": "invalid_price", "venue": "invalid_venue"}
+_TEXT_REFUSALS = {"string_too_short", "string_pattern_mismatch", "literal_error"}
 PROBLEM_TYPE_BASE = "https://vanta.dev/problems/"
 
 
@@ -73,10 +74,11 @@ def install(app: FastAPI) -> None:
         errors = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
                    "message": e.get("msg", "")} for e in exc.errors()]
         field = errors[0]["field"] if errors else None
-        first = exc.errors()[0]["loc"] if errors else ()
-        code = "validation_error"
-        if len(first) == 2 and first[0] == "query" and str(first[1]) in QUERY_CODES:
-            code, field = QUERY_CODES[str(first[1])], str(first[1])  # as its own check says
+        first = exc.errors()[0] if errors else {}
+        loc, code = first.get("loc", ()), "validation_error"
+        if len(loc) == 2 and loc[0] == "query" and str(loc[1]) in QUERY_CODES and \
+                first.get("type") in _TEXT_REFUSALS:  # not the feed's numeric cursor
+            code, field = QUERY_CODES[str(loc[1])], str(loc[1])  # as its own check says
         detail = f"{field}: {errors[0]['message']}" if errors else "the request is not valid"
         return problem(422, code, detail, field=field, errors=errors)
 

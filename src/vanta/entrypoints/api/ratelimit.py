@@ -12,10 +12,10 @@ rounded up. Every answer, allowed or not, carries the IETF draft fields for the 
     RateLimit-Reset: 1             # seconds until the bucket is full again (rounded up)
     RateLimit-Policy: 60;w=60;burst=20
 
-The IP comes from the ASGI ``client``; ``X-Forwarded-For`` is read only with
-``trust_forwarded=True`` (then the entry ``forwarded_hops`` from the right, the one your own
-proxy appended). IPv6 clients are limited per /64 (``ipv6_prefix``), since one host usually
-holds a whole /64. The IP bucket is taken first, so a client already over its IP limit costs no
+The IP is the ASGI ``client``, as :mod:`vanta.entrypoints.api.client_address` decided it (the
+TCP peer, or behind a trusted proxy the address it forwarded); this module reads no header.
+IPv6 clients are limited per /64 (``ipv6_prefix``), since one host usually holds a whole /64.
+The IP bucket is taken first, so a client already over its IP limit costs no
 token verification. When the store cannot be reached the request is let through (logged):
 availability wins over limits.
 """
@@ -81,16 +81,7 @@ def _normalise(ip: str, ipv6_prefix: int) -> str | None:
     return str(addr)
 
 
-def client_ip(scope: Scope, *, trust_forwarded: bool = False, forwarded_hops: int = 1,
-              ipv6_prefix: int = 64) -> str:
-    if trust_forwarded:
-        values = [v.decode("latin-1") for k, v in scope.get("headers", ())
-                  if k.lower() == b"x-forwarded-for"]
-        hops = [h.strip() for h in ",".join(values).split(",") if h.strip()]
-        if len(hops) >= forwarded_hops:
-            ip = _normalise(hops[-forwarded_hops], ipv6_prefix)
-            if ip is not None:
-                return ip
+def client_ip(scope: Scope, *, ipv6_prefix: int = 64) -> str:
     client = scope.get("client")
     if not client:
         return "unknown"
@@ -106,8 +97,6 @@ class RateLimitMiddleware:
                  policy: RateLimitPolicy | None = None,
                  user_policy: RateLimitPolicy | None = None,
                  exempt: Iterable[str] = DEFAULT_EXEMPT,
-                 trust_forwarded: bool = False,
-                 forwarded_hops: int = 1,
                  ipv6_prefix: int = 64,
                  key_prefix: str = "vanta:rl:") -> None:
         self.app = app
@@ -116,8 +105,6 @@ class RateLimitMiddleware:
         self.ip_policy = policy or RateLimitPolicy()
         self.user_policy = user_policy or self.ip_policy
         self.exempt = tuple(exempt)
-        self.trust_forwarded = trust_forwarded
-        self.forwarded_hops = forwarded_hops
         self.ipv6_prefix = ipv6_prefix
         self.key_prefix = key_prefix
         # per request, only Remaining and Reset change: the other two headers are made once
@@ -134,8 +121,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or path_matches(scope["path"], self.exempt):
             await self.app(scope, receive, send)
             return
-        ip = client_ip(scope, trust_forwarded=self.trust_forwarded,
-                       forwarded_hops=self.forwarded_hops, ipv6_prefix=self.ipv6_prefix)
+        ip = client_ip(scope, ipv6_prefix=self.ipv6_prefix)
         checks: list[tuple[BucketResult, RateLimitPolicy]] = []
         ip_result = await self._take(f"ip:{ip}", self.ip_policy)
         if ip_result is not None:

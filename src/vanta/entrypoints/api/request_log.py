@@ -116,7 +116,7 @@ class RequestLogMiddleware:
         principal = (scope.get("state") or {}).get("principal")
         route = scope.get("route")
         template = getattr(route, "path", path)
-        client = scope.get("client")
+        client = scope.get("client")  # as client_address decided it
         log.info("request", extra={"method": scope["method"], "path": path, "status": status,
                                    "duration_ms": round(ms, 1),
                                    "tenant_id": getattr(principal, "tenant_id", None),

@@ -28,13 +28,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from vanta.adapters.billing.btcpay import SIGNATURE_HEADER as BTCPAY_SIGNATURE_HEADER
-from vanta.adapters.billing.errors import (
-    BillingAuthFailed,
-    BillingError,
-    BillingEventRejected,
-    BillingRejected,
-    BillingUnavailable,
-)
 from vanta.application.billing import (
     BillingProviders,
     ProviderNotConfigured,
@@ -44,6 +37,13 @@ from vanta.application.billing import (
 )
 from vanta.application.clock import Clock
 from vanta.application.fees_service import close_fee_period, fee_ledger, record_flow
+from vanta.application.ports.billing import (
+    BillingAuthFailed,
+    BillingError,
+    BillingEventRejected,
+    BillingRejected,
+    BillingUnavailable,
+)
 from vanta.application.principal import Principal
 from vanta.entrypoints.api.access import load_follower
 from vanta.entrypoints.api.auth import require

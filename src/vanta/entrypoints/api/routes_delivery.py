@@ -11,13 +11,16 @@ from vanta.application.dead_letters import list_dead_letters, redeliver
 from vanta.application.followers import rotate_webhook_secret
 from vanta.application.principal import Principal
 from vanta.domain.errors import ValidationFailed
-from vanta.entrypoints.api.access import load_follower, visible_children, visible_vaults
+from vanta.entrypoints.api.access import load_follower, visible_vaults
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.deps import ContainerDep, Since, parse_since
 from vanta.entrypoints.api.models import body, openapi_body
 from vanta.entrypoints.api.models.delivery import RedeliverIn
 from vanta.entrypoints.api.models.followers import RotateIn
 from vanta.entrypoints.api.render import child_json
+
+# 10,000 fo_ids (the documented maximum) of up to 64 characters fit; 64 KiB held ~2,000.
+REDELIVER_MAX_BYTES = 1024 * 1024
 
 router = APIRouter()
 
@@ -29,8 +32,9 @@ async def dead_letters(container: ContainerDep,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100
                        ) -> dict[str, Any]:
     rows = await list_dead_letters(container.uow(), tenant_id=p.tenant_id,
-                                   since=parse_since(since), limit=limit)
-    rows = visible_children(p, await visible_vaults(container, p), rows)
+                                   since=parse_since(since), limit=limit,
+                                   vault_ids=await visible_vaults(container, p),
+                                   follower_id=p.follower_id)
     return {"queue": "mirror_dispatch_dlx",
             "data": [{**child_json(x), "dead_lettered_at": x["dead_lettered_at"]
                       and x["dead_lettered_at"].isoformat()} for x in rows]}
@@ -40,15 +44,20 @@ async def dead_letters(container: ContainerDep,
              openapi_extra=openapi_body(RedeliverIn))
 async def redeliver_route(container: ContainerDep,
                           p: Annotated[Principal, Depends(require("mirror:manage"))],
-                          req: Annotated[RedeliverIn, body(RedeliverIn)]) -> dict[str, Any]:
+                          req: Annotated[RedeliverIn, body(RedeliverIn,
+                                                           max_bytes=REDELIVER_MAX_BYTES)]
+                          ) -> dict[str, Any]:
     if (req.fo_ids is None) == (req.since is None):
         raise ValidationFailed("give either fo_ids (a list) or since (a timestamp)",
                                code="invalid_redelivery")
     done = await redeliver(container.uow(), tenant_id=p.tenant_id, fo_ids=req.fo_ids,
-                           since=req.since, actor=p.subject)
-    if done:
+                           since=req.since, actor=p.subject,
+                           vault_ids=await visible_vaults(container, p),
+                           follower_id=p.follower_id)
+    if done.requeued:
         container.outbox_written.set()
-    return {"requeued": done}
+    # a child outside the caller's vaults or follower is reported like an unknown id
+    return {"requeued": done.requeued, "not_found": done.not_found}
 
 
 # The body is optional: without one the new secret is generated and the old one keeps

@@ -19,7 +19,13 @@ from vanta.application.tenancy import require_feature
 from vanta.domain.entitlements import Feature
 from vanta.domain.errors import ValidationFailed
 from vanta.domain.money import MAX_DECIMAL_PLACES, normalize
-from vanta.entrypoints.api.access import load_follower, require_vault
+from vanta.entrypoints.api.access import (
+    load_follower,
+    order_not_found,
+    require_vault,
+    visible_order,
+    visible_vaults,
+)
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.deps import ContainerDep
 from vanta.entrypoints.api.models import body, openapi_body
@@ -162,16 +168,19 @@ async def replay(mo_id: str, container: ContainerDep,
     async with container.uow(readonly=True) as uow:
         await require_feature(uow, p.tenant_id, Feature.REPLAY_DASHBOARDS)
         mo = await uow.manager_orders.get(p.tenant_id, mo_id)
-    if mo is not None:
-        await require_vault(container, p, mo["vault_id"])
+    # hidden answers exactly like unknown: never name the order's vault
+    if not visible_order(p, await visible_vaults(container, p), mo):
+        raise order_not_found(mo_id)
     expansion = await replay_expansion(container.uow(), tenant_id=p.tenant_id,
                                        mo_id=mo_id)
     async with container.uow(readonly=True) as uow:
         stored = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
                                              since=None, limit=1_000_000)
-    by_id = {c["fo_id"]: c for c in stored}
+    # a follower-scoped token compares its own child only (the count is the book's size)
+    by_id = {c["fo_id"]: c for c in stored if p.may_see_follower(c["follower_id"])}
+    replayed = [c for c in expansion.children if p.may_see_follower(c.follower_id)]
     diffs = []
-    for c in expansion.children:
+    for c in replayed:
         s = by_id.pop(c.fo_id, None)
         if s is None or s["qty"] != c.qty or s["symbol"] != c.symbol or \
                 bool(s["cap_applied"]) != c.cap_applied or s["skip_reason"] != c.skip_reason:
@@ -179,7 +188,7 @@ async def replay(mo_id: str, container: ContainerDep,
                           "stored_qty": None if s is None else str(s["qty"])})
     diffs.extend({"fo_id": k, "replayed_qty": None, "stored_qty": str(v["qty"])}
                  for k, v in by_id.items())
-    return {"mo_id": mo_id, "matches": not diffs, "children": len(expansion.children),
+    return {"mo_id": mo_id, "matches": not diffs, "children": len(replayed),
             "differences": diffs}
 
 

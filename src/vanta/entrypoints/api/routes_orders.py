@@ -15,7 +15,14 @@ from vanta.application.manager_orders import (
     sync_follower,
 )
 from vanta.application.principal import Principal
-from vanta.entrypoints.api.access import require_vault, visible_children, visible_vaults
+from vanta.entrypoints.api.access import (
+    order_not_found,
+    require_vault,
+    vault_not_found,
+    visible_children,
+    visible_order,
+    visible_vaults,
+)
 from vanta.entrypoints.api.auth import BEARER_SECURITY, PlainRoute, authorize, require
 from vanta.entrypoints.api.deps import ContainerDep, Cursor, Limit, Since, parse_since
 from vanta.entrypoints.api.models import body, openapi_body
@@ -90,7 +97,10 @@ async def get_vault(vault_id: str, container: ContainerDep,
     async with container.uow(readonly=True) as uow:
         row = await uow.vaults.get(p.tenant_id, vault_id)
         if row is None:
-            raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
+            raise vault_not_found(vault_id)
+        if p.follower_id is not None:
+            # a follower sees its own place in the vault, not the size of everyone's book
+            return vault_json(row)
         followers = await uow.followers.list_for_vault(p.tenant_id, vault_id)
     return {**vault_json(row), "follower_count": len(followers)}
 
@@ -152,8 +162,9 @@ async def post_manager_order(container: ContainerDep,
                                                mo_id=order.mo_id, since=None,
                                                limit=ORDER_CHILDREN_LIMIT)
     assert row is not None
+    shown = visible_children(p, await visible_vaults(container, p), children)
     answer = {**order_json(row), "created": result.created,
-              "children": [child_json(c) for c in children]}
+              "children": [child_json(c) for c in shown]}
     return JSONResponse(answer, status_code=201 if result.created else 200)
 
 
@@ -169,7 +180,9 @@ async def list_manager_orders(
         rows = await uow.manager_orders.list(p.tenant_id, parse_since(since), limit + 1,
                                              vault_id=vault_id, after=decode(cursor),
                                              vault_ids=vaults)
-    return page(rows, limit, "mo_id", [order_json(r) for r in rows])
+    # the cursor follows the rows read, so hiding one never ends the listing early
+    return page(rows, limit, "mo_id",
+                [order_json(r) for r in rows[:limit] if visible_order(p, vaults, r)])
 
 
 @router.get("/v1/manager-orders/{mo_id}", tags=["orders"], response_model=None,
@@ -179,8 +192,8 @@ async def get_manager_order(mo_id: str, container: ContainerDep,
     vaults = await visible_vaults(container, p)
     async with container.uow(readonly=True) as uow:
         row = await uow.manager_orders.get(p.tenant_id, mo_id)
-        if row is None or (vaults is not None and row["vault_id"] not in vaults):
-            raise ApiProblem(404, "manager_order_not_found", f"order {mo_id} not found")
+        if row is None or not visible_order(p, vaults, row):
+            raise order_not_found(mo_id)
         children = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
                                                since=None, limit=ORDER_CHILDREN_LIMIT)
     return {**order_json(row),

@@ -17,10 +17,11 @@ from vanta.adapters.identity.token_exchange import (
     exchange_code,
 )
 from vanta.application.principal import Principal
+from vanta.application.snapshots import narrow_payload
 from vanta.application.tenancy import accept_invitation, invite, tenant_entitlements
 from vanta.bootstrap import Container
 from vanta.domain.entitlements import Feature, decide
-from vanta.entrypoints.api.access import visible_vaults
+from vanta.entrypoints.api.access import visible_order, visible_vaults
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.deps import ContainerDep
 from vanta.entrypoints.api.jsonbody import read_json
@@ -29,8 +30,20 @@ from vanta.entrypoints.api.models.tenancy import AcceptIn, InviteIn, TokenIn
 from vanta.entrypoints.api.problems import ApiProblem
 
 FEED_ENTITIES = ("manager_order", "follower_order")
+MAX_EVENT_ID = 2**63 - 1  # event ids are signed 64-bit integers in the database
 
 router = APIRouter()
+
+
+def _resume_after(cursor: int | None, last_event_id: str | None) -> int:
+    """The event id to resume after; a Last-Event-ID that is not one is refused up front."""
+    if cursor is not None or not last_event_id:
+        return cursor or 0
+    if not (last_event_id.isascii() and last_event_id.isdigit()
+            and int(last_event_id) <= MAX_EVENT_ID):
+        raise ApiProblem(400, "invalid_last_event_id",
+                         f"Last-Event-ID must be an event id from 0 to {MAX_EVENT_ID}")
+    return int(last_event_id)
 
 
 @router.get("/v1/subscriptions/me", tags=["billing"])
@@ -86,7 +99,8 @@ async def accept(token: str, container: ContainerDep,
                         "description": "server-sent events"}})
 async def feed(
     request: Request, container: ContainerDep, p: Principal = Depends(require("orders:read")),
-    cursor: int | None = Query(None, ge=0, description="resume after this event id"),
+    cursor: int | None = Query(None, ge=0, le=MAX_EVENT_ID,
+                               description="resume after this event id"),
     follow: bool = True,
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
 ) -> EventSourceResponse:
@@ -96,8 +110,7 @@ async def feed(
     if not decision.allowed:
         raise ApiProblem(403, decision.reason, "the API pull feed is part of the "
                          "Institutional plan")
-    start = cursor if cursor is not None else (
-        int(last_event_id) if last_event_id and last_event_id.isdigit() else 0)
+    start = _resume_after(cursor, last_event_id)
     vaults = await visible_vaults(container, p)
     return EventSourceResponse(_events(container, p, vaults, start, follow, request),
                                ping=15)
@@ -132,9 +145,11 @@ async def _events(container: Container, p: Principal, vaults: frozenset[str] | N
         for row in rows:
             after = int(row["seq"])
             if row["seq"] in visible:
+                # a manager order's snapshot lists every follower's holdings: narrowed
+                payload = narrow_payload(p, row["payload"])
                 yield {"id": str(row["seq"]), "event": row["entity"],
                        "data": json.dumps({"action": row["action"], "id": row["entity_id"],
-                                           "ts": row["ts"], **row["payload"]}, default=str)}
+                                           "ts": row["ts"], **payload}, default=str)}
         if not rows and (not follow or await request.is_disconnected()):
             return
         if not rows:
@@ -149,7 +164,7 @@ async def _visible(uow: Any, p: Principal, vaults: frozenset[str] | None,
     for r in rows:
         if r["entity"] == "manager_order":
             mo = await uow.manager_orders.get(p.tenant_id, r["entity_id"])
-            ok = mo is not None and (vaults is None or mo["vault_id"] in vaults)
+            ok = visible_order(p, vaults, mo)
         else:
             child = await uow.child_orders.get(p.tenant_id, r["entity_id"])
             ok = child is not None and (vaults is None or child["vault_id"] in vaults) and \

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 from rich.console import Console
@@ -31,11 +29,13 @@ from vanta.application.seed import (
 from vanta.application.tenancy import grant_plan, tenant_entitlements
 from vanta.bootstrap import build
 from vanta.config import Settings
+from vanta.devpeers import receiver as receiver_mod
 from vanta.domain.audit import verify_chain
 from vanta.domain.entitlements import can_add_vault
 from vanta.domain.errors import DomainError
-from vanta.entrypoints import receiver as receiver_mod
+from vanta.entrypoints.api import jsonbody
 from vanta.entrypoints.api.app import run_scheduler
+from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.cli.serving import bind, write_port_file
 from vanta.entrypoints.cli.serving import serve as serve_app
 
@@ -130,12 +130,19 @@ async def vault_create(s: Settings, tenant_id: str, vault_id: str, label: str) -
     await c.close()
 
 
+INGEST_MAX_BYTES = 64 * 1024 * 1024  # an order file, not a request: larger, still bounded
+
+
 async def ingest(s: Settings, path: Path, tenant_id: str, console: Console) -> int:
     """Returns the exit code: 0 if every order was accepted (new or already ingested)."""
     try:
-        items = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
-    except (OSError, ValueError) as e:
+        # the API's decoder: the same depth and duplicate-key rules as a request body
+        items = jsonbody.decode(path.read_bytes(), max_bytes=INGEST_MAX_BYTES)
+    except OSError as e:
         console.print(f"[red]cannot read {path}: {e}[/red]")
+        return 2
+    except ApiProblem as e:
+        console.print(f"[red]cannot read {path}: {e.code}: {e.detail}[/red]")
         return 2
     if isinstance(items, dict) and isinstance(items.get("orders"), list):
         items = items["orders"]
@@ -242,7 +249,7 @@ async def dlq_redeliver(s: Settings, tenant_id: str, fo_ids: list[str] | None,
     done = await redeliver(c.uow(), tenant_id=tenant_id, fo_ids=fo_ids, since=_since(since),
                            actor="cli")
     await c.close()
-    return len(done)
+    return len(done.requeued)
 
 
 def stop_on_signals() -> asyncio.Event:

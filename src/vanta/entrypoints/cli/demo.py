@@ -16,7 +16,7 @@ from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import build
 from vanta.config import Settings
-from vanta.entrypoints import receiver as receiver_mod
+from vanta.devpeers import receiver as receiver_mod
 from vanta.entrypoints.cli.serving import bind, serve
 
 TENANT, VAULT = "tnt_demo", "V_CORE"

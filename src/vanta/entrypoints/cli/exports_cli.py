@@ -9,8 +9,7 @@ the usual ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``), else a local direc
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -18,9 +17,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from vanta.adapters.objectstore import ObjectStore, ObjectStoreError
-from vanta.adapters.objectstore.local import LocalObjectStore
 from vanta.application.exports import Exporter, ExportResult, VerifyReport
+from vanta.application.ports.objectstore import ObjectStoreError
+from vanta.bootstrap.stores import build_object_store
 from vanta.config import Settings
 from vanta.domain.errors import DomainError
 
@@ -38,31 +37,6 @@ Day = Annotated[str, typer.Option("--date", help="the UTC day, YYYY-MM-DD")]
 
 def _settings(data_dir: Path | None) -> Settings:
     return Settings(data_dir=data_dir) if data_dir is not None else Settings()
-
-
-def _setting(s: Settings, name: str, env: Mapping[str, str]) -> str | None:
-    """A Settings field when it exists, else its VANTA_* environment variable."""
-    value = getattr(s, name, None)
-    if value is None:
-        value = env.get(f"VANTA_{name.upper()}")
-    return str(value) if value not in (None, "") else None
-
-
-def build_object_store(s: Settings, env: Mapping[str, str] | None = None) -> ObjectStore:
-    env = os.environ if env is None else env
-    bucket = _setting(s, "s3_bucket", env)
-    if bucket is None:
-        return LocalObjectStore(s.data_dir / "objects")
-    from vanta.adapters.objectstore.s3 import S3Config, S3ObjectStore
-    path_style = (_setting(s, "s3_path_style", env) or "true").lower() not in ("0", "false",
-                                                                               "no")
-    return S3ObjectStore(S3Config(
-        bucket=bucket, endpoint_url=_setting(s, "s3_endpoint", env),
-        region=_setting(s, "s3_region", env) or "us-east-1",
-        prefix=_setting(s, "s3_prefix", env) or "", path_style=path_style,
-        access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-        session_token=env.get("AWS_SESSION_TOKEN") or None))
 
 
 def _day(value: str) -> date:

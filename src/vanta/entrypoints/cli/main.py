@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from vanta.application.principal import ALL_SCOPES
-from vanta.bootstrap import build
+from vanta.bootstrap import MasterKeyMissing, build
 from vanta.config import Settings
 from vanta.entrypoints.cli import commands, event_loop
 from vanta.entrypoints.cli.exports_cli import exports_app
@@ -194,5 +194,14 @@ def demo(
     raise typer.Exit(0 if report["ok"] else 1)
 
 
+def run() -> None:
+    """The console script: a refused start-up is one clear line, not a traceback."""
+    try:
+        app()
+    except MasterKeyMissing as e:
+        Console(stderr=True).print(f"[red]vanta: {e}[/red]", soft_wrap=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    run()

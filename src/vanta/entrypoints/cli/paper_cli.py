@@ -1,7 +1,7 @@
 """``vanta paper …``: the paper venue as its own process.
 
 ``vanta paper venue --port 0 --port-file F [--state-file S]`` serves the simulator's HTTP API
-(:mod:`vanta.adapters.brokers.paper_venue`) on 127.0.0.1 until SIGTERM or SIGINT. Register a
+(:mod:`vanta.devpeers.paper_venue`) on 127.0.0.1 until SIGTERM or SIGINT. Register a
 bridged follower with ``{"broker": "paper", "credentials": {"url": "http://127.0.0.1:PORT",
 "cash": "100000"}}`` to trade through it; the follower id is its account at the venue.
 
@@ -84,7 +84,7 @@ def venue(
 ) -> None:
     """Serve the paper venue: one simulated account per follower, reached over HTTP."""
     from vanta.adapters.brokers.paper import PaperSettings
-    from vanta.adapters.brokers.paper_venue import PaperVenue, run_venue
+    from vanta.devpeers.paper_venue import PaperVenue, run_venue
     from vanta.entrypoints.cli.serving import bind, write_port_file
 
     if tick_ms < 0 or submit_delay_ms < 0:

@@ -10,6 +10,8 @@ import uvicorn
 
 from vanta.bootstrap import Container
 from vanta.entrypoints.api.app import create_app
+from vanta.entrypoints.api.header_limit import MAX_HEADER_BYTES
+from vanta.entrypoints.cli.http_protocol import LimitedH11Protocol
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -35,8 +37,12 @@ async def serve(container: Container, sock: socket.socket, *, run_dispatcher: bo
                 stop: asyncio.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM or until ``stop`` is set; shuts down gracefully."""
     app = create_app(container, run_dispatcher=run_dispatcher)
+    # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from any loopback
+    # peer; the client address is decided by client_address under the project's settings.
     server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on",
-                                           access_log=False))
+                                           access_log=False, proxy_headers=False,
+                                           http=LimitedH11Protocol,
+                                           h11_max_incomplete_event_size=MAX_HEADER_BYTES))
 
     async def watch() -> None:
         while not server.started:

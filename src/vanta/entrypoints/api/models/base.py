@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
-from vanta.entrypoints.api.jsonbody import read_json
+from vanta.entrypoints.api.jsonbody import MAX_BODY_BYTES, read_json
 from vanta.entrypoints.api.problems import ApiProblem
 
 M = TypeVar("M", bound="RequestModel")
@@ -218,15 +218,21 @@ def parse(model: type[M], raw: object) -> M:
 _documented: dict[str, type[BaseModel]] = {}
 
 
-def body(model: type[M], *, required: bool = True) -> Any:
+def body(model: type[M], *, required: bool = True, max_bytes: int = MAX_BODY_BYTES) -> Any:
     """A dependency: the request body, decoded by ``read_json`` and validated by ``model``.
-    Not ``required``: an empty body is ``{}``."""
+    Not ``required``: no body at all is ``{}``."""
     async def dep(request: Request) -> M:
-        raw = await read_json(request) if required or await request.body() else {}
-        return parse(model, raw)
+        if not required and _no_body(request):
+            return parse(model, {})
+        return parse(model, await read_json(request, max_bytes=max_bytes))
 
     dep.__name__ = f"{model.__name__}_body"
     return Depends(dep)
+
+
+def _no_body(request: Request) -> bool:
+    headers = request.headers
+    return headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
 
 
 def openapi_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:

@@ -64,4 +64,6 @@ class OrderIn(RequestModel):
     conviction: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
     dag_id: str | None = None
-    meta: dict[str, Any] | None = None
+    # free-form, any JSON value, as the server always took it (the depth limit of read_json
+    # and the 16 KiB cap on the pass-through fields bound it)
+    meta: Any = Field(None, description="any JSON value, passed through to followers")

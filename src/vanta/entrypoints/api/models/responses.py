@@ -29,7 +29,7 @@ class VaultOut(Answer):
 
 
 class VaultDetail(VaultOut):
-    follower_count: int
+    follower_count: int | None = None  # not shown to a follower's token
 
 
 class WebhookOut(Answer):

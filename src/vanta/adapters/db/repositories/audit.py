@@ -1,0 +1,88 @@
+"""The hash-chained audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vanta.adapters.db.repositories._base import Row, _Repo
+from vanta.adapters.db.tables import audit_chain_head, audit_events
+from vanta.application.ports.clock import Clock, iso
+from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
+from vanta.domain.ids import new_id
+
+
+class AuditRepository(_Repo):
+    def __init__(self, conn: AsyncConnection, clock: Clock) -> None:
+        super().__init__(conn)
+        self._clock = clock
+
+    async def append(self, *, entity: str, entity_id: str, action: str, actor: str,
+                     payload: Mapping[str, Any], tenant_id: str | None) -> AuditEvent:
+        # Updating the single head row first takes its row lock, serializing appenders.
+        res = await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
+                                      .values(seq=audit_chain_head.c.seq))
+        if res.rowcount == 0:
+            await self.conn.execute(insert(audit_chain_head).values(id=1, seq=0,
+                                                                    hash=GENESIS_HASH))
+        head = await self._one(select(audit_chain_head).where(audit_chain_head.c.id == 1))
+        assert head is not None
+        ev = chain_event(prev_hash=head["hash"], seq=int(head["seq"]) + 1, event_id=new_id(),
+                         entity=entity, entity_id=entity_id, action=action, actor=actor,
+                         payload=payload, ts=iso(self._clock()))
+        await self.conn.execute(insert(audit_events).values(
+            event_id=ev.event_id, seq=ev.seq, tenant_id=tenant_id, entity=ev.entity,
+            entity_id=ev.entity_id, action=ev.action, actor=ev.actor, payload=dict(ev.payload),
+            ts=ev.ts, prev_hash=ev.prev_hash, hash=ev.hash))
+        await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
+                                .values(seq=ev.seq, hash=ev.hash))
+        return ev
+
+    async def append_many(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Several events in one round of statements (the request log's batches)."""
+        if not events:
+            return
+        res = await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
+                                      .values(seq=audit_chain_head.c.seq))
+        if res.rowcount == 0:
+            await self.conn.execute(insert(audit_chain_head).values(id=1, seq=0,
+                                                                    hash=GENESIS_HASH))
+        head = await self._one(select(audit_chain_head).where(audit_chain_head.c.id == 1))
+        assert head is not None
+        prev, seq, ts = head["hash"], int(head["seq"]), iso(self._clock())
+        rows = []
+        for e in events:
+            seq += 1
+            ev = chain_event(prev_hash=prev, seq=seq, event_id=new_id(), entity=e["entity"],
+                             entity_id=e["entity_id"], action=e["action"], actor=e["actor"],
+                             payload=e["payload"], ts=ts)
+            rows.append({"event_id": ev.event_id, "seq": ev.seq, "tenant_id": e["tenant_id"],
+                         "entity": ev.entity, "entity_id": ev.entity_id, "action": ev.action,
+                         "actor": ev.actor, "payload": dict(ev.payload), "ts": ev.ts,
+                         "prev_hash": ev.prev_hash, "hash": ev.hash})
+            prev = ev.hash
+        await self.conn.execute(insert(audit_events), rows)
+        await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
+                                .values(seq=seq, hash=prev))
+
+    async def all(self) -> list[AuditEvent]:
+        rows = await self._all(select(audit_events).order_by(audit_events.c.seq))
+        return [AuditEvent(r["event_id"], int(r["seq"]), r["entity"], r["entity_id"],
+                           r["action"], r["actor"], r["payload"], r["ts"], r["prev_hash"],
+                           r["hash"]) for r in rows]
+
+    async def feed(self, tenant_id: str, after_seq: int, entities: Sequence[str],
+                   limit: int) -> list[Row]:
+        """The tenant's events after ``after_seq``, in log order: a resumable stream."""
+        return await self._all(select(audit_events).where(
+            audit_events.c.tenant_id == tenant_id, audit_events.c.seq > after_seq,
+            audit_events.c.entity.in_(list(entities))).order_by(audit_events.c.seq)
+            .limit(limit))
+
+    async def for_entity(self, tenant_id: str, entity_id: str) -> list[Row]:
+        return await self._all(select(audit_events).where(
+            audit_events.c.entity_id == entity_id, audit_events.c.tenant_id == tenant_id)
+            .order_by(audit_events.c.seq))

@@ -1,0 +1,151 @@
+"""Vaults, followers, instruments, overlays and NAV observations."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from vanta.adapters.db.repositories._base import Row, _Repo
+from vanta.adapters.db.tables import (
+    followers,
+    instruments,
+    nav_observations,
+    vault_overlays,
+    vaults,
+)
+
+
+class VaultRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(vaults).values(**row))
+
+    async def get(self, tenant_id: str, vault_id: str) -> Row | None:
+        return await self._one(select(vaults).where(
+            vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id))
+
+    async def get_for_update(self, tenant_id: str, vault_id: str) -> Row | None:
+        """Locks the vault row on PostgreSQL so expansions of one vault run one at a time."""
+        return await self._one(select(vaults).where(
+            vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id).with_for_update())
+
+    async def list(self, tenant_id: str) -> builtins.list[Row]:
+        return await self._all(select(vaults).where(vaults.c.tenant_id == tenant_id)
+                               .order_by(vaults.c.created_at, vaults.c.vault_id))
+
+    async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
+        await self.conn.execute(update(vaults).where(
+            vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id)
+            .values(maintenance=enabled))
+
+    async def under_maintenance(self, vault_ids: Iterable[str]) -> set[str]:
+        """Which of ``vault_ids`` are in maintenance (one query for a dispatch batch)."""
+        ids = list(set(vault_ids))
+        if not ids:
+            return set()
+        rows = await self._all(select(vaults.c.vault_id).where(
+            self._among(vaults.c.vault_id, ids), vaults.c.maintenance.is_(True)))
+        return {r["vault_id"] for r in rows}
+
+
+class FollowerRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(followers).values(**row))
+
+    async def get(self, tenant_id: str, follower_id: str) -> Row | None:
+        return await self._one(select(followers).where(
+            followers.c.follower_id == follower_id, followers.c.tenant_id == tenant_id))
+
+    async def get_unscoped(self, follower_id: str) -> Row | None:
+        """For workers acting on a stored child order, which already carries its tenant."""
+        return await self._one(select(followers).where(followers.c.follower_id == follower_id))
+
+    async def get_many_unscoped(self, follower_ids: Iterable[str]) -> dict[str, Row]:
+        return await self._by_key(followers.c.follower_id, follower_ids)
+
+    async def list_for_vault(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
+        return await self._all(select(followers).where(
+            followers.c.vault_id == vault_id, followers.c.tenant_id == tenant_id)
+            .order_by(followers.c.follower_id))
+
+    async def page_for_vault(self, tenant_id: str, vault_id: str, after: str | None,
+                             limit: int) -> builtins.list[Row]:
+        stmt = select(followers).where(followers.c.vault_id == vault_id,
+                                       followers.c.tenant_id == tenant_id)
+        if after is not None:
+            stmt = stmt.where(followers.c.follower_id > after)
+        return await self._all(stmt.order_by(followers.c.follower_id).limit(limit))
+
+    async def update(self, tenant_id: str, follower_id: str, **values: Any) -> None:
+        await self.conn.execute(update(followers).where(
+            followers.c.follower_id == follower_id, followers.c.tenant_id == tenant_id)
+            .values(**values))
+
+
+class InstrumentRepository(_Repo):
+    async def get(self, symbol: str, venue: str) -> Row | None:
+        return await self._one(select(instruments).where(instruments.c.symbol == symbol,
+                                                         instruments.c.venue == venue))
+
+    async def upsert(self, row: Mapping[str, Any]) -> None:
+        res = await self.conn.execute(update(instruments).where(
+            instruments.c.symbol == row["symbol"], instruments.c.venue == row["venue"])
+            .values(**row))
+        if res.rowcount == 0:
+            await self.conn.execute(insert(instruments).values(**row))
+
+    async def list(self) -> builtins.list[Row]:
+        return await self._all(select(instruments).order_by(instruments.c.venue,
+                                                            instruments.c.symbol))
+
+
+class OverlayRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(vault_overlays).values(**row))
+
+    async def active(self, vault_id: str, at: datetime) -> builtins.list[Row]:
+        return await self._all(select(vault_overlays).where(
+            vault_overlays.c.vault_id == vault_id, vault_overlays.c.state == "active",
+            vault_overlays.c.applied_at <= at, vault_overlays.c.expires_at > at)
+            .order_by(vault_overlays.c.overlay_id))
+
+    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
+        return await self._all(select(vault_overlays).where(
+            vault_overlays.c.vault_id == vault_id, vault_overlays.c.tenant_id == tenant_id)
+            .order_by(vault_overlays.c.applied_at, vault_overlays.c.overlay_id))
+
+    async def due_for_revert(self, now: datetime, limit: int = 100) -> builtins.list[Row]:
+        return await self._all(select(vault_overlays).where(
+            vault_overlays.c.state == "active", vault_overlays.c.expires_at <= now)
+            .order_by(vault_overlays.c.expires_at).limit(limit))
+
+    async def mark_reverted(self, overlay_id: str, now: datetime) -> bool:
+        res = await self.conn.execute(update(vault_overlays).where(
+            vault_overlays.c.overlay_id == overlay_id, vault_overlays.c.state == "active")
+            .values(state="reverted", reverted_at=now))
+        return res.rowcount == 1
+
+
+class NavRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(nav_observations).values(**row))
+
+    async def history(self, entity: str, entity_ids: Sequence[str],
+                      asof: datetime) -> dict[str, builtins.list[tuple[datetime, Decimal]]]:
+        """Observations up to ``asof`` per entity, oldest first."""
+        out: dict[str, builtins.list[tuple[datetime, Decimal]]] = {}
+        ids = list(entity_ids)
+        for i in range(0, len(ids), 500):
+            rows = await self._all(select(nav_observations.c.entity_id, nav_observations.c.as_of,
+                                          nav_observations.c.nav).where(
+                nav_observations.c.entity == entity,
+                nav_observations.c.entity_id.in_(ids[i:i + 500]),
+                nav_observations.c.as_of <= asof)
+                .order_by(nav_observations.c.as_of, nav_observations.c.id))
+            for r in rows:
+                out.setdefault(r["entity_id"], []).append((r["as_of"], r["nav"]))
+        return out

@@ -1,0 +1,164 @@
+"""The outbox and the delivery attempts of child orders."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
+
+from vanta.adapters.db.repositories._base import OUTBOX_CHANNEL, Row, _Repo
+from vanta.adapters.db.tables import delivery_attempts, outbox
+from vanta.application.ports.delivery import OutboxLease
+
+
+class OutboxRepository(_Repo):
+    async def add_many(self, topic: str, items: Sequence[tuple[str, Mapping[str, Any]]],
+                       now: datetime) -> None:
+        if not items:
+            return
+        await self.conn.execute(insert(outbox), [
+            {"topic": topic, "key": key, "payload": dict(payload), "created_at": now,
+             "available_at": now, "locked_until": None, "attempts": 0, "done_at": None}
+            for key, payload in items
+        ])
+        await self._notify_due()
+
+    async def _notify_due(self) -> None:
+        """On PostgreSQL, tell listening relays that rows are due once this transaction
+        commits (a rolled-back transaction notifies nobody): they wake at once instead of at
+        their next poll."""
+        if self._postgres:
+            await self.conn.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
+
+    async def claim_due(self, topic: str, now: datetime, limit: int,
+                        lease: timedelta) -> builtins.list[Row]:
+        """Lease up to ``limit`` due rows; a worker that dies lets its lease lapse."""
+        due = and_(outbox.c.topic == topic, outbox.c.done_at.is_(None),
+                   outbox.c.available_at <= now,
+                   or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now))
+        candidates = await self._all(select(outbox.c.id).where(due)
+                                     .order_by(outbox.c.available_at, outbox.c.id).limit(limit))
+        if not candidates:
+            return []
+        # ``due`` again in the update: a row another worker leased meanwhile is not taken.
+        claimed = await self._all(update(outbox).where(
+            self._among(outbox.c.id, [c["id"] for c in candidates]), due)
+            .values(locked_until=now + lease, attempts=outbox.c.attempts + 1)
+            .returning(*outbox.c))
+        return sorted(claimed, key=lambda r: (r["available_at"], r["id"]))
+
+    async def take_many(self, leases: Sequence[OutboxLease], now: datetime,
+                        lease: timedelta) -> builtins.list[Row]:
+        """Renew the lease of each row that is still open, still leased and still on the
+        lease its message names; the rows renewed. A lease is named by its number and, when
+        the message carries it, its expiry at publication: renewing moves the expiry, so of
+        two copies of one message (a redelivery while the first is being worked on) only
+        the first takes the row. Without a number any live lease will do."""
+        if not leases:
+            return []
+        named = [(x.row_id, x.number, x.until) for x in leases
+                 if x.number is not None and x.until is not None]
+        numbered = [(x.row_id, x.number) for x in leases
+                    if x.number is not None and x.until is None]
+        loose = [x.row_id for x in leases if x.number is None]
+        which = []
+        if named:
+            which.append(tuple_(outbox.c.id, outbox.c.attempts, outbox.c.locked_until)
+                         .in_(named))
+        if numbered:
+            which.append(tuple_(outbox.c.id, outbox.c.attempts).in_(numbered))
+        if loose:
+            which.append(outbox.c.id.in_(loose))
+        # No clock comparison: a worker with a skewed clock must not skip live rows. The plain
+        # id list lets PostgreSQL use the primary key before it checks the row values.
+        return await self._all(update(outbox).where(
+            self._among(outbox.c.id, [x.row_id for x in leases]), or_(*which),
+            outbox.c.done_at.is_(None), outbox.c.locked_until.is_not(None))
+            .values(locked_until=now + lease).returning(*outbox.c))
+
+    async def requeue(self, key: str, now: datetime) -> None:
+        """Make the (single) outbox row of ``key`` due again, creating it if it is gone."""
+        res = await self.conn.execute(update(outbox).where(outbox.c.key == key).values(
+            done_at=None, locked_until=None, available_at=now))
+        if res.rowcount == 0:
+            await self.add_many("mirror.dispatch", [(key, {"fo_id": key})], now)
+        else:
+            await self._notify_due()
+
+    async def complete(self, row_id: int, now: datetime) -> None:
+        await self.conn.execute(update(outbox).where(outbox.c.id == row_id)
+                                .values(done_at=now, locked_until=None))
+
+    async def complete_many(self, row_ids: Sequence[int], now: datetime) -> None:
+        if row_ids:
+            await self.conn.execute(update(outbox).where(self._among(outbox.c.id, row_ids))
+                                    .values(done_at=now, locked_until=None))
+
+    async def release_many(self, row_ids: Sequence[int]) -> None:
+        """Hand leases back unused: the rows are due again at once."""
+        if row_ids:
+            await self.conn.execute(update(outbox).where(self._among(outbox.c.id, row_ids),
+                                                         outbox.c.done_at.is_(None))
+                                    .values(locked_until=None))
+
+    async def reschedule_many(self, due: Sequence[tuple[int, datetime]]) -> None:
+        if due:
+            await self.conn.execute(
+                update(outbox).where(outbox.c.id == bindparam("row_id"))
+                .values(available_at=bindparam("at"), locked_until=None),
+                [{"row_id": i, "at": at} for i, at in due])
+
+    async def pending_count(self, topic: str) -> int:
+        r = await self._one(select(func.count().label("n")).select_from(outbox)
+                            .where(outbox.c.topic == topic, outbox.c.done_at.is_(None)))
+        return int(r["n"]) if r else 0
+
+
+class AttemptRepository(_Repo):
+    async def mark_lost(self, fo_id: str) -> None:
+        """Attempts whose worker died before recording an answer."""
+        await self.mark_lost_many([fo_id])
+
+    async def mark_lost_many(self, fo_ids: Sequence[str]) -> None:
+        if fo_ids:
+            await self.conn.execute(update(delivery_attempts).where(
+                self._among(delivery_attempts.c.fo_id, fo_ids),
+                delivery_attempts.c.outcome == "in_flight")
+                .values(outcome="lost",
+                        error="the worker stopped before an answer was recorded"))
+
+    async def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            await self.conn.execute(insert(delivery_attempts), [dict(r) for r in rows])
+
+    async def settle_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Record answers: each row carries ``fo_id``, ``attempt_no``, ``started_at`` and the
+        outcome columns; the attempt's row is updated, or added if it is missing."""
+        if not rows:
+            return
+        keys = {(r["fo_id"], r["attempt_no"]) for r in rows}
+        # By fo_id alone (one index lookup per id); a (fo_id, attempt_no) row-value list
+        # turns into an OR of index scans that PostgreSQL plans badly on big tables.
+        found = {(r.fo_id, r.attempt_no) for r in (await self.conn.execute(
+            select(delivery_attempts.c.fo_id, delivery_attempts.c.attempt_no).where(
+                self._among(delivery_attempts.c.fo_id, {k[0] for k in keys})))).all()} & keys
+        present = [r for r in rows if (r["fo_id"], r["attempt_no"]) in found]
+        missing = [r for r in rows if (r["fo_id"], r["attempt_no"]) not in found]
+        outcome_cols = ("status_code", "latency_ms", "response_excerpt", "error", "outcome")
+        if present:
+            await self.conn.execute(
+                update(delivery_attempts).where(
+                    delivery_attempts.c.fo_id == bindparam("k_fo"),
+                    delivery_attempts.c.attempt_no == bindparam("k_no"))
+                .values({c: bindparam(f"v_{c}") for c in outcome_cols}),
+                [{"k_fo": r["fo_id"], "k_no": r["attempt_no"],
+                  **{f"v_{c}": r[c] for c in outcome_cols}} for r in present])
+        await self.add_many([{c: r[c] for c in ("fo_id", "attempt_no", "started_at",
+                                                 *outcome_cols)} for r in missing])
+
+    async def list(self, fo_id: str) -> builtins.list[Row]:
+        return await self._all(select(delivery_attempts).where(delivery_attempts.c.fo_id == fo_id)
+                               .order_by(delivery_attempts.c.attempt_no))

@@ -1,0 +1,222 @@
+"""Manager orders, child (follower) orders and their fills."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from vanta.adapters.db.repositories._base import Row, _after, _Repo
+from vanta.adapters.db.tables import fills, follower_orders, manager_orders
+from vanta.domain.money import ZERO
+from vanta.domain.orders import POSITION_STATES, ChildOrder
+
+
+class ManagerOrderRepository(_Repo):
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.conn.execute(insert(manager_orders).values(**row))
+
+    async def get(self, tenant_id: str, mo_id: str) -> Row | None:
+        return await self._one(select(manager_orders).where(
+            manager_orders.c.mo_id == mo_id, manager_orders.c.tenant_id == tenant_id))
+
+    async def get_unscoped(self, mo_id: str) -> Row | None:
+        return await self._one(select(manager_orders).where(manager_orders.c.mo_id == mo_id))
+
+    async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, Row]:
+        """Without the expansion snapshot (every follower's inputs: large, not needed to
+        deliver)."""
+        return await self._by_key(manager_orders.c.mo_id, mo_ids, leave_out=("snapshot",))
+
+    async def list(self, tenant_id: str, since: datetime | None, limit: int,
+                   vault_id: str | None = None,
+                   after: tuple[datetime, str] | None = None,
+                   vault_ids: Iterable[str] | None = None) -> builtins.list[Row]:
+        stmt = select(manager_orders).where(manager_orders.c.tenant_id == tenant_id)
+        if vault_ids is not None:
+            stmt = stmt.where(manager_orders.c.vault_id.in_(list(vault_ids)))
+        if since is not None:
+            stmt = stmt.where(manager_orders.c.created_at > since)
+        if after is not None:
+            stmt = stmt.where(_after(manager_orders.c.created_at, manager_orders.c.mo_id, after))
+        if vault_id is not None:
+            stmt = stmt.where(manager_orders.c.vault_id == vault_id)
+        return await self._all(stmt.order_by(manager_orders.c.created_at, manager_orders.c.mo_id)
+                               .limit(limit))
+
+    async def net_position(self, vault_id: str, symbol: str) -> Decimal:
+        """The manager's own position in a symbol: its orders, not follower syncs."""
+        rows = await self._all(select(manager_orders.c.side, manager_orders.c.qty).where(
+            manager_orders.c.vault_id == vault_id, manager_orders.c.symbol == symbol,
+            manager_orders.c.source != "sync"))
+        total = ZERO
+        for r in rows:
+            total += r["qty"] if r["side"] == "buy" else -r["qty"]
+        return total
+
+    async def holdings(self, vault_id: str) -> dict[str, tuple[Decimal, str, Decimal | None]]:
+        """symbol -> (net qty, venue, last ref price) of the manager's open positions."""
+        rows = await self._all(select(manager_orders).where(
+            manager_orders.c.vault_id == vault_id, manager_orders.c.source != "sync")
+            .order_by(manager_orders.c.created_at))
+        out: dict[str, tuple[Decimal, str, Decimal | None]] = {}
+        for r in rows:
+            qty, _, px = out.get(r["symbol"], (ZERO, r["venue"], None))
+            qty += r["qty"] if r["side"] == "buy" else -r["qty"]
+            out[r["symbol"]] = (qty, r["venue"], r["ref_price"] or px)
+        return {k: v for k, v in out.items() if v[0] > 0}
+
+    async def reopen(self, mo_id: str) -> None:
+        """A redelivered child makes a completed order open again."""
+        await self.conn.execute(update(manager_orders).where(
+            manager_orders.c.mo_id == mo_id, manager_orders.c.state == "completed")
+            .values(state="expanded"))
+
+    async def set_state(self, mo_id: str, state: str) -> None:
+        await self.conn.execute(update(manager_orders).where(manager_orders.c.mo_id == mo_id)
+                                .values(state=state))
+
+
+class ChildOrderRepository(_Repo):
+    async def add_many(self, children: Sequence[ChildOrder], *, tenant_id: str, vault_id: str,
+                       now: datetime) -> None:
+        if not children:
+            return
+        await self.conn.execute(insert(follower_orders), [
+            {
+                "fo_id": c.fo_id, "mo_id": c.mo_id, "follower_id": c.follower_id,
+                "tenant_id": tenant_id, "vault_id": vault_id, "symbol": c.symbol,
+                "venue": c.venue, "side": c.side.value, "qty": c.qty,
+                "cap_applied": c.cap_applied, "state": c.state.value,
+                "skip_reason": c.skip_reason, "dispatch_attempts": 0, "last_error": None,
+                "audit": {"sizing": c.sizing}, "created_at": now, "updated_at": now,
+            }
+            for c in children
+        ])
+
+    async def positions(self, follower_ids: Iterable[str],
+                        symbols: Iterable[str]) -> dict[tuple[str, str], Decimal]:
+        """Net quantity per (follower, symbol) from child orders that still count
+        (see POSITION_STATES).
+
+        Summed in Python: SQLite stores quantities as text, and summing text is not exact.
+        """
+        ids, syms = list(follower_ids), list(symbols)
+        if not ids or not syms:
+            return {}
+        out: dict[tuple[str, str], Decimal] = {}
+        for i in range(0, len(ids), 500):  # bounded IN lists
+            rows = await self._all(
+                select(follower_orders.c.follower_id, follower_orders.c.symbol,
+                       follower_orders.c.side, follower_orders.c.qty)
+                .where(follower_orders.c.follower_id.in_(ids[i:i + 500]),
+                       follower_orders.c.symbol.in_(syms),
+                       follower_orders.c.state.in_([s.value for s in POSITION_STATES])))
+            for r in rows:
+                key = (r["follower_id"], r["symbol"])
+                signed = r["qty"] if r["side"] == "buy" else -r["qty"]
+                out[key] = out.get(key, ZERO) + signed
+        return out
+
+    async def get(self, tenant_id: str, fo_id: str) -> Row | None:
+        return await self._one(select(follower_orders).where(
+            follower_orders.c.fo_id == fo_id, follower_orders.c.tenant_id == tenant_id))
+
+    async def get_unscoped(self, fo_id: str) -> Row | None:
+        return await self._one(select(follower_orders).where(follower_orders.c.fo_id == fo_id))
+
+    async def list(self, tenant_id: str, *, follower_id: str | None, mo_id: str | None,
+                   since: datetime | None, limit: int,
+                   after: tuple[datetime, str] | None = None,
+                   vault_ids: Iterable[str] | None = None) -> builtins.list[Row]:
+        stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id)
+        if vault_ids is not None:
+            stmt = stmt.where(follower_orders.c.vault_id.in_(list(vault_ids)))
+        if after is not None:
+            stmt = stmt.where(_after(follower_orders.c.created_at, follower_orders.c.fo_id,
+                                     after))
+        if follower_id is not None:
+            stmt = stmt.where(follower_orders.c.follower_id == follower_id)
+        if mo_id is not None:
+            stmt = stmt.where(follower_orders.c.mo_id == mo_id)
+        if since is not None:
+            stmt = stmt.where(follower_orders.c.created_at > since)
+        return await self._all(stmt.order_by(follower_orders.c.created_at,
+                                             follower_orders.c.fo_id).limit(limit))
+
+    async def update(self, fo_id: str, *, expect_state: str, **values: Any) -> bool:
+        """Compare-and-set on state, so two workers can never both move one child."""
+        res = await self.conn.execute(update(follower_orders).where(
+            follower_orders.c.fo_id == fo_id, follower_orders.c.state == expect_state)
+            .values(**values))
+        return res.rowcount == 1
+
+    async def get_many_unscoped(self, fo_ids: Iterable[str]) -> dict[str, Row]:
+        """For delivery: without the sizing record (``audit``), which delivery never reads."""
+        return await self._by_key(follower_orders.c.fo_id, fo_ids, leave_out=("audit",))
+
+    async def update_many(self, fo_ids: Sequence[str], *, expect_state: str,
+                          count_attempt: bool = False, **values: Any) -> dict[str, int]:
+        """Compare-and-set for many children in one statement: the ones that moved, each
+        with its ``dispatch_attempts`` after the update (``count_attempt`` adds one)."""
+        if not fo_ids:
+            return {}
+        if count_attempt:
+            values["dispatch_attempts"] = follower_orders.c.dispatch_attempts + 1
+        res = await self.conn.execute(update(follower_orders).where(
+            self._among(follower_orders.c.fo_id, fo_ids),
+            follower_orders.c.state == expect_state)
+            .values(**values)
+            .returning(follower_orders.c.fo_id, follower_orders.c.dispatch_attempts))
+        return {r.fo_id: int(r.dispatch_attempts) for r in res.all()}
+
+    async def open_counts(self, mo_ids: Iterable[str],
+                          open_states: Iterable[str]) -> dict[str, int]:
+        """Open children per manager order; orders with none open are absent."""
+        ids = list(set(mo_ids))
+        if not ids:
+            return {}
+        rows = await self._all(
+            select(follower_orders.c.mo_id, func.count().label("n"))
+            .where(self._among(follower_orders.c.mo_id, ids),
+                   follower_orders.c.state.in_(list(open_states)))
+            .group_by(follower_orders.c.mo_id))
+        return {r["mo_id"]: int(r["n"]) for r in rows}
+
+    async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
+                           vault_ids: Iterable[str] | None = None,
+                           follower_id: str | None = None) -> builtins.list[Row]:
+        """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query so a
+        narrowed caller's page is full and nothing outside it is ever read."""
+        stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id,
+                                             follower_orders.c.state == "dlq")
+        if vault_ids is not None:
+            stmt = stmt.where(follower_orders.c.vault_id.in_(list(vault_ids)))
+        if follower_id is not None:
+            stmt = stmt.where(follower_orders.c.follower_id == follower_id)
+        if since is not None:
+            stmt = stmt.where(follower_orders.c.dead_lettered_at >= since)
+        return await self._all(stmt.order_by(follower_orders.c.dead_lettered_at,
+                                             follower_orders.c.fo_id).limit(limit))
+
+    async def awaiting_fills(self, limit: int) -> builtins.list[Row]:
+        """Bridged children the broker accepted and has not finished filling."""
+        return await self._all(select(follower_orders).where(
+            follower_orders.c.state == "ack", follower_orders.c.broker_order_ref.is_not(None))
+            .order_by(follower_orders.c.updated_at).limit(limit))
+
+
+class FillRepository(_Repo):
+    async def add_if_new(self, row: Mapping[str, Any]) -> bool:
+        """Insert a fill unless its trade id is known: a report seen twice counts once."""
+        if await self._one(select(fills.c.trade_id).where(fills.c.trade_id == row["trade_id"])):
+            return False
+        await self.conn.execute(insert(fills).values(**row))
+        return True
+
+    async def for_child(self, fo_id: str) -> builtins.list[Row]:
+        return await self._all(select(fills).where(fills.c.fo_id == fo_id).order_by(fills.c.ts))

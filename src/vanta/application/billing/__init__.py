@@ -1,0 +1,54 @@
+"""Subscriptions through Stripe and BTCPay: plan changes out, verified provider events in.
+
+The providers reach this package only through ``vanta.application.ports.billing``: it is
+given a ``BillingProviders`` (built from the settings by ``vanta.bootstrap_billing``) and a
+unit-of-work factory, and imports no adapter.
+
+=====================  ======================================================================
+module                 what it does
+=====================  ======================================================================
+``plan_change``        ``change_plan``: Stripe checkout or a prorated price change
+``btcpay_invoicing``   BTCPay invoices out; ``expire_btcpay_periods`` for the scheduler
+``inbox``              ``receive_stripe`` / ``receive_btcpay``: verify, de-duplicate, apply
+``facts``              Stripe subscription facts → the tenant's subscription row
+``payments``           Stripe payment and refund facts (refund holds, fee invoices)
+``btcpay_payments``    BTCPay invoice facts → paid periods
+``lookup``             rows by provider ids; ``reachable`` over ``SUBSCRIPTION_TABLE``
+``providers``          ``BillingProviders``, prices and terms
+=====================  ======================================================================
+
+Every applied change writes an audit event (entity ``subscription``) and, after its commit,
+drops the tenant's cached entitlements (``vanta.application.entitlements_cache``).
+"""
+
+from vanta.application.billing.btcpay_invoicing import expire_btcpay_periods
+from vanta.application.billing.common import UowFactory
+from vanta.application.billing.inbox import WebhookResult, receive_btcpay, receive_stripe
+from vanta.application.billing.lookup import reachable, stripe_customer_of
+from vanta.application.billing.plan_change import change_plan, parse_change_plan
+from vanta.application.billing.providers import (
+    BTCPAY_PERIOD,
+    BTCPAY_PRICES,
+    PROVIDERS,
+    STRIPE_PRORATION,
+    BillingProviders,
+    ProviderNotConfigured,
+)
+
+__all__ = [
+    "BTCPAY_PERIOD",
+    "BTCPAY_PRICES",
+    "PROVIDERS",
+    "STRIPE_PRORATION",
+    "BillingProviders",
+    "ProviderNotConfigured",
+    "UowFactory",
+    "WebhookResult",
+    "change_plan",
+    "expire_btcpay_periods",
+    "parse_change_plan",
+    "reachable",
+    "receive_btcpay",
+    "receive_stripe",
+    "stripe_customer_of",
+]

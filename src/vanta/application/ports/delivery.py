@@ -1,0 +1,35 @@
+"""Delivering a signed webhook: the sender port, what one attempt returns, and the outbox
+lease a dispatch message names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """One attempt's answer, from a webhook POST or a broker submit."""
+
+    status: int | None
+    latency_ms: int
+    response_excerpt: str | None
+    error: str | None
+    retry_after: str | None = None
+    # True when the target was refused before any connection (SSRF policy, bad URL, a name
+    # that does not exist): sending again will not help, treat as terminal.
+    refused: bool = False
+    broker_ref: str | None = None  # a bridged attempt: the venue's order id
+
+
+class WebhookSender(Protocol):
+    async def send(self, url: str, headers: dict[str, str], body: bytes) -> SendResult: ...
+
+
+class OutboxLease(NamedTuple):
+    """The lease a dispatch message was published for."""
+
+    row_id: int
+    number: int | None = None  # the row's ``attempts`` when leased
+    until: datetime | None = None  # its ``locked_until`` then: names that one lease exactly

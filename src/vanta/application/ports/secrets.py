@@ -1,0 +1,20 @@
+"""Secret storage: webhook signing keys and broker credentials, by reference.
+
+``put`` returns the reference the database stores; values never reach a row or a log.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class SecretReader(Protocol):
+    def get(self, ref: str) -> bytes: ...
+
+
+class SecretStore(SecretReader, Protocol):
+    def put(self, name: str, value: bytes) -> str:
+        """Store ``value`` under ``name``; returns its reference."""
+        ...
+
+    def delete(self, ref: str, *, missing_ok: bool = False) -> None: ...

@@ -1,0 +1,201 @@
+"""In-memory tenants, subscriptions, users, invitations, vaults, followers, instruments,
+overlays and NAV observations (the SQL ones: ``adapters/db/repositories/{tenancy,catalog}``)."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tests.fakes.memory_repos_base import MemRepo
+from tests.fakes.memory_store import Row, utc
+
+
+class MemTenants(MemRepo):
+    table = "tenants"
+
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self._add(row)
+
+    async def get(self, tenant_id: str) -> Row | None:
+        return self._first(lambda r: r["tenant_id"] == tenant_id)
+
+
+class MemSubscriptions(MemRepo):
+    table = "subscriptions"
+
+    async def current(self, tenant_id: str) -> Row | None:
+        return self._first(lambda r: r["tenant_id"] == tenant_id,
+                           order=lambda r: r["created_at"], desc=True)
+
+    async def by_provider_ref(self, ref: str) -> Row | None:
+        return self._first(lambda r: r["provider_ref"] == ref)
+
+    async def replace(self, tenant_id: str, row: Mapping[str, Any]) -> None:
+        await self.tx.delete(self.table, lambda r: r["tenant_id"] == tenant_id)
+        await self._add(row)
+
+    async def update(self, subscription_id: str, **values: Any) -> None:
+        await self.tx.update(self.table, lambda r: r["subscription_id"] == subscription_id,
+                             values)
+
+
+class MemUsers(MemRepo):
+    table = "users"
+
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self._add(row)
+
+    async def count(self, tenant_id: str) -> int:
+        return len(self._select(lambda r: r["tenant_id"] == tenant_id))
+
+    async def list(self, tenant_id: str) -> builtins.list[Row]:
+        return self._select(lambda r: r["tenant_id"] == tenant_id,
+                            order=lambda r: r["created_at"])
+
+    async def by_sub(self, oidc_sub: str) -> Row | None:
+        return self._first(lambda r: r["oidc_sub"] == oidc_sub)
+
+
+class MemInvitations(MemRepo):
+    table = "invitations"
+
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self._add(row)
+
+    async def pending(self, tenant_id: str, now: datetime) -> int:
+        now = utc(now)
+        return len(self._select(lambda r: r["tenant_id"] == tenant_id
+                                and r["accepted_at"] is None and r["expires_at"] > now))
+
+    async def by_token_hash(self, token_hash: str) -> Row | None:
+        return self._first(lambda r: r["token_hash"] == token_hash)
+
+    async def accept(self, invitation_id: str, user_id: str, now: datetime) -> None:
+        await self.tx.update(self.table, lambda r: r["invitation_id"] == invitation_id,
+                             {"accepted_at": now, "user_id": user_id})
+
+    async def list(self, tenant_id: str) -> builtins.list[Row]:
+        return self._select(lambda r: r["tenant_id"] == tenant_id,
+                            order=lambda r: r["created_at"])
+
+
+class MemVaults(MemRepo):
+    table = "vaults"
+
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self._add(row)
+
+    async def get(self, tenant_id: str, vault_id: str) -> Row | None:
+        return self._first(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id)
+
+    async def get_for_update(self, tenant_id: str, vault_id: str) -> Row | None:
+        # SQL locks the row; here the lock is the writer slot, which SQLite takes at begin.
+        await self.tx.writable(self.table)
+        return await self.get(tenant_id, vault_id)
+
+    async def list(self, tenant_id: str) -> builtins.list[Row]:
+        return self._select(lambda r: r["tenant_id"] == tenant_id,
+                            order=lambda r: (r["created_at"], r["vault_id"]))
+
+    async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
+        await self.tx.update(self.table, lambda r: r["vault_id"] == vault_id
+                             and r["tenant_id"] == tenant_id, {"maintenance": enabled})
+
+    async def under_maintenance(self, vault_ids: Iterable[str]) -> set[str]:
+        ids = set(vault_ids)
+        return {r["vault_id"] for r in self._select(
+            lambda r: r["vault_id"] in ids and r["maintenance"] is True)}
+
+
+class MemFollowers(MemRepo):
+    table = "followers"
+
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self._add(row)
+
+    async def get(self, tenant_id: str, follower_id: str) -> Row | None:
+        return self._first(lambda r: r["follower_id"] == follower_id
+                           and r["tenant_id"] == tenant_id)
+
+    async def get_unscoped(self, follower_id: str) -> Row | None:
+        return self._first(lambda r: r["follower_id"] == follower_id)
+
+    async def get_many_unscoped(self, follower_ids: Iterable[str]) -> dict[str, Row]:
+        return self._by_key("follower_id", follower_ids)
+
+    async def list_for_vault(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
+        return self._select(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
+                            order=lambda r: r["follower_id"])
+
+    async def page_for_vault(self, tenant_id: str, vault_id: str, after: str | None,
+                             limit: int) -> builtins.list[Row]:
+        return self._select(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id
+                            and (after is None or r["follower_id"] > after),
+                            order=lambda r: r["follower_id"], limit=limit)
+
+    async def update(self, tenant_id: str, follower_id: str, **values: Any) -> None:
+        await self.tx.update(self.table, lambda r: r["follower_id"] == follower_id
+                             and r["tenant_id"] == tenant_id, values)
+
+
+class MemInstruments(MemRepo):
+    table = "instruments"
+
+    async def get(self, symbol: str, venue: str) -> Row | None:
+        return self._first(lambda r: r["symbol"] == symbol and r["venue"] == venue)
+
+    async def upsert(self, row: Mapping[str, Any]) -> None:
+        moved = await self.tx.update(self.table, lambda r: r["symbol"] == row["symbol"]
+                                     and r["venue"] == row["venue"], row)
+        if not moved:
+            await self._add(row)
+
+    async def list(self) -> builtins.list[Row]:
+        return self._select(order=lambda r: (r["venue"], r["symbol"]))
+
+
+class MemOverlays(MemRepo):
+    table = "vault_overlays"
+
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self._add(row)
+
+    async def active(self, vault_id: str, at: datetime) -> builtins.list[Row]:
+        at = utc(at)
+        return self._select(lambda r: r["vault_id"] == vault_id and r["state"] == "active"
+                            and r["applied_at"] <= at and r["expires_at"] > at,
+                            order=lambda r: r["overlay_id"])
+
+    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
+        return self._select(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
+                            order=lambda r: (r["applied_at"], r["overlay_id"]))
+
+    async def due_for_revert(self, now: datetime, limit: int = 100) -> builtins.list[Row]:
+        now = utc(now)
+        return self._select(lambda r: r["state"] == "active" and r["expires_at"] <= now,
+                            order=lambda r: r["expires_at"], limit=limit)
+
+    async def mark_reverted(self, overlay_id: str, now: datetime) -> bool:
+        moved = await self.tx.update(self.table, lambda r: r["overlay_id"] == overlay_id
+                                     and r["state"] == "active",
+                                     {"state": "reverted", "reverted_at": now})
+        return len(moved) == 1
+
+
+class MemNavs(MemRepo):
+    table = "nav_observations"
+
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self._add(row)
+
+    async def history(self, entity: str, entity_ids: Sequence[str],
+                      asof: datetime) -> dict[str, builtins.list[tuple[datetime, Decimal]]]:
+        ids, asof = set(entity_ids), utc(asof)
+        out: dict[str, builtins.list[tuple[datetime, Decimal]]] = {}
+        for r in self._select(lambda r: r["entity"] == entity and r["entity_id"] in ids
+                              and r["as_of"] <= asof, order=lambda r: (r["as_of"], r["id"])):
+            out.setdefault(r["entity_id"], []).append((r["as_of"], r["nav"]))
+        return out

@@ -1,0 +1,63 @@
+"""A recording :class:`~vanta.application.ports.metrics.Metrics`.
+
+Every call is kept in order as ``(method, args)``; the properties give the totals the
+Prometheus adapter (:mod:`vanta.adapters.metrics`) exposes, with the same meaning (a ``dlq``
+attempt and a ``record_dead_letter`` both count as a dead letter, a ``retry`` attempt counts
+as a retry), so a test can assert either the calls or the figures. The contract suite
+(``tests/contract/test_metrics_contract.py``) compares those figures with the Prometheus
+registry's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+__all__ = ["RecordingMetrics"]
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def record_attempt(self, outcome: str, latency_ms: int) -> None:
+        self.calls.append(("record_attempt", (outcome, latency_ms)))
+
+    def record_ack(self, order_to_ack_ms: float) -> None:
+        self.calls.append(("record_ack", (order_to_ack_ms,)))
+
+    def record_dead_letter(self) -> None:
+        self.calls.append(("record_dead_letter", ()))
+
+    def record_broker_submit(self, ok: bool) -> None:
+        self.calls.append(("record_broker_submit", (ok,)))
+
+    # -- figures ----------------------------------------------------------------------------
+
+    def _args(self, method: str) -> list[tuple[Any, ...]]:
+        return [args for name, args in self.calls if name == method]
+
+    @property
+    def attempts(self) -> Counter[str]:
+        """Attempts by outcome."""
+        return Counter(outcome for outcome, _ in self._args("record_attempt"))
+
+    @property
+    def attempt_latencies_ms(self) -> list[int]:
+        return [latency for _, latency in self._args("record_attempt")]
+
+    @property
+    def ack_latencies_ms(self) -> list[float]:
+        return [ms for (ms,) in self._args("record_ack")]
+
+    @property
+    def retries(self) -> int:
+        return self.attempts["retry"]
+
+    @property
+    def dead_letters(self) -> int:
+        return self.attempts["dlq"] + len(self._args("record_dead_letter"))
+
+    @property
+    def broker_submits(self) -> Counter[bool]:
+        return Counter(ok for (ok,) in self._args("record_broker_submit"))
