@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool, WithJsonSchema
 
 from vanta.domain.money import MAX_DECIMAL_PLACES, MAX_SCALE
 from vanta.entrypoints.api.models.base import (
@@ -24,7 +24,12 @@ Usd = decimal_type(gt=0, le=10**12, places=2, pattern=positive_pattern(12, 2))
 Percent = decimal_type(gt=0, lt=100, places=MAX_DECIMAL_PLACES,
                        pattern=positive_pattern(2, MAX_DECIMAL_PLACES),
                        description="a percentage, above 0 and below 100")
-Symbol = Annotated[str, Field(pattern=r"^[A-Za-z0-9._/\-]{1,32}$")]
+SYMBOL = r"^[A-Za-z0-9._/\-]{1,32}$"
+Symbol = Annotated[str, Field(pattern=SYMBOL)]
+# Pydantic would state the keys as patternProperties, which leave other keys free
+SymbolMap = Annotated[dict[Symbol, Symbol], WithJsonSchema({
+    "type": "object", "maxProperties": 1000, "propertyNames": {"pattern": SYMBOL},
+    "additionalProperties": {"type": "string", "pattern": SYMBOL}})]
 # An absolute http(s) URL with a host (RFC 3986 name characters or a bracketed IPv6
 # address) and no user:password@ part.
 _H = "[0-9A-Fa-f]{1,4}"
@@ -50,7 +55,7 @@ class ProtectionsIn(NestedModel):
     max_order_usd: Usd | None = None
     allow_symbols: list[Symbol] | None = Field(None, max_length=1000)
     deny_symbols: list[Symbol] | None = Field(None, max_length=1000)
-    symbol_map: dict[Symbol, Symbol] | None = Field(None, max_length=1000)
+    symbol_map: SymbolMap | None = Field(None, max_length=1000)
 
 
 def _mode(*modes: str) -> dict[str, Any]:
