@@ -131,3 +131,23 @@ def test_narrow_snapshot_keeps_only_the_followers_the_caller_may_see() -> None:
         {k: stored[k] for k in ("price", "manager_position", "overlay", "instrument")}
     assert narrow_snapshot(Principal("s", "t", frozenset()), stored) == stored
     assert stored["positions"] == {"f1": "3", "f2": "4"}, "the input is left as it was"
+
+
+async def test_a_narrowed_token_never_replays_a_broader_tokens_stored_answer(api: Api) -> None:
+    """Two tokens of one subject with different grants: the same Idempotency-Key and body
+    must not hand the narrowed token the answer stored for the broader one."""
+    w = await build_world(api)
+    broad = api.container.issuer.issue("svc", "tnt_a", ["mirror:manage", "orders:read"])
+    narrow = api.container.issuer.issue("svc", "tnt_a", ["mirror:manage", "orders:read"],
+                                        vault_ids=[CORE])
+    body = {"since": "2000-01-01T00:00:00Z"}
+    first = await api.client.post(
+        "/v1/dead-letters/redeliver", json=body,
+        headers={"Authorization": f"Bearer {broad}", "Idempotency-Key": "same-key-1"})
+    assert first.status_code == 200 and w["side-1-side1"] in first.json()["requeued"]
+    second = await api.client.post(
+        "/v1/dead-letters/redeliver", json=body,
+        headers={"Authorization": f"Bearer {narrow}", "Idempotency-Key": "same-key-1"})
+    assert second.status_code == 200, second.text
+    assert second.headers.get("Idempotency-Replayed") is None
+    assert w["side-1-side1"] not in second.text and w["side1"] not in second.text

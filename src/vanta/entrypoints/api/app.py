@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from vanta.application import entitlements_cache, vault_cache
 from vanta.application.billing import BillingProviders, expire_btcpay_periods
 from vanta.application.clock import Clock, utcnow
 from vanta.application.overlays import revert_expired
+from vanta.application.principal import Principal
 from vanta.bootstrap import Container
 from vanta.bootstrap_billing import build_billing_providers
 from vanta.entrypoints.api import (
@@ -90,8 +93,10 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None,
 
     principal_key = _principal_resolver(container)
     # Outermost first: client address, request log, header limit, rate limit, then
-    # idempotency (replays still count).
-    app.add_middleware(IdempotencyMiddleware, store=store, resolve_principal=principal_key,
+    # idempotency (replays still count). Rate limits are per subject; stored answers are per
+    # subject and grants.
+    app.add_middleware(IdempotencyMiddleware, store=store,
+                       resolve_principal=_principal_resolver(container, with_grants=True),
                        ttl_s=st.idempotency_ttl_seconds)
     app.add_middleware(RateLimitMiddleware, store=store, resolve_principal=principal_key,
                        policy=RateLimitPolicy(limit=st.rate_limit_per_minute, window_s=60,
@@ -107,9 +112,11 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None,
     return app
 
 
-def _principal_resolver(container: Container) -> Any:
+def _principal_resolver(container: Container, *, with_grants: bool = False) -> Any:
     async def principal_key(scope: Any) -> str | None:
-        """tenant:subject of a valid bearer token, else None (the route answers 401)."""
+        """tenant:subject of a valid bearer token, else None (the route answers 401). With
+        ``with_grants`` the key also names the token's grants, so two tokens of one subject
+        with different narrowing never share a stored idempotent answer."""
         raw = b""
         for name, value in scope.get("headers") or ():
             if name == b"authorization":
@@ -118,15 +125,26 @@ def _principal_resolver(container: Container) -> Any:
         if not auth.lower().startswith("bearer "):
             return None
         token = auth[7:].strip()
-        try:
-            p = await container.verifier.averify(token)
-        except InvalidToken:
-            return None
-        # the route's auth dependency reuses this instead of verifying the signature again
-        scope.setdefault("state", {})["verified_token"] = (token, p)
-        return f"{p.tenant_id}:{p.subject}"
+        verified = scope.get("state", {}).get("verified_token")
+        if verified is not None and verified[0] == token:
+            p = verified[1]
+        else:
+            try:
+                p = await container.verifier.averify(token)
+            except InvalidToken:
+                return None
+            # the route's auth dependency reuses this instead of verifying the signature again
+            scope.setdefault("state", {})["verified_token"] = (token, p)
+        key = f"{p.tenant_id}:{p.subject}"
+        return f"{key}:{_grants_digest(p)}" if with_grants else key
 
     return principal_key
+
+
+def _grants_digest(p: Principal) -> str:
+    grants = json.dumps([sorted(p.scopes), sorted(p.roles), p.follower_id,
+                         None if p.vault_ids is None else sorted(p.vault_ids)])
+    return hashlib.sha256(grants.encode()).hexdigest()[:16]
 
 
 def _document_bodies(app: FastAPI) -> None:
