@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up the virtual environment with the pinned versions, then run the checks and the test
-# tiers cheapest first, stopping at the first failure: ruff, import contracts, mypy, the fast
+# tiers cheapest first, stopping at the first failure: ruff, import contracts, mypy, the size
+# rule, the fast
 # tiers (unit, application: seconds, no services), then the rest (api, contract, integration,
 # e2e).
 #
@@ -58,6 +59,7 @@ names_a_path() {
 # formats the files each commit touches instead.
 .venv/bin/lint-imports
 .venv/bin/mypy
+.venv/bin/python scripts/check_sizes.py  # modules ≤ 400 lines, functions ≤ 80
 
 if names_a_path "$@"; then
   oidc_peer
