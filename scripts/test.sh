@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Set up the virtual environment with the pinned versions, then run the checks and the test
 # tiers cheapest first, stopping at the first failure: ruff, import contracts, mypy, the size
-# rule, the fast
-# tiers (unit, application: seconds, no services), then the rest (api, contract, integration,
-# e2e).
+# rule, the fast tiers (unit, application: seconds, no services), then the rest (api,
+# contract, integration, e2e).
 #
 # Arguments go to pytest. Options alone (`-k sizing`, `-x`, `-m postgres`) apply to both pytest
 # runs; as soon as one argument names a test path (`tests/unit/test_fees.py::test_x`), pytest
