@@ -26,7 +26,7 @@ async def _state(api: Api, fo_id: str) -> str:
     async with api.container.uow(readonly=True) as uow:
         row = await uow.child_orders.get("tnt_a", fo_id)
     assert row is not None
-    return str(row["state"])
+    return row.state.value
 
 
 def _events(r: httpx.Response) -> list[dict[str, Any]]:

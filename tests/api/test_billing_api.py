@@ -30,6 +30,7 @@ from tests.integration.billing_fakes import (
     stripe_signature,
 )
 from vanta.application.billing import BillingProviders, expire_btcpay_periods
+from vanta.application.ports.records_billing import InboxRecord
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
@@ -86,7 +87,7 @@ class Billing:
         async with self.container.uow() as uow:
             return await uow.subscriptions.current(tenant)
 
-    async def inbox(self) -> list[dict[str, Any]]:
+    async def inbox(self) -> list[InboxRecord]:
         async with self.container.uow() as uow:
             return list(await uow.inbox.list())
 
@@ -342,8 +343,8 @@ async def test_older_update_arriving_late_is_recorded_not_applied(billing: Billi
     assert r.status_code == 200 and r.json()["outcome"] == "stale"
     me = await billing.me()
     assert me["status"] == "active" and me["entitlements"]["active"] is True
-    stored = {i["inbox_id"]: i for i in await billing.inbox()}[f"stripe:{older['id']}"]
-    assert stored["outcome"] == "stale" and stored["processed_at"] is not None
+    stored = {i.inbox_id: i for i in await billing.inbox()}[f"stripe:{older['id']}"]
+    assert stored.outcome == "stale" and stored.processed_at is not None
 
 
 async def test_impossible_transition_is_recorded_as_ignored(billing: Billing) -> None:
@@ -403,7 +404,7 @@ async def test_unhandled_event_types_are_recorded(billing: Billing) -> None:
     r = await billing.stripe(event("customer.created", {"id": "cus_1", "object": "customer"},
                                    now_s()))
     assert r.status_code == 200 and r.json()["outcome"] == "not_handled"
-    assert [i["outcome"] for i in await billing.inbox()] == ["not_handled"]
+    assert [i.outcome for i in await billing.inbox()] == ["not_handled"]
 
 
 async def test_lapse_takes_features_but_never_touches_orders(billing: Billing) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -117,7 +118,7 @@ async def test_closing_the_same_period_twice_keeps_one_row(billing: Billing) -> 
     assert conflict.status_code == 409 and conflict.json()["code"] == "period_label_conflict"
     async with billing.container.uow() as uow:
         rows = await uow.fee_ledger.list("tnt_a", fid)
-    assert len(rows) == 1 and rows[0]["fee"] == Decimal(40)
+    assert len(rows) == 1 and rows[0].fee == Decimal(40)
 
 
 async def test_period_rules_and_validation(billing: Billing) -> None:
@@ -289,7 +290,8 @@ async def test_a_close_losing_the_race_returns_the_winners_row(billing: Billing)
         stored = await uow.fee_ledger.get("tnt_a", fid, "P1")
         assert stored is not None
         with pytest.raises(BillingConflict):  # the port's error, not sqlalchemy's
-            await uow.fee_ledger.add({k: v for k, v in stored.items() if k != "id"})
+            row = {f.name: getattr(stored, f.name) for f in dataclasses.fields(stored)}
+            await uow.fee_ledger.add({k: v for k, v in row.items() if k != "id"})
     created, body = await close_fee_period(
         raced_factory, tenant_id="tnt_a", follower_id=fid, actor="user-1",
         raw={"label": "P1", "rate": "0.2", "end": day(2)})

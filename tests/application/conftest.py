@@ -23,6 +23,7 @@ from vanta.application import entitlements_cache, vault_cache
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.application.followers import register_follower
 from vanta.application.manager_orders import Submitted, parse_order_input, submit_manager_order
+from vanta.application.ports.records_orders import ChildOrderRecord
 from vanta.application.seed import create_tenant, create_vault
 from vanta.application.tenancy import grant_plan
 
@@ -58,7 +59,7 @@ class World:
                                           order=parse_order_input(body), source="api",
                                           actor="manager", clock=self.clock)
 
-    async def child(self, fo_id: str) -> dict[str, Any]:
+    async def child(self, fo_id: str) -> ChildOrderRecord:
         async with self.uow() as u:
             row = await u.child_orders.get_unscoped(fo_id)
         assert row is not None

@@ -13,6 +13,7 @@ from vanta.application.billing.inbox import receive_stripe
 from vanta.application.billing.providers import BillingProviders
 from vanta.application.ports.billing import BillingEventRejected
 from vanta.application.ports.billing_facts import InboundEvent, SubscriptionFact
+from vanta.application.ports.records_billing import InboxRecord
 from vanta.domain.subscriptions import SubscriptionStatus as S
 
 
@@ -51,7 +52,8 @@ async def test_a_new_subscription_replaces_the_manual_plan(billing: tuple) -> No
     assert sub is not None
     assert (sub["provider"], sub["provider_ref"], sub["plan_id"], sub["status"]) \
         == ("stripe", "sub_1", "pro", "active")
-    assert (inbox["inbox_id"], inbox["outcome"], inbox["payload"]["id"]) \
+    assert type(inbox) is InboxRecord
+    assert (inbox.inbox_id, inbox.outcome, inbox.payload["id"]) \
         == ("stripe:evt_1", "applied", "evt_1")
 
 
@@ -85,7 +87,7 @@ async def test_events_for_unknown_tenants_and_unhandled_types_are_only_recorded(
         == (False, "unknown_tenant")
     assert await _deliver(billing, "evt_y", None) == (False, "not_handled")
     async with w.uow() as u:
-        outcomes = [r["outcome"] for r in await u.inbox.list("stripe")]
+        outcomes = [r.outcome for r in await u.inbox.list("stripe")]
         sub = await u.subscriptions.current("tnt_b")
     assert sorted(outcomes) == ["not_handled", "unknown_tenant"]
     assert sub is not None and sub["provider"] == "manual"

@@ -17,7 +17,7 @@ async def _park(w: World, fo_ids: list[str], at_offset: float = 0) -> None:
     async with w.uow() as u:
         rows = await u.outbox.claim_due("mirror.dispatch", w.clock.now, 100,
                                         timedelta(seconds=30))
-        await u.outbox.complete_many([r["id"] for r in rows if r["key"] in fo_ids],
+        await u.outbox.complete_many([r.id for r in rows if r.key in fo_ids],
                                      w.clock.now)
         for fo in fo_ids:
             assert await u.child_orders.update(fo, expect_state="pending", state="dlq",
@@ -47,7 +47,7 @@ async def test_dead_letters_are_listed_oldest_first_and_narrowed(world: World) -
     async def listed(**kw: object) -> list[str]:
         rows = await list_dead_letters(world.uow(), tenant_id=kw.pop("tenant", "tnt_a"),
                                        since=None, limit=10, **kw)  # type: ignore[arg-type]
-        return [r["fo_id"] for r in rows]
+        return [r.fo_id for r in rows]
     assert await listed() == [ids["f1"], ids["f2"], ids["f3"]]
     assert await listed(vault_ids=frozenset({"VA2"})) == [ids["f3"]]
     assert await listed(follower_id=ids["F1"]) == [ids["f1"]]
@@ -61,16 +61,16 @@ async def test_redelivery_by_id_requeues_and_sends_the_same_webhook_id(world: Wo
                           since=None, actor="ops", clock=world.clock)
     assert (out.requeued, out.not_found) == ([ids["f1"]], [])
     child = await world.child(ids["f1"])
-    assert (child["state"], child["dead_lettered_at"]) == ("pending", None)
+    assert (child.state, child.dead_lettered_at) == ("pending", None)
     await world.drain()
     assert [s.headers["webhook-id"] for s in world.sender.requests] == [ids["f1"]]
     assert json.loads(world.sender.requests[0].body)["id"] == ids["f1"]
-    assert (await world.child(ids["f1"]))["state"] == "ack"
+    assert (await world.child(ids["f1"])).state == "ack"
     async with world.uow() as u:
-        order = await u.manager_orders.get_unscoped(child["mo_id"])
+        order = await u.manager_orders.get_unscoped(child.mo_id)
         events = await u.audit.for_entity("tnt_a", ids["f1"])
-    assert order is not None and order["state"] == "completed"
-    assert "redelivery_requested" in [e["action"] for e in events]
+    assert order is not None and order.state == "completed"
+    assert "redelivery_requested" in [e.action for e in events]
 
 
 async def test_redelivery_outside_the_narrowing_is_reported_as_not_found(world: World
@@ -81,7 +81,7 @@ async def test_redelivery_outside_the_narrowing_is_reported_as_not_found(world: 
                           since=None, actor="ops", vault_ids=frozenset({"VA2"}),
                           clock=world.clock)
     assert (out.requeued, out.not_found) == ([ids["f3"]], [ids["f1"], "nope"])
-    assert (await world.child(ids["f1"]))["state"] == "dlq"
+    assert (await world.child(ids["f1"])).state == "dlq"
     other = await redeliver(world.uow(), tenant_id="tnt_b", fo_ids=[ids["f2"]], since=None,
                             actor="ops", clock=world.clock)
     assert (other.requeued, other.not_found) == ([], [ids["f2"]])
@@ -92,9 +92,9 @@ async def test_redelivering_everything_since_a_time_takes_only_the_newer(world: 
     ids = await _setup(world)
     f2 = await world.child(ids["f2"])
     out = await redeliver(world.uow(), tenant_id="tnt_a", fo_ids=None,
-                          since=f2["dead_lettered_at"], actor="ops", clock=world.clock)
+                          since=f2.dead_lettered_at, actor="ops", clock=world.clock)
     assert sorted(out.requeued) == sorted([ids["f2"], ids["f3"]])
-    assert (await world.child(ids["f1"]))["state"] == "dlq"
+    assert (await world.child(ids["f1"])).state == "dlq"
     async with world.uow() as u:
         assert await u.outbox.pending_count("mirror.dispatch") == 2
 

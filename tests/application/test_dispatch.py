@@ -35,11 +35,11 @@ async def test_a_batch_sends_every_child_signed_and_records_the_ack(world: World
         assert s.headers["webhook-signature"] == sign_standard(key, body["id"], ts, s.body)
     for fo in fos:
         child = await world.child(fo)
-        assert (child["state"], child["dispatch_attempts"]) == ("ack", 1)
+        assert (child.state, child.dispatch_attempts) == ("ack", 1)
     async with world.uow() as u:
         assert await u.outbox.pending_count("mirror.dispatch") == 0
         attempts = await u.attempts.list(fos[0])
-    assert [(a["attempt_no"], a["status_code"], a["outcome"]) for a in attempts] \
+    assert [(a.attempt_no, a.status_code, a.outcome) for a in attempts] \
         == [(1, 200, "ack")]
 
 
@@ -48,12 +48,12 @@ async def test_a_failing_endpoint_is_retried_on_schedule_then_acknowledged(world
     _, [fo] = await _order(world)
     world.sender.script("https://hooks.example/0", Answer(503), Answer())
     await world.drain()
-    assert (await world.child(fo))["state"] == "retry"
+    assert (await world.child(fo)).state == "retry"
     assert await world.dispatcher.run_once() == 0  # not due before the first delay (1 s)
     world.clock.advance(1)
     await world.drain()
     child = await world.child(fo)
-    assert (child["state"], child["dispatch_attempts"]) == ("ack", 2)
+    assert (child.state, child.dispatch_attempts) == ("ack", 2)
     assert [s.headers["webhook-id"] for s in world.sender.requests] == [fo, fo]
 
 
@@ -66,16 +66,16 @@ async def test_retries_run_out_into_the_dead_letter_queue(world: World) -> None:
     world.clock.advance(5)
     await world.drain()
     child = await world.child(fo)
-    assert (child["state"], child["dispatch_attempts"], child["dead_lettered_at"]) \
+    assert (child.state, child.dispatch_attempts, child.dead_lettered_at) \
         == ("dlq", 3, world.clock.now)
-    assert child["last_error"] == "HTTP 500"
+    assert child.last_error == "HTTP 500"
 
 
 async def test_a_4xx_answer_fails_the_child_at_once(world: World) -> None:
     _, [fo] = await _order(world)
     world.sender.script("https://hooks.example/0", Answer(422))
     await world.drain()
-    assert (await world.child(fo))["state"] == "failed"
+    assert (await world.child(fo)).state == "failed"
     assert len(world.sender.requests) == 1
 
 
@@ -84,7 +84,7 @@ async def test_a_refused_target_is_terminal(world: World) -> None:
     world.sender.script("https://hooks.example/0", Answer.refused_target("private_address"))
     await world.drain()
     child = await world.child(fo)
-    assert (child["state"], child["last_error"]) == ("failed", "refused: private_address")
+    assert (child.state, child.last_error) == ("failed", "refused: private_address")
 
 
 async def test_the_kill_switch_withdraws_queued_children(world: World) -> None:
@@ -94,7 +94,7 @@ async def test_the_kill_switch_withdraws_queued_children(world: World) -> None:
         await u.commit()
     await world.drain()
     assert world.sender.requests == []
-    assert (await world.child(fo))["state"] == "cancelled"
+    assert (await world.child(fo)).state == "cancelled"
 
 
 async def test_maintenance_holds_delivery_until_lifted(world: World) -> None:
@@ -102,12 +102,12 @@ async def test_maintenance_holds_delivery_until_lifted(world: World) -> None:
     await apply_overlay(world.uow(), tenant_id="tnt_a", vault_id="VA",
                         raw={"maintenance": {"enabled": True}}, actor="ops", clock=world.clock)
     assert await world.dispatcher.run_once() == 1
-    assert world.sender.requests == [] and (await world.child(fo))["state"] == "pending"
+    assert world.sender.requests == [] and (await world.child(fo)).state == "pending"
     await apply_overlay(world.uow(), tenant_id="tnt_a", vault_id="VA",
                         raw={"maintenance": {"enabled": False}}, actor="ops", clock=world.clock)
     world.clock.advance(1)
     await world.drain()
-    assert (await world.child(fo))["state"] == "ack"
+    assert (await world.child(fo)).state == "ack"
 
 
 async def test_an_endpoint_gets_no_more_than_its_share_per_batch(world: World) -> None:
@@ -118,7 +118,7 @@ async def test_an_endpoint_gets_no_more_than_its_share_per_batch(world: World) -
     assert sub.expansion is not None
     assert await world.dispatcher.run_once() == 5
     assert len(world.sender.requests) == 2  # the other three were handed back, not attempted
-    states = Counter([(await world.child(c.fo_id))["state"] for c in sub.expansion.children])
+    states = Counter([(await world.child(c.fo_id)).state for c in sub.expansion.children])
     assert states == {"ack": 2, "pending": 3}
     await world.drain()
     assert len(world.sender.requests) == 5
@@ -129,15 +129,15 @@ async def test_a_send_that_raises_goes_again_as_a_lost_attempt(world: World) -> 
     world.sender.script("https://hooks.example/0", Answer.raises(RuntimeError("socket gone")),
                         Answer())
     assert await world.dispatcher.run_once() == 1
-    assert (await world.child(fo))["state"] == "sent"
+    assert (await world.child(fo)).state == "sent"
     assert await world.dispatcher.run_once() == 0  # its lease is still running
     world.clock.advance(31)
     await world.drain()
     child = await world.child(fo)
-    assert (child["state"], child["dispatch_attempts"]) == ("ack", 2)
+    assert (child.state, child.dispatch_attempts) == ("ack", 2)
     async with world.uow() as u:
         attempts = await u.attempts.list(fo)
-    assert [a["outcome"] for a in attempts] == ["lost", "ack"]
+    assert [a.outcome for a in attempts] == ["lost", "ack"]
 
 
 async def test_completed_orders_are_marked_when_their_last_child_settles(world: World
@@ -147,5 +147,5 @@ async def test_completed_orders_are_marked_when_their_last_child_settles(world: 
     async with world.uow() as u:
         child = await u.child_orders.get_unscoped(fos[0])
         assert child is not None
-        order = await u.manager_orders.get_unscoped(child["mo_id"])
-    assert order is not None and order["state"] == "completed"
+        order = await u.manager_orders.get_unscoped(child.mo_id)
+    assert order is not None and order.state == "completed"

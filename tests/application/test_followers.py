@@ -29,7 +29,7 @@ async def test_registration_stores_the_follower_and_its_signing_key(world: World
     assert world.secrets_of[fid].startswith("whsec_")
     async with world.uow() as u:
         [ev] = await u.audit.for_entity("tnt_a", fid)
-    assert ev["action"] == "registered" and ev["payload"]["after"]["label"] == "Ada"
+    assert ev.action == "registered" and ev.payload["after"]["label"] == "Ada"
 
 
 async def test_registration_in_an_unknown_vault_keeps_no_secret(world: World) -> None:
@@ -74,9 +74,9 @@ async def test_a_patch_changes_settings_and_audits_before_and_after(world: World
     assert after["scale"] == Decimal("0.75")
     async with world.uow() as u:
         ev = (await u.audit.for_entity("tnt_a", fid))[-1]
-    assert ev["payload"]["before"]["scale"] == "0.5"
-    assert ev["payload"]["after"]["scale"] == "0.75"
-    assert ev["payload"]["changed"] == ["max_pos_usd", "scale"]
+    assert ev.payload["before"]["scale"] == "0.5"
+    assert ev.payload["after"]["scale"] == "0.75"
+    assert ev.payload["changed"] == ["max_pos_usd", "scale"]
 
 
 async def test_pausing_records_why_and_resuming_clears_it(world: World) -> None:

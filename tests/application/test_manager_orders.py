@@ -11,11 +11,12 @@ import pytest
 from tests.application.conftest import World
 from vanta.application.manager_orders import replay_expansion, sync_follower
 from vanta.application.overlays import apply_overlay
+from vanta.application.ports.records_orders import ChildOrderRecord
 from vanta.domain.audit import verify_chain
 from vanta.domain.errors import Conflict, NotFound
 
 
-async def _children(w: World, mo_id: str) -> list[dict[str, Any]]:
+async def _children(w: World, mo_id: str) -> list[ChildOrderRecord]:
     async with w.uow() as u:
         return await u.child_orders.list("tnt_a", follower_id=None, mo_id=mo_id, since=None,
                                          limit=100)
@@ -27,14 +28,14 @@ async def test_an_order_becomes_one_child_per_follower_with_an_outbox_row_each(w
     f2 = await w.follower(scale="2")
     sub = await w.submit(id="o-1", qty="10")
     assert sub.created and sub.state == "expanded"
-    kids = {c["follower_id"]: c for c in await _children(w, sub.order.mo_id)}
-    assert {f: (k["qty"], k["state"]) for f, k in kids.items()} \
+    kids = {c.follower_id: c for c in await _children(w, sub.order.mo_id)}
+    assert {f: (k.qty, k.state) for f, k in kids.items()} \
         == {f1: (Decimal(5), "pending"), f2: (Decimal(20), "pending")}
     async with w.uow() as u:
         assert await u.outbox.pending_count("mirror.dispatch") == 2
         stored = await u.manager_orders.get("tnt_a", sub.order.mo_id)
-    assert stored is not None and stored["client_order_id"] == "o-1"
-    assert {f["follower_id"] for f in stored["snapshot"]["followers"]} == {f1, f2}
+    assert stored is not None and stored.client_order_id == "o-1"
+    assert {f["follower_id"] for f in (stored.snapshot or {})["followers"]} == {f1, f2}
 
 
 async def test_the_order_and_its_children_are_audited_in_one_chain(w: World) -> None:
@@ -56,8 +57,8 @@ async def test_skipped_children_carry_their_reason_and_are_not_queued(w: World) 
     tiny = await w.follower(scale="0.01")  # 10 x 0.01 = 0.1 share: below one whole share
     live = await w.follower()
     sub = await w.submit(qty="10")
-    kids = {c["follower_id"]: c for c in await _children(w, sub.order.mo_id)}
-    assert {f: (kids[f]["state"], kids[f]["skip_reason"]) for f in kids} == {
+    kids = {c.follower_id: c for c in await _children(w, sub.order.mo_id)}
+    assert {f: (kids[f].state, kids[f].skip_reason) for f in kids} == {
         killed: ("skipped", "kill_switch"), paused: ("skipped", "paused"),
         shadow: ("shadow", "shadow"), tiny: ("skipped", "below_minimum"),
         live: ("pending", None)}
@@ -133,7 +134,7 @@ async def test_positions_carry_over_into_the_next_order(w: World) -> None:
     await w.submit(id="b1", qty="10")
     sell = await w.submit(id="s1", side="sell", qty="4", closes_position=False)
     kids = await _children(w, sell.order.mo_id)
-    assert [(k["follower_id"], k["side"], k["qty"]) for k in kids] \
+    assert [(k.follower_id, k.side, k.qty) for k in kids] \
         == [(f, "sell", Decimal(4))]
 
 
@@ -142,7 +143,7 @@ async def test_replay_reproduces_the_stored_children(w: World) -> None:
     await w.follower(scale="3", kill_switch=True)
     sub = await w.submit(qty="7")
     replayed = await replay_expansion(w.uow(), tenant_id="tnt_a", mo_id=sub.order.mo_id)
-    stored = {c["fo_id"]: (c["qty"], c["state"]) for c in await _children(w, sub.order.mo_id)}
+    stored = {c.fo_id: (c.qty, c.state) for c in await _children(w, sub.order.mo_id)}
     assert {c.fo_id: (c.qty, c.state.value) for c in replayed.children} == stored
     with pytest.raises(NotFound):
         await replay_expansion(w.uow(), tenant_id="tnt_b", mo_id=sub.order.mo_id)

@@ -24,7 +24,7 @@ async def test_a_persona_overlay_is_stored_with_its_expiry(world: World) -> None
         [row] = await u.overlays.active("VA", world.clock.now)
         events = await u.audit.for_entity("tnt_a", "VA")
     assert (row["expires_at"] - row["applied_at"]).total_seconds() == 600
-    assert events[-1]["action"] == "overlay_applied"
+    assert events[-1].action == "overlay_applied"
 
 
 async def test_overlays_need_a_plan_that_includes_them(world: World) -> None:
@@ -78,7 +78,7 @@ async def test_expired_overlays_are_reverted_once_and_stop_counting(world: World
         [row] = await u.overlays.list("tnt_a", "VA")
         events = await u.audit.for_entity("tnt_a", "VA")
     assert (row["state"], row["reverted_at"]) == ("reverted", world.clock.now)
-    assert [e["action"] for e in events].count("overlay_reverted") == 1
+    assert [e.action for e in events].count("overlay_reverted") == 1
     sub = await world.submit(qty="8")
     assert sub.expansion is not None
     assert {c.follower_id: c.qty for c in sub.expansion.children} == {opted: Decimal(8)}

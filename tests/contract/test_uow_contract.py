@@ -345,7 +345,7 @@ async def test_two_concurrent_compare_and_sets_move_a_child_once(backend: Db) ->
     results = await asyncio.gather(move("sent"), move("cancelled"))
     assert sorted(results) == [False, True]
     row = await backend.read(lambda u: u.child_orders.get_unscoped("fo1"))
-    assert row["state"] == ("sent" if results[0] else "cancelled")
+    assert row.state == ("sent" if results[0] else "cancelled")
 
 
 async def test_concurrent_claims_never_lease_a_row_twice(backend: Db) -> None:
@@ -357,7 +357,7 @@ async def test_concurrent_claims_never_lease_a_row_twice(backend: Db) -> None:
             rows = await u.outbox.claim_due("t", at(1), 4, timedelta(seconds=30))
             await asyncio.sleep(0.01)
             await u.commit()
-            return [r["key"] for r in rows]
+            return [r.key for r in rows]
     a, b = await asyncio.gather(claim(), claim())
     assert not set(a) & set(b)
     assert len(a) + len(b) <= 6 and max(len(a), len(b)) == 4

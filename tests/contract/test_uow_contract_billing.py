@@ -11,6 +11,7 @@ import pytest
 from tests.contract import test_uow_contract_support as support
 from tests.contract.test_uow_contract_support import T0, Db, at, seed_world
 from vanta.application.ports.billing import BillingConflict
+from vanta.application.ports.records_billing import FeePeriodRecord, FlowRecord, InboxRecord
 
 backend, backend_source, sqlite_template, pg_database = (
     support.backend, support.backend_source, support.sqlite_template, support.pg_database)
@@ -27,11 +28,12 @@ async def test_inbox_keeps_one_row_per_event(backend: Db) -> None:
     await backend.run(lambda u: u.inbox.mark("stripe:e2", outcome="applied" * 20,
                                              processed_at=at(9)))
     rows = await backend.read(lambda u: u.inbox.list())
-    assert [r["inbox_id"] for r in rows] == ["btcpay:e0", "stripe:e1", "stripe:e2"]
-    assert [r["inbox_id"] for r in await backend.read(lambda u: u.inbox.list("stripe"))] \
+    assert all(type(r) is InboxRecord for r in rows)
+    assert [r.inbox_id for r in rows] == ["btcpay:e0", "stripe:e1", "stripe:e2"]
+    assert [r.inbox_id for r in await backend.read(lambda u: u.inbox.list("stripe"))] \
         == ["stripe:e1", "stripe:e2"]
     marked = await backend.read(lambda u: u.inbox.get("stripe:e2"))
-    assert (len(marked["outcome"]), marked["processed_at"], marked["payload"]) \
+    assert (len(marked.outcome), marked.processed_at, marked.payload) \
         == (64, at(9), {"id": "e2"})
 
 
@@ -46,10 +48,11 @@ async def test_flows_window_and_order(backend: Db) -> None:
              "at": at(s)})))
     assert len(set(ids)) == 4 and all(isinstance(i, int) and i > 0 for i in ids)
     rows = await backend.read(lambda u: u.flows.list("tnt_a", "FA1"))
-    assert [(r["amount"], r["at"]) for r in rows] \
+    assert all(type(r) is FlowRecord for r in rows)
+    assert [(r.amount, r.at) for r in rows] \
         == [(Decimal("1"), at(5)), (Decimal("100"), at(10)), (Decimal("5.5"), at(10))]
     win = await backend.read(lambda u: u.flows.list("tnt_a", "FA1", after=at(5), until=at(10)))
-    assert [r["kind"] for r in win] == ["deposit", "withdrawal"]
+    assert [r.kind for r in win] == ["deposit", "withdrawal"]
     assert await backend.read(lambda u: u.flows.list("tnt_b", "FA1")) == []
 
 
@@ -69,20 +72,21 @@ async def test_fee_ledger_periods_and_invoice_once(backend: Db) -> None:
     with pytest.raises(BillingConflict):
         await backend.run(lambda u: u.fee_ledger.add(_period("2026-01", 30)))
     got = await backend.read(lambda u: u.fee_ledger.get("tnt_a", "FA1", "2026-01"))
-    assert (got["id"], got["fee"], str(got["rate"])) == (first, Decimal("2"), "0.2")
-    assert (await backend.read(lambda u: u.fee_ledger.last("tnt_a", "FA1")))["period_label"] \
+    assert type(got) is FeePeriodRecord
+    assert (got.id, got.fee, str(got.rate)) == (first, Decimal("2"), "0.2")
+    assert (await backend.read(lambda u: u.fee_ledger.last("tnt_a", "FA1"))).period_label \
         == "2026-02"
-    assert [r["period_label"] for r in await backend.read(
+    assert [r.period_label for r in await backend.read(
         lambda u: u.fee_ledger.list("tnt_a", "FA1"))] == ["2026-01", "2026-02"]
     assert await backend.read(lambda u: u.fee_ledger.get("tnt_b", "FA1", "2026-01")) is None
     assert await backend.run(lambda u: u.fee_ledger.set_invoice(
         first, provider="stripe", invoice_ref="in_1")) is True
     assert await backend.run(lambda u: u.fee_ledger.set_invoice(
         first, provider="stripe", invoice_ref="in_2")) is False
-    assert (await backend.read(lambda u: u.fee_ledger.by_invoice_ref("tnt_a", "in_1")))["id"] \
+    assert (await backend.read(lambda u: u.fee_ledger.by_invoice_ref("tnt_a", "in_1"))).id \
         == first
     assert await backend.read(lambda u: u.fee_ledger.by_invoice_ref("tnt_b", "in_1")) is None
-    assert [r["invoice_ref"] for r in await backend.read(
+    assert [r.invoice_ref for r in await backend.read(
         lambda u: u.fee_ledger.invoiced("tnt_a"))] == ["in_1"]
 
 

@@ -18,6 +18,7 @@ from tests.contract.test_uow_contract_support import (
 )
 from vanta.application.ports.clock import iso
 from vanta.application.ports.delivery import OutboxLease
+from vanta.application.ports.records_orders import AttemptRecord, AuditEventRecord, OutboxRecord
 from vanta.domain.audit import GENESIS_HASH, verify_chain
 
 backend, backend_source, sqlite_template, pg_database = (
@@ -37,16 +38,17 @@ async def test_claim_leases_due_rows_oldest_first_and_counts_attempts(backend: D
     await _outbox(backend, ["other"], topic="elsewhere", now=at(0))
     await _outbox(backend, ["later"], now=at(100))
     got = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(10), 2, LEASE))
-    assert [r["key"] for r in got] == ["k0", "k1"]
-    assert all(r["attempts"] == 1 and r["locked_until"] == at(40) for r in got)
-    assert got[0]["payload"] == {"fo_id": "k0"}
+    assert [r.key for r in got] == ["k0", "k1"]
+    assert all(r.attempts == 1 and r.locked_until == at(40) for r in got)
+    assert got[0].payload == {"fo_id": "k0"}
+    assert all(type(r) is OutboxRecord for r in got)
     # leased rows are not due again until their lease lapses
     again = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(20), 10,
                                                            LEASE))
-    assert [r["key"] for r in again] == ["k2"]
+    assert [r.key for r in again] == ["k2"]
     lapsed = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(41), 10,
                                                             LEASE))
-    assert [(r["key"], r["attempts"]) for r in lapsed] == [("k0", 2), ("k1", 2)]
+    assert [(r.key, r.attempts) for r in lapsed] == [("k0", 2), ("k1", 2)]
     assert await backend.read(lambda u: u.outbox.pending_count("mirror.dispatch")) == 4
 
 
@@ -55,13 +57,13 @@ async def test_an_uncommitted_claim_leases_nothing(backend: Db) -> None:
     async with backend.uow() as u:
         assert len(await u.outbox.claim_due("mirror.dispatch", at(1), 10, LEASE)) == 1
     got = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(1), 10, LEASE))
-    assert [(r["key"], r["attempts"]) for r in got] == [("k1", 1)]
+    assert [(r.key, r.attempts) for r in got] == [("k1", 1)]
 
 
 async def test_complete_release_and_reschedule(backend: Db) -> None:
     await _outbox(backend, ["k1", "k2", "k3", "k4"])
     rows = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(1), 10, LEASE))
-    ids = {r["key"]: r["id"] for r in rows}
+    ids = {r.key: r.id for r in rows}
     await backend.run(lambda u: u.outbox.complete(ids["k1"], at(2)))
     await backend.run(lambda u: u.outbox.complete_many([ids["k2"]], at(2)))
     await backend.run(lambda u: u.outbox.release_many([ids["k3"], ids["k1"]]))
@@ -69,11 +71,11 @@ async def test_complete_release_and_reschedule(backend: Db) -> None:
     assert await backend.read(lambda u: u.outbox.pending_count("mirror.dispatch")) == 2
     # released: due at once (attempt counted when claimed again); rescheduled: due at 60
     got = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(3), 10, LEASE))
-    assert [(r["key"], r["attempts"]) for r in got] == [("k3", 2)]
+    assert [(r.key, r.attempts) for r in got] == [("k3", 2)]
     got = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(20), 10, LEASE))
     assert got == []  # k3 is leased until 33, k4 is not due before 60
     got = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(60), 10, LEASE))
-    assert [(r["key"], r["available_at"]) for r in got] == [("k3", T0), ("k4", at(60))]
+    assert [(r.key, r.available_at) for r in got] == [("k3", T0), ("k4", at(60))]
     # complete_many / release_many / reschedule_many with nothing do nothing
     await backend.run(lambda u: u.outbox.complete_many([], at(9)))
     await backend.run(lambda u: u.outbox.release_many([]))
@@ -83,20 +85,20 @@ async def test_complete_release_and_reschedule(backend: Db) -> None:
 async def test_take_renews_only_the_lease_a_message_names(backend: Db) -> None:
     await _outbox(backend, ["k1", "k2", "k3", "k4"])
     rows = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(1), 10, LEASE))
-    by = {r["key"]: r for r in rows}
+    by = {r.key: r for r in rows}
     k1, k2, k3, k4 = (by[k] for k in ("k1", "k2", "k3", "k4"))
-    await backend.run(lambda u: u.outbox.complete(k4["id"], at(2)))
-    leases = [OutboxLease(k1["id"], k1["attempts"], k1["locked_until"]),  # exact: taken
-              OutboxLease(k2["id"], k2["attempts"] + 1),  # an older lease's number: not
-              OutboxLease(k3["id"]),  # no number: any live lease
-              OutboxLease(k4["id"])]  # done: never
+    await backend.run(lambda u: u.outbox.complete(k4.id, at(2)))
+    leases = [OutboxLease(k1.id, k1.attempts, k1.locked_until),  # exact: taken
+              OutboxLease(k2.id, k2.attempts + 1),  # an older lease's number: not
+              OutboxLease(k3.id),  # no number: any live lease
+              OutboxLease(k4.id)]  # done: never
     got = await backend.run(lambda u: u.outbox.take_many(leases, at(5), LEASE))
-    assert sorted(r["key"] for r in got) == ["k1", "k3"]
-    assert all(r["locked_until"] == at(35) for r in got)
+    assert sorted(r.key for r in got) == ["k1", "k3"]
+    assert all(r.locked_until == at(35) for r in got)
     # renewing moved the expiry: a second copy of k1's message no longer names a lease
     assert await backend.run(lambda u: u.outbox.take_many(leases[:1], at(6), LEASE)) == []
-    numbered = [OutboxLease(k1["id"], k1["attempts"])]  # number only: still matches
-    assert [r["key"] for r in await backend.run(
+    numbered = [OutboxLease(k1.id, k1.attempts)]  # number only: still matches
+    assert [r.key for r in await backend.run(
         lambda u: u.outbox.take_many(numbered, at(7), LEASE))] == ["k1"]
     assert await backend.run(lambda u: u.outbox.take_many([], at(7), LEASE)) == []
 
@@ -104,20 +106,20 @@ async def test_take_renews_only_the_lease_a_message_names(backend: Db) -> None:
 async def test_take_ignores_rows_whose_lease_was_handed_back(backend: Db) -> None:
     await _outbox(backend, ["k1"])
     [row] = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(1), 10, LEASE))
-    await backend.run(lambda u: u.outbox.release_many([row["id"]]))
-    assert await backend.run(lambda u: u.outbox.take_many([OutboxLease(row["id"])], at(2),
+    await backend.run(lambda u: u.outbox.release_many([row.id]))
+    assert await backend.run(lambda u: u.outbox.take_many([OutboxLease(row.id)], at(2),
                                                           LEASE)) == []
 
 
 async def test_requeue_makes_a_done_row_due_or_creates_it(backend: Db) -> None:
     await _outbox(backend, ["k1"])
     [row] = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(1), 10, LEASE))
-    await backend.run(lambda u: u.outbox.complete(row["id"], at(2)))
+    await backend.run(lambda u: u.outbox.complete(row.id, at(2)))
     await backend.run(lambda u: u.outbox.requeue("k1", at(50)))
     await backend.run(lambda u: u.outbox.requeue("fresh", at(50)))
     assert await backend.read(lambda u: u.outbox.pending_count("mirror.dispatch")) == 2
     got = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(50), 10, LEASE))
-    assert sorted((r["key"], r["attempts"], r["payload"]["fo_id"]) for r in got) \
+    assert sorted((r.key, r.attempts, r.payload["fo_id"]) for r in got) \
         == [("fresh", 1, "fresh"), ("k1", 2, "k1")]
 
 
@@ -137,11 +139,12 @@ async def test_attempts_settle_add_and_mark_lost(backend: Db) -> None:
     await backend.run(lambda u: u.attempts.mark_lost_many(["fo1", "fo2"]))
     await backend.run(lambda u: u.attempts.mark_lost("fo3"))
     rows = await backend.read(lambda u: u.attempts.list("fo1"))
-    assert [(r["attempt_no"], r["status_code"], r["latency_ms"], r["outcome"]) for r in rows] \
+    assert all(type(r) is AttemptRecord for r in rows)
+    assert [(r.attempt_no, r.status_code, r.latency_ms, r.outcome) for r in rows] \
         == [(1, 200, 12, "ack"), (2, 503, 7, "retry")]
     lost = (await backend.read(lambda u: u.attempts.list("fo2")))[0]
-    assert lost["outcome"] == "lost" and "stopped" in lost["error"]
-    assert (await backend.read(lambda u: u.attempts.list("fo3")))[0]["outcome"] == "lost"
+    assert lost.outcome == "lost" and "stopped" in lost.error
+    assert (await backend.read(lambda u: u.attempts.list("fo3")))[0].outcome == "lost"
     assert await backend.read(lambda u: u.attempts.list("fo4")) == []
 
 
@@ -168,9 +171,10 @@ async def test_audit_appends_keep_one_verifiable_chain(backend: Db) -> None:
     assert events[1].prev_hash == ev1.hash and events[1].payload == {"b": [1, 2]}
     assert verify_chain(events) is None
     feed = await backend.read(lambda u: u.audit.feed("tnt_a", 0, ["vault", "follower"], 10))
-    assert [r["seq"] for r in feed] == [1, 2]
-    assert [r["seq"] for r in await backend.read(
+    assert all(type(r) is AuditEventRecord and r.tenant_id == "tnt_a" for r in feed)
+    assert [r.seq for r in feed] == [1, 2]
+    assert [r.seq for r in await backend.read(
         lambda u: u.audit.feed("tnt_a", 1, ["vault", "follower"], 10))] == [2]
-    assert [r["action"] for r in await backend.read(
+    assert [r.action for r in await backend.read(
         lambda u: u.audit.for_entity("tnt_a", "VA"))] == ["create"]
     assert await backend.read(lambda u: u.audit.for_entity("tnt_b", "VA")) == []

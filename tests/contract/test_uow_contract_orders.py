@@ -17,7 +17,12 @@ from tests.contract.test_uow_contract_support import (
     seed_children,
     seed_world,
 )
-from vanta.domain.orders import ChildOrderState, Side
+from vanta.application.ports.records_orders import (
+    ChildOrderRecord,
+    FillRecord,
+    ManagerOrderRecord,
+)
+from vanta.domain.orders import ChildOrderState, ManagerOrderState, Side, TimeInForce
 
 backend, backend_source, sqlite_template, pg_database = (
     support.backend, support.backend_source, support.sqlite_template, support.pg_database)
@@ -28,15 +33,17 @@ async def test_manager_order_round_trip_scoping_and_snapshot_left_out(backend: D
     await backend.run(lambda u: u.manager_orders.add(mo_row("tnt_a", "VA", "MO1",
                                                             qty="10.500")))
     row = await backend.read(lambda u: u.manager_orders.get("tnt_a", "MO1"))
-    assert (row["qty"], str(row["qty"]), row["closes_position"]) \
+    assert type(row) is ManagerOrderRecord and type(row.side) is Side
+    assert type(row.state) is ManagerOrderState and type(row.tif) is TimeInForce
+    assert (row.qty, str(row.qty), row.closes_position) \
         == (Decimal("10.5"), "10.5", False)
-    assert row["meta"] == {"note": "x"} and row["snapshot"] == {"followers": [1, 2]}
+    assert row.meta == {"note": "x"} and row.snapshot == {"followers": [1, 2]}
     assert await backend.read(lambda u: u.manager_orders.get("tnt_b", "MO1")) is None
-    assert (await backend.read(lambda u: u.manager_orders.get_unscoped("MO1")))["mo_id"] \
+    assert (await backend.read(lambda u: u.manager_orders.get_unscoped("MO1"))).mo_id \
         == "MO1"
     many = await backend.read(lambda u: u.manager_orders.get_many_unscoped(["MO1", "nope"]))
-    assert list(many) == ["MO1"] and "snapshot" not in many["MO1"]
-    assert many["MO1"]["meta"] == {"note": "x"}
+    assert list(many) == ["MO1"] and many["MO1"].snapshot is None
+    assert many["MO1"].meta == {"note": "x"}
 
 
 async def test_manager_order_list_filters_order_and_keyset_paging(backend: Db) -> None:
@@ -49,7 +56,7 @@ async def test_manager_order_list_filters_order_and_keyset_paging(backend: Db) -
 
     async def ids(**kw: Any) -> list[str]:
         rows = await backend.read(lambda u: u.manager_orders.list("tnt_a", **kw))
-        return [r["mo_id"] for r in rows]
+        return [r.mo_id for r in rows]
     assert await ids(since=None, limit=10) == ["M2", "M1", "M3", "M4"]
     assert await ids(since=at(5), limit=10) == ["M1", "M3", "M4"]  # since is exclusive
     assert await ids(since=None, limit=2, after=(at(10), "M1")) == ["M3", "M4"]
@@ -80,11 +87,11 @@ async def test_reopen_only_moves_a_completed_order(backend: Db) -> None:
     await backend.run(lambda u: u.manager_orders.add(mo_row("tnt_a", "VA", "M1",
                                                             state="rejected")))
     await backend.run(lambda u: u.manager_orders.reopen("M1"))
-    assert (await backend.read(lambda u: u.manager_orders.get_unscoped("M1")))["state"] \
+    assert (await backend.read(lambda u: u.manager_orders.get_unscoped("M1"))).state \
         == "rejected"
     await backend.run(lambda u: u.manager_orders.set_state("M1", "completed"))
     await backend.run(lambda u: u.manager_orders.reopen("M1"))
-    assert (await backend.read(lambda u: u.manager_orders.get_unscoped("M1")))["state"] \
+    assert (await backend.read(lambda u: u.manager_orders.get_unscoped("M1"))).state \
         == "expanded"
 
 
@@ -92,16 +99,19 @@ async def test_children_are_stored_with_their_defaults_and_sizing(backend: Db) -
     await seed_world(backend)
     await seed_children(backend)
     row = await backend.read(lambda u: u.child_orders.get("tnt_a", "fo1"))
-    assert {k: row[k] for k in ("mo_id", "follower_id", "vault_id", "side", "state",
-                                "dispatch_attempts", "filled_qty", "avg_fill_price",
-                                "broker_order_ref", "created_at", "audit")} \
+    # a typed record from every backend, enums where the domain has them
+    assert type(row) is ChildOrderRecord
+    assert (row.side, row.state) == (Side.BUY, ChildOrderState.PENDING)
+    assert {k: getattr(row, k) for k in ("mo_id", "follower_id", "vault_id", "side", "state",
+                                         "dispatch_attempts", "filled_qty", "avg_fill_price",
+                                         "broker_order_ref", "created_at", "audit")} \
         == {"mo_id": "MO1", "follower_id": "FA1", "vault_id": "VA", "side": "buy",
             "state": "pending", "dispatch_attempts": 0, "filled_qty": Decimal(0),
             "avg_fill_price": None, "broker_order_ref": None, "created_at": T0,
             "audit": {"sizing": {"rule": "fixed"}}}
     assert await backend.read(lambda u: u.child_orders.get("tnt_b", "fo1")) is None
     many = await backend.read(lambda u: u.child_orders.get_many_unscoped(["fo1", "fo2"]))
-    assert set(many) == {"fo1", "fo2"} and "audit" not in many["fo1"]
+    assert set(many) == {"fo1", "fo2"} and many["fo1"].audit is None
 
 
 async def test_compare_and_set_moves_a_child_once(backend: Db) -> None:
@@ -111,7 +121,7 @@ async def test_compare_and_set_moves_a_child_once(backend: Db) -> None:
         "fo1", expect_state="pending", state="sent", updated_at=at(1))) is True
     assert await backend.run(lambda u: u.child_orders.update(
         "fo1", expect_state="pending", state="cancelled")) is False
-    assert (await backend.read(lambda u: u.child_orders.get_unscoped("fo1")))["state"] == "sent"
+    assert (await backend.read(lambda u: u.child_orders.get_unscoped("fo1"))).state == "sent"
     assert await backend.run(lambda u: u.child_orders.update(
         "nope", expect_state="pending", state="sent")) is False
 
@@ -132,7 +142,7 @@ async def test_update_many_reports_the_moved_children_and_counts_attempts(backen
     assert await backend.run(lambda u: u.child_orders.update_many(
         [], expect_state="retry", state="sent")) == {}
     row = await backend.read(lambda u: u.child_orders.get_unscoped("fo2"))
-    assert (row["state"], row["last_error"], row["dispatch_attempts"]) == ("retry", "503", 2)
+    assert (row.state, row.last_error, row.dispatch_attempts) == ("retry", "503", 2)
 
 
 async def test_positions_count_only_live_states_exactly(backend: Db) -> None:
@@ -164,7 +174,7 @@ async def test_child_list_filters_and_paging(backend: Db) -> None:
     async def ids(tenant: str = "tnt_a", **kw: Any) -> list[str]:
         base = {"follower_id": None, "mo_id": None, "since": None, "limit": 10}
         rows = await backend.read(lambda u: u.child_orders.list(tenant, **{**base, **kw}))
-        return [r["fo_id"] for r in rows]
+        return [r.fo_id for r in rows]
     assert await ids() == ["fo1", "fo2", "fo3", "fo4", "fo0"]
     assert await ids(follower_id="FA1") == ["fo1", "fo3", "fo0"]
     assert await ids(mo_id="MO2") == ["fo0"]
@@ -186,7 +196,7 @@ async def test_open_counts_and_awaiting_fills(backend: Db) -> None:
     await backend.run(lambda u: u.child_orders.update("fo1", expect_state="ack",
                                                       broker_order_ref="B1", updated_at=at(9)))
     rows = await backend.read(lambda u: u.child_orders.awaiting_fills(10))
-    assert [r["fo_id"] for r in rows] == ["fo2", "fo1"]
+    assert [r.fo_id for r in rows] == ["fo2", "fo1"]
     assert len(await backend.read(lambda u: u.child_orders.awaiting_fills(1))) == 1
 
 
@@ -202,7 +212,7 @@ async def test_dead_letters_in_order_narrowed_and_scoped(backend: Db) -> None:
         base: dict[str, Any] = {"since": None, "limit": 10}
         rows = await backend.read(lambda u: u.child_orders.dead_letters(tenant, **{**base,
                                                                                   **kw}))
-        return [r["fo_id"] for r in rows]
+        return [r.fo_id for r in rows]
     assert await ids() == ["fo2", "fo3", "fo1"]
     assert await ids(since=at(20)) == ["fo3", "fo1"]  # since is inclusive here
     assert await ids(limit=1) == ["fo2"]
@@ -227,5 +237,6 @@ async def test_fills_are_counted_once_per_trade_id(backend: Db) -> None:
                 await u.fills.add_if_new(fill("t3", "fo2", 1))]
     assert await backend.run(twice) == [True, False]
     rows = await backend.read(lambda u: u.fills.for_child("fo1"))
-    assert [(r["trade_id"], r["qty"]) for r in rows] \
+    assert all(type(r) is FillRecord for r in rows)
+    assert [(r.trade_id, r.qty) for r in rows] \
         == [("t1", Decimal("1.5")), ("t2", Decimal("1.5"))]

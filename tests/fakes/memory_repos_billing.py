@@ -12,6 +12,7 @@ from typing import Any
 from tests.fakes.memory_repos_base import MemRepo
 from tests.fakes.memory_store import Row, utc
 from vanta.application.ports.billing import BillingConflict
+from vanta.application.ports.records_billing import FeePeriodRecord, FlowRecord, InboxRecord
 
 
 class MemInbox(MemRepo):
@@ -23,16 +24,18 @@ class MemInbox(MemRepo):
         await self._add(row)
         return True
 
-    async def get(self, inbox_id: str) -> Row | None:
-        return self._first(lambda r: r["inbox_id"] == inbox_id)
+    async def get(self, inbox_id: str) -> InboxRecord | None:
+        r = self._first(lambda r: r["inbox_id"] == inbox_id)
+        return InboxRecord.from_row(r) if r is not None else None
 
     async def mark(self, inbox_id: str, *, outcome: str, processed_at: datetime) -> None:
         await self.tx.update(self.table, lambda r: r["inbox_id"] == inbox_id,
                              {"outcome": outcome[:64], "processed_at": processed_at})
 
-    async def list(self, provider: str | None = None) -> builtins.list[Row]:
-        return self._select(lambda r: provider is None or r["provider"] == provider,
-                            order=lambda r: (r["received_at"], r["inbox_id"]))
+    async def list(self, provider: str | None = None) -> builtins.list[InboxRecord]:
+        return [InboxRecord.from_row(r) for r in self._select(
+            lambda r: provider is None or r["provider"] == provider,
+            order=lambda r: (r["received_at"], r["inbox_id"]))]
 
 
 class MemFlows(MemRepo):
@@ -42,13 +45,13 @@ class MemFlows(MemRepo):
         return int((await self._add(row))["id"])
 
     async def list(self, tenant_id: str, follower_id: str, *, after: datetime | None = None,
-                   until: datetime | None = None) -> builtins.list[Row]:
+                   until: datetime | None = None) -> builtins.list[FlowRecord]:
         lo = utc(after) if after is not None else None
         hi = utc(until) if until is not None else None
-        return self._select(lambda r: r["tenant_id"] == tenant_id
-                            and r["follower_id"] == follower_id
-                            and (lo is None or r["at"] > lo) and (hi is None or r["at"] <= hi),
-                            order=lambda r: (r["at"], r["id"]))
+        return [FlowRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id and r["follower_id"] == follower_id
+            and (lo is None or r["at"] > lo) and (hi is None or r["at"] <= hi),
+            order=lambda r: (r["at"], r["id"]))]
 
 
 class MemFeeLedger(MemRepo):
@@ -61,31 +64,38 @@ class MemFeeLedger(MemRepo):
     def _of(self, tenant_id: str, follower_id: str) -> Any:
         return lambda r: r["tenant_id"] == tenant_id and r["follower_id"] == follower_id
 
-    async def get(self, tenant_id: str, follower_id: str, label: str) -> Row | None:
+    async def get(self, tenant_id: str, follower_id: str, label: str
+                  ) -> FeePeriodRecord | None:
         mine = self._of(tenant_id, follower_id)
-        return self._first(lambda r: mine(r) and r["period_label"] == label)
+        return _period(self._first(lambda r: mine(r) and r["period_label"] == label))
 
-    async def last(self, tenant_id: str, follower_id: str) -> Row | None:
-        return self._first(self._of(tenant_id, follower_id),
-                           order=lambda r: (r["period_end"], r["id"]), desc=True)
+    async def last(self, tenant_id: str, follower_id: str) -> FeePeriodRecord | None:
+        return _period(self._first(self._of(tenant_id, follower_id),
+                                   order=lambda r: (r["period_end"], r["id"]), desc=True))
 
-    async def list(self, tenant_id: str, follower_id: str) -> builtins.list[Row]:
-        return self._select(self._of(tenant_id, follower_id),
-                            order=lambda r: (r["period_end"], r["id"]))
+    async def list(self, tenant_id: str, follower_id: str) -> builtins.list[FeePeriodRecord]:
+        return [FeePeriodRecord.from_row(r) for r in self._select(
+            self._of(tenant_id, follower_id), order=lambda r: (r["period_end"], r["id"]))]
 
-    async def by_invoice_ref(self, tenant_id: str, invoice_ref: str) -> Row | None:
-        return self._first(lambda r: r["tenant_id"] == tenant_id
-                           and r["invoice_ref"] == invoice_ref)
+    async def by_invoice_ref(self, tenant_id: str, invoice_ref: str
+                             ) -> FeePeriodRecord | None:
+        return _period(self._first(lambda r: r["tenant_id"] == tenant_id
+                                   and r["invoice_ref"] == invoice_ref))
 
-    async def invoiced(self, tenant_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["tenant_id"] == tenant_id
-                            and r["invoice_ref"] is not None, order=lambda r: r["id"])
+    async def invoiced(self, tenant_id: str) -> builtins.list[FeePeriodRecord]:
+        return [FeePeriodRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id and r["invoice_ref"] is not None,
+            order=lambda r: r["id"])]
 
     async def set_invoice(self, row_id: int, *, provider: str, invoice_ref: str) -> bool:
         moved = await self.tx.update(self.table, lambda r: r["id"] == row_id
                                      and r["invoice_ref"] is None,
                                      {"invoice_provider": provider, "invoice_ref": invoice_ref})
         return len(moved) == 1
+
+
+def _period(r: Row | None) -> FeePeriodRecord | None:
+    return FeePeriodRecord.from_row(r) if r is not None else None
 
 
 class MemBillingSubscriptions(MemRepo):

@@ -12,6 +12,11 @@ from tests.fakes.memory_repos_base import MemRepo
 from tests.fakes.memory_store import Row, Transaction, load_row, utc
 from vanta.application.ports.clock import Clock, iso
 from vanta.application.ports.delivery import OutboxLease
+from vanta.application.ports.records_orders import (
+    AttemptRecord,
+    AuditEventRecord,
+    OutboxRecord,
+)
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
 from vanta.domain.ids import new_id
 
@@ -28,7 +33,7 @@ class MemOutbox(MemRepo):
                 for key, payload in items], self.conflict)
 
     async def claim_due(self, topic: str, now: datetime, limit: int,
-                        lease: timedelta) -> builtins.list[Row]:
+                        lease: timedelta) -> builtins.list[OutboxRecord]:
         now = utc(now)
 
         def due(r: Row) -> bool:
@@ -42,11 +47,11 @@ class MemOutbox(MemRepo):
         claimed = await self.tx.update(
             self.table, lambda r: r["id"] in picked and due(r),
             lambda r: {"locked_until": now + lease, "attempts": r["attempts"] + 1})
-        return [load_row(self.spec, r)
+        return [OutboxRecord.from_row(load_row(self.spec, r))
                 for r in sorted(claimed, key=lambda r: (r["available_at"], r["id"]))]
 
     async def take_many(self, leases: Sequence[OutboxLease], now: datetime,
-                        lease: timedelta) -> builtins.list[Row]:
+                        lease: timedelta) -> builtins.list[OutboxRecord]:
         if not leases:
             return []
         by_id: dict[int, builtins.list[OutboxLease]] = {}
@@ -64,7 +69,7 @@ class MemOutbox(MemRepo):
 
         renewed = await self.tx.update(self.table, named,
                                        {"locked_until": utc(now) + lease})
-        return [load_row(self.spec, r) for r in renewed]
+        return [OutboxRecord.from_row(load_row(self.spec, r)) for r in renewed]
 
     async def requeue(self, key: str, now: datetime) -> None:
         moved = await self.tx.update(self.table, lambda r: r["key"] == key,
@@ -137,8 +142,9 @@ class MemAttempts(MemRepo):
                                                      *_OUTCOME)})
         await self.add_many(missing)
 
-    async def list(self, fo_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["fo_id"] == fo_id, order=lambda r: r["attempt_no"])
+    async def list(self, fo_id: str) -> builtins.list[AttemptRecord]:
+        return [AttemptRecord.from_row(r) for r in self._select(
+            lambda r: r["fo_id"] == fo_id, order=lambda r: r["attempt_no"])]
 
 
 class MemAudit(MemRepo):
@@ -184,19 +190,21 @@ class MemAudit(MemRepo):
         await self._store(rows, seq, prev)
 
     async def all(self) -> builtins.list[AuditEvent]:
-        return [AuditEvent(r["event_id"], int(r["seq"]), r["entity"], r["entity_id"],
-                           r["action"], r["actor"], r["payload"], r["ts"], r["prev_hash"],
-                           r["hash"]) for r in self._select(order=lambda r: r["seq"])]
+        return [AuditEventRecord.from_row(r).event()
+                for r in self._select(order=lambda r: r["seq"])]
 
     async def feed(self, tenant_id: str, after_seq: int, entities: Sequence[str],
-                   limit: int) -> builtins.list[Row]:
+                   limit: int) -> builtins.list[AuditEventRecord]:
         kinds = set(entities)
-        return self._select(lambda r: r["tenant_id"] == tenant_id and r["seq"] > after_seq
-                            and r["entity"] in kinds, order=lambda r: r["seq"], limit=limit)
+        return [AuditEventRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id and r["seq"] > after_seq
+            and r["entity"] in kinds, order=lambda r: r["seq"], limit=limit)]
 
-    async def for_entity(self, tenant_id: str, entity_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["entity_id"] == entity_id
-                            and r["tenant_id"] == tenant_id, order=lambda r: r["seq"])
+    async def for_entity(self, tenant_id: str, entity_id: str
+                         ) -> builtins.list[AuditEventRecord]:
+        return [AuditEventRecord.from_row(r) for r in self._select(
+            lambda r: r["entity_id"] == entity_id and r["tenant_id"] == tenant_id,
+            order=lambda r: r["seq"])]
 
 
 def _event_row(ev: AuditEvent, tenant_id: str | None) -> Row:

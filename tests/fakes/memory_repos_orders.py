@@ -11,6 +11,11 @@ from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo, nulls_first
 from tests.fakes.memory_store import Row, after, utc
+from vanta.application.ports.records_orders import (
+    ChildOrderRecord,
+    FillRecord,
+    ManagerOrderRecord,
+)
 from vanta.domain.money import ZERO
 from vanta.domain.orders import POSITION_STATES, ChildOrder
 
@@ -35,25 +40,29 @@ class MemManagerOrders(MemRepo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self._add(row)
 
-    async def get(self, tenant_id: str, mo_id: str) -> Row | None:
-        return self._first(lambda r: r["mo_id"] == mo_id and r["tenant_id"] == tenant_id)
+    async def get(self, tenant_id: str, mo_id: str) -> ManagerOrderRecord | None:
+        r = self._first(lambda r: r["mo_id"] == mo_id and r["tenant_id"] == tenant_id)
+        return ManagerOrderRecord.from_row(r) if r is not None else None
 
-    async def get_unscoped(self, mo_id: str) -> Row | None:
-        return self._first(lambda r: r["mo_id"] == mo_id)
+    async def get_unscoped(self, mo_id: str) -> ManagerOrderRecord | None:
+        r = self._first(lambda r: r["mo_id"] == mo_id)
+        return ManagerOrderRecord.from_row(r) if r is not None else None
 
-    async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, Row]:
-        return self._by_key("mo_id", mo_ids, leave_out=("snapshot",))
+    async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, ManagerOrderRecord]:
+        rows = self._by_key("mo_id", mo_ids, leave_out=("snapshot",))
+        return {k: ManagerOrderRecord.from_row(r) for k, r in rows.items()}
 
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None) -> builtins.list[Row]:
+                   vault_ids: Iterable[str] | None = None
+                   ) -> builtins.list[ManagerOrderRecord]:
         among = frozenset(vault_ids) if vault_ids is not None else None
-        return self._select(
+        return [ManagerOrderRecord.from_row(r) for r in self._select(
             lambda r: r["tenant_id"] == tenant_id
             and (vault_id is None or r["vault_id"] == vault_id)
             and _page(r, id_col="mo_id", since=since, after_key=after, vault_ids=among),
-            order=lambda r: (r["created_at"], r["mo_id"]), limit=limit)
+            order=lambda r: (r["created_at"], r["mo_id"]), limit=limit)]
 
     async def net_position(self, vault_id: str, symbol: str) -> Decimal:
         total = ZERO
@@ -103,31 +112,35 @@ class MemChildOrders(MemRepo):
             out[key] = out.get(key, ZERO) + _signed(r)
         return out
 
-    async def get(self, tenant_id: str, fo_id: str) -> Row | None:
-        return self._first(lambda r: r["fo_id"] == fo_id and r["tenant_id"] == tenant_id)
+    async def get(self, tenant_id: str, fo_id: str) -> ChildOrderRecord | None:
+        r = self._first(lambda r: r["fo_id"] == fo_id and r["tenant_id"] == tenant_id)
+        return ChildOrderRecord.from_row(r) if r is not None else None
 
-    async def get_unscoped(self, fo_id: str) -> Row | None:
-        return self._first(lambda r: r["fo_id"] == fo_id)
+    async def get_unscoped(self, fo_id: str) -> ChildOrderRecord | None:
+        r = self._first(lambda r: r["fo_id"] == fo_id)
+        return ChildOrderRecord.from_row(r) if r is not None else None
 
     async def list(self, tenant_id: str, *, follower_id: str | None, mo_id: str | None,
                    since: datetime | None, limit: int,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None) -> builtins.list[Row]:
+                   vault_ids: Iterable[str] | None = None
+                   ) -> builtins.list[ChildOrderRecord]:
         among = frozenset(vault_ids) if vault_ids is not None else None
-        return self._select(
+        return [ChildOrderRecord.from_row(r) for r in self._select(
             lambda r: r["tenant_id"] == tenant_id
             and (follower_id is None or r["follower_id"] == follower_id)
             and (mo_id is None or r["mo_id"] == mo_id)
             and _page(r, id_col="fo_id", since=since, after_key=after, vault_ids=among),
-            order=lambda r: (r["created_at"], r["fo_id"]), limit=limit)
+            order=lambda r: (r["created_at"], r["fo_id"]), limit=limit)]
 
     async def update(self, fo_id: str, *, expect_state: str, **values: Any) -> bool:
         moved = await self.tx.update(self.table, lambda r: r["fo_id"] == fo_id
                                      and r["state"] == expect_state, values)
         return len(moved) == 1
 
-    async def get_many_unscoped(self, fo_ids: Iterable[str]) -> dict[str, Row]:
-        return self._by_key("fo_id", fo_ids, leave_out=("audit",))
+    async def get_many_unscoped(self, fo_ids: Iterable[str]) -> dict[str, ChildOrderRecord]:
+        rows = self._by_key("fo_id", fo_ids, leave_out=("audit",))
+        return {k: ChildOrderRecord.from_row(r) for k, r in rows.items()}
 
     async def update_many(self, fo_ids: Sequence[str], *, expect_state: str,
                           count_attempt: bool = False, **values: Any) -> dict[str, int]:
@@ -155,20 +168,22 @@ class MemChildOrders(MemRepo):
 
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
                            vault_ids: Iterable[str] | None = None,
-                           follower_id: str | None = None) -> builtins.list[Row]:
+                           follower_id: str | None = None
+                           ) -> builtins.list[ChildOrderRecord]:
         among = frozenset(vault_ids) if vault_ids is not None else None
         start = utc(since) if since is not None else None
-        return self._select(
+        return [ChildOrderRecord.from_row(r) for r in self._select(
             lambda r: r["tenant_id"] == tenant_id and r["state"] == "dlq"
             and (among is None or r["vault_id"] in among)
             and (follower_id is None or r["follower_id"] == follower_id)
             and (start is None or (r["dead_lettered_at"] is not None
                                    and r["dead_lettered_at"] >= start)),
-            order=lambda r: (nulls_first(r["dead_lettered_at"]), r["fo_id"]), limit=limit)
+            order=lambda r: (nulls_first(r["dead_lettered_at"]), r["fo_id"]), limit=limit)]
 
-    async def awaiting_fills(self, limit: int) -> builtins.list[Row]:
-        return self._select(lambda r: r["state"] == "ack" and r["broker_order_ref"] is not None,
-                            order=lambda r: r["updated_at"], limit=limit)
+    async def awaiting_fills(self, limit: int) -> builtins.list[ChildOrderRecord]:
+        return [ChildOrderRecord.from_row(r) for r in self._select(
+            lambda r: r["state"] == "ack" and r["broker_order_ref"] is not None,
+            order=lambda r: r["updated_at"], limit=limit)]
 
 
 class MemFills(MemRepo):
@@ -180,5 +195,6 @@ class MemFills(MemRepo):
         await self._add(row)
         return True
 
-    async def for_child(self, fo_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["fo_id"] == fo_id, order=lambda r: r["ts"])
+    async def for_child(self, fo_id: str) -> builtins.list[FillRecord]:
+        return [FillRecord.from_row(r)
+                for r in self._select(lambda r: r["fo_id"] == fo_id, order=lambda r: r["ts"])]

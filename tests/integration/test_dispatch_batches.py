@@ -159,7 +159,7 @@ async def test_batches_running_at_once_share_each_endpoints_share(tmp_path: Path
         async with w.c.uow() as uow:
             rows = await uow.outbox.claim_due(DISPATCH_TOPIC, d.clock(), 100, d.config.lease)
             await uow.commit()
-        leases = [OutboxLease(r["id"], r["attempts"], r["locked_until"]) for r in rows]
+        leases = [OutboxLease(r.id, r.attempts, r.locked_until) for r in rows]
         (_, first), (_, second) = await asyncio.gather(
             d.deliver_leased(leases[:6], d.config.lease),
             d.deliver_leased(leases[6:], d.config.lease))
@@ -195,7 +195,7 @@ async def test_two_copies_of_one_message_send_the_child_once(
             rows = await uow.outbox.claim_due(DISPATCH_TOPIC, d.clock(), 100, d.config.lease)
             await uow.commit()
         async with w.c.uow() as uow:  # the repository: one lease, one taker
-            first = OutboxLease(rows[0]["id"], rows[0]["attempts"], rows[0]["locked_until"])
+            first = OutboxLease(rows[0].id, rows[0].attempts, rows[0].locked_until)
             assert len(await uow.outbox.take_many([first], d.clock(), d.config.lease)) == 1
             assert await uow.outbox.take_many([first], d.clock(), d.config.lease) == []
             await uow.rollback()

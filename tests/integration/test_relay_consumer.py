@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ from vanta.adapters.db.tables import followers as followers_table
 from vanta.application.bus import Bus
 from vanta.application.followers import register_follower
 from vanta.application.manager_orders import DISPATCH_TOPIC, parse_order_input, submit_manager_order
+from vanta.application.ports.records_orders import OutboxRecord
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
 from vanta.config import Settings
@@ -243,7 +245,7 @@ async def test_stale_messages_are_acked_without_a_delivery(tmp_path: Path) -> No
             [row] = await uow.outbox.claim_due(DISPATCH_TOPIC, w.c.dispatcher.clock(), 10,
                                                timedelta(seconds=5))
             await uow.commit()
-        old = dict(row, attempts=0)  # a message of an earlier lease of the same row
+        old = dataclasses.replace(row, attempts=0)  # a message of an earlier lease of the same row
         assert await bus.publish("mirror.dispatch", encode(old), message_id(old))
         await _until(lambda: con.skipped == 1)
         assert w.rcv.deliveries == []
@@ -499,7 +501,9 @@ async def _until(cond: Any, timeout: float = 10.0) -> None:
 
 def test_message_shape() -> None:
     until = datetime(2026, 11, 24, 10, 0, 30, 123456, tzinfo=UTC)
-    row = {"id": 7, "payload": {"fo_id": "fo-1"}, "attempts": 3, "locked_until": until}
+    row = OutboxRecord(id=7, topic="mirror.dispatch", key="fo-1", payload={"fo_id": "fo-1"},
+                       created_at=until, available_at=until, locked_until=until, attempts=3,
+                       done_at=None)
     assert message_id(row) == "fo-1:3"
     assert json.loads(encode(row)) == {"outbox_id": 7, "fo_id": "fo-1", "lease": 3,
                                        "until": "2026-11-24T10:00:30.123456+00:00"}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 from vanta.adapters.bus.inprocess import InProcessBus
 from vanta.adapters.db.repositories import OutboxLease
 from vanta.application.dispatch import BatchOutcome, DispatchConfig
+from vanta.application.ports.records_orders import OutboxRecord
 from vanta.entrypoints.workers.consumer import Consumer
 
 
@@ -22,10 +22,12 @@ class SlowDispatcher:
         self.batches: list[list[int]] = []
 
     async def deliver_leased(self, leases: list[OutboxLease], lease: timedelta
-                             ) -> tuple[list[dict[str, Any]], BatchOutcome]:
+                             ) -> tuple[list[OutboxRecord], BatchOutcome]:
         self.batches.append([x.row_id for x in leases])
         await asyncio.sleep(self.seconds)
-        return [{"id": x.row_id} for x in leases], BatchOutcome()
+        now = datetime.now(UTC)
+        return [OutboxRecord(x.row_id, "mirror.dispatch", str(x.row_id), {}, now, now,
+                             now + lease, 1, None) for x in leases], BatchOutcome()
 
 
 async def _run(heartbeat_s: float | None) -> tuple[SlowDispatcher, Consumer]:

@@ -29,9 +29,10 @@ from vanta.application.ports.brokers import (
 )
 from vanta.application.ports.delivery import SendResult
 from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.application.ports.uow import UowFactory
 from vanta.domain.errors import ValidationFailed
-from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, Side, TimeInForce
+from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 
 log = logging.getLogger("vanta.brokers")
 
@@ -74,10 +75,9 @@ def parse_bridge(raw: object) -> tuple[str, dict[str, str]]:
     return str(broker), dict(creds)
 
 
-def broker_order(child: Mapping[str, Any], order: Mapping[str, Any]) -> BrokerOrder:
-    return BrokerOrder(client_order_id=child["fo_id"], symbol=child["symbol"],
-                       side=Side(child["side"]), qty=child["qty"],
-                       tif=TimeInForce(order["tif"]), limit_price=None)
+def broker_order(child: ChildOrderRecord, order: ManagerOrderRecord) -> BrokerOrder:
+    return BrokerOrder(client_order_id=child.fo_id, symbol=child.symbol,
+                       side=child.side, qty=child.qty, tif=order.tif, limit_price=None)
 
 
 class BrokerRegistry:
@@ -106,17 +106,17 @@ class BrokerRegistry:
 
 
 async def _venue_lost_order(uow_factory: UowFactory,
-                            child: Mapping[str, Any], now: Any) -> None:
+                            child: ChildOrderRecord, now: Any) -> None:
     error = "the broker has no record of this accepted order"
     async with uow_factory() as uow:
-        if await uow.child_orders.update(child["fo_id"], expect_state="ack", state="failed",
+        if await uow.child_orders.update(child.fo_id, expect_state="ack", state="failed",
                                          last_error=error, updated_at=now):
-            await uow.audit.append(entity="follower_order", entity_id=child["fo_id"],
+            await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                    action="broker:failed", actor="confirmer",
-                                   tenant_id=child["tenant_id"], payload={"error": error})
+                                   tenant_id=child.tenant_id, payload={"error": error})
         await uow.commit()
-    log.error("ALERT broker lost an accepted order", extra={"fo_id": child["fo_id"],
-                                                            "follower_id": child["follower_id"]})
+    log.error("ALERT broker lost an accepted order", extra={"fo_id": child.fo_id,
+                                                            "follower_id": child.follower_id})
 
 
 def fill_progress(report: OrderReport) -> tuple[str | None, str | None]:
@@ -164,29 +164,29 @@ async def confirm_fills(uow_factory: UowFactory, brokers: BrokerGateways, *,
     settled = 0
     for child in children:
         async with uow_factory() as uow:
-            follower = await uow.followers.get_unscoped(child["follower_id"])
+            follower = await uow.followers.get_unscoped(child.follower_id)
         if follower is None or not follower["bridged_brokers"]:
             continue
         try:
-            report = await brokers.for_follower(follower).order_report(child["fo_id"])
+            report = await brokers.for_follower(follower).order_report(child.fo_id)
         except OrderNotFound:
             # The venue has no record of an order it accepted (its state was lost): nothing
             # will ever fill it. Say so loudly rather than wait forever.
             await _venue_lost_order(uow_factory, child, clock())
             continue
         except (BrokerUnavailable, BrokerRejected) as e:
-            log.warning("order report unavailable", extra={"fo_id": child["fo_id"],
+            log.warning("order report unavailable", extra={"fo_id": child.fo_id,
                                                           "error": str(e)})
             continue
         now = clock()
         async with uow_factory() as uow:
             for f in report.fills:
-                if await uow.fills.add_if_new({"trade_id": f.trade_id, "fo_id": child["fo_id"],
+                if await uow.fills.add_if_new({"trade_id": f.trade_id, "fo_id": child.fo_id,
                                                "qty": f.qty, "price": f.price, "ts": f.ts,
                                                "recorded_at": now}):
                     await uow.audit.append(
-                        entity="follower_order", entity_id=child["fo_id"], action="fill",
-                        actor="confirmer", tenant_id=child["tenant_id"],
+                        entity="follower_order", entity_id=child.fo_id, action="fill",
+                        actor="confirmer", tenant_id=child.tenant_id,
                         payload={"trade_id": f.trade_id, "qty": str(f.qty),
                                  "price": str(f.price)})
             target, error = fill_progress(report)
@@ -195,12 +195,12 @@ async def confirm_fills(uow_factory: UowFactory, brokers: BrokerGateways, *,
             if target is not None:
                 CHILD_ORDER_TABLE.check(ChildOrderState.ACK, ChildOrderState(target))
                 values.update(state=target, last_error=error)
-            if await uow.child_orders.update(child["fo_id"], expect_state="ack", **values) \
+            if await uow.child_orders.update(child.fo_id, expect_state="ack", **values) \
                     and target is not None:
                 settled += 1
-                await uow.audit.append(entity="follower_order", entity_id=child["fo_id"],
+                await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                        action=f"broker:{target}", actor="confirmer",
-                                       tenant_id=child["tenant_id"],
+                                       tenant_id=child.tenant_id,
                                        payload={"filled_qty": str(report.filled_qty),
                                                 "avg_price": None if report.avg_price is None
                                                 else str(report.avg_price), "error": error})

@@ -6,12 +6,12 @@ it: such a child is reported exactly like an id that does not exist."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.records_orders import ChildOrderRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 
@@ -23,15 +23,15 @@ class Redelivery:
     not_found: list[str]
 
 
-def _within(row: Mapping[str, Any], vault_ids: frozenset[str] | None,
+def _within(row: ChildOrderRecord, vault_ids: frozenset[str] | None,
             follower_id: str | None) -> bool:
-    return (vault_ids is None or row["vault_id"] in vault_ids) and \
-        (follower_id is None or row["follower_id"] == follower_id)
+    return (vault_ids is None or row.vault_id in vault_ids) and \
+        (follower_id is None or row.follower_id == follower_id)
 
 
 async def list_dead_letters(uow: UnitOfWork, *, tenant_id: str, since: datetime | None,
                             limit: int, vault_ids: frozenset[str] | None = None,
-                            follower_id: str | None = None) -> list[dict[str, Any]]:
+                            follower_id: str | None = None) -> list[ChildOrderRecord]:
     async with uow:
         return await uow.child_orders.dead_letters(tenant_id, since=since, limit=limit,
                                                    vault_ids=vault_ids,
@@ -51,12 +51,12 @@ async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | 
     not_found: list[str] = []
     async with uow:
         if fo_ids is not None:
-            rows = []
+            rows: list[ChildOrderRecord] = []
             for f in dict.fromkeys(fo_ids):  # each id once, in the order given
                 r = await uow.child_orders.get(tenant_id, f)
                 if r is None or not _within(r, vault_ids, follower_id):
                     not_found.append(f)
-                elif r["state"] == ChildOrderState.DLQ.value:
+                elif r.state == ChildOrderState.DLQ:
                     rows.append(r)
         else:
             rows = await uow.child_orders.dead_letters(tenant_id, since=since, limit=100_000,
@@ -64,17 +64,17 @@ async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | 
                                                        follower_id=follower_id)
         for r in rows:
             CHILD_ORDER_TABLE.check(ChildOrderState.DLQ, ChildOrderState.PENDING)
-            if not await uow.child_orders.update(r["fo_id"], expect_state="dlq",
+            if not await uow.child_orders.update(r.fo_id, expect_state="dlq",
                                                  state="pending", dead_lettered_at=None,
                                                  updated_at=now):
                 continue
-            await uow.outbox.requeue(r["fo_id"], now)
-            await uow.manager_orders.reopen(r["mo_id"])
-            await uow.audit.append(entity="follower_order", entity_id=r["fo_id"],
+            await uow.outbox.requeue(r.fo_id, now)
+            await uow.manager_orders.reopen(r.mo_id)
+            await uow.audit.append(entity="follower_order", entity_id=r.fo_id,
                                    action="redelivery_requested", actor=actor,
                                    tenant_id=tenant_id,
-                                   payload={"last_error": r["last_error"],
-                                            "attempts_so_far": r["dispatch_attempts"]})
-            requeued.append(r["fo_id"])
+                                   payload={"last_error": r.last_error,
+                                            "attempts_so_far": r.dispatch_attempts})
+            requeued.append(r.fo_id)
         await uow.commit()
     return Redelivery(requeued, not_found)

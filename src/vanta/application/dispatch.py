@@ -30,6 +30,11 @@ from vanta.application.payloads import dispatch_body
 from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
 from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.records_orders import (
+    ChildOrderRecord,
+    ManagerOrderRecord,
+    OutboxRecord,
+)
 from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.ports.uow import UnitOfWork, UowFactory
@@ -38,7 +43,7 @@ from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 from vanta.domain.webhook_signing import signature_headers
 
 log = logging.getLogger("vanta.dispatch")
-RowsOf = Callable[[UnitOfWork], Awaitable[Sequence[Row]]]
+RowsOf = Callable[[UnitOfWork], Awaitable[Sequence[OutboxRecord]]]
 __all__ = ["BatchOutcome", "DispatchConfig", "Dispatcher", "Prepared", "endpoint_of",
            "signing_refs"]
 
@@ -84,7 +89,7 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many outbox rows were handled."""
-        async def claim(uow: UnitOfWork) -> Sequence[Row]:
+        async def claim(uow: UnitOfWork) -> Sequence[OutboxRecord]:
             return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(), self.config.batch,
                                               self.config.lease)
         try:
@@ -118,21 +123,21 @@ class Dispatcher:
                 w.cancel()
 
     async def deliver_leased(self, leases: Sequence[OutboxLease],
-                             lease: timedelta) -> tuple[list[Row], BatchOutcome]:
+                             lease: timedelta) -> tuple[list[OutboxRecord], BatchOutcome]:
         """Deliver the rows known by the leases their bus messages name: the transaction
         that starts the attempts first renews the leases that are still live
         (``OutboxRepository.take_many``), so taking a batch costs no transaction of its own.
         Returns the rows taken (the others were stale), with their new expiry, and the
         outcome."""
-        async def take(uow: UnitOfWork) -> Sequence[Row]:
+        async def take(uow: UnitOfWork) -> Sequence[OutboxRecord]:
             return await uow.outbox.take_many(leases, self.clock(), lease)
         return await self._deliver(take)
 
-    async def _deliver(self, rows_of: RowsOf) -> tuple[list[Row], BatchOutcome]:
+    async def _deliver(self, rows_of: RowsOf) -> tuple[list[OutboxRecord], BatchOutcome]:
         with self.tracer.span("dispatch.batch"):
             return await self._deliver_batch(rows_of)
 
-    async def _deliver_batch(self, rows_of: RowsOf) -> tuple[list[Row], BatchOutcome]:
+    async def _deliver_batch(self, rows_of: RowsOf) -> tuple[list[OutboxRecord], BatchOutcome]:
         """Deliver a batch with two transactions for the whole of it: one leases the rows
         (``rows_of``), starts every attempt (state ``sent``, an ``in_flight`` attempt row
         each); the sends run concurrently; one records every answer (attempts, states,
@@ -159,12 +164,12 @@ class Dispatcher:
 
         results = await asyncio.gather(*(send(p) for _, p in prepared),
                                        return_exceptions=True)
-        answered: list[tuple[Row, Prepared, SendResult]] = []
+        answered: list[tuple[OutboxRecord, Prepared, SendResult]] = []
         for (row, p), res in zip(prepared, results, strict=True):
             if isinstance(res, asyncio.CancelledError):
                 raise res
             if isinstance(res, Exception):
-                outcome.failed[row["id"]] = res
+                outcome.failed[row.id] = res
             elif isinstance(res, BaseException):
                 raise res
             else:
@@ -199,9 +204,9 @@ class Dispatcher:
     async def _begin_batch(
         self, rows_of: RowsOf,
         deferred: list[int],
-    ) -> tuple[list[Row], list[tuple[Row, Prepared]]]:
+    ) -> tuple[list[OutboxRecord], list[tuple[OutboxRecord, Prepared]]]:
         admitted: dict[int, Endpoint] = {}
-        out: list[tuple[Row, Prepared]] = []
+        out: list[tuple[OutboxRecord, Prepared]] = []
         try:
             rows = await self._start_attempts(rows_of, deferred, admitted, out)
         except BaseException:  # nothing of this batch will be sent
@@ -211,21 +216,22 @@ class Dispatcher:
 
     async def _start_attempts(self, rows_of: RowsOf, deferred: list[int],
                               admitted: dict[int, Endpoint],
-                              out: list[tuple[Row, Prepared]]) -> list[Row]:
+                              out: list[tuple[OutboxRecord, Prepared]]
+                              ) -> list[OutboxRecord]:
         now = self.clock()
         async with self.uow_factory() as uow:
             outbox_rows = list(await rows_of(uow))
             if not outbox_rows:
                 return []
             children = await uow.child_orders.get_many_unscoped(
-                r["payload"]["fo_id"] for r in outbox_rows)
+                r.payload["fo_id"] for r in outbox_rows)
             followers = await uow.followers.get_many_unscoped(
-                c["follower_id"] for c in children.values())
+                c.follower_id for c in children.values())
             to_send = await self._triage(uow, outbox_rows, children, followers, deferred,
                                          admitted, now)
             moved: dict[str, int] = {}
             for expect, rows in to_send.items():
-                ids = [r["payload"]["fo_id"] for r in rows]
+                ids = [r.payload["fo_id"] for r in rows]
                 got = await uow.child_orders.update_many(
                     ids, expect_state=expect, state=ChildOrderState.SENT.value,
                     count_attempt=True, updated_at=now)
@@ -240,43 +246,43 @@ class Dispatcher:
                  "latency_ms": 0, "response_excerpt": None, "error": None,
                  "outcome": "in_flight"} for fo_id, n in moved.items()])
             orders = await uow.manager_orders.get_many_unscoped(
-                children[f]["mo_id"] for f in moved)
+                children[f].mo_id for f in moved)
             await uow.commit()
         for rows in to_send.values():
             for row in rows:
-                fo_id = row["payload"]["fo_id"]
+                fo_id = row.payload["fo_id"]
                 if fo_id not in moved:  # another worker moved it first
-                    self._release_endpoints([admitted.pop(row["id"], None)])
+                    self._release_endpoints([admitted.pop(row.id, None)])
                     continue
                 child = children[fo_id]
-                out.append((row, self._prepare(child, followers[child["follower_id"]],
-                                               orders[child["mo_id"]], moved[fo_id], now,
-                                               admitted.get(row["id"]))))
+                out.append((row, self._prepare(child, followers[child.follower_id],
+                                               orders[child.mo_id], moved[fo_id], now,
+                                               admitted.get(row.id))))
         return outbox_rows
 
-    async def _triage(self, uow: UnitOfWork, outbox_rows: list[Row],
-                      children: Mapping[str, Row], followers: Mapping[str, Row],
+    async def _triage(self, uow: UnitOfWork, outbox_rows: list[OutboxRecord],
+                      children: Mapping[str, ChildOrderRecord], followers: Mapping[str, Row],
                       deferred: list[int], admitted: dict[int, Endpoint],
-                      now: datetime) -> dict[str, list[Row]]:
+                      now: datetime) -> dict[str, list[OutboxRecord]]:
         """Settle the rows that need no attempt (finished, held, cancelled, parked) and
         return the others by the state their child leaves; rows beyond an endpoint's share
         go to ``deferred``."""
-        held = await uow.vaults.under_maintenance(c["vault_id"] for c in children.values())
+        held = await uow.vaults.under_maintenance(c.vault_id for c in children.values())
         budget = len(self.config.retry_schedule) + 1
         done: list[int] = []
         later: list[tuple[int, datetime]] = []
-        to_send: dict[str, list[Row]] = {}
+        to_send: dict[str, list[OutboxRecord]] = {}
         for row in outbox_rows:
-            child = children.get(row["payload"]["fo_id"])
-            if child is None or child["state"] not in OPEN_CHILD_STATES:
-                done.append(row["id"])
+            child = children.get(row.payload["fo_id"])
+            if child is None or child.state not in OPEN_CHILD_STATES:
+                done.append(row.id)
                 continue
-            if child["vault_id"] in held:
+            if child.vault_id in held:
                 # held, not dropped: delivered once maintenance is lifted
-                later.append((row["id"], now + MAINTENANCE_RECHECK))
+                later.append((row.id, now + MAINTENANCE_RECHECK))
                 continue
-            state = ChildOrderState(child["state"])
-            follower = followers[child["follower_id"]]
+            state = child.state
+            follower = followers[child.follower_id]
             if state is not ChildOrderState.SENT and (follower["kill_switch"] or
                                                       follower["paused"]):
                 # A kill switch acts at once: what is still queued is withdrawn, not sent.
@@ -286,9 +292,9 @@ class Dispatcher:
                 # Parked, not lost: an operator redelivers once the endpoint is fixed.
                 error = f"endpoint disabled: {follower['webhook_disabled_reason']}"
                 await dead_letter(uow, row, child, state, error, now, self.metrics)
-            elif state is ChildOrderState.SENT and child["dispatch_attempts"] >= budget:
+            elif state is ChildOrderState.SENT and child.dispatch_attempts >= budget:
                 # The worker died during the last attempt the budget allows.
-                await uow.attempts.mark_lost(child["fo_id"])
+                await uow.attempts.mark_lost(child.fo_id)
                 await dead_letter(uow, row, child, state,
                                   "the worker stopped during the last attempt", now,
                                   self.metrics)
@@ -296,9 +302,9 @@ class Dispatcher:
                 if not follower["bridged_brokers"]:
                     key = endpoint_of(follower["webhook_url"])
                     if not self._admit(key):
-                        deferred.append(row["id"])
+                        deferred.append(row.id)
                         continue
-                    admitted[row["id"]] = key
+                    admitted[row.id] = key
                 if state is not ChildOrderState.SENT:
                     CHILD_ORDER_TABLE.check(state, ChildOrderState.SENT)
                 to_send.setdefault(state.value, []).append(row)
@@ -306,17 +312,18 @@ class Dispatcher:
         await uow.outbox.reschedule_many(later)
         return to_send
 
-    def _prepare(self, child: Row, follower: Row, order: Row, attempt_no: int,
+    def _prepare(self, child: ChildOrderRecord, follower: Row, order: ManagerOrderRecord,
+                 attempt_no: int,
                  now: datetime, endpoint: Endpoint | None) -> Prepared:
         if follower["bridged_brokers"]:
             if self.brokers is None:
                 raise RuntimeError("a bridged follower needs a broker registry")
             return Prepared("", {}, b"", attempt_no, now, self.brokers.for_follower(follower),
-                            broker_order(child, order), order["ref_price"], child=child)
+                            broker_order(child, order), order.ref_price, child=child)
         keys = [self.secrets.get(ref) for ref in signing_refs(follower, now)]
         body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
                              attempt_no=attempt_no)
-        headers = signature_headers(keys, child["fo_id"], int(now.timestamp()), body)
+        headers = signature_headers(keys, child.fo_id, int(now.timestamp()), body)
         return Prepared(follower["webhook_url"], headers, body, attempt_no, now,
                         endpoint=endpoint, child=child)
 
@@ -332,7 +339,8 @@ class Dispatcher:
                             retry_after=parse_retry_after(result.retry_after))
         return (ChildOrderState.DLQ, None) if delay is None else (ChildOrderState.RETRY, delay)
 
-    async def _finish_batch(self, answered: Sequence[tuple[Row, Prepared, SendResult]]) -> None:
+    async def _finish_batch(self, answered: Sequence[tuple[OutboxRecord, Prepared, SendResult]]
+                            ) -> None:
         if not answered:
             return
         now = self.clock()
@@ -347,5 +355,5 @@ class Dispatcher:
             settled, children = await record_answers(uow, decided, now)
             await uow.commit()
         for row, p, r, state, _, error in settled:
-            report(self.metrics, children[row["payload"]["fo_id"]], p.attempt_no, r, state,
+            report(self.metrics, children[row.payload["fo_id"]], p.attempt_no, r, state,
                    error, now)

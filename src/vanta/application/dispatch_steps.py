@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
 from vanta.application.ports.delivery import SendResult
 from vanta.application.ports.metrics import Metrics
+from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
 
@@ -42,12 +43,12 @@ class Prepared:
     endpoint: Endpoint | None = None  # counted in the dispatcher's in-flight share until sent
     # The child as read when the attempt started; the answer only needs its fixed fields
     # (ids, tenant, creation time), so recording it reads nothing again.
-    child: Row = field(default_factory=dict)
+    child: ChildOrderRecord | None = None
 
 
 # One answered attempt with what it decided: the outbox row, the attempt, the answer, the
 # child's next state, the retry delay (seconds) and the error recorded.
-Decided = tuple[Row, Prepared, SendResult, ChildOrderState, float | None, str | None]
+Decided = tuple[OutboxRecord, Prepared, SendResult, ChildOrderState, float | None, str | None]
 
 
 def signing_refs(follower: Mapping[str, Any], now: datetime) -> list[str]:
@@ -66,44 +67,46 @@ def endpoint_of(url: str) -> Endpoint:
     return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
-async def dead_letter(uow: UnitOfWork, outbox_row: Row, child: Row, state: ChildOrderState,
+async def dead_letter(uow: UnitOfWork, outbox_row: OutboxRecord, child: ChildOrderRecord,
+                      state: ChildOrderState,
                       error: str, now: datetime, metrics: Metrics) -> None:
     CHILD_ORDER_TABLE.check(state, ChildOrderState.DLQ)
-    if await uow.child_orders.update(child["fo_id"], expect_state=state.value,
+    if await uow.child_orders.update(child.fo_id, expect_state=state.value,
                                      state=ChildOrderState.DLQ.value, last_error=error,
                                      dead_lettered_at=now, updated_at=now):
-        await uow.audit.append(entity="follower_order", entity_id=child["fo_id"],
+        await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                action="dispatch:dlq", actor="dispatcher",
-                               tenant_id=child["tenant_id"], payload={"error": error})
-        await complete_orders(uow, {child["mo_id"]})
+                               tenant_id=child.tenant_id, payload={"error": error})
+        await complete_orders(uow, {child.mo_id})
         metrics.record_dead_letter()
-    await uow.outbox.complete(outbox_row["id"], now)
+    await uow.outbox.complete(outbox_row.id, now)
 
 
-async def cancel(uow: UnitOfWork, outbox_row: Row, child: Row, state: ChildOrderState,
+async def cancel(uow: UnitOfWork, outbox_row: OutboxRecord, child: ChildOrderRecord,
+                 state: ChildOrderState,
                  reason: str, now: datetime) -> None:
     CHILD_ORDER_TABLE.check(state, ChildOrderState.CANCELLED)
-    if await uow.child_orders.update(child["fo_id"], expect_state=state.value,
+    if await uow.child_orders.update(child.fo_id, expect_state=state.value,
                                      state=ChildOrderState.CANCELLED.value,
                                      skip_reason=reason, updated_at=now):
-        await uow.audit.append(entity="follower_order", entity_id=child["fo_id"],
+        await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                action="dispatch:cancelled", actor="dispatcher",
-                               tenant_id=child["tenant_id"], payload={"reason": reason})
-        await complete_orders(uow, {child["mo_id"]})
-    await uow.outbox.complete(outbox_row["id"], now)
+                               tenant_id=child.tenant_id, payload={"reason": reason})
+        await complete_orders(uow, {child.mo_id})
+    await uow.outbox.complete(outbox_row.id, now)
 
 
-async def disable_endpoint(uow: UnitOfWork, child: Row, now: datetime) -> None:
+async def disable_endpoint(uow: UnitOfWork, child: ChildOrderRecord, now: datetime) -> None:
     """410 Gone: the receiver says the endpoint no longer exists; stop sending to it."""
-    await uow.followers.update(child["tenant_id"], child["follower_id"],
+    await uow.followers.update(child.tenant_id, child.follower_id,
                                webhook_disabled_at=now,
                                webhook_disabled_reason="410 Gone", updated_at=now)
-    await uow.audit.append(entity="follower", entity_id=child["follower_id"],
+    await uow.audit.append(entity="follower", entity_id=child.follower_id,
                            action="webhook_disabled", actor="dispatcher",
-                           tenant_id=child["tenant_id"],
-                           payload={"reason": "410 Gone", "fo_id": child["fo_id"]})
+                           tenant_id=child.tenant_id,
+                           payload={"reason": "410 Gone", "fo_id": child.fo_id})
     log.error("ALERT webhook endpoint disabled after 410 Gone",
-              extra={"follower_id": child["follower_id"]})
+              extra={"follower_id": child.follower_id})
 
 
 async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
@@ -114,7 +117,7 @@ async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
 
 
 async def record_answers(uow: UnitOfWork, decided: list[Decided],
-                         now: datetime) -> tuple[list[Decided], dict[str, Row]]:
+                         now: datetime) -> tuple[list[Decided], dict[str, ChildOrderRecord]]:
     """Write a batch's answers: attempt rows, child states (one compare-and-set per group of
     children sharing every new value), endpoint disables, outbox rows, audit events and
     finished orders. Returns the answers that moved their child, with those children."""
@@ -138,41 +141,44 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
             last_error=error, updated_at=now, **extra))
     # A child someone else already settled keeps its attempt row and nothing more.
     settled = [d for d in decided if fo(d[0]) in moved]
-    children = {fo(row): p.child for row, p, *_ in settled}
+    children: dict[str, ChildOrderRecord] = {}
+    for row, p, *_ in settled:
+        assert p.child is not None  # the dispatcher prepares every attempt with its child
+        children[fo(row)] = p.child
     for row, _, r, _, _, _ in settled:
         if r.status == 410:
             await disable_endpoint(uow, children[fo(row)], now)
     await uow.outbox.reschedule_many([
-        (row["id"], now + timedelta(seconds=delay)) for row, _, _, state, delay, _ in settled
+        (row.id, now + timedelta(seconds=delay)) for row, _, _, state, delay, _ in settled
         if state is ChildOrderState.RETRY and delay is not None])
-    await uow.outbox.complete_many([row["id"] for row, _, _, state, _, _ in settled
+    await uow.outbox.complete_many([row.id for row, _, _, state, _, _ in settled
                                     if state is not ChildOrderState.RETRY], now)
     await uow.audit.append_many([
         {"entity": "follower_order", "entity_id": fo(row), "action": f"dispatch:{state.value}",
-         "actor": "dispatcher", "tenant_id": children[fo(row)]["tenant_id"],
+         "actor": "dispatcher", "tenant_id": children[fo(row)].tenant_id,
          "payload": {"attempt": p.attempt_no, "status": r.status, "error": r.error,
                      "latency_ms": r.latency_ms, "retry_in_s": delay}}
         for row, p, r, state, delay, _ in settled])
-    await complete_orders(uow, {children[fo(row)]["mo_id"] for row, _, _, state, _, _ in settled
+    await complete_orders(uow, {children[fo(row)].mo_id for row, _, _, state, _, _ in settled
                                 if state is not ChildOrderState.RETRY})
     return settled, children
 
 
-def _fo_id(outbox_row: Row) -> str:
-    return str(outbox_row["payload"]["fo_id"])
+def _fo_id(outbox_row: OutboxRecord) -> str:
+    return str(outbox_row.payload["fo_id"])
 
 
-def report(metrics: Metrics, child: Row, attempt_no: int, result: SendResult,
+def report(metrics: Metrics, child: ChildOrderRecord, attempt_no: int, result: SendResult,
            state: ChildOrderState, error: str | None, now: datetime) -> None:
     """Metrics and logs of one settled attempt."""
     metrics.record_attempt(state.value, result.latency_ms)
     if state is ChildOrderState.ACK:
-        metrics.record_ack((now - child["created_at"]).total_seconds() * 1000)
+        metrics.record_ack((now - child.created_at).total_seconds() * 1000)
     if state is ChildOrderState.DLQ:
         log.error("ALERT dead letter: retries exhausted",
-                  extra={"fo_id": child["fo_id"], "follower_id": child["follower_id"],
+                  extra={"fo_id": child.fo_id, "follower_id": child.follower_id,
                          "error": error, "queue": "mirror_dispatch_dlx"})
-    log.info("delivery attempt", extra={"fo_id": child["fo_id"], "mo_id": child["mo_id"],
-                                        "follower_id": child["follower_id"],
+    log.info("delivery attempt", extra={"fo_id": child.fo_id, "mo_id": child.mo_id,
+                                        "follower_id": child.follower_id,
                                         "attempt": attempt_no, "status": result.status,
                                         "outcome": state.value})

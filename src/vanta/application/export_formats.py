@@ -13,6 +13,7 @@ from typing import Any
 
 from vanta.application.ports.clock import iso
 from vanta.application.ports.objectstore import ObjectRef
+from vanta.application.ports.records_orders import ChildOrderRecord, FillRecord, ManagerOrderRecord
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, canonical_json, event_hash
 from vanta.domain.errors import DomainError
 
@@ -189,18 +190,18 @@ def verify_segment(events: Sequence[AuditEvent], prev_hash: str) -> str | None:
     return None
 
 
-def trade_line(audit_seq: int, child: Mapping[str, Any], order: Mapping[str, Any] | None,
-                fills: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def trade_line(audit_seq: int, child: ChildOrderRecord, order: ManagerOrderRecord | None,
+                fills: Sequence[FillRecord]) -> dict[str, Any]:
     return {
-        "audit_seq": audit_seq, "tenant_id": child["tenant_id"], "vault_id": child["vault_id"],
-        "mo_id": child["mo_id"],
-        "manager_order_id": order["client_order_id"] if order else None,
-        "fo_id": child["fo_id"], "follower_id": child["follower_id"],
-        "symbol": child["symbol"], "venue": child["venue"], "side": child["side"],
-        "qty": child["qty"], "cap_applied": bool(child["cap_applied"]),
-        "state": child["state"], "skip_reason": child["skip_reason"],
-        "created_at": child["created_at"], "filled_qty": child["filled_qty"],
-        "avg_fill_price": child["avg_fill_price"],
-        "fills": [{"trade_id": f["trade_id"], "qty": f["qty"], "price": f["price"],
-                   "ts": f["ts"]} for f in fills],
+        "audit_seq": audit_seq, "tenant_id": child.tenant_id, "vault_id": child.vault_id,
+        "mo_id": child.mo_id,
+        "manager_order_id": order.client_order_id if order else None,
+        "fo_id": child.fo_id, "follower_id": child.follower_id,
+        "symbol": child.symbol, "venue": child.venue, "side": child.side.value,
+        "qty": child.qty, "cap_applied": child.cap_applied,
+        "state": child.state.value, "skip_reason": child.skip_reason,
+        "created_at": child.created_at, "filled_qty": child.filled_qty,
+        "avg_fill_price": child.avg_fill_price,
+        "fills": [{"trade_id": f.trade_id, "qty": f.qty, "price": f.price,
+                   "ts": f.ts} for f in fills],
     }

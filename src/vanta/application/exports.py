@@ -25,7 +25,7 @@ trade-log line names that event's ``audit_seq``, so the two exports cross-check.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -68,6 +68,7 @@ from vanta.application.ports.objectstore import (
     sha256_hex,
     validate_key,
 )
+from vanta.application.ports.records_orders import ManagerOrderRecord
 from vanta.application.ports.uow import UowFactory
 from vanta.domain.audit import AuditEvent, verify_chain
 from vanta.domain.errors import NotFound
@@ -162,14 +163,14 @@ class Exporter:
                     and e.entity_id not in created and day_of(e.ts) == day):
                 created[e.entity_id] = e
         lines: list[dict[str, Any]] = []
-        orders: dict[str, dict[str, Any] | None] = {}
+        orders: dict[str, ManagerOrderRecord | None] = {}
         async with self._uow() as uow:
             for fo_id, e in created.items():
                 child = await uow.child_orders.get_unscoped(fo_id)
                 if child is None:
                     raise ExportError(f"child order {fo_id}, created by audit event #{e.seq}, "
                                       "is missing from the database")
-                mo_id = child["mo_id"]
+                mo_id = child.mo_id
                 if mo_id not in orders:
                     orders[mo_id] = await uow.manager_orders.get_unscoped(mo_id)
                 fills = await uow.fills.for_child(fo_id)
@@ -199,14 +200,13 @@ class Exporter:
         async with self._uow() as uow:
             if await uow.tenants.get(tenant_id) is None:
                 raise NotFound(f"tenant {tenant_id} not found", code="tenant_not_found")
-            rows: Sequence[Mapping[str, Any]] = await uow.child_orders.dead_letters(
-                tenant_id, since=None, limit=DLX_LIMIT)
+            rows = await uow.child_orders.dead_letters(tenant_id, since=None, limit=DLX_LIMIT)
         lines = [{
-            "queue": DLX_QUEUE, "tenant_id": tenant_id, "fo_id": r["fo_id"],
-            "mo_id": r["mo_id"], "vault_id": r["vault_id"], "follower_id": r["follower_id"],
-            "symbol": r["symbol"], "venue": r["venue"], "side": r["side"], "qty": r["qty"],
-            "dispatch_attempts": r["dispatch_attempts"], "last_error": r["last_error"],
-            "created_at": r["created_at"], "dead_lettered_at": r["dead_lettered_at"],
+            "queue": DLX_QUEUE, "tenant_id": tenant_id, "fo_id": r.fo_id,
+            "mo_id": r.mo_id, "vault_id": r.vault_id, "follower_id": r.follower_id,
+            "symbol": r.symbol, "venue": r.venue, "side": r.side.value, "qty": r.qty,
+            "dispatch_attempts": r.dispatch_attempts, "last_error": r.last_error,
+            "created_at": r.created_at, "dead_lettered_at": r.dead_lettered_at,
         } for r in rows]
         meta = {"kind": "dlx", "tenant": tenant_id, "count": str(len(lines)),
                 "format": DLX_FORMAT}

@@ -46,6 +46,7 @@ from vanta.application.ports.billing import (
     FeeLedger,
     StripeBilling,
 )
+from vanta.application.ports.records_billing import FeePeriodRecord, FlowRecord
 from vanta.domain.errors import Conflict, NotFound, ValidationFailed
 from vanta.domain.fees import (
     CENT,
@@ -109,9 +110,9 @@ def _only(raw: object, allowed: set[str]) -> Mapping[str, Any]:
     return raw
 
 
-def flow_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "follower_id": row["follower_id"], "kind": row["kind"],
-            "amount": _d(row["amount"]), "at": iso(row["at"])}
+def flow_json(row: FlowRecord) -> dict[str, Any]:
+    return {"id": row.id, "follower_id": row.follower_id, "kind": row.kind,
+            "amount": _d(row.amount), "at": iso(row.at)}
 
 
 async def record_flow(uow: BillingUnitOfWork, *, tenant_id: str, follower_id: str, raw: object,
@@ -130,9 +131,9 @@ async def record_flow(uow: BillingUnitOfWork, *, tenant_id: str, follower_id: st
         if await uow.followers.get(tenant_id, follower_id) is None:
             raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
         last = await uow.fee_ledger.last(tenant_id, follower_id)
-        if last is not None and at <= last["period_end"]:
-            raise Conflict(f"period {last['period_label']} is closed up to "
-                           f"{iso(last['period_end'])}; record the flow in the open period",
+        if last is not None and at <= last.period_end:
+            raise Conflict(f"period {last.period_label} is closed up to "
+                           f"{iso(last.period_end)}; record the flow in the open period",
                            code="period_closed")
         row = {"tenant_id": tenant_id, "follower_id": follower_id, "kind": kind,
                "amount": flow.amount, "at": at}
@@ -142,7 +143,7 @@ async def record_flow(uow: BillingUnitOfWork, *, tenant_id: str, follower_id: st
                                payload={"kind": kind, "amount": _d(flow.amount),
                                         "at": iso(at), "flow_id": row_id})
         await uow.commit()
-    return flow_json({**row, "id": row_id})
+    return flow_json(FlowRecord.from_row({**row, "id": row_id}))
 
 
 def _parse_close(raw: object, now: datetime) -> tuple[str, Decimal, datetime]:
@@ -165,31 +166,31 @@ def fee_idempotency_key(tenant_id: str, follower_id: str, label: str) -> str:
     return key
 
 
-def _events(navs: list[tuple[datetime, Decimal]], flows: Sequence[Mapping[str, Any]]
+def _events(navs: list[tuple[datetime, Decimal]], flows: Sequence[FlowRecord]
             ) -> list[FeeEvent]:
     keyed: list[tuple[datetime, int, int, FeeEvent]] = []
     for i, f in enumerate(flows):
-        ev: FeeEvent = Deposit(f["at"], f["amount"]) if f["kind"] == "deposit" \
-            else Withdrawal(f["at"], f["amount"])
-        keyed.append((f["at"], 0, i, ev))
+        ev: FeeEvent = Deposit(f.at, f.amount) if f.kind == "deposit" \
+            else Withdrawal(f.at, f.amount)
+        keyed.append((f.at, 0, i, ev))
     for i, (at, nav) in enumerate(navs):
         keyed.append((at, 1, i, NavObservation(at, nav)))
     keyed.sort(key=lambda k: (k[0], k[1], k[2]))
     return [k[3] for k in keyed]
 
 
-def ledger_row_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    fee = Decimal(row["fee"])
+def ledger_row_json(row: FeePeriodRecord) -> dict[str, Any]:
+    fee = row.fee
     return {
-        "follower_id": row["follower_id"], "label": row["period_label"],
-        "period_end": iso(row["period_end"]), "rate": _d(row["rate"]),
-        "nav_start": _d(row["nav_start"]), "nav_end": _d(row["nav_end"]),
-        "net_flows": _d(row["net_flows"]), "pnl": _d(row["pnl"]),
-        "fee": str(fee.quantize(CENT)), "pnl_after_fee": _d(Decimal(row["pnl"]) - fee),
-        "hwm_before": _d(row["hwm_before"]), "hwm_after": _d(row["hwm_after"]),
-        "to_recover": _d(max(ZERO, Decimal(row["hwm_after"]) - Decimal(row["nav_end"]))),
-        "invoice": {"provider": row["invoice_provider"], "ref": row["invoice_ref"]}
-        if row.get("invoice_ref") else None,
+        "follower_id": row.follower_id, "label": row.period_label,
+        "period_end": iso(row.period_end), "rate": _d(row.rate),
+        "nav_start": _d(row.nav_start), "nav_end": _d(row.nav_end),
+        "net_flows": _d(row.net_flows), "pnl": _d(row.pnl),
+        "fee": str(fee.quantize(CENT)), "pnl_after_fee": _d(row.pnl - fee),
+        "hwm_before": _d(row.hwm_before), "hwm_after": _d(row.hwm_after),
+        "to_recover": _d(max(ZERO, row.hwm_after - row.nav_end)),
+        "invoice": {"provider": row.invoice_provider, "ref": row.invoice_ref}
+        if row.invoice_ref else None,
     }
 
 
@@ -217,9 +218,9 @@ async def close_fee_period(uow_factory: UowFactory, *, tenant_id: str, follower_
             row = await uow.fee_ledger.get(tenant_id, follower_id, label)
         if row is None:
             raise
-    if Decimal(row["rate"]) != rate or row["period_end"] != end:
-        raise Conflict(f"period {label} was closed with rate {_d(row['rate'])} and end "
-                       f"{iso(row['period_end'])}", code="period_label_conflict")
+    if row.rate != rate or row.period_end != end:
+        raise Conflict(f"period {label} was closed with rate {_d(row.rate)} and end "
+                       f"{iso(row.period_end)}", code="period_label_conflict")
     invoice_status = await _invoice(uow_factory, row, tenant_id=tenant_id, stripe=stripe,
                                     currency=currency, actor=actor)
     async with uow_factory() as uow:  # read back (the invoice ref may have been stored)
@@ -231,15 +232,15 @@ async def close_fee_period(uow_factory: UowFactory, *, tenant_id: str, follower_
 
 async def _close(uow: BillingUnitOfWork, ledger: FeeLedger, *, tenant_id: str,
                  follower_id: str, label: str, rate: Decimal, end: datetime, actor: str,
-                 now: datetime) -> dict[str, Any]:
+                 now: datetime) -> FeePeriodRecord:
     last = await ledger.last(tenant_id, follower_id)
     history = (await uow.navs.history("follower", [follower_id], end)).get(follower_id, [])
     if last is not None:
-        if end <= last["period_end"]:
-            raise Conflict(f"end must be after {iso(last['period_end'])}, the end of period "
-                           f"{last['period_label']}", code="period_out_of_order")
-        start: datetime = last["period_end"]
-        state = FeeState(nav=Decimal(last["nav_end"]), hwm=Decimal(last["hwm_after"]))
+        if end <= last.period_end:
+            raise Conflict(f"end must be after {iso(last.period_end)}, the end of period "
+                           f"{last.period_label}", code="period_out_of_order")
+        start: datetime = last.period_end
+        state = FeeState(nav=last.nav_end, hwm=last.hwm_after)
         navs = [(at, nav) for at, nav in history if at > start]
     else:
         if not history:
@@ -266,14 +267,14 @@ async def _close(uow: BillingUnitOfWork, ledger: FeeLedger, *, tenant_id: str,
                  "hwm_before": _d(result.hwm_before), "hwm_after": _d(result.hwm_after),
                  "deposits": _d(result.deposits), "withdrawals": _d(result.withdrawals),
                  "events": len(navs) + len(flows)})
-    return {**row, "id": row_id}
+    return FeePeriodRecord.from_row({**row, "id": row_id})
 
 
-async def _invoice(uow_factory: UowFactory, row: Mapping[str, Any], *, tenant_id: str,
+async def _invoice(uow_factory: UowFactory, row: FeePeriodRecord, *, tenant_id: str,
                    stripe: StripeBilling | None, currency: str, actor: str) -> str:
     """Invoice the period's fee once; returns what happened, for the response."""
-    fee = Decimal(row["fee"])
-    if row.get("invoice_ref"):
+    fee = row.fee
+    if row.invoice_ref:
         return "invoiced"
     if fee <= 0:
         return "no_fee"
@@ -283,25 +284,25 @@ async def _invoice(uow_factory: UowFactory, row: Mapping[str, Any], *, tenant_id
         customer = await stripe_customer_of(uow, tenant_id)
     if customer is None:
         return "no_billing_customer"
-    key = fee_idempotency_key(tenant_id, row["follower_id"], row["period_label"])
+    key = fee_idempotency_key(tenant_id, row.follower_id, row.period_label)
     cents = int((fee * 100).to_integral_value())
     try:
         inv = await stripe.create_invoice_for_fee(
             customer, cents, currency,
-            f"Vanta performance fee, follower {row['follower_id']}, period "
-            f"{row['period_label']}", key)
+            f"Vanta performance fee, follower {row.follower_id}, period "
+            f"{row.period_label}", key)
     except BillingError as e:
         # the ledger row stands; closing the same label again retries with the same key
         return f"pending_retry:{e.code}"
     async with uow_factory() as uow:
         ledger = uow.fee_ledger
-        stored = await ledger.set_invoice(int(row["id"]), provider="stripe",
+        stored = await ledger.set_invoice(row.id, provider="stripe",
                                           invoice_ref=inv.invoice_ref)
         if stored:
             await uow.audit.append(
-                entity="follower", entity_id=row["follower_id"], action="fee_invoiced",
+                entity="follower", entity_id=row.follower_id, action="fee_invoiced",
                 actor=actor, tenant_id=tenant_id,
-                payload={"label": row["period_label"], "invoice_ref": inv.invoice_ref,
+                payload={"label": row.period_label, "invoice_ref": inv.invoice_ref,
                          "amount_cents": cents, "currency": inv.currency,
                          "status": inv.status, "idempotency_key": key})
         await uow.commit()
@@ -321,10 +322,10 @@ async def fee_ledger(uow: BillingUnitOfWork, *, tenant_id: str, follower_id: str
     for r, v in zip(rows, view, strict=True):
         data.append({**{k: _d(Decimal(x)) for k, x in v.as_dict().items() if k != "label"},
                      "label": v.label, "fee": str(v.fee.quantize(CENT)),
-                     "period_end": iso(r["period_end"]), "rate": _d(r["rate"]),
-                     "hwm_before": _d(r["hwm_before"]),
-                     "invoice": {"provider": r["invoice_provider"], "ref": r["invoice_ref"]}
-                     if r.get("invoice_ref") else None})
+                     "period_end": iso(r.period_end), "rate": _d(r.rate),
+                     "hwm_before": _d(r.hwm_before),
+                     "invoice": {"provider": r.invoice_provider, "ref": r.invoice_ref}
+                     if r.invoice_ref else None})
     last = view[-1] if view else None
     return {
         "follower_id": follower_id,
@@ -340,14 +341,12 @@ async def fee_ledger(uow: BillingUnitOfWork, *, tenant_id: str, follower_id: str
     }
 
 
-def _result(r: Mapping[str, Any]) -> PeriodResult:
+def _result(r: FeePeriodRecord) -> PeriodResult:
     """A stored period as the domain's result. Only the fields ``fee_ledger_rows`` reads are
     stored; the per-flow split and the unrounded fee are in the close's audit event."""
-    nav_end, hwm_after = Decimal(r["nav_end"]), Decimal(r["hwm_after"])
     return PeriodResult(
-        pnl=Decimal(r["pnl"]), fee=Decimal(r["fee"]), hwm_before=Decimal(r["hwm_before"]),
-        hwm_after=hwm_after, nav_start=Decimal(r["nav_start"]), nav_end=nav_end,
-        net_flows=Decimal(r["net_flows"]), deposits=ZERO, withdrawals=ZERO,
-        chargeable_gain=ZERO, fee_exact=Decimal(r["fee"]), rate=Decimal(r["rate"]),
-        label=r["period_label"],
+        pnl=r.pnl, fee=r.fee, hwm_before=r.hwm_before, hwm_after=r.hwm_after,
+        nav_start=r.nav_start, nav_end=r.nav_end, net_flows=r.net_flows, deposits=ZERO,
+        withdrawals=ZERO, chargeable_gain=ZERO, fee_exact=r.fee, rate=r.rate,
+        label=r.period_label,
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from vanta.application.clock import Clock, utcnow
 from vanta.application.followers import follower_spec
+from vanta.application.ports.records_orders import ManagerOrderRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.application.snapshots import build_snapshot, instrument_for
 from vanta.domain.errors import Conflict, NotFound, ValidationFailed
@@ -87,11 +88,11 @@ class Submitted:
     state: str
 
 
-def _same_order(row: Mapping[str, Any], order: ManagerOrder) -> bool:
-    return (row["symbol"] == order.symbol and row["venue"] == order.venue
-            and row["side"] == order.side.value and row["qty"] == order.qty
-            and row["tif"] == order.tif.value and row["ref_price"] == order.ref_price
-            and bool(row["closes_position"]) == order.closes_position)
+def _same_order(row: ManagerOrderRecord, order: ManagerOrder) -> bool:
+    return (row.symbol == order.symbol and row.venue == order.venue
+            and row.side == order.side and row.qty == order.qty
+            and row.tif == order.tif and row.ref_price == order.ref_price
+            and row.closes_position == order.closes_position)
 
 
 def _snapshot_json(snapshot: Snapshot, specs: Sequence[FollowerSpec],
@@ -162,7 +163,7 @@ async def submit_manager_order(
             if not _same_order(existing, order):
                 raise Conflict(f"order id {order.client_order_id} was already used for a "
                                "different order", code="order_id_conflict")
-            return Submitted(order, False, None, existing["state"])
+            return Submitted(order, False, None, existing.state.value)
         ensure_vault_accepts_orders(bool(vault["maintenance"]))
         expansion = await _expand_and_store(uow, tenant_id=tenant_id, order=order,
                                             source=source, actor=actor, now=clock())
@@ -200,13 +201,12 @@ async def sync_follower(
     return out
 
 
-def order_from_row(row: Mapping[str, Any]) -> ManagerOrder:
+def order_from_row(row: ManagerOrderRecord) -> ManagerOrder:
     return ManagerOrder(
-        mo_id=ManagerOrderId(row["mo_id"]), vault_id=VaultId(row["vault_id"]),
-        client_order_id=row["client_order_id"], symbol=row["symbol"], venue=row["venue"],
-        side=parse_side(row["side"]), qty=row["qty"], tif=parse_tif(row["tif"]),
-        ref_price=row["ref_price"], closes_position=bool(row["closes_position"]),
-        meta=row["meta"])
+        mo_id=ManagerOrderId(row.mo_id), vault_id=VaultId(row.vault_id),
+        client_order_id=row.client_order_id, symbol=row.symbol, venue=row.venue,
+        side=row.side, qty=row.qty, tif=row.tif, ref_price=row.ref_price,
+        closes_position=row.closes_position, meta=dict(row.meta))
 
 
 async def replay_expansion(uow: UnitOfWork, *, tenant_id: str, mo_id: str) -> Expansion:
@@ -215,7 +215,7 @@ async def replay_expansion(uow: UnitOfWork, *, tenant_id: str, mo_id: str) -> Ex
         row = await uow.manager_orders.get(tenant_id, mo_id)
         if row is None:
             raise NotFound(f"manager order {mo_id} not found", code="manager_order_not_found")
-    snap = row["snapshot"]
+    snap = row.snapshot or {}
     specs = [FollowerSpec.from_json(d) for d in snap.get("followers", [])]
     return expand(order_from_row(row), specs, Instrument.from_json(snap["instrument"]),
                   Snapshot.from_json(snap))

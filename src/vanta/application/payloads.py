@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
+
 
 def json_number(d: Decimal) -> int | float | str:
     """Quantities go out as JSON numbers with exactly their decimal digits.
@@ -20,36 +22,36 @@ def json_number(d: Decimal) -> int | float | str:
 
 
 def dispatch_body(
-    *, child: Mapping[str, Any], order: Mapping[str, Any], follower: Mapping[str, Any],
+    *, child: ChildOrderRecord, order: ManagerOrderRecord, follower: Mapping[str, Any],
     ts: str, attempt_no: int,
 ) -> bytes:
-    meta: Mapping[str, Any] = order["meta"] or {}
+    meta: Mapping[str, Any] = order.meta or {}
     max_pos = follower["max_pos_usd"]
     body = {
         "ts": ts,
-        "id": child["fo_id"],
-        "follower_id": child["follower_id"],
-        "vault_id": child["vault_id"],
-        "symbol": child["symbol"],
-        "venue": child["venue"],
-        "side": child["side"],
-        "qty": json_number(child["qty"]),
-        "time_in_force": order["tif"],
+        "id": child.fo_id,
+        "follower_id": child.follower_id,
+        "vault_id": child.vault_id,
+        "symbol": child.symbol,
+        "venue": child.venue,
+        "side": child.side.value,
+        "qty": json_number(child.qty),
+        "time_in_force": order.tif.value,
         "reason_vector": meta.get("reason_vector", []),
         "conviction": meta.get("conviction"),
         "meta": {
-            "manager_order_id": order["client_order_id"],
-            "mo_id": order["mo_id"],
+            "manager_order_id": order.client_order_id,
+            "mo_id": order.mo_id,
             "scale": json_number(follower["scale"]),
             "max_pos_usd": None if max_pos is None else json_number(max_pos),
             "kill_switch": bool(follower["kill_switch"]),
-            "cap_applied": bool(child["cap_applied"]),
+            "cap_applied": child.cap_applied,
             **({"source": meta["meta"]} if meta.get("meta") else {}),
         },
         "audit": {
             "dag_id": meta.get("dag_id"),
             "dispatch_attempts": attempt_no,
-            "last_error": child["last_error"],
+            "last_error": child.last_error,
             "state": "sent",
         },
         "provenance": meta.get("provenance"),

@@ -53,16 +53,17 @@ async def preview_follower(
         else:
             rows = await uow.manager_orders.list(tenant_id, None, 10_000,
                                                  vault_id=row["vault_id"])
-            rows = [r for r in rows if r["created_at"] <= asof and r["source"] != "sync"]
+            rows = [r for r in rows if r.created_at <= asof and r.source != "sync"]
             for mo in rows[-limit:]:
                 order = order_from_row(mo)
-                snap = Snapshot.from_json(mo["snapshot"])
-                inst_json = mo["snapshot"].get("instrument")
+                stored = mo.snapshot or {}
+                snap = Snapshot.from_json(stored)
+                inst_json = stored.get("instrument")
                 inst = Instrument.from_json(inst_json) if inst_json else \
                     await instrument_for(uow, order.symbol, order.venue)
                 r = size_child(order, spec, inst, snap.context(),
                                held=snap.positions.get(fid, Decimal(0)), nav=navs.get(fid))
-                items.append({"mo_id": mo["mo_id"], "id": mo["client_order_id"],
+                items.append({"mo_id": mo.mo_id, "id": mo.client_order_id,
                               "symbol": order.symbol, "side": order.side.value,
                               "manager_qty": str(order.qty), **_result_json(r)})
     nav = navs.get(fid)

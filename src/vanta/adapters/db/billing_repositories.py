@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from vanta.adapters.db.repositories import Row, _Repo
 from vanta.adapters.db.tables import billing_inbox, fee_ledger, follower_flows, subscriptions
 from vanta.application.ports.billing import BillingConflict
+from vanta.application.ports.records_billing import FeePeriodRecord, FlowRecord, InboxRecord
 from vanta.application.ports.uow import Conflict
 
 __all__ = [
@@ -54,20 +55,22 @@ class InboxRepository(_Repo):
         res = await self.conn.execute(stmt)
         return bool(res.rowcount == 1)
 
-    async def get(self, inbox_id: str) -> Row | None:
-        return await self._one(select(billing_inbox).where(billing_inbox.c.inbox_id == inbox_id))
+    async def get(self, inbox_id: str) -> InboxRecord | None:
+        r = await self._one(select(billing_inbox).where(billing_inbox.c.inbox_id == inbox_id))
+        return InboxRecord.from_row(r) if r is not None else None
 
     async def mark(self, inbox_id: str, *, outcome: str, processed_at: datetime) -> None:
         await self.conn.execute(update(billing_inbox).where(
             billing_inbox.c.inbox_id == inbox_id).values(outcome=outcome[:64],
                                                          processed_at=processed_at))
 
-    async def list(self, provider: str | None = None) -> list[Row]:
+    async def list(self, provider: str | None = None) -> list[InboxRecord]:
         stmt = select(billing_inbox)
         if provider is not None:
             stmt = stmt.where(billing_inbox.c.provider == provider)
-        return await self._all(stmt.order_by(billing_inbox.c.received_at,
+        rows = await self._all(stmt.order_by(billing_inbox.c.received_at,
                                              billing_inbox.c.inbox_id))
+        return [InboxRecord.from_row(r) for r in rows]
 
 
 class FlowRepository(_Repo):
@@ -79,7 +82,7 @@ class FlowRepository(_Repo):
         return int(pk[0]) if pk else 0
 
     async def list(self, tenant_id: str, follower_id: str, *, after: datetime | None = None,
-                   until: datetime | None = None) -> list[Row]:
+                   until: datetime | None = None) -> list[FlowRecord]:
         """Flows with ``after < at <= until``, oldest first (ties in insertion order)."""
         stmt = select(follower_flows).where(follower_flows.c.tenant_id == tenant_id,
                                             follower_flows.c.follower_id == follower_id)
@@ -87,7 +90,8 @@ class FlowRepository(_Repo):
             stmt = stmt.where(follower_flows.c.at > after)
         if until is not None:
             stmt = stmt.where(follower_flows.c.at <= until)
-        return await self._all(stmt.order_by(follower_flows.c.at, follower_flows.c.id))
+        rows = await self._all(stmt.order_by(follower_flows.c.at, follower_flows.c.id))
+        return [FlowRecord.from_row(r) for r in rows]
 
 
 class FeeLedgerRepository(_Repo):
@@ -103,29 +107,37 @@ class FeeLedgerRepository(_Repo):
         pk = res.inserted_primary_key
         return int(pk[0]) if pk else 0
 
-    async def get(self, tenant_id: str, follower_id: str, label: str) -> Row | None:
-        return await self._one(select(fee_ledger).where(
+    async def get(self, tenant_id: str, follower_id: str, label: str
+                  ) -> FeePeriodRecord | None:
+        return self._record(await self._one(select(fee_ledger).where(
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.follower_id == follower_id,
-            fee_ledger.c.period_label == label))
+            fee_ledger.c.period_label == label)))
 
-    async def last(self, tenant_id: str, follower_id: str) -> Row | None:
+    async def last(self, tenant_id: str, follower_id: str) -> FeePeriodRecord | None:
         """The most recent closed period (by its end), carrying the mark forward."""
-        return await self._one(select(fee_ledger).where(
+        return self._record(await self._one(select(fee_ledger).where(
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.follower_id == follower_id)
-            .order_by(fee_ledger.c.period_end.desc(), fee_ledger.c.id.desc()).limit(1))
+            .order_by(fee_ledger.c.period_end.desc(), fee_ledger.c.id.desc()).limit(1)))
 
-    async def list(self, tenant_id: str, follower_id: str) -> list[Row]:
-        return await self._all(select(fee_ledger).where(
+    async def list(self, tenant_id: str, follower_id: str) -> list[FeePeriodRecord]:
+        rows = await self._all(select(fee_ledger).where(
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.follower_id == follower_id)
             .order_by(fee_ledger.c.period_end, fee_ledger.c.id))
+        return [FeePeriodRecord.from_row(r) for r in rows]
 
-    async def by_invoice_ref(self, tenant_id: str, invoice_ref: str) -> Row | None:
-        return await self._one(select(fee_ledger).where(
-            fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.invoice_ref == invoice_ref))
+    async def by_invoice_ref(self, tenant_id: str, invoice_ref: str
+                             ) -> FeePeriodRecord | None:
+        return self._record(await self._one(select(fee_ledger).where(
+            fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.invoice_ref == invoice_ref)))
 
-    async def invoiced(self, tenant_id: str) -> builtins.list[Row]:
-        return await self._all(select(fee_ledger).where(
+    async def invoiced(self, tenant_id: str) -> builtins.list[FeePeriodRecord]:
+        rows = await self._all(select(fee_ledger).where(
             fee_ledger.c.tenant_id == tenant_id, fee_ledger.c.invoice_ref.is_not(None)))
+        return [FeePeriodRecord.from_row(r) for r in rows]
+
+    @staticmethod
+    def _record(r: Row | None) -> FeePeriodRecord | None:
+        return FeePeriodRecord.from_row(r) if r is not None else None
 
     async def set_invoice(self, row_id: int, *, provider: str, invoice_ref: str) -> bool:
         """Store the invoice once: a row that already has one keeps it."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from vanta.application.billing.common import (
@@ -114,8 +113,8 @@ async def _record_fee_payment(uow: BillingUnitOfWork, fact: PaymentFact) -> str:
         action=f"fee_invoice_{fact.outcome.value}", actor="stripe", tenant_id=tenant_id,
         payload={"event_id": fact.event_id, "fee_key": fact.fee_key,
                  "amount_cents": fact.amount_cents, "currency": fact.currency,
-                 "follower_id": ledger["follower_id"] if ledger else None,
-                 "period_label": ledger["period_label"] if ledger else None})
+                 "follower_id": ledger.follower_id if ledger else None,
+                 "period_label": ledger.period_label if ledger else None})
     return f"fee_invoice_{fact.outcome.value}"
 
 
@@ -155,7 +154,7 @@ async def apply_refund_fact(uow: BillingUnitOfWork, fact: RefundFact, now: datet
         return await record("refund_recorded_older_invoice")
     if fact.invoice_ref is None:
         fees = await ledger.invoiced(tenant_id)
-        if any(int(Decimal(r["fee"]) * 100) == fact.amount_cents for r in fees):
+        if any(int(r.fee * 100) == fact.amount_cents for r in fees):
             return await record("refund_recorded_review", review=True)
     cur = status_of(row["status"])
     if cur not in HOLDABLE or not reachable(cur, S.UNPAID):

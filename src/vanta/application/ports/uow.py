@@ -16,6 +16,14 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from vanta.application.ports.delivery import OutboxLease
+from vanta.application.ports.records_orders import (
+    AttemptRecord,
+    AuditEventRecord,
+    ChildOrderRecord,
+    FillRecord,
+    ManagerOrderRecord,
+    OutboxRecord,
+)
 from vanta.domain.audit import AuditEvent
 from vanta.domain.orders import ChildOrder
 
@@ -77,11 +85,11 @@ class FollowerRepo(Protocol):
 class ManagerOrderRepo(Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 
-    async def get(self, tenant_id: str, mo_id: str) -> Row | None: ...
+    async def get(self, tenant_id: str, mo_id: str) -> ManagerOrderRecord | None: ...
 
-    async def get_unscoped(self, mo_id: str) -> Row | None: ...
+    async def get_unscoped(self, mo_id: str) -> ManagerOrderRecord | None: ...
 
-    async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, Row]:
+    async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, ManagerOrderRecord]:
         """Without the expansion snapshot (every follower's inputs: large, not needed to
         deliver)."""
         ...
@@ -89,7 +97,8 @@ class ManagerOrderRepo(Protocol):
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None) -> builtins.list[Row]: ...
+                   vault_ids: Iterable[str] | None = None
+                   ) -> builtins.list[ManagerOrderRecord]: ...
 
     async def net_position(self, vault_id: str, symbol: str) -> Decimal:
         """The manager's own position in a symbol: its orders, not follower syncs."""
@@ -119,20 +128,21 @@ class ChildOrderRepo(Protocol):
         """
         ...
 
-    async def get(self, tenant_id: str, fo_id: str) -> Row | None: ...
+    async def get(self, tenant_id: str, fo_id: str) -> ChildOrderRecord | None: ...
 
-    async def get_unscoped(self, fo_id: str) -> Row | None: ...
+    async def get_unscoped(self, fo_id: str) -> ChildOrderRecord | None: ...
 
     async def list(self, tenant_id: str, *, follower_id: str | None, mo_id: str | None,
                    since: datetime | None, limit: int,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None) -> builtins.list[Row]: ...
+                   vault_ids: Iterable[str] | None = None
+                   ) -> builtins.list[ChildOrderRecord]: ...
 
     async def update(self, fo_id: str, *, expect_state: str, **values: Any) -> bool:
         """Compare-and-set on state, so two workers can never both move one child."""
         ...
 
-    async def get_many_unscoped(self, fo_ids: Iterable[str]) -> dict[str, Row]:
+    async def get_many_unscoped(self, fo_ids: Iterable[str]) -> dict[str, ChildOrderRecord]:
         """For delivery: without the sizing record (``audit``), which delivery never reads."""
         ...
 
@@ -149,11 +159,12 @@ class ChildOrderRepo(Protocol):
 
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
                            vault_ids: Iterable[str] | None = None,
-                           follower_id: str | None = None) -> builtins.list[Row]:
+                           follower_id: str | None = None
+                           ) -> builtins.list[ChildOrderRecord]:
         """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query."""
         ...
 
-    async def awaiting_fills(self, limit: int) -> builtins.list[Row]:
+    async def awaiting_fills(self, limit: int) -> builtins.list[ChildOrderRecord]:
         """Bridged children the broker accepted and has not finished filling."""
         ...
 
@@ -163,12 +174,12 @@ class OutboxRepo(Protocol):
                        now: datetime) -> None: ...
 
     async def claim_due(self, topic: str, now: datetime, limit: int,
-                        lease: timedelta) -> builtins.list[Row]:
+                        lease: timedelta) -> builtins.list[OutboxRecord]:
         """Lease up to ``limit`` due rows; a worker that dies lets its lease lapse."""
         ...
 
     async def take_many(self, leases: Sequence[OutboxLease], now: datetime,
-                        lease: timedelta) -> builtins.list[Row]:
+                        lease: timedelta) -> builtins.list[OutboxRecord]:
         """Renew the lease of each row that is still open, still leased and still on the
         lease its message names; the rows renewed. A lease is named by its number and, when
         the message carries it, its expiry at publication: renewing moves the expiry, so of
@@ -207,7 +218,7 @@ class AttemptRepo(Protocol):
         outcome columns; the attempt's row is updated, or added if it is missing."""
         ...
 
-    async def list(self, fo_id: str) -> builtins.list[Row]: ...
+    async def list(self, fo_id: str) -> builtins.list[AttemptRecord]: ...
 
 
 class AuditRepo(Protocol):
@@ -223,11 +234,12 @@ class AuditRepo(Protocol):
     async def all(self) -> builtins.list[AuditEvent]: ...
 
     async def feed(self, tenant_id: str, after_seq: int, entities: Sequence[str],
-                   limit: int) -> builtins.list[Row]:
+                   limit: int) -> builtins.list[AuditEventRecord]:
         """The tenant's events after ``after_seq``, in log order: a resumable stream."""
         ...
 
-    async def for_entity(self, tenant_id: str, entity_id: str) -> builtins.list[Row]: ...
+    async def for_entity(self, tenant_id: str, entity_id: str
+                         ) -> builtins.list[AuditEventRecord]: ...
 
 
 class OverlayRepo(Protocol):
@@ -264,7 +276,7 @@ class FillRepo(Protocol):
         """Insert a fill unless its trade id is known: a report seen twice counts once."""
         ...
 
-    async def for_child(self, fo_id: str) -> builtins.list[Row]: ...
+    async def for_child(self, fo_id: str) -> builtins.list[FillRecord]: ...
 
 
 class SubscriptionRepo(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
 from vanta.entrypoints.api.problems import ApiProblem
@@ -55,17 +56,17 @@ async def load_follower(container: Container, p: Principal, follower_id: str
 
 
 def visible_children(p: Principal, vaults: frozenset[str] | None,
-                     rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in rows if (vaults is None or r["vault_id"] in vaults)
-            and p.may_see_follower(r["follower_id"])]
+                     rows: Iterable[ChildOrderRecord]) -> list[ChildOrderRecord]:
+    return [r for r in rows if (vaults is None or r.vault_id in vaults)
+            and p.may_see_follower(r.follower_id)]
 
 
 def visible_order(p: Principal, vaults: frozenset[str] | None,
-                  row: Mapping[str, Any] | None) -> bool:
+                  row: ManagerOrderRecord | None) -> bool:
     """A manager order ``p`` may see: one of its vaults and, for a follower's token, not a
     sync order made for another follower (its id and metadata name that follower)."""
-    if row is None or (vaults is not None and row["vault_id"] not in vaults):
+    if row is None or (vaults is not None and row.vault_id not in vaults):
         return False
-    if p.follower_id is None or row.get("source") != "sync":
+    if p.follower_id is None or row.source != "sync":
         return True
-    return p.may_see_follower(str((row.get("meta") or {}).get("sync_for")))
+    return p.may_see_follower(str((row.meta or {}).get("sync_for")))

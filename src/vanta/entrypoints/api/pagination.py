@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.entrypoints.api.problems import ApiProblem
 
 
@@ -28,13 +29,15 @@ def decode(cursor: str | None) -> tuple[datetime, str] | None:
                          field="cursor") from None
 
 
-def page(rows: Sequence[Mapping[str, Any]], limit: int, key: str,
+def page(rows: Sequence[ManagerOrderRecord | ChildOrderRecord], limit: int, key: str,
          items: list[dict[str, Any]]) -> dict[str, Any]:
-    """``rows`` were fetched with ``limit + 1`` so a further page is known without a count."""
+    """``rows`` were fetched with ``limit + 1`` so a further page is known without a count;
+    ``key`` names the id attribute the rows are ordered by after ``created_at``."""
     more = len(rows) > limit
     last = rows[limit - 1] if more else None
     return {"data": items[:limit],
-            "next_cursor": encode(last["created_at"], last[key]) if last is not None else None}
+            "next_cursor": encode(last.created_at, getattr(last, key))
+            if last is not None else None}
 
 
 def encode_key(key: str) -> str:

@@ -8,6 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 from vanta.application.clock import iso
+from vanta.application.ports.records_orders import (
+    AttemptRecord,
+    ChildOrderRecord,
+    ManagerOrderRecord,
+)
 from vanta.domain.orders import ChildOrder
 
 
@@ -45,25 +50,31 @@ def follower_json(r: Mapping[str, Any]) -> dict[str, Any]:
             "created_at": _ts(r["created_at"]), "updated_at": _ts(r.get("updated_at"))}
 
 
-def order_json(r: Mapping[str, Any]) -> dict[str, Any]:
-    return {"mo_id": r["mo_id"], "id": r["client_order_id"], "vault_id": r["vault_id"],
-            "source": r["source"], "symbol": r["symbol"], "venue": r["venue"],
-            "side": r["side"], "qty": _dec(r["qty"]), "tif": r["tif"],
-            "ref_price": _dec(r["ref_price"]), "closes_position": r["closes_position"],
-            "state": r["state"], "meta": r["meta"], "created_at": _ts(r["created_at"])}
+def order_json(r: ManagerOrderRecord) -> dict[str, Any]:
+    return {"mo_id": r.mo_id, "id": r.client_order_id, "vault_id": r.vault_id,
+            "source": r.source, "symbol": r.symbol, "venue": r.venue,
+            "side": r.side.value, "qty": _dec(r.qty), "tif": r.tif.value,
+            "ref_price": _dec(r.ref_price), "closes_position": r.closes_position,
+            "state": r.state.value, "meta": r.meta, "created_at": _ts(r.created_at)}
 
 
-def child_json(r: Mapping[str, Any]) -> dict[str, Any]:
-    return {"fo_id": r["fo_id"], "mo_id": r["mo_id"], "follower_id": r["follower_id"],
-            "vault_id": r["vault_id"], "symbol": r["symbol"], "venue": r["venue"],
-            "side": r["side"], "qty": _dec(r["qty"]), "cap_applied": r["cap_applied"],
-            "state": r["state"], "skip_reason": r["skip_reason"],
-            "dispatch_attempts": r["dispatch_attempts"], "last_error": r["last_error"],
-            "broker_order_ref": r.get("broker_order_ref"),
-            "filled_qty": _dec(r.get("filled_qty")),
-            "avg_fill_price": _dec(r.get("avg_fill_price")),
-            "sizing": (r["audit"] or {}).get("sizing"), "created_at": _ts(r["created_at"]),
-            "updated_at": _ts(r["updated_at"])}
+def child_json(r: ChildOrderRecord) -> dict[str, Any]:
+    return {"fo_id": r.fo_id, "mo_id": r.mo_id, "follower_id": r.follower_id,
+            "vault_id": r.vault_id, "symbol": r.symbol, "venue": r.venue,
+            "side": r.side.value, "qty": _dec(r.qty), "cap_applied": r.cap_applied,
+            "state": r.state.value, "skip_reason": r.skip_reason,
+            "dispatch_attempts": r.dispatch_attempts, "last_error": r.last_error,
+            "broker_order_ref": r.broker_order_ref,
+            "filled_qty": _dec(r.filled_qty),
+            "avg_fill_price": _dec(r.avg_fill_price),
+            "sizing": (r.audit or {}).get("sizing"), "created_at": _ts(r.created_at),
+            "updated_at": _ts(r.updated_at)}
+
+
+def attempt_json(r: AttemptRecord) -> dict[str, Any]:
+    return {"fo_id": r.fo_id, "attempt_no": r.attempt_no, "started_at": r.started_at.isoformat(),
+            "status_code": r.status_code, "latency_ms": r.latency_ms,
+            "response_excerpt": r.response_excerpt, "error": r.error, "outcome": r.outcome}
 
 
 def child_json_from(c: ChildOrder) -> dict[str, Any]:

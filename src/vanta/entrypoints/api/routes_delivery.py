@@ -36,8 +36,8 @@ async def dead_letters(container: ContainerDep,
                                    vault_ids=await visible_vaults(container, p),
                                    follower_id=p.follower_id)
     return {"queue": "mirror_dispatch_dlx",
-            "data": [{**child_json(x), "dead_lettered_at": x["dead_lettered_at"]
-                      and x["dead_lettered_at"].isoformat()} for x in rows]}
+            "data": [{**child_json(x), "dead_lettered_at": x.dead_lettered_at
+                      and x.dead_lettered_at.isoformat()} for x in rows]}
 
 
 @router.post("/v1/dead-letters/redeliver", tags=["delivery"],

@@ -177,16 +177,16 @@ async def replay(mo_id: str, container: ContainerDep,
         stored = await uow.child_orders.list(p.tenant_id, follower_id=None, mo_id=mo_id,
                                              since=None, limit=1_000_000)
     # a follower-scoped token compares its own child only (the count is the book's size)
-    by_id = {c["fo_id"]: c for c in stored if p.may_see_follower(c["follower_id"])}
+    by_id = {c.fo_id: c for c in stored if p.may_see_follower(c.follower_id)}
     replayed = [c for c in expansion.children if p.may_see_follower(c.follower_id)]
     diffs = []
     for c in replayed:
         s = by_id.pop(c.fo_id, None)
-        if s is None or s["qty"] != c.qty or s["symbol"] != c.symbol or \
-                bool(s["cap_applied"]) != c.cap_applied or s["skip_reason"] != c.skip_reason:
+        if s is None or s.qty != c.qty or s.symbol != c.symbol or \
+                s.cap_applied != c.cap_applied or s.skip_reason != c.skip_reason:
             diffs.append({"fo_id": c.fo_id, "replayed_qty": str(c.qty),
-                          "stored_qty": None if s is None else str(s["qty"])})
-    diffs.extend({"fo_id": k, "replayed_qty": None, "stored_qty": str(v["qty"])}
+                          "stored_qty": None if s is None else str(s.qty)})
+    diffs.extend({"fo_id": k, "replayed_qty": None, "stored_qty": str(v.qty)}
                  for k, v in by_id.items())
     return {"mo_id": mo_id, "matches": not diffs, "children": len(replayed),
             "differences": diffs}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -41,6 +40,7 @@ from vanta.entrypoints.api.models.responses import (
 from vanta.entrypoints.api.pagination import cursor_key, decode, encode_key, page
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.render import (
+    attempt_json,
     child_json,
     child_json_from,
     follower_json,
@@ -228,5 +228,4 @@ async def list_attempts(fo_id: str, container: ContainerDep,
         if child is None or not visible_children(p, vaults, [child]):
             raise ApiProblem(404, "follower_order_not_found", f"order {fo_id} not found")
         rows = await uow.attempts.list(fo_id)
-    return {"data": [{k: (v.isoformat() if isinstance(v, datetime) else v)
-                      for k, v in r.items() if k != "id"} for r in rows]}
+    return {"data": [attempt_json(r) for r in rows]}

@@ -16,6 +16,7 @@ from vanta.adapters.identity.token_exchange import (
     client_credentials,
     exchange_code,
 )
+from vanta.application.ports.records_orders import AuditEventRecord
 from vanta.application.principal import Principal
 from vanta.application.snapshots import narrow_payload
 from vanta.application.tenancy import accept_invitation, invite, tenant_entitlements
@@ -143,13 +144,13 @@ async def _events(container: Container, p: Principal, vaults: frozenset[str] | N
             rows = await uow.audit.feed(p.tenant_id, after, FEED_ENTITIES, 500)
             visible = await _visible(uow, p, vaults, rows)
         for row in rows:
-            after = int(row["seq"])
-            if row["seq"] in visible:
+            after = row.seq
+            if row.seq in visible:
                 # a manager order's snapshot lists every follower's holdings: narrowed
-                payload = narrow_payload(p, row["payload"])
-                yield {"id": str(row["seq"]), "event": row["entity"],
-                       "data": json.dumps({"action": row["action"], "id": row["entity_id"],
-                                           "ts": row["ts"], **payload}, default=str)}
+                payload = narrow_payload(p, row.payload)
+                yield {"id": str(row.seq), "event": row.entity,
+                       "data": json.dumps({"action": row.action, "id": row.entity_id,
+                                           "ts": row.ts, **payload}, default=str)}
         if not rows and (not follow or await request.is_disconnected()):
             return
         if not rows:
@@ -157,18 +158,18 @@ async def _events(container: Container, p: Principal, vaults: frozenset[str] | N
 
 
 async def _visible(uow: Any, p: Principal, vaults: frozenset[str] | None,
-                   rows: list[dict[str, Any]]) -> set[int]:
+                   rows: list[AuditEventRecord]) -> set[int]:
     if vaults is None and p.follower_id is None:
-        return {r["seq"] for r in rows}
+        return {r.seq for r in rows}
     out: set[int] = set()
     for r in rows:
-        if r["entity"] == "manager_order":
-            mo = await uow.manager_orders.get(p.tenant_id, r["entity_id"])
+        if r.entity == "manager_order":
+            mo = await uow.manager_orders.get(p.tenant_id, r.entity_id)
             ok = visible_order(p, vaults, mo)
         else:
-            child = await uow.child_orders.get(p.tenant_id, r["entity_id"])
-            ok = child is not None and (vaults is None or child["vault_id"] in vaults) and \
-                p.may_see_follower(child["follower_id"])
+            child = await uow.child_orders.get(p.tenant_id, r.entity_id)
+            ok = child is not None and (vaults is None or child.vault_id in vaults) and \
+                p.may_see_follower(child.follower_id)
         if ok:
-            out.add(r["seq"])
+            out.add(r.seq)
     return out

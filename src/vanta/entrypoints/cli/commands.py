@@ -234,10 +234,10 @@ async def dlq_list(s: Settings, tenant_id: str, since: str | None, console: Cons
     table = Table("fo_id (webhook-id)", "follower", "symbol", "qty", "attempts",
                   "dead-lettered", "last error")
     for r in rows:
-        table.add_row(r["fo_id"], r["follower_id"][:8], r["symbol"], str(r["qty"]),
-                      str(r["dispatch_attempts"]),
-                      r["dead_lettered_at"].isoformat() if r["dead_lettered_at"] else "",
-                      r["last_error"] or "")
+        table.add_row(r.fo_id, r.follower_id[:8], r.symbol, str(r.qty),
+                      str(r.dispatch_attempts),
+                      r.dead_lettered_at.isoformat() if r.dead_lettered_at else "",
+                      r.last_error or "")
     console.print(table)
     await c.close()
 

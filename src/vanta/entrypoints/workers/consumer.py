@@ -147,7 +147,7 @@ class Consumer:
         try:
             taken, res = await self.dispatcher.deliver_leased([w.lease for w in items],
                                                               self.lease)
-            rows = {r["id"]: r for r in taken}
+            rows = {r.id: r for r in taken}
         except Exception as e:
             for w in items:
                 if not w.done.done():
@@ -164,7 +164,7 @@ class Consumer:
             elif row_id in res.deferred:
                 self.deferred += 1
                 # taken but not started: this consumer holds the lease under its new expiry
-                w.lease = w.lease._replace(until=rows[row_id]["locked_until"]) \
+                w.lease = w.lease._replace(until=rows[row_id].locked_until) \
                     if w.lease.until is not None else w.lease
                 if self._batches - {asyncio.current_task()}:
                     self._held.append(w)  # retried when a running batch finishes

@@ -25,9 +25,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import update
 
@@ -36,6 +35,7 @@ from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.bus import Bus
 from vanta.application.clock import Clock, utcnow
 from vanta.application.manager_orders import DISPATCH_TOPIC
+from vanta.application.ports.records_orders import OutboxRecord
 
 log = logging.getLogger("vanta.relay")
 
@@ -43,14 +43,15 @@ DISPATCH_SUBJECT = "mirror.dispatch"
 DEFAULT_RELAY_LEASE = timedelta(seconds=120)
 
 
-def message_id(row: Mapping[str, Any]) -> str:
+def message_id(row: OutboxRecord) -> str:
     """One message id per lease of a row: ``fo_id:attempts``."""
-    return f"{row['payload']['fo_id']}:{row['attempts']}"
+    return f"{row.payload['fo_id']}:{row.attempts}"
 
 
-def encode(row: Mapping[str, Any]) -> bytes:
-    return json.dumps({"outbox_id": row["id"], "fo_id": row["payload"]["fo_id"],
-                       "lease": row["attempts"], "until": row["locked_until"].isoformat()},
+def encode(row: OutboxRecord) -> bytes:
+    assert row.locked_until is not None  # a claimed row is leased
+    return json.dumps({"outbox_id": row.id, "fo_id": row.payload["fo_id"],
+                       "lease": row.attempts, "until": row.locked_until.isoformat()},
                       separators=(",", ":")).encode()
 
 
@@ -77,7 +78,7 @@ class Relay:
         self.duplicates = 0  # publishes the bus recognised by message id and dropped
         self.released = 0  # leases handed back after a failed publish
 
-    async def _publish(self, row: Mapping[str, Any]) -> bool:
+    async def _publish(self, row: OutboxRecord) -> bool:
         body, mid = encode(row), message_id(row)
         async with self._sem:
             for i in range(self.publish_tries):
@@ -92,7 +93,7 @@ class Relay:
                     await asyncio.sleep(0.2 * 2 ** i)
         raise AssertionError("unreachable")
 
-    async def _release(self, rows: list[Mapping[str, Any]]) -> None:
+    async def _release(self, rows: list[OutboxRecord]) -> None:
         """Hand back leases whose message may not exist, unless a consumer already took the
         row (it renews the lease, which changes ``locked_until``)."""
         try:
@@ -100,8 +101,8 @@ class Relay:
                 conn = uow.outbox.conn
                 for r in rows:
                     res = await conn.execute(update(outbox).where(
-                        outbox.c.id == r["id"], outbox.c.attempts == r["attempts"],
-                        outbox.c.locked_until == r["locked_until"],
+                        outbox.c.id == r.id, outbox.c.attempts == r.attempts,
+                        outbox.c.locked_until == r.locked_until,
                         outbox.c.done_at.is_(None)).values(locked_until=None))
                     self.released += res.rowcount
                 await uow.commit()
@@ -118,7 +119,7 @@ class Relay:
             return 0
         results = await asyncio.gather(*(self._publish(r) for r in rows),
                                        return_exceptions=True)
-        failed: list[Mapping[str, Any]] = []
+        failed: list[OutboxRecord] = []
         error: BaseException | None = None
         for r, res in zip(rows, results, strict=True):
             if isinstance(res, BaseException):

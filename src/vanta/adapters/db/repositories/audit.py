@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vanta.adapters.db.repositories._base import Row, _Repo
+from vanta.adapters.db.repositories._base import _Repo
 from vanta.adapters.db.tables import audit_chain_head, audit_events
 from vanta.application.ports.clock import Clock, iso
+from vanta.application.ports.records_orders import AuditEventRecord
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
 from vanta.domain.ids import new_id
 
@@ -70,19 +71,19 @@ class AuditRepository(_Repo):
 
     async def all(self) -> list[AuditEvent]:
         rows = await self._all(select(audit_events).order_by(audit_events.c.seq))
-        return [AuditEvent(r["event_id"], int(r["seq"]), r["entity"], r["entity_id"],
-                           r["action"], r["actor"], r["payload"], r["ts"], r["prev_hash"],
-                           r["hash"]) for r in rows]
+        return [AuditEventRecord.from_row(r).event() for r in rows]
 
     async def feed(self, tenant_id: str, after_seq: int, entities: Sequence[str],
-                   limit: int) -> list[Row]:
+                   limit: int) -> list[AuditEventRecord]:
         """The tenant's events after ``after_seq``, in log order: a resumable stream."""
-        return await self._all(select(audit_events).where(
+        rows = await self._all(select(audit_events).where(
             audit_events.c.tenant_id == tenant_id, audit_events.c.seq > after_seq,
             audit_events.c.entity.in_(list(entities))).order_by(audit_events.c.seq)
             .limit(limit))
+        return [AuditEventRecord.from_row(r) for r in rows]
 
-    async def for_entity(self, tenant_id: str, entity_id: str) -> list[Row]:
-        return await self._all(select(audit_events).where(
+    async def for_entity(self, tenant_id: str, entity_id: str) -> list[AuditEventRecord]:
+        rows = await self._all(select(audit_events).where(
             audit_events.c.entity_id == entity_id, audit_events.c.tenant_id == tenant_id)
             .order_by(audit_events.c.seq))
+        return [AuditEventRecord.from_row(r) for r in rows]

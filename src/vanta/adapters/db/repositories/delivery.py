@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
 
-from vanta.adapters.db.repositories._base import OUTBOX_CHANNEL, Row, _Repo
+from vanta.adapters.db.repositories._base import OUTBOX_CHANNEL, _Repo
 from vanta.adapters.db.tables import delivery_attempts, outbox
 from vanta.application.ports.delivery import OutboxLease
+from vanta.application.ports.records_orders import AttemptRecord, OutboxRecord
 
 
 class OutboxRepository(_Repo):
@@ -34,7 +35,7 @@ class OutboxRepository(_Repo):
             await self.conn.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
 
     async def claim_due(self, topic: str, now: datetime, limit: int,
-                        lease: timedelta) -> builtins.list[Row]:
+                        lease: timedelta) -> builtins.list[OutboxRecord]:
         """Lease up to ``limit`` due rows; a worker that dies lets its lease lapse."""
         due = and_(outbox.c.topic == topic, outbox.c.done_at.is_(None),
                    outbox.c.available_at <= now,
@@ -48,10 +49,11 @@ class OutboxRepository(_Repo):
             self._among(outbox.c.id, [c["id"] for c in candidates]), due)
             .values(locked_until=now + lease, attempts=outbox.c.attempts + 1)
             .returning(*outbox.c))
-        return sorted(claimed, key=lambda r: (r["available_at"], r["id"]))
+        return sorted(map(OutboxRecord.from_row, claimed),
+                      key=lambda r: (r.available_at, r.id))
 
     async def take_many(self, leases: Sequence[OutboxLease], now: datetime,
-                        lease: timedelta) -> builtins.list[Row]:
+                        lease: timedelta) -> builtins.list[OutboxRecord]:
         """Renew the lease of each row that is still open, still leased and still on the
         lease its message names; the rows renewed. A lease is named by its number and, when
         the message carries it, its expiry at publication: renewing moves the expiry, so of
@@ -74,10 +76,11 @@ class OutboxRepository(_Repo):
             which.append(outbox.c.id.in_(loose))
         # No clock comparison: a worker with a skewed clock must not skip live rows. The plain
         # id list lets PostgreSQL use the primary key before it checks the row values.
-        return await self._all(update(outbox).where(
+        rows = await self._all(update(outbox).where(
             self._among(outbox.c.id, [x.row_id for x in leases]), or_(*which),
             outbox.c.done_at.is_(None), outbox.c.locked_until.is_not(None))
             .values(locked_until=now + lease).returning(*outbox.c))
+        return [OutboxRecord.from_row(r) for r in rows]
 
     async def requeue(self, key: str, now: datetime) -> None:
         """Make the (single) outbox row of ``key`` due again, creating it if it is gone."""
@@ -159,6 +162,7 @@ class AttemptRepository(_Repo):
         await self.add_many([{c: r[c] for c in ("fo_id", "attempt_no", "started_at",
                                                  *outcome_cols)} for r in missing])
 
-    async def list(self, fo_id: str) -> builtins.list[Row]:
-        return await self._all(select(delivery_attempts).where(delivery_attempts.c.fo_id == fo_id)
+    async def list(self, fo_id: str) -> builtins.list[AttemptRecord]:
+        rows = await self._all(select(delivery_attempts).where(delivery_attempts.c.fo_id == fo_id)
                                .order_by(delivery_attempts.c.attempt_no))
+        return [AttemptRecord.from_row(r) for r in rows]

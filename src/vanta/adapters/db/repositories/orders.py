@@ -10,8 +10,13 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from vanta.adapters.db.repositories._base import Row, _after, _Repo
+from vanta.adapters.db.repositories._base import _after, _Repo
 from vanta.adapters.db.tables import fills, follower_orders, manager_orders
+from vanta.application.ports.records_orders import (
+    ChildOrderRecord,
+    FillRecord,
+    ManagerOrderRecord,
+)
 from vanta.domain.money import ZERO
 from vanta.domain.orders import POSITION_STATES, ChildOrder
 
@@ -20,22 +25,26 @@ class ManagerOrderRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(manager_orders).values(**row))
 
-    async def get(self, tenant_id: str, mo_id: str) -> Row | None:
-        return await self._one(select(manager_orders).where(
+    async def get(self, tenant_id: str, mo_id: str) -> ManagerOrderRecord | None:
+        r = await self._one(select(manager_orders).where(
             manager_orders.c.mo_id == mo_id, manager_orders.c.tenant_id == tenant_id))
+        return ManagerOrderRecord.from_row(r) if r is not None else None
 
-    async def get_unscoped(self, mo_id: str) -> Row | None:
-        return await self._one(select(manager_orders).where(manager_orders.c.mo_id == mo_id))
+    async def get_unscoped(self, mo_id: str) -> ManagerOrderRecord | None:
+        r = await self._one(select(manager_orders).where(manager_orders.c.mo_id == mo_id))
+        return ManagerOrderRecord.from_row(r) if r is not None else None
 
-    async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, Row]:
+    async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, ManagerOrderRecord]:
         """Without the expansion snapshot (every follower's inputs: large, not needed to
         deliver)."""
-        return await self._by_key(manager_orders.c.mo_id, mo_ids, leave_out=("snapshot",))
+        rows = await self._by_key(manager_orders.c.mo_id, mo_ids, leave_out=("snapshot",))
+        return {k: ManagerOrderRecord.from_row(r) for k, r in rows.items()}
 
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None) -> builtins.list[Row]:
+                   vault_ids: Iterable[str] | None = None
+                   ) -> builtins.list[ManagerOrderRecord]:
         stmt = select(manager_orders).where(manager_orders.c.tenant_id == tenant_id)
         if vault_ids is not None:
             stmt = stmt.where(manager_orders.c.vault_id.in_(list(vault_ids)))
@@ -45,8 +54,9 @@ class ManagerOrderRepository(_Repo):
             stmt = stmt.where(_after(manager_orders.c.created_at, manager_orders.c.mo_id, after))
         if vault_id is not None:
             stmt = stmt.where(manager_orders.c.vault_id == vault_id)
-        return await self._all(stmt.order_by(manager_orders.c.created_at, manager_orders.c.mo_id)
+        rows = await self._all(stmt.order_by(manager_orders.c.created_at, manager_orders.c.mo_id)
                                .limit(limit))
+        return [ManagerOrderRecord.from_row(r) for r in rows]
 
     async def net_position(self, vault_id: str, symbol: str) -> Decimal:
         """The manager's own position in a symbol: its orders, not follower syncs."""
@@ -122,17 +132,20 @@ class ChildOrderRepository(_Repo):
                 out[key] = out.get(key, ZERO) + signed
         return out
 
-    async def get(self, tenant_id: str, fo_id: str) -> Row | None:
-        return await self._one(select(follower_orders).where(
+    async def get(self, tenant_id: str, fo_id: str) -> ChildOrderRecord | None:
+        r = await self._one(select(follower_orders).where(
             follower_orders.c.fo_id == fo_id, follower_orders.c.tenant_id == tenant_id))
+        return ChildOrderRecord.from_row(r) if r is not None else None
 
-    async def get_unscoped(self, fo_id: str) -> Row | None:
-        return await self._one(select(follower_orders).where(follower_orders.c.fo_id == fo_id))
+    async def get_unscoped(self, fo_id: str) -> ChildOrderRecord | None:
+        r = await self._one(select(follower_orders).where(follower_orders.c.fo_id == fo_id))
+        return ChildOrderRecord.from_row(r) if r is not None else None
 
     async def list(self, tenant_id: str, *, follower_id: str | None, mo_id: str | None,
                    since: datetime | None, limit: int,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None) -> builtins.list[Row]:
+                   vault_ids: Iterable[str] | None = None
+                   ) -> builtins.list[ChildOrderRecord]:
         stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id)
         if vault_ids is not None:
             stmt = stmt.where(follower_orders.c.vault_id.in_(list(vault_ids)))
@@ -145,8 +158,9 @@ class ChildOrderRepository(_Repo):
             stmt = stmt.where(follower_orders.c.mo_id == mo_id)
         if since is not None:
             stmt = stmt.where(follower_orders.c.created_at > since)
-        return await self._all(stmt.order_by(follower_orders.c.created_at,
+        rows = await self._all(stmt.order_by(follower_orders.c.created_at,
                                              follower_orders.c.fo_id).limit(limit))
+        return [ChildOrderRecord.from_row(r) for r in rows]
 
     async def update(self, fo_id: str, *, expect_state: str, **values: Any) -> bool:
         """Compare-and-set on state, so two workers can never both move one child."""
@@ -155,9 +169,10 @@ class ChildOrderRepository(_Repo):
             .values(**values))
         return res.rowcount == 1
 
-    async def get_many_unscoped(self, fo_ids: Iterable[str]) -> dict[str, Row]:
+    async def get_many_unscoped(self, fo_ids: Iterable[str]) -> dict[str, ChildOrderRecord]:
         """For delivery: without the sizing record (``audit``), which delivery never reads."""
-        return await self._by_key(follower_orders.c.fo_id, fo_ids, leave_out=("audit",))
+        rows = await self._by_key(follower_orders.c.fo_id, fo_ids, leave_out=("audit",))
+        return {k: ChildOrderRecord.from_row(r) for k, r in rows.items()}
 
     async def update_many(self, fo_ids: Sequence[str], *, expect_state: str,
                           count_attempt: bool = False, **values: Any) -> dict[str, int]:
@@ -189,7 +204,8 @@ class ChildOrderRepository(_Repo):
 
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
                            vault_ids: Iterable[str] | None = None,
-                           follower_id: str | None = None) -> builtins.list[Row]:
+                           follower_id: str | None = None
+                           ) -> builtins.list[ChildOrderRecord]:
         """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query so a
         narrowed caller's page is full and nothing outside it is ever read."""
         stmt = select(follower_orders).where(follower_orders.c.tenant_id == tenant_id,
@@ -200,14 +216,16 @@ class ChildOrderRepository(_Repo):
             stmt = stmt.where(follower_orders.c.follower_id == follower_id)
         if since is not None:
             stmt = stmt.where(follower_orders.c.dead_lettered_at >= since)
-        return await self._all(stmt.order_by(follower_orders.c.dead_lettered_at,
+        rows = await self._all(stmt.order_by(follower_orders.c.dead_lettered_at,
                                              follower_orders.c.fo_id).limit(limit))
+        return [ChildOrderRecord.from_row(r) for r in rows]
 
-    async def awaiting_fills(self, limit: int) -> builtins.list[Row]:
+    async def awaiting_fills(self, limit: int) -> builtins.list[ChildOrderRecord]:
         """Bridged children the broker accepted and has not finished filling."""
-        return await self._all(select(follower_orders).where(
+        rows = await self._all(select(follower_orders).where(
             follower_orders.c.state == "ack", follower_orders.c.broker_order_ref.is_not(None))
             .order_by(follower_orders.c.updated_at).limit(limit))
+        return [ChildOrderRecord.from_row(r) for r in rows]
 
 
 class FillRepository(_Repo):
@@ -218,5 +236,6 @@ class FillRepository(_Repo):
         await self.conn.execute(insert(fills).values(**row))
         return True
 
-    async def for_child(self, fo_id: str) -> builtins.list[Row]:
-        return await self._all(select(fills).where(fills.c.fo_id == fo_id).order_by(fills.c.ts))
+    async def for_child(self, fo_id: str) -> builtins.list[FillRecord]:
+        rows = await self._all(select(fills).where(fills.c.fo_id == fo_id).order_by(fills.c.ts))
+        return [FillRecord.from_row(r) for r in rows]
