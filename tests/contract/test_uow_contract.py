@@ -30,6 +30,7 @@ from tests.fakes.memory_schema import SCHEMA
 from tests.fakes.uow import MemoryStore, MemoryUnitOfWork
 from vanta.adapters.db.tables import metadata
 from vanta.application.ports.billing import BillingUnitOfWork
+from vanta.application.ports.records_tenancy import TenantRecord
 from vanta.application.ports.uow import Conflict, UnitOfWork
 
 backend, backend_source, sqlite_template, pg_database = (
@@ -41,7 +42,7 @@ backend, backend_source, sqlite_template, pg_database = (
 async def test_committed_writes_are_kept(backend: Db) -> None:
     await backend.run(lambda u: u.tenants.add(tenant_row("tnt_a")))
     row = await backend.read(lambda u: u.tenants.get("tnt_a"))
-    assert row == {"tenant_id": "tnt_a", "name": "TNT_A", "status": "active", "created_at": T0}
+    assert row == TenantRecord("tnt_a", "TNT_A", "active", T0)
 
 
 async def test_leaving_the_block_without_commit_discards_the_writes(backend: Db) -> None:
@@ -109,7 +110,7 @@ async def test_a_taken_primary_key_raises_conflict_and_keeps_the_first_row(backe
     await _duplicate(backend, lambda u: u.tenants.add({**tenant_row("tnt_a"), "name": "dup"}))
     await _duplicate(backend, lambda u: u.vaults.add(vault_row("tnt_a", "VA")))
     await _duplicate(backend, lambda u: u.followers.add(follower_row("tnt_a", "VA", "FA1")))
-    assert (await backend.read(lambda u: u.tenants.get("tnt_a")))["name"] == "TNT_A"
+    assert (await backend.read(lambda u: u.tenants.get("tnt_a"))).name == "TNT_A"
 
 
 async def test_a_taken_unique_key_raises_conflict(backend: Db) -> None:
@@ -183,9 +184,9 @@ async def test_users_and_invitations(backend: Db) -> None:
         await backend.run(lambda u, i=i, t=tenant: u.users.add(
             {"user_id": f"u{i}", "tenant_id": t, "email": f"{i}@x", "role": "viewer",
              "oidc_sub": f"s{i}", "created_at": at(10 - i)}))
-    assert [r["user_id"] for r in await backend.read(lambda u: u.users.list("tnt_a"))] \
+    assert [r.user_id for r in await backend.read(lambda u: u.users.list("tnt_a"))] \
         == ["u1", "u0"]  # by creation time
-    assert (await backend.read(lambda u: u.users.by_sub("s2")))["tenant_id"] == "tnt_b"
+    assert (await backend.read(lambda u: u.users.by_sub("s2"))).tenant_id == "tnt_b"
 
     def inv(i: str, expires: float) -> dict[str, Any]:
         return {"invitation_id": i, "tenant_id": "tnt_a", "email": f"{i}@x", "role": "viewer",
@@ -197,7 +198,7 @@ async def test_users_and_invitations(backend: Db) -> None:
     await backend.run(lambda u: u.invitations.accept("i1", "u0", at(11)))
     assert await backend.read(lambda u: u.invitations.pending("tnt_a", at(1))) == 1
     got = await backend.read(lambda u: u.invitations.by_token_hash("h-i1"))
-    assert (got["accepted_at"], got["user_id"]) == (at(11), "u0")
+    assert (got.accepted_at, got.user_id) == (at(11), "u0")
     await _duplicate(backend, lambda u: u.invitations.add({**inv("i3", 9), "token_hash": "h-i1"}))
 
 

@@ -11,6 +11,11 @@ from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo
 from tests.fakes.memory_store import Row, utc
+from vanta.application.ports.records_tenancy import (
+    InvitationRecord,
+    TenantRecord,
+    UserRecord,
+)
 
 
 class MemTenants(MemRepo):
@@ -19,8 +24,9 @@ class MemTenants(MemRepo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self._add(row)
 
-    async def get(self, tenant_id: str) -> Row | None:
-        return self._first(lambda r: r["tenant_id"] == tenant_id)
+    async def get(self, tenant_id: str) -> TenantRecord | None:
+        r = self._first(lambda r: r["tenant_id"] == tenant_id)
+        return TenantRecord.from_row(r) if r is not None else None
 
 
 class MemSubscriptions(MemRepo):
@@ -51,12 +57,13 @@ class MemUsers(MemRepo):
     async def count(self, tenant_id: str) -> int:
         return len(self._select(lambda r: r["tenant_id"] == tenant_id))
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["tenant_id"] == tenant_id,
-                            order=lambda r: r["created_at"])
+    async def list(self, tenant_id: str) -> builtins.list[UserRecord]:
+        return [UserRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id, order=lambda r: r["created_at"])]
 
-    async def by_sub(self, oidc_sub: str) -> Row | None:
-        return self._first(lambda r: r["oidc_sub"] == oidc_sub)
+    async def by_sub(self, oidc_sub: str) -> UserRecord | None:
+        r = self._first(lambda r: r["oidc_sub"] == oidc_sub)
+        return UserRecord.from_row(r) if r is not None else None
 
 
 class MemInvitations(MemRepo):
@@ -70,16 +77,17 @@ class MemInvitations(MemRepo):
         return len(self._select(lambda r: r["tenant_id"] == tenant_id
                                 and r["accepted_at"] is None and r["expires_at"] > now))
 
-    async def by_token_hash(self, token_hash: str) -> Row | None:
-        return self._first(lambda r: r["token_hash"] == token_hash)
+    async def by_token_hash(self, token_hash: str) -> InvitationRecord | None:
+        r = self._first(lambda r: r["token_hash"] == token_hash)
+        return InvitationRecord.from_row(r) if r is not None else None
 
     async def accept(self, invitation_id: str, user_id: str, now: datetime) -> None:
         await self.tx.update(self.table, lambda r: r["invitation_id"] == invitation_id,
                              {"accepted_at": now, "user_id": user_id})
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["tenant_id"] == tenant_id,
-                            order=lambda r: r["created_at"])
+    async def list(self, tenant_id: str) -> builtins.list[InvitationRecord]:
+        return [InvitationRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id, order=lambda r: r["created_at"])]
 
 
 class MemVaults(MemRepo):

@@ -10,6 +10,7 @@ from typing import Any
 
 from vanta.application import entitlements_cache
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.records_tenancy import InvitationRecord, UserRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.entitlements import (
     DecisionContext,
@@ -71,7 +72,7 @@ def _token_hash(token: str) -> str:
 
 
 async def invite(uow: UnitOfWork, *, tenant_id: str, raw: object, actor: str,
-                 clock: Clock = utcnow) -> tuple[dict[str, Any], str]:
+                 clock: Clock = utcnow) -> tuple[InvitationRecord, str]:
     """Returns the invitation and its one-time token (only its hash is stored)."""
     if not isinstance(raw, dict) or set(raw) - {"email", "role"}:
         raise ValidationFailed("body takes email and role", code="invalid_body")
@@ -100,11 +101,11 @@ async def invite(uow: UnitOfWork, *, tenant_id: str, raw: object, actor: str,
                                payload={"email": row["email"], "role": role,
                                         "invitation_id": row["invitation_id"]})
         await uow.commit()
-    return row, token
+    return InvitationRecord.from_row(row), token
 
 
 async def accept_invitation(uow: UnitOfWork, *, token: str, raw: object,
-                            clock: Clock = utcnow) -> dict[str, Any]:
+                            clock: Clock = utcnow) -> UserRecord:
     """The invitation token is the credential (it travels by email); it binds the identity
     provider's subject to a new user of the tenant, once."""
     if not isinstance(raw, dict) or not isinstance(raw.get("oidc_sub"), str) or \
@@ -114,20 +115,20 @@ async def accept_invitation(uow: UnitOfWork, *, token: str, raw: object,
     now = clock()
     async with uow:
         inv = await uow.invitations.by_token_hash(_token_hash(token))
-        if inv is None or inv["accepted_at"] is not None or inv["expires_at"] <= now:
+        if inv is None or inv.accepted_at is not None or inv.expires_at <= now:
             raise NotFound("no open invitation for this token", code="invitation_not_found")
         if await uow.users.by_sub(raw["oidc_sub"]) is not None:
             raise Conflict("this identity already belongs to a tenant", code="user_exists")
-        user = {"user_id": new_id(), "tenant_id": inv["tenant_id"], "email": inv["email"],
-                "role": inv["role"], "oidc_sub": raw["oidc_sub"], "created_at": now}
+        user = {"user_id": new_id(), "tenant_id": inv.tenant_id, "email": inv.email,
+                "role": inv.role, "oidc_sub": raw["oidc_sub"], "created_at": now}
         await uow.users.add(user)
-        await uow.invitations.accept(inv["invitation_id"], user["user_id"], now)
-        await uow.audit.append(entity="tenant", entity_id=inv["tenant_id"],
+        await uow.invitations.accept(inv.invitation_id, user["user_id"], now)
+        await uow.audit.append(entity="tenant", entity_id=inv.tenant_id,
                                action="user_joined", actor=raw["oidc_sub"],
-                               tenant_id=inv["tenant_id"],
-                               payload={"user_id": user["user_id"], "role": inv["role"]})
+                               tenant_id=inv.tenant_id,
+                               payload={"user_id": user["user_id"], "role": inv.role})
         await uow.commit()
-    return user
+    return UserRecord.from_row(user)
 
 
 async def require_feature(uow: UnitOfWork, tenant_id: str, feature: Feature) -> None:

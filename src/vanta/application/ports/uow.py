@@ -16,6 +16,11 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from vanta.application.ports.delivery import OutboxLease
+from vanta.application.ports.records_tenancy import (
+    InvitationRecord,
+    TenantRecord,
+    UserRecord,
+)
 from vanta.domain.audit import AuditEvent
 from vanta.domain.orders import ChildOrder
 
@@ -34,7 +39,7 @@ class Conflict(Exception):
 class TenantRepo(Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 
-    async def get(self, tenant_id: str) -> Row | None: ...
+    async def get(self, tenant_id: str) -> TenantRecord | None: ...
 
 
 class VaultRepo(Protocol):
@@ -284,9 +289,9 @@ class UserRepo(Protocol):
 
     async def count(self, tenant_id: str) -> int: ...
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]: ...
+    async def list(self, tenant_id: str) -> builtins.list[UserRecord]: ...
 
-    async def by_sub(self, oidc_sub: str) -> Row | None: ...
+    async def by_sub(self, oidc_sub: str) -> UserRecord | None: ...
 
 
 class InvitationRepo(Protocol):
@@ -294,11 +299,11 @@ class InvitationRepo(Protocol):
 
     async def pending(self, tenant_id: str, now: datetime) -> int: ...
 
-    async def by_token_hash(self, token_hash: str) -> Row | None: ...
+    async def by_token_hash(self, token_hash: str) -> InvitationRecord | None: ...
 
     async def accept(self, invitation_id: str, user_id: str, now: datetime) -> None: ...
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]: ...
+    async def list(self, tenant_id: str) -> builtins.list[InvitationRecord]: ...
 
 
 
