@@ -283,10 +283,10 @@ async def test_instruments_upsert_and_list_order(backend: Db) -> None:
     await backend.run(lambda u: u.instruments.upsert(inst("AAPL", "alpaca", "0.001")))
     await backend.run(lambda u: u.instruments.upsert(inst("AAPL", "paper", "0.10")))
     rows = await backend.read(lambda u: u.instruments.list())
-    assert [(r["venue"], r["symbol"]) for r in rows] \
+    assert [(r.venue, r.symbol) for r in rows] \
         == [("alpaca", "AAPL"), ("paper", "AAPL"), ("paper", "MSFT")]
     got = await backend.read(lambda u: u.instruments.get("AAPL", "paper"))
-    assert got["lot_step"] == Decimal("0.1") and got["fractional_step"] is None
+    assert got.lot_step == Decimal("0.1") and got.fractional_step is None
 
 
 async def test_overlays_activity_revert_once(backend: Db) -> None:
@@ -294,26 +294,26 @@ async def test_overlays_activity_revert_once(backend: Db) -> None:
 
     def ov(oid: str, applied: float, expires: float, vault: str = "VA",
            tenant: str = "tnt_a") -> dict[str, Any]:
-        return {"overlay_id": oid, "tenant_id": tenant, "vault_id": vault, "kind": "scale",
-                "params": {"factor": "0.5"}, "actor": "ops", "applied_at": at(applied),
+        return {"overlay_id": oid, "tenant_id": tenant, "vault_id": vault, "kind": "flip",
+                "params": {"amplify": "0.5"}, "actor": "ops", "applied_at": at(applied),
                 "expires_at": at(expires), "state": "active"}
     for row in (ov("o2", 0, 100), ov("o1", 10, 50), ov("o3", 20, 30), ov("o4", 0, 40, "VB",
                                                                          "tnt_b")):
         await backend.run(lambda u, r=row: u.overlays.add(r))
     active = await backend.read(lambda u: u.overlays.active("VA", at(25)))
-    assert [r["overlay_id"] for r in active] == ["o1", "o2", "o3"]
+    assert [r.overlay_id for r in active] == ["o1", "o2", "o3"]
     at30 = await backend.read(lambda u: u.overlays.active("VA", at(30)))
-    assert [r["overlay_id"] for r in at30] == ["o1", "o2"]  # expires_at is exclusive
+    assert [r.overlay_id for r in at30] == ["o1", "o2"]  # expires_at is exclusive
     listed = await backend.read(lambda u: u.overlays.list("tnt_a", "VA"))
-    assert [r["overlay_id"] for r in listed] == ["o2", "o1", "o3"]
+    assert [r.overlay_id for r in listed] == ["o2", "o1", "o3"]
     assert await backend.read(lambda u: u.overlays.list("tnt_b", "VA")) == []
     due = await backend.read(lambda u: u.overlays.due_for_revert(at(60)))
-    assert [r["overlay_id"] for r in due] == ["o3", "o4", "o1"]
+    assert [r.overlay_id for r in due] == ["o3", "o4", "o1"]
     assert await backend.run(lambda u: u.overlays.mark_reverted("o3", at(61))) is True
     assert await backend.run(lambda u: u.overlays.mark_reverted("o3", at(62))) is False
     row = (await backend.read(lambda u: u.overlays.list("tnt_a", "VA")))[2]
-    assert (row["state"], row["reverted_at"], row["params"]) \
-        == ("reverted", at(61), {"factor": "0.5"})
+    assert (row.state, row.reverted_at, row.params) \
+        == ("reverted", at(61), {"amplify": "0.5"})
 
 
 async def test_nav_history_up_to_asof_oldest_first(backend: Db) -> None:

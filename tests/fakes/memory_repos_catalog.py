@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo
 from tests.fakes.memory_store import Row, utc
+from vanta.application.ports.records_catalog import InstrumentRecord, OverlayRecord
 from vanta.application.ports.records_tenancy import (
     InvitationRecord,
     TenantRecord,
@@ -152,8 +153,9 @@ class MemFollowers(MemRepo):
 class MemInstruments(MemRepo):
     table = "instruments"
 
-    async def get(self, symbol: str, venue: str) -> Row | None:
-        return self._first(lambda r: r["symbol"] == symbol and r["venue"] == venue)
+    async def get(self, symbol: str, venue: str) -> InstrumentRecord | None:
+        r = self._first(lambda r: r["symbol"] == symbol and r["venue"] == venue)
+        return InstrumentRecord.from_row(r) if r is not None else None
 
     async def upsert(self, row: Mapping[str, Any]) -> None:
         moved = await self.tx.update(self.table, lambda r: r["symbol"] == row["symbol"]
@@ -161,8 +163,9 @@ class MemInstruments(MemRepo):
         if not moved:
             await self._add(row)
 
-    async def list(self) -> builtins.list[Row]:
-        return self._select(order=lambda r: (r["venue"], r["symbol"]))
+    async def list(self) -> builtins.list[InstrumentRecord]:
+        return [InstrumentRecord.from_row(r)
+                for r in self._select(order=lambda r: (r["venue"], r["symbol"]))]
 
 
 class MemOverlays(MemRepo):
@@ -171,20 +174,24 @@ class MemOverlays(MemRepo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self._add(row)
 
-    async def active(self, vault_id: str, at: datetime) -> builtins.list[Row]:
+    async def active(self, vault_id: str, at: datetime) -> builtins.list[OverlayRecord]:
         at = utc(at)
-        return self._select(lambda r: r["vault_id"] == vault_id and r["state"] == "active"
-                            and r["applied_at"] <= at and r["expires_at"] > at,
-                            order=lambda r: r["overlay_id"])
+        return [OverlayRecord.from_row(r) for r in self._select(
+            lambda r: r["vault_id"] == vault_id and r["state"] == "active"
+            and r["applied_at"] <= at and r["expires_at"] > at,
+            order=lambda r: r["overlay_id"])]
 
-    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
-                            order=lambda r: (r["applied_at"], r["overlay_id"]))
+    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[OverlayRecord]:
+        return [OverlayRecord.from_row(r) for r in self._select(
+            lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
+            order=lambda r: (r["applied_at"], r["overlay_id"]))]
 
-    async def due_for_revert(self, now: datetime, limit: int = 100) -> builtins.list[Row]:
+    async def due_for_revert(self, now: datetime,
+                             limit: int = 100) -> builtins.list[OverlayRecord]:
         now = utc(now)
-        return self._select(lambda r: r["state"] == "active" and r["expires_at"] <= now,
-                            order=lambda r: r["expires_at"], limit=limit)
+        return [OverlayRecord.from_row(r) for r in self._select(
+            lambda r: r["state"] == "active" and r["expires_at"] <= now,
+            order=lambda r: r["expires_at"], limit=limit)]
 
     async def mark_reverted(self, overlay_id: str, now: datetime) -> bool:
         moved = await self.tx.update(self.table, lambda r: r["overlay_id"] == overlay_id

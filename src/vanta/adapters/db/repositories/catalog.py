@@ -18,6 +18,7 @@ from vanta.adapters.db.tables import (
     vault_overlays,
     vaults,
 )
+from vanta.application.ports.records_catalog import InstrumentRecord, OverlayRecord
 
 
 class VaultRepository(_Repo):
@@ -87,9 +88,10 @@ class FollowerRepository(_Repo):
 
 
 class InstrumentRepository(_Repo):
-    async def get(self, symbol: str, venue: str) -> Row | None:
-        return await self._one(select(instruments).where(instruments.c.symbol == symbol,
-                                                         instruments.c.venue == venue))
+    async def get(self, symbol: str, venue: str) -> InstrumentRecord | None:
+        r = await self._one(select(instruments).where(instruments.c.symbol == symbol,
+                                                      instruments.c.venue == venue))
+        return InstrumentRecord.from_row(r) if r is not None else None
 
     async def upsert(self, row: Mapping[str, Any]) -> None:
         res = await self.conn.execute(update(instruments).where(
@@ -98,28 +100,33 @@ class InstrumentRepository(_Repo):
         if res.rowcount == 0:
             await self.conn.execute(insert(instruments).values(**row))
 
-    async def list(self) -> builtins.list[Row]:
-        return await self._all(select(instruments).order_by(instruments.c.venue,
+    async def list(self) -> builtins.list[InstrumentRecord]:
+        rows = await self._all(select(instruments).order_by(instruments.c.venue,
                                                             instruments.c.symbol))
+        return [InstrumentRecord.from_row(r) for r in rows]
 
 
 class OverlayRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(vault_overlays).values(**row))
 
-    async def active(self, vault_id: str, at: datetime) -> builtins.list[Row]:
-        return await self._all(select(vault_overlays).where(
+    async def _overlays(self, stmt: Any) -> builtins.list[OverlayRecord]:
+        return [OverlayRecord.from_row(r) for r in await self._all(stmt)]
+
+    async def active(self, vault_id: str, at: datetime) -> builtins.list[OverlayRecord]:
+        return await self._overlays(select(vault_overlays).where(
             vault_overlays.c.vault_id == vault_id, vault_overlays.c.state == "active",
             vault_overlays.c.applied_at <= at, vault_overlays.c.expires_at > at)
             .order_by(vault_overlays.c.overlay_id))
 
-    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
-        return await self._all(select(vault_overlays).where(
+    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[OverlayRecord]:
+        return await self._overlays(select(vault_overlays).where(
             vault_overlays.c.vault_id == vault_id, vault_overlays.c.tenant_id == tenant_id)
             .order_by(vault_overlays.c.applied_at, vault_overlays.c.overlay_id))
 
-    async def due_for_revert(self, now: datetime, limit: int = 100) -> builtins.list[Row]:
-        return await self._all(select(vault_overlays).where(
+    async def due_for_revert(self, now: datetime,
+                             limit: int = 100) -> builtins.list[OverlayRecord]:
+        return await self._overlays(select(vault_overlays).where(
             vault_overlays.c.state == "active", vault_overlays.c.expires_at <= now)
             .order_by(vault_overlays.c.expires_at).limit(limit))
 
