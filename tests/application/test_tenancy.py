@@ -34,7 +34,7 @@ async def test_creating_a_tenant_and_vault_twice_keeps_one_of_each(world: World)
         tenant = await u.tenants.get("tnt_a")
         vaults = await u.vaults.list("tnt_a")
     assert tenant is not None and tenant.name == "tnt_a"
-    assert [v["label"] for v in vaults] == ["A"]
+    assert [v.label for v in vaults] == ["A"]
 
 
 async def test_a_granted_plan_replaces_the_previous_one(world: World) -> None:

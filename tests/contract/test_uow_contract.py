@@ -6,6 +6,7 @@ other ``test_uow_contract_*`` files."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import typing
 from datetime import timedelta
@@ -91,10 +92,11 @@ async def test_another_unit_of_work_does_not_see_uncommitted_writes(backend: Db)
 async def test_rows_returned_are_copies_the_caller_may_change(backend: Db) -> None:
     await seed_world(backend)
     row = await backend.read(lambda u: u.vaults.get("tnt_a", "VA"))
-    row["label"] = "changed"
-    row["rails"]["venues"].append("mutated")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.label = "changed"  # type: ignore[misc]
+    row.rails["venues"].append("mutated")  # a JSON column is decoded afresh on every read
     again = await backend.read(lambda u: u.vaults.get("tnt_a", "VA"))
-    assert again["label"] == "VA" and again["rails"] == {"venues": ["paper"]}
+    assert again.label == "VA" and again.rails == {"venues": ["paper"]}
 
 
 # -- unique keys ----------------------------------------------------------------------------------
@@ -243,8 +245,8 @@ async def test_vaults_list_in_creation_order_and_maintenance(backend: Db) -> Non
     for vid, created in (("V2", 5), ("V1", 5), ("V0", 9)):
         await backend.run(lambda u, v=vid, c=created: u.vaults.add(vault_row("tnt_a", v, c)))
     rows = await backend.read(lambda u: u.vaults.list("tnt_a"))
-    assert [r["vault_id"] for r in rows] == ["V1", "V2", "V0"]
-    assert rows[0]["public"] is False and rows[0]["maintenance"] is False
+    assert [r.vault_id for r in rows] == ["V1", "V2", "V0"]
+    assert rows[0].public is False and rows[0].maintenance is False
     await backend.run(lambda u: u.vaults.set_maintenance("tnt_a", "V2", True))
     assert await backend.read(lambda u: u.vaults.under_maintenance(["V1", "V2", "nope"])) \
         == {"V2"}

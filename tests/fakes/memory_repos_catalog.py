@@ -11,7 +11,11 @@ from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo
 from tests.fakes.memory_store import Row, utc
-from vanta.application.ports.records_catalog import InstrumentRecord, OverlayRecord
+from vanta.application.ports.records_catalog import (
+    InstrumentRecord,
+    OverlayRecord,
+    VaultRecord,
+)
 from vanta.application.ports.records_tenancy import (
     InvitationRecord,
     TenantRecord,
@@ -97,17 +101,19 @@ class MemVaults(MemRepo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self._add(row)
 
-    async def get(self, tenant_id: str, vault_id: str) -> Row | None:
-        return self._first(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id)
+    async def get(self, tenant_id: str, vault_id: str) -> VaultRecord | None:
+        r = self._first(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id)
+        return VaultRecord.from_row(r) if r is not None else None
 
-    async def get_for_update(self, tenant_id: str, vault_id: str) -> Row | None:
+    async def get_for_update(self, tenant_id: str, vault_id: str) -> VaultRecord | None:
         # SQL locks the row; here the lock is the writer slot, which SQLite takes at begin.
         await self.tx.writable(self.table)
         return await self.get(tenant_id, vault_id)
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["tenant_id"] == tenant_id,
-                            order=lambda r: (r["created_at"], r["vault_id"]))
+    async def list(self, tenant_id: str) -> builtins.list[VaultRecord]:
+        return [VaultRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id,
+            order=lambda r: (r["created_at"], r["vault_id"]))]
 
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
         await self.tx.update(self.table, lambda r: r["vault_id"] == vault_id

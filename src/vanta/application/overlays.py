@@ -28,7 +28,7 @@ async def apply_overlay(uow: UnitOfWork, *, tenant_id: str, vault_id: str, raw: 
             await uow.audit.append(entity="vault", entity_id=vault_id,
                                    action="maintenance_on" if enabled else "maintenance_off",
                                    actor=actor, tenant_id=tenant_id,
-                                   payload={"before": bool(vault["maintenance"]),
+                                   payload={"before": vault.maintenance,
                                             "after": enabled})
             await uow.commit()
             return {"vault_id": vault_id, "maintenance": {"enabled": enabled}}

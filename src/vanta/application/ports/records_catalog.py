@@ -9,7 +9,7 @@ enum lookups.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +17,25 @@ from typing import Any
 
 from vanta.domain.money import Instrument
 from vanta.domain.overlays import Overlay, OverlayKind
+
+
+@dataclass(frozen=True, slots=True)
+class VaultRecord:
+    vault_id: str
+    tenant_id: str
+    label: str
+    rails: Mapping[str, Any]
+    personas: Sequence[str]
+    risk_profile: Mapping[str, Any]
+    public: bool
+    maintenance: bool
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, r: Mapping[str, Any]) -> VaultRecord:
+        return cls(r["vault_id"], r["tenant_id"], r["label"], r["rails"], r["personas"],
+                   r["risk_profile"], bool(r["public"]), bool(r["maintenance"]),
+                   r["created_at"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,11 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from vanta.application.ports.delivery import OutboxLease
-from vanta.application.ports.records_catalog import InstrumentRecord, OverlayRecord
+from vanta.application.ports.records_catalog import (
+    InstrumentRecord,
+    OverlayRecord,
+    VaultRecord,
+)
 from vanta.application.ports.records_tenancy import (
     InvitationRecord,
     TenantRecord,
@@ -46,13 +50,13 @@ class TenantRepo(Protocol):
 class VaultRepo(Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 
-    async def get(self, tenant_id: str, vault_id: str) -> Row | None: ...
+    async def get(self, tenant_id: str, vault_id: str) -> VaultRecord | None: ...
 
-    async def get_for_update(self, tenant_id: str, vault_id: str) -> Row | None:
+    async def get_for_update(self, tenant_id: str, vault_id: str) -> VaultRecord | None:
         """Locks the vault row on PostgreSQL so expansions of one vault run one at a time."""
         ...
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]: ...
+    async def list(self, tenant_id: str) -> builtins.list[VaultRecord]: ...
 
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None: ...
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from vanta.application.clock import iso
+from vanta.application.ports.records_catalog import VaultRecord
 from vanta.domain.orders import ChildOrder
 
 
@@ -19,12 +20,12 @@ def _ts(v: datetime | None) -> str | None:
     return None if v is None else iso(v)
 
 
-def vault_json(r: Mapping[str, Any]) -> dict[str, Any]:
+def vault_json(r: VaultRecord) -> dict[str, Any]:
     # redacted view: no risk internals beyond the profile summary
-    return {"vault_id": r["vault_id"], "label": r["label"], "rails": r["rails"],
-            "personas": r["personas"], "risk_profile": r["risk_profile"],
-            "public": r["public"], "maintenance": r["maintenance"],
-            "created_at": _ts(r["created_at"])}
+    return {"vault_id": r.vault_id, "label": r.label, "rails": r.rails,
+            "personas": r.personas, "risk_profile": r.risk_profile,
+            "public": r.public, "maintenance": r.maintenance,
+            "created_at": _ts(r.created_at)}
 
 
 def follower_json(r: Mapping[str, Any]) -> dict[str, Any]:

@@ -73,7 +73,7 @@ async def list_vaults(request: Request) -> Response:
     rows = await tenant_vaults(request, p.tenant_id)  # cached: no database round trip on a hit
     if vaults is not None:
         return JSONResponse({"data": [vault_json(r) for r in rows
-                                      if r["vault_id"] in vaults]})
+                                      if r.vault_id in vaults]})
     rendered: dict[str, tuple[tuple[Any, ...], bytes]] = request.app.state.rendered_vaults
     done = rendered.get(p.tenant_id)
     if done is None or done[0] is not rows:  # rendered once per cache fill

@@ -18,25 +18,32 @@ from vanta.adapters.db.tables import (
     vault_overlays,
     vaults,
 )
-from vanta.application.ports.records_catalog import InstrumentRecord, OverlayRecord
+from vanta.application.ports.records_catalog import (
+    InstrumentRecord,
+    OverlayRecord,
+    VaultRecord,
+)
 
 
 class VaultRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(vaults).values(**row))
 
-    async def get(self, tenant_id: str, vault_id: str) -> Row | None:
-        return await self._one(select(vaults).where(
+    async def get(self, tenant_id: str, vault_id: str) -> VaultRecord | None:
+        r = await self._one(select(vaults).where(
             vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id))
+        return VaultRecord.from_row(r) if r is not None else None
 
-    async def get_for_update(self, tenant_id: str, vault_id: str) -> Row | None:
+    async def get_for_update(self, tenant_id: str, vault_id: str) -> VaultRecord | None:
         """Locks the vault row on PostgreSQL so expansions of one vault run one at a time."""
-        return await self._one(select(vaults).where(
+        r = await self._one(select(vaults).where(
             vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id).with_for_update())
+        return VaultRecord.from_row(r) if r is not None else None
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]:
-        return await self._all(select(vaults).where(vaults.c.tenant_id == tenant_id)
+    async def list(self, tenant_id: str) -> builtins.list[VaultRecord]:
+        rows = await self._all(select(vaults).where(vaults.c.tenant_id == tenant_id)
                                .order_by(vaults.c.created_at, vaults.c.vault_id))
+        return [VaultRecord.from_row(r) for r in rows]
 
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
         await self.conn.execute(update(vaults).where(
