@@ -33,6 +33,7 @@ from vanta.adapters.db.tables import metadata
 from vanta.application.ports.billing import BillingUnitOfWork
 from vanta.application.ports.records_tenancy import TenantRecord
 from vanta.application.ports.uow import Conflict, UnitOfWork
+from vanta.domain.followers import ScaleMode
 
 backend, backend_source, sqlite_template, pg_database = (
     support.backend, support.backend_source, support.sqlite_template, support.pg_database)
@@ -231,12 +232,12 @@ async def test_tenant_scoping_hides_another_tenants_rows(backend: Db) -> None:
     assert await backend.read(lambda u: u.vaults.get_for_update("tnt_b", "VA")) is None
     assert await backend.read(lambda u: u.followers.get("tnt_b", "FA1")) is None
     assert await backend.read(lambda u: u.followers.list_for_vault("tnt_b", "VA")) == []
-    assert (await backend.read(lambda u: u.followers.get_unscoped("FA1")))["tenant_id"] \
+    assert (await backend.read(lambda u: u.followers.get_unscoped("FA1"))).tenant_id \
         == "tnt_a"
     # an update through the wrong tenant changes nothing
     await backend.run(lambda u: u.followers.update("tnt_b", "FA1", label="hijacked"))
     await backend.run(lambda u: u.vaults.set_maintenance("tnt_b", "VA", True))
-    assert (await backend.read(lambda u: u.followers.get("tnt_a", "FA1")))["label"] == "FA1"
+    assert (await backend.read(lambda u: u.followers.get("tnt_a", "FA1"))).label == "FA1"
     assert await backend.read(lambda u: u.vaults.under_maintenance(["VA", "VB"])) == set()
 
 
@@ -257,20 +258,20 @@ async def test_follower_defaults_decimals_and_paging(backend: Db) -> None:
     for f in ("FA0", "FA3", "FA4"):
         await backend.run(lambda u, f=f: u.followers.add(follower_row("tnt_a", "VA", f)))
     row = await backend.read(lambda u: u.followers.get("tnt_a", "FA1"))
-    assert row["scale"] == Decimal("0.5") and str(row["scale"]) == "0.5"
-    assert (row["scale_mode"], row["nav_multiplier"], row["plan_id"]) == ("fixed", 1, "core")
-    assert (row["kill_switch"], row["paused"], row["fractional"]) == (False, False, False)
-    assert row["max_pos_usd"] is None and row["bridged_brokers"] is None
+    assert row.scale == Decimal("0.5") and str(row.scale) == "0.5"
+    assert (row.scale_mode, row.nav_multiplier, row.plan_id) == (ScaleMode.FIXED, 1, "core")
+    assert (row.kill_switch, row.paused, row.fractional) == (False, False, False)
+    assert row.max_pos_usd is None and row.bridged_brokers is None
     page1 = await backend.read(lambda u: u.followers.page_for_vault("tnt_a", "VA", None, 2))
     page2 = await backend.read(lambda u: u.followers.page_for_vault("tnt_a", "VA", "FA1", 2))
     page3 = await backend.read(lambda u: u.followers.page_for_vault("tnt_a", "VA", "FA3", 2))
-    assert [[r["follower_id"] for r in p] for p in (page1, page2, page3)] \
+    assert [[r.follower_id for r in p] for p in (page1, page2, page3)] \
         == [["FA0", "FA1"], ["FA2", "FA3"], ["FA4"]]
     await backend.run(lambda u: u.followers.update("tnt_a", "FA1", kill_switch=True,
                                                    protections={"max_dd": "0.2"},
                                                    scale=Decimal("1.250")))
     row = await backend.read(lambda u: u.followers.get("tnt_a", "FA1"))
-    assert (row["kill_switch"], row["protections"], str(row["scale"])) \
+    assert (row.kill_switch, row.protections, str(row.scale)) \
         == (True, {"max_dd": "0.2"}, "1.25")
     many = await backend.read(lambda u: u.followers.get_many_unscoped(["FA1", "FB1", "x"]))
     assert set(many) == {"FA1", "FB1"}

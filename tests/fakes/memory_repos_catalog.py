@@ -4,7 +4,7 @@ overlays and NAV observations (the SQL ones: ``adapters/db/repositories/{tenancy
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 from tests.fakes.memory_repos_base import MemRepo
 from tests.fakes.memory_store import Row, utc
 from vanta.application.ports.records_catalog import (
+    FollowerRecord,
     InstrumentRecord,
     OverlayRecord,
     VaultRecord,
@@ -131,25 +132,34 @@ class MemFollowers(MemRepo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self._add(row)
 
-    async def get(self, tenant_id: str, follower_id: str) -> Row | None:
-        return self._first(lambda r: r["follower_id"] == follower_id
-                           and r["tenant_id"] == tenant_id)
+    def _record(self, where: Callable[[Row], bool]) -> FollowerRecord | None:
+        r = self._first(where)
+        return FollowerRecord.from_row(r) if r is not None else None
 
-    async def get_unscoped(self, follower_id: str) -> Row | None:
-        return self._first(lambda r: r["follower_id"] == follower_id)
+    async def get(self, tenant_id: str, follower_id: str) -> FollowerRecord | None:
+        return self._record(lambda r: r["follower_id"] == follower_id
+                            and r["tenant_id"] == tenant_id)
 
-    async def get_many_unscoped(self, follower_ids: Iterable[str]) -> dict[str, Row]:
-        return self._by_key("follower_id", follower_ids)
+    async def get_unscoped(self, follower_id: str) -> FollowerRecord | None:
+        return self._record(lambda r: r["follower_id"] == follower_id)
 
-    async def list_for_vault(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
-                            order=lambda r: r["follower_id"])
+    async def get_many_unscoped(self,
+                                follower_ids: Iterable[str]) -> dict[str, FollowerRecord]:
+        return {k: FollowerRecord.from_row(r)
+                for k, r in self._by_key("follower_id", follower_ids).items()}
+
+    async def list_for_vault(self, tenant_id: str,
+                             vault_id: str) -> builtins.list[FollowerRecord]:
+        return [FollowerRecord.from_row(r) for r in self._select(
+            lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
+            order=lambda r: r["follower_id"])]
 
     async def page_for_vault(self, tenant_id: str, vault_id: str, after: str | None,
-                             limit: int) -> builtins.list[Row]:
-        return self._select(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id
-                            and (after is None or r["follower_id"] > after),
-                            order=lambda r: r["follower_id"], limit=limit)
+                             limit: int) -> builtins.list[FollowerRecord]:
+        return [FollowerRecord.from_row(r) for r in self._select(
+            lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id
+            and (after is None or r["follower_id"] > after),
+            order=lambda r: r["follower_id"], limit=limit)]
 
     async def update(self, tenant_id: str, follower_id: str, **values: Any) -> None:
         await self.tx.update(self.table, lambda r: r["follower_id"] == follower_id

@@ -30,6 +30,7 @@ from vanta.application.payloads import dispatch_body
 from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
 from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.ports.uow import UnitOfWork, UowFactory
@@ -255,7 +256,7 @@ class Dispatcher:
         return outbox_rows
 
     async def _triage(self, uow: UnitOfWork, outbox_rows: list[Row],
-                      children: Mapping[str, Row], followers: Mapping[str, Row],
+                      children: Mapping[str, Row], followers: Mapping[str, FollowerRecord],
                       deferred: list[int], admitted: dict[int, Endpoint],
                       now: datetime) -> dict[str, list[Row]]:
         """Settle the rows that need no attempt (finished, held, cancelled, parked) and
@@ -277,14 +278,14 @@ class Dispatcher:
                 continue
             state = ChildOrderState(child["state"])
             follower = followers[child["follower_id"]]
-            if state is not ChildOrderState.SENT and (follower["kill_switch"] or
-                                                      follower["paused"]):
+            if state is not ChildOrderState.SENT and (follower.kill_switch or
+                                                      follower.paused):
                 # A kill switch acts at once: what is still queued is withdrawn, not sent.
-                reason = "kill_switch" if follower["kill_switch"] else "paused"
+                reason = "kill_switch" if follower.kill_switch else "paused"
                 await cancel(uow, row, child, state, reason, now)
-            elif follower["webhook_disabled_at"] is not None:
+            elif follower.webhook_disabled_at is not None:
                 # Parked, not lost: an operator redelivers once the endpoint is fixed.
-                error = f"endpoint disabled: {follower['webhook_disabled_reason']}"
+                error = f"endpoint disabled: {follower.webhook_disabled_reason}"
                 await dead_letter(uow, row, child, state, error, now, self.metrics)
             elif state is ChildOrderState.SENT and child["dispatch_attempts"] >= budget:
                 # The worker died during the last attempt the budget allows.
@@ -293,8 +294,9 @@ class Dispatcher:
                                   "the worker stopped during the last attempt", now,
                                   self.metrics)
             else:
-                if not follower["bridged_brokers"]:
-                    key = endpoint_of(follower["webhook_url"])
+                if not follower.bridged_brokers:
+                    # registration gives every follower without a broker a URL
+                    key = endpoint_of(follower.webhook_url or "")
                     if not self._admit(key):
                         deferred.append(row["id"])
                         continue
@@ -306,9 +308,9 @@ class Dispatcher:
         await uow.outbox.reschedule_many(later)
         return to_send
 
-    def _prepare(self, child: Row, follower: Row, order: Row, attempt_no: int,
+    def _prepare(self, child: Row, follower: FollowerRecord, order: Row, attempt_no: int,
                  now: datetime, endpoint: Endpoint | None) -> Prepared:
-        if follower["bridged_brokers"]:
+        if follower.bridged_brokers:
             if self.brokers is None:
                 raise RuntimeError("a bridged follower needs a broker registry")
             return Prepared("", {}, b"", attempt_no, now, self.brokers.for_follower(follower),
@@ -317,7 +319,7 @@ class Dispatcher:
         body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
                              attempt_no=attempt_no)
         headers = signature_headers(keys, child["fo_id"], int(now.timestamp()), body)
-        return Prepared(follower["webhook_url"], headers, body, attempt_no, now,
+        return Prepared(follower.webhook_url or "", headers, body, attempt_no, now,
                         endpoint=endpoint, child=child)
 
     def _next_state(self, attempt_no: int,

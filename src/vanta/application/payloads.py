@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from vanta.application.ports.records_catalog import FollowerRecord
+
 
 def json_number(d: Decimal) -> int | float | str:
     """Quantities go out as JSON numbers with exactly their decimal digits.
@@ -20,11 +22,11 @@ def json_number(d: Decimal) -> int | float | str:
 
 
 def dispatch_body(
-    *, child: Mapping[str, Any], order: Mapping[str, Any], follower: Mapping[str, Any],
+    *, child: Mapping[str, Any], order: Mapping[str, Any], follower: FollowerRecord,
     ts: str, attempt_no: int,
 ) -> bytes:
     meta: Mapping[str, Any] = order["meta"] or {}
-    max_pos = follower["max_pos_usd"]
+    max_pos = follower.max_pos_usd
     body = {
         "ts": ts,
         "id": child["fo_id"],
@@ -40,9 +42,9 @@ def dispatch_body(
         "meta": {
             "manager_order_id": order["client_order_id"],
             "mo_id": order["mo_id"],
-            "scale": json_number(follower["scale"]),
+            "scale": json_number(follower.scale),
             "max_pos_usd": None if max_pos is None else json_number(max_pos),
-            "kill_switch": bool(follower["kill_switch"]),
+            "kill_switch": follower.kill_switch,
             "cap_applied": bool(child["cap_applied"]),
             **({"source": meta["meta"]} if meta.get("meta") else {}),
         },

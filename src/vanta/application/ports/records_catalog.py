@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from vanta.domain.followers import FollowerMode, ScaleMode
 from vanta.domain.money import Instrument
 from vanta.domain.overlays import Overlay, OverlayKind
 
@@ -36,6 +37,46 @@ class VaultRecord:
         return cls(r["vault_id"], r["tenant_id"], r["label"], r["rails"], r["personas"],
                    r["risk_profile"], bool(r["public"]), bool(r["maintenance"]),
                    r["created_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerRecord:
+    follower_id: str
+    tenant_id: str
+    vault_id: str
+    label: str
+    mode: FollowerMode
+    scale: Decimal
+    max_pos_usd: Decimal | None
+    kill_switch: bool
+    webhook_url: str | None
+    hmac_key_ref: str | None
+    bridged_brokers: Mapping[str, Any] | None  # {"broker": name, "ref": secret ref}
+    created_at: datetime
+    updated_at: datetime
+    scale_mode: ScaleMode
+    nav_multiplier: Decimal
+    fractional: bool
+    paused: bool
+    paused_reason: str | None
+    protections: Mapping[str, Any] | None  # Protections.to_json()
+    plan_id: str
+    overlay_opt_in: bool
+    # signing keys still honoured during a rotation: [{"ref": ..., "not_after": iso | None}]
+    webhook_keys: Sequence[Mapping[str, Any]] | None
+    webhook_disabled_at: datetime | None  # set on a 410 Gone
+    webhook_disabled_reason: str | None
+
+    @classmethod
+    def from_row(cls, r: Mapping[str, Any]) -> FollowerRecord:
+        return cls(
+            r["follower_id"], r["tenant_id"], r["vault_id"], r["label"],
+            FollowerMode(r["mode"]), r["scale"], r["max_pos_usd"], bool(r["kill_switch"]),
+            r["webhook_url"], r["hmac_key_ref"], r["bridged_brokers"], r["created_at"],
+            r["updated_at"], ScaleMode(r["scale_mode"]), r["nav_multiplier"],
+            bool(r["fractional"]), bool(r["paused"]), r["paused_reason"], r["protections"],
+            r["plan_id"], bool(r["overlay_opt_in"]), r["webhook_keys"],
+            r["webhook_disabled_at"], r["webhook_disabled_reason"])
 
 
 @dataclass(frozen=True, slots=True)

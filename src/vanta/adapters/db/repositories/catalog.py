@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from vanta.adapters.db.repositories._base import Row, _Repo
+from vanta.adapters.db.repositories._base import _Repo
 from vanta.adapters.db.tables import (
     followers,
     instruments,
@@ -19,6 +19,7 @@ from vanta.adapters.db.tables import (
     vaults,
 )
 from vanta.application.ports.records_catalog import (
+    FollowerRecord,
     InstrumentRecord,
     OverlayRecord,
     VaultRecord,
@@ -64,29 +65,40 @@ class FollowerRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(followers).values(**row))
 
-    async def get(self, tenant_id: str, follower_id: str) -> Row | None:
-        return await self._one(select(followers).where(
+    async def _first(self, stmt: Any) -> FollowerRecord | None:
+        r = await self._one(stmt)
+        return FollowerRecord.from_row(r) if r is not None else None
+
+    async def _list(self, stmt: Any) -> builtins.list[FollowerRecord]:
+        return [FollowerRecord.from_row(r) for r in await self._all(stmt)]
+
+    async def get(self, tenant_id: str, follower_id: str) -> FollowerRecord | None:
+        return await self._first(select(followers).where(
             followers.c.follower_id == follower_id, followers.c.tenant_id == tenant_id))
 
-    async def get_unscoped(self, follower_id: str) -> Row | None:
+    async def get_unscoped(self, follower_id: str) -> FollowerRecord | None:
         """For workers acting on a stored child order, which already carries its tenant."""
-        return await self._one(select(followers).where(followers.c.follower_id == follower_id))
+        return await self._first(select(followers).where(
+            followers.c.follower_id == follower_id))
 
-    async def get_many_unscoped(self, follower_ids: Iterable[str]) -> dict[str, Row]:
-        return await self._by_key(followers.c.follower_id, follower_ids)
+    async def get_many_unscoped(self,
+                                follower_ids: Iterable[str]) -> dict[str, FollowerRecord]:
+        rows = await self._by_key(followers.c.follower_id, follower_ids)
+        return {k: FollowerRecord.from_row(r) for k, r in rows.items()}
 
-    async def list_for_vault(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
-        return await self._all(select(followers).where(
+    async def list_for_vault(self, tenant_id: str,
+                             vault_id: str) -> builtins.list[FollowerRecord]:
+        return await self._list(select(followers).where(
             followers.c.vault_id == vault_id, followers.c.tenant_id == tenant_id)
             .order_by(followers.c.follower_id))
 
     async def page_for_vault(self, tenant_id: str, vault_id: str, after: str | None,
-                             limit: int) -> builtins.list[Row]:
+                             limit: int) -> builtins.list[FollowerRecord]:
         stmt = select(followers).where(followers.c.vault_id == vault_id,
                                        followers.c.tenant_id == tenant_id)
         if after is not None:
             stmt = stmt.where(followers.c.follower_id > after)
-        return await self._all(stmt.order_by(followers.c.follower_id).limit(limit))
+        return await self._list(stmt.order_by(followers.c.follower_id).limit(limit))
 
     async def update(self, tenant_id: str, follower_id: str, **values: Any) -> None:
         await self.conn.execute(update(followers).where(
