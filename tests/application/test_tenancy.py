@@ -48,7 +48,7 @@ async def test_a_granted_plan_replaces_the_previous_one(world: World) -> None:
         assert (await tenant_entitlements(u, "tnt_b")).plan_id == "pro"
         await require_feature(u, "tnt_b", Feature.PERSONA_BOOSTS)
         sub = await u.subscriptions.current("tnt_b")
-    assert sub is not None and sub["plan_id"] == "pro"
+    assert sub is not None and sub.plan_id == "pro"
 
 
 async def test_a_tenant_without_a_plan_has_no_paid_features(world: World) -> None:

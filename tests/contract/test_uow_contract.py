@@ -215,10 +215,10 @@ async def test_subscriptions_one_per_tenant_newest_wins(backend: Db) -> None:
     await backend.run(lambda u: u.subscriptions.replace("tnt_a", sub("s1", "ref-1")))
     await backend.run(lambda u: u.subscriptions.replace("tnt_a", sub("s2", "ref-1")))
     cur = await backend.read(lambda u: u.subscriptions.current("tnt_a"))
-    assert cur["subscription_id"] == "s2" and cur["provider"] == "manual"
-    assert cur["entitlements"] == {"seats": 3}
+    assert cur.subscription_id == "s2" and cur.provider == "manual"
+    assert cur.entitlements == {"seats": 3}
     await backend.run(lambda u: u.subscriptions.update("s2", status="past_due"))
-    assert (await backend.read(lambda u: u.subscriptions.by_provider_ref("ref-1")))["status"] \
+    assert (await backend.read(lambda u: u.subscriptions.by_provider_ref("ref-1"))).status \
         == "past_due"
     assert await backend.read(lambda u: u.subscriptions.current("tnt_b")) is None
 

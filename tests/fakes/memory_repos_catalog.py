@@ -19,6 +19,7 @@ from vanta.application.ports.records_catalog import (
 )
 from vanta.application.ports.records_tenancy import (
     InvitationRecord,
+    SubscriptionRecord,
     TenantRecord,
     UserRecord,
 )
@@ -38,12 +39,14 @@ class MemTenants(MemRepo):
 class MemSubscriptions(MemRepo):
     table = "subscriptions"
 
-    async def current(self, tenant_id: str) -> Row | None:
-        return self._first(lambda r: r["tenant_id"] == tenant_id,
-                           order=lambda r: r["created_at"], desc=True)
+    async def current(self, tenant_id: str) -> SubscriptionRecord | None:
+        r = self._first(lambda r: r["tenant_id"] == tenant_id,
+                        order=lambda r: r["created_at"], desc=True)
+        return SubscriptionRecord.from_row(r) if r is not None else None
 
-    async def by_provider_ref(self, ref: str) -> Row | None:
-        return self._first(lambda r: r["provider_ref"] == ref)
+    async def by_provider_ref(self, ref: str) -> SubscriptionRecord | None:
+        r = self._first(lambda r: r["provider_ref"] == ref)
+        return SubscriptionRecord.from_row(r) if r is not None else None
 
     async def replace(self, tenant_id: str, row: Mapping[str, Any]) -> None:
         await self.tx.delete(self.table, lambda r: r["tenant_id"] == tenant_id)

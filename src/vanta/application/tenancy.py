@@ -35,17 +35,20 @@ async def tenant_entitlements(uow: UnitOfWork, tenant_id: str,
     without a subscription has none of the paid features."""
     cached = await entitlements_cache.cache().get(tenant_id)
     if cached is not None:
-        row = cached["row"]
-        if row is not None and row["past_due_since"]:
-            row = {**row, "past_due_since": datetime.fromisoformat(row["past_due_since"])}
+        doc = cached["row"]
+        if doc is None:
+            return Entitlements.none()
+        grant, status = doc["entitlements"], doc["status"]
+        since = datetime.fromisoformat(doc["past_due_since"]) if doc["past_due_since"] \
+            else None
     else:
-        row = await uow.subscriptions.current(tenant_id)
-        await entitlements_cache.cache().put(tenant_id, row)
-    if row is None:
-        return Entitlements.none()
-    ent = Entitlements.from_json(row["entitlements"])
-    return ent.with_access(effective_status(row["status"], row["past_due_since"],
-                                            now or utcnow(), grace=grace))
+        sub = await uow.subscriptions.current(tenant_id)
+        await entitlements_cache.cache().put(tenant_id, sub)
+        if sub is None:
+            return Entitlements.none()
+        grant, status, since = sub.entitlements, sub.status, sub.past_due_since
+    ent = Entitlements.from_json(grant)
+    return ent.with_access(effective_status(status, since, now or utcnow(), grace=grace))
 
 
 async def grant_plan(uow: UnitOfWork, *, tenant_id: str, plan_id: str, actor: str,

@@ -59,3 +59,29 @@ class InvitationRecord:
         return cls(r["invitation_id"], r["tenant_id"], r["email"], r["role"],
                    r["token_hash"], r["created_by"], r["created_at"], r["expires_at"],
                    r["accepted_at"], r["user_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    subscription_id: str
+    tenant_id: str
+    plan_id: str
+    # Kept as stored, not parsed into SubscriptionStatus: billing reads an unknown stored
+    # status as terminal (billing.common.status_of) instead of failing the read.
+    status: str
+    entitlements: Mapping[str, Any]  # Entitlements.to_json()
+    renewal_at: datetime | None
+    created_at: datetime
+    provider: str  # manual | stripe | btcpay
+    provider_ref: str | None
+    customer_ref: str | None
+    past_due_since: datetime | None
+    last_event_at: datetime | None  # the newest provider event applied
+    updated_at: datetime | None
+
+    @classmethod
+    def from_row(cls, r: Mapping[str, Any]) -> SubscriptionRecord:
+        return cls(r["subscription_id"], r["tenant_id"], r["plan_id"], r["status"],
+                   r["entitlements"], r["renewal_at"], r["created_at"], r["provider"],
+                   r["provider_ref"], r["customer_ref"], r["past_due_since"],
+                   r["last_event_at"], r["updated_at"])

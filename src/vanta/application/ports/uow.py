@@ -24,6 +24,7 @@ from vanta.application.ports.records_catalog import (
 )
 from vanta.application.ports.records_tenancy import (
     InvitationRecord,
+    SubscriptionRecord,
     TenantRecord,
     UserRecord,
 )
@@ -282,9 +283,9 @@ class FillRepo(Protocol):
 
 
 class SubscriptionRepo(Protocol):
-    async def current(self, tenant_id: str) -> Row | None: ...
+    async def current(self, tenant_id: str) -> SubscriptionRecord | None: ...
 
-    async def by_provider_ref(self, ref: str) -> Row | None: ...
+    async def by_provider_ref(self, ref: str) -> SubscriptionRecord | None: ...
 
     async def replace(self, tenant_id: str, row: Mapping[str, Any]) -> None:
         """One subscription row per tenant: the newest decision wins."""

@@ -52,9 +52,9 @@ async def my_subscription(container: ContainerDep,
     async with container.uow(readonly=True) as uow:
         row = await uow.subscriptions.current(p.tenant_id)
         ent = await tenant_entitlements(uow, p.tenant_id)
-    return {"plan": ent.plan_id, "status": row["status"] if row else "none",
-            "provider": row["provider"] if row else None,
-            "renewal_at": row["renewal_at"].isoformat() if row and row["renewal_at"]
+    return {"plan": ent.plan_id, "status": row.status if row else "none",
+            "provider": row.provider if row else None,
+            "renewal_at": row.renewal_at.isoformat() if row and row.renewal_at
             else None,
             "entitlements": ent.to_json()}
 

@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
-from vanta.adapters.db.repositories._base import Row, _Repo
+from vanta.adapters.db.repositories._base import _Repo
 from vanta.adapters.db.tables import invitations, subscriptions, tenants, users
 from vanta.application.ports.records_tenancy import (
     InvitationRecord,
+    SubscriptionRecord,
     TenantRecord,
     UserRecord,
 )
@@ -28,13 +29,15 @@ class TenantRepository(_Repo):
 
 
 class SubscriptionRepository(_Repo):
-    async def current(self, tenant_id: str) -> Row | None:
-        return await self._one(select(subscriptions).where(
+    async def current(self, tenant_id: str) -> SubscriptionRecord | None:
+        r = await self._one(select(subscriptions).where(
             subscriptions.c.tenant_id == tenant_id)
             .order_by(subscriptions.c.created_at.desc()).limit(1))
+        return SubscriptionRecord.from_row(r) if r is not None else None
 
-    async def by_provider_ref(self, ref: str) -> Row | None:
-        return await self._one(select(subscriptions).where(subscriptions.c.provider_ref == ref))
+    async def by_provider_ref(self, ref: str) -> SubscriptionRecord | None:
+        r = await self._one(select(subscriptions).where(subscriptions.c.provider_ref == ref))
+        return SubscriptionRecord.from_row(r) if r is not None else None
 
     async def replace(self, tenant_id: str, row: Mapping[str, Any]) -> None:
         """One subscription row per tenant: the newest decision wins."""
