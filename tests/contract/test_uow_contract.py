@@ -31,9 +31,10 @@ from tests.fakes.memory_schema import SCHEMA
 from tests.fakes.uow import MemoryStore, MemoryUnitOfWork
 from vanta.adapters.db.tables import metadata
 from vanta.application.ports.billing import BillingUnitOfWork
+from vanta.application.ports.records_catalog import FollowerRecord, VaultRecord
 from vanta.application.ports.records_tenancy import TenantRecord
 from vanta.application.ports.uow import Conflict, UnitOfWork
-from vanta.domain.followers import ScaleMode
+from vanta.domain.followers import FollowerMode, ScaleMode
 
 backend, backend_source, sqlite_template, pg_database = (
     support.backend, support.backend_source, support.sqlite_template, support.pg_database)
@@ -239,6 +240,29 @@ async def test_tenant_scoping_hides_another_tenants_rows(backend: Db) -> None:
     await backend.run(lambda u: u.vaults.set_maintenance("tnt_b", "VA", True))
     assert (await backend.read(lambda u: u.followers.get("tnt_a", "FA1"))).label == "FA1"
     assert await backend.read(lambda u: u.vaults.under_maintenance(["VA", "VB"])) == set()
+
+
+async def test_catalog_reads_are_the_same_typed_records_on_every_backend(backend: Db) -> None:
+    await seed_world(backend)
+    want = FollowerRecord(
+        follower_id="FA1", tenant_id="tnt_a", vault_id="VA", label="FA1",
+        mode=FollowerMode.PROPORTIONAL, scale=Decimal("0.5"), max_pos_usd=None,
+        kill_switch=False, webhook_url=None, hmac_key_ref=None, bridged_brokers=None,
+        created_at=T0, updated_at=T0, scale_mode=ScaleMode.FIXED, nav_multiplier=Decimal(1),
+        fractional=False, paused=False, paused_reason=None, protections=None, plan_id="core",
+        overlay_opt_in=False, webhook_keys=None, webhook_disabled_at=None,
+        webhook_disabled_reason=None)
+    got = await backend.read(lambda u: u.followers.get("tnt_a", "FA1"))
+    assert got == want and type(got.mode) is FollowerMode and got.created_at.tzinfo is not None
+    for read in (lambda u: u.followers.list_for_vault("tnt_a", "VA"),
+                 lambda u: u.followers.page_for_vault("tnt_a", "VA", None, 5)):
+        assert [type(r) for r in await backend.read(read)] == [FollowerRecord] * 2
+    many = await backend.read(lambda u: u.followers.get_many_unscoped(["FA1"]))
+    assert many == {"FA1": want}
+    assert await backend.read(lambda u: u.vaults.get("tnt_a", "VA")) == VaultRecord(
+        "VA", "tnt_a", "VA", {"venues": ["paper"]}, [], {}, False, False, T0)
+    assert await backend.read(lambda u: u.tenants.get("tnt_b")) \
+        == TenantRecord("tnt_b", "TNT_B", "active", T0)
 
 
 async def test_vaults_list_in_creation_order_and_maintenance(backend: Db) -> None:
