@@ -71,11 +71,13 @@ from vanta.adapters.webhooks.signing import (
 from vanta.application.clock import utcnow
 from vanta.application.followers import _audit_view, parse_registration
 from vanta.application.payloads import dispatch_body
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.application.tenancy import grant_plan
 from vanta.bootstrap import build
 from vanta.config import Settings
+from vanta.domain.followers import FollowerMode, ScaleMode
 from vanta.domain.ids import new_id
 
 HERE = Path(__file__).resolve().parent
@@ -536,8 +538,17 @@ def baseline_bodies(keys: dict[str, str], hooks: str, group: str
     """(url, webhook-id, body, whsec) per follower: a body of Vanta's shape and size."""
     out = []
     order = {"meta": None, "tif": "day", "client_order_id": group, "mo_id": group}
-    follower = {"max_pos_usd": None, "scale": Decimal(1), "kill_switch": False}
-    ts = utcnow().isoformat().replace("+00:00", "Z")
+    now = utcnow()
+    # the body reads the follower's scale, cap and kill switch; the rest is filler
+    follower = FollowerRecord(
+        follower_id="", tenant_id="", vault_id=VAULT, label="", mode=FollowerMode.PROPORTIONAL,
+        scale=Decimal(1), max_pos_usd=None, kill_switch=False, webhook_url=None,
+        hmac_key_ref=None, bridged_brokers=None, created_at=now, updated_at=now,
+        scale_mode=ScaleMode.FIXED, nav_multiplier=Decimal(1), fractional=False,
+        paused=False, paused_reason=None, protections=None, plan_id="core",
+        overlay_opt_in=False, webhook_keys=None, webhook_disabled_at=None,
+        webhook_disabled_reason=None)
+    ts = now.isoformat().replace("+00:00", "Z")
     for key, whsec in keys.items():
         wid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{group}/{key}"))
         child = {"fo_id": wid, "follower_id": key, "vault_id": VAULT, "symbol": "AAPL",

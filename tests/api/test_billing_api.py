@@ -31,6 +31,7 @@ from tests.integration.billing_fakes import (
 )
 from vanta.application.billing import BillingProviders, expire_btcpay_periods
 from vanta.application.ports.records_billing import InboxRecord
+from vanta.application.ports.records_tenancy import SubscriptionRecord
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
@@ -83,7 +84,7 @@ class Billing:
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
 
-    async def row(self, tenant: str = "tnt_a") -> dict[str, Any] | None:
+    async def row(self, tenant: str = "tnt_a") -> SubscriptionRecord | None:
         async with self.container.uow() as uow:
             return await uow.subscriptions.current(tenant)
 
@@ -234,8 +235,8 @@ async def test_new_tenant_gets_checkout_and_events_switch_features_on(billing: B
     assert me["renewal_at"] is not None
     row = await billing.row()
     assert row is not None
-    assert row["provider_ref"] == billing.sim.sessions[body["session_id"]]["subscription"]
-    assert row["customer_ref"] == billing.sim.sessions[body["session_id"]]["customer"]
+    assert row.provider_ref == billing.sim.sessions[body["session_id"]]["subscription"]
+    assert row.customer_ref == billing.sim.sessions[body["session_id"]]["customer"]
     assert len(await billing.inbox()) == 3
     assert [e.entity for e in await billing.audit("subscription_created")] == ["subscription"]
     # another tenant saw nothing
@@ -336,8 +337,8 @@ async def test_duplicate_delivery_changes_nothing(billing: Billing) -> None:
 async def test_older_update_arriving_late_is_recorded_not_applied(billing: Billing) -> None:
     sub_id = await subscribe(billing)
     row = await billing.row()
-    assert row is not None and row["last_event_at"] is not None
-    older = sub_event(billing, sub_id, int(row["last_event_at"].timestamp()) - 5,
+    assert row is not None and row.last_event_at is not None
+    older = sub_event(billing, sub_id, int(row.last_event_at.timestamp()) - 5,
                       status="past_due")
     r = await billing.stripe(older)
     assert r.status_code == 200 and r.json()["outcome"] == "stale"
@@ -457,20 +458,20 @@ async def test_past_due_keeps_features_for_the_grace_period_only(billing: Billin
         assert me["entitlements"]["active"] is expect_active, tenant
         row = await billing.row(tenant)
         assert row is not None
-        assert row["past_due_since"] == (now - failed_ago).replace(microsecond=0)
+        assert row.past_due_since == (now - failed_ago).replace(microsecond=0)
 
     # the retry succeeds: features are back and the grace mark is cleared
     paid = event("invoice.paid", {
         "id": f"in_{secrets.token_hex(5)}", "object": "invoice",
-        "customer": billing.sim.subscriptions[row["provider_ref"]]["customer"],
+        "customer": billing.sim.subscriptions[row.provider_ref]["customer"],
         "amount_paid": 4900, "currency": "usd", "status": "paid",
-        "parent": {"subscription_details": {"subscription": row["provider_ref"],
+        "parent": {"subscription_details": {"subscription": row.provider_ref,
                                             "metadata": {"tenant_id": "tnt_b"}}}}, now)
     assert (await billing.stripe(paid)).json()["outcome"] == "applied"
     me = await billing.me("tnt_b")
     assert me["status"] == "active" and me["entitlements"]["active"] is True
     row = await billing.row("tnt_b")
-    assert row is not None and row["past_due_since"] is None
+    assert row is not None and row.past_due_since is None
     actions = [e.action for e in await billing.audit() if e.entity == "subscription"]
     assert actions.count("subscription_payment_failed") == 2
     assert actions.count("subscription_payment_paid") == 1
@@ -599,7 +600,7 @@ async def test_btcpay_period_end_gives_grace_then_lapses(billing: Billing) -> No
     await deliver_btcpay(billing, billing.btc.receive_payment(body["invoice_id"], "19.00"))
     row = await billing.row("tnt_b")
     assert row is not None
-    end = row["renewal_at"]
+    end = row.renewal_at
     assert await expire_btcpay_periods(billing.container.uow, clock=lambda: end
                                        - timedelta(seconds=1)) == 0
     assert await expire_btcpay_periods(billing.container.uow,

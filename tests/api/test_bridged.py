@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from tests.api.conftest import Api
 from vanta.adapters.db.tables import fills, follower_orders, outbox
 from vanta.application.bridged import confirm_fills
+from vanta.application.ports.records_catalog import FollowerRecord
 
 
 async def bridged(api: Api, **kw: Any) -> dict[str, Any]:
@@ -90,7 +91,7 @@ async def test_broker_outage_retries_then_dead_letters(api: Api) -> None:
     fo = (await order(api, "M-1"))["children"][0]["fo_id"]
     # build the gateway, then take it down
     api.container.dispatcher.brokers.for_follower(  # type: ignore[union-attr]
-        {"follower_id": f["follower_id"], "bridged_brokers": await _bridge(api, f)})
+        await _stored(api, f))
     gateway(api, f["follower_id"]).set_outage("503 Service Unavailable")
     child = await settle(api, fo)
     assert child["state"] == "dlq" and "broker unavailable" in child["last_error"]
@@ -123,11 +124,11 @@ async def test_broker_credentials_never_leave_the_secret_store(api: Api) -> None
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_bridge"
 
 
-async def _bridge(api: Api, f: dict[str, Any]) -> dict[str, Any]:
+async def _stored(api: Api, f: dict[str, Any]) -> FollowerRecord:
     async with api.container.uow() as uow:
         row = await uow.followers.get("tnt_a", f["follower_id"])
-    assert row is not None
-    return row["bridged_brokers"]
+    assert row is not None and row.bridged_brokers is not None
+    return row
 
 
 async def test_an_order_the_venue_forgot_fails_loudly_instead_of_stopping_the_confirmer(

@@ -49,8 +49,8 @@ class World:
         row, secret = await register_follower(self.uow(), self.secrets, tenant_id=tenant_id,
                                               vault_id=vault_id, raw=body, actor="test",
                                               clock=self.clock)
-        self.secrets_of[row["follower_id"]] = secret
-        return str(row["follower_id"])
+        self.secrets_of[row.follower_id] = secret
+        return row.follower_id
 
     async def submit(self, tenant_id: str = "tnt_a", **raw: Any) -> Submitted:
         body = {"vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": "10",

@@ -50,7 +50,7 @@ async def test_a_new_subscription_replaces_the_manual_plan(billing: tuple) -> No
         sub = await u.subscriptions.current("tnt_b")
         [inbox] = await u.inbox.list("stripe")
     assert sub is not None
-    assert (sub["provider"], sub["provider_ref"], sub["plan_id"], sub["status"]) \
+    assert (sub.provider, sub.provider_ref, sub.plan_id, sub.status) \
         == ("stripe", "sub_1", "pro", "active")
     assert type(inbox) is InboxRecord
     assert (inbox.inbox_id, inbox.outcome, inbox.payload["id"]) \
@@ -75,8 +75,8 @@ async def test_an_older_event_arriving_late_is_stale(billing: tuple) -> None:
         == (False, "stale")
     async with w.uow() as u:
         sub = await u.subscriptions.current("tnt_b")
-    assert sub is not None and sub["status"] == "past_due"
-    assert sub["past_due_since"] == w.clock.now + timedelta(seconds=20)
+    assert sub is not None and sub.status == "past_due"
+    assert sub.past_due_since == w.clock.now + timedelta(seconds=20)
 
 
 async def test_events_for_unknown_tenants_and_unhandled_types_are_only_recorded(
@@ -90,7 +90,7 @@ async def test_events_for_unknown_tenants_and_unhandled_types_are_only_recorded(
         outcomes = [r.outcome for r in await u.inbox.list("stripe")]
         sub = await u.subscriptions.current("tnt_b")
     assert sorted(outcomes) == ["not_handled", "unknown_tenant"]
-    assert sub is not None and sub["provider"] == "manual"
+    assert sub is not None and sub.provider == "manual"
 
 
 async def test_a_bad_signature_writes_nothing(billing: tuple) -> None:

@@ -10,10 +10,11 @@ import pytest
 from tests.application.conftest import World
 from vanta.application.followers import patch_follower, register_follower, rotate_webhook_secret
 from vanta.application.navs import record_nav
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.domain.errors import NotFound, ValidationFailed
 
 
-async def _row(w: World, fid: str, tenant: str = "tnt_a") -> dict:
+async def _row(w: World, fid: str, tenant: str = "tnt_a") -> FollowerRecord:
     async with w.uow() as u:
         row = await u.followers.get(tenant, fid)
     assert row is not None
@@ -23,9 +24,9 @@ async def _row(w: World, fid: str, tenant: str = "tnt_a") -> dict:
 async def test_registration_stores_the_follower_and_its_signing_key(world: World) -> None:
     fid = await world.follower(label="Ada", scale="0.25", max_pos_usd=1000, plan="pro")
     row = await _row(world, fid)
-    assert (row["label"], row["scale"], row["mode"], row["max_pos_usd"]) \
+    assert (row.label, row.scale, row.mode, row.max_pos_usd) \
         == ("Ada", Decimal("0.25"), "capped", Decimal(1000))
-    assert world.secrets.get(row["hmac_key_ref"])  # the key is in the store, by reference
+    assert world.secrets.get(row.hmac_key_ref)  # the key is in the store, by reference
     assert world.secrets_of[fid].startswith("whsec_")
     async with world.uow() as u:
         [ev] = await u.audit.for_entity("tnt_a", fid)
@@ -69,9 +70,9 @@ async def test_a_patch_changes_settings_and_audits_before_and_after(world: World
                                  raw={"scale": "0.75", "max_pos_usd": 500}, actor="ops",
                                  clock=world.clock)
     row = await _row(world, fid)
-    assert (row["scale"], row["mode"], row["updated_at"]) \
+    assert (row.scale, row.mode, row.updated_at) \
         == (Decimal("0.75"), "capped", world.clock.now)  # a cap turns capping on
-    assert after["scale"] == Decimal("0.75")
+    assert after.scale == Decimal("0.75")
     async with world.uow() as u:
         ev = (await u.audit.for_entity("tnt_a", fid))[-1]
     assert ev.payload["before"]["scale"] == "0.5"
@@ -83,11 +84,11 @@ async def test_pausing_records_why_and_resuming_clears_it(world: World) -> None:
     fid = await world.follower()
     await patch_follower(world.uow(), tenant_id="tnt_a", follower_id=fid,
                          raw={"paused": True}, actor="ops", clock=world.clock)
-    assert (await _row(world, fid))["paused_reason"] == "manual"
+    assert (await _row(world, fid)).paused_reason == "manual"
     await patch_follower(world.uow(), tenant_id="tnt_a", follower_id=fid,
                          raw={"paused": False}, actor="ops", clock=world.clock)
     row = await _row(world, fid)
-    assert (row["paused"], row["paused_reason"]) == (False, None)
+    assert (row.paused, row.paused_reason) == (False, None)
 
 
 async def test_a_patch_reenables_a_disabled_webhook(world: World) -> None:
@@ -100,7 +101,7 @@ async def test_a_patch_reenables_a_disabled_webhook(world: World) -> None:
                          raw={"webhook": {"url": "https://new.example/h"}}, actor="ops",
                          clock=world.clock)
     row = await _row(world, fid)
-    assert (row["webhook_url"], row["webhook_disabled_at"], row["webhook_disabled_reason"]) \
+    assert (row.webhook_url, row.webhook_disabled_at, row.webhook_disabled_reason) \
         == ("https://new.example/h", None, None)
 
 
@@ -113,20 +114,20 @@ async def test_patches_reach_only_the_tenants_own_followers(world: World) -> Non
         await patch_follower(world.uow(), tenant_id="tnt_a", follower_id=fid, raw={},
                              actor="x", clock=world.clock)
     assert e.value.code == "empty_patch"
-    assert (await _row(world, fid))["scale"] == Decimal("0.5")
+    assert (await _row(world, fid)).scale == Decimal("0.5")
 
 
 async def test_rotating_the_key_keeps_the_old_one_signing_for_the_overlap(world: World
                                                                           ) -> None:
     fid = await world.follower()
-    old_ref = (await _row(world, fid))["hmac_key_ref"]
+    old_ref = (await _row(world, fid)).hmac_key_ref
     out = await rotate_webhook_secret(world.uow(), world.secrets, tenant_id="tnt_a",
                                       follower_id=fid, raw={"overlap_seconds": 600},
                                       actor="ops", clock=world.clock)
     row = await _row(world, fid)
-    assert row["hmac_key_ref"] != old_ref and out["webhook_secret"].startswith("whsec_")
+    assert row.hmac_key_ref != old_ref and out["webhook_secret"].startswith("whsec_")
     until = (world.clock.now + timedelta(seconds=600)).isoformat()
-    assert row["webhook_keys"] == [{"ref": old_ref, "not_after": until}]
+    assert row.webhook_keys == [{"ref": old_ref, "not_after": until}]
     assert out["previous_valid_until"] == until
 
 

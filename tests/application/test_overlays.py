@@ -23,7 +23,7 @@ async def test_a_persona_overlay_is_stored_with_its_expiry(world: World) -> None
     async with world.uow() as u:
         [row] = await u.overlays.active("VA", world.clock.now)
         events = await u.audit.for_entity("tnt_a", "VA")
-    assert (row["expires_at"] - row["applied_at"]).total_seconds() == 600
+    assert (row.expires_at - row.applied_at).total_seconds() == 600
     assert events[-1].action == "overlay_applied"
 
 
@@ -77,7 +77,7 @@ async def test_expired_overlays_are_reverted_once_and_stop_counting(world: World
     async with world.uow() as u:
         [row] = await u.overlays.list("tnt_a", "VA")
         events = await u.audit.for_entity("tnt_a", "VA")
-    assert (row["state"], row["reverted_at"]) == ("reverted", world.clock.now)
+    assert (row.state, row.reverted_at) == ("reverted", world.clock.now)
     assert [e.action for e in events].count("overlay_reverted") == 1
     sub = await world.submit(qty="8")
     assert sub.expansion is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 
 import pytest
@@ -32,8 +33,8 @@ async def test_creating_a_tenant_and_vault_twice_keeps_one_of_each(world: World)
     async with world.uow() as u:
         tenant = await u.tenants.get("tnt_a")
         vaults = await u.vaults.list("tnt_a")
-    assert tenant is not None and tenant["name"] == "tnt_a"
-    assert [v["label"] for v in vaults] == ["A"]
+    assert tenant is not None and tenant.name == "tnt_a"
+    assert [v.label for v in vaults] == ["A"]
 
 
 async def test_a_granted_plan_replaces_the_previous_one(world: World) -> None:
@@ -47,7 +48,7 @@ async def test_a_granted_plan_replaces_the_previous_one(world: World) -> None:
         assert (await tenant_entitlements(u, "tnt_b")).plan_id == "pro"
         await require_feature(u, "tnt_b", Feature.PERSONA_BOOSTS)
         sub = await u.subscriptions.current("tnt_b")
-    assert sub is not None and sub["plan_id"] == "pro"
+    assert sub is not None and sub.plan_id == "pro"
 
 
 async def test_a_tenant_without_a_plan_has_no_paid_features(world: World) -> None:
@@ -61,11 +62,11 @@ async def test_an_invitation_is_accepted_once_into_a_user(world: World) -> None:
     token = await _invite(world, "New@Corp.example", role="auditor")
     user = await accept_invitation(world.uow(), token=token, raw={"oidc_sub": "idp|42"},
                                    clock=world.clock)
-    assert (user["tenant_id"], user["email"], user["role"]) \
+    assert (user.tenant_id, user.email, user.role) \
         == ("tnt_a", "new@corp.example", "auditor")
     async with world.uow() as u:
         assert await u.users.count("tnt_a") == 1
-        assert (await u.users.by_sub("idp|42"))["user_id"] == user["user_id"]
+        assert (await u.users.by_sub("idp|42")).user_id == user.user_id
         assert await u.invitations.pending("tnt_a", world.clock.now) == 0
     with pytest.raises(NotFound):
         await accept_invitation(world.uow(), token=token, raw={"oidc_sub": "idp|43"},
@@ -76,7 +77,8 @@ async def test_the_token_is_never_stored(world: World) -> None:
     token = await _invite(world)
     async with world.uow() as u:
         [row] = await u.invitations.list("tnt_a")
-    assert token not in row.values() and row["token_hash"] != token
+    assert token not in (getattr(row, f.name) for f in fields(row)) \
+        and row.token_hash != token
 
 
 async def test_an_expired_invitation_cannot_be_accepted(world: World) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from tests.fakes.brokers import FakeBrokerGateways, paper_gateway
 from tests.fakes.secrets import FakeSecretStore
+from tests.records import follower_record
 from vanta.application.bridged import BrokerRegistry
 from vanta.application.ports.brokers import (
     BrokerGateway,
@@ -27,14 +27,15 @@ from vanta.application.ports.brokers import (
     BrokerUnavailable,
     OrderStatus,
 )
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.domain.orders import Side
 
 SECRETS = FakeSecretStore()
 
 
-def _follower(fid: str) -> dict[str, Any]:
+def _follower(fid: str) -> FollowerRecord:
     ref = SECRETS.put(f"broker/{fid}/paper", json.dumps({"key": f"k-{fid}"}).encode())
-    return {"follower_id": fid, "bridged_brokers": {"broker": "paper", "ref": ref}}
+    return follower_record(follower_id=fid, bridged_brokers={"broker": "paper", "ref": ref})
 
 
 @pytest.fixture(params=["fake", "registry"])

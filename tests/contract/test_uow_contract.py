@@ -6,6 +6,7 @@ other ``test_uow_contract_*`` files."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import typing
 from datetime import timedelta
@@ -30,7 +31,10 @@ from tests.fakes.memory_schema import SCHEMA
 from tests.fakes.uow import MemoryStore, MemoryUnitOfWork
 from vanta.adapters.db.tables import metadata
 from vanta.application.ports.billing import BillingUnitOfWork
+from vanta.application.ports.records_catalog import FollowerRecord, VaultRecord
+from vanta.application.ports.records_tenancy import TenantRecord
 from vanta.application.ports.uow import Conflict, UnitOfWork
+from vanta.domain.followers import FollowerMode, ScaleMode
 
 backend, backend_source, sqlite_template, pg_database = (
     support.backend, support.backend_source, support.sqlite_template, support.pg_database)
@@ -41,7 +45,7 @@ backend, backend_source, sqlite_template, pg_database = (
 async def test_committed_writes_are_kept(backend: Db) -> None:
     await backend.run(lambda u: u.tenants.add(tenant_row("tnt_a")))
     row = await backend.read(lambda u: u.tenants.get("tnt_a"))
-    assert row == {"tenant_id": "tnt_a", "name": "TNT_A", "status": "active", "created_at": T0}
+    assert row == TenantRecord("tnt_a", "TNT_A", "active", T0)
 
 
 async def test_leaving_the_block_without_commit_discards_the_writes(backend: Db) -> None:
@@ -90,10 +94,11 @@ async def test_another_unit_of_work_does_not_see_uncommitted_writes(backend: Db)
 async def test_rows_returned_are_copies_the_caller_may_change(backend: Db) -> None:
     await seed_world(backend)
     row = await backend.read(lambda u: u.vaults.get("tnt_a", "VA"))
-    row["label"] = "changed"
-    row["rails"]["venues"].append("mutated")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.label = "changed"  # type: ignore[misc]
+    row.rails["venues"].append("mutated")  # a JSON column is decoded afresh on every read
     again = await backend.read(lambda u: u.vaults.get("tnt_a", "VA"))
-    assert again["label"] == "VA" and again["rails"] == {"venues": ["paper"]}
+    assert again.label == "VA" and again.rails == {"venues": ["paper"]}
 
 
 # -- unique keys ----------------------------------------------------------------------------------
@@ -109,7 +114,7 @@ async def test_a_taken_primary_key_raises_conflict_and_keeps_the_first_row(backe
     await _duplicate(backend, lambda u: u.tenants.add({**tenant_row("tnt_a"), "name": "dup"}))
     await _duplicate(backend, lambda u: u.vaults.add(vault_row("tnt_a", "VA")))
     await _duplicate(backend, lambda u: u.followers.add(follower_row("tnt_a", "VA", "FA1")))
-    assert (await backend.read(lambda u: u.tenants.get("tnt_a")))["name"] == "TNT_A"
+    assert (await backend.read(lambda u: u.tenants.get("tnt_a"))).name == "TNT_A"
 
 
 async def test_a_taken_unique_key_raises_conflict(backend: Db) -> None:
@@ -183,9 +188,9 @@ async def test_users_and_invitations(backend: Db) -> None:
         await backend.run(lambda u, i=i, t=tenant: u.users.add(
             {"user_id": f"u{i}", "tenant_id": t, "email": f"{i}@x", "role": "viewer",
              "oidc_sub": f"s{i}", "created_at": at(10 - i)}))
-    assert [r["user_id"] for r in await backend.read(lambda u: u.users.list("tnt_a"))] \
+    assert [r.user_id for r in await backend.read(lambda u: u.users.list("tnt_a"))] \
         == ["u1", "u0"]  # by creation time
-    assert (await backend.read(lambda u: u.users.by_sub("s2")))["tenant_id"] == "tnt_b"
+    assert (await backend.read(lambda u: u.users.by_sub("s2"))).tenant_id == "tnt_b"
 
     def inv(i: str, expires: float) -> dict[str, Any]:
         return {"invitation_id": i, "tenant_id": "tnt_a", "email": f"{i}@x", "role": "viewer",
@@ -197,7 +202,7 @@ async def test_users_and_invitations(backend: Db) -> None:
     await backend.run(lambda u: u.invitations.accept("i1", "u0", at(11)))
     assert await backend.read(lambda u: u.invitations.pending("tnt_a", at(1))) == 1
     got = await backend.read(lambda u: u.invitations.by_token_hash("h-i1"))
-    assert (got["accepted_at"], got["user_id"]) == (at(11), "u0")
+    assert (got.accepted_at, got.user_id) == (at(11), "u0")
     await _duplicate(backend, lambda u: u.invitations.add({**inv("i3", 9), "token_hash": "h-i1"}))
 
 
@@ -211,10 +216,10 @@ async def test_subscriptions_one_per_tenant_newest_wins(backend: Db) -> None:
     await backend.run(lambda u: u.subscriptions.replace("tnt_a", sub("s1", "ref-1")))
     await backend.run(lambda u: u.subscriptions.replace("tnt_a", sub("s2", "ref-1")))
     cur = await backend.read(lambda u: u.subscriptions.current("tnt_a"))
-    assert cur["subscription_id"] == "s2" and cur["provider"] == "manual"
-    assert cur["entitlements"] == {"seats": 3}
+    assert cur.subscription_id == "s2" and cur.provider == "manual"
+    assert cur.entitlements == {"seats": 3}
     await backend.run(lambda u: u.subscriptions.update("s2", status="past_due"))
-    assert (await backend.read(lambda u: u.subscriptions.by_provider_ref("ref-1")))["status"] \
+    assert (await backend.read(lambda u: u.subscriptions.by_provider_ref("ref-1"))).status \
         == "past_due"
     assert await backend.read(lambda u: u.subscriptions.current("tnt_b")) is None
 
@@ -228,13 +233,36 @@ async def test_tenant_scoping_hides_another_tenants_rows(backend: Db) -> None:
     assert await backend.read(lambda u: u.vaults.get_for_update("tnt_b", "VA")) is None
     assert await backend.read(lambda u: u.followers.get("tnt_b", "FA1")) is None
     assert await backend.read(lambda u: u.followers.list_for_vault("tnt_b", "VA")) == []
-    assert (await backend.read(lambda u: u.followers.get_unscoped("FA1")))["tenant_id"] \
+    assert (await backend.read(lambda u: u.followers.get_unscoped("FA1"))).tenant_id \
         == "tnt_a"
     # an update through the wrong tenant changes nothing
     await backend.run(lambda u: u.followers.update("tnt_b", "FA1", label="hijacked"))
     await backend.run(lambda u: u.vaults.set_maintenance("tnt_b", "VA", True))
-    assert (await backend.read(lambda u: u.followers.get("tnt_a", "FA1")))["label"] == "FA1"
+    assert (await backend.read(lambda u: u.followers.get("tnt_a", "FA1"))).label == "FA1"
     assert await backend.read(lambda u: u.vaults.under_maintenance(["VA", "VB"])) == set()
+
+
+async def test_catalog_reads_are_the_same_typed_records_on_every_backend(backend: Db) -> None:
+    await seed_world(backend)
+    want = FollowerRecord(
+        follower_id="FA1", tenant_id="tnt_a", vault_id="VA", label="FA1",
+        mode=FollowerMode.PROPORTIONAL, scale=Decimal("0.5"), max_pos_usd=None,
+        kill_switch=False, webhook_url=None, hmac_key_ref=None, bridged_brokers=None,
+        created_at=T0, updated_at=T0, scale_mode=ScaleMode.FIXED, nav_multiplier=Decimal(1),
+        fractional=False, paused=False, paused_reason=None, protections=None, plan_id="core",
+        overlay_opt_in=False, webhook_keys=None, webhook_disabled_at=None,
+        webhook_disabled_reason=None)
+    got = await backend.read(lambda u: u.followers.get("tnt_a", "FA1"))
+    assert got == want and type(got.mode) is FollowerMode and got.created_at.tzinfo is not None
+    for read in (lambda u: u.followers.list_for_vault("tnt_a", "VA"),
+                 lambda u: u.followers.page_for_vault("tnt_a", "VA", None, 5)):
+        assert [type(r) for r in await backend.read(read)] == [FollowerRecord] * 2
+    many = await backend.read(lambda u: u.followers.get_many_unscoped(["FA1"]))
+    assert many == {"FA1": want}
+    assert await backend.read(lambda u: u.vaults.get("tnt_a", "VA")) == VaultRecord(
+        "VA", "tnt_a", "VA", {"venues": ["paper"]}, [], {}, False, False, T0)
+    assert await backend.read(lambda u: u.tenants.get("tnt_b")) \
+        == TenantRecord("tnt_b", "TNT_B", "active", T0)
 
 
 async def test_vaults_list_in_creation_order_and_maintenance(backend: Db) -> None:
@@ -242,8 +270,8 @@ async def test_vaults_list_in_creation_order_and_maintenance(backend: Db) -> Non
     for vid, created in (("V2", 5), ("V1", 5), ("V0", 9)):
         await backend.run(lambda u, v=vid, c=created: u.vaults.add(vault_row("tnt_a", v, c)))
     rows = await backend.read(lambda u: u.vaults.list("tnt_a"))
-    assert [r["vault_id"] for r in rows] == ["V1", "V2", "V0"]
-    assert rows[0]["public"] is False and rows[0]["maintenance"] is False
+    assert [r.vault_id for r in rows] == ["V1", "V2", "V0"]
+    assert rows[0].public is False and rows[0].maintenance is False
     await backend.run(lambda u: u.vaults.set_maintenance("tnt_a", "V2", True))
     assert await backend.read(lambda u: u.vaults.under_maintenance(["V1", "V2", "nope"])) \
         == {"V2"}
@@ -254,20 +282,20 @@ async def test_follower_defaults_decimals_and_paging(backend: Db) -> None:
     for f in ("FA0", "FA3", "FA4"):
         await backend.run(lambda u, f=f: u.followers.add(follower_row("tnt_a", "VA", f)))
     row = await backend.read(lambda u: u.followers.get("tnt_a", "FA1"))
-    assert row["scale"] == Decimal("0.5") and str(row["scale"]) == "0.5"
-    assert (row["scale_mode"], row["nav_multiplier"], row["plan_id"]) == ("fixed", 1, "core")
-    assert (row["kill_switch"], row["paused"], row["fractional"]) == (False, False, False)
-    assert row["max_pos_usd"] is None and row["bridged_brokers"] is None
+    assert row.scale == Decimal("0.5") and str(row.scale) == "0.5"
+    assert (row.scale_mode, row.nav_multiplier, row.plan_id) == (ScaleMode.FIXED, 1, "core")
+    assert (row.kill_switch, row.paused, row.fractional) == (False, False, False)
+    assert row.max_pos_usd is None and row.bridged_brokers is None
     page1 = await backend.read(lambda u: u.followers.page_for_vault("tnt_a", "VA", None, 2))
     page2 = await backend.read(lambda u: u.followers.page_for_vault("tnt_a", "VA", "FA1", 2))
     page3 = await backend.read(lambda u: u.followers.page_for_vault("tnt_a", "VA", "FA3", 2))
-    assert [[r["follower_id"] for r in p] for p in (page1, page2, page3)] \
+    assert [[r.follower_id for r in p] for p in (page1, page2, page3)] \
         == [["FA0", "FA1"], ["FA2", "FA3"], ["FA4"]]
     await backend.run(lambda u: u.followers.update("tnt_a", "FA1", kill_switch=True,
                                                    protections={"max_dd": "0.2"},
                                                    scale=Decimal("1.250")))
     row = await backend.read(lambda u: u.followers.get("tnt_a", "FA1"))
-    assert (row["kill_switch"], row["protections"], str(row["scale"])) \
+    assert (row.kill_switch, row.protections, str(row.scale)) \
         == (True, {"max_dd": "0.2"}, "1.25")
     many = await backend.read(lambda u: u.followers.get_many_unscoped(["FA1", "FB1", "x"]))
     assert set(many) == {"FA1", "FB1"}
@@ -282,10 +310,10 @@ async def test_instruments_upsert_and_list_order(backend: Db) -> None:
     await backend.run(lambda u: u.instruments.upsert(inst("AAPL", "alpaca", "0.001")))
     await backend.run(lambda u: u.instruments.upsert(inst("AAPL", "paper", "0.10")))
     rows = await backend.read(lambda u: u.instruments.list())
-    assert [(r["venue"], r["symbol"]) for r in rows] \
+    assert [(r.venue, r.symbol) for r in rows] \
         == [("alpaca", "AAPL"), ("paper", "AAPL"), ("paper", "MSFT")]
     got = await backend.read(lambda u: u.instruments.get("AAPL", "paper"))
-    assert got["lot_step"] == Decimal("0.1") and got["fractional_step"] is None
+    assert got.lot_step == Decimal("0.1") and got.fractional_step is None
 
 
 async def test_overlays_activity_revert_once(backend: Db) -> None:
@@ -293,26 +321,26 @@ async def test_overlays_activity_revert_once(backend: Db) -> None:
 
     def ov(oid: str, applied: float, expires: float, vault: str = "VA",
            tenant: str = "tnt_a") -> dict[str, Any]:
-        return {"overlay_id": oid, "tenant_id": tenant, "vault_id": vault, "kind": "scale",
-                "params": {"factor": "0.5"}, "actor": "ops", "applied_at": at(applied),
+        return {"overlay_id": oid, "tenant_id": tenant, "vault_id": vault, "kind": "flip",
+                "params": {"amplify": "0.5"}, "actor": "ops", "applied_at": at(applied),
                 "expires_at": at(expires), "state": "active"}
     for row in (ov("o2", 0, 100), ov("o1", 10, 50), ov("o3", 20, 30), ov("o4", 0, 40, "VB",
                                                                          "tnt_b")):
         await backend.run(lambda u, r=row: u.overlays.add(r))
     active = await backend.read(lambda u: u.overlays.active("VA", at(25)))
-    assert [r["overlay_id"] for r in active] == ["o1", "o2", "o3"]
+    assert [r.overlay_id for r in active] == ["o1", "o2", "o3"]
     at30 = await backend.read(lambda u: u.overlays.active("VA", at(30)))
-    assert [r["overlay_id"] for r in at30] == ["o1", "o2"]  # expires_at is exclusive
+    assert [r.overlay_id for r in at30] == ["o1", "o2"]  # expires_at is exclusive
     listed = await backend.read(lambda u: u.overlays.list("tnt_a", "VA"))
-    assert [r["overlay_id"] for r in listed] == ["o2", "o1", "o3"]
+    assert [r.overlay_id for r in listed] == ["o2", "o1", "o3"]
     assert await backend.read(lambda u: u.overlays.list("tnt_b", "VA")) == []
     due = await backend.read(lambda u: u.overlays.due_for_revert(at(60)))
-    assert [r["overlay_id"] for r in due] == ["o3", "o4", "o1"]
+    assert [r.overlay_id for r in due] == ["o3", "o4", "o1"]
     assert await backend.run(lambda u: u.overlays.mark_reverted("o3", at(61))) is True
     assert await backend.run(lambda u: u.overlays.mark_reverted("o3", at(62))) is False
     row = (await backend.read(lambda u: u.overlays.list("tnt_a", "VA")))[2]
-    assert (row["state"], row["reverted_at"], row["params"]) \
-        == ("reverted", at(61), {"factor": "0.5"})
+    assert (row.state, row.reverted_at, row.params) \
+        == ("reverted", at(61), {"amplify": "0.5"})
 
 
 async def test_nav_history_up_to_asof_oldest_first(backend: Db) -> None:

@@ -117,7 +117,7 @@ def vault_row(tenant_id: str, vault_id: str, created: float = 0) -> dict[str, An
 def follower_row(tenant_id: str, vault_id: str, follower_id: str, **extra: Any
                  ) -> dict[str, Any]:
     return {"follower_id": follower_id, "tenant_id": tenant_id, "vault_id": vault_id,
-            "label": follower_id, "mode": "webhook", "scale": Decimal("0.50"),
+            "label": follower_id, "mode": "proportional", "scale": Decimal("0.50"),
             "created_at": T0, "updated_at": T0, **extra}
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from vanta.adapters.brokers.paper import PaperBroker, PaperSettings
 from vanta.application.ports.clock import Clock, utcnow
+from vanta.application.ports.records_catalog import FollowerRecord
 
 __all__ = ["FakeBrokerGateways", "PaperBroker", "paper_gateway"]
 
@@ -54,8 +55,8 @@ class FakeBrokerGateways:
     gateways: dict[str, PaperBroker] = field(default_factory=dict)
     closed: bool = False
 
-    def for_follower(self, follower: Mapping[str, Any]) -> PaperBroker:
-        fid = follower["follower_id"]
+    def for_follower(self, follower: FollowerRecord) -> PaperBroker:
+        fid = follower.follower_id
         gw = self.gateways.get(fid)
         if gw is None:
             gw = self.gateways[fid] = paper_gateway(**self.settings)

@@ -4,13 +4,25 @@ overlays and NAV observations (the SQL ones: ``adapters/db/repositories/{tenancy
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo
 from tests.fakes.memory_store import Row, utc
+from vanta.application.ports.records_catalog import (
+    FollowerRecord,
+    InstrumentRecord,
+    OverlayRecord,
+    VaultRecord,
+)
+from vanta.application.ports.records_tenancy import (
+    InvitationRecord,
+    SubscriptionRecord,
+    TenantRecord,
+    UserRecord,
+)
 
 
 class MemTenants(MemRepo):
@@ -19,19 +31,22 @@ class MemTenants(MemRepo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self._add(row)
 
-    async def get(self, tenant_id: str) -> Row | None:
-        return self._first(lambda r: r["tenant_id"] == tenant_id)
+    async def get(self, tenant_id: str) -> TenantRecord | None:
+        r = self._first(lambda r: r["tenant_id"] == tenant_id)
+        return TenantRecord.from_row(r) if r is not None else None
 
 
 class MemSubscriptions(MemRepo):
     table = "subscriptions"
 
-    async def current(self, tenant_id: str) -> Row | None:
-        return self._first(lambda r: r["tenant_id"] == tenant_id,
-                           order=lambda r: r["created_at"], desc=True)
+    async def current(self, tenant_id: str) -> SubscriptionRecord | None:
+        r = self._first(lambda r: r["tenant_id"] == tenant_id,
+                        order=lambda r: r["created_at"], desc=True)
+        return SubscriptionRecord.from_row(r) if r is not None else None
 
-    async def by_provider_ref(self, ref: str) -> Row | None:
-        return self._first(lambda r: r["provider_ref"] == ref)
+    async def by_provider_ref(self, ref: str) -> SubscriptionRecord | None:
+        r = self._first(lambda r: r["provider_ref"] == ref)
+        return SubscriptionRecord.from_row(r) if r is not None else None
 
     async def replace(self, tenant_id: str, row: Mapping[str, Any]) -> None:
         await self.tx.delete(self.table, lambda r: r["tenant_id"] == tenant_id)
@@ -51,12 +66,13 @@ class MemUsers(MemRepo):
     async def count(self, tenant_id: str) -> int:
         return len(self._select(lambda r: r["tenant_id"] == tenant_id))
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["tenant_id"] == tenant_id,
-                            order=lambda r: r["created_at"])
+    async def list(self, tenant_id: str) -> builtins.list[UserRecord]:
+        return [UserRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id, order=lambda r: r["created_at"])]
 
-    async def by_sub(self, oidc_sub: str) -> Row | None:
-        return self._first(lambda r: r["oidc_sub"] == oidc_sub)
+    async def by_sub(self, oidc_sub: str) -> UserRecord | None:
+        r = self._first(lambda r: r["oidc_sub"] == oidc_sub)
+        return UserRecord.from_row(r) if r is not None else None
 
 
 class MemInvitations(MemRepo):
@@ -70,16 +86,17 @@ class MemInvitations(MemRepo):
         return len(self._select(lambda r: r["tenant_id"] == tenant_id
                                 and r["accepted_at"] is None and r["expires_at"] > now))
 
-    async def by_token_hash(self, token_hash: str) -> Row | None:
-        return self._first(lambda r: r["token_hash"] == token_hash)
+    async def by_token_hash(self, token_hash: str) -> InvitationRecord | None:
+        r = self._first(lambda r: r["token_hash"] == token_hash)
+        return InvitationRecord.from_row(r) if r is not None else None
 
     async def accept(self, invitation_id: str, user_id: str, now: datetime) -> None:
         await self.tx.update(self.table, lambda r: r["invitation_id"] == invitation_id,
                              {"accepted_at": now, "user_id": user_id})
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["tenant_id"] == tenant_id,
-                            order=lambda r: r["created_at"])
+    async def list(self, tenant_id: str) -> builtins.list[InvitationRecord]:
+        return [InvitationRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id, order=lambda r: r["created_at"])]
 
 
 class MemVaults(MemRepo):
@@ -88,17 +105,19 @@ class MemVaults(MemRepo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self._add(row)
 
-    async def get(self, tenant_id: str, vault_id: str) -> Row | None:
-        return self._first(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id)
+    async def get(self, tenant_id: str, vault_id: str) -> VaultRecord | None:
+        r = self._first(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id)
+        return VaultRecord.from_row(r) if r is not None else None
 
-    async def get_for_update(self, tenant_id: str, vault_id: str) -> Row | None:
+    async def get_for_update(self, tenant_id: str, vault_id: str) -> VaultRecord | None:
         # SQL locks the row; here the lock is the writer slot, which SQLite takes at begin.
         await self.tx.writable(self.table)
         return await self.get(tenant_id, vault_id)
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["tenant_id"] == tenant_id,
-                            order=lambda r: (r["created_at"], r["vault_id"]))
+    async def list(self, tenant_id: str) -> builtins.list[VaultRecord]:
+        return [VaultRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id,
+            order=lambda r: (r["created_at"], r["vault_id"]))]
 
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
         await self.tx.update(self.table, lambda r: r["vault_id"] == vault_id
@@ -116,25 +135,34 @@ class MemFollowers(MemRepo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self._add(row)
 
-    async def get(self, tenant_id: str, follower_id: str) -> Row | None:
-        return self._first(lambda r: r["follower_id"] == follower_id
-                           and r["tenant_id"] == tenant_id)
+    def _record(self, where: Callable[[Row], bool]) -> FollowerRecord | None:
+        r = self._first(where)
+        return FollowerRecord.from_row(r) if r is not None else None
 
-    async def get_unscoped(self, follower_id: str) -> Row | None:
-        return self._first(lambda r: r["follower_id"] == follower_id)
+    async def get(self, tenant_id: str, follower_id: str) -> FollowerRecord | None:
+        return self._record(lambda r: r["follower_id"] == follower_id
+                            and r["tenant_id"] == tenant_id)
 
-    async def get_many_unscoped(self, follower_ids: Iterable[str]) -> dict[str, Row]:
-        return self._by_key("follower_id", follower_ids)
+    async def get_unscoped(self, follower_id: str) -> FollowerRecord | None:
+        return self._record(lambda r: r["follower_id"] == follower_id)
 
-    async def list_for_vault(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
-                            order=lambda r: r["follower_id"])
+    async def get_many_unscoped(self,
+                                follower_ids: Iterable[str]) -> dict[str, FollowerRecord]:
+        return {k: FollowerRecord.from_row(r)
+                for k, r in self._by_key("follower_id", follower_ids).items()}
+
+    async def list_for_vault(self, tenant_id: str,
+                             vault_id: str) -> builtins.list[FollowerRecord]:
+        return [FollowerRecord.from_row(r) for r in self._select(
+            lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
+            order=lambda r: r["follower_id"])]
 
     async def page_for_vault(self, tenant_id: str, vault_id: str, after: str | None,
-                             limit: int) -> builtins.list[Row]:
-        return self._select(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id
-                            and (after is None or r["follower_id"] > after),
-                            order=lambda r: r["follower_id"], limit=limit)
+                             limit: int) -> builtins.list[FollowerRecord]:
+        return [FollowerRecord.from_row(r) for r in self._select(
+            lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id
+            and (after is None or r["follower_id"] > after),
+            order=lambda r: r["follower_id"], limit=limit)]
 
     async def update(self, tenant_id: str, follower_id: str, **values: Any) -> None:
         await self.tx.update(self.table, lambda r: r["follower_id"] == follower_id
@@ -144,8 +172,9 @@ class MemFollowers(MemRepo):
 class MemInstruments(MemRepo):
     table = "instruments"
 
-    async def get(self, symbol: str, venue: str) -> Row | None:
-        return self._first(lambda r: r["symbol"] == symbol and r["venue"] == venue)
+    async def get(self, symbol: str, venue: str) -> InstrumentRecord | None:
+        r = self._first(lambda r: r["symbol"] == symbol and r["venue"] == venue)
+        return InstrumentRecord.from_row(r) if r is not None else None
 
     async def upsert(self, row: Mapping[str, Any]) -> None:
         moved = await self.tx.update(self.table, lambda r: r["symbol"] == row["symbol"]
@@ -153,8 +182,9 @@ class MemInstruments(MemRepo):
         if not moved:
             await self._add(row)
 
-    async def list(self) -> builtins.list[Row]:
-        return self._select(order=lambda r: (r["venue"], r["symbol"]))
+    async def list(self) -> builtins.list[InstrumentRecord]:
+        return [InstrumentRecord.from_row(r)
+                for r in self._select(order=lambda r: (r["venue"], r["symbol"]))]
 
 
 class MemOverlays(MemRepo):
@@ -163,20 +193,24 @@ class MemOverlays(MemRepo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self._add(row)
 
-    async def active(self, vault_id: str, at: datetime) -> builtins.list[Row]:
+    async def active(self, vault_id: str, at: datetime) -> builtins.list[OverlayRecord]:
         at = utc(at)
-        return self._select(lambda r: r["vault_id"] == vault_id and r["state"] == "active"
-                            and r["applied_at"] <= at and r["expires_at"] > at,
-                            order=lambda r: r["overlay_id"])
+        return [OverlayRecord.from_row(r) for r in self._select(
+            lambda r: r["vault_id"] == vault_id and r["state"] == "active"
+            and r["applied_at"] <= at and r["expires_at"] > at,
+            order=lambda r: r["overlay_id"])]
 
-    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
-        return self._select(lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
-                            order=lambda r: (r["applied_at"], r["overlay_id"]))
+    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[OverlayRecord]:
+        return [OverlayRecord.from_row(r) for r in self._select(
+            lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
+            order=lambda r: (r["applied_at"], r["overlay_id"]))]
 
-    async def due_for_revert(self, now: datetime, limit: int = 100) -> builtins.list[Row]:
+    async def due_for_revert(self, now: datetime,
+                             limit: int = 100) -> builtins.list[OverlayRecord]:
         now = utc(now)
-        return self._select(lambda r: r["state"] == "active" and r["expires_at"] <= now,
-                            order=lambda r: r["expires_at"], limit=limit)
+        return [OverlayRecord.from_row(r) for r in self._select(
+            lambda r: r["state"] == "active" and r["expires_at"] <= now,
+            order=lambda r: r["expires_at"], limit=limit)]
 
     async def mark_reverted(self, overlay_id: str, now: datetime) -> bool:
         moved = await self.tx.update(self.table, lambda r: r["overlay_id"] == overlay_id

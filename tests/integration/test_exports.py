@@ -144,7 +144,7 @@ async def seed(data_dir: Path) -> Seeded:
         order=parse_order_input({"id": "M-2", "vault_id": "VA", "symbol": "MSFT",
                                  "side": "buy", "qty": 10, "ref_price": 400}))
     await engine.dispose()
-    return Seeded(db, children[hooked["follower_id"]], children[bridged["follower_id"]])
+    return Seeded(db, children[hooked.follower_id], children[bridged.follower_id])
 
 
 @pytest.fixture(scope="module")

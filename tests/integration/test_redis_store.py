@@ -13,6 +13,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,7 @@ async def test_entitlement_cache_on_redis_is_shared_and_invalidated() -> None:
     from tests.conftest import require_service
     from vanta.adapters.cache.redis_store import RedisStore
     from vanta.application.entitlements_cache import EntitlementCache
+    from vanta.application.ports.records_tenancy import SubscriptionRecord
 
     url = require_service("Redis", os.environ.get("VANTA_TEST_REDIS_URL",
                                                   "redis://127.0.0.1:6379/15"))
@@ -121,8 +123,9 @@ async def test_entitlement_cache_on_redis_is_shared_and_invalidated() -> None:
     tenant = f"t-{uuid.uuid4().hex}"
     one, two = EntitlementCache(a, ttl_s=30), EntitlementCache(b, ttl_s=30)
     try:
-        await one.put(tenant, {"entitlements": {"plan": "pro"}, "status": "active",
-                               "past_due_since": None})
+        await one.put(tenant, SubscriptionRecord(
+            "s1", tenant, "pro", "active", {"plan": "pro"}, None, datetime.now(UTC), "manual",
+            None, None, None, None, None))
         got = await two.get(tenant)  # another API process sees it
         assert got == {"row": {"entitlements": {"plan": "pro"}, "status": "active",
                                "past_due_since": None}}

@@ -88,7 +88,7 @@ class World:
                 raw={"label": key, "scale": "1", "webhook": {"url": f"{self.base}/hooks/{key}"}},
                 actor="test")
             self.rcv.secrets[key] = whsec
-            self.followers.append(row["follower_id"])
+            self.followers.append(row.follower_id)
 
     async def order(self, order_id: str, qty: int = 10) -> tuple[str, list[str]]:
         order = parse_order_input({"id": order_id, "vault_id": VAULT, "symbol": "AAPL",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from vanta.adapters.cache.memory import MemoryStore
+from vanta.application.ports.records_catalog import VaultRecord
 from vanta.application.vault_cache import GENERATION_KEY, VaultCache
 
 
@@ -22,16 +24,21 @@ class Db:
             "tnt_b": [{"vault_id": "VB", "maintenance": False}]}
         self.reads = 0
 
-    def loader(self, tenant: str) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
-        async def load() -> list[dict[str, Any]]:
+    def loader(self, tenant: str) -> Callable[[], Awaitable[list[VaultRecord]]]:
+        async def load() -> list[VaultRecord]:
             self.reads += 1
             await asyncio.sleep(0)
-            return [dict(r) for r in self.rows[tenant]]
+            return [VaultRecord.from_row({**VAULT, "tenant_id": tenant, **r})
+                    for r in self.rows[tenant]]
         return load
 
 
+VAULT: dict[str, Any] = {"label": "v", "rails": {}, "personas": [], "risk_profile": {},
+                         "public": False, "created_at": datetime(2026, 1, 1, tzinfo=UTC)}
+
+
 async def _ids(cache: VaultCache, db: Db, tenant: str) -> list[str]:
-    return [r["vault_id"] for r in await cache.rows(tenant, db.loader(tenant))]
+    return [r.vault_id for r in await cache.rows(tenant, db.loader(tenant))]
 
 
 async def test_a_hit_does_not_read_the_database() -> None:
@@ -65,7 +72,7 @@ async def test_a_write_on_another_replica_invalidates_this_one() -> None:
     db.rows["tnt_a"][0]["maintenance"] = True
     await there.invalidate()  # the replica that committed the write bumps the generation
     rows = await here.rows("tnt_a", db.loader("tnt_a"))
-    assert rows[0]["maintenance"] is True and db.reads == 2
+    assert rows[0].maintenance is True and db.reads == 2
 
 
 async def test_a_lost_generation_invalidates_everything() -> None:

@@ -29,6 +29,7 @@ from vanta.application.ports.brokers import (
 )
 from vanta.application.ports.delivery import SendResult
 from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.application.ports.uow import UowFactory
 from vanta.domain.errors import ValidationFailed
@@ -89,11 +90,13 @@ class BrokerRegistry:
         self._factory = factory
         self._gateways: dict[str, BrokerGateway] = {}
 
-    def for_follower(self, follower: Mapping[str, Any]) -> BrokerGateway:
-        fid = follower["follower_id"]
+    def for_follower(self, follower: FollowerRecord) -> BrokerGateway:
+        fid = follower.follower_id
         gw = self._gateways.get(fid)
         if gw is None:
-            bridge = follower["bridged_brokers"]
+            bridge = follower.bridged_brokers
+            if bridge is None:
+                raise ValueError(f"follower {fid} is not bridged to a broker")
             creds = json.loads(self._secrets_get(bridge["ref"]))
             gw = self._factory(bridge["broker"], creds, fid)
             self._gateways[fid] = gw
@@ -165,7 +168,7 @@ async def confirm_fills(uow_factory: UowFactory, brokers: BrokerGateways, *,
     for child in children:
         async with uow_factory() as uow:
             follower = await uow.followers.get_unscoped(child.follower_id)
-        if follower is None or not follower["bridged_brokers"]:
+        if follower is None or not follower.bridged_brokers:
             continue
         try:
             report = await brokers.for_follower(follower).order_report(child.fo_id)

@@ -17,7 +17,6 @@ from vanta.application.dispatch_steps import (
     Decided,
     Endpoint,
     Prepared,
-    Row,
     cancel,
     dead_letter,
     endpoint_of,
@@ -30,6 +29,7 @@ from vanta.application.payloads import dispatch_body
 from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
 from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import (
     ChildOrderRecord,
     ManagerOrderRecord,
@@ -261,7 +261,8 @@ class Dispatcher:
         return outbox_rows
 
     async def _triage(self, uow: UnitOfWork, outbox_rows: list[OutboxRecord],
-                      children: Mapping[str, ChildOrderRecord], followers: Mapping[str, Row],
+                      children: Mapping[str, ChildOrderRecord],
+                      followers: Mapping[str, FollowerRecord],
                       deferred: list[int], admitted: dict[int, Endpoint],
                       now: datetime) -> dict[str, list[OutboxRecord]]:
         """Settle the rows that need no attempt (finished, held, cancelled, parked) and
@@ -283,14 +284,14 @@ class Dispatcher:
                 continue
             state = child.state
             follower = followers[child.follower_id]
-            if state is not ChildOrderState.SENT and (follower["kill_switch"] or
-                                                      follower["paused"]):
+            if state is not ChildOrderState.SENT and (follower.kill_switch or
+                                                      follower.paused):
                 # A kill switch acts at once: what is still queued is withdrawn, not sent.
-                reason = "kill_switch" if follower["kill_switch"] else "paused"
+                reason = "kill_switch" if follower.kill_switch else "paused"
                 await cancel(uow, row, child, state, reason, now)
-            elif follower["webhook_disabled_at"] is not None:
+            elif follower.webhook_disabled_at is not None:
                 # Parked, not lost: an operator redelivers once the endpoint is fixed.
-                error = f"endpoint disabled: {follower['webhook_disabled_reason']}"
+                error = f"endpoint disabled: {follower.webhook_disabled_reason}"
                 await dead_letter(uow, row, child, state, error, now, self.metrics)
             elif state is ChildOrderState.SENT and child.dispatch_attempts >= budget:
                 # The worker died during the last attempt the budget allows.
@@ -299,8 +300,9 @@ class Dispatcher:
                                   "the worker stopped during the last attempt", now,
                                   self.metrics)
             else:
-                if not follower["bridged_brokers"]:
-                    key = endpoint_of(follower["webhook_url"])
+                if not follower.bridged_brokers:
+                    # registration gives every follower without a broker a URL
+                    key = endpoint_of(follower.webhook_url or "")
                     if not self._admit(key):
                         deferred.append(row.id)
                         continue
@@ -312,10 +314,10 @@ class Dispatcher:
         await uow.outbox.reschedule_many(later)
         return to_send
 
-    def _prepare(self, child: ChildOrderRecord, follower: Row, order: ManagerOrderRecord,
-                 attempt_no: int,
+    def _prepare(self, child: ChildOrderRecord, follower: FollowerRecord,
+                 order: ManagerOrderRecord, attempt_no: int,
                  now: datetime, endpoint: Endpoint | None) -> Prepared:
-        if follower["bridged_brokers"]:
+        if follower.bridged_brokers:
             if self.brokers is None:
                 raise RuntimeError("a bridged follower needs a broker registry")
             return Prepared("", {}, b"", attempt_no, now, self.brokers.for_follower(follower),
@@ -324,7 +326,7 @@ class Dispatcher:
         body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
                              attempt_no=attempt_no)
         headers = signature_headers(keys, child.fo_id, int(now.timestamp()), body)
-        return Prepared(follower["webhook_url"], headers, body, attempt_no, now,
+        return Prepared(follower.webhook_url or "", headers, body, attempt_no, now,
                         endpoint=endpoint, child=child)
 
     def _next_state(self, attempt_no: int,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
 from vanta.application.ports.delivery import SendResult
 from vanta.application.ports.metrics import Metrics
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
@@ -51,10 +51,12 @@ class Prepared:
 Decided = tuple[OutboxRecord, Prepared, SendResult, ChildOrderState, float | None, str | None]
 
 
-def signing_refs(follower: Mapping[str, Any], now: datetime) -> list[str]:
+def signing_refs(follower: FollowerRecord, now: datetime) -> list[str]:
     """The current key, plus every previous key whose overlap window is still open."""
-    refs = [follower["hmac_key_ref"]]
-    for k in follower.get("webhook_keys") or []:
+    if follower.hmac_key_ref is None:  # never sent unsigned
+        raise ValueError(f"follower {follower.follower_id} has no signing key")
+    refs = [follower.hmac_key_ref]
+    for k in follower.webhook_keys or []:
         until = k.get("not_after")
         if until is None or datetime.fromisoformat(until) > now:
             refs.append(k["ref"])

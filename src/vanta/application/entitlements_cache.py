@@ -10,10 +10,10 @@ depends on the clock, so it is evaluated on every read.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from vanta.application.ports.cache import KeyValueStore
+from vanta.application.ports.records_tenancy import SubscriptionRecord
 
 
 class EntitlementCache:
@@ -31,13 +31,13 @@ class EntitlementCache:
         raw = await self.store.get(self.key(tenant_id))
         return None if raw is None else json.loads(raw)
 
-    async def put(self, tenant_id: str, row: dict[str, Any] | None) -> None:
+    async def put(self, tenant_id: str, sub: SubscriptionRecord | None) -> None:
         if self.store is None:
             return
-        doc = None if row is None else {
-            "entitlements": row["entitlements"], "status": row["status"],
-            "past_due_since": row["past_due_since"].isoformat()
-            if isinstance(row["past_due_since"], datetime) else None}
+        doc = None if sub is None else {
+            "entitlements": dict(sub.entitlements), "status": sub.status,
+            "past_due_since": sub.past_due_since.isoformat()
+            if sub.past_due_since is not None else None}
         await self.store.set(self.key(tenant_id), json.dumps({"row": doc}).encode(),
                              self.ttl_s)
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from vanta.application.plans import (
     follower_rights,
     require_mode_allowed,
 )
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.secrets import SecretStore
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.errors import NotFound, ValidationFailed
@@ -25,7 +27,6 @@ from vanta.domain.followers import (
     FollowerMode,
     FollowerSpec,
     Protections,
-    ScaleMode,
     parse_max_pos_usd,
     parse_mode,
     parse_protections,
@@ -44,15 +45,15 @@ MAX_OVERLAP = timedelta(days=7)
 PLANS = ("core", "pro", "institutional")
 
 
-def follower_spec(row: Mapping[str, Any]) -> FollowerSpec:
-    flip, persona = follower_rights(row["plan_id"], bool(row["overlay_opt_in"]))
+def follower_spec(rec: FollowerRecord) -> FollowerSpec:
+    flip, persona = follower_rights(rec.plan_id, rec.overlay_opt_in)
     return FollowerSpec(
-        follower_id=FollowerId(row["follower_id"]), mode=FollowerMode(row["mode"]),
-        scale=row["scale"], max_pos_usd=row["max_pos_usd"], kill_switch=bool(row["kill_switch"]),
-        delivery=DeliveryKind.WEBHOOK if row["webhook_url"] else DeliveryKind.BRIDGED,
-        scale_mode=ScaleMode(row["scale_mode"]), nav_multiplier=row["nav_multiplier"],
-        fractional=bool(row["fractional"]), paused=bool(row["paused"]),
-        protections=Protections.from_json(row["protections"]),
+        follower_id=FollowerId(rec.follower_id), mode=rec.mode,
+        scale=rec.scale, max_pos_usd=rec.max_pos_usd, kill_switch=rec.kill_switch,
+        delivery=DeliveryKind.WEBHOOK if rec.webhook_url else DeliveryKind.BRIDGED,
+        scale_mode=rec.scale_mode, nav_multiplier=rec.nav_multiplier,
+        fractional=rec.fractional, paused=rec.paused,
+        protections=Protections.from_json(rec.protections),
         flip_allowed=flip, persona_allowed=persona,
     )
 
@@ -88,12 +89,12 @@ def _check_fields(raw: object, allowed: frozenset[str]) -> Mapping[str, Any]:
     return raw
 
 
-def parse_settings(raw: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+def parse_settings(raw: Mapping[str, Any], current: FollowerRecord | None) -> dict[str, Any]:
     """Validate settings; with ``current`` (a PATCH) absent keys keep their stored value."""
     def pick(key: str, default: Any) -> Any:
         if key in raw:
             return raw[key]
-        return current[key] if current is not None else default
+        return getattr(current, key) if current is not None else default
 
     out: dict[str, Any] = {}
     label = pick("label", "")
@@ -102,14 +103,14 @@ def parse_settings(raw: Mapping[str, Any], current: Mapping[str, Any] | None) ->
                                code="invalid_label", field="label")
     out["label"] = label
     out["scale"] = parse_scale(raw["scale"]) if "scale" in raw else (
-        current["scale"] if current is not None else Decimal(1))
+        current.scale if current is not None else Decimal(1))
     if "max_pos_usd" in raw:
         out["max_pos_usd"] = parse_max_pos_usd(raw["max_pos_usd"])
     else:
-        out["max_pos_usd"] = current["max_pos_usd"] if current is not None else None
+        out["max_pos_usd"] = current.max_pos_usd if current is not None else None
     mode_raw = raw.get("mode")
     if mode_raw is None and current is not None:
-        mode_raw = current["mode"]
+        mode_raw = current.mode.value
         if "max_pos_usd" in raw and out["max_pos_usd"] is not None and \
                 mode_raw == FollowerMode.PROPORTIONAL.value:
             mode_raw = FollowerMode.CAPPED.value  # setting a cap turns capping on
@@ -117,24 +118,23 @@ def parse_settings(raw: Mapping[str, Any], current: Mapping[str, Any] | None) ->
             mode_raw = None if "max_pos_usd" in raw else mode_raw
     out["mode"] = parse_mode(mode_raw, out["max_pos_usd"]).value
     out["kill_switch"] = _bool(raw, "kill_switch",
-                               bool(current["kill_switch"]) if current else False)
-    out["paused"] = _bool(raw, "paused", bool(current["paused"]) if current else False)
+                               current.kill_switch if current else False)
+    out["paused"] = _bool(raw, "paused", current.paused if current else False)
     out["scale_mode"] = parse_scale_mode(pick("scale_mode", "fixed")).value
     out["nav_multiplier"] = parse_scale(raw["nav_multiplier"], "nav_multiplier") \
-        if "nav_multiplier" in raw else (current["nav_multiplier"] if current else Decimal(1))
-    out["fractional"] = _bool(raw, "fractional", bool(current["fractional"]) if current
-                              else False)
+        if "nav_multiplier" in raw else (current.nav_multiplier if current else Decimal(1))
+    out["fractional"] = _bool(raw, "fractional", current.fractional if current else False)
     if "protections" in raw:
         out["protections"] = parse_protections(raw["protections"]).to_json()
     else:
-        out["protections"] = current["protections"] if current else Protections().to_json()
-    plan = raw.get("plan", current["plan_id"] if current else "core")
+        out["protections"] = current.protections if current else Protections().to_json()
+    plan = raw.get("plan", current.plan_id if current else "core")
     if plan not in PLANS:
         raise ValidationFailed(f"plan must be one of {', '.join(PLANS)}", code="invalid_plan",
                                field="plan")
     out["plan_id"] = plan
     out["overlay_opt_in"] = _bool(raw, "overlay_opt_in",
-                                  bool(current["overlay_opt_in"]) if current else False)
+                                  current.overlay_opt_in if current else False)
     require_mode_allowed(plan, out["mode"])
     return out
 
@@ -173,18 +173,26 @@ def _webhook_changes(raw: object) -> dict[str, Any]:
     return out
 
 
-def _audit_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("label", "mode", "scale", "max_pos_usd", "kill_switch", "paused", "scale_mode",
+_AUDITED = ("label", "mode", "scale", "max_pos_usd", "kill_switch", "paused", "scale_mode",
             "nav_multiplier", "fractional", "protections", "plan_id", "overlay_opt_in",
             "webhook_url", "webhook_disabled_at")
+
+
+def _audit_view(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (str(row[k]) if isinstance(row.get(k), Decimal | datetime) else row.get(k))
-            for k in keys}
+            for k in _AUDITED}
+
+
+def _settings_of(rec: FollowerRecord) -> dict[str, Any]:
+    """The audited settings of a stored follower, as the columns hold them."""
+    return {k: (v.value if isinstance(v, Enum) else v)
+            for k, v in ((k, getattr(rec, k)) for k in _AUDITED)}
 
 
 async def register_follower(
     uow: UnitOfWork, secrets: SecretStore, *, tenant_id: str, vault_id: str,
     raw: object, actor: str, clock: Clock = utcnow,
-) -> tuple[dict[str, Any], str]:
+) -> tuple[FollowerRecord, str]:
     """Returns the stored follower and its webhook secret (``whsec_…``), shown only once."""
     fields = parse_registration(raw)
     fields.pop("sync")
@@ -212,19 +220,22 @@ async def register_follower(
             await uow.audit.append(entity="follower", entity_id=follower_id,
                                    action="registered", actor=actor, tenant_id=tenant_id,
                                    payload={"vault_id": vault_id, "after": _audit_view(row)})
+            # read back: the stored record, with the columns the database defaulted
+            stored = await uow.followers.get(tenant_id, follower_id)
             await uow.commit()
     except BaseException:
         secrets.delete(ref, missing_ok=True)
         if bridged is not None:
             secrets.delete(bridged["ref"], missing_ok=True)
         raise
-    return row, standard_secret_string(secret)
+    assert stored is not None  # added in this very transaction
+    return stored, standard_secret_string(secret)
 
 
 async def patch_follower(
     uow: UnitOfWork, *, tenant_id: str, follower_id: str, raw: object, actor: str,
     clock: Clock = utcnow,
-) -> dict[str, Any]:
+) -> FollowerRecord:
     """Change settings; the audit event carries the settings before and after."""
     body = _check_fields(raw, PATCH_FIELDS)
     if not body:
@@ -242,13 +253,15 @@ async def patch_follower(
             changes["paused_reason"] = "manual"
         changes["updated_at"] = clock()
         await uow.followers.update(tenant_id, follower_id, **changes)
-        after = {**current, **changes}
+        before = _settings_of(current)
         await uow.audit.append(entity="follower", entity_id=follower_id, action="updated",
                                actor=actor, tenant_id=tenant_id,
-                               payload={"before": _audit_view(current),
-                                        "after": _audit_view(after),
+                               payload={"before": _audit_view(before),
+                                        "after": _audit_view({**before, **changes}),
                                         "changed": sorted(body)})
+        after = await uow.followers.get(tenant_id, follower_id)
         await uow.commit()
+    assert after is not None  # updated in this very transaction
     return after
 
 
@@ -273,7 +286,7 @@ async def rotate_webhook_secret(
         if row is None:
             raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
         if "secret" in body:
-            decision = can_bring_signing_key(row["plan_id"])
+            decision = can_bring_signing_key(row.plan_id)
             if not decision:
                 raise ValidationFailed("bringing a dedicated signing key needs the "
                                        "Institutional plan", code="plan_lacks_feature",
@@ -281,12 +294,12 @@ async def rotate_webhook_secret(
             new_secret = parse_whsec(body["secret"])
         else:
             new_secret = new_webhook_secret()
-        keys = [k for k in (row["webhook_keys"] or [])
+        keys = [k for k in (row.webhook_keys or [])
                 if k.get("not_after") is None or datetime.fromisoformat(k["not_after"]) > now]
-        version = 1 + len(row["webhook_keys"] or []) + 1
+        version = 1 + len(row.webhook_keys or []) + 1
         ref = secrets.put(f"webhook/{follower_id}/v{version}-{new_id()[:8]}", new_secret)
         if overlap_raw > 0:
-            keys.append({"ref": row["hmac_key_ref"], "not_after": not_after.isoformat()})
+            keys.append({"ref": row.hmac_key_ref, "not_after": not_after.isoformat()})
         await uow.followers.update(tenant_id, follower_id, hmac_key_ref=ref, webhook_keys=keys,
                                    updated_at=now)
         await uow.audit.append(entity="follower", entity_id=follower_id,

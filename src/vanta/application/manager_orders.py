@@ -164,7 +164,7 @@ async def submit_manager_order(
                 raise Conflict(f"order id {order.client_order_id} was already used for a "
                                "different order", code="order_id_conflict")
             return Submitted(order, False, None, existing.state.value)
-        ensure_vault_accepts_orders(bool(vault["maintenance"]))
+        ensure_vault_accepts_orders(vault.maintenance)
         expansion = await _expand_and_store(uow, tenant_id=tenant_id, order=order,
                                             source=source, actor=actor, now=clock())
         await uow.commit()
@@ -183,7 +183,7 @@ async def sync_follower(
         vault = await uow.vaults.get_for_update(tenant_id, vault_id)
         if vault is None:
             raise NotFound(f"vault {vault_id} not found", code="vault_not_found")
-        ensure_vault_accepts_orders(bool(vault["maintenance"]))
+        ensure_vault_accepts_orders(vault.maintenance)
         now = clock()
         for symbol, (qty, venue, price) in sorted((await uow.manager_orders.holdings(
                 vault_id)).items()):

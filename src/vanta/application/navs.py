@@ -46,10 +46,10 @@ async def record_nav(uow: UnitOfWork, *, tenant_id: str, entity: str, entity_id:
     as_of = parse_as_of(raw.get("as_of"), now)
     async with uow:
         if entity == "vault":
-            found = await uow.vaults.get(tenant_id, entity_id)
+            found = await uow.vaults.get(tenant_id, entity_id) is not None
         else:
-            found = await uow.followers.get(tenant_id, entity_id)
-        if found is None:
+            found = await uow.followers.get(tenant_id, entity_id) is not None
+        if not found:
             raise NotFound(f"{entity} {entity_id} not found", code=f"{entity}_not_found")
         await uow.navs.add({"tenant_id": tenant_id, "entity": entity, "entity_id": entity_id,
                             "nav": nav, "as_of": as_of, "source": source})

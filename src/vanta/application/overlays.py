@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.records_catalog import OverlayRecord
 from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.application.tenancy import require_feature
 from vanta.domain.entitlements import Feature
@@ -27,7 +28,7 @@ async def apply_overlay(uow: UnitOfWork, *, tenant_id: str, vault_id: str, raw: 
             await uow.audit.append(entity="vault", entity_id=vault_id,
                                    action="maintenance_on" if enabled else "maintenance_off",
                                    actor=actor, tenant_id=tenant_id,
-                                   payload={"before": bool(vault["maintenance"]),
+                                   payload={"before": vault.maintenance,
                                             "after": enabled})
             await uow.commit()
             return {"vault_id": vault_id, "maintenance": {"enabled": enabled}}
@@ -45,15 +46,15 @@ async def apply_overlay(uow: UnitOfWork, *, tenant_id: str, vault_id: str, raw: 
                                payload={"overlay_id": overlay_id, "kind": row["kind"],
                                         **params, "expires_at": row["expires_at"].isoformat()})
         await uow.commit()
-    return overlay_json(row)
+    return overlay_json(OverlayRecord.from_row(row))
 
 
-def overlay_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {"overlay_id": row["overlay_id"], "vault_id": row["vault_id"], "kind": row["kind"],
-            "amplify": row["params"].get("amplify"), "persona": row["params"].get("persona"),
-            "applied_at": row["applied_at"].isoformat(),
-            "expires_at": row["expires_at"].isoformat(), "state": row["state"],
-            "reverted_at": row["reverted_at"].isoformat() if row["reverted_at"] else None}
+def overlay_json(rec: OverlayRecord) -> dict[str, Any]:
+    return {"overlay_id": rec.overlay_id, "vault_id": rec.vault_id, "kind": rec.kind.value,
+            "amplify": rec.params.get("amplify"), "persona": rec.params.get("persona"),
+            "applied_at": rec.applied_at.isoformat(),
+            "expires_at": rec.expires_at.isoformat(), "state": rec.state,
+            "reverted_at": rec.reverted_at.isoformat() if rec.reverted_at else None}
 
 
 async def revert_expired(uow_factory: UowFactory, *, clock: Clock = utcnow) -> int:
@@ -63,12 +64,12 @@ async def revert_expired(uow_factory: UowFactory, *, clock: Clock = utcnow) -> i
     reverted = 0
     async with uow_factory() as uow:
         for row in await uow.overlays.due_for_revert(now):
-            if await uow.overlays.mark_reverted(row["overlay_id"], now):
+            if await uow.overlays.mark_reverted(row.overlay_id, now):
                 reverted += 1
                 await uow.audit.append(
-                    entity="vault", entity_id=row["vault_id"], action="overlay_reverted",
-                    actor="scheduler", tenant_id=row["tenant_id"],
-                    payload={"overlay_id": row["overlay_id"], "kind": row["kind"],
-                             "expired_at": row["expires_at"].isoformat()})
+                    entity="vault", entity_id=row.vault_id, action="overlay_reverted",
+                    actor="scheduler", tenant_id=row.tenant_id,
+                    payload={"overlay_id": row.overlay_id, "kind": row.kind.value,
+                             "expired_at": row.expires_at.isoformat()})
         await uow.commit()
     return reverted

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 
 
@@ -22,11 +23,11 @@ def json_number(d: Decimal) -> int | float | str:
 
 
 def dispatch_body(
-    *, child: ChildOrderRecord, order: ManagerOrderRecord, follower: Mapping[str, Any],
+    *, child: ChildOrderRecord, order: ManagerOrderRecord, follower: FollowerRecord,
     ts: str, attempt_no: int,
 ) -> bytes:
     meta: Mapping[str, Any] = order.meta or {}
-    max_pos = follower["max_pos_usd"]
+    max_pos = follower.max_pos_usd
     body = {
         "ts": ts,
         "id": child.fo_id,
@@ -42,9 +43,9 @@ def dispatch_body(
         "meta": {
             "manager_order_id": order.client_order_id,
             "mo_id": order.mo_id,
-            "scale": json_number(follower["scale"]),
+            "scale": json_number(follower.scale),
             "max_pos_usd": None if max_pos is None else json_number(max_pos),
-            "kill_switch": bool(follower["kill_switch"]),
+            "kill_switch": follower.kill_switch,
             "cap_applied": child.cap_applied,
             **({"source": meta["meta"]} if meta.get("meta") else {}),
         },

@@ -43,7 +43,7 @@ async def preview_follower(
         items: list[dict[str, Any]] = []
         if hypothetical is not None:
             order = parse_order_input({**hypothetical, "id": "preview"},
-                                      vault_id=row["vault_id"])
+                                      vault_id=row.vault_id)
             snap = await build_snapshot(uow, order, [spec], asof, order.manager_nav)
             inst = await instrument_for(uow, order.symbol, order.venue)
             r = size_child(order, spec, inst, snap.context(), held=snap.held(fid),
@@ -52,7 +52,7 @@ async def preview_follower(
                           "manager_qty": str(order.qty), **_result_json(r)})
         else:
             rows = await uow.manager_orders.list(tenant_id, None, 10_000,
-                                                 vault_id=row["vault_id"])
+                                                 vault_id=row.vault_id)
             rows = [r for r in rows if r.created_at <= asof and r.source != "sync"]
             for mo in rows[-limit:]:
                 order = order_from_row(mo)

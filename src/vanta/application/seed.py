@@ -80,5 +80,5 @@ async def seed_demo(uow_factory: UowFactory, secrets: SecretStore, *,
         row, secret = await register_follower(
             uow_factory(), secrets, tenant_id=DEMO_TENANT_ID, vault_id=DEMO_VAULT_ID,
             raw={**spec, "webhook": {"url": f"{webhook_base}/hooks/{fid_hint}"}}, actor="seed")
-        out.append(SeededFollower(row["follower_id"], spec["label"], secret, spec))
+        out.append(SeededFollower(row.follower_id, spec["label"], secret, spec))
     return out

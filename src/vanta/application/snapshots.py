@@ -16,22 +16,13 @@ from vanta.domain.mirroring import Snapshot
 from vanta.domain.money import Instrument, default_instrument
 from vanta.domain.navs import nav_state
 from vanta.domain.orders import ManagerOrder
-from vanta.domain.overlays import Overlay, OverlayKind, effect_of
+from vanta.domain.overlays import effect_of
 from vanta.domain.sizing import NavState
 
 
 async def instrument_for(uow: UnitOfWork, symbol: str, venue: str) -> Instrument:
-    row = await uow.instruments.get(symbol, venue)
-    if row is None:
-        return default_instrument(symbol, venue)
-    return Instrument(symbol, venue, row["lot_step"], row["min_qty"], row["min_notional"],
-                      row["fractional_step"])
-
-
-def overlay_from_row(row: dict) -> Overlay:
-    p = row["params"]
-    return Overlay(row["overlay_id"], OverlayKind(row["kind"]), Decimal(p.get("amplify", "0")),
-                   p.get("persona"), row["applied_at"], row["expires_at"])
+    rec = await uow.instruments.get(symbol, venue)
+    return default_instrument(symbol, venue) if rec is None else rec.instrument()
 
 
 def _needs_nav(s: FollowerSpec) -> bool:
@@ -65,7 +56,7 @@ async def build_snapshot(uow: UnitOfWork, order: ManagerOrder,
         hist = await uow.navs.history("vault", [order.vault_id], at)
         st = nav_state(hist.get(order.vault_id, []), at)
         manager_nav = st.nav if st else None
-    overlays = [overlay_from_row(r) for r in await uow.overlays.active(order.vault_id, at)]
+    overlays = [r.overlay() for r in await uow.overlays.active(order.vault_id, at)]
     return Snapshot(
         price=order.ref_price, positions=positions, manager_nav=manager_nav,
         manager_position=await uow.manager_orders.net_position(order.vault_id, order.symbol),

@@ -10,6 +10,7 @@ from typing import Any
 
 from vanta.application import entitlements_cache
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.records_tenancy import InvitationRecord, UserRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.entitlements import (
     DecisionContext,
@@ -34,17 +35,20 @@ async def tenant_entitlements(uow: UnitOfWork, tenant_id: str,
     without a subscription has none of the paid features."""
     cached = await entitlements_cache.cache().get(tenant_id)
     if cached is not None:
-        row = cached["row"]
-        if row is not None and row["past_due_since"]:
-            row = {**row, "past_due_since": datetime.fromisoformat(row["past_due_since"])}
+        doc = cached["row"]
+        if doc is None:
+            return Entitlements.none()
+        grant, status = doc["entitlements"], doc["status"]
+        since = datetime.fromisoformat(doc["past_due_since"]) if doc["past_due_since"] \
+            else None
     else:
-        row = await uow.subscriptions.current(tenant_id)
-        await entitlements_cache.cache().put(tenant_id, row)
-    if row is None:
-        return Entitlements.none()
-    ent = Entitlements.from_json(row["entitlements"])
-    return ent.with_access(effective_status(row["status"], row["past_due_since"],
-                                            now or utcnow(), grace=grace))
+        sub = await uow.subscriptions.current(tenant_id)
+        await entitlements_cache.cache().put(tenant_id, sub)
+        if sub is None:
+            return Entitlements.none()
+        grant, status, since = sub.entitlements, sub.status, sub.past_due_since
+    ent = Entitlements.from_json(grant)
+    return ent.with_access(effective_status(status, since, now or utcnow(), grace=grace))
 
 
 async def grant_plan(uow: UnitOfWork, *, tenant_id: str, plan_id: str, actor: str,
@@ -71,7 +75,7 @@ def _token_hash(token: str) -> str:
 
 
 async def invite(uow: UnitOfWork, *, tenant_id: str, raw: object, actor: str,
-                 clock: Clock = utcnow) -> tuple[dict[str, Any], str]:
+                 clock: Clock = utcnow) -> tuple[InvitationRecord, str]:
     """Returns the invitation and its one-time token (only its hash is stored)."""
     if not isinstance(raw, dict) or set(raw) - {"email", "role"}:
         raise ValidationFailed("body takes email and role", code="invalid_body")
@@ -100,11 +104,11 @@ async def invite(uow: UnitOfWork, *, tenant_id: str, raw: object, actor: str,
                                payload={"email": row["email"], "role": role,
                                         "invitation_id": row["invitation_id"]})
         await uow.commit()
-    return row, token
+    return InvitationRecord.from_row(row), token
 
 
 async def accept_invitation(uow: UnitOfWork, *, token: str, raw: object,
-                            clock: Clock = utcnow) -> dict[str, Any]:
+                            clock: Clock = utcnow) -> UserRecord:
     """The invitation token is the credential (it travels by email); it binds the identity
     provider's subject to a new user of the tenant, once."""
     if not isinstance(raw, dict) or not isinstance(raw.get("oidc_sub"), str) or \
@@ -114,20 +118,20 @@ async def accept_invitation(uow: UnitOfWork, *, token: str, raw: object,
     now = clock()
     async with uow:
         inv = await uow.invitations.by_token_hash(_token_hash(token))
-        if inv is None or inv["accepted_at"] is not None or inv["expires_at"] <= now:
+        if inv is None or inv.accepted_at is not None or inv.expires_at <= now:
             raise NotFound("no open invitation for this token", code="invitation_not_found")
         if await uow.users.by_sub(raw["oidc_sub"]) is not None:
             raise Conflict("this identity already belongs to a tenant", code="user_exists")
-        user = {"user_id": new_id(), "tenant_id": inv["tenant_id"], "email": inv["email"],
-                "role": inv["role"], "oidc_sub": raw["oidc_sub"], "created_at": now}
+        user = {"user_id": new_id(), "tenant_id": inv.tenant_id, "email": inv.email,
+                "role": inv.role, "oidc_sub": raw["oidc_sub"], "created_at": now}
         await uow.users.add(user)
-        await uow.invitations.accept(inv["invitation_id"], user["user_id"], now)
-        await uow.audit.append(entity="tenant", entity_id=inv["tenant_id"],
+        await uow.invitations.accept(inv.invitation_id, user["user_id"], now)
+        await uow.audit.append(entity="tenant", entity_id=inv.tenant_id,
                                action="user_joined", actor=raw["oidc_sub"],
-                               tenant_id=inv["tenant_id"],
-                               payload={"user_id": user["user_id"], "role": inv["role"]})
+                               tenant_id=inv.tenant_id,
+                               payload={"user_id": user["user_id"], "role": inv.role})
         await uow.commit()
-    return user
+    return UserRecord.from_row(user)
 
 
 async def require_feature(uow: UnitOfWork, tenant_id: str, feature: Feature) -> None:

@@ -1,7 +1,7 @@
 """A read-through cache of each tenant's vault rows, so ``GET /v1/vaults`` needs no database
 round trip while nothing has changed.
 
-The rows live in the API process (a plain dict, nothing to decode); whether they are still
+The records live in the API process (a plain dict, nothing to decode); whether they are still
 current is decided per read by two version stamps, both read *before* the database is queried,
 so a write that commits during a refresh is never hidden behind an older stamp:
 
@@ -26,16 +26,16 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from vanta.application.ports.cache import KeyValueStore
+from vanta.application.ports.records_catalog import VaultRecord
 
 log = logging.getLogger("vanta.cache.vaults")
 
 GENERATION_KEY = "vanta:vaults:generation"
-Rows = Sequence[Mapping[str, Any]]
+Rows = Sequence[VaultRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class _Entry:
     generation: bytes
     db_version: object
     loaded_at: float
-    rows: tuple[Mapping[str, Any], ...]
+    rows: tuple[VaultRecord, ...]
 
 
 class VaultCache:
@@ -78,7 +78,7 @@ class VaultCache:
         return gen
 
     async def rows(self, tenant_id: str, load: Callable[[], Awaitable[Rows]]
-                   ) -> tuple[Mapping[str, Any], ...]:
+                   ) -> tuple[VaultRecord, ...]:
         """The tenant's vault rows, from ``load()`` (the database) unless cached and current."""
         if self.store is None:
             return tuple(await load())

@@ -10,7 +10,6 @@ scheduler) moves a BTCPay subscription whose period ended to ``past_due`` (grace
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -25,28 +24,29 @@ from vanta.application.billing.common import (
 )
 from vanta.application.billing.providers import BillingProviders, ProviderNotConfigured
 from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.ports.records_tenancy import SubscriptionRecord
 from vanta.domain.errors import Conflict, ValidationFailed
 from vanta.domain.subscriptions import DEFAULT_GRACE
 
 
-def btcpay_order_id(tenant_id: str, plan: str, current: Mapping[str, Any] | None) -> str:
+def btcpay_order_id(tenant_id: str, plan: str, current: SubscriptionRecord | None) -> str:
     """One order per tenant, plan and paid-up point: retrying before payment reuses the open
     invoice; once a period is paid (``renewal_at`` moves) the next request is a new order."""
     anchor = "new"
-    if current is not None and current["provider"] == "btcpay" and current.get("renewal_at"):
-        anchor = iso(current["renewal_at"])
+    if current is not None and current.provider == "btcpay" and current.renewal_at:
+        anchor = iso(current.renewal_at)
     digest = hashlib.sha256(f"{tenant_id}|{plan}|{anchor}".encode()).hexdigest()[:16]
     return f"vanta-{plan}-{digest}"
 
 
 async def change_btcpay(uow_factory: UowFactory, providers: BillingProviders, *,
-                        tenant_id: str, plan: str, current: Mapping[str, Any] | None,
+                        tenant_id: str, plan: str, current: SubscriptionRecord | None,
                         actor: str) -> tuple[bool, dict[str, Any]]:
     client, store = providers.btcpay, providers.btcpay_store_id
     if client is None or not store:
         raise ProviderNotConfigured("BTCPay is not configured")
-    if current is not None and current["provider"] == "stripe" and \
-            status_of(current["status"]) in HOLDABLE:
+    if current is not None and current.provider == "stripe" and \
+            status_of(current.status) in HOLDABLE:
         raise Conflict("the tenant has a live Stripe subscription; cancel it before paying "
                        "with BTCPay", code="stripe_subscription_active")
     price = providers.btcpay_prices.get(plan)
@@ -63,7 +63,7 @@ async def change_btcpay(uow_factory: UowFactory, providers: BillingProviders, *,
         f"{providers.public_app_url}/billing/success")
     async with uow_factory() as uow:
         await audit(uow, tenant_id=tenant_id,
-                    entity_id=current["subscription_id"] if current else tenant_id,
+                    entity_id=current.subscription_id if current else tenant_id,
                     action="btcpay_invoice_created", actor=actor,
                     payload={"provider": "btcpay", "plan": plan, "invoice_id": invoice_id,
                              "amount": format(amount, "f"), "currency": currency,

@@ -44,7 +44,6 @@ async def resolve_row(uow: BillingUnitOfWork, *, subscription_ref: str | None,
 async def stripe_customer_of(uow: BillingUnitOfWork, tenant_id: str) -> str | None:
     """The tenant's Stripe customer (from its Stripe subscription), for fee invoices."""
     row = await uow.subscriptions.current(tenant_id)
-    if row is None or row["provider"] != "stripe":
+    if row is None or row.provider != "stripe":
         return None
-    ref = row.get("customer_ref")
-    return str(ref) if ref else None
+    return row.customer_ref or None

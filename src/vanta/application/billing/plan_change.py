@@ -28,6 +28,7 @@ from vanta.application.billing.providers import (
 )
 from vanta.application.clock import Clock, utcnow
 from vanta.application.ports.billing import StripeBilling
+from vanta.application.ports.records_tenancy import SubscriptionRecord
 from vanta.domain.entitlements import get_plan
 from vanta.domain.errors import NotFound, ValidationFailed
 
@@ -66,7 +67,7 @@ async def change_plan(uow_factory: UowFactory, providers: BillingProviders, *, t
         current = await uow.subscriptions.current(tenant_id)
         if ref is not None:
             named = await uow.subscriptions.by_provider_ref(ref)
-            if named is None or named["tenant_id"] != tenant_id:
+            if named is None or named.tenant_id != tenant_id:
                 raise NotFound(f"subscription {ref} not found", code="subscription_not_found")
     if provider == "btcpay":
         return await change_btcpay(uow_factory, providers, tenant_id=tenant_id, plan=plan,
@@ -74,8 +75,8 @@ async def change_plan(uow_factory: UowFactory, providers: BillingProviders, *, t
     gw = providers.stripe
     if gw is None:
         raise ProviderNotConfigured("Stripe is not configured")
-    live = (current is not None and current["provider"] == "stripe"
-            and current.get("provider_ref") and status_of(current["status"]) is not S.CANCELED)
+    live = (current is not None and current.provider == "stripe"
+            and current.provider_ref and status_of(current.status) is not S.CANCELED)
     if live:
         assert current is not None
         return await _change_stripe_price(uow_factory, gw, tenant_id=tenant_id, plan=plan,
@@ -96,9 +97,9 @@ def _stripe_key(kind: str, *parts: str | None) -> str | None:
 
 
 async def _change_stripe_price(uow_factory: UowFactory, gw: StripeBilling, *, tenant_id: str,
-                               plan: str, current: Mapping[str, Any], actor: str,
+                               plan: str, current: SubscriptionRecord, actor: str,
                                idempotency_key: str | None) -> tuple[bool, dict[str, Any]]:
-    sub_ref = str(current["provider_ref"])
+    sub_ref = str(current.provider_ref)
     snap = await gw.get_subscription(sub_ref)
     if snap.tenant_id is not None and snap.tenant_id != tenant_id:
         log.warning("Stripe subscription %s names another tenant; not changed", sub_ref)
@@ -107,7 +108,7 @@ async def _change_stripe_price(uow_factory: UowFactory, gw: StripeBilling, *, te
     after = await gw.change_plan(sub_ref, plan, STRIPE_PRORATION, idempotency_key=key)
     changed = snap.plan_id != after.plan_id or snap.price_ref != after.price_ref
     async with uow_factory() as uow:
-        await audit(uow, tenant_id=tenant_id, entity_id=current["subscription_id"],
+        await audit(uow, tenant_id=tenant_id, entity_id=current.subscription_id,
                     action="plan_change_requested", actor=actor,
                     payload={"provider": "stripe", "subscription_ref": sub_ref,
                              "from": snap.plan_id, "to": plan, "sent": changed,
@@ -123,18 +124,18 @@ async def _change_stripe_price(uow_factory: UowFactory, gw: StripeBilling, *, te
 
 
 async def _start_checkout(uow_factory: UowFactory, gw: StripeBilling, base: str, *,
-                          tenant_id: str, plan: str, current: Mapping[str, Any] | None,
+                          tenant_id: str, plan: str, current: SubscriptionRecord | None,
                           actor: str, idempotency_key: str | None,
                           ) -> tuple[bool, dict[str, Any]]:
-    customer = current.get("customer_ref") if current is not None and \
-        current["provider"] == "stripe" else None
+    customer = current.customer_ref if current is not None and \
+        current.provider == "stripe" else None
     key = _stripe_key("checkout", tenant_id, plan, idempotency_key)
     session_id, url = await gw.create_checkout_session(
         customer, tenant_id, plan, f"{base}/billing/success?session_id={{CHECKOUT_SESSION_ID}}",
         f"{base}/billing/cancel", idempotency_key=key)
     async with uow_factory() as uow:
         await audit(uow, tenant_id=tenant_id,
-                    entity_id=current["subscription_id"] if current else tenant_id,
+                    entity_id=current.subscription_id if current else tenant_id,
                     action="checkout_started", actor=actor,
                     payload={"provider": "stripe", "plan": plan, "session_id": session_id,
                              "customer_ref": customer})

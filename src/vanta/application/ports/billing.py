@@ -40,6 +40,8 @@ from vanta.application.ports.billing_facts import (
     SubscriptionSnapshot,
 )
 from vanta.application.ports.records_billing import FeePeriodRecord, FlowRecord, InboxRecord
+from vanta.application.ports.records_catalog import FollowerRecord
+from vanta.application.ports.records_tenancy import SubscriptionRecord, TenantRecord
 from vanta.application.ports.uow import Conflict
 
 __all__ = [
@@ -210,9 +212,9 @@ class BillingSubscriptions(Protocol):
 class Subscriptions(Protocol):
     """The tenant's subscription row (one per tenant)."""
 
-    async def current(self, tenant_id: str) -> dict[str, Any] | None: ...
+    async def current(self, tenant_id: str) -> SubscriptionRecord | None: ...
 
-    async def by_provider_ref(self, ref: str) -> dict[str, Any] | None: ...
+    async def by_provider_ref(self, ref: str) -> SubscriptionRecord | None: ...
 
     async def replace(self, tenant_id: str, row: Mapping[str, Any]) -> None: ...
 
@@ -262,11 +264,11 @@ class AuditLog(Protocol):
 
 
 class Tenants(Protocol):
-    async def get(self, tenant_id: str) -> dict[str, Any] | None: ...
+    async def get(self, tenant_id: str) -> TenantRecord | None: ...
 
 
 class Followers(Protocol):
-    async def get(self, tenant_id: str, follower_id: str) -> dict[str, Any] | None: ...
+    async def get(self, tenant_id: str, follower_id: str) -> FollowerRecord | None: ...
 
 
 class Navs(Protocol):

@@ -28,13 +28,13 @@ Hierarchy::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.domain.orders import Side, TimeInForce
 
 __all__ = [
@@ -246,6 +246,6 @@ class BrokerFactory(Protocol):
 class BrokerGateways(Protocol):
     """The gateway of each bridged follower (one per account, built on first use)."""
 
-    def for_follower(self, follower: Mapping[str, Any]) -> BrokerGateway: ...
+    def for_follower(self, follower: FollowerRecord) -> BrokerGateway: ...
 
     async def close(self) -> None: ...

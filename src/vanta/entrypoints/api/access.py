@@ -5,9 +5,9 @@ code, same body, and nothing in it but the id the caller sent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
@@ -20,7 +20,7 @@ async def visible_vaults(container: Container, p: Principal) -> frozenset[str] |
     if p.follower_id is not None:
         async with container.uow(readonly=True) as uow:
             row = await uow.followers.get(p.tenant_id, p.follower_id)
-        own = frozenset({row["vault_id"]}) if row else frozenset()
+        own = frozenset({row.vault_id}) if row else frozenset()
         vaults = own if vaults is None else vaults & own
     return vaults
 
@@ -40,14 +40,14 @@ async def require_vault(container: Container, p: Principal, vault_id: str) -> No
         raise vault_not_found(vault_id)
 
 
-def require_follower(p: Principal, row: Mapping[str, Any] | None, follower_id: str) -> None:
+def require_follower(p: Principal, row: FollowerRecord | None, follower_id: str) -> None:
     if row is None or not p.may_see_follower(follower_id) or \
-            not p.may_see_vault(row["vault_id"]):
+            not p.may_see_vault(row.vault_id):
         raise ApiProblem(404, "follower_not_found", f"follower {follower_id} not found")
 
 
 async def load_follower(container: Container, p: Principal, follower_id: str
-                        ) -> Mapping[str, Any]:
+                        ) -> FollowerRecord:
     async with container.uow(readonly=True) as uow:
         row = await uow.followers.get(p.tenant_id, follower_id)
     require_follower(p, row, follower_id)

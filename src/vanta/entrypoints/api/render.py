@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from vanta.application.clock import iso
+from vanta.application.ports.records_catalog import FollowerRecord, VaultRecord
 from vanta.application.ports.records_orders import (
     AttemptRecord,
     ChildOrderRecord,
@@ -24,30 +24,30 @@ def _ts(v: datetime | None) -> str | None:
     return None if v is None else iso(v)
 
 
-def vault_json(r: Mapping[str, Any]) -> dict[str, Any]:
+def vault_json(r: VaultRecord) -> dict[str, Any]:
     # redacted view: no risk internals beyond the profile summary
-    return {"vault_id": r["vault_id"], "label": r["label"], "rails": r["rails"],
-            "personas": r["personas"], "risk_profile": r["risk_profile"],
-            "public": r["public"], "maintenance": r["maintenance"],
-            "created_at": _ts(r["created_at"])}
+    return {"vault_id": r.vault_id, "label": r.label, "rails": r.rails,
+            "personas": r.personas, "risk_profile": r.risk_profile,
+            "public": r.public, "maintenance": r.maintenance,
+            "created_at": _ts(r.created_at)}
 
 
-def follower_json(r: Mapping[str, Any]) -> dict[str, Any]:
+def follower_json(r: FollowerRecord) -> dict[str, Any]:
     # the secret reference stays server-side
-    return {"follower_id": r["follower_id"], "vault_id": r["vault_id"], "label": r["label"],
-            "mode": r["mode"], "scale": _dec(r["scale"]), "max_pos_usd": _dec(r["max_pos_usd"]),
-            "kill_switch": r["kill_switch"], "paused": bool(r["paused"]),
-            "paused_reason": r.get("paused_reason"), "scale_mode": r["scale_mode"],
-            "nav_multiplier": _dec(r["nav_multiplier"]), "fractional": bool(r["fractional"]),
-            "protections": r["protections"], "plan": r["plan_id"],
-            "overlay_opt_in": bool(r["overlay_opt_in"]),
-            "webhook": None if r["webhook_url"] is None else {
-                "url": r["webhook_url"], "enabled": r.get("webhook_disabled_at") is None,
-                "disabled_reason": r.get("webhook_disabled_reason")},
+    return {"follower_id": r.follower_id, "vault_id": r.vault_id, "label": r.label,
+            "mode": r.mode.value, "scale": _dec(r.scale), "max_pos_usd": _dec(r.max_pos_usd),
+            "kill_switch": r.kill_switch, "paused": r.paused,
+            "paused_reason": r.paused_reason, "scale_mode": r.scale_mode.value,
+            "nav_multiplier": _dec(r.nav_multiplier), "fractional": r.fractional,
+            "protections": r.protections, "plan": r.plan_id,
+            "overlay_opt_in": r.overlay_opt_in,
+            "webhook": None if r.webhook_url is None else {
+                "url": r.webhook_url, "enabled": r.webhook_disabled_at is None,
+                "disabled_reason": r.webhook_disabled_reason},
             # the broker only: credentials stay in the secret store
-            "bridged": None if not r.get("bridged_brokers") else {
-                "broker": r["bridged_brokers"]["broker"]},
-            "created_at": _ts(r["created_at"]), "updated_at": _ts(r.get("updated_at"))}
+            "bridged": None if not r.bridged_brokers else {
+                "broker": r.bridged_brokers["broker"]},
+            "created_at": _ts(r.created_at), "updated_at": _ts(r.updated_at)}
 
 
 def order_json(r: ManagerOrderRecord) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from vanta.application.followers import patch_follower
 from vanta.application.manager_orders import replay_expansion
 from vanta.application.navs import parse_as_of, record_nav
 from vanta.application.overlays import apply_overlay, overlay_json
+from vanta.application.ports.records_catalog import InstrumentRecord
 from vanta.application.preview import preview_follower
 from vanta.application.principal import Principal
 from vanta.application.tenancy import require_feature
@@ -151,7 +152,7 @@ async def put_instrument(venue: str, symbol: str, container: ContainerDep,
                                payload={k: str(v) for k, v in row.items()
                                         if k != "updated_at"})
         await uow.commit()
-    return _instrument_json(row)
+    return _instrument_json(InstrumentRecord.from_row(row))
 
 
 @router.get("/v1/instruments", tags=["instruments"])
@@ -205,8 +206,8 @@ def _instrument_row(venue: str, symbol: str, rules: InstrumentIn) -> dict[str, A
             "fractional_step": frac, "updated_at": datetime.now().astimezone()}
 
 
-def _instrument_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {"symbol": row["symbol"], "venue": row["venue"], "lot_step": str(row["lot_step"]),
-            "min_qty": str(row["min_qty"]), "min_notional": str(row["min_notional"]),
-            "fractional_step": None if row["fractional_step"] is None
-            else str(row["fractional_step"])}
+def _instrument_json(rec: InstrumentRecord) -> dict[str, Any]:
+    return {"symbol": rec.symbol, "venue": rec.venue, "lot_step": str(rec.lot_step),
+            "min_qty": str(rec.min_qty), "min_notional": str(rec.min_notional),
+            "fractional_step": None if rec.fractional_step is None
+            else str(rec.fractional_step)}

@@ -73,7 +73,7 @@ async def list_vaults(request: Request) -> Response:
     rows = await tenant_vaults(request, p.tenant_id)  # cached: no database round trip on a hit
     if vaults is not None:
         return JSONResponse({"data": [vault_json(r) for r in rows
-                                      if r["vault_id"] in vaults]})
+                                      if r.vault_id in vaults]})
     rendered: dict[str, tuple[tuple[Any, ...], bytes]] = request.app.state.rendered_vaults
     done = rendered.get(p.tenant_id)
     if done is None or done[0] is not rows:  # rendered once per cache fill
@@ -116,10 +116,10 @@ async def list_followers(vault_id: str, container: ContainerDep,
         if await uow.vaults.get(p.tenant_id, vault_id) is None:
             raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
         rows = await uow.followers.page_for_vault(p.tenant_id, vault_id, after, limit + 1)
-    rows = [r for r in rows if p.may_see_follower(r["follower_id"])]
+    rows = [r for r in rows if p.may_see_follower(r.follower_id)]
     more = len(rows) > limit
     return {"data": [follower_json(r) for r in rows[:limit]],
-            "next_cursor": encode_key(rows[limit - 1]["follower_id"]) if more else None}
+            "next_cursor": encode_key(rows[limit - 1].follower_id) if more else None}
 
 
 @router.post("/v1/vaults/{vault_id}/followers", status_code=201, tags=["followers"],
@@ -136,7 +136,7 @@ async def add_follower(vault_id: str, container: ContainerDep,
     answer = {**follower_json(row), "webhook_secret": secret}  # the only time it is shown
     if new.sync:
         synced = await sync_follower(container.uow(), tenant_id=p.tenant_id,
-                                     vault_id=vault_id, follower_id=row["follower_id"],
+                                     vault_id=vault_id, follower_id=row.follower_id,
                                      actor=p.subject)
         answer["sync_orders"] = [child_json_from(c) for e in synced for c in e.children]
         container.outbox_written.set()

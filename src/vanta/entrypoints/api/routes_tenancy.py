@@ -53,9 +53,9 @@ async def my_subscription(container: ContainerDep,
     async with container.uow(readonly=True) as uow:
         row = await uow.subscriptions.current(p.tenant_id)
         ent = await tenant_entitlements(uow, p.tenant_id)
-    return {"plan": ent.plan_id, "status": row["status"] if row else "none",
-            "provider": row["provider"] if row else None,
-            "renewal_at": row["renewal_at"].isoformat() if row and row["renewal_at"]
+    return {"plan": ent.plan_id, "status": row.status if row else "none",
+            "provider": row.provider if row else None,
+            "renewal_at": row.renewal_at.isoformat() if row and row.renewal_at
             else None,
             "entitlements": ent.to_json()}
 
@@ -66,11 +66,11 @@ async def users(container: ContainerDep,
     async with container.uow(readonly=True) as uow:
         rows = await uow.users.list(p.tenant_id)
         invites = await uow.invitations.list(p.tenant_id)
-    return {"data": [{"user_id": u["user_id"], "email": u["email"], "role": u["role"],
-                      "created_at": u["created_at"].isoformat()} for u in rows],
-            "invitations": [{"invitation_id": i["invitation_id"], "email": i["email"],
-                             "role": i["role"], "expires_at": i["expires_at"].isoformat(),
-                             "accepted": i["accepted_at"] is not None} for i in invites]}
+    return {"data": [{"user_id": u.user_id, "email": u.email, "role": u.role,
+                      "created_at": u.created_at.isoformat()} for u in rows],
+            "invitations": [{"invitation_id": i.invitation_id, "email": i.email,
+                             "role": i.role, "expires_at": i.expires_at.isoformat(),
+                             "accepted": i.accepted_at is not None} for i in invites]}
 
 
 @router.post("/v1/invitations", status_code=201, tags=["tenancy"],
@@ -81,8 +81,8 @@ async def create_invitation(container: ContainerDep,
     row, token = await invite(container.uow(), tenant_id=p.tenant_id, raw=req.to_raw(),
                               actor=p.subject)
     # the token is shown once; send it to the invitee
-    return {"invitation_id": row["invitation_id"], "email": row["email"],
-            "role": row["role"], "expires_at": row["expires_at"].isoformat(),
+    return {"invitation_id": row.invitation_id, "email": row.email,
+            "role": row.role, "expires_at": row.expires_at.isoformat(),
             "token": token}
 
 
@@ -91,8 +91,8 @@ async def create_invitation(container: ContainerDep,
 async def accept(token: str, container: ContainerDep,
                  req: Annotated[AcceptIn, body(AcceptIn)]) -> dict[str, Any]:
     user = await accept_invitation(container.uow(), token=token, raw=req.to_raw())
-    return {"user_id": user["user_id"], "tenant_id": user["tenant_id"],
-            "role": user["role"]}
+    return {"user_id": user.user_id, "tenant_id": user.tenant_id,
+            "role": user.role}
 
 
 @router.get("/v1/feed", tags=["orders"],

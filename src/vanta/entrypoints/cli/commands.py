@@ -65,10 +65,10 @@ async def up(s: Settings, *, receiver_port: int, console: Console) -> None:
     async with c.uow() as uow:
         followers = await uow.followers.list_for_vault(DEMO_TENANT_ID, DEMO_VAULT_ID)
     for f in followers:
-        url = f["webhook_url"] or ""
-        if url.startswith(base + "/hooks/"):
+        url = f.webhook_url or ""
+        if url.startswith(base + "/hooks/") and f.hmac_key_ref is not None:
             rcv.secrets[url.rsplit("/", 1)[1]] = standard_secret_string(
-                c.secrets.get(f["hmac_key_ref"]))
+                c.secrets.get(f.hmac_key_ref))
     tok = c.issuer.issue("dev-owner", DEMO_TENANT_ID, ALL_SCOPES, roles=["owner"],
                          ttl_seconds=12 * 3600)
     api = f"http://{s.api_host}:{s.api_port}"

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from vanta.adapters.db.repositories._base import Row, _Repo
+from vanta.adapters.db.repositories._base import _Repo
 from vanta.adapters.db.tables import (
     followers,
     instruments,
@@ -18,24 +18,33 @@ from vanta.adapters.db.tables import (
     vault_overlays,
     vaults,
 )
+from vanta.application.ports.records_catalog import (
+    FollowerRecord,
+    InstrumentRecord,
+    OverlayRecord,
+    VaultRecord,
+)
 
 
 class VaultRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(vaults).values(**row))
 
-    async def get(self, tenant_id: str, vault_id: str) -> Row | None:
-        return await self._one(select(vaults).where(
+    async def get(self, tenant_id: str, vault_id: str) -> VaultRecord | None:
+        r = await self._one(select(vaults).where(
             vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id))
+        return VaultRecord.from_row(r) if r is not None else None
 
-    async def get_for_update(self, tenant_id: str, vault_id: str) -> Row | None:
+    async def get_for_update(self, tenant_id: str, vault_id: str) -> VaultRecord | None:
         """Locks the vault row on PostgreSQL so expansions of one vault run one at a time."""
-        return await self._one(select(vaults).where(
+        r = await self._one(select(vaults).where(
             vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id).with_for_update())
+        return VaultRecord.from_row(r) if r is not None else None
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]:
-        return await self._all(select(vaults).where(vaults.c.tenant_id == tenant_id)
+    async def list(self, tenant_id: str) -> builtins.list[VaultRecord]:
+        rows = await self._all(select(vaults).where(vaults.c.tenant_id == tenant_id)
                                .order_by(vaults.c.created_at, vaults.c.vault_id))
+        return [VaultRecord.from_row(r) for r in rows]
 
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
         await self.conn.execute(update(vaults).where(
@@ -56,29 +65,40 @@ class FollowerRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(followers).values(**row))
 
-    async def get(self, tenant_id: str, follower_id: str) -> Row | None:
-        return await self._one(select(followers).where(
+    async def _first(self, stmt: Any) -> FollowerRecord | None:
+        r = await self._one(stmt)
+        return FollowerRecord.from_row(r) if r is not None else None
+
+    async def _list(self, stmt: Any) -> builtins.list[FollowerRecord]:
+        return [FollowerRecord.from_row(r) for r in await self._all(stmt)]
+
+    async def get(self, tenant_id: str, follower_id: str) -> FollowerRecord | None:
+        return await self._first(select(followers).where(
             followers.c.follower_id == follower_id, followers.c.tenant_id == tenant_id))
 
-    async def get_unscoped(self, follower_id: str) -> Row | None:
+    async def get_unscoped(self, follower_id: str) -> FollowerRecord | None:
         """For workers acting on a stored child order, which already carries its tenant."""
-        return await self._one(select(followers).where(followers.c.follower_id == follower_id))
+        return await self._first(select(followers).where(
+            followers.c.follower_id == follower_id))
 
-    async def get_many_unscoped(self, follower_ids: Iterable[str]) -> dict[str, Row]:
-        return await self._by_key(followers.c.follower_id, follower_ids)
+    async def get_many_unscoped(self,
+                                follower_ids: Iterable[str]) -> dict[str, FollowerRecord]:
+        rows = await self._by_key(followers.c.follower_id, follower_ids)
+        return {k: FollowerRecord.from_row(r) for k, r in rows.items()}
 
-    async def list_for_vault(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
-        return await self._all(select(followers).where(
+    async def list_for_vault(self, tenant_id: str,
+                             vault_id: str) -> builtins.list[FollowerRecord]:
+        return await self._list(select(followers).where(
             followers.c.vault_id == vault_id, followers.c.tenant_id == tenant_id)
             .order_by(followers.c.follower_id))
 
     async def page_for_vault(self, tenant_id: str, vault_id: str, after: str | None,
-                             limit: int) -> builtins.list[Row]:
+                             limit: int) -> builtins.list[FollowerRecord]:
         stmt = select(followers).where(followers.c.vault_id == vault_id,
                                        followers.c.tenant_id == tenant_id)
         if after is not None:
             stmt = stmt.where(followers.c.follower_id > after)
-        return await self._all(stmt.order_by(followers.c.follower_id).limit(limit))
+        return await self._list(stmt.order_by(followers.c.follower_id).limit(limit))
 
     async def update(self, tenant_id: str, follower_id: str, **values: Any) -> None:
         await self.conn.execute(update(followers).where(
@@ -87,9 +107,10 @@ class FollowerRepository(_Repo):
 
 
 class InstrumentRepository(_Repo):
-    async def get(self, symbol: str, venue: str) -> Row | None:
-        return await self._one(select(instruments).where(instruments.c.symbol == symbol,
-                                                         instruments.c.venue == venue))
+    async def get(self, symbol: str, venue: str) -> InstrumentRecord | None:
+        r = await self._one(select(instruments).where(instruments.c.symbol == symbol,
+                                                      instruments.c.venue == venue))
+        return InstrumentRecord.from_row(r) if r is not None else None
 
     async def upsert(self, row: Mapping[str, Any]) -> None:
         res = await self.conn.execute(update(instruments).where(
@@ -98,28 +119,33 @@ class InstrumentRepository(_Repo):
         if res.rowcount == 0:
             await self.conn.execute(insert(instruments).values(**row))
 
-    async def list(self) -> builtins.list[Row]:
-        return await self._all(select(instruments).order_by(instruments.c.venue,
+    async def list(self) -> builtins.list[InstrumentRecord]:
+        rows = await self._all(select(instruments).order_by(instruments.c.venue,
                                                             instruments.c.symbol))
+        return [InstrumentRecord.from_row(r) for r in rows]
 
 
 class OverlayRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(vault_overlays).values(**row))
 
-    async def active(self, vault_id: str, at: datetime) -> builtins.list[Row]:
-        return await self._all(select(vault_overlays).where(
+    async def _overlays(self, stmt: Any) -> builtins.list[OverlayRecord]:
+        return [OverlayRecord.from_row(r) for r in await self._all(stmt)]
+
+    async def active(self, vault_id: str, at: datetime) -> builtins.list[OverlayRecord]:
+        return await self._overlays(select(vault_overlays).where(
             vault_overlays.c.vault_id == vault_id, vault_overlays.c.state == "active",
             vault_overlays.c.applied_at <= at, vault_overlays.c.expires_at > at)
             .order_by(vault_overlays.c.overlay_id))
 
-    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[Row]:
-        return await self._all(select(vault_overlays).where(
+    async def list(self, tenant_id: str, vault_id: str) -> builtins.list[OverlayRecord]:
+        return await self._overlays(select(vault_overlays).where(
             vault_overlays.c.vault_id == vault_id, vault_overlays.c.tenant_id == tenant_id)
             .order_by(vault_overlays.c.applied_at, vault_overlays.c.overlay_id))
 
-    async def due_for_revert(self, now: datetime, limit: int = 100) -> builtins.list[Row]:
-        return await self._all(select(vault_overlays).where(
+    async def due_for_revert(self, now: datetime,
+                             limit: int = 100) -> builtins.list[OverlayRecord]:
+        return await self._overlays(select(vault_overlays).where(
             vault_overlays.c.state == "active", vault_overlays.c.expires_at <= now)
             .order_by(vault_overlays.c.expires_at).limit(limit))
 

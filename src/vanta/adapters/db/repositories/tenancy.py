@@ -9,26 +9,35 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
-from vanta.adapters.db.repositories._base import Row, _Repo
+from vanta.adapters.db.repositories._base import _Repo
 from vanta.adapters.db.tables import invitations, subscriptions, tenants, users
+from vanta.application.ports.records_tenancy import (
+    InvitationRecord,
+    SubscriptionRecord,
+    TenantRecord,
+    UserRecord,
+)
 
 
 class TenantRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(tenants).values(**row))
 
-    async def get(self, tenant_id: str) -> Row | None:
-        return await self._one(select(tenants).where(tenants.c.tenant_id == tenant_id))
+    async def get(self, tenant_id: str) -> TenantRecord | None:
+        r = await self._one(select(tenants).where(tenants.c.tenant_id == tenant_id))
+        return TenantRecord.from_row(r) if r is not None else None
 
 
 class SubscriptionRepository(_Repo):
-    async def current(self, tenant_id: str) -> Row | None:
-        return await self._one(select(subscriptions).where(
+    async def current(self, tenant_id: str) -> SubscriptionRecord | None:
+        r = await self._one(select(subscriptions).where(
             subscriptions.c.tenant_id == tenant_id)
             .order_by(subscriptions.c.created_at.desc()).limit(1))
+        return SubscriptionRecord.from_row(r) if r is not None else None
 
-    async def by_provider_ref(self, ref: str) -> Row | None:
-        return await self._one(select(subscriptions).where(subscriptions.c.provider_ref == ref))
+    async def by_provider_ref(self, ref: str) -> SubscriptionRecord | None:
+        r = await self._one(select(subscriptions).where(subscriptions.c.provider_ref == ref))
+        return SubscriptionRecord.from_row(r) if r is not None else None
 
     async def replace(self, tenant_id: str, row: Mapping[str, Any]) -> None:
         """One subscription row per tenant: the newest decision wins."""
@@ -50,12 +59,14 @@ class UserRepository(_Repo):
                             .where(users.c.tenant_id == tenant_id))
         return int(r["n"]) if r else 0
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]:
-        return await self._all(select(users).where(users.c.tenant_id == tenant_id)
+    async def list(self, tenant_id: str) -> builtins.list[UserRecord]:
+        rows = await self._all(select(users).where(users.c.tenant_id == tenant_id)
                                .order_by(users.c.created_at))
+        return [UserRecord.from_row(r) for r in rows]
 
-    async def by_sub(self, oidc_sub: str) -> Row | None:
-        return await self._one(select(users).where(users.c.oidc_sub == oidc_sub))
+    async def by_sub(self, oidc_sub: str) -> UserRecord | None:
+        r = await self._one(select(users).where(users.c.oidc_sub == oidc_sub))
+        return UserRecord.from_row(r) if r is not None else None
 
 
 class InvitationRepository(_Repo):
@@ -68,15 +79,16 @@ class InvitationRepository(_Repo):
             invitations.c.expires_at > now))
         return int(r["n"]) if r else 0
 
-    async def by_token_hash(self, token_hash: str) -> Row | None:
-        return await self._one(select(invitations).where(
-            invitations.c.token_hash == token_hash))
+    async def by_token_hash(self, token_hash: str) -> InvitationRecord | None:
+        r = await self._one(select(invitations).where(invitations.c.token_hash == token_hash))
+        return InvitationRecord.from_row(r) if r is not None else None
 
     async def accept(self, invitation_id: str, user_id: str, now: datetime) -> None:
         await self.conn.execute(update(invitations).where(
             invitations.c.invitation_id == invitation_id).values(accepted_at=now,
                                                                   user_id=user_id))
 
-    async def list(self, tenant_id: str) -> builtins.list[Row]:
-        return await self._all(select(invitations).where(invitations.c.tenant_id == tenant_id)
+    async def list(self, tenant_id: str) -> builtins.list[InvitationRecord]:
+        rows = await self._all(select(invitations).where(invitations.c.tenant_id == tenant_id)
                                .order_by(invitations.c.created_at))
+        return [InvitationRecord.from_row(r) for r in rows]
