@@ -33,7 +33,7 @@ from vanta.application.billing import BillingProviders, expire_btcpay_periods
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
-from vanta.bootstrap_billing import build_billing_providers
+from vanta.bootstrap.billing import build_billing_providers
 from vanta.config import Settings
 from vanta.entrypoints.api.app import create_app
 

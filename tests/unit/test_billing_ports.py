@@ -21,7 +21,7 @@ from vanta.application.ports.billing_facts import (
     InboundEvent,
     SubscriptionFact,
 )
-from vanta.bootstrap_billing import build_billing_providers
+from vanta.bootstrap.billing import build_billing_providers
 from vanta.config import Settings
 from vanta.domain.subscriptions import SubscriptionStatus
 
