@@ -33,7 +33,6 @@ from vanta.application.billing import BillingProviders, expire_btcpay_periods
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
-from vanta.bootstrap.billing import build_billing_providers
 from vanta.config import Settings
 from vanta.entrypoints.api.app import create_app
 
@@ -116,15 +115,14 @@ async def billing(tmp_path: Path) -> AsyncIterator[Billing]:
             await create_tenant(c.uow(), tenant_id=t, name=t)
         await create_vault(c.uow(), tenant_id="tnt_a", vault_id="VA", label="A")
         await create_vault(c.uow(), tenant_id="tnt_b", vault_id="VB", label="B")
-        providers = build_billing_providers(settings)
-        app = create_app(c, run_dispatcher=False, billing_providers=providers)
+        providers = c.billing  # what the settings configure, closed with the container
+        app = create_app(c, run_dispatcher=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://test",
                                      event_hooks={"request": [add_idempotency_key]}) as client:
             try:
                 yield Billing(c, client, sim, btc, providers)
             finally:
-                await providers.aclose()
                 await c.close()
 
 
