@@ -91,6 +91,12 @@ class Container:
     async def migrate(self) -> None:
         await upgrade_async(self.settings.db_url)
 
+    async def ping_database(self) -> None:
+        """One round trip to the database; raises whatever the driver raises when it is
+        away (the API's readiness check)."""
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
     def db_version(self) -> SqliteChangeCounter | None:
         """On SQLite, a cheap callable that changes whenever any connection wrote the file
         (the vault cache's invalidation); close it when done. None elsewhere."""
