@@ -35,7 +35,6 @@ from vanta.application.ports.records_tenancy import SubscriptionRecord
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
-from vanta.bootstrap_billing import build_billing_providers
 from vanta.config import Settings
 from vanta.entrypoints.api.app import create_app
 
@@ -118,15 +117,14 @@ async def billing(tmp_path: Path) -> AsyncIterator[Billing]:
             await create_tenant(c.uow(), tenant_id=t, name=t)
         await create_vault(c.uow(), tenant_id="tnt_a", vault_id="VA", label="A")
         await create_vault(c.uow(), tenant_id="tnt_b", vault_id="VB", label="B")
-        providers = build_billing_providers(settings)
-        app = create_app(c, run_dispatcher=False, billing_providers=providers)
+        providers = c.billing  # what the settings configure, closed with the container
+        app = create_app(c, run_dispatcher=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://test",
                                      event_hooks={"request": [add_idempotency_key]}) as client:
             try:
                 yield Billing(c, client, sim, btc, providers)
             finally:
-                await providers.aclose()
                 await c.close()
 
 

@@ -93,6 +93,13 @@ class MemOutbox(MemRepo):
             await self.tx.update(self.table, lambda r: r["id"] in ids and r["done_at"] is None,
                                  {"locked_until": None})
 
+    async def release_unclaimed(self, leases: Sequence[OutboxLease]) -> int:
+        exact = {(x.row_id, x.number, utc(x.until) if x.until else None) for x in leases}
+        released = await self.tx.update(
+            self.table, lambda r: r["done_at"] is None
+            and (r["id"], r["attempts"], r["locked_until"]) in exact, {"locked_until": None})
+        return len(released)
+
     async def reschedule_many(self, due: Sequence[tuple[int, datetime]]) -> None:
         at_of = dict(due)
         for row_id, at in at_of.items():

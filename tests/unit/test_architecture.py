@@ -42,3 +42,12 @@ def test_ports_import_nothing_but_domain_ports_and_stdlib() -> None:
         for m in _imports(p):
             assert m.startswith(("vanta.domain", "vanta.application.ports")) or \
                    m.split(".")[0] in sys.stdlib_module_names or m == "__future__", (p, m)
+
+
+def test_entrypoints_import_no_adapter() -> None:
+    """Contract (d): the API, the CLI and the workers get adapters from vanta.bootstrap."""
+    import vanta.entrypoints
+    root = Path(vanta.entrypoints.__file__).parent
+    bad = {f"{p.relative_to(root)}: {m}" for p in root.rglob("*.py") for m in _imports(p)
+           if m == "vanta.adapters" or m.startswith("vanta.adapters.")}
+    assert bad == set()

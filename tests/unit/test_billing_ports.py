@@ -21,7 +21,8 @@ from vanta.application.ports.billing_facts import (
     InboundEvent,
     SubscriptionFact,
 )
-from vanta.bootstrap_billing import build_billing_providers
+from vanta.bootstrap import build
+from vanta.bootstrap.billing import build_billing_providers
 from vanta.config import Settings
 from vanta.domain.subscriptions import SubscriptionStatus
 
@@ -108,3 +109,18 @@ async def test_bootstrap_configures_only_complete_providers(
     assert half.stripe is None and half.stripe_events is None and half.btcpay is None
     assert half.btcpay_events is not None
     assert "Stripe billing is disabled" in caplog.text
+
+
+async def test_the_container_holds_the_configured_providers_and_closes_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    c = build(Settings(data_dir=tmp_path, stripe_api_key="sk_test_x",
+                       stripe_webhook_secret="whsec_x", stripe_price_ids={"pro": "price_pro"}))
+    assert c.billing.stripe is not None and c.billing.btcpay is None
+    closed: list[str] = []
+
+    async def aclose() -> None:
+        closed.append("stripe")
+
+    monkeypatch.setattr(c.billing.stripe, "aclose", aclose)
+    await c.close()
+    assert closed == ["stripe"]

@@ -16,37 +16,48 @@ Brokers       lazy adapters (brokers.py)    same
 ============  ===========================  ======================================
 
 The object store and the cache store come from :mod:`vanta.bootstrap.stores` (S3 or files,
-Redis or memory, by setting); the payment providers from :mod:`vanta.bootstrap_billing`; the
-bus is chosen by the workers command.
+Redis or memory, by setting); the payment providers from :mod:`vanta.bootstrap.billing` (held
+on the container); the workers' bus from :mod:`vanta.bootstrap.bus` (in-process or NATS, by
+command); logging from :mod:`vanta.bootstrap.logging`. Entrypoints receive all of these from
+here and never import an adapter themselves (import-linter contract (d)).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vanta.adapters.db.engine import make_engine
-from vanta.adapters.db.migrate import upgrade_async
+from vanta.adapters import metrics as prometheus
+from vanta.adapters.db.engine import SqliteChangeCounter, make_engine, sqlite_change_counter
+from vanta.adapters.db.migrate import upgrade, upgrade_async
+from vanta.adapters.db.outbox_listener import wake_on_commit
 from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.identity.dev_issuer import DevIssuer
 from vanta.adapters.identity.oidc import OidcProvider
-from vanta.adapters.identity.verifier import TokenVerifier
+from vanta.adapters.identity.token_exchange import OidcTokenExchange
+from vanta.adapters.identity.verifier import TokenVerifier as JwksTokenVerifier
 from vanta.adapters.metrics import PrometheusMetrics
 from vanta.adapters.secrets.cached import CachedSecrets
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender
 from vanta.adapters.webhooks.ssrf import TargetPolicy
+from vanta.application.billing import BillingProviders
 from vanta.application.dispatch import DispatchConfig, Dispatcher
+from vanta.application.ports.identity import TokenExchange, TokenVerifier
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
+from vanta.application.principal import Principal
+from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
 from vanta.config import Settings
 
-__all__ = ["Container", "build"]
+__all__ = ["Container", "MasterKeyMissing", "build", "upgrade_database"]
 
 
 @dataclass
@@ -55,14 +66,17 @@ class Container:
     engine: AsyncEngine
     secrets: LocalSecretStore
     issuer: DevIssuer
-    verifier: TokenVerifier
+    verifier: TokenVerifier[Principal]
     sender: AiohttpWebhookSender
     dispatcher: Dispatcher
     outbox_written: asyncio.Event = field(default_factory=asyncio.Event)
     oidc: OidcProvider | None = None
     metrics: Metrics = NO_METRICS
     tracer: Tracer = NOOP_TRACER
-    # Billing providers are built by vanta.bootstrap_billing where the API is assembled.
+    # the payment providers the settings configure (none by default); closed by close()
+    billing: BillingProviders = field(default_factory=BillingProviders)
+    # the OAuth token requests of the OIDC provider; None without one
+    token_exchange: TokenExchange | None = None
 
     async def start(self) -> None:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
@@ -77,7 +91,31 @@ class Container:
     async def migrate(self) -> None:
         await upgrade_async(self.settings.db_url)
 
+    async def ping_database(self) -> None:
+        """One round trip to the database; raises whatever the driver raises when it is
+        away (the API's readiness check)."""
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    def db_version(self) -> SqliteChangeCounter | None:
+        """On SQLite, a cheap callable that changes whenever any connection wrote the file
+        (the vault cache's invalidation); close it when done. None elsewhere."""
+        return sqlite_change_counter(self.engine)
+
+    def wake_on_commit(self, wakeup: asyncio.Event, stop: asyncio.Event
+                       ) -> Coroutine[Any, Any, None] | None:
+        """A listener that sets ``wakeup`` as soon as outbox rows are committed, until
+        ``stop``; None when the database cannot notify (SQLite: the writing process wakes
+        its own workers)."""
+        return wake_on_commit(self.engine, wakeup, stop)
+
+    @staticmethod
+    def metrics_exposition() -> tuple[bytes, str]:
+        """This process's Prometheus metrics: the body and its content type."""
+        return prometheus.exposition()
+
     async def close(self) -> None:
+        await self.billing.aclose()
         if self.dispatcher.brokers is not None:
             await self.dispatcher.brokers.close()
         if self.oidc is not None:
@@ -138,9 +176,9 @@ def build(settings: Settings | None = None) -> Container:
     issuer = DevIssuer(s.signing_key_path, issuer=s.jwt_issuer, audience=s.jwt_audience)
     oidc = OidcProvider(s.oidc_issuer_url) if s.oidc_issuer_url else None
     # With a provider, start() replaces this with one limited to its advertised algorithms.
-    verifier = TokenVerifier(oidc.jwks if oidc else issuer.jwks,
-                             issuer=oidc.issuer if oidc else s.jwt_issuer,
-                             audience=s.jwt_audience, leeway=s.jwt_leeway_seconds)
+    verifier = JwksTokenVerifier(oidc.jwks if oidc else issuer.jwks,
+                                 issuer=oidc.issuer if oidc else s.jwt_issuer,
+                                 audience=s.jwt_audience, leeway=s.jwt_leeway_seconds)
     sender = _sender(s)
     metrics = _metrics(s.profile)
     dispatcher = Dispatcher(
@@ -149,4 +187,12 @@ def build(settings: Settings | None = None) -> Container:
         brokers=broker_registry(secrets.get), metrics=metrics, tracer=NOOP_TRACER)
     return Container(s, engine, secrets, issuer, verifier, sender, dispatcher,
                      outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics,
-                     tracer=NOOP_TRACER)
+                     tracer=NOOP_TRACER, billing=build_billing_providers(s),
+                     token_exchange=OidcTokenExchange(oidc) if oidc else None)
+
+
+def upgrade_database(settings: Settings) -> None:
+    """Every migration, applied to the configured database (``vanta db upgrade``), without
+    building a container (no master key needed)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)

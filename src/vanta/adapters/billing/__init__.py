@@ -1,7 +1,7 @@
 """Billing adapters: gateways out to the payment providers, verified events in.
 
 They implement the application's ports (``vanta.application.ports.billing``) and build its
-plain facts (``vanta.application.ports.billing_facts``); ``vanta.bootstrap_billing`` wires
+plain facts (``vanta.application.ports.billing_facts``); ``vanta.bootstrap.billing`` wires
 them.
 
 - ``stripe_gateway``: ``StripeGateway`` (Checkout, plan changes, cancel, fee invoices) over

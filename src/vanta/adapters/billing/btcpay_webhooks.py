@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from vanta.application.ports.billing import BillingEventRejected
+from vanta.application.ports.billing import BTCPAY_SIGNATURE_HEADER, BillingEventRejected
 from vanta.application.ports.billing_facts import BtcpayInvoiceFact, BtcpayOutcome, InboundEvent
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "verify_webhook",
 ]
 
-SIGNATURE_HEADER: Final = "BTCPay-Sig"
+SIGNATURE_HEADER: Final = BTCPAY_SIGNATURE_HEADER
 TENANT_KEY: Final = "tenant_id"
 _PREFIX: Final = "sha256="
 

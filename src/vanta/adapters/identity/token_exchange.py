@@ -18,25 +18,11 @@ from urllib.parse import quote_plus
 import httpx
 
 from vanta.adapters.identity.oidc import OidcError, OidcProvider, read_json
+from vanta.application.ports.identity import TokenExchangeError
 
-__all__ = ["TokenExchangeError", "client_credentials", "exchange_code"]
+__all__ = ["OidcTokenExchange", "TokenExchangeError", "client_credentials", "exchange_code"]
 
 _MAX_BODY = 256 * 1024
-
-
-class TokenExchangeError(Exception):
-    """A token request failed.
-
-    ``code`` is the server's OAuth ``error`` (``invalid_grant``, ``invalid_client``, …) or one
-    of ours: ``discovery_failed``, ``network_error``, ``http_error`` (a non-OAuth error
-    answer), ``invalid_response`` (a 200 without a usable token response).
-    """
-
-    def __init__(self, code: str, description: str = "", *, status: int | None = None) -> None:
-        super().__init__(f"{code}: {description}" if description else code)
-        self.code = code
-        self.description = description
-        self.status = status
 
 
 async def exchange_code(
@@ -73,6 +59,24 @@ async def client_credentials(
     if scopes:
         form["scope"] = " ".join(dict.fromkeys(scopes))
     return await _token_request(provider, client_id, client_secret, form)
+
+
+class OidcTokenExchange:
+    """The application's :class:`~vanta.application.ports.identity.TokenExchange` port: the
+    two grants above, against one provider."""
+
+    def __init__(self, provider: OidcProvider) -> None:
+        self._provider = provider
+
+    async def exchange_code(self, client_id: str, client_secret: str, code: str,
+                            redirect_uri: str, code_verifier: str | None = None
+                            ) -> dict[str, Any]:
+        return await exchange_code(self._provider, client_id, client_secret, code,
+                                   redirect_uri, code_verifier)
+
+    async def client_credentials(self, client_id: str, client_secret: str,
+                                 scope: str | Iterable[str] | None) -> dict[str, Any]:
+        return await client_credentials(self._provider, client_id, client_secret, scope)
 
 
 def _require(**values: object) -> None:

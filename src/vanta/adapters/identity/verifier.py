@@ -47,6 +47,7 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
+from vanta.application.ports.identity import InvalidToken
 from vanta.application.principal import Principal, effective_scopes
 
 __all__ = ["DEFAULT_ALGORITHMS", "REASONS", "InvalidToken", "TokenVerifier"]
@@ -68,15 +69,6 @@ REASONS: frozenset[str] = frozenset({
     "missing_claim",
     "invalid_claim",    # a claim is present but has the wrong type or value
 })
-
-
-class InvalidToken(Exception):
-    """The bearer token was refused; ``reason`` is a stable machine-readable code."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 class _UnknownKid(InvalidToken):

@@ -1,7 +1,7 @@
 """Subscriptions through Stripe and BTCPay: plan changes out, verified provider events in.
 
 The providers reach this package only through ``vanta.application.ports.billing``: it is
-given a ``BillingProviders`` (built from the settings by ``vanta.bootstrap_billing``) and a
+given a ``BillingProviders`` (built from the settings by ``vanta.bootstrap.billing``) and a
 unit-of-work factory, and imports no adapter.
 
 =====================  ======================================================================

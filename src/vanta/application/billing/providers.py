@@ -1,6 +1,6 @@
 """The payment providers billing is given, and the billing terms that go with them.
 
-``vanta.bootstrap_billing`` builds a ``BillingProviders`` from the settings; the application
+``vanta.bootstrap.billing`` builds a ``BillingProviders`` from the settings; the application
 only receives it. A provider left ``None`` is not configured (its routes answer
 ``billing_provider_not_configured``).
 """

@@ -1,7 +1,7 @@
 """Billing ports: the payment providers, the billing repositories and their errors.
 
 Adapters implement these (``vanta.adapters.billing`` for the providers,
-``vanta.adapters.db.billing_repositories`` for the tables); ``vanta.bootstrap_billing`` picks
+``vanta.adapters.db.billing_repositories`` for the tables); ``vanta.bootstrap.billing`` picks
 them for the settings. The values that cross these ports are in ``billing_facts``.
 
 Errors::
@@ -45,7 +45,9 @@ from vanta.application.ports.records_tenancy import SubscriptionRecord, TenantRe
 from vanta.application.ports.uow import Conflict
 
 __all__ = [
+    "BTCPAY_SIGNATURE_HEADER",
     "REJECTION_REASONS",
+    "STRIPE_SIGNATURE_HEADER",
     "AuditLog",
     "BillingAuthFailed",
     "BillingConflict",
@@ -74,6 +76,9 @@ __all__ = [
 ]
 
 REJECTION_REASONS: Final = frozenset({"missing_signature", "bad_signature", "stale", "malformed"})
+# the request headers the providers sign their webhooks in (what a WebhookVerifier is given)
+STRIPE_SIGNATURE_HEADER: Final = "Stripe-Signature"
+BTCPAY_SIGNATURE_HEADER: Final = "BTCPay-Sig"
 
 
 # -- errors ---------------------------------------------------------------------------------

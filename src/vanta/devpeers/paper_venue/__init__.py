@@ -89,7 +89,9 @@ simulator's state as JSON) and :mod:`.journal` (the state file).
 """
 
 from vanta.devpeers.paper_venue.server import run_venue
-from vanta.devpeers.paper_venue.venue import Account, PaperVenue, account_seed
+
+# the accounts' template (re-exported: the venue's command builds one from its options)
+from vanta.devpeers.paper_venue.venue import Account, PaperSettings, PaperVenue, account_seed
 from vanta.devpeers.paper_venue.wire import Problem
 
-__all__ = ["Account", "PaperVenue", "Problem", "account_seed", "run_venue"]
+__all__ = ["Account", "PaperSettings", "PaperVenue", "Problem", "account_seed", "run_venue"]

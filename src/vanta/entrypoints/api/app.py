@@ -15,16 +15,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from vanta import __version__
-from vanta.adapters.cache import open_store
-from vanta.adapters.db.engine import sqlite_change_counter
-from vanta.adapters.identity.verifier import InvalidToken
 from vanta.application import entitlements_cache, vault_cache
 from vanta.application.billing import BillingProviders, expire_btcpay_periods
 from vanta.application.clock import Clock, utcnow
 from vanta.application.overlays import revert_expired
+from vanta.application.ports.identity import InvalidToken
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
-from vanta.bootstrap_billing import build_billing_providers
+from vanta.bootstrap.stores import build_cache_store
 from vanta.entrypoints.api import (
     problems,
     routes_billing,
@@ -51,16 +49,15 @@ ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_
 def create_app(container: Container, *, run_dispatcher: bool | None = None,
                billing_providers: BillingProviders | None = None,
                billing_clock: Clock = utcnow) -> FastAPI:
-    """``billing_providers`` defaults to what ``container.settings`` configures; providers
-    built here are closed when the application stops, given ones are the caller's."""
+    """``billing_providers`` defaults to the container's (what its settings configure,
+    closed with the container); given ones are the caller's to close."""
     in_api = container.settings.run_dispatcher_in_api if run_dispatcher is None else run_dispatcher
     st = container.settings
-    store = open_store(st.redis_url)
+    store = build_cache_store(st)
     batcher = AuditBatcher(container.uow)
-    owned = billing_providers is None
-    providers = billing_providers or build_billing_providers(st)
+    providers = billing_providers or container.billing
     # invalidated by every unit of work that writes the vaults table (see vault_cache)
-    db_version = sqlite_change_counter(container.engine)
+    db_version = container.db_version()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,8 +72,6 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None,
         stop.set()
         for t in tasks:
             await t
-        if owned:
-            await providers.aclose()
         await store.close()
         if db_version is not None:
             db_version.close()

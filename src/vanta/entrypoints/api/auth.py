@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.telemetry import get_telemetry_data
 from starlette.responses import Response
 
-from vanta.adapters.identity.verifier import InvalidToken
+from vanta.application.ports.identity import InvalidToken
 from vanta.application.principal import Principal
 from vanta.entrypoints.api.problems import ApiProblem
 

@@ -37,7 +37,7 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vanta.adapters.cache import CacheStore
+from vanta.application.ports.cache import CacheStore
 from vanta.entrypoints.api.problems import problem
 
 __all__ = [

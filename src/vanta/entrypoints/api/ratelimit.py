@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vanta.adapters.cache import BucketResult, CacheStore
+from vanta.application.ports.cache import BucketResult, CacheStore
 from vanta.entrypoints.api.idempotency import PrincipalResolver, path_matches, resolve_principal
 from vanta.entrypoints.api.problems import problem
 

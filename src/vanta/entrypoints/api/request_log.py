@@ -14,13 +14,12 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vanta.adapters.db.uow import SqlUnitOfWork
-from vanta.adapters.logs import bind_correlation_id, clear_context
+from vanta.application.ports.uow import UowFactory
+from vanta.bootstrap.logging import bind_correlation_id, clear_context
 
 log = logging.getLogger("vanta.api.requests")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
@@ -37,7 +36,7 @@ def new_correlation_id() -> str:
 
 
 class AuditBatcher:
-    def __init__(self, uow_factory: Callable[[], SqlUnitOfWork], *, max_batch: int = 1000,
+    def __init__(self, uow_factory: UowFactory, *, max_batch: int = 1000,
                  interval: float = 0.2) -> None:
         self._uow_factory = uow_factory
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100_000)

@@ -27,7 +27,6 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from vanta.adapters.billing.btcpay import SIGNATURE_HEADER as BTCPAY_SIGNATURE_HEADER
 from vanta.application.billing import (
     BillingProviders,
     ProviderNotConfigured,
@@ -38,6 +37,8 @@ from vanta.application.billing import (
 from vanta.application.clock import Clock
 from vanta.application.fees_service import close_fee_period, fee_ledger, record_flow
 from vanta.application.ports.billing import (
+    BTCPAY_SIGNATURE_HEADER,
+    STRIPE_SIGNATURE_HEADER,
     BillingAuthFailed,
     BillingError,
     BillingEventRejected,
@@ -137,7 +138,7 @@ async def _webhook(request: Request, provider: str, header: str) -> JSONResponse
 
 @router.post("/v1/billing/webhooks/stripe", tags=["billing"])
 async def stripe_webhook(request: Request) -> JSONResponse:
-    return await _webhook(request, "stripe", "Stripe-Signature")
+    return await _webhook(request, "stripe", STRIPE_SIGNATURE_HEADER)
 
 
 @router.post("/v1/billing/webhooks/btcpay", tags=["billing"])

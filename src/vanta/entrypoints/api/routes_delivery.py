@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from vanta.adapters import metrics
 from vanta.application.dead_letters import list_dead_letters, redeliver
 from vanta.application.followers import rotate_webhook_secret
 from vanta.application.principal import Principal
@@ -74,6 +73,6 @@ async def rotate(follower_id: str, container: ContainerDep,
 
 
 @router.get("/metrics", tags=["ops"], include_in_schema=False)
-async def prometheus() -> Response:
-    body_, content_type = metrics.exposition()
+async def prometheus(container: ContainerDep) -> Response:
+    body_, content_type = container.metrics_exposition()
     return Response(body_, media_type=content_type)

@@ -23,8 +23,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(container: ContainerDep) -> JSONResponse:
     """Readiness: the database answers (a load balancer stops routing here if not)."""
     try:
-        async with container.engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT 1")
+        await container.ping_database()
     except Exception as e:
         return problems.problem(503, "not_ready", f"database unavailable: {type(e).__name__}")
     return JSONResponse({"status": "ready"})

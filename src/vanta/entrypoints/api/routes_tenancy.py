@@ -11,11 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
-from vanta.adapters.identity.token_exchange import (
-    TokenExchangeError,
-    client_credentials,
-    exchange_code,
-)
+from vanta.application.ports.identity import TokenExchangeError
 from vanta.application.ports.records_orders import AuditEventRecord
 from vanta.application.principal import Principal
 from vanta.application.snapshots import narrow_payload
@@ -119,17 +115,16 @@ async def feed(
 
 @router.post("/v1/auth/token", tags=["identity"], openapi_extra=openapi_body(TokenIn))
 async def token(request: Request, container: ContainerDep) -> dict[str, Any]:
-    provider = container.oidc
-    if provider is None:  # answered before the body is read, whatever the body
+    exchange = container.token_exchange
+    if exchange is None:  # answered before the body is read, whatever the body
         raise ApiProblem(409, "oidc_not_configured", "no OIDC provider is configured; on "
                          "the embedded profile tokens come from `vanta token`")
     req = parse(TokenIn, await read_json(request))
     try:
         if req.grant_type == "authorization_code":
-            return await exchange_code(provider, req.client_id, req.client_secret, req.code,
-                                       req.redirect_uri, req.code_verifier)
-        return await client_credentials(provider, req.client_id, req.client_secret,
-                                        req.scope)
+            return await exchange.exchange_code(req.client_id, req.client_secret, req.code,
+                                                req.redirect_uri, req.code_verifier)
+        return await exchange.client_credentials(req.client_id, req.client_secret, req.scope)
     except TokenExchangeError as e:
         raise ApiProblem(400 if e.status and e.status < 500 else 502, e.code,
                          e.description or "the token exchange failed") from None

@@ -10,10 +10,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from vanta.adapters import logs
-from vanta.adapters.cache import open_store
-from vanta.adapters.db.outbox_listener import wake_on_commit
-from vanta.adapters.webhooks.signing import standard_secret_string
 from vanta.application import vault_cache
 from vanta.application.bridged import confirm_fills
 from vanta.application.dead_letters import list_dead_letters, redeliver
@@ -28,11 +24,14 @@ from vanta.application.seed import (
 )
 from vanta.application.tenancy import grant_plan, tenant_entitlements
 from vanta.bootstrap import build
+from vanta.bootstrap.logging import configure_logging
+from vanta.bootstrap.stores import build_cache_store
 from vanta.config import Settings
 from vanta.devpeers import receiver as receiver_mod
 from vanta.domain.audit import verify_chain
 from vanta.domain.entitlements import can_add_vault
 from vanta.domain.errors import DomainError
+from vanta.domain.webhook_signing import standard_secret_string
 from vanta.entrypoints.api import jsonbody
 from vanta.entrypoints.api.app import run_scheduler
 from vanta.entrypoints.api.problems import ApiProblem
@@ -41,7 +40,7 @@ from vanta.entrypoints.cli.serving import serve as serve_app
 
 
 async def serve(s: Settings, *, port_file: Path | None, run_dispatcher: bool) -> None:
-    logs.configure(data_dir=s.data_dir)
+    configure_logging(s.data_dir)
     sock = bind(s.api_host, s.api_port)
     port = sock.getsockname()[1]
     if s.api_port == 0:
@@ -119,7 +118,7 @@ async def vault_create(s: Settings, tenant_id: str, vault_id: str, label: str) -
                          "vault(s))")
     # API replicas cache vault lists behind a generation in the shared store: bump it here
     # too (on Redis), so they see the new vault on their next read.
-    store = open_store(s.redis_url) if s.redis_url else None
+    store = build_cache_store(s) if s.redis_url else None
     if store is not None:
         vault_cache.configure(store)
     try:
@@ -178,7 +177,7 @@ async def ingest(s: Settings, path: Path, tenant_id: str, console: Console) -> i
 
 
 async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
-    logs.configure(data_dir=s.data_dir)
+    configure_logging(s.data_dir)
     c = build(s)
     await c.migrate()
     try:
@@ -186,7 +185,7 @@ async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
             # SIGTERM/SIGINT: stop taking work, finish what is in flight, then exit.
             stop = stop_on_signals()
             jobs = [c.dispatcher.run_forever(s.dispatcher_poll_seconds, stop)]
-            listener = wake_on_commit(c.engine, c.dispatcher.wakeup, stop)
+            listener = c.wake_on_commit(c.dispatcher.wakeup, stop)
             if listener is not None:  # woken by commits, not only by the poll
                 jobs.append(listener)
             await asyncio.gather(*jobs)
@@ -262,7 +261,7 @@ def stop_on_signals() -> asyncio.Event:
 
 async def scheduler(s: Settings) -> None:
     """Overlay expiry on its own process (the API runs it too on the embedded profile)."""
-    logs.configure(data_dir=s.data_dir)
+    configure_logging(s.data_dir)
     c = build(s)
     await c.migrate()
     try:

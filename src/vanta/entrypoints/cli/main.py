@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from vanta.application.principal import ALL_SCOPES
-from vanta.bootstrap import MasterKeyMissing, build
+from vanta.bootstrap import MasterKeyMissing, build, upgrade_database
 from vanta.config import Settings
 from vanta.entrypoints.cli import commands, event_loop
 from vanta.entrypoints.cli.exports_cli import exports_app
@@ -43,9 +43,7 @@ def settings(data_dir: Path | None, **overrides: object) -> Settings:
 def db_upgrade(data_dir: DataDir = None) -> None:
     """Apply every migration to the configured database."""
     s = settings(data_dir)
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    from vanta.adapters.db.migrate import upgrade
-    upgrade(s.db_url)
+    upgrade_database(s)
     console.print(f"database at head: {s.db_url.split('@')[-1]}")
 
 

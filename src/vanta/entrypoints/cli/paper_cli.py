@@ -83,8 +83,7 @@ def venue(
         help="hold each submit's answer back this long after the order is placed")] = 0,
 ) -> None:
     """Serve the paper venue: one simulated account per follower, reached over HTTP."""
-    from vanta.adapters.brokers.paper import PaperSettings
-    from vanta.devpeers.paper_venue import PaperVenue, run_venue
+    from vanta.devpeers.paper_venue import PaperSettings, PaperVenue, run_venue
     from vanta.entrypoints.cli.serving import bind, write_port_file
 
     if tick_ms < 0 or submit_delay_ms < 0:

@@ -20,23 +20,20 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
-from vanta.adapters import logs
-from vanta.adapters.bus.inprocess import InProcessBus
-from vanta.adapters.db.outbox_listener import wake_on_commit
 from vanta.application.bridged import confirm_fills
+from vanta.application.ports.bus import Bus
 from vanta.bootstrap import Container, build
+from vanta.bootstrap.bus import connect_nats, in_process_bus
+from vanta.bootstrap.logging import configure_logging
 from vanta.config import Settings
 from vanta.entrypoints.cli import event_loop
 from vanta.entrypoints.cli.commands import stop_on_signals
 from vanta.entrypoints.workers.consumer import DISPATCH_DURABLE, Consumer
 from vanta.entrypoints.workers.relay import DEFAULT_RELAY_LEASE, DISPATCH_SUBJECT, Relay
-
-if TYPE_CHECKING:
-    from vanta.adapters.bus.nats_jetstream import NatsJetStreamBus
 
 log = logging.getLogger("vanta.workers")
 T = TypeVar("T")
@@ -87,11 +84,9 @@ async def _unless_stopped(aw: Awaitable[T], stop: asyncio.Event) -> T | None:
 
 
 async def _connect_nats(url: str, stream: str,
-                        stop: asyncio.Event) -> NatsJetStreamBus | None:
-    from vanta.adapters.bus.nats_jetstream import JetStreamConfig, NatsJetStreamBus
+                        stop: asyncio.Event) -> Bus | None:
     log.info("connecting to NATS", extra={"url": url, "stream": stream})
-    return await _unless_stopped(NatsJetStreamBus.connect(JetStreamConfig(url=url,
-                                                                          stream=stream)), stop)
+    return await _unless_stopped(connect_nats(url, stream), stop)
 
 
 async def _confirm_fills_loop(c: Container, stop: asyncio.Event, every_s: float) -> None:
@@ -108,7 +103,7 @@ async def _confirm_fills_loop(c: Container, stop: asyncio.Event, every_s: float)
 
 
 async def _prepare(s: Settings, migrate: bool) -> Container:
-    logs.configure(data_dir=s.data_dir)
+    configure_logging(s.data_dir)
     c = build(s)
     if migrate:
         await c.migrate()
@@ -129,7 +124,7 @@ async def run_relay(s: Settings, *, url: str, stream: str = DEFAULT_STREAM,
         relay = Relay(c.uow, bus, lease, poll_seconds=poll_seconds, batch=batch,
                       clock=c.dispatcher.clock)
         jobs = [relay.run(stop)]
-        listener = wake_on_commit(c.engine, relay.wakeup, stop)
+        listener = c.wake_on_commit(relay.wakeup, stop)
         if listener is not None:  # woken by commits, not only by the poll
             jobs.append(listener)
         if fills:
@@ -171,7 +166,7 @@ async def run_dispatch(s: Settings, *, bus_kind: BusKind, url: str, stream: str 
 
 async def _run_inprocess(c: Container, stop: asyncio.Event, concurrency: int, durable: str,
                          lease: timedelta, poll_seconds: float) -> None:
-    bus = InProcessBus()
+    bus = in_process_bus()
     relay = Relay(c.uow, bus, lease, poll_seconds=poll_seconds, clock=c.dispatcher.clock,
                   wakeup=c.outbox_written)
     consumer = Consumer(c.dispatcher, bus, concurrency, subject=DISPATCH_SUBJECT,

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from vanta.adapters.db.repositories import OutboxLease
 from vanta.application.bus import Bus, BusMessage, Subscription
 from vanta.application.dispatch import Dispatcher
+from vanta.application.ports.delivery import OutboxLease
 from vanta.entrypoints.workers.relay import DISPATCH_SUBJECT
 
 log = logging.getLogger("vanta.consumer")

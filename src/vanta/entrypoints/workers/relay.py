@@ -25,17 +25,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import update
-
-from vanta.adapters.db.tables import outbox
-from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.application.bus import Bus
 from vanta.application.clock import Clock, utcnow
 from vanta.application.manager_orders import DISPATCH_TOPIC
+from vanta.application.ports.delivery import OutboxLease
 from vanta.application.ports.records_orders import OutboxRecord
+from vanta.application.ports.uow import UowFactory
 
 log = logging.getLogger("vanta.relay")
 
@@ -56,7 +53,7 @@ def encode(row: OutboxRecord) -> bytes:
 
 
 class Relay:
-    def __init__(self, uow_factory: Callable[[], SqlUnitOfWork], bus: Bus,
+    def __init__(self, uow_factory: UowFactory, bus: Bus,
                  lease: timedelta = DEFAULT_RELAY_LEASE, *, subject: str = DISPATCH_SUBJECT,
                  topic: str = DISPATCH_TOPIC, batch: int = 256, poll_seconds: float = 0.1,
                  publish_concurrency: int = 64, publish_tries: int = 3,
@@ -98,14 +95,10 @@ class Relay:
         row (it renews the lease, which changes ``locked_until``)."""
         try:
             async with self.uow_factory() as uow:
-                conn = uow.outbox.conn
-                for r in rows:
-                    res = await conn.execute(update(outbox).where(
-                        outbox.c.id == r.id, outbox.c.attempts == r.attempts,
-                        outbox.c.locked_until == r.locked_until,
-                        outbox.c.done_at.is_(None)).values(locked_until=None))
-                    self.released += res.rowcount
+                released = await uow.outbox.release_unclaimed(
+                    [OutboxLease(r.id, r.attempts, r.locked_until) for r in rows])
                 await uow.commit()
+            self.released += released
         except Exception:  # the database is away too: the leases lapse by themselves
             log.exception("could not hand back leases after a failed publish")
 

@@ -107,6 +107,19 @@ class OutboxRepository(_Repo):
                                                          outbox.c.done_at.is_(None))
                                     .values(locked_until=None))
 
+    async def release_unclaimed(self, leases: Sequence[OutboxLease]) -> int:
+        """Hand back each lease still exactly as leased (same number and expiry, not done):
+        a consumer that took the row meanwhile renewed it, and keeps it. The number handed
+        back."""
+        released = 0
+        for x in leases:
+            res = await self.conn.execute(update(outbox).where(
+                outbox.c.id == x.row_id, outbox.c.attempts == x.number,
+                outbox.c.locked_until == x.until, outbox.c.done_at.is_(None))
+                .values(locked_until=None))
+            released += res.rowcount
+        return released
+
     async def reschedule_many(self, due: Sequence[tuple[int, datetime]]) -> None:
         if due:
             await self.conn.execute(

@@ -1,9 +1,9 @@
 """Composition root for billing: which payment-provider adapters the settings configure.
 
-``build_billing_providers(settings)`` is called where the API is assembled (the billing router
-builds its own when none is passed in); the application only ever receives the result.
-Nothing happens at import time; ``stripe`` and ``httpx`` are imported here, not by the
-application.
+``build_billing_providers(settings)`` is called by :func:`vanta.bootstrap.build`, which holds
+the result on the container (the API uses it unless the caller passes its own); the
+application only ever receives the result. Nothing happens at import time; ``stripe`` and
+``httpx`` are imported here, not by the application.
 """
 
 from __future__ import annotations
