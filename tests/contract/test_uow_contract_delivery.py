@@ -106,15 +106,15 @@ async def test_take_renews_only_the_lease_a_message_names(backend: Db) -> None:
 async def test_release_unclaimed_hands_back_only_leases_nobody_took(backend: Db) -> None:
     await _outbox(backend, ["k1", "k2", "k3"])
     rows = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(1), 10, LEASE))
-    by = {r["key"]: r for r in rows}
-    exact = {k: OutboxLease(r["id"], r["attempts"], r["locked_until"]) for k, r in by.items()}
+    by = {r.key: r for r in rows}
+    exact = {k: OutboxLease(r.id, r.attempts, r.locked_until) for k, r in by.items()}
     # k2 was taken by a consumer (its lease renewed), k3 delivered: both are kept
     await backend.run(lambda u: u.outbox.take_many([exact["k2"]], at(2), LEASE))
-    await backend.run(lambda u: u.outbox.complete(by["k3"]["id"], at(2)))
+    await backend.run(lambda u: u.outbox.complete(by["k3"].id, at(2)))
     released = await backend.run(lambda u: u.outbox.release_unclaimed(list(exact.values())))
     assert released == 1
     got = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(3), 10, LEASE))
-    assert [(r["key"], r["attempts"]) for r in got] == [("k1", 2)]
+    assert [(r.key, r.attempts) for r in got] == [("k1", 2)]
     assert await backend.run(lambda u: u.outbox.release_unclaimed([])) == 0
 
 
