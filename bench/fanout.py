@@ -72,6 +72,7 @@ from vanta.application.clock import utcnow
 from vanta.application.followers import _audit_view, parse_registration
 from vanta.application.payloads import dispatch_body
 from vanta.application.ports.records_catalog import FollowerRecord
+from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.application.tenancy import grant_plan
@@ -79,6 +80,7 @@ from vanta.bootstrap import build
 from vanta.config import Settings
 from vanta.domain.followers import FollowerMode, ScaleMode
 from vanta.domain.ids import new_id
+from vanta.domain.orders import ChildOrderState, ManagerOrderState, Side, TimeInForce
 
 HERE = Path(__file__).resolve().parent
 VANTA = [sys.executable, "-m", "vanta.entrypoints.cli.main"]
@@ -537,8 +539,12 @@ def baseline_bodies(keys: dict[str, str], hooks: str, group: str
                     ) -> list[tuple[str, str, bytes, str]]:
     """(url, webhook-id, body, whsec) per follower: a body of Vanta's shape and size."""
     out = []
-    order = {"meta": None, "tif": "day", "client_order_id": group, "mo_id": group}
     now = utcnow()
+    order = ManagerOrderRecord(
+        mo_id=group, tenant_id="", vault_id=VAULT, client_order_id=group, source="api",
+        symbol="AAPL", venue="nasdaq", side=Side.BUY, qty=Decimal(10), tif=TimeInForce.DAY,
+        ref_price=None, closes_position=False, meta={}, snapshot=None,
+        state=ManagerOrderState.EXPANDED, created_at=now)
     # the body reads the follower's scale, cap and kill switch; the rest is filler
     follower = FollowerRecord(
         follower_id="", tenant_id="", vault_id=VAULT, label="", mode=FollowerMode.PROPORTIONAL,
@@ -551,9 +557,12 @@ def baseline_bodies(keys: dict[str, str], hooks: str, group: str
     ts = now.isoformat().replace("+00:00", "Z")
     for key, whsec in keys.items():
         wid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{group}/{key}"))
-        child = {"fo_id": wid, "follower_id": key, "vault_id": VAULT, "symbol": "AAPL",
-                 "venue": "nasdaq", "side": "buy", "qty": Decimal(10), "cap_applied": False,
-                 "last_error": None}
+        child = ChildOrderRecord(
+            fo_id=wid, mo_id=group, follower_id=key, tenant_id="", vault_id=VAULT,
+            symbol="AAPL", venue="nasdaq", side=Side.BUY, qty=Decimal(10), cap_applied=False,
+            state=ChildOrderState.SENT, skip_reason=None, broker_order_ref=None,
+            dispatch_attempts=1, last_error=None, audit=None, created_at=now, updated_at=now,
+            filled_qty=Decimal(0), avg_fill_price=None, dead_lettered_at=None)
         body = dispatch_body(child=child, order=order, follower=follower, ts=ts, attempt_no=1)
         out.append((f"{hooks}/{key}", wid, body, whsec))
     return out
