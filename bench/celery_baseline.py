@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import requests
 from celery import Celery
 
-from vanta.adapters.webhooks.signing import signature_headers
+from vanta.domain.webhook_signing import signature_headers
 
 BROKER = os.environ.get("BENCH_CELERY_BROKER", "redis://127.0.0.1:6379/13")
 

@@ -63,11 +63,6 @@ from typing import Any
 import aiohttp
 from cryptography.fernet import Fernet
 
-from vanta.adapters.webhooks.signing import (
-    new_webhook_secret,
-    signature_headers,
-    standard_secret_string,
-)
 from vanta.application.clock import utcnow
 from vanta.application.followers import _audit_view, parse_registration
 from vanta.application.payloads import dispatch_body
@@ -81,6 +76,11 @@ from vanta.config import Settings
 from vanta.domain.followers import FollowerMode, ScaleMode
 from vanta.domain.ids import new_id
 from vanta.domain.orders import ChildOrderState, ManagerOrderState, Side, TimeInForce
+from vanta.domain.webhook_signing import (
+    new_webhook_secret,
+    signature_headers,
+    standard_secret_string,
+)
 
 HERE = Path(__file__).resolve().parent
 VANTA = [sys.executable, "-m", "vanta.entrypoints.cli.main"]

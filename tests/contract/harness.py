@@ -21,7 +21,7 @@ from vanta.adapters.brokers.alpaca import AlpacaBroker
 from vanta.adapters.brokers.ccxt_venue import CcxtBroker
 from vanta.adapters.brokers.paper import PaperBroker, PaperSettings
 from vanta.adapters.brokers.tradier import TradierBroker
-from vanta.application.brokers import BrokerGateway
+from vanta.application.ports.brokers import BrokerGateway
 
 VENUES = ("paper", "alpaca", "tradier", "ccxt-coinbase")
 PARTS = 3  # every harness executes an order in three parts

@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from tests.contract.harness import CASH, PARTS, SECRETS, VENUES, Harness, make_harness
-from vanta.application.brokers import (
+from vanta.application.ports.brokers import (
     BrokerAck,
     BrokerAuthFailed,
     BrokerGateway,

@@ -22,7 +22,7 @@ from tests.contract.harness import (
 from vanta.adapters.brokers.alpaca import AlpacaBroker
 from vanta.adapters.brokers.ccxt_venue import CcxtBroker
 from vanta.adapters.brokers.tradier import TradierBroker
-from vanta.application.brokers import BrokerGateway, BrokerOrder, BrokerRejected
+from vanta.application.ports.brokers import BrokerGateway, BrokerOrder, BrokerRejected
 from vanta.domain.orders import Side, TimeInForce
 
 

@@ -32,7 +32,7 @@ from tests.contract.harness import CASH, PARTS, Harness, closed_port
 from vanta.adapters.brokers.paper import PaperBroker, PaperSettings
 from vanta.adapters.brokers.paper_remote import RemotePaperBroker
 from vanta.application.bridged import parse_bridge
-from vanta.application.brokers import (
+from vanta.application.ports.brokers import (
     BrokerOrder,
     BrokerRejected,
     BrokerUnavailable,

@@ -41,7 +41,7 @@ from tests.e2e.processes import Processes
 from tests.e2e.processes import wait_for_file as _wait_for_file
 from tests.http_helpers import UNLIMITED_ENV, add_idempotency_key_sync
 from vanta.adapters.brokers.paper_remote import RemotePaperBroker
-from vanta.application.brokers import BrokerOrder, OrderReport, OrderStatus
+from vanta.application.ports.brokers import BrokerOrder, OrderReport, OrderStatus
 from vanta.domain.orders import Side
 
 pytestmark = pytest.mark.e2e

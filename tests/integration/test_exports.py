@@ -26,7 +26,6 @@ from vanta.adapters.objectstore.local import LocalObjectStore
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import SendResult
 from vanta.application.bridged import BrokerRegistry, confirm_fills
-from vanta.application.brokers import BrokerAck, BrokerOrder, Fill, OrderReport, OrderStatus
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.application.exports import (
     AuditChainBroken,
@@ -39,6 +38,7 @@ from vanta.application.exports import (
 )
 from vanta.application.followers import register_follower
 from vanta.application.manager_orders import parse_order_input, submit_manager_order
+from vanta.application.ports.brokers import BrokerAck, BrokerOrder, Fill, OrderReport, OrderStatus
 from vanta.application.seed import create_tenant, create_vault
 from vanta.application.tenancy import grant_plan
 from vanta.domain.audit import GENESIS_HASH

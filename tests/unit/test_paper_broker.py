@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vanta.adapters.brokers.paper import PaperBroker, PaperSettings
-from vanta.application.brokers import (
+from vanta.application.ports.brokers import (
     BrokerOrder,
     BrokerRejected,
     BrokerUnavailable,

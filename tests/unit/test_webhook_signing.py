@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from vanta.adapters.webhooks.signing import (
+from vanta.domain.webhook_signing import (
     new_webhook_secret,
     sign_standard,
     sign_vanta,

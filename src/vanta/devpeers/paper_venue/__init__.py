@@ -54,10 +54,10 @@ Errors are ``application/problem+json`` (RFC 9457) with a stable ``code``:
   as JSON numbers are refused, so a float can never slip in);
 * 404 ``account_not_found`` / ``order_not_found`` / ``route_not_found``; 405
   ``method_not_allowed``; 413 ``body_too_large`` (64 KiB);
-* 422 the simulator's :class:`~vanta.application.brokers.BrokerRejected` codes
+* 422 the simulator's :class:`~vanta.application.ports.brokers.BrokerRejected` codes
   (``insufficient_buying_power``, ``insufficient_qty``, ``unknown_symbol``, ``invalid_qty``,
   ``client_order_id_conflict``): terminal;
-* 503 :class:`~vanta.application.brokers.BrokerUnavailable` (``outage``, ``injected``,
+* 503 :class:`~vanta.application.ports.brokers.BrokerUnavailable` (``outage``, ``injected``,
   ``ack_lost``: the order *was* placed but the answer is reported lost) with ``Retry-After``;
   an injected fault answers its own status with ``injected_fault`` (429 with
   ``Retry-After: 0``); 500 ``internal_error`` for a bug in the venue.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from vanta.application.brokers import (
+from vanta.application.ports.brokers import (
     BrokerOrder,
     BrokerRejected,
     BrokerUnavailable,

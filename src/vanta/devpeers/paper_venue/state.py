@@ -19,8 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from vanta.adapters.brokers.paper import PaperBroker, PaperOrder, PaperSettings, report_of
-from vanta.application.brokers import BrokerOrder, Fill, OrderReport, OrderStatus
 from vanta.application.clock import Clock
+from vanta.application.ports.brokers import BrokerOrder, Fill, OrderReport, OrderStatus
 from vanta.domain.orders import Side, TimeInForce
 
 STATE_VERSION = 1

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from vanta.adapters.brokers.paper import PaperOrder
-from vanta.application.brokers import BrokerAck, OrderReport
+from vanta.application.ports.brokers import BrokerAck, OrderReport
 from vanta.devpeers.paper_venue.state import Account, plain
 
 PROBLEM = "application/problem+json"

@@ -57,7 +57,7 @@ _MAX_PAGES = 50
 
 
 class CcxtBroker:
-    """:class:`~vanta.application.brokers.BrokerGateway` over one ccxt async exchange."""
+    """:class:`~vanta.application.ports.brokers.BrokerGateway` over one ccxt async exchange."""
 
     def __init__(self, exchange: ccxt_async.Exchange, *, quote_currency: str = "USD",
                  clock: Clock = utcnow) -> None:

@@ -23,7 +23,7 @@ from vanta.application.ports.brokers import (
 
 
 class PaperBroker(PaperMarket):
-    """A :class:`~vanta.application.brokers.BrokerGateway` over a simulated market."""
+    """A :class:`~vanta.application.ports.brokers.BrokerGateway` over a simulated market."""
 
     def __init__(self, settings: PaperSettings, *, clock: Clock = utcnow) -> None:
         super().__init__(settings, clock=clock)
