@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # "vault" (HashiCorp Vault / OpenBao KV v2; the database keeps vault:<path> references).
     # Vault logs in with VANTA_VAULT_TOKEN, or AppRole VANTA_VAULT_ROLE_ID/_SECRET_ID.
     secrets_backend: Literal["local", "vault"] = "local"
+    # Local store only: encrypt each secret under its own data key, wrapped by a KeyWrapper
+    # (here the master key, which must then come from VANTA_MASTER_KEY, never a key file).
+    secrets_envelope: bool = False
     vault_addr: str | None = None
     vault_token: SecretStr | None = None
     vault_role_id: str | None = None
@@ -111,6 +114,13 @@ class Settings(BaseSettings):
         if self.trust_forwarded_for:
             raise ValueError("VANTA_TRUST_FORWARDED_FOR is replaced by VANTA_TRUSTED_PROXIES: "
                              "list the proxies (CIDRs) whose X-Forwarded-For is believed")
+        return self
+
+    @model_validator(mode="after")
+    def _envelope_has_an_external_key(self) -> Settings:
+        if self.secrets_envelope and not self.master_key:
+            raise ValueError("VANTA_SECRETS_ENVELOPE=true needs VANTA_MASTER_KEY: the data "
+                             "keys are wrapped with it, and it must not sit next to them")
         return self
 
     @model_validator(mode="after")

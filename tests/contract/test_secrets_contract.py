@@ -2,9 +2,10 @@
 implementation.
 
 * ``SecretStore`` (put / get / delete): the in-memory fake (``tests/fakes/secrets.py``), the
-  local encrypted store, and the Vault store (KV v2) on a real OpenBao dev server started once
-  for this module (``tests/integration/openbao.py``; skipped with the reason without the
-  ``bao`` binary, a failure with CI=true), logged in with a token and with AppRole.
+  local encrypted store (under a master key, and with envelope encryption), and the Vault
+  store (KV v2) on a real OpenBao dev server started once for this module
+  (``tests/integration/openbao.py``; skipped with the reason without the ``bao`` binary, a
+  failure with CI=true), logged in with a token and with AppRole.
 * ``SecretReader`` (get): both of those, and the dispatcher's read-through cache
   (``CachedSecrets``) over each of them. The cache may keep serving a value it has already
   read until its TTL runs out (the application rotates keys under new names), so the reader
@@ -27,6 +28,7 @@ from cryptography.fernet import Fernet
 from tests.fakes.secrets import FakeSecretStore
 from tests.integration.openbao import Bao, run_bao
 from vanta.adapters.secrets.cached import CachedSecrets
+from vanta.adapters.secrets.keywrap import LocalKeyWrapper
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.application.ports.secrets import SecretReader, SecretStore
 
@@ -42,6 +44,11 @@ def _local(_: pytest.FixtureRequest, tmp: Path) -> SecretStore:
     return LocalSecretStore(tmp / "secrets", master_key=Fernet.generate_key())
 
 
+def _envelope(_: pytest.FixtureRequest, tmp: Path) -> SecretStore:
+    return LocalSecretStore(tmp / "secrets",
+                            key_wrapper=LocalKeyWrapper(Fernet.generate_key()))
+
+
 def _vault(request: pytest.FixtureRequest, approle: bool) -> SecretStore:
     from vanta.adapters.secrets.vault import VaultConfig, VaultSecretStore
 
@@ -55,7 +62,7 @@ def _vault(request: pytest.FixtureRequest, approle: bool) -> SecretStore:
 
 
 STORES: dict[str, Callable[[pytest.FixtureRequest, Path], SecretStore]] = {
-    "fake": _fake, "local": _local,
+    "fake": _fake, "local": _local, "local-envelope": _envelope,
     "vault-token": lambda request, _: _vault(request, approle=False),
     "vault-approle": lambda request, _: _vault(request, approle=True),
 }

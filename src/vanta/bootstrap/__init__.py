@@ -56,7 +56,7 @@ from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
-from vanta.bootstrap.secrets import vault_store
+from vanta.bootstrap.secrets import key_wrapper, vault_store
 from vanta.config import Settings
 
 __all__ = ["Container", "MasterKeyMissing", "build", "upgrade_database"]
@@ -169,7 +169,8 @@ def _secret_store(s: Settings) -> SecretStore:
             "`python -c 'from cryptography.fernet import Fernet; "
             "print(Fernet.generate_key().decode())'`); a key file next to the secrets is "
             "only used on the embedded profile")
-    return LocalSecretStore(s.secrets_dir, master_key=key, allow_key_file=not s.is_production)
+    return LocalSecretStore(s.secrets_dir, master_key=key, allow_key_file=not s.is_production,
+                            key_wrapper=key_wrapper(s, key))
 
 
 def build(settings: Settings | None = None) -> Container:

@@ -1,11 +1,13 @@
-"""The Vault secret store from the settings (VANTA_SECRETS_BACKEND=vault)."""
+"""Secret store pieces chosen by the settings: the Vault store (VANTA_SECRETS_BACKEND=vault)
+and the local store's key wrapper (VANTA_SECRETS_ENVELOPE=true)."""
 
 from __future__ import annotations
 
+from vanta.adapters.secrets.keywrap import LocalKeyWrapper
 from vanta.adapters.secrets.vault import VaultConfig, VaultSecretStore
 from vanta.config import Settings
 
-__all__ = ["vault_store"]
+__all__ = ["key_wrapper", "vault_store"]
 
 
 def vault_store(s: Settings) -> VaultSecretStore:
@@ -17,3 +19,12 @@ def vault_store(s: Settings) -> VaultSecretStore:
         addr=s.vault_addr, mount=s.vault_mount, prefix=s.vault_prefix, token=token,
         role_id=None if token else s.vault_role_id, secret_id=None if token else secret_id,
         verify=s.vault_ca_cert or True))
+
+
+def key_wrapper(s: Settings, master_key: bytes | None) -> LocalKeyWrapper | None:
+    """The wrapper for envelope encryption, or None when it is off. A cloud KMS would be
+    chosen here too; the local one wraps with the external master key."""
+    if not s.secrets_envelope:
+        return None
+    assert master_key is not None  # settings validation requires it
+    return LocalKeyWrapper(master_key)
