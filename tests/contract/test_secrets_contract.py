@@ -6,7 +6,7 @@ implementation.
   store (KV v2) on a real OpenBao dev server started once for this module
   (``tests/integration/openbao.py``; skipped with the reason without the ``bao`` binary, a
   failure with CI=true), logged in with a token and with AppRole.
-* ``SecretReader`` (get): both of those, and the dispatcher's read-through cache
+* ``SecretReader`` (get): all of those, and the dispatcher's read-through cache
   (``CachedSecrets``) over each of them. The cache may keep serving a value it has already
   read until its TTL runs out (the application rotates keys under new names), so the reader
   cases only read what was stored before, or never read before.

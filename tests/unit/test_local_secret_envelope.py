@@ -77,3 +77,13 @@ def test_the_wrapper_rotates_keys_first_wraps_all_unwrap() -> None:
     assert new_key.decode() not in repr(rotated)
     with pytest.raises(ValueError):
         LocalKeyWrapper(b"not a key")
+
+
+def test_the_envelope_setting_needs_an_external_master_key(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from vanta.config import Settings
+
+    with pytest.raises(ValidationError, match="VANTA_MASTER_KEY"):
+        Settings(data_dir=tmp_path, secrets_envelope=True)
+    Settings(data_dir=tmp_path, secrets_envelope=True, master_key=Fernet.generate_key().decode())
