@@ -119,3 +119,12 @@ async def test_the_composition_root_selects_vault_and_needs_no_master_key(
         assert not (tmp_path / "secrets").exists()
     finally:
         await c.close()
+
+
+def test_an_unreachable_vault_is_reported_as_unavailable(prefix: str) -> None:
+    from tests.integration.test_s3_objectstore import free_ports
+
+    store = VaultSecretStore(VaultConfig(f"http://127.0.0.1:{free_ports(1)[0]}",
+                                         prefix=prefix, token="t", timeout_seconds=2))
+    with pytest.raises(VaultUnavailable, match="unreachable"):
+        store.get(f"vault:{prefix}/x")

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import hvac
 import hvac.exceptions
+import requests
 
 from vanta.adapters.secrets.local import SecretNotFound, SecretUnreadable
 
@@ -158,13 +159,24 @@ class VaultSecretStore:
             return self._client.secrets.kv.v2
 
     def _call(self, op: Callable[[Any], T]) -> T:
-        """Run ``op`` on the KV v2 API; after a 403 with AppRole, log in again once."""
+        """Run ``op`` on the KV v2 API; after a 403 with AppRole, log in again once. A missing
+        path stays ``InvalidPath``; any other failure is :class:`VaultUnavailable`."""
         try:
-            return op(self._kv())
+            return self._guarded(op, fresh=False)
         except hvac.exceptions.Forbidden:
             if self._config.token:
                 raise VaultUnavailable("Vault refused the token (403)") from None
         try:
-            return op(self._kv(fresh=True))
+            return self._guarded(op, fresh=True)
         except hvac.exceptions.Forbidden:
             raise VaultUnavailable("Vault refused the AppRole login's token (403)") from None
+
+    def _guarded(self, op: Callable[[Any], T], *, fresh: bool) -> T:
+        try:
+            return op(self._kv(fresh=fresh))
+        except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath):
+            raise
+        except hvac.exceptions.VaultError as exc:  # sealed, down, 5xx, bad request
+            raise VaultUnavailable(f"Vault answered {type(exc).__name__}") from None
+        except requests.exceptions.RequestException as exc:
+            raise VaultUnavailable(f"Vault is unreachable: {type(exc).__name__}") from None
