@@ -21,6 +21,20 @@ class Settings(BaseSettings):
     # Fernet key for the secret store (VANTA_MASTER_KEY). Unset on the embedded profile: a
     # key file in the data folder; on the production profile the platform refuses to start.
     master_key: SecretStr | None = None
+    # Where secrets live: "local" (files under data_dir, encrypted with the master key) or
+    # "vault" (HashiCorp Vault / OpenBao KV v2; the database keeps vault:<path> references).
+    # Vault logs in with VANTA_VAULT_TOKEN, or AppRole VANTA_VAULT_ROLE_ID/_SECRET_ID.
+    secrets_backend: Literal["local", "vault"] = "local"
+    # Local store only: encrypt each secret under its own data key, wrapped by a KeyWrapper
+    # (here the master key, which must then come from VANTA_MASTER_KEY, never a key file).
+    secrets_envelope: bool = False
+    vault_addr: str | None = None
+    vault_token: SecretStr | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: SecretStr | None = None
+    vault_mount: str = "secret"
+    vault_prefix: str = "vanta/"
+    vault_ca_cert: str | None = None  # a CA bundle for a private TLS certificate
     data_dir: Path = Path(".vanta")
     database_url: str | None = None  # default: SQLite file in data_dir
     api_host: str = "127.0.0.1"
@@ -100,6 +114,24 @@ class Settings(BaseSettings):
         if self.trust_forwarded_for:
             raise ValueError("VANTA_TRUST_FORWARDED_FOR is replaced by VANTA_TRUSTED_PROXIES: "
                              "list the proxies (CIDRs) whose X-Forwarded-For is believed")
+        return self
+
+    @model_validator(mode="after")
+    def _envelope_has_an_external_key(self) -> Settings:
+        if self.secrets_envelope and not self.master_key:
+            raise ValueError("VANTA_SECRETS_ENVELOPE=true needs VANTA_MASTER_KEY: the data "
+                             "keys are wrapped with it, and it must not sit next to them")
+        return self
+
+    @model_validator(mode="after")
+    def _vault_is_configured(self) -> Settings:
+        if self.secrets_backend != "vault":
+            return self
+        if not self.vault_addr:
+            raise ValueError("VANTA_SECRETS_BACKEND=vault needs VANTA_VAULT_ADDR")
+        if not self.vault_token and not (self.vault_role_id and self.vault_secret_id):
+            raise ValueError("VANTA_SECRETS_BACKEND=vault needs VANTA_VAULT_TOKEN, or "
+                             "VANTA_VAULT_ROLE_ID and VANTA_VAULT_SECRET_ID (AppRole)")
         return self
 
     @model_validator(mode="after")

@@ -1,9 +1,12 @@
 """The secret store contract (:mod:`vanta.application.ports.secrets`), run on every
 implementation.
 
-* ``SecretStore`` (put / get / delete): the in-memory fake (``tests/fakes/secrets.py``) and
-  the local encrypted store.
-* ``SecretReader`` (get): both of those, and the dispatcher's read-through cache
+* ``SecretStore`` (put / get / delete): the in-memory fake (``tests/fakes/secrets.py``), the
+  local encrypted store (under a master key, and with envelope encryption), and the Vault
+  store (KV v2) on a real OpenBao dev server started once for this module
+  (``tests/integration/openbao.py``; skipped with the reason without the ``bao`` binary, a
+  failure with CI=true), logged in with a token and with AppRole.
+* ``SecretReader`` (get): all of those, and the dispatcher's read-through cache
   (``CachedSecrets``) over each of them. The cache may keep serving a value it has already
   read until its TTL runs out (the application rotates keys under new names), so the reader
   cases only read what was stored before, or never read before.
@@ -14,7 +17,8 @@ The local store's own behaviour (encryption at rest, file modes, the master key)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +26,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.fakes.secrets import FakeSecretStore
+from tests.integration.openbao import Bao, run_bao
 from vanta.adapters.secrets.cached import CachedSecrets
+from vanta.adapters.secrets.keywrap import LocalKeyWrapper
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.application.ports.secrets import SecretReader, SecretStore
 
@@ -30,20 +36,47 @@ VALUE = b"super-secret-webhook-key-0123456789abcdef"
 NAME = "webhook/01HZXFOLLOWER/v1"
 
 
-def _fake(_: Path) -> SecretStore:
+def _fake(_: pytest.FixtureRequest, __: Path) -> SecretStore:
     return FakeSecretStore()
 
 
-def _local(tmp: Path) -> SecretStore:
+def _local(_: pytest.FixtureRequest, tmp: Path) -> SecretStore:
     return LocalSecretStore(tmp / "secrets", master_key=Fernet.generate_key())
 
 
-STORES: dict[str, Callable[[Path], SecretStore]] = {"fake": _fake, "local": _local}
+def _envelope(_: pytest.FixtureRequest, tmp: Path) -> SecretStore:
+    return LocalSecretStore(tmp / "secrets",
+                            key_wrapper=LocalKeyWrapper(Fernet.generate_key()))
+
+
+def _vault(request: pytest.FixtureRequest, approle: bool) -> SecretStore:
+    from vanta.adapters.secrets.vault import VaultConfig, VaultSecretStore
+
+    bao: Bao = request.getfixturevalue("bao")
+    prefix = f"test-{uuid.uuid4().hex[:12]}/"  # each test its own corner of the mount
+    if approle:
+        role_id, secret_id = bao.approle("vanta")
+        return VaultSecretStore(VaultConfig(bao.addr, prefix=prefix, role_id=role_id,
+                                            secret_id=secret_id))
+    return VaultSecretStore(VaultConfig(bao.addr, prefix=prefix, token=bao.root_token))
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], SecretStore]] = {
+    "fake": _fake, "local": _local, "local-envelope": _envelope,
+    "vault-token": lambda request, _: _vault(request, approle=False),
+    "vault-approle": lambda request, _: _vault(request, approle=True),
+}
+
+
+@pytest.fixture(scope="module")
+def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bao]:
+    with run_bao(tmp_path_factory.mktemp("bao")) as server:
+        yield server
 
 
 @pytest.fixture(params=sorted(STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> SecretStore:
-    return STORES[request.param](tmp_path)
+    return STORES[request.param](request, tmp_path)
 
 
 @dataclass
@@ -52,10 +85,11 @@ class Reading:
     reader: SecretReader  # the implementation under test
 
 
-@pytest.fixture(params=["fake", "local", "cached-fake", "cached-local"])
+@pytest.fixture(params=["fake", "local", "vault-token", "vault-approle", "cached-fake",
+                        "cached-local", "cached-vault-approle"])
 def reading(request: pytest.FixtureRequest, tmp_path: Path) -> Reading:
     kind = str(request.param)
-    writer = STORES[kind.removeprefix("cached-")](tmp_path)
+    writer = STORES[kind.removeprefix("cached-")](request, tmp_path)
     reader = CachedSecrets(writer, ttl_seconds=60) if kind.startswith("cached-") else writer
     return Reading(writer, reader)
 

@@ -51,10 +51,12 @@ from vanta.application.billing import BillingProviders
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.application.ports.identity import TokenExchange, TokenVerifier
 from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.secrets import SecretStore
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
+from vanta.bootstrap.secrets import key_wrapper, vault_store
 from vanta.config import Settings
 
 __all__ = ["Container", "MasterKeyMissing", "build", "upgrade_database"]
@@ -64,7 +66,7 @@ __all__ = ["Container", "MasterKeyMissing", "build", "upgrade_database"]
 class Container:
     settings: Settings
     engine: AsyncEngine
-    secrets: LocalSecretStore
+    secrets: SecretStore
     issuer: DevIssuer
     verifier: TokenVerifier[Principal]
     sender: AiohttpWebhookSender
@@ -154,9 +156,11 @@ class MasterKeyMissing(RuntimeError):
     """The production profile was asked to start without an external master key."""
 
 
-def _secret_store(s: Settings) -> LocalSecretStore:
+def _secret_store(s: Settings) -> SecretStore:
     """The key file in the data folder would decrypt every secret beside it for anyone
-    holding a copy of the folder: embedded profile only."""
+    holding a copy of the folder: embedded profile only. Vault needs no master key."""
+    if s.secrets_backend == "vault":
+        return vault_store(s)
     key = s.master_key.get_secret_value().encode() if s.master_key else None
     if key is None and s.is_production:
         raise MasterKeyMissing(
@@ -165,7 +169,8 @@ def _secret_store(s: Settings) -> LocalSecretStore:
             "`python -c 'from cryptography.fernet import Fernet; "
             "print(Fernet.generate_key().decode())'`); a key file next to the secrets is "
             "only used on the embedded profile")
-    return LocalSecretStore(s.secrets_dir, master_key=key, allow_key_file=not s.is_production)
+    return LocalSecretStore(s.secrets_dir, master_key=key, allow_key_file=not s.is_production,
+                            key_wrapper=key_wrapper(s, key))
 
 
 def build(settings: Settings | None = None) -> Container:

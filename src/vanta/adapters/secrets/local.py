@@ -7,10 +7,16 @@ decrypts them all: a convenience for the embedded profile only. ``allow_key_file
 production profile) refuses to fall back to it (:class:`MasterKeyRequired`).
 Each secret lives in its own file named after a hash of its name and is written
 atomically, so several processes may read and write distinct names at once.
+
+With a ``key_wrapper`` (envelope encryption), each put encrypts under a fresh data key and
+stores that key wrapped by the :class:`KeyWrapper` (a KMS, or :class:`LocalKeyWrapper`) in the
+same file; no master key is used for new writes. Files written without a wrapper still read
+with the master key, so a store can switch to envelopes without rewriting its secrets.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
@@ -26,6 +32,7 @@ from vanta.adapters.private_files import (
     read_valid,
     write_temp,
 )
+from vanta.application.ports.secrets import KeyWrapper
 
 __all__ = ["SCHEME", "LocalSecretStore", "MasterKeyRequired", "SecretNotFound",
            "SecretUnreadable"]
@@ -35,6 +42,7 @@ MASTER_KEY_ENV = "VANTA_MASTER_KEY"
 MASTER_KEY_FILE = "master.key"
 _SUFFIX = ".secret"
 _NAME_TAG_BYTES = 32  # sha256(name) prefixed to the plaintext: binds a ciphertext to its name
+_ENVELOPE = b"vanta-envelope-v1\n"  # then the wrapped data key (base64), "\n", the token
 
 
 class SecretNotFound(KeyError):
@@ -57,8 +65,9 @@ class LocalSecretStore:
     """Fernet-encrypted secrets on local disk, addressed by ``local:<name>`` references."""
 
     def __init__(self, directory: Path, master_key: bytes | None = None, *,
-                 allow_key_file: bool = True) -> None:
+                 allow_key_file: bool = True, key_wrapper: KeyWrapper | None = None) -> None:
         self._directory = Path(directory)
+        self._wrapper = key_wrapper
         self._fernet: Fernet | None = None
         self._allow_key_file = allow_key_file
         self._lock = threading.Lock()
@@ -80,7 +89,7 @@ class LocalSecretStore:
         self._check_name(name)
         if not isinstance(value, bytes | bytearray):
             raise TypeError("secret value must be bytes")
-        token = self._get_fernet().encrypt(_name_digest(name) + bytes(value))
+        token = self._seal(_name_digest(name) + bytes(value))
         self._ensure_dir()
         tmp = write_temp(self._directory, token)
         try:
@@ -100,8 +109,8 @@ class LocalSecretStore:
         except FileNotFoundError:
             raise SecretNotFound(ref) from None
         try:
-            plain = self._get_fernet().decrypt(token)
-        except InvalidToken:
+            plain = self._open(token)
+        except (InvalidToken, ValueError):
             raise SecretUnreadable(f"secret {ref!r} cannot be decrypted") from None
         tag, value = plain[:_NAME_TAG_BYTES], plain[_NAME_TAG_BYTES:]
         if tag != _name_digest(name):
@@ -129,6 +138,25 @@ class LocalSecretStore:
         return Fernet.generate_key()
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _seal(self, plain: bytes) -> bytes:
+        if self._wrapper is None:
+            return self._get_fernet().encrypt(plain)
+        data_key = Fernet.generate_key()
+        wrapped = base64.urlsafe_b64encode(self._wrapper.wrap(data_key))
+        return _ENVELOPE + wrapped + b"\n" + Fernet(data_key).encrypt(plain)
+
+    def _open(self, stored: bytes) -> bytes:
+        """Decrypt a file's bytes; raises InvalidToken or ValueError when it cannot."""
+        if not stored.startswith(_ENVELOPE):
+            return self._get_fernet().decrypt(stored)
+        if self._wrapper is None:
+            raise ValueError("an envelope-encrypted secret needs the store's key wrapper")
+        wrapped, sep, token = stored[len(_ENVELOPE):].partition(b"\n")
+        if not sep:
+            raise ValueError("truncated envelope")
+        data_key = self._wrapper.unwrap(base64.urlsafe_b64decode(wrapped))
+        return Fernet(data_key).decrypt(token)
 
     @staticmethod
     def _check_name(name: str) -> None:

@@ -18,3 +18,16 @@ class SecretStore(SecretReader, Protocol):
         ...
 
     def delete(self, ref: str, *, missing_ok: bool = False) -> None: ...
+
+
+class KeyWrapper(Protocol):
+    """A key-encryption service shaped like a KMS: it wraps the data keys secrets are
+    encrypted with, and keeps its own key to itself (envelope encryption)."""
+
+    def wrap(self, data_key: bytes) -> bytes:
+        """Return ``data_key`` encrypted under the wrapper's key (opaque bytes)."""
+        ...
+
+    def unwrap(self, wrapped: bytes) -> bytes:
+        """Return the data key ``wrap`` was given; raise ValueError if it cannot."""
+        ...
