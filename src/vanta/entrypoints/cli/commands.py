@@ -37,6 +37,7 @@ from vanta.entrypoints.api.app import run_scheduler
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.cli.serving import bind, write_port_file
 from vanta.entrypoints.cli.serving import serve as serve_app
+from vanta.entrypoints.cli.try_commands import try_commands, vanta_command
 
 
 async def serve(s: Settings, *, port_file: Path | None, run_dispatcher: bool) -> None:
@@ -78,12 +79,8 @@ async def up(s: Settings, *, receiver_port: int, console: Console) -> None:
     console.print("\n[bold]Dev token[/] (12 h, all scopes):")
     print(tok)
     console.print("\nTry:")
-    print(f"  export VANTA_TOKEN=$(vanta token --data-dir {s.data_dir})")
-    print(f'  curl -s -H "Authorization: Bearer $VANTA_TOKEN" {api}/v1/vaults')
-    print(f'  curl -s -X POST -H "Authorization: Bearer $VANTA_TOKEN" '
-          f'-H "Content-Type: application/json" {api}/v1/manager-orders '
-          f"-d '{{\"vault_id\":\"{DEMO_VAULT_ID}\",\"symbol\":\"AAPL\",\"side\":\"buy\","
-          f"\"qty\":40,\"ref_price\":190}}'")
+    for line in try_commands(api, s.data_dir, vanta_command()):
+        print(f"  {line}")
     try:
         await serve_app(c, bind(s.api_host, s.api_port), log_level="info")
     finally:
