@@ -75,3 +75,45 @@ def test_pasting_the_printed_commands_works(tmp_path: Path, procs: Processes) ->
     assert "V_CORE" in vaults
     body = json.loads(order)
     assert body.get("mo_id") or body.get("id"), body
+
+
+def _call(method: str, url: str, token: str, body: object, key: str) -> dict[str, object]:
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode(), headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+        "Idempotency-Key": key})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return dict(json.loads(r.read()))
+
+
+@pytest.mark.skipif(not VANTA.exists(), reason="the vanta console script is not installed")
+def test_the_readme_example_follower_receives_orders_in_the_demo(
+        tmp_path: Path, procs: Processes) -> None:
+    port, rport = _free_port(), _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("VANTA_DATA_DIR", None)
+    proc = procs.start("up", [str(VANTA), "up", "--port", str(port), "--receiver-port",
+                              str(rport), "--data-dir", str(tmp_path / "data")], env)
+    api = f"http://127.0.0.1:{port}"
+    _wait_ready(api, proc, procs.logs / "up.out")
+    token = (procs.logs / "up.out").read_text().split("all scopes):", 1)[1].split()[0]
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    url = readme.split('"webhook":{"url":"', 1)[1].split('"', 1)[0]
+    assert url == "http://127.0.0.1:8001/hooks/ana"  # the receiver `vanta up` starts
+    url = url.replace(":8001/", f":{rport}/")
+    f = _call("POST", f"{api}/v1/vaults/V_CORE/followers", token,
+              {"label": "Ana", "scale": "0.25", "webhook": {"url": url}}, "ana-1")
+    secret = str(f["webhook_secret"])
+    put = urllib.request.Request(f"http://127.0.0.1:{rport}/_admin/secrets/ana",
+                                 method="PUT", data=secret.encode())
+    urllib.request.urlopen(put, timeout=10).close()
+    _call("POST", f"{api}/v1/manager-orders", token,
+          {"vault_id": "V_CORE", "symbol": "AAPL", "side": "buy", "qty": 40,
+           "ref_price": 190}, "order-1")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{rport}/_admin/deliveries") as r:
+            got = [d for d in json.loads(r.read())["deliveries"] if d["key"] == "ana"]
+        if got:
+            break
+        time.sleep(0.2)
+    assert got and got[0]["verified"] is True, got
