@@ -158,7 +158,8 @@ def dlq_redeliver(
     if (fo_id is None) == (since is None):
         console.print("[red]give --id (one or more) or --since[/red]")
         raise typer.Exit(2)
-    n = asyncio.run(commands.dlq_redeliver(settings(data_dir), tenant, fo_id, since))
+    n = asyncio.run(commands.dlq_redeliver(settings(data_dir), tenant, fo_id, since,
+                                           console))
     console.print(f"{n} dead letter(s) queued again; a running dispatcher sends them")
 
 
