@@ -109,3 +109,13 @@ async def test_a_child_that_is_no_longer_dead_is_left_alone(world: World) -> Non
     assert (again.requeued, again.not_found) == ([], [])
     async with world.uow() as u:
         assert await u.outbox.pending_count("mirror.dispatch") == 1
+
+
+async def test_redelivery_reports_its_progress_row_by_row(world: World) -> None:
+    ids = await _setup(world)
+    seen: list[tuple[int, int]] = []
+    out = await redeliver(world.uow(), tenant_id="tnt_a", fo_ids=None, since=None,
+                          actor="ops", clock=world.clock,
+                          on_progress=lambda done, total: seen.append((done, total)))
+    assert sorted(out.requeued) == sorted([ids["f1"], ids["f2"], ids["f3"]])
+    assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]

@@ -6,7 +6,7 @@ it: such a child is reported exactly like an id that does not exist."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,11 +41,13 @@ async def list_dead_letters(uow: UnitOfWork, *, tenant_id: str, since: datetime 
 async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | None,
                     since: datetime | None, actor: str,
                     vault_ids: frozenset[str] | None = None, follower_id: str | None = None,
-                    clock: Clock = utcnow) -> Redelivery:
+                    clock: Clock = utcnow,
+                    on_progress: Callable[[int, int], None] | None = None) -> Redelivery:
     """Move dead letters back to ``pending`` and queue them now. The child id, and so the
     ``webhook-id``, stays the same: a receiver that already applied it ignores it. Ids that
     are visible but not (or no longer) dead letters are left alone; ids that are unknown or
-    outside the narrowing are left alone and listed in ``not_found``."""
+    outside the narrowing are left alone and listed in ``not_found``. ``on_progress(done,
+    total)`` is told after each row; all of them still commit in one transaction."""
     now = clock()
     requeued: list[str] = []
     not_found: list[str] = []
@@ -62,7 +64,9 @@ async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | 
             rows = await uow.child_orders.dead_letters(tenant_id, since=since, limit=100_000,
                                                        vault_ids=vault_ids,
                                                        follower_id=follower_id)
-        for r in rows:
+        for i, r in enumerate(rows):
+            if on_progress is not None:
+                on_progress(i, len(rows))
             CHILD_ORDER_TABLE.check(ChildOrderState.DLQ, ChildOrderState.PENDING)
             if not await uow.child_orders.update(r.fo_id, expect_state="dlq",
                                                  state="pending", dead_lettered_at=None,
@@ -76,5 +80,7 @@ async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | 
                                    payload={"last_error": r.last_error,
                                             "attempts_so_far": r.dispatch_attempts})
             requeued.append(r.fo_id)
+        if on_progress is not None:
+            on_progress(len(rows), len(rows))
         await uow.commit()
     return Redelivery(requeued, not_found)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +61,9 @@ DEMO_FOLLOWERS: list[dict[str, Any]] = [
 
 
 async def seed_demo(uow_factory: UowFactory, secrets: SecretStore, *,
-                    webhook_base: str) -> list[SeededFollower]:
+                    webhook_base: str,
+                    on_progress: Callable[[int, int], None] | None = None
+                    ) -> list[SeededFollower]:
     """Idempotent for the tenant and vault; adds the demo followers only to an empty vault."""
     await create_tenant(uow_factory(), tenant_id=DEMO_TENANT_ID, name="Demo Capital")
     async with uow_factory() as uow:
@@ -75,7 +78,9 @@ async def seed_demo(uow_factory: UowFactory, secrets: SecretStore, *,
     if existing:
         return []
     out = []
-    for spec in DEMO_FOLLOWERS:
+    for i, spec in enumerate(DEMO_FOLLOWERS):
+        if on_progress is not None:
+            on_progress(i, len(DEMO_FOLLOWERS))
         fid_hint = spec["label"].split()[0].lower()
         row, secret = await register_follower(
             uow_factory(), secrets, tenant_id=DEMO_TENANT_ID, vault_id=DEMO_VAULT_ID,

@@ -6,6 +6,7 @@ import asyncio
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -23,7 +24,7 @@ from vanta.application.seed import (
     seed_demo,
 )
 from vanta.application.tenancy import grant_plan, tenant_entitlements
-from vanta.bootstrap import build
+from vanta.bootstrap import Container, build
 from vanta.bootstrap.logging import configure_logging
 from vanta.bootstrap.stores import build_cache_store
 from vanta.config import Settings
@@ -35,8 +36,10 @@ from vanta.domain.webhook_signing import standard_secret_string
 from vanta.entrypoints.api import jsonbody
 from vanta.entrypoints.api.app import run_scheduler
 from vanta.entrypoints.api.problems import ApiProblem
+from vanta.entrypoints.cli.progress import Report, progress_bar
 from vanta.entrypoints.cli.serving import bind, write_port_file
 from vanta.entrypoints.cli.serving import serve as serve_app
+from vanta.entrypoints.cli.try_commands import try_commands, vanta_command
 
 
 async def serve(s: Settings, *, port_file: Path | None, run_dispatcher: bool) -> None:
@@ -60,7 +63,8 @@ async def up(s: Settings, *, receiver_port: int, console: Console) -> None:
     rcv = receiver_mod.Receiver()
     runner, rport = await receiver_mod.start(rcv, "127.0.0.1", receiver_port)
     base = f"http://127.0.0.1:{rport}"
-    await seed_demo(c.uow, c.secrets, webhook_base=base)
+    with progress_bar(console, "seeding the demo") as report:
+        await seed_demo(c.uow, c.secrets, webhook_base=base, on_progress=report)
     async with c.uow() as uow:
         followers = await uow.followers.list_for_vault(DEMO_TENANT_ID, DEMO_VAULT_ID)
     for f in followers:
@@ -78,12 +82,8 @@ async def up(s: Settings, *, receiver_port: int, console: Console) -> None:
     console.print("\n[bold]Dev token[/] (12 h, all scopes):")
     print(tok)
     console.print("\nTry:")
-    print(f"  export VANTA_TOKEN=$(vanta token --data-dir {s.data_dir})")
-    print(f'  curl -s -H "Authorization: Bearer $VANTA_TOKEN" {api}/v1/vaults')
-    print(f'  curl -s -X POST -H "Authorization: Bearer $VANTA_TOKEN" '
-          f'-H "Content-Type: application/json" {api}/v1/manager-orders '
-          f"-d '{{\"vault_id\":\"{DEMO_VAULT_ID}\",\"symbol\":\"AAPL\",\"side\":\"buy\","
-          f"\"qty\":40,\"ref_price\":190}}'")
+    for line in try_commands(api, s.data_dir, vanta_command()):
+        print(f"  {line}")
     try:
         await serve_app(c, bind(s.api_host, s.api_port), log_level="info")
     finally:
@@ -151,8 +151,19 @@ async def ingest(s: Settings, path: Path, tenant_id: str, console: Console) -> i
     c = build(s)
     await c.migrate()
     table = Table("#", "id", "symbol", "side", "qty", "result")
+    with progress_bar(console, f"ingesting {path.name}") as report:
+        failed = await _ingest_items(c, items, tenant_id, path, table, report)
+    console.print(table)
+    await c.close()
+    return 1 if failed else 0
+
+
+async def _ingest_items(c: Container, items: list[Any], tenant_id: str, path: Path,
+                        table: Table, report: Report) -> int:
+    """Submit each order in turn (each its own transaction); returns how many were refused."""
     failed = 0
     for i, raw in enumerate(items):
+        report(i, len(items))
         rid = str(raw.get("id", "")) if isinstance(raw, dict) else ""
         if isinstance(raw, dict) and raw.get("id") is None:
             # the file path must be replay-safe: without an id an order could apply twice
@@ -171,9 +182,8 @@ async def ingest(s: Settings, path: Path, tenant_id: str, console: Console) -> i
                   res.expansion else "already ingested")
         table.add_row(str(i), order.client_order_id, order.symbol, order.side.value,
                       str(order.qty), result)
-    console.print(table)
-    await c.close()
-    return 1 if failed else 0
+    report(len(items), len(items))
+    return failed
 
 
 async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
@@ -242,11 +252,12 @@ async def dlq_list(s: Settings, tenant_id: str, since: str | None, console: Cons
 
 
 async def dlq_redeliver(s: Settings, tenant_id: str, fo_ids: list[str] | None,
-                        since: str | None) -> int:
+                        since: str | None, console: Console) -> int:
     c = build(s)
     await c.migrate()
-    done = await redeliver(c.uow(), tenant_id=tenant_id, fo_ids=fo_ids, since=_since(since),
-                           actor="cli")
+    with progress_bar(console, "queueing dead letters again") as report:
+        done = await redeliver(c.uow(), tenant_id=tenant_id, fo_ids=fo_ids,
+                               since=_since(since), actor="cli", on_progress=report)
     await c.close()
     return len(done.requeued)
 

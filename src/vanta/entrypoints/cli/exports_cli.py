@@ -63,7 +63,9 @@ async def _with_exporter(s: Settings, work: Callable[[Exporter], Awaitable[T]]) 
 
 def _run(s: Settings, work: Callable[[Exporter], Awaitable[T]]) -> T:
     try:
-        return asyncio.run(_with_exporter(s, work))
+        # one object per command, not a loop over items: a spinner, not a bar
+        with console.status("exporting…"):
+            return asyncio.run(_with_exporter(s, work))
     except DomainError as e:
         console.print(f"[red]refused ({e.code}): {e.message}[/red]")
         raise typer.Exit(1) from None

@@ -15,6 +15,7 @@ from vanta.bootstrap import MasterKeyMissing, build, upgrade_database
 from vanta.config import Settings
 from vanta.entrypoints.cli import commands, event_loop
 from vanta.entrypoints.cli.exports_cli import exports_app
+from vanta.entrypoints.cli.ops_cli import register as register_ops
 from vanta.entrypoints.cli.paper_cli import paper_app
 from vanta.entrypoints.cli.workers_cli import workers_app
 
@@ -27,6 +28,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(exports_app, name="export")
 app.add_typer(workers_app, name="worker")
 app.add_typer(paper_app, name="paper")
+register_ops(app)
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Embedded data directory (VANTA_DATA_DIR)")]
@@ -156,7 +158,8 @@ def dlq_redeliver(
     if (fo_id is None) == (since is None):
         console.print("[red]give --id (one or more) or --since[/red]")
         raise typer.Exit(2)
-    n = asyncio.run(commands.dlq_redeliver(settings(data_dir), tenant, fo_id, since))
+    n = asyncio.run(commands.dlq_redeliver(settings(data_dir), tenant, fo_id, since,
+                                           console))
     console.print(f"{n} dead letter(s) queued again; a running dispatcher sends them")
 
 
