@@ -88,6 +88,19 @@ def test_the_folder_comes_from_the_setting_and_must_exist(tmp_path: Path) -> Non
     assert code == 2 and "no OS memory folder" in out
 
 
+def test_an_unknown_tenant_or_a_damaged_state_file_stops_before_any_file(tmp_path: Path
+                                                                         ) -> None:
+    mem = _setup(tmp_path)
+    (mem / "one.json").write_text(json.dumps(_order("S1")))
+    code, out = _run(tmp_path, "ingest-memory", str(mem), "--tenant", "nobody")
+    assert code == 2 and "tenant nobody does not exist" in out, out
+    (tmp_path / "data" / "os_memory_state.json").write_text("{half")
+    code, out = _run(tmp_path, "ingest-memory", str(mem), "--tenant", "t1")
+    assert code == 2 and "not valid JSON" in out, out
+    assert sorted(p.name for p in mem.iterdir()) == ["one.json"]  # nothing quarantined
+    assert _order_ids(tmp_path) == []
+
+
 def test_required_instrument_rules_quarantine_unknown_symbols(tmp_path: Path) -> None:
     mem = _setup(tmp_path)
     (mem / "x.json").write_text(json.dumps([_order("X1", symbol="ZZZZ")]))

@@ -37,14 +37,21 @@ class FileResult:
     detail: str = ""
 
 
+class StateDamaged(Exception):
+    pass
+
+
 def _load_state(path: Path) -> dict[str, str]:
     """Processed versions: "name:sha256" -> when. A damaged state file is an error, not an
     empty one: starting over silently would re-read every file."""
     if not path.exists():
         return {}
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as e:
+        raise StateDamaged(f"{path} is not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a JSON object")
+        raise StateDamaged(f"{path} is not a JSON object")
     return {str(k): str(v) for k, v in data.items()}
 
 
@@ -131,19 +138,30 @@ async def ingest_memory(s: Settings, folder: Path | None, tenant_id: str, consol
                         *, watch: bool = False, interval: float = 5.0,
                         stop: asyncio.Event | None = None) -> int:
     """Exit code: 0 every file ingested or already processed; 1 some file was quarantined;
-    2 no readable folder. With ``watch``, passes repeat every ``interval`` seconds until
-    ``stop`` is set, and only new results are printed."""
+    2 no readable folder, no such tenant or a damaged state file. With ``watch``, passes
+    repeat every ``interval`` seconds until ``stop`` is set; only new results are printed."""
     folder = folder or s.os_memory_dir
     if folder is None or not folder.is_dir():
         console.print(f"[red]no OS memory folder: {folder or 'set VANTA_OS_MEMORY_DIR'}[/red]")
         return 2
     c = build(s)
     await c.migrate()
+    async with c.uow(readonly=True) as uow:
+        tenant = await uow.tenants.get(tenant_id)
+    if tenant is None:  # else every file would be quarantined for vault_not_found
+        console.print(f"[red]tenant {tenant_id} does not exist[/red]")
+        await c.close()
+        return 2
     code = 0
     try:
         while True:
-            results = await ingest_folder(c, s, folder, tenant_id,
-                                          settle_seconds=2.0 if watch else 0.0)
+            try:
+                results = await ingest_folder(c, s, folder, tenant_id,
+                                              settle_seconds=2.0 if watch else 0.0)
+            except StateDamaged as e:
+                console.print(f"[red]{e}; fix or remove it (removing re-reads every file, "
+                              "whose orders still apply once)[/red]")
+                return 2
             if any(r.result == "quarantined" for r in results):
                 code = 1
             shown = [r for r in results if not watch or r.result in ("ingested", "quarantined")]
