@@ -44,7 +44,7 @@ async def _stored(w: World, mo_id: str) -> dict[str, Any]:
     assert row is not None and row.snapshot is not None
     received = [e for e in events if e.action == "received" and e.entity_id == mo_id]
     assert received[0].payload["instrument_source"] == row.snapshot["instrument_source"]
-    return row.snapshot
+    return dict(row.snapshot)
 
 
 async def test_an_order_without_a_rule_is_sized_on_the_default_and_says_so(w: World) -> None:
