@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     s3_prefix: str = ""
     s3_path_style: bool = True
     public_app_url: str = "http://127.0.0.1:8000"  # where checkout returns the user
+    # A manager order for a symbol with no instrument rule at its venue: off (the default on
+    # every profile) sizes it on the built-in rules and records instrument_source "default"
+    # on the order; on refuses it with 422 unknown_instrument.
+    require_instrument_rules: bool = False
+    # The OS memory folder `vanta ingest-memory` reads when given no folder.
+    os_memory_dir: Path | None = None
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

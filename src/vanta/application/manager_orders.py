@@ -12,7 +12,7 @@ from vanta.application.clock import Clock, utcnow
 from vanta.application.followers import follower_spec
 from vanta.application.ports.records_orders import ManagerOrderRecord
 from vanta.application.ports.uow import UnitOfWork
-from vanta.application.snapshots import build_snapshot, instrument_for
+from vanta.application.snapshots import DEFAULT, build_snapshot, instrument_with_source
 from vanta.domain.errors import Conflict, NotFound, ValidationFailed
 from vanta.domain.followers import FollowerSpec
 from vanta.domain.ids import ManagerOrderId, VaultId, manager_order_id, new_id
@@ -96,19 +96,27 @@ def _same_order(row: ManagerOrderRecord, order: ManagerOrder) -> bool:
 
 
 def _snapshot_json(snapshot: Snapshot, specs: Sequence[FollowerSpec],
-                   instrument: Instrument) -> dict[str, Any]:
+                   instrument: Instrument, instrument_source: str) -> dict[str, Any]:
     return {**snapshot.to_json(), "followers": [s.to_json() for s in specs],
-            "instrument": instrument.to_json()}
+            "instrument": instrument.to_json(), "instrument_source": instrument_source}
+
+
+def _unknown_instrument(order: ManagerOrder) -> ValidationFailed:
+    return ValidationFailed(f"no instrument rule for {order.symbol} at venue {order.venue}",
+                            code="unknown_instrument", field="symbol")
 
 
 async def _expand_and_store(
     uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
     now: datetime, only: Callable[[FollowerSpec], bool] | None = None,
+    require_instrument: bool = False,
 ) -> Expansion:
+    instrument, instrument_source = await instrument_with_source(uow, order.symbol, order.venue)
+    if require_instrument and instrument_source == DEFAULT:
+        raise _unknown_instrument(order)
     rows = await uow.followers.list_for_vault(tenant_id, order.vault_id)
     specs = [s for s in (follower_spec(r) for r in rows) if only is None or only(s)]
     snapshot = await build_snapshot(uow, order, specs, now, order.manager_nav)
-    instrument = await instrument_for(uow, order.symbol, order.venue)
     expansion = expand(order, specs, instrument, snapshot)
     state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
     await uow.manager_orders.add({
@@ -117,7 +125,7 @@ async def _expand_and_store(
         "symbol": order.symbol, "venue": order.venue, "side": order.side.value,
         "qty": order.qty, "tif": order.tif.value, "ref_price": order.ref_price,
         "closes_position": order.closes_position, "meta": order.meta,
-        "snapshot": _snapshot_json(snapshot, specs, instrument),
+        "snapshot": _snapshot_json(snapshot, specs, instrument, instrument_source),
         "state": state.value, "created_at": now,
     })
     await uow.child_orders.add_many(expansion.children, tenant_id=tenant_id,
@@ -131,6 +139,7 @@ async def _expand_and_store(
         "actor": actor, "tenant_id": tenant_id,
         "payload": {"source": source, "client_order_id": order.client_order_id,
                     "symbol": order.symbol, "side": order.side.value, "qty": str(order.qty),
+                    "instrument_source": instrument_source,
                     "snapshot": snapshot.to_json()}}]
     events += [{
         "entity": "follower_order", "entity_id": c.fo_id, "action": f"created:{c.state.value}",
@@ -151,9 +160,12 @@ async def _expand_and_store(
 
 async def submit_manager_order(
     uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
-    clock: Clock = utcnow,
+    clock: Clock = utcnow, require_instrument: bool = False,
 ) -> Submitted:
-    """Exactly once per (vault, order id): a second submission returns the first result."""
+    """Exactly once per (vault, order id): a second submission returns the first result.
+    A symbol with no instrument rule at its venue is sized on the built-in default (recorded
+    as ``instrument_source: "default"`` in the snapshot), or refused with
+    ``unknown_instrument`` when ``require_instrument`` is set."""
     async with uow:
         vault = await uow.vaults.get_for_update(tenant_id, order.vault_id)
         if vault is None:
@@ -166,7 +178,8 @@ async def submit_manager_order(
             return Submitted(order, False, None, existing.state.value)
         ensure_vault_accepts_orders(vault.maintenance)
         expansion = await _expand_and_store(uow, tenant_id=tenant_id, order=order,
-                                            source=source, actor=actor, now=clock())
+                                            source=source, actor=actor, now=clock(),
+                                            require_instrument=require_instrument)
         await uow.commit()
     state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
     return Submitted(order, True, expansion, state.value)

@@ -19,10 +19,22 @@ from vanta.domain.orders import ManagerOrder
 from vanta.domain.overlays import effect_of
 from vanta.domain.sizing import NavState
 
+# Where an order's instrument rules came from, recorded in its snapshot: the venue's rule in
+# the catalogue, or the built-in default (default_instrument) for a symbol without one.
+CATALOGUE = "catalogue"
+DEFAULT = "default"
+
 
 async def instrument_for(uow: UnitOfWork, symbol: str, venue: str) -> Instrument:
+    return (await instrument_with_source(uow, symbol, venue))[0]
+
+
+async def instrument_with_source(uow: UnitOfWork, symbol: str,
+                                 venue: str) -> tuple[Instrument, str]:
     rec = await uow.instruments.get(symbol, venue)
-    return default_instrument(symbol, venue) if rec is None else rec.instrument()
+    if rec is None:
+        return default_instrument(symbol, venue), DEFAULT
+    return rec.instrument(), CATALOGUE
 
 
 def _needs_nav(s: FollowerSpec) -> bool:

@@ -55,7 +55,9 @@ def order_json(r: ManagerOrderRecord) -> dict[str, Any]:
             "source": r.source, "symbol": r.symbol, "venue": r.venue,
             "side": r.side.value, "qty": _dec(r.qty), "tif": r.tif.value,
             "ref_price": _dec(r.ref_price), "closes_position": r.closes_position,
-            "state": r.state.value, "meta": r.meta, "created_at": _ts(r.created_at)}
+            "state": r.state.value, "meta": r.meta, "created_at": _ts(r.created_at),
+            # "catalogue" or "default" (sized on the built-in rules); None before it was kept
+            "instrument_source": (r.snapshot or {}).get("instrument_source")}
 
 
 def child_json(r: ChildOrderRecord) -> dict[str, Any]:

@@ -153,7 +153,9 @@ async def post_manager_order(container: ContainerDep,
     order = parse_order_input(new.to_raw())
     await require_vault(container, p, order.vault_id)
     result = await submit_manager_order(container.uow(), tenant_id=p.tenant_id,
-                                        order=order, source="api", actor=p.subject)
+                                        order=order, source="api", actor=p.subject,
+                                        require_instrument=(
+                                            container.settings.require_instrument_rules))
     if result.created:
         container.outbox_written.set()
     async with container.uow() as uow:

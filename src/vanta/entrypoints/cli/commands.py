@@ -6,7 +6,6 @@ import asyncio
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -14,7 +13,6 @@ from rich.table import Table
 from vanta.application import vault_cache
 from vanta.application.bridged import confirm_fills
 from vanta.application.dead_letters import list_dead_letters, redeliver
-from vanta.application.manager_orders import parse_order_input, submit_manager_order
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import (
     DEMO_TENANT_ID,
@@ -24,19 +22,20 @@ from vanta.application.seed import (
     seed_demo,
 )
 from vanta.application.tenancy import grant_plan, tenant_entitlements
-from vanta.bootstrap import Container, build
+from vanta.bootstrap import build
 from vanta.bootstrap.logging import configure_logging
 from vanta.bootstrap.stores import build_cache_store
 from vanta.config import Settings
 from vanta.devpeers import receiver as receiver_mod
 from vanta.domain.audit import verify_chain
 from vanta.domain.entitlements import can_add_vault
-from vanta.domain.errors import DomainError
 from vanta.domain.webhook_signing import standard_secret_string
 from vanta.entrypoints.api import jsonbody
 from vanta.entrypoints.api.app import run_scheduler
 from vanta.entrypoints.api.problems import ApiProblem
-from vanta.entrypoints.cli.progress import Report, progress_bar
+from vanta.entrypoints.cli import memory_ingest
+from vanta.entrypoints.cli.order_files import INGEST_MAX_BYTES, orders_in, submit_items
+from vanta.entrypoints.cli.progress import progress_bar
 from vanta.entrypoints.cli.serving import bind, write_port_file
 from vanta.entrypoints.cli.serving import serve as serve_app
 from vanta.entrypoints.cli.try_commands import try_commands, vanta_command
@@ -129,61 +128,40 @@ async def vault_create(s: Settings, tenant_id: str, vault_id: str, label: str) -
     await c.close()
 
 
-INGEST_MAX_BYTES = 64 * 1024 * 1024  # an order file, not a request: larger, still bounded
-
-
 async def ingest(s: Settings, path: Path, tenant_id: str, console: Console) -> int:
     """Returns the exit code: 0 if every order was accepted (new or already ingested)."""
     try:
         # the API's decoder: the same depth and duplicate-key rules as a request body
-        items = jsonbody.decode(path.read_bytes(), max_bytes=INGEST_MAX_BYTES)
+        doc = jsonbody.decode(path.read_bytes(), max_bytes=INGEST_MAX_BYTES)
     except OSError as e:
         console.print(f"[red]cannot read {path}: {e}[/red]")
         return 2
     except ApiProblem as e:
         console.print(f"[red]cannot read {path}: {e.code}: {e.detail}[/red]")
         return 2
-    if isinstance(items, dict) and isinstance(items.get("orders"), list):
-        items = items["orders"]
-    if not isinstance(items, list):
+    items = orders_in(doc)
+    if items is None:
         console.print("[red]the file must hold a JSON list of orders[/red]")
         return 2
     c = build(s)
     await c.migrate()
-    table = Table("#", "id", "symbol", "side", "qty", "result")
     with progress_bar(console, f"ingesting {path.name}") as report:
-        failed = await _ingest_items(c, items, tenant_id, path, table, report)
+        done = await submit_items(c.uow, items, tenant_id=tenant_id, actor=f"file:{path.name}",
+                                  require_instrument=s.require_instrument_rules,
+                                  report=report)
+    table = Table("#", "id", "symbol", "side", "qty", "result")
+    for row in done.rows:
+        table.add_row(*row)
     console.print(table)
     await c.close()
-    return 1 if failed else 0
+    return 1 if done.refused else 0
 
 
-async def _ingest_items(c: Container, items: list[Any], tenant_id: str, path: Path,
-                        table: Table, report: Report) -> int:
-    """Submit each order in turn (each its own transaction); returns how many were refused."""
-    failed = 0
-    for i, raw in enumerate(items):
-        report(i, len(items))
-        rid = str(raw.get("id", "")) if isinstance(raw, dict) else ""
-        if isinstance(raw, dict) and raw.get("id") is None:
-            # the file path must be replay-safe: without an id an order could apply twice
-            table.add_row(str(i), "-", "", "", "", "[red]rejected: missing_field (id)[/red]")
-            failed += 1
-            continue
-        try:
-            order = parse_order_input(raw)
-            res = await submit_manager_order(c.uow(), tenant_id=tenant_id, order=order,
-                                             source="file", actor=f"file:{path.name}")
-        except DomainError as e:
-            failed += 1
-            table.add_row(str(i), rid, "", "", "", f"[red]rejected: {e.code}: {e.message}[/red]")
-            continue
-        result = (f"accepted, {len(res.expansion.children)} children" if res.created and
-                  res.expansion else "already ingested")
-        table.add_row(str(i), order.client_order_id, order.symbol, order.side.value,
-                      str(order.qty), result)
-    report(len(items), len(items))
-    return failed
+async def ingest_memory(s: Settings, folder: Path | None, tenant_id: str, console: Console,
+                        *, watch: bool, interval: float) -> int:
+    stop = stop_on_signals() if watch else None  # SIGTERM ends the watch after a pass
+    return await memory_ingest.ingest_memory(s, folder, tenant_id, console, watch=watch,
+                                             interval=interval, stop=stop)
 
 
 async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:

@@ -126,6 +126,21 @@ def ingest(
     raise typer.Exit(code)
 
 
+@app.command("ingest-memory")
+def ingest_memory(
+    folder: Annotated[Path | None, typer.Argument(
+        help="OS memory folder of *.json order files (default VANTA_OS_MEMORY_DIR)")] = None,
+    tenant: Annotated[str, typer.Option(help="tenant that owns the vaults")] = "tnt_demo",
+    watch: Annotated[bool, typer.Option(help="keep reading new files until stopped")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between passes with --watch")] = 5.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest the OS memory folder: each file version once; bad files go to quarantine/."""
+    code = asyncio.run(commands.ingest_memory(settings(data_dir), folder, tenant, console,
+                                              watch=watch, interval=interval))
+    raise typer.Exit(code)
+
+
 @app.command()
 def dispatch(
     until_idle: Annotated[bool, typer.Option(help="stop when nothing is due")] = True,

@@ -111,6 +111,7 @@ class OrderOut(Answer):
     state: str
     meta: Any
     created_at: str | None
+    instrument_source: Literal["catalogue", "default"] | None
 
 
 class OrderDetail(OrderOut):
