@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes.vetter import FakeTargetVetter
 from tests.http_helpers import UNLIMITED, add_idempotency_key
 from tests.integration.billing_fakes import (
     SIM_API_VERSION,
@@ -112,6 +113,7 @@ async def billing(tmp_path: Path) -> AsyncIterator[Billing]:
             btcpay_url=btcpay_url, btcpay_api_key=btc.api_key, btcpay_store_id=STORE,
             btcpay_webhook_secret=BTCPAY_SECRET, public_app_url="https://app.example")
         c = build(settings)
+        c.vetter = FakeTargetVetter()  # no lookup of the receivers' example names
         await c.migrate()
         for t in ("tnt_a", "tnt_b"):
             await create_tenant(c.uow(), tenant_id=t, name=t)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from tests.fakes.vetter import FakeTargetVetter
 from tests.http_helpers import UNLIMITED, add_idempotency_key
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
@@ -190,6 +191,9 @@ async def test_retry_after_is_honoured(env: Env) -> None:
 async def test_private_targets_are_refused_without_retry(tmp_path: Path) -> None:
     c = build(Settings(data_dir=tmp_path, retry_schedule_seconds=[0.01],  # no allowlist
                        **UNLIMITED))
+    # Registration refuses these now; a follower stored before that (or by the seed) is
+    # still refused at send time.
+    c.vetter = FakeTargetVetter()
     await c.migrate()
     await create_tenant(c.uow(), tenant_id="t", name="t")
     await create_vault(c.uow(), tenant_id="t", vault_id="V", label="V")

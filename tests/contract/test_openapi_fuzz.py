@@ -17,6 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
+from tests.fakes.vetter import FakeTargetVetter
 from tests.http_helpers import UNLIMITED
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
@@ -29,6 +30,7 @@ from vanta.entrypoints.api.app import create_app
 def _app():  # type: ignore[no-untyped-def]
     data = Path(tempfile.mkdtemp(prefix="vanta-fuzz-"))
     c = build(Settings(data_dir=data, **UNLIMITED))
+    c.vetter = FakeTargetVetter()  # generated hostnames must not reach a resolver
 
     async def seed() -> None:
         await c.migrate()

@@ -45,6 +45,8 @@ CREDENTIAL_FIELDS: Mapping[str, tuple[set[str], set[str]]] = {
     "tradier": ({"access_token", "account_id"}, {"base_url"}),
     "coinbase": ({"api_key", "api_secret"}, {"api_url"}),
 }
+# credential fields that name a URL the platform will connect to
+BRIDGE_URL_FIELDS = frozenset({"url", "base_url", "api_url"})
 
 
 def parse_bridge(raw: object) -> tuple[str, dict[str, str]]:
@@ -58,7 +60,7 @@ def parse_bridge(raw: object) -> tuple[str, dict[str, str]]:
                                code="unknown_broker", field="bridged.broker")
     creds = raw.get("credentials") or {}
     required, optional = CREDENTIAL_FIELDS[broker]
-    for key in ("url", "base_url", "api_url"):
+    for key in sorted(BRIDGE_URL_FIELDS):
         if isinstance(creds, Mapping) and key in creds:
             parts = urlsplit(str(creds[key]))
             if parts.scheme not in ("http", "https") or not parts.hostname or \

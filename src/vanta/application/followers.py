@@ -11,13 +11,14 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
-from vanta.application.bridged import parse_bridge
+from vanta.application.bridged import BRIDGE_URL_FIELDS, parse_bridge
 from vanta.application.clock import Clock, utcnow
 from vanta.application.plans import (
     can_bring_signing_key,
     follower_rights,
     require_mode_allowed,
 )
+from vanta.application.ports.delivery import TargetNotDeliverable, TargetVetter
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.secrets import SecretStore
 from vanta.application.ports.uow import UnitOfWork
@@ -70,6 +71,30 @@ def validate_webhook_url(value: object) -> str:
         raise ValidationFailed("webhook url must not carry credentials",
                                code="invalid_webhook_url", field="webhook.url")
     return value
+
+
+async def vet_url(vetter: TargetVetter | None, url: str, *, field: str, code: str) -> None:
+    """Refuse a URL the sender would refuse at every send (private, loopback, metadata,
+    a name that does not resolve), unless the operator's allowlist admits it."""
+    if vetter is None:
+        return
+    try:
+        await vetter.vet(url)
+    except TargetNotDeliverable as e:
+        why = f"{e.reason} ({e.detail})" if e.detail else e.reason
+        raise ValidationFailed(f"{field} can never be delivered to: {why}", code=code,
+                               field=field) from None
+
+
+async def _vet_registration(vetter: TargetVetter | None, fields: Mapping[str, Any]) -> None:
+    if fields["webhook_url"] is not None:
+        await vet_url(vetter, fields["webhook_url"], field="webhook.url",
+                      code="webhook_url_not_deliverable")
+    if fields["bridge"] is not None:
+        for key, value in fields["bridge"][1].items():
+            if key in BRIDGE_URL_FIELDS:
+                await vet_url(vetter, value, field=f"bridged.credentials.{key}",
+                              code="broker_url_not_deliverable")
 
 
 def _bool(raw: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -191,10 +216,15 @@ def _settings_of(rec: FollowerRecord) -> dict[str, Any]:
 
 async def register_follower(
     uow: UnitOfWork, secrets: SecretStore, *, tenant_id: str, vault_id: str,
-    raw: object, actor: str, clock: Clock = utcnow,
+    raw: object, actor: str, clock: Clock = utcnow, vetter: TargetVetter | None = None,
 ) -> tuple[FollowerRecord, str]:
-    """Returns the stored follower and its webhook secret (``whsec_…``), shown only once."""
+    """Returns the stored follower and its webhook secret (``whsec_…``), shown only once.
+
+    With a ``vetter``, a webhook or broker URL that could never be reached is refused
+    (``webhook_url_not_deliverable`` / ``broker_url_not_deliverable``) before anything is
+    written; without one (the demo seed), the caller vouches for the URLs."""
     fields = parse_registration(raw)
+    await _vet_registration(vetter, fields)
     fields.pop("sync")
     bridge = fields.pop("bridge")
     follower_id = new_id()
@@ -234,12 +264,19 @@ async def register_follower(
 
 async def patch_follower(
     uow: UnitOfWork, *, tenant_id: str, follower_id: str, raw: object, actor: str,
-    clock: Clock = utcnow,
+    clock: Clock = utcnow, vetter: TargetVetter | None = None,
 ) -> FollowerRecord:
-    """Change settings; the audit event carries the settings before and after."""
+    """Change settings; the audit event carries the settings before and after. A new
+    webhook url is vetted (see ``register_follower``) before the transaction opens, so no
+    lookup runs while it is held."""
     body = _check_fields(raw, PATCH_FIELDS)
     if not body:
         raise ValidationFailed("nothing to change", code="empty_patch")
+    webhook = body.get("webhook")
+    if isinstance(webhook, Mapping) and "url" in webhook and \
+            not set(webhook) - {"url", "enabled"}:
+        await vet_url(vetter, validate_webhook_url(webhook["url"]), field="webhook.url",
+                      code="webhook_url_not_deliverable")
     async with uow:
         current = await uow.followers.get(tenant_id, follower_id)
         if current is None:

@@ -47,8 +47,10 @@ from vanta.adapters.secrets.cached import CachedSecrets
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender
 from vanta.adapters.webhooks.ssrf import TargetPolicy
+from vanta.adapters.webhooks.vetter import PolicyTargetVetter
 from vanta.application.billing import BillingProviders
 from vanta.application.dispatch import DispatchConfig, Dispatcher
+from vanta.application.ports.delivery import TargetVetter
 from vanta.application.ports.identity import TokenExchange, TokenVerifier
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.secrets import SecretStore
@@ -79,6 +81,9 @@ class Container:
     billing: BillingProviders = field(default_factory=BillingProviders)
     # the OAuth token requests of the OIDC provider; None without one
     token_exchange: TokenExchange | None = None
+    # refuses webhook/broker URLs the sender would never connect to, when they are given;
+    # build() sets it from the sender's policy
+    vetter: TargetVetter | None = None
 
     async def start(self) -> None:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
@@ -131,13 +136,17 @@ def _metrics(profile: str) -> Metrics:
     return NO_METRICS if profile == "test" else PrometheusMetrics()
 
 
+def _policy(s: Settings) -> TargetPolicy:
+    return TargetPolicy(allow_private=s.webhook_allow_private,
+                        allowlist=tuple(s.webhook_allowlist))
+
+
 def _sender(s: Settings) -> AiohttpWebhookSender:
     return AiohttpWebhookSender(
         timeout_seconds=s.webhook_timeout_seconds,
         excerpt_bytes=s.webhook_response_excerpt_bytes,
         connections=max(s.dispatcher_concurrency, 10),
-        policy=TargetPolicy(allow_private=s.webhook_allow_private,
-                            allowlist=tuple(s.webhook_allowlist)),
+        policy=_policy(s),
         per_endpoint_limit=s.webhook_per_endpoint_limit)
 
 
@@ -193,7 +202,8 @@ def build(settings: Settings | None = None) -> Container:
     return Container(s, engine, secrets, issuer, verifier, sender, dispatcher,
                      outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics,
                      tracer=NOOP_TRACER, billing=build_billing_providers(s),
-                     token_exchange=OidcTokenExchange(oidc) if oidc else None)
+                     token_exchange=OidcTokenExchange(oidc) if oidc else None,
+                     vetter=PolicyTargetVetter(_policy(s)))
 
 
 def upgrade_database(settings: Settings) -> None:

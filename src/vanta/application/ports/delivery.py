@@ -33,3 +33,23 @@ class OutboxLease(NamedTuple):
     row_id: int
     number: int | None = None  # the row's ``attempts`` when leased
     until: datetime | None = None  # its ``locked_until`` then: names that one lease exactly
+
+
+class TargetNotDeliverable(Exception):
+    """A URL we will never connect to; ``reason`` is stable (``private_address``,
+    ``metadata_address``, ``unresolvable``, ``scheme``, ``credentials``, ``invalid_url``)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class TargetVetter(Protocol):
+    """Judges a URL by the same policy the sender applies before connecting, so a target
+    that could never be reached is refused when it is given, not at every send."""
+
+    async def vet(self, url: str) -> None:
+        """Return when ``url`` may be contacted; raise ``TargetNotDeliverable`` otherwise.
+        Must not block the event loop (name resolution included)."""
+        ...

@@ -11,6 +11,10 @@ already holds), so the limits below hold everywhere:
 * **duplicate keys**: an object naming one key twice (``{"qty": 0, "qty": 1}``) is ``400
   duplicate_json_key``: two parsers that disagree on which copy wins must never see the same
   body;
+* **media type**: the request says ``Content-Type: application/json`` (parameters such as
+  ``charset=utf-8`` allowed; a charset other than UTF-8 is not); anything else, a missing
+  header included, is ``415 unsupported_media_type``. Billing provider webhooks do not come
+  through here: they read the raw bytes their signature covers;
 * **syntax**: UTF-8 JSON text (RFC 8259), without the ``NaN``/``Infinity`` extensions; anything
   else is ``400 malformed_json``.
 
@@ -29,7 +33,10 @@ from starlette.requests import Request
 
 from vanta.entrypoints.api.problems import ApiProblem
 
-__all__ = ["MAX_BODY_BYTES", "MAX_DEPTH", "decode", "nesting_depth", "read_json"]
+__all__ = ["JSON_MEDIA_TYPE", "MAX_BODY_BYTES", "MAX_DEPTH", "check_media_type", "decode",
+           "nesting_depth", "read_json"]
+
+JSON_MEDIA_TYPE = "application/json"
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 32
@@ -114,9 +121,23 @@ def decode(raw: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_
         raise ApiProblem(400, "malformed_json", "the body is not valid JSON") from None
 
 
+def check_media_type(content_type: str | None) -> None:
+    """Refuse (415) a body that does not say it is JSON: a form or text body decoded as JSON
+    by accident is how a cross-site form post becomes an API call."""
+    media, *params = (content_type or "").split(";")
+    charsets = [v.strip().strip('"').lower() for k, _, v in (p.partition("=") for p in params)
+                if k.strip().lower() == "charset"]
+    if media.strip().lower() != JSON_MEDIA_TYPE or any(c not in ("utf-8", "utf8")
+                                                       for c in charsets):
+        shown = (content_type or "none")[:100]
+        raise ApiProblem(415, "unsupported_media_type",
+                         f"the body must be sent as {JSON_MEDIA_TYPE} (UTF-8), not {shown}")
+
+
 async def read_json(request: Request, *, max_bytes: int = MAX_BODY_BYTES) -> Any:
     """The request's body, decoded by :func:`decode`. The body is read only up to the cap:
     a larger one is refused without being held in memory."""
+    check_media_type(request.headers.get("content-type"))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)

@@ -61,7 +61,8 @@ async def update_follower(follower_id: str, container: ContainerDep,
                           ) -> dict[str, Any]:
     await load_follower(container, p, follower_id)
     row = await patch_follower(container.uow(), tenant_id=p.tenant_id,
-                               follower_id=follower_id, raw=change.to_raw(), actor=p.subject)
+                               follower_id=follower_id, raw=change.to_raw(), actor=p.subject,
+                               vetter=container.vetter)
     return follower_json(row)
 
 

@@ -132,7 +132,8 @@ async def add_follower(vault_id: str, container: ContainerDep,
     await require_vault(container, p, vault_id)
     row, secret = await register_follower(container.uow(), container.secrets,
                                           tenant_id=p.tenant_id, vault_id=vault_id,
-                                          raw=new.to_raw(), actor=p.subject)
+                                          raw=new.to_raw(), actor=p.subject,
+                                          vetter=container.vetter)
     answer = {**follower_json(row), "webhook_secret": secret}  # the only time it is shown
     if new.sync:
         synced = await sync_follower(container.uow(), tenant_id=p.tenant_id,

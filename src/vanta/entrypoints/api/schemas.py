@@ -28,3 +28,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
              "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
     for status, text in _ERRORS.items()
 }
+
+# Only operations that take a JSON body can answer it (``models.base.openapi_body``).
+UNSUPPORTED_MEDIA_TYPE: dict[str, Any] = {
+    "description": "the body is not sent as application/json",
+    "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+}

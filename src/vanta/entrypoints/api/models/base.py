@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from vanta.entrypoints.api.jsonbody import MAX_BODY_BYTES, read_json
 from vanta.entrypoints.api.problems import ApiProblem
+from vanta.entrypoints.api.schemas import UNSUPPORTED_MEDIA_TYPE
 
 M = TypeVar("M", bound="RequestModel")
 
@@ -236,11 +237,13 @@ def _no_body(request: Request) -> bool:
 
 
 def openapi_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
-    """``openapi_extra`` declaring ``model`` as the JSON request body of an operation."""
+    """``openapi_extra`` declaring ``model`` as the JSON request body of an operation, and
+    the 415 a body of another media type gets."""
     _documented[model.__name__] = model
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {"requestBody": {"required": required,
-                            "content": {"application/json": {"schema": ref}}}}
+                            "content": {"application/json": {"schema": ref}}},
+            "responses": {"415": UNSUPPORTED_MEDIA_TYPE}}
 
 
 def documented_schemas() -> dict[str, Any]:
