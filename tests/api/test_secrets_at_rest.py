@@ -14,6 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.api.conftest import Api
+from tests.fakes.vetter import FakeTargetVetter
 from tests.http_helpers import UNLIMITED, add_idempotency_key
 from vanta.application.seed import create_tenant, create_vault
 from vanta.application.tenancy import grant_plan
@@ -28,6 +29,8 @@ BROKER_KEY = "PKTEST-raw-broker-secret-4f1c9e"
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     c = build(Settings(data_dir=tmp_path, api_port=8000, secrets_envelope=True,
                        master_key=Fernet.generate_key().decode(), **UNLIMITED))
+    # No DNS here: registration-time vetting has its own tests (test_url_vetting.py).
+    c.vetter = FakeTargetVetter()
     await c.migrate()
     await create_tenant(c.uow(), tenant_id="tnt_a", name="tnt_a")
     await grant_plan(c.uow(), tenant_id="tnt_a", plan_id="institutional", actor="test")
