@@ -68,6 +68,11 @@ class VaultRepo(Protocol):
 
     async def list(self, tenant_id: str) -> builtins.list[VaultRecord]: ...
 
+    async def page(self, tenant_id: str, after: tuple[datetime, str] | None,
+                   limit: int) -> builtins.list[VaultRecord]:
+        """In (created_at, vault_id) order, strictly after ``after``."""
+        ...
+
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None: ...
 
     async def under_maintenance(self, vault_ids: Iterable[str]) -> set[str]:
@@ -173,9 +178,11 @@ class ChildOrderRepo(Protocol):
 
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
                            vault_ids: Iterable[str] | None = None,
-                           follower_id: str | None = None
+                           follower_id: str | None = None,
+                           after: tuple[datetime, str] | None = None
                            ) -> builtins.list[ChildOrderRecord]:
-        """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query."""
+        """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query.
+        In (dead_lettered_at, fo_id) order; ``after``: keyset cursor on that order."""
         ...
 
     async def awaiting_fills(self, limit: int) -> builtins.list[ChildOrderRecord]:
@@ -269,6 +276,11 @@ class OverlayRepo(Protocol):
 
     async def list(self, tenant_id: str, vault_id: str) -> builtins.list[OverlayRecord]: ...
 
+    async def page(self, tenant_id: str, vault_id: str, after: tuple[datetime, str] | None,
+                   limit: int) -> builtins.list[OverlayRecord]:
+        """In (applied_at, overlay_id) order, strictly after ``after``."""
+        ...
+
     async def due_for_revert(self, now: datetime,
                              limit: int = 100) -> builtins.list[OverlayRecord]: ...
 
@@ -290,6 +302,11 @@ class InstrumentRepo(Protocol):
     async def upsert(self, row: Mapping[str, Any]) -> None: ...
 
     async def list(self) -> builtins.list[InstrumentRecord]: ...
+
+    async def page(self, after: tuple[str, str] | None,
+                   limit: int) -> builtins.list[InstrumentRecord]:
+        """In (venue, symbol) order, strictly after ``after`` (a (venue, symbol) pair)."""
+        ...
 
 
 class FillRepo(Protocol):
@@ -318,6 +335,11 @@ class UserRepo(Protocol):
     async def count(self, tenant_id: str) -> int: ...
 
     async def list(self, tenant_id: str) -> builtins.list[UserRecord]: ...
+
+    async def page(self, tenant_id: str, after: tuple[datetime, str] | None,
+                   limit: int) -> builtins.list[UserRecord]:
+        """In (created_at, user_id) order, strictly after ``after``."""
+        ...
 
     async def by_sub(self, oidc_sub: str) -> UserRecord | None: ...
 
