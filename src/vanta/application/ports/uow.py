@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from vanta.application.ports.delivery import OutboxLease
+from vanta.application.ports.pages import InstrumentPages, OverlayPages, UserPages, VaultPages
 from vanta.application.ports.records_catalog import (
     FollowerRecord,
     InstrumentRecord,
@@ -57,7 +58,7 @@ class TenantRepo(Protocol):
     async def get(self, tenant_id: str) -> TenantRecord | None: ...
 
 
-class VaultRepo(Protocol):
+class VaultRepo(VaultPages, Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 
     async def get(self, tenant_id: str, vault_id: str) -> VaultRecord | None: ...
@@ -67,11 +68,6 @@ class VaultRepo(Protocol):
         ...
 
     async def list(self, tenant_id: str) -> builtins.list[VaultRecord]: ...
-
-    async def page(self, tenant_id: str, after: tuple[datetime, str] | None,
-                   limit: int) -> builtins.list[VaultRecord]:
-        """In (created_at, vault_id) order, strictly after ``after``."""
-        ...
 
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None: ...
 
@@ -178,11 +174,9 @@ class ChildOrderRepo(Protocol):
 
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
                            vault_ids: Iterable[str] | None = None,
-                           follower_id: str | None = None,
-                           after: tuple[datetime, str] | None = None
+                           follower_id: str | None = None, after: tuple[datetime, str] | None = None
                            ) -> builtins.list[ChildOrderRecord]:
-        """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query.
-        In (dead_lettered_at, fo_id) order; ``after``: keyset cursor on that order."""
+        """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query."""
         ...
 
     async def awaiting_fills(self, limit: int) -> builtins.list[ChildOrderRecord]:
@@ -269,17 +263,12 @@ class AuditRepo(Protocol):
                          ) -> builtins.list[AuditEventRecord]: ...
 
 
-class OverlayRepo(Protocol):
+class OverlayRepo(OverlayPages, Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 
     async def active(self, vault_id: str, at: datetime) -> builtins.list[OverlayRecord]: ...
 
     async def list(self, tenant_id: str, vault_id: str) -> builtins.list[OverlayRecord]: ...
-
-    async def page(self, tenant_id: str, vault_id: str, after: tuple[datetime, str] | None,
-                   limit: int) -> builtins.list[OverlayRecord]:
-        """In (applied_at, overlay_id) order, strictly after ``after``."""
-        ...
 
     async def due_for_revert(self, now: datetime,
                              limit: int = 100) -> builtins.list[OverlayRecord]: ...
@@ -296,17 +285,12 @@ class NavRepo(Protocol):
         ...
 
 
-class InstrumentRepo(Protocol):
+class InstrumentRepo(InstrumentPages, Protocol):
     async def get(self, symbol: str, venue: str) -> InstrumentRecord | None: ...
 
     async def upsert(self, row: Mapping[str, Any]) -> None: ...
 
     async def list(self) -> builtins.list[InstrumentRecord]: ...
-
-    async def page(self, after: tuple[str, str] | None,
-                   limit: int) -> builtins.list[InstrumentRecord]:
-        """In (venue, symbol) order, strictly after ``after`` (a (venue, symbol) pair)."""
-        ...
 
 
 class FillRepo(Protocol):
@@ -329,17 +313,12 @@ class SubscriptionRepo(Protocol):
     async def update(self, subscription_id: str, **values: Any) -> None: ...
 
 
-class UserRepo(Protocol):
+class UserRepo(UserPages, Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 
     async def count(self, tenant_id: str) -> int: ...
 
     async def list(self, tenant_id: str) -> builtins.list[UserRecord]: ...
-
-    async def page(self, tenant_id: str, after: tuple[datetime, str] | None,
-                   limit: int) -> builtins.list[UserRecord]:
-        """In (created_at, user_id) order, strictly after ``after``."""
-        ...
 
     async def by_sub(self, oidc_sub: str) -> UserRecord | None: ...
 
