@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo
 from tests.fakes.memory_store import Row, utc
+from tests.fakes.memory_store import after as keyset_after
 from vanta.application.ports.records_catalog import (
     FollowerRecord,
     InstrumentRecord,
@@ -68,7 +69,15 @@ class MemUsers(MemRepo):
 
     async def list(self, tenant_id: str) -> builtins.list[UserRecord]:
         return [UserRecord.from_row(r) for r in self._select(
-            lambda r: r["tenant_id"] == tenant_id, order=lambda r: r["created_at"])]
+            lambda r: r["tenant_id"] == tenant_id,
+            order=lambda r: (r["created_at"], r["user_id"]))]
+
+    async def page(self, tenant_id: str, after: tuple[datetime, str] | None,
+                   limit: int) -> builtins.list[UserRecord]:
+        return [UserRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id and (
+                after is None or keyset_after(*after, r["created_at"], r["user_id"])),
+            order=lambda r: (r["created_at"], r["user_id"]), limit=limit)]
 
     async def by_sub(self, oidc_sub: str) -> UserRecord | None:
         r = self._first(lambda r: r["oidc_sub"] == oidc_sub)
@@ -118,6 +127,13 @@ class MemVaults(MemRepo):
         return [VaultRecord.from_row(r) for r in self._select(
             lambda r: r["tenant_id"] == tenant_id,
             order=lambda r: (r["created_at"], r["vault_id"]))]
+
+    async def page(self, tenant_id: str, after: tuple[datetime, str] | None,
+                   limit: int) -> builtins.list[VaultRecord]:
+        return [VaultRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id and (
+                after is None or keyset_after(*after, r["created_at"], r["vault_id"])),
+            order=lambda r: (r["created_at"], r["vault_id"]), limit=limit)]
 
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
         await self.tx.update(self.table, lambda r: r["vault_id"] == vault_id
@@ -186,6 +202,12 @@ class MemInstruments(MemRepo):
         return [InstrumentRecord.from_row(r)
                 for r in self._select(order=lambda r: (r["venue"], r["symbol"]))]
 
+    async def page(self, after: tuple[str, str] | None,
+                   limit: int) -> builtins.list[InstrumentRecord]:
+        return [InstrumentRecord.from_row(r) for r in self._select(
+            lambda r: after is None or (r["venue"], r["symbol"]) > tuple(after),
+            order=lambda r: (r["venue"], r["symbol"]), limit=limit)]
+
 
 class MemOverlays(MemRepo):
     table = "vault_overlays"
@@ -204,6 +226,14 @@ class MemOverlays(MemRepo):
         return [OverlayRecord.from_row(r) for r in self._select(
             lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id,
             order=lambda r: (r["applied_at"], r["overlay_id"]))]
+
+    async def page(self, tenant_id: str, vault_id: str,
+                   after: tuple[datetime, str] | None,
+                   limit: int) -> builtins.list[OverlayRecord]:
+        return [OverlayRecord.from_row(r) for r in self._select(
+            lambda r: r["vault_id"] == vault_id and r["tenant_id"] == tenant_id and (
+                after is None or keyset_after(*after, r["applied_at"], r["overlay_id"])),
+            order=lambda r: (r["applied_at"], r["overlay_id"]), limit=limit)]
 
     async def due_for_revert(self, now: datetime,
                              limit: int = 100) -> builtins.list[OverlayRecord]:

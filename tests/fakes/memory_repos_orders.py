@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo, nulls_first
 from tests.fakes.memory_store import Row, after, utc
+from tests.fakes.memory_store import after as keyset_after
 from vanta.application.ports.records_orders import (
     ChildOrderRecord,
     FillRecord,
@@ -168,7 +169,8 @@ class MemChildOrders(MemRepo):
 
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
                            vault_ids: Iterable[str] | None = None,
-                           follower_id: str | None = None
+                           follower_id: str | None = None,
+                           after: tuple[datetime, str] | None = None
                            ) -> builtins.list[ChildOrderRecord]:
         among = frozenset(vault_ids) if vault_ids is not None else None
         start = utc(since) if since is not None else None
@@ -177,7 +179,10 @@ class MemChildOrders(MemRepo):
             and (among is None or r["vault_id"] in among)
             and (follower_id is None or r["follower_id"] == follower_id)
             and (start is None or (r["dead_lettered_at"] is not None
-                                   and r["dead_lettered_at"] >= start)),
+                                   and r["dead_lettered_at"] >= start))
+            # SQL's comparison with NULL is never true: an undated row is never "after"
+            and (after is None or (r["dead_lettered_at"] is not None and keyset_after(
+                after[0], after[1], r["dead_lettered_at"], r["fo_id"]))),
             order=lambda r: (nulls_first(r["dead_lettered_at"]), r["fo_id"]), limit=limit)]
 
     async def awaiting_fills(self, limit: int) -> builtins.list[ChildOrderRecord]:

@@ -31,11 +31,13 @@ def _within(row: ChildOrderRecord, vault_ids: frozenset[str] | None,
 
 async def list_dead_letters(uow: UnitOfWork, *, tenant_id: str, since: datetime | None,
                             limit: int, vault_ids: frozenset[str] | None = None,
-                            follower_id: str | None = None) -> list[ChildOrderRecord]:
+                            follower_id: str | None = None,
+                            after: tuple[datetime, str] | None = None
+                            ) -> list[ChildOrderRecord]:
     async with uow:
         return await uow.child_orders.dead_letters(tenant_id, since=since, limit=limit,
                                                    vault_ids=vault_ids,
-                                                   follower_id=follower_id)
+                                                   follower_id=follower_id, after=after)
 
 
 async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | None,

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from vanta.application.ports.delivery import OutboxLease
+from vanta.application.ports.pages import InstrumentPages, OverlayPages, UserPages, VaultPages
 from vanta.application.ports.records_catalog import (
     FollowerRecord,
     InstrumentRecord,
@@ -57,7 +58,7 @@ class TenantRepo(Protocol):
     async def get(self, tenant_id: str) -> TenantRecord | None: ...
 
 
-class VaultRepo(Protocol):
+class VaultRepo(VaultPages, Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 
     async def get(self, tenant_id: str, vault_id: str) -> VaultRecord | None: ...
@@ -173,7 +174,7 @@ class ChildOrderRepo(Protocol):
 
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
                            vault_ids: Iterable[str] | None = None,
-                           follower_id: str | None = None
+                           follower_id: str | None = None, after: tuple[datetime, str] | None = None
                            ) -> builtins.list[ChildOrderRecord]:
         """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query."""
         ...
@@ -262,7 +263,7 @@ class AuditRepo(Protocol):
                          ) -> builtins.list[AuditEventRecord]: ...
 
 
-class OverlayRepo(Protocol):
+class OverlayRepo(OverlayPages, Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 
     async def active(self, vault_id: str, at: datetime) -> builtins.list[OverlayRecord]: ...
@@ -284,7 +285,7 @@ class NavRepo(Protocol):
         ...
 
 
-class InstrumentRepo(Protocol):
+class InstrumentRepo(InstrumentPages, Protocol):
     async def get(self, symbol: str, venue: str) -> InstrumentRecord | None: ...
 
     async def upsert(self, row: Mapping[str, Any]) -> None: ...
@@ -312,7 +313,7 @@ class SubscriptionRepo(Protocol):
     async def update(self, subscription_id: str, **values: Any) -> None: ...
 
 
-class UserRepo(Protocol):
+class UserRepo(UserPages, Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 
     async def count(self, tenant_id: str) -> int: ...

@@ -84,7 +84,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None,
     state.billing_providers, state.billing_clock = providers, billing_clock
     entitlements_cache.configure(store)
     state.vaults_cache = vault_cache.configure(store, db_version=db_version)
-    state.rendered_vaults = {}  # tenant -> (cached rows, their JSON body)
+    state.rendered_vaults = {}  # tenant -> (cached rows, limit, their first page as JSON)
 
     principal_key = _principal_resolver(container)
     # Outermost first: client address, request log, header limit, rate limit, then

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 
 from vanta.application.dead_letters import list_dead_letters, redeliver
 from vanta.application.followers import rotate_webhook_secret
@@ -12,31 +13,36 @@ from vanta.application.principal import Principal
 from vanta.domain.errors import ValidationFailed
 from vanta.entrypoints.api.access import load_follower, visible_vaults
 from vanta.entrypoints.api.auth import require
-from vanta.entrypoints.api.deps import ContainerDep, Since, parse_since
+from vanta.entrypoints.api.deps import ContainerDep, Cursor, Limit, Since, parse_since
 from vanta.entrypoints.api.models import body, openapi_body
 from vanta.entrypoints.api.models.delivery import RedeliverIn
 from vanta.entrypoints.api.models.followers import RotateIn
+from vanta.entrypoints.api.pagination import decode, keyset_page
 from vanta.entrypoints.api.render import child_json
 
 # 10,000 fo_ids (the documented maximum) of up to 64 characters fit; 64 KiB held ~2,000.
 REDELIVER_MAX_BYTES = 1024 * 1024
 
 router = APIRouter()
+_UNDATED = datetime.min.replace(tzinfo=UTC)
 
 
 @router.get("/v1/dead-letters", tags=["delivery"])
 async def dead_letters(container: ContainerDep,
                        p: Principal = Depends(require("orders:read")),
-                       since: Since = None,
-                       limit: Annotated[int, Query(ge=1, le=1000)] = 100
+                       since: Since = None, limit: Limit = 100, cursor: Cursor = None
                        ) -> dict[str, Any]:
+    after = decode(cursor)
     rows = await list_dead_letters(container.uow(), tenant_id=p.tenant_id,
-                                   since=parse_since(since), limit=limit,
+                                   since=parse_since(since), limit=limit + 1,
                                    vault_ids=await visible_vaults(container, p),
-                                   follower_id=p.follower_id)
+                                   follower_id=p.follower_id, after=after)
+    # a dead letter always has its time; the floor only keeps the cursor well-formed
     return {"queue": "mirror_dispatch_dlx",
-            "data": [{**child_json(x), "dead_lettered_at": x.dead_lettered_at
-                      and x.dead_lettered_at.isoformat()} for x in rows]}
+            **keyset_page(rows, limit, [{**child_json(x), "dead_lettered_at":
+                                         x.dead_lettered_at and x.dead_lettered_at.isoformat()}
+                                        for x in rows[:limit]],
+                          lambda x: (x.dead_lettered_at or _UNDATED, x.fo_id))}
 
 
 @router.post("/v1/dead-letters/redeliver", tags=["delivery"],

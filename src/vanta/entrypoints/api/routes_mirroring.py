@@ -28,13 +28,14 @@ from vanta.entrypoints.api.access import (
     visible_vaults,
 )
 from vanta.entrypoints.api.auth import require
-from vanta.entrypoints.api.deps import ContainerDep
+from vanta.entrypoints.api.deps import ContainerDep, Cursor, Limit
 from vanta.entrypoints.api.models import body, openapi_body
 from vanta.entrypoints.api.models.base import RFC3339, positive_pattern
 from vanta.entrypoints.api.models.followers import FollowerPatch, NavIn
 from vanta.entrypoints.api.models.orders import SYMBOL, VENUE, Side
 from vanta.entrypoints.api.models.responses import FollowerOut, InstrumentOut, NavOut, answer
 from vanta.entrypoints.api.models.vaults import InstrumentIn, OverlayIn
+from vanta.entrypoints.api.pagination import cursor_pair, decode, encode_pair, keyset_page
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.render import follower_json
 
@@ -129,13 +130,16 @@ async def overlay(vault_id: str, container: ContainerDep,
 
 @router.get("/v1/vaults/{vault_id}/overlays", tags=["vaults"])
 async def overlays(vault_id: str, container: ContainerDep,
-                   p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+                   p: Principal = Depends(require("vault:read")),
+                   limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
     await require_vault(container, p, vault_id)
+    after = decode(cursor)
     async with container.uow(readonly=True) as uow:
         if await uow.vaults.get(p.tenant_id, vault_id) is None:
             raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
-        rows = await uow.overlays.list(p.tenant_id, vault_id)
-    return {"data": [overlay_json(x) for x in rows]}
+        rows = await uow.overlays.page(p.tenant_id, vault_id, after, limit + 1)
+    return keyset_page(rows, limit, [overlay_json(x) for x in rows[:limit]],
+                       lambda x: (x.applied_at, x.overlay_id))
 
 
 @router.put("/v1/instruments/{venue}/{symbol}", tags=["instruments"],
@@ -158,10 +162,15 @@ async def put_instrument(venue: str, symbol: str, container: ContainerDep,
 
 @router.get("/v1/instruments", tags=["instruments"])
 async def list_instruments(container: ContainerDep,
-                           p: Principal = Depends(require("vault:read"))) -> dict[str, Any]:
+                           p: Principal = Depends(require("vault:read")),
+                           limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+    after = cursor_pair(cursor)
     async with container.uow(readonly=True) as uow:
-        rows = await uow.instruments.list()
-    return {"data": [_instrument_json(x) for x in rows]}
+        rows = await uow.instruments.page(after, limit + 1)
+    more = len(rows) > limit
+    return {"data": [_instrument_json(x) for x in rows[:limit]],
+            "next_cursor": encode_pair(rows[limit - 1].venue, rows[limit - 1].symbol)
+            if more else None}
 
 
 @router.get("/v1/manager-orders/{mo_id}/replay", tags=["audit"])

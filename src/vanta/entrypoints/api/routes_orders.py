@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from vanta.application.followers import register_follower
@@ -37,7 +38,16 @@ from vanta.entrypoints.api.models.responses import (
     VaultDetail,
     answer,
 )
-from vanta.entrypoints.api.pagination import cursor_key, decode, encode_key, page
+from vanta.entrypoints.api.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    cursor_key,
+    decode,
+    encode_key,
+    keyset_page,
+    page,
+    query_paging,
+)
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.api.render import (
     attempt_json,
@@ -53,6 +63,8 @@ ORDER_CHILDREN_LIMIT = 100_000
 RENDERED_LIMIT = 10_000  # tenants whose rendered vault list is kept, bounded like the cache
 
 router = APIRouter()
+MoId = Annotated[str | None, Query(min_length=1, description="only this manager order's "
+                                   "children")]
 
 
 async def tenant_vaults(request: Request, tenant_id: str) -> tuple[Any, ...]:
@@ -67,25 +79,50 @@ async def tenant_vaults(request: Request, tenant_id: str) -> tuple[Any, ...]:
 # The hottest read: auth is a plain call instead of Depends(require(...)), and the route
 # is called directly (PlainRoute): FastAPI's parameter solving cost more than the rest of
 # the route. Same answers, same OpenAPI operation.
+def _vault_page(rows: Sequence[Any], limit: int,
+                vaults: frozenset[str] | None) -> dict[str, Any]:
+    """``rows``: up to ``limit + 1`` vaults in (created_at, vault_id) order."""
+    return keyset_page(rows, limit, [vault_json(r) for r in rows[:limit]
+                                     if vaults is None or r.vault_id in vaults],
+                       lambda r: (r.created_at, r.vault_id))
+
+
 async def list_vaults(request: Request) -> Response:
     p = await authorize(request, "vault:read")
+    limit, cursor = query_paging(request.query_params)
+    after = decode(cursor)
     vaults = await visible_vaults(request.app.state.container, p)
+    if after is not None:  # later pages: read from the database, past the cursor
+        async with request.app.state.container.uow(readonly=True) as uow:
+            rows: Sequence[Any] = await uow.vaults.page(p.tenant_id, after, limit + 1)
+        return JSONResponse(_vault_page(rows, limit, vaults))
+    # the first page comes from the cached list, which is in the same order
     rows = await tenant_vaults(request, p.tenant_id)  # cached: no database round trip on a hit
     if vaults is not None:
-        return JSONResponse({"data": [vault_json(r) for r in rows
-                                      if r.vault_id in vaults]})
-    rendered: dict[str, tuple[tuple[Any, ...], bytes]] = request.app.state.rendered_vaults
+        return JSONResponse(_vault_page(rows[:limit + 1], limit, vaults))
+    rendered: dict[str, tuple[tuple[Any, ...], int, bytes]] = \
+        request.app.state.rendered_vaults
     done = rendered.get(p.tenant_id)
-    if done is None or done[0] is not rows:  # rendered once per cache fill
-        done = rows, JSONResponse({"data": [vault_json(r) for r in rows]}).body
+    if done is None or done[0] is not rows or done[1] != limit:  # once per fill and limit
+        done = rows, limit, JSONResponse(_vault_page(rows[:limit + 1], limit, None)).body
         if len(rendered) >= RENDERED_LIMIT:
             rendered.clear()
         rendered[p.tenant_id] = done
-    return Response(done[1], media_type="application/json")
+    return Response(done[2], media_type="application/json")
 
 
+# PlainRoute solves no parameters, so the two it reads by hand are documented here
+_VAULT_PAGING = [
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                "default": DEFAULT_LIMIT}},
+    {"name": "cursor", "in": "query", "required": False,
+     "description": "next_cursor of the page before; only cursors this API issued are valid",
+     "schema": {"type": "string", "minLength": 1}},
+]
 router.add_api_route("/v1/vaults", list_vaults, methods=["GET"], tags=["vaults"],
-                     response_model=dict[str, Any], openapi_extra=BEARER_SECURITY,
+                     response_model=dict[str, Any],
+                     openapi_extra={**BEARER_SECURITY, "parameters": _VAULT_PAGING},
                      route_class_override=PlainRoute)
 
 
@@ -208,7 +245,7 @@ async def get_manager_order(mo_id: str, container: ContainerDep,
 async def list_follower_orders(
     container: ContainerDep, p: Principal = Depends(require("orders:read")),
     follower_id: str | None = None, since: Since = None, limit: Limit = 100,
-    cursor: Cursor = None,
+    cursor: Cursor = None, mo_id: MoId = None,
 ) -> dict[str, Any]:
     if p.follower_id is not None:
         if follower_id not in (None, p.follower_id):
@@ -216,7 +253,7 @@ async def list_follower_orders(
         follower_id = p.follower_id
     vaults = await visible_vaults(container, p)
     async with container.uow(readonly=True) as uow:
-        rows = await uow.child_orders.list(p.tenant_id, follower_id=follower_id, mo_id=None,
+        rows = await uow.child_orders.list(p.tenant_id, follower_id=follower_id, mo_id=mo_id,
                                            since=parse_since(since), limit=limit + 1,
                                            after=decode(cursor), vault_ids=vaults)
     return page(rows, limit, "fo_id", [child_json(r) for r in rows])

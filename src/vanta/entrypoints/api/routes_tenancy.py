@@ -20,10 +20,11 @@ from vanta.bootstrap import Container
 from vanta.domain.entitlements import Feature, decide
 from vanta.entrypoints.api.access import visible_order, visible_vaults
 from vanta.entrypoints.api.auth import require
-from vanta.entrypoints.api.deps import ContainerDep
+from vanta.entrypoints.api.deps import ContainerDep, Cursor, Limit
 from vanta.entrypoints.api.jsonbody import read_json
 from vanta.entrypoints.api.models import body, openapi_body, parse
 from vanta.entrypoints.api.models.tenancy import AcceptIn, InviteIn, TokenIn
+from vanta.entrypoints.api.pagination import decode, keyset_page
 from vanta.entrypoints.api.problems import ApiProblem
 
 FEED_ENTITIES = ("manager_order", "follower_order")
@@ -58,12 +59,18 @@ async def my_subscription(container: ContainerDep,
 
 @router.get("/v1/users", tags=["tenancy"])
 async def users(container: ContainerDep,
-                p: Principal = Depends(require("users:manage"))) -> dict[str, Any]:
+                p: Principal = Depends(require("users:manage")),
+                limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+    after = decode(cursor)
     async with container.uow(readonly=True) as uow:
-        rows = await uow.users.list(p.tenant_id)
+        rows = await uow.users.page(p.tenant_id, after, limit + 1)
         invites = await uow.invitations.list(p.tenant_id)
-    return {"data": [{"user_id": u.user_id, "email": u.email, "role": u.role,
-                      "created_at": u.created_at.isoformat()} for u in rows],
+    # the users are paged; the (short-lived, few) invitations come whole with every page
+    return {**keyset_page(rows, limit, [{"user_id": u.user_id, "email": u.email,
+                                         "role": u.role,
+                                         "created_at": u.created_at.isoformat()}
+                                        for u in rows[:limit]],
+                          lambda u: (u.created_at, u.user_id)),
             "invitations": [{"invitation_id": i.invitation_id, "email": i.email,
                              "role": i.role, "expires_at": i.expires_at.isoformat(),
                              "accepted": i.accepted_at is not None} for i in invites]}

@@ -8,9 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
-from vanta.adapters.db.repositories._base import _Repo
+from vanta.adapters.db.repositories._base import _after, _Repo
 from vanta.adapters.db.tables import (
     followers,
     instruments,
@@ -44,6 +44,15 @@ class VaultRepository(_Repo):
     async def list(self, tenant_id: str) -> builtins.list[VaultRecord]:
         rows = await self._all(select(vaults).where(vaults.c.tenant_id == tenant_id)
                                .order_by(vaults.c.created_at, vaults.c.vault_id))
+        return [VaultRecord.from_row(r) for r in rows]
+
+    async def page(self, tenant_id: str, after: tuple[datetime, str] | None,
+                   limit: int) -> builtins.list[VaultRecord]:
+        stmt = select(vaults).where(vaults.c.tenant_id == tenant_id)
+        if after is not None:
+            stmt = stmt.where(_after(vaults.c.created_at, vaults.c.vault_id, after))
+        rows = await self._all(stmt.order_by(vaults.c.created_at, vaults.c.vault_id)
+                               .limit(limit))
         return [VaultRecord.from_row(r) for r in rows]
 
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
@@ -124,6 +133,17 @@ class InstrumentRepository(_Repo):
                                                             instruments.c.symbol))
         return [InstrumentRecord.from_row(r) for r in rows]
 
+    async def page(self, after: tuple[str, str] | None,
+                   limit: int) -> builtins.list[InstrumentRecord]:
+        stmt = select(instruments)
+        if after is not None:
+            venue, symbol = after
+            stmt = stmt.where(or_(instruments.c.venue > venue, and_(
+                instruments.c.venue == venue, instruments.c.symbol > symbol)))
+        rows = await self._all(stmt.order_by(instruments.c.venue, instruments.c.symbol)
+                               .limit(limit))
+        return [InstrumentRecord.from_row(r) for r in rows]
+
 
 class OverlayRepository(_Repo):
     async def add(self, row: Mapping[str, Any]) -> None:
@@ -142,6 +162,16 @@ class OverlayRepository(_Repo):
         return await self._overlays(select(vault_overlays).where(
             vault_overlays.c.vault_id == vault_id, vault_overlays.c.tenant_id == tenant_id)
             .order_by(vault_overlays.c.applied_at, vault_overlays.c.overlay_id))
+
+    async def page(self, tenant_id: str, vault_id: str, after: tuple[datetime, str] | None,
+                   limit: int) -> builtins.list[OverlayRecord]:
+        stmt = select(vault_overlays).where(vault_overlays.c.vault_id == vault_id,
+                                            vault_overlays.c.tenant_id == tenant_id)
+        if after is not None:
+            stmt = stmt.where(_after(vault_overlays.c.applied_at,
+                                     vault_overlays.c.overlay_id, after))
+        return await self._overlays(stmt.order_by(vault_overlays.c.applied_at,
+                                                  vault_overlays.c.overlay_id).limit(limit))
 
     async def due_for_revert(self, now: datetime,
                              limit: int = 100) -> builtins.list[OverlayRecord]:

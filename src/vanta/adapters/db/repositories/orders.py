@@ -204,7 +204,8 @@ class ChildOrderRepository(_Repo):
 
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
                            vault_ids: Iterable[str] | None = None,
-                           follower_id: str | None = None
+                           follower_id: str | None = None,
+                           after: tuple[datetime, str] | None = None
                            ) -> builtins.list[ChildOrderRecord]:
         """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query so a
         narrowed caller's page is full and nothing outside it is ever read."""
@@ -216,6 +217,9 @@ class ChildOrderRepository(_Repo):
             stmt = stmt.where(follower_orders.c.follower_id == follower_id)
         if since is not None:
             stmt = stmt.where(follower_orders.c.dead_lettered_at >= since)
+        if after is not None:
+            stmt = stmt.where(_after(follower_orders.c.dead_lettered_at,
+                                     follower_orders.c.fo_id, after))
         rows = await self._all(stmt.order_by(follower_orders.c.dead_lettered_at,
                                              follower_orders.c.fo_id).limit(limit))
         return [ChildOrderRecord.from_row(r) for r in rows]

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
-from vanta.adapters.db.repositories._base import _Repo
+from vanta.adapters.db.repositories._base import _after, _Repo
 from vanta.adapters.db.tables import invitations, subscriptions, tenants, users
 from vanta.application.ports.records_tenancy import (
     InvitationRecord,
@@ -61,7 +61,15 @@ class UserRepository(_Repo):
 
     async def list(self, tenant_id: str) -> builtins.list[UserRecord]:
         rows = await self._all(select(users).where(users.c.tenant_id == tenant_id)
-                               .order_by(users.c.created_at))
+                               .order_by(users.c.created_at, users.c.user_id))
+        return [UserRecord.from_row(r) for r in rows]
+
+    async def page(self, tenant_id: str, after: tuple[datetime, str] | None,
+                   limit: int) -> builtins.list[UserRecord]:
+        stmt = select(users).where(users.c.tenant_id == tenant_id)
+        if after is not None:
+            stmt = stmt.where(_after(users.c.created_at, users.c.user_id, after))
+        rows = await self._all(stmt.order_by(users.c.created_at, users.c.user_id).limit(limit))
         return [UserRecord.from_row(r) for r in rows]
 
     async def by_sub(self, oidc_sub: str) -> UserRecord | None:
