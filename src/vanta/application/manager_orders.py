@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from vanta.application.clock import Clock, utcnow
-from vanta.application.followers import follower_spec
+from vanta.application.followers import UNFOLLOWED, follower_spec
 from vanta.application.ports.records_orders import ManagerOrderRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.application.snapshots import build_snapshot, instrument_for
@@ -104,9 +104,14 @@ def _snapshot_json(snapshot: Snapshot, specs: Sequence[FollowerSpec],
 async def _expand_and_store(
     uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
     now: datetime, only: Callable[[FollowerSpec], bool] | None = None,
+    adjust: Callable[[FollowerSpec], FollowerSpec] | None = None,
 ) -> Expansion:
     rows = await uow.followers.list_for_vault(tenant_id, order.vault_id)
-    specs = [s for s in (follower_spec(r) for r in rows) if only is None or only(s)]
+    # an unfollowed follower gets no new children (its history stays)
+    specs = [s for s in (follower_spec(r) for r in rows if r.paused_reason != UNFOLLOWED)
+             if only is None or only(s)]
+    if adjust is not None:
+        specs = [adjust(s) for s in specs]
     snapshot = await build_snapshot(uow, order, specs, now, order.manager_nav)
     instrument = await instrument_for(uow, order.symbol, order.venue)
     expansion = expand(order, specs, instrument, snapshot)
