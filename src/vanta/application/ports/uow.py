@@ -106,8 +106,7 @@ class ManagerOrderRepo(Protocol):
     async def get_unscoped(self, mo_id: str) -> ManagerOrderRecord | None: ...
 
     async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, ManagerOrderRecord]:
-        """Without the expansion snapshot (every follower's inputs: large, not needed to
-        deliver)."""
+        """Without the expansion snapshot (every follower's inputs: large, not needed)."""
         ...
 
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
