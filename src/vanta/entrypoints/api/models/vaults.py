@@ -101,7 +101,9 @@ class VaultSettingsIn(RequestModel):
     codes: ClassVar[dict[str, str]] = VAULT_SETTING_CODES
     label: str = Field(None, max_length=200)  # type: ignore[assignment]
     public: StrictBool = None  # type: ignore[assignment]
-    personas: list[Persona] = Field(None, min_length=1, max_length=4)  # type: ignore[assignment]
+    # distinct names: the application refuses repeats with the same code
+    personas: list[Persona] = Field(None, min_length=1, max_length=4,  # type: ignore[assignment]
+                                    json_schema_extra={"uniqueItems": True})
     risk_profile: RiskProfileIn = None  # type: ignore[assignment]
     rails: RailsIn = None  # type: ignore[assignment]
 
