@@ -3,6 +3,7 @@ or kept: exit children through the normal outbox path, exactly once, and nothing
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -186,6 +187,12 @@ async def test_a_paused_follower_still_closes_its_positions(w: World) -> None:
     assert done.follower.paused is False  # else the dispatcher would withdraw the exit
 
 
+async def test_keep_leaves_a_paused_follower_paused(w: World) -> None:
+    f = await w.follower(scale="1", paused=True)
+    done = await _unfollow(w, f, "keep")
+    assert (done.follower.paused, done.follower.paused_reason) == (True, "unfollowed")
+
+
 async def test_close_with_the_kill_switch_on_is_refused_and_writes_nothing(w: World) -> None:
     f = await w.follower(scale="1", kill_switch=True)
     with pytest.raises(Conflict) as e:
@@ -221,3 +228,13 @@ async def test_another_tenants_follower_is_not_found(w: World) -> None:
     f = await w.follower(vault_id="VB", tenant_id="tnt_b")
     with pytest.raises(NotFound):
         await _unfollow(w, f, "keep")
+
+
+async def test_two_concurrent_unfollows_write_once(w: World) -> None:
+    f = await w.follower(scale="1")
+    await w.submit(id="b1", qty="10")
+    a, b = await asyncio.gather(_unfollow(w, f, "close"), _unfollow(w, f, "close"))
+    assert sorted([a.already, b.already]) == [False, True]
+    async with w.uow() as u:
+        events = await u.audit.all()
+    assert [e.action for e in events if e.entity_id == f].count("unfollowed") == 1

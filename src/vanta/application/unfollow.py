@@ -2,8 +2,8 @@
 
 The follower row stays (its children, attempts and audit are history) and is marked with
 ``paused_reason = "unfollowed"``: expansions skip it from then on, so it gets no new
-children. ``paused`` itself is cleared, because the dispatcher withdraws queued children of
-a paused follower, and the exit children must go out."""
+children. With ``close``, ``paused`` itself is cleared, because the dispatcher withdraws
+queued children of a paused follower, and the exit children must go out."""
 
 from __future__ import annotations
 
@@ -70,11 +70,13 @@ async def unfollow(
         follower = await uow.followers.get(tenant_id, follower_id)
         if follower is None:
             raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
+        vault = await uow.vaults.get_for_update(tenant_id, follower.vault_id)
+        # read again under the vault's lock: of two concurrent calls, the second sees the first
+        follower = await uow.followers.get(tenant_id, follower_id)
+        if vault is None or follower is None:
+            raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
         if follower.paused_reason == UNFOLLOWED:
             return Unfollowed(follower, (), True)
-        vault = await uow.vaults.get_for_update(tenant_id, follower.vault_id)
-        if vault is None:
-            raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
         now = clock()
         exits: list[Expansion] = []
         if positions is PositionChoice.CLOSE:
@@ -99,7 +101,10 @@ async def unfollow(
                 exits.append(await _expand_and_store(
                     uow, tenant_id=tenant_id, order=order, source="sync", actor=actor,
                     now=now, only=lambda s: s.follower_id == follower_id, adjust=_for_exit))
-        await uow.followers.update(tenant_id, follower_id, paused=False,
+        # closing unpauses (a paused follower's queued children, the exits too, would be
+        # withdrawn); keeping leaves the pause as it was
+        paused = False if positions is PositionChoice.CLOSE else follower.paused
+        await uow.followers.update(tenant_id, follower_id, paused=paused,
                                    paused_reason=UNFOLLOWED, updated_at=now)
         await uow.audit.append(
             entity="follower", entity_id=follower_id, action="unfollowed", actor=actor,
