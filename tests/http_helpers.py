@@ -11,12 +11,12 @@ UNLIMITED_ENV = {"VANTA_RATE_LIMIT_PER_MINUTE": "10000000", "VANTA_RATE_LIMIT_BU
 
 
 def _key(request: httpx.Request) -> None:
-    if request.method in ("POST", "PATCH") and "idempotency-key" not in request.headers:
+    if request.method in ("POST", "PATCH", "DELETE") and "idempotency-key" not in request.headers:
         request.headers["Idempotency-Key"] = uuid.uuid4().hex
 
 
 async def add_idempotency_key(request: httpx.Request) -> None:
-    """Every POST/PATCH needs an Idempotency-Key; a fresh one per call, as a client would."""
+    """Every POST/PATCH/DELETE needs an Idempotency-Key; a fresh one per call, as a client would."""
     _key(request)
 
 

@@ -130,6 +130,12 @@ MATRIX: dict[tuple[str, str], Case] = {
                                       ok=(201, 403)),  # 403: no seat left on the plan
     ("POST", "/v1/subscriptions/change-plan"): Case(
         "users:manage", body={"plan": "pro"}, ok=(200, 201, 409, 502, 503)),
+    # 403 for a token narrowed to vaults or a follower, or when the plan has no vault left
+    ("POST", "/v1/vaults"): Case("vault:manage", body={"label": "fresh-vault"},
+                                 ok=(201, 403)),
+    ("PATCH", "/v1/vaults/{vault_id}"): Case("vault:manage", "vault", body={"public": False}),
+    ("DELETE", "/v1/followers/{follower_id}"): Case(
+        "follower:manage", "follower", path="/v1/followers/{id}?positions=close"),
 }
 
 

@@ -139,6 +139,10 @@ class MemVaults(MemRepo):
         await self.tx.update(self.table, lambda r: r["vault_id"] == vault_id
                              and r["tenant_id"] == tenant_id, {"maintenance": enabled})
 
+    async def update(self, tenant_id: str, vault_id: str, **values: Any) -> None:
+        await self.tx.update(self.table, lambda r: r["vault_id"] == vault_id
+                             and r["tenant_id"] == tenant_id, dict(values))
+
     async def under_maintenance(self, vault_ids: Iterable[str]) -> set[str]:
         ids = set(vault_ids)
         return {r["vault_id"] for r in self._select(

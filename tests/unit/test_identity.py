@@ -76,7 +76,7 @@ def test_principal_has_scope() -> None:
     assert not p.has_scope("orders")
     assert p.roles == frozenset()
     assert p.follower_id is None
-    assert len(ALL_SCOPES) == len(set(ALL_SCOPES)) == 7
+    assert len(ALL_SCOPES) == len(set(ALL_SCOPES)) == 8
 
 
 # -- issuer ------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from vanta.application.ports.delivery import TargetNotDeliverable, TargetVetter
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.secrets import SecretStore
 from vanta.application.ports.uow import UnitOfWork
-from vanta.domain.errors import NotFound, ValidationFailed
+from vanta.domain.errors import Conflict, NotFound, ValidationFailed
 from vanta.domain.followers import (
     DeliveryKind,
     FollowerMode,
@@ -44,6 +44,9 @@ REGISTER_FIELDS = SETTING_FIELDS | {"webhook", "webhook_url", "sync", "bridged"}
 PATCH_FIELDS = SETTING_FIELDS | {"webhook"}
 MAX_OVERLAP = timedelta(days=7)
 PLANS = ("core", "pro", "institutional")
+# paused_reason of a follower that left its vault (application/unfollow.py): it gets no new
+# children and its settings no longer change
+UNFOLLOWED = "unfollowed"
 
 
 def follower_spec(rec: FollowerRecord) -> FollowerSpec:
@@ -281,6 +284,9 @@ async def patch_follower(
         current = await uow.followers.get(tenant_id, follower_id)
         if current is None:
             raise NotFound(f"follower {follower_id} not found", code="follower_not_found")
+        if current.paused_reason == UNFOLLOWED:
+            raise Conflict(f"follower {follower_id} has unfollowed its vault",
+                           code="follower_unfollowed")
         changes = parse_settings({k: v for k, v in body.items() if k != "webhook"}, current)
         if "webhook" in body:
             changes.update(_webhook_changes(body["webhook"]))

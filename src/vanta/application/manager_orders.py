@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from vanta.application.clock import Clock, utcnow
-from vanta.application.followers import follower_spec
+from vanta.application.followers import UNFOLLOWED, follower_spec
 from vanta.application.ports.records_orders import ManagerOrderRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.application.snapshots import DEFAULT, build_snapshot, instrument_with_source
@@ -110,12 +110,17 @@ async def _expand_and_store(
     uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
     now: datetime, only: Callable[[FollowerSpec], bool] | None = None,
     require_instrument: bool = False,
+    adjust: Callable[[FollowerSpec], FollowerSpec] | None = None,
 ) -> Expansion:
     instrument, instrument_source = await instrument_with_source(uow, order.symbol, order.venue)
     if require_instrument and instrument_source == DEFAULT:
         raise _unknown_instrument(order)
     rows = await uow.followers.list_for_vault(tenant_id, order.vault_id)
-    specs = [s for s in (follower_spec(r) for r in rows) if only is None or only(s)]
+    # an unfollowed follower gets no new children (its history stays)
+    specs = [s for s in (follower_spec(r) for r in rows if r.paused_reason != UNFOLLOWED)
+             if only is None or only(s)]
+    if adjust is not None:
+        specs = [adjust(s) for s in specs]
     snapshot = await build_snapshot(uow, order, specs, now, order.manager_nav)
     expansion = expand(order, specs, instrument, snapshot)
     state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED

@@ -14,6 +14,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "billing:read",
     "audit:read",
     "users:manage",
+    "vault:manage",  # creating and changing vaults: the owner's alone
 )
 
 

@@ -1,9 +1,9 @@
 """The unit of work and the repositories the application reads and writes through.
 
-A unit of work is one transaction: ``async with uow:`` opens it, ``commit()`` keeps its writes,
-leaving the block without a commit rolls back. The SQL adapter (``vanta.adapters.db.uow``)
-implements it over SQLite or PostgreSQL. Repository methods return rows as mappings of column
-to value (typed records may replace them later); a tenant-reachable read takes the tenant id.
+One transaction: ``async with uow:`` opens it, ``commit()`` keeps its writes, leaving without
+a commit rolls back. Implemented by ``vanta.adapters.db.uow`` (SQLite, PostgreSQL) and the
+in-memory fake in ``tests/fakes``. Reads return typed records (``records_*.py``); writes take
+mappings; a tenant-reachable read takes the tenant id.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ class VaultRepo(VaultPages, Protocol):
 
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None: ...
 
+    async def update(self, tenant_id: str, vault_id: str, **values: Any) -> None: ...
+
     async def under_maintenance(self, vault_ids: Iterable[str]) -> set[str]:
         """Which of ``vault_ids`` are in maintenance (one query for a dispatch batch)."""
         ...
@@ -105,8 +107,7 @@ class ManagerOrderRepo(Protocol):
     async def get_unscoped(self, mo_id: str) -> ManagerOrderRecord | None: ...
 
     async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, ManagerOrderRecord]:
-        """Without the expansion snapshot (every follower's inputs: large, not needed to
-        deliver)."""
+        """Without the expansion snapshot (every follower's inputs: large, not needed)."""
         ...
 
     async def list(self, tenant_id: str, since: datetime | None, limit: int,

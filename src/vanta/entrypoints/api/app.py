@@ -27,6 +27,7 @@ from vanta.entrypoints.api import (
     problems,
     routes_billing,
     routes_delivery,
+    routes_lifecycle,
     routes_mirroring,
     routes_ops,
     routes_orders,
@@ -43,7 +44,7 @@ from vanta.entrypoints.api.schemas import ERROR_RESPONSES
 __all__ = ["create_app", "run_scheduler"]
 
 ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_tenancy,
-           routes_billing)
+           routes_billing, routes_lifecycle)
 
 
 def create_app(container: Container, *, run_dispatcher: bool | None = None,
@@ -90,7 +91,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None,
     # Outermost first: client address, request log, header limit, rate limit, then
     # idempotency (replays still count). Rate limits are per subject; stored answers are per
     # subject and grants.
-    app.add_middleware(IdempotencyMiddleware, store=store,
+    app.add_middleware(IdempotencyMiddleware, store=store, methods=("POST", "PATCH", "DELETE"),
                        resolve_principal=_principal_resolver(container, with_grants=True),
                        ttl_s=st.idempotency_ttl_seconds)
     app.add_middleware(RateLimitMiddleware, store=store, resolve_principal=principal_key,

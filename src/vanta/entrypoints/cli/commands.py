@@ -18,17 +18,17 @@ from vanta.application.seed import (
     DEMO_TENANT_ID,
     DEMO_VAULT_ID,
     create_tenant,
-    create_vault,
     seed_demo,
 )
-from vanta.application.tenancy import grant_plan, tenant_entitlements
+from vanta.application.tenancy import grant_plan
+from vanta.application.vaults import add_vault
 from vanta.bootstrap import build
 from vanta.bootstrap.logging import configure_logging
 from vanta.bootstrap.stores import build_cache_store
 from vanta.config import Settings
 from vanta.devpeers import receiver as receiver_mod
 from vanta.domain.audit import verify_chain
-from vanta.domain.entitlements import can_add_vault
+from vanta.domain.errors import Conflict, NotEntitled, ValidationFailed
 from vanta.domain.webhook_signing import standard_secret_string
 from vanta.entrypoints.api import jsonbody
 from vanta.entrypoints.api.app import run_scheduler
@@ -101,31 +101,32 @@ async def tenant_create(s: Settings, tenant_id: str, name: str, plan: str) -> No
 
 
 async def vault_create(s: Settings, tenant_id: str, vault_id: str, label: str) -> None:
+    """The same use case as ``POST /v1/vaults``: the plan's vault count is checked in the
+    transaction that adds the vault. A vault that already exists is left as it is."""
     c = build(s)
     await c.migrate()
     async with c.uow() as uow:
         tenant = await uow.tenants.get(tenant_id)
     if tenant is None:
-        raise SystemExit(f"tenant {tenant_id} does not exist")
-    async with c.uow(readonly=True) as uow:
-        exists = await uow.vaults.get(tenant_id, vault_id) is not None
-        count = len(await uow.vaults.list(tenant_id))
-        decision = can_add_vault(await tenant_entitlements(uow, tenant_id), count)
-    if not exists and not decision.allowed:
         await c.close()
-        raise SystemExit(f"refused: {decision.reason} (the plan allows {decision.limit} "
-                         "vault(s))")
+        raise SystemExit(f"tenant {tenant_id} does not exist")
     # API replicas cache vault lists behind a generation in the shared store: bump it here
     # too (on Redis), so they see the new vault on their next read.
     store = build_cache_store(s) if s.redis_url else None
     if store is not None:
         vault_cache.configure(store)
     try:
-        await create_vault(c.uow(), tenant_id=tenant_id, vault_id=vault_id, label=label)
+        await add_vault(c.uow(), tenant_id=tenant_id, actor="cli",
+                        raw={"vault_id": vault_id, "label": label})
+    except Conflict as e:
+        if e.code != "vault_exists":
+            raise
+    except (NotEntitled, ValidationFailed) as e:
+        raise SystemExit(f"refused: {e.code} ({e.message})") from None
     finally:
         if store is not None:
             await store.close()
-    await c.close()
+        await c.close()
 
 
 async def ingest(s: Settings, path: Path, tenant_id: str, console: Console) -> int:

@@ -60,6 +60,10 @@ class VaultRepository(_Repo):
             vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id)
             .values(maintenance=enabled))
 
+    async def update(self, tenant_id: str, vault_id: str, **values: Any) -> None:
+        await self.conn.execute(update(vaults).where(
+            vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id).values(**values))
+
     async def under_maintenance(self, vault_ids: Iterable[str]) -> set[str]:
         """Which of ``vault_ids`` are in maintenance (one query for a dispatch batch)."""
         ids = list(set(vault_ids))

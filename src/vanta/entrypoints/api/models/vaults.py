@@ -1,4 +1,5 @@
-"""Vault bodies: overlays (flip, persona, maintenance) and instrument trading rules."""
+"""Vault bodies: creation and settings, overlays (flip, persona, maintenance) and instrument
+trading rules."""
 
 from __future__ import annotations
 
@@ -70,3 +71,50 @@ class InstrumentIn(RequestModel):
     min_notional: Notional | None = None
     fractional_step: Step | None = Field(None, description="for brokers that trade "
                                          "fractions; not above lot_step")
+
+
+Persona = Literal["Athena", "Apollo", "Ares", "Nemesis"]
+DrawdownPct = decimal_type(gt=0, lt=100, places=MAX_DECIMAL_PLACES,
+                           pattern=positive_pattern(2, MAX_DECIMAL_PLACES),
+                           description="a percentage, above 0 and below 100")
+VAULT_SETTING_CODES = {
+    "label": "invalid_label", "public": "invalid_boolean", "personas": "unknown_persona",
+    "risk_profile": "invalid_risk_profile", "risk_profile:extra_forbidden":
+    "invalid_risk_profile", "rails": "invalid_rails", "rails:extra_forbidden": "invalid_rails",
+    "vault_id": "invalid_vault_id"}
+
+
+class RiskProfileIn(NestedModel):
+    max_drawdown_pct: DrawdownPct = None  # type: ignore[assignment]
+    style: Literal["conservative", "balanced", "aggressive"] = None  # type: ignore[assignment]
+
+
+class RailsIn(NestedModel):
+    fiat: StrictBool = None  # type: ignore[assignment]
+    crypto: StrictBool = None  # type: ignore[assignment]
+
+
+class VaultSettingsIn(RequestModel):
+    """What a vault's owner may set; on a PATCH only what is sent changes (within
+    ``risk_profile`` and ``rails`` too)."""
+
+    codes: ClassVar[dict[str, str]] = VAULT_SETTING_CODES
+    label: str = Field(None, max_length=200)  # type: ignore[assignment]
+    public: StrictBool = None  # type: ignore[assignment]
+    # distinct names: the application refuses repeats with the same code
+    personas: list[Persona] = Field(None, min_length=1, max_length=4,  # type: ignore[assignment]
+                                    json_schema_extra={"uniqueItems": True})
+    risk_profile: RiskProfileIn = None  # type: ignore[assignment]
+    rails: RailsIn = None  # type: ignore[assignment]
+
+
+class VaultIn(VaultSettingsIn):
+    """A new vault; counted against the plan's vault limit."""
+
+    vault_id: str = Field(None, pattern=r"^[A-Za-z0-9_\-]{1,64}$",  # type: ignore[assignment]
+                          description="default: a generated id")
+
+
+class VaultPatch(VaultSettingsIn):
+    model_config = RequestModel.model_config | ConfigDict(
+        json_schema_extra={"minProperties": 1})
