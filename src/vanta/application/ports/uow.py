@@ -1,9 +1,8 @@
 """The unit of work and the repositories the application reads and writes through.
 
-One transaction: ``async with uow:`` opens it, ``commit()`` keeps its writes, leaving without
-a commit rolls back. Implemented by ``vanta.adapters.db.uow`` (SQLite, PostgreSQL) and the
-in-memory fake in ``tests/fakes``. Reads return typed records (``records_*.py``); writes take
-mappings; a tenant-reachable read takes the tenant id.
+One transaction (``async with uow:``; leaving without ``commit()`` rolls back), implemented by
+``vanta.adapters.db.uow`` and the fake in ``tests/fakes``. Reads return typed records
+(``records_*.py``), writes take mappings; a tenant-reachable read takes the tenant id.
 """
 
 from __future__ import annotations
