@@ -125,6 +125,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("PUT", "/v1/instruments/{venue}/{symbol}"): Case(
         "platform:admin", path="/v1/instruments/default/AAPL", body={"lot_step": "1"}),
     ("GET", "/v1/subscriptions/me"): Case("billing:read"),
+    ("GET", "/v1/billing/inbox"): Case("billing:read"),
     ("GET", "/v1/users"): Case("users:manage"),
     ("POST", "/v1/invitations"): Case("users:manage", body={"email": "new@example.com"},
                                       ok=(201, 403)),  # 403: no seat left on the plan

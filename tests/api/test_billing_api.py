@@ -621,3 +621,45 @@ async def test_btcpay_refused_while_a_stripe_subscription_is_live(billing: Billi
                                   json={"plan": "core", "provider": "btcpay"})
     assert r.status_code == 409 and r.json()["code"] == "stripe_subscription_active"
     assert not [q for q in billing.btc.requests if q[0] == "POST"]
+
+
+# -- inbox review ---------------------------------------------------------------------------
+
+async def test_inbox_lists_a_tenants_own_events_newest_first(billing: Billing) -> None:
+    sub_a = await subscribe(billing, "tnt_a", "pro")
+    forged = sub_event(billing, sub_a, billing.sim.now(), status="canceled",
+                       metadata={"tenant_id": "tnt_b", "plan_id": "pro"})
+    assert (await billing.stripe(forged)).json()["outcome"] == "tenant_mismatch"
+    ev = sub_event(billing, sub_a, billing.sim.now() + 5, status="past_due")
+    assert (await billing.stripe(ev)).json()["outcome"] == "applied"
+    reader = billing.auth("tnt_a", ("billing:read",))
+    r = await billing.client.get("/v1/billing/inbox", headers=reader)
+    assert r.status_code == 200, r.text
+    items = r.json()["data"]
+    ids = {i["event_id"] for i in items}
+    assert items[0]["event_id"] == ev["id"] and forged["id"] not in ids
+    assert all(i["provider"] == "stripe" and i["status"] in ("applied", "ignored")
+               and i["processed_at"] for i in items)
+    assert all("payload" not in i for i in items)
+    # the forged event named tnt_b, but it is not tnt_b's: tnt_b sees nothing at all
+    r = await billing.client.get("/v1/billing/inbox", headers=billing.auth("tnt_b"))
+    assert r.json() == {"data": [], "next_cursor": None}
+    # one at a time, the cursor walks the same list
+    walked, cursor = [], None
+    while True:
+        q = "?limit=1" + (f"&cursor={cursor}" if cursor else "")
+        page = (await billing.client.get(f"/v1/billing/inbox{q}", headers=reader)).json()
+        walked += [i["event_id"] for i in page["data"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert walked == [i["event_id"] for i in items]
+
+
+async def test_inbox_needs_billing_read_and_a_cursor_it_issued(billing: Billing) -> None:
+    r = await billing.client.get("/v1/billing/inbox",
+                                 headers=billing.auth("tnt_a", ("vault:read",)))
+    assert r.status_code == 403 and r.json()["code"] == "insufficient_scope"
+    r = await billing.client.get("/v1/billing/inbox?cursor=bm9wZQ",
+                                 headers=billing.auth("tnt_a"))
+    assert r.status_code == 422 and r.json()["code"] == "invalid_cursor"
+    assert r.headers["content-type"].startswith("application/problem+json")

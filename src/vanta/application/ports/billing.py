@@ -231,9 +231,16 @@ class BillingInbox(Protocol):
 
     async def add_if_new(self, row: Mapping[str, Any]) -> bool: ...
 
-    async def mark(self, inbox_id: str, *, outcome: str, processed_at: datetime) -> None: ...
+    async def mark(self, inbox_id: str, *, outcome: str, processed_at: datetime,
+                   tenant_id: str | None = None) -> None: ...
 
     async def list(self, provider: str | None = None) -> Sequence[InboxRecord]: ...
+
+    async def page(self, tenant_id: str, *, limit: int,
+                   before: tuple[datetime, str] | None = None) -> Sequence[InboxRecord]:
+        """The tenant's events, newest first (``received_at``, ``inbox_id``), strictly
+        older than ``before``; at most ``limit``."""
+        ...
 
 
 class FollowerFlows(Protocol):

@@ -9,6 +9,7 @@ route                                                        scope              
 ``POST /v1/followers/{id}/flows``                            ``follower:manage`` 201
 ``POST /v1/followers/{id}/fees/close-period``                ``mirror:manage``  201 / 200
 ``GET /v1/followers/{id}/fees``                              ``billing:read``   200
+``GET /v1/billing/inbox`` (``limit``, ``cursor``)             ``billing:read``   200
 ==========================================================  =================  ============
 
 Webhooks: a refused signature is ``400`` with ``code`` = the rejection reason
@@ -24,13 +25,14 @@ import logging
 from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from vanta.application.billing import (
     BillingProviders,
     ProviderNotConfigured,
     change_plan,
+    inbox_page,
     receive_btcpay,
     receive_stripe,
 )
@@ -51,6 +53,7 @@ from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.deps import ContainerDep
 from vanta.entrypoints.api.models import body, openapi_body
 from vanta.entrypoints.api.models.billing import ChangePlanIn, ClosePeriodIn, FlowIn
+from vanta.entrypoints.api.pagination import decode, encode
 from vanta.entrypoints.api.problems import ApiProblem
 
 log = logging.getLogger("vanta.billing")
@@ -178,3 +181,15 @@ async def fees(follower_id: str, container: ContainerDep,
     await load_follower(container, p, follower_id)
     return await fee_ledger(container.uow(readonly=True), tenant_id=p.tenant_id,
                             follower_id=follower_id)
+
+
+@router.get("/v1/billing/inbox", tags=["billing"])
+async def inbox(container: ContainerDep,
+                p: Annotated[Principal, Depends(require("billing:read"))],
+                limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                cursor: Annotated[str | None, Query(max_length=600)] = None) -> dict[str, Any]:
+    """The tenant's provider events (Stripe, BTCPay), newest first: what each did."""
+    page = await inbox_page(container.uow(readonly=True), tenant_id=p.tenant_id, limit=limit,
+                            before=decode(cursor))
+    nxt = page.next_before
+    return {"data": page.items, "next_cursor": encode(*nxt) if nxt is not None else None}
