@@ -170,6 +170,16 @@ class StripeBilling(Protocol):
         """One invoice per ``idempotency_key``, charged to the customer's default method."""
         ...
 
+    async def cancel(self, subscription_ref: str, *, at_period_end: bool = False,
+                     ) -> SubscriptionSnapshot:
+        """Cancel now, or at the end of the paid period (``cancel_at_period_end``). Canceling
+        an already canceled subscription answers its snapshot."""
+        ...
+
+    async def resume(self, subscription_ref: str) -> SubscriptionSnapshot:
+        """Withdraw a cancellation at period end (the subscription renews again)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
