@@ -731,6 +731,22 @@ async def test_btcpay_cancel_at_period_end_ends_without_grace(billing: Billing) 
     assert len(await billing.audit("btcpay_canceled")) == 1
 
 
+
+async def test_btcpay_paying_another_period_withdraws_the_cancel(billing: Billing) -> None:
+    body = await btcpay_invoice(billing)
+    await deliver_btcpay(billing, billing.btc.receive_payment(body["invoice_id"], "19.00"))
+    r = await billing.client.post("/v1/subscriptions/cancel", headers=billing.auth("tnt_b"),
+                                  json={"at": "period_end"})
+    assert r.status_code == 200, r.text
+    nxt = await btcpay_invoice(billing)
+    await deliver_btcpay(billing, billing.btc.receive_payment(nxt["invoice_id"], "19.00"))
+    row = await billing.row("tnt_b")
+    assert row is not None and row.renewal_at is not None
+    assert await expire_btcpay_periods(billing.container.uow,
+                                       clock=lambda: row.renewal_at + timedelta(hours=1)) == 1
+    assert (await billing.me("tnt_b"))["status"] == "past_due", "the grace applies again"
+
+
 async def test_btcpay_resume_restores_the_grace_and_cancel_now_ends_access(
         billing: Billing) -> None:
     body = await btcpay_invoice(billing)
