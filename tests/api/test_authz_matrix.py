@@ -125,6 +125,10 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("PUT", "/v1/instruments/{venue}/{symbol}"): Case(
         "platform:admin", path="/v1/instruments/default/AAPL", body={"lot_step": "1"}),
     ("GET", "/v1/subscriptions/me"): Case("billing:read"),
+    ("GET", "/v1/billing/inbox"): Case("billing:read"),
+    ("POST", "/v1/subscriptions/cancel"): Case(
+        "users:manage", body={"at": "period_end"}, ok=(200, 404, 409, 502, 503)),
+    ("POST", "/v1/subscriptions/resume"): Case("users:manage", ok=(200, 404, 409, 502, 503)),
     ("GET", "/v1/users"): Case("users:manage"),
     ("POST", "/v1/invitations"): Case("users:manage", body={"email": "new@example.com"},
                                       ok=(201, 403)),  # 403: no seat left on the plan

@@ -623,3 +623,146 @@ async def test_btcpay_refused_while_a_stripe_subscription_is_live(billing: Billi
                                   json={"plan": "core", "provider": "btcpay"})
     assert r.status_code == 409 and r.json()["code"] == "stripe_subscription_active"
     assert not [q for q in billing.btc.requests if q[0] == "POST"]
+
+
+# -- inbox review ---------------------------------------------------------------------------
+
+async def test_inbox_lists_a_tenants_own_events_newest_first(billing: Billing) -> None:
+    sub_a = await subscribe(billing, "tnt_a", "pro")
+    forged = sub_event(billing, sub_a, billing.sim.now(), status="canceled",
+                       metadata={"tenant_id": "tnt_b", "plan_id": "pro"})
+    assert (await billing.stripe(forged)).json()["outcome"] == "tenant_mismatch"
+    ev = sub_event(billing, sub_a, billing.sim.now() + 5, status="past_due")
+    assert (await billing.stripe(ev)).json()["outcome"] == "applied"
+    reader = billing.auth("tnt_a", ("billing:read",))
+    r = await billing.client.get("/v1/billing/inbox", headers=reader)
+    assert r.status_code == 200, r.text
+    items = r.json()["data"]
+    ids = {i["event_id"] for i in items}
+    assert items[0]["event_id"] == ev["id"] and forged["id"] not in ids
+    assert all(i["provider"] == "stripe" and i["status"] in ("applied", "ignored")
+               and i["processed_at"] for i in items)
+    assert all("payload" not in i for i in items)
+    # the forged event named tnt_b, but it is not tnt_b's: tnt_b sees nothing at all
+    r = await billing.client.get("/v1/billing/inbox", headers=billing.auth("tnt_b"))
+    assert r.json() == {"data": [], "next_cursor": None}
+    # one at a time, the cursor walks the same list
+    walked, cursor = [], None
+    while True:
+        q = "?limit=1" + (f"&cursor={cursor}" if cursor else "")
+        page = (await billing.client.get(f"/v1/billing/inbox{q}", headers=reader)).json()
+        walked += [i["event_id"] for i in page["data"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert walked == [i["event_id"] for i in items]
+
+
+async def test_inbox_needs_billing_read_and_a_cursor_it_issued(billing: Billing) -> None:
+    r = await billing.client.get("/v1/billing/inbox",
+                                 headers=billing.auth("tnt_a", ("vault:read",)))
+    assert r.status_code == 403 and r.json()["code"] == "insufficient_scope"
+    r = await billing.client.get("/v1/billing/inbox?cursor=bm9wZQ",
+                                 headers=billing.auth("tnt_a"))
+    assert r.status_code == 422 and r.json()["code"] == "invalid_cursor"
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+# -- cancel and resume ----------------------------------------------------------------------
+
+async def test_stripe_cancel_at_period_end_then_resume_then_cancel_now(billing: Billing) -> None:
+    sub_id = await subscribe(billing, "tnt_a", "pro")
+    owner = billing.auth("tnt_a")
+    r = await billing.client.post("/v1/subscriptions/cancel", headers=owner,
+                                  json={"at": "period_end"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["action"], r.json()["status"]) == ("cancel_at_period_end", "active")
+    assert r.json()["ends_at"] is not None
+    assert billing.sim.subscriptions[sub_id]["cancel_at_period_end"] is True
+    assert (await billing.me())["status"] == "active"
+    r = await billing.client.post("/v1/subscriptions/resume", headers=owner)
+    assert r.status_code == 200 and r.json()["action"] == "resumed"
+    assert billing.sim.subscriptions[sub_id]["cancel_at_period_end"] is False
+
+    r = await billing.client.post("/v1/subscriptions/cancel", headers=owner, json={"at": "now"})
+    assert r.status_code == 200 and r.json()["status"] == "canceled"
+    assert billing.sim.subscriptions[sub_id]["status"] == "canceled"
+    gone = sub_event(billing, sub_id, billing.sim.now() + 5,
+                     type_="customer.subscription.deleted")
+    assert (await billing.stripe(gone)).json()["outcome"] == "applied"
+    me = await billing.me()
+    assert me["status"] == "canceled" and me["entitlements"]["active"] is False
+    r = await billing.client.post("/v1/subscriptions/cancel", headers=owner, json={"at": "now"})
+    assert r.status_code == 200 and r.json()["action"] == "already_canceled"
+    r = await billing.client.post("/v1/subscriptions/resume", headers=owner)
+    assert r.status_code == 409 and r.json()["code"] == "subscription_not_resumable"
+    assert [e.payload["at"] for e in await billing.audit("cancel_requested")] \
+        == ["period_end", "now"]
+    assert len(await billing.audit("resume_requested")) == 1
+
+
+async def test_cancel_needs_a_paid_subscription_and_a_known_moment(billing: Billing) -> None:
+    owner = billing.auth("tnt_b")
+    r = await billing.client.post("/v1/subscriptions/cancel", headers=owner, json={"at": "now"})
+    assert r.status_code == 404 and r.json()["code"] == "subscription_not_found"
+    r = await billing.client.post("/v1/subscriptions/cancel", headers=owner,
+                                  json={"at": "tomorrow"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_cancel_at"
+    r = await billing.client.post("/v1/subscriptions/cancel", json={"at": "now"},
+                                  headers=billing.auth("tnt_b", ("billing:read",)))
+    assert r.status_code == 403
+
+
+async def test_btcpay_cancel_at_period_end_ends_without_grace(billing: Billing) -> None:
+    body = await btcpay_invoice(billing)
+    await deliver_btcpay(billing, billing.btc.receive_payment(body["invoice_id"], "19.00"))
+    row = await billing.row("tnt_b")
+    assert row is not None and row.renewal_at is not None
+    end = row.renewal_at
+    owner = billing.auth("tnt_b")
+    r = await billing.client.post("/v1/subscriptions/cancel", headers=owner,
+                                  json={"at": "period_end"})
+    assert r.status_code == 200, r.text
+    assert datetime.fromisoformat(r.json()["ends_at"]) == end
+    assert (await billing.me("tnt_b"))["entitlements"]["active"] is True
+    sent = len(billing.btc.requests)
+    assert await expire_btcpay_periods(billing.container.uow,
+                                       clock=lambda: end + timedelta(hours=1)) == 1
+    me = await billing.me("tnt_b")
+    assert me["status"] == "canceled" and me["entitlements"]["active"] is False
+    assert len(billing.btc.requests) == sent, "nothing is sent to BTCPay"
+    assert len(await billing.audit("btcpay_canceled")) == 1
+
+
+
+async def test_btcpay_paying_another_period_withdraws_the_cancel(billing: Billing) -> None:
+    body = await btcpay_invoice(billing)
+    await deliver_btcpay(billing, billing.btc.receive_payment(body["invoice_id"], "19.00"))
+    r = await billing.client.post("/v1/subscriptions/cancel", headers=billing.auth("tnt_b"),
+                                  json={"at": "period_end"})
+    assert r.status_code == 200, r.text
+    nxt = await btcpay_invoice(billing)
+    await deliver_btcpay(billing, billing.btc.receive_payment(nxt["invoice_id"], "19.00"))
+    row = await billing.row("tnt_b")
+    assert row is not None and row.renewal_at is not None
+    assert await expire_btcpay_periods(billing.container.uow,
+                                       clock=lambda: row.renewal_at + timedelta(hours=1)) == 1
+    assert (await billing.me("tnt_b"))["status"] == "past_due", "the grace applies again"
+
+
+async def test_btcpay_resume_restores_the_grace_and_cancel_now_ends_access(
+        billing: Billing) -> None:
+    body = await btcpay_invoice(billing)
+    await deliver_btcpay(billing, billing.btc.receive_payment(body["invoice_id"], "19.00"))
+    owner = billing.auth("tnt_b")
+    for path, payload in (("cancel", {"at": "period_end"}), ("resume", None)):
+        r = await billing.client.post(f"/v1/subscriptions/{path}", headers=owner, json=payload)
+        assert r.status_code == 200, r.text
+    row = await billing.row("tnt_b")
+    assert row is not None and row.renewal_at is not None
+    assert await expire_btcpay_periods(billing.container.uow,
+                                       clock=lambda: row.renewal_at + timedelta(hours=1)) == 1
+    assert (await billing.me("tnt_b"))["status"] == "past_due"
+    r = await billing.client.post("/v1/subscriptions/cancel", headers=owner, json={"at": "now"})
+    assert r.status_code == 200 and r.json()["action"] == "canceled"
+    me = await billing.me("tnt_b")
+    assert me["status"] == "canceled" and me["entitlements"]["active"] is False

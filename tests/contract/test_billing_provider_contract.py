@@ -133,6 +133,20 @@ async def test_change_plan_moves_the_subscription(stripe: StripeSide) -> None:
         await stripe.provider.change_plan(sub, "platinum")
 
 
+async def test_cancel_at_period_end_resume_and_cancel_now(stripe: StripeSide) -> None:
+    sid, _ = await stripe.provider.create_checkout_session(None, "tnt_a", "core", OK, CANCEL)
+    sub = stripe.complete(sid)
+    marked = await stripe.provider.cancel(sub, at_period_end=True)
+    assert (marked.status, marked.cancel_at_period_end) == (SubscriptionStatus.ACTIVE, True)
+    resumed = await stripe.provider.resume(sub)
+    assert (resumed.status, resumed.cancel_at_period_end) == (SubscriptionStatus.ACTIVE, False)
+    gone = await stripe.provider.cancel(sub)
+    assert gone.status is SubscriptionStatus.CANCELED
+    assert (await stripe.provider.cancel(sub)).status is SubscriptionStatus.CANCELED
+    with pytest.raises(BillingRejected):
+        await stripe.provider.resume(sub)
+
+
 async def test_an_unknown_subscription_is_rejected(stripe: StripeSide) -> None:
     with pytest.raises(BillingRejected) as e:
         await stripe.provider.get_subscription("sub_nobody")

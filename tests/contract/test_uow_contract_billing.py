@@ -37,6 +37,24 @@ async def test_inbox_keeps_one_row_per_event(backend: Db) -> None:
         == (64, at(9), {"id": "e2"})
 
 
+async def test_inbox_pages_a_tenants_events_newest_first(backend: Db) -> None:
+    for eid, secs, tenant in (("a1", 1, "T1"), ("a2", 2, "T1"), ("b1", 2, "T2"),
+                              ("a3", 2, "T1"), ("n1", 3, None), ("a4", 4, "T1")):
+        row = {"inbox_id": f"stripe:{eid}", "provider": "stripe", "event_type": "x",
+               "received_at": at(secs), "payload": {}}
+        await backend.run(lambda u, row=row: u.inbox.add_if_new(row))
+        await backend.run(lambda u, eid=eid, secs=secs, tenant=tenant: u.inbox.mark(
+            f"stripe:{eid}", outcome="applied", processed_at=at(secs), tenant_id=tenant))
+    first = await backend.read(lambda u: u.inbox.page("T1", limit=2))
+    assert [(r.inbox_id, r.tenant_id) for r in first] \
+        == [("stripe:a4", "T1"), ("stripe:a3", "T1")]
+    rest = await backend.read(lambda u: u.inbox.page(
+        "T1", limit=5, before=(first[-1].received_at, first[-1].inbox_id)))
+    assert [r.inbox_id for r in rest] == ["stripe:a2", "stripe:a1"]
+    assert [r.inbox_id for r in await backend.read(lambda u: u.inbox.page("T2", limit=5))] \
+        == ["stripe:b1"]
+
+
 async def test_flows_window_and_order(backend: Db) -> None:
     await seed_world(backend)
     ids = []

@@ -142,6 +142,29 @@ class FakeStripe(_Scripted):
         self.subscriptions[subscription_ref] = snap
         return snap
 
+    async def cancel(self, subscription_ref: str, *, at_period_end: bool = False,
+                     ) -> SubscriptionSnapshot:
+        self._call("cancel", subscription_ref=subscription_ref, at_period_end=at_period_end)
+        snap = self._subscription(subscription_ref)
+        if snap.status is not SubscriptionStatus.CANCELED:
+            snap = replace(snap, cancel_at_period_end=True) if at_period_end \
+                else replace(snap, status=SubscriptionStatus.CANCELED)
+        elif at_period_end:
+            raise BillingRejected("A canceled subscription can only update its "
+                                  "cancellation_details and metadata.", status=400)
+        self.subscriptions[subscription_ref] = snap
+        return snap
+
+    async def resume(self, subscription_ref: str) -> SubscriptionSnapshot:
+        self._call("resume", subscription_ref=subscription_ref)
+        snap = self._subscription(subscription_ref)
+        if snap.status is SubscriptionStatus.CANCELED:
+            raise BillingRejected("A canceled subscription can only update its "
+                                  "cancellation_details and metadata.", status=400)
+        snap = replace(snap, cancel_at_period_end=False)
+        self.subscriptions[subscription_ref] = snap
+        return snap
+
     async def create_invoice_for_fee(
         self, customer_ref: str, amount_cents: int, currency: str, description: str,
         idempotency_key: str,

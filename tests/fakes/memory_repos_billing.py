@@ -28,9 +28,18 @@ class MemInbox(MemRepo):
         r = self._first(lambda r: r["inbox_id"] == inbox_id)
         return InboxRecord.from_row(r) if r is not None else None
 
-    async def mark(self, inbox_id: str, *, outcome: str, processed_at: datetime) -> None:
+    async def mark(self, inbox_id: str, *, outcome: str, processed_at: datetime,
+                   tenant_id: str | None = None) -> None:
         await self.tx.update(self.table, lambda r: r["inbox_id"] == inbox_id,
-                             {"outcome": outcome[:64], "processed_at": processed_at})
+                             {"outcome": outcome[:64], "processed_at": processed_at,
+                              "tenant_id": tenant_id})
+
+    async def page(self, tenant_id: str, *, limit: int,
+                   before: tuple[datetime, str] | None = None) -> builtins.list[InboxRecord]:
+        return [InboxRecord.from_row(r) for r in self._select(
+            lambda r: r["tenant_id"] == tenant_id
+            and (before is None or (utc(r["received_at"]), r["inbox_id"]) < before),
+            order=lambda r: (utc(r["received_at"]), r["inbox_id"]), desc=True, limit=limit)]
 
     async def list(self, provider: str | None = None) -> builtins.list[InboxRecord]:
         return [InboxRecord.from_row(r) for r in self._select(

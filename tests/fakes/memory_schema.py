@@ -108,7 +108,7 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
        "email role token_hash created_by created_at expires_at", unique=("token_hash",),
        foreign=_TENANT),
     _t("billing_inbox", "inbox_id provider event_type received_at payload processed_at "
-       "outcome", "inbox_id", required="inbox_id provider event_type received_at payload",
+       "outcome tenant_id", "inbox_id", required="inbox_id provider event_type received_at payload",
        json="payload"),
     _t("follower_flows", "id tenant_id follower_id kind amount at", "id",
        required="tenant_id follower_id kind amount at", decimals="amount",

@@ -202,6 +202,12 @@ class StripeGateway:
             raise
         return self._snapshot(sub)
 
+    async def resume(self, subscription_ref: str) -> SubscriptionSnapshot:
+        """Withdraw ``cancel_at_period_end``; Stripe refuses it for a canceled one."""
+        sub = await call(self._client.v1.subscriptions.update_async(
+            subscription_ref, {"cancel_at_period_end": False}))
+        return self._snapshot(sub)
+
     async def create_invoice_for_fee(
         self,
         customer_ref: str,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vanta.adapters.db.repositories import Row, _Repo
@@ -59,10 +59,24 @@ class InboxRepository(_Repo):
         r = await self._one(select(billing_inbox).where(billing_inbox.c.inbox_id == inbox_id))
         return InboxRecord.from_row(r) if r is not None else None
 
-    async def mark(self, inbox_id: str, *, outcome: str, processed_at: datetime) -> None:
+    async def mark(self, inbox_id: str, *, outcome: str, processed_at: datetime,
+                   tenant_id: str | None = None) -> None:
         await self.conn.execute(update(billing_inbox).where(
             billing_inbox.c.inbox_id == inbox_id).values(outcome=outcome[:64],
-                                                         processed_at=processed_at))
+                                                         processed_at=processed_at,
+                                                         tenant_id=tenant_id))
+
+    async def page(self, tenant_id: str, *, limit: int,
+                   before: tuple[datetime, str] | None = None) -> list[InboxRecord]:
+        c = billing_inbox.c
+        stmt = select(billing_inbox).where(c.tenant_id == tenant_id)
+        if before is not None:
+            ts, key = before  # spelled out: row values bind without the column types
+            stmt = stmt.where(or_(c.received_at < ts,
+                                  and_(c.received_at == ts, c.inbox_id < key)))
+        rows = await self._all(stmt.order_by(c.received_at.desc(), c.inbox_id.desc())
+                               .limit(limit))
+        return [InboxRecord.from_row(r) for r in rows]
 
     async def list(self, provider: str | None = None) -> list[InboxRecord]:
         stmt = select(billing_inbox)

@@ -281,6 +281,10 @@ billing_inbox = Table(
     Column("payload", JsonDoc, nullable=False),
     Column("processed_at", TS, nullable=True),
     Column("outcome", String(64), nullable=True),
+    # The tenant the event was attributed to once applied (None: no tenant could be trusted);
+    # it is what scopes the inbox review listing. No foreign key: the inbox outlives tenants.
+    Column("tenant_id", ID, nullable=True),
+    Index("ix_billing_inbox_tenant_received", "tenant_id", "received_at", "inbox_id"),
 )
 
 follower_flows = Table(

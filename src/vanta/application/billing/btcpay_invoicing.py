@@ -4,7 +4,8 @@ BTCPay has no recurring subscriptions and no proration. ``change_btcpay`` asks f
 for the plan's price (``BTCPAY_PRICES``, USD) paying for ``BTCPAY_PERIOD`` (30 days); a settled
 invoice starts a period (see ``btcpay_payments``). ``expire_btcpay_periods`` (run it from the
 scheduler) moves a BTCPay subscription whose period ended to ``past_due`` (grace from
-``renewal_at``) and, once the grace has passed, to ``unpaid``.
+``renewal_at``) and, once the grace has passed, to ``unpaid``; one canceled at period end
+(``cancel``) goes straight to ``canceled``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
+from vanta.application.billing.cancel import CANCEL_MARK
 from vanta.application.billing.common import (
     HOLDABLE,
     S,
     UowFactory,
     audit,
+    billing_doc,
     entitlements_changed,
     row_summary,
     status_of,
@@ -85,11 +88,15 @@ async def expire_btcpay_periods(uow_factory: UowFactory, *, grace: timedelta = D
     async with uow_factory() as uow:
         subs = uow.billing_subscriptions
         for row in await subs.btcpay_due(now, (S.ACTIVE.value, S.TRIALING.value)):
+            # canceled at period end: no invoice is coming, so no grace either
+            ends = bool(billing_doc(row).get(CANCEL_MARK))
             values = {"status": S.PAST_DUE.value, "past_due_since": row["renewal_at"],
-                      "updated_at": now}
+                      "updated_at": now} if not ends else \
+                {"status": S.CANCELED.value, "past_due_since": None, "updated_at": now}
             await uow.subscriptions.update(row["subscription_id"], **values)
             await audit(uow, tenant_id=row["tenant_id"], entity_id=row["subscription_id"],
-                        action="btcpay_period_ended", actor="scheduler",
+                        action="btcpay_canceled" if ends else "btcpay_period_ended",
+                        actor="scheduler",
                         payload={"before": row_summary(row),
                                  "after": row_summary({**row, **values})})
             moved.append(row["tenant_id"])

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from vanta.application.billing.cancel import CANCEL_MARK
 from vanta.application.billing.common import (
     HOLDABLE,
     PLAN_IDS,
@@ -126,7 +127,9 @@ async def _write_period(uow: BillingUnitOfWork, providers: BillingProviders, ten
     if same and current is not None:
         values: dict[str, Any] = {
             "status": S.ACTIVE.value, "plan_id": plan,
-            "entitlements": entitlements_doc(plan, billing_doc(current)),
+            # paying another period withdraws a cancel at period end
+            "entitlements": entitlements_doc(plan, {**billing_doc(current),
+                                                    CANCEL_MARK: None}),
             "renewal_at": renewal, "provider_ref": fact.invoice_id, "past_due_since": None,
             "last_event_at": max(at, current["last_event_at"]) if current.get("last_event_at")
             else at, "updated_at": now}

@@ -26,6 +26,8 @@ from vanta.application.ports.billing import (
 )
 
 _MAX_INBOX_ID = 300
+# Outcomes where the tenant an event names was not the one it belongs to, or none exists.
+_UNATTRIBUTED = frozenset({"tenant_mismatch", "unknown_tenant", "unresolved_tenant"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,8 @@ async def _receive(uow_factory: UowFactory, providers: BillingProviders,
         if not fresh:
             return WebhookResult(inbox_id, True, "duplicate", event.event_type)
         tenant, outcome = await _apply(uow, providers, event, now)
-        await uow.inbox.mark(inbox_id, outcome=outcome, processed_at=now)
+        await uow.inbox.mark(inbox_id, outcome=outcome, processed_at=now,
+                             tenant_id=await _attributed(uow, event, tenant, outcome))
         await uow.commit()
     if tenant is not None:
         await entitlements_changed(tenant)
@@ -88,6 +91,18 @@ async def _apply(uow: BillingUnitOfWork, providers: BillingProviders, event: Inb
     if isinstance(fact, BtcpayInvoiceFact):
         return await apply_btcpay(uow, providers, fact, now)
     return await apply_stripe(uow, fact, now)
+
+
+async def _attributed(uow: BillingUnitOfWork, event: InboundEvent, changed: str | None,
+                      outcome: str) -> str | None:
+    """The tenant whose inbox review lists the event: the one whose subscription it changed,
+    else the tenant the event names, unless applying it found that name untrustworthy."""
+    if changed is not None:
+        return changed
+    named = getattr(event.fact, "tenant_id", None)
+    if not isinstance(named, str) or outcome in _UNATTRIBUTED:
+        return None
+    return named if await uow.tenants.get(named) is not None else None
 
 
 def _plain_payload(body: bytes) -> dict[str, Any]:

@@ -170,6 +170,16 @@ class StripeBilling(Protocol):
         """One invoice per ``idempotency_key``, charged to the customer's default method."""
         ...
 
+    async def cancel(self, subscription_ref: str, *, at_period_end: bool = False,
+                     ) -> SubscriptionSnapshot:
+        """Cancel now, or at the end of the paid period (``cancel_at_period_end``). Canceling
+        an already canceled subscription answers its snapshot."""
+        ...
+
+    async def resume(self, subscription_ref: str) -> SubscriptionSnapshot:
+        """Withdraw a cancellation at period end (the subscription renews again)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -231,9 +241,16 @@ class BillingInbox(Protocol):
 
     async def add_if_new(self, row: Mapping[str, Any]) -> bool: ...
 
-    async def mark(self, inbox_id: str, *, outcome: str, processed_at: datetime) -> None: ...
+    async def mark(self, inbox_id: str, *, outcome: str, processed_at: datetime,
+                   tenant_id: str | None = None) -> None: ...
 
     async def list(self, provider: str | None = None) -> Sequence[InboxRecord]: ...
+
+    async def page(self, tenant_id: str, *, limit: int,
+                   before: tuple[datetime, str] | None = None) -> Sequence[InboxRecord]:
+        """The tenant's events, newest first (``received_at``, ``inbox_id``), strictly
+        older than ``before``; at most ``limit``."""
+        ...
 
 
 class FollowerFlows(Protocol):

@@ -19,7 +19,8 @@ __all__ = ["FeePeriodRecord", "FlowRecord", "InboxRecord"]
 @dataclass(frozen=True, slots=True)
 class InboxRecord:
     """One provider event (``inbox_id`` is ``provider:event id``); ``outcome`` and
-    ``processed_at`` are set once it was applied."""
+    ``processed_at`` are set once it was applied, ``tenant_id`` when the event could be
+    attributed to a tenant."""
 
     inbox_id: str
     provider: str
@@ -28,11 +29,12 @@ class InboxRecord:
     payload: Mapping[str, Any]
     processed_at: datetime | None
     outcome: str | None
+    tenant_id: str | None = None
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> Self:
         return cls(r["inbox_id"], r["provider"], r["event_type"], r["received_at"],
-                   r["payload"], r["processed_at"], r["outcome"])
+                   r["payload"], r["processed_at"], r["outcome"], r.get("tenant_id"))
 
 
 @dataclass(frozen=True, slots=True)

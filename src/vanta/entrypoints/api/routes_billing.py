@@ -4,11 +4,14 @@
 route                                                        scope              answers
 ==========================================================  =================  ============
 ``POST /v1/subscriptions/change-plan``                       ``users:manage``   201 / 200
+``POST /v1/subscriptions/cancel`` ``{"at": ...}``             ``users:manage``   200
+``POST /v1/subscriptions/resume``                            ``users:manage``   200
 ``POST /v1/billing/webhooks/stripe`` (``Stripe-Signature``)  none (signed)      200 / 400
 ``POST /v1/billing/webhooks/btcpay`` (``BTCPay-Sig``)        none (signed)      200 / 400
 ``POST /v1/followers/{id}/flows``                            ``follower:manage`` 201
 ``POST /v1/followers/{id}/fees/close-period``                ``mirror:manage``  201 / 200
 ``GET /v1/followers/{id}/fees``                              ``billing:read``   200
+``GET /v1/billing/inbox`` (``limit``, ``cursor``)             ``billing:read``   200
 ==========================================================  =================  ============
 
 Webhooks: a refused signature is ``400`` with ``code`` = the rejection reason
@@ -24,15 +27,18 @@ import logging
 from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from vanta.application.billing import (
     BillingProviders,
     ProviderNotConfigured,
+    cancel_subscription,
     change_plan,
+    inbox_page,
     receive_btcpay,
     receive_stripe,
+    resume_subscription,
 )
 from vanta.application.clock import Clock
 from vanta.application.fees_service import close_fee_period, fee_ledger, record_flow
@@ -50,7 +56,8 @@ from vanta.entrypoints.api.access import load_follower
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.deps import ContainerDep
 from vanta.entrypoints.api.models import body, openapi_body
-from vanta.entrypoints.api.models.billing import ChangePlanIn, ClosePeriodIn, FlowIn
+from vanta.entrypoints.api.models.billing import CancelIn, ChangePlanIn, ClosePeriodIn, FlowIn
+from vanta.entrypoints.api.pagination import decode, encode
 from vanta.entrypoints.api.problems import ApiProblem
 
 log = logging.getLogger("vanta.billing")
@@ -109,6 +116,21 @@ async def change(request: Request, container: ContainerDep, prov: Providers, clo
         container.uow, prov, tenant_id=p.tenant_id, raw=req.to_raw(), actor=p.subject,
         idempotency_key=request.headers.get("Idempotency-Key"), clock=clock))
     return JSONResponse(answer, status_code=201 if created else 200)
+
+
+@router.post("/v1/subscriptions/cancel", tags=["billing"], openapi_extra=openapi_body(CancelIn))
+async def cancel(container: ContainerDep, prov: Providers, clock: ClockDep,
+                 p: Annotated[Principal, Depends(require("users:manage"))],
+                 req: Annotated[CancelIn, body(CancelIn)]) -> dict[str, Any]:
+    return await _provider_call(cancel_subscription(
+        container.uow, prov, tenant_id=p.tenant_id, at=req.at, actor=p.subject, clock=clock))
+
+
+@router.post("/v1/subscriptions/resume", tags=["billing"])
+async def resume(container: ContainerDep, prov: Providers, clock: ClockDep,
+                 p: Annotated[Principal, Depends(require("users:manage"))]) -> dict[str, Any]:
+    return await _provider_call(resume_subscription(
+        container.uow, prov, tenant_id=p.tenant_id, actor=p.subject, clock=clock))
 
 
 async def _webhook(request: Request, provider: str, header: str) -> JSONResponse:
@@ -178,3 +200,15 @@ async def fees(follower_id: str, container: ContainerDep,
     await load_follower(container, p, follower_id)
     return await fee_ledger(container.uow(readonly=True), tenant_id=p.tenant_id,
                             follower_id=follower_id)
+
+
+@router.get("/v1/billing/inbox", tags=["billing"])
+async def inbox(container: ContainerDep,
+                p: Annotated[Principal, Depends(require("billing:read"))],
+                limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                cursor: Annotated[str | None, Query(max_length=600)] = None) -> dict[str, Any]:
+    """The tenant's provider events (Stripe, BTCPay), newest first: what each did."""
+    page = await inbox_page(container.uow(readonly=True), tenant_id=p.tenant_id, limit=limit,
+                            before=decode(cursor))
+    nxt = page.next_before
+    return {"data": page.items, "next_cursor": encode(*nxt) if nxt is not None else None}

@@ -30,6 +30,12 @@ class ChangePlanIn(RequestModel):
     subscription_ref: str = Field(None, min_length=1, max_length=255)  # type: ignore[assignment]
 
 
+class CancelIn(RequestModel):
+    codes: ClassVar[dict[str, str]] = {"at": "invalid_cancel_at"}
+
+    at: Literal["period_end", "now"]
+
+
 class FlowIn(RequestModel):
     codes: ClassVar[dict[str, str]] = {"kind": "invalid_flow_kind", "amount": "invalid_amount",
                                        "at": "invalid_at"}
