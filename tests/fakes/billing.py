@@ -36,6 +36,8 @@ from vanta.application.ports.billing import BillingError, BillingEventRejected, 
 from vanta.application.ports.billing_facts import (
     FeeInvoice,
     InboundEvent,
+    PaidInvoice,
+    RefundReceipt,
     SubscriptionSnapshot,
 )
 from vanta.application.ports.clock import Clock, utcnow
@@ -86,6 +88,9 @@ class FakeStripe(_Scripted):
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, SubscriptionSnapshot] = field(default_factory=dict)
     invoices: dict[str, tuple[tuple[Any, ...], FeeInvoice]] = field(default_factory=dict)
+    # invoice ref -> {"customer", "currency", "paid_cents", "refunded_cents"}
+    paid: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, RefundReceipt] = field(default_factory=dict)  # by idempotency key
     _replies: dict[str | None, tuple[str, str]] = field(default_factory=dict, init=False)
 
     def add_customer(self) -> str:
@@ -186,6 +191,53 @@ class FakeStripe(_Scripted):
         self.invoices[idempotency_key] = (request, invoice)
         return invoice
 
+    def pay(self, invoice_ref: str | None = None, *, customer_ref: str | None = None,
+            amount_cents: int = 0, currency: str = "usd") -> str:
+        """A fee invoice (by ref) was paid in full, or a new paid invoice for a customer."""
+        if invoice_ref is not None:
+            fee = next(inv for _, inv in self.invoices.values() if inv.invoice_ref == invoice_ref)
+            customer = next(req[0] for req, inv in self.invoices.values()
+                            if inv.invoice_ref == invoice_ref)
+            self.paid[invoice_ref] = {"customer": customer, "currency": fee.currency,
+                                      "paid_cents": fee.amount_due_cents, "refunded_cents": 0}
+            return invoice_ref
+        ref = _id("in")
+        self.paid[ref] = {"customer": customer_ref, "currency": currency,
+                          "paid_cents": amount_cents, "refunded_cents": 0}
+        return ref
+
+    async def paid_invoice(self, invoice_ref: str) -> PaidInvoice:
+        self._call("paid_invoice", invoice_ref=invoice_ref)
+        inv = self.paid.get(invoice_ref)
+        if inv is None:
+            raise BillingRejected(f"No such invoice: {invoice_ref!r}", code="resource_missing",
+                                  status=404, param="id")
+        return PaidInvoice(invoice_ref, inv["customer"], Decimal(inv["paid_cents"]) / 100,
+                           Decimal(inv["refunded_cents"]) / 100, inv["currency"])
+
+    async def refund(self, invoice_ref: str, amount: Decimal, *, reason: str | None = None,
+                     idempotency_key: str | None = None) -> RefundReceipt:
+        """Stripe's rules: whole cents, never more than the charge has left."""
+        cents = amount * 100
+        if cents != cents.to_integral_value() or cents <= 0:
+            raise ValidationFailed("amount must be a positive number of cents",
+                                   code="invalid_amount", field="amount")
+        self._call("refund", invoice_ref=invoice_ref, amount=amount, reason=reason)
+        if idempotency_key is not None and idempotency_key in self.refunds:
+            return self.refunds[idempotency_key]
+        inv = self.paid.get(invoice_ref)
+        if inv is None:
+            raise BillingRejected(f"No such invoice: {invoice_ref!r}", code="resource_missing",
+                                  status=404, param="invoice")
+        if inv["refunded_cents"] + int(cents) > inv["paid_cents"]:
+            raise BillingRejected("Refund amount is greater than unrefunded amount on charge",
+                                  code="amount_too_large", status=400, param="amount")
+        inv["refunded_cents"] += int(cents)
+        receipt = RefundReceipt(_id("re"), amount, "succeeded")
+        if idempotency_key is not None:
+            self.refunds[idempotency_key] = receipt
+        return receipt
+
     def _check_plan(self, plan_id: str) -> None:
         if plan_id not in self.plans:
             raise ValidationFailed(f"no Stripe price for plan {plan_id!r}",
@@ -253,6 +305,32 @@ class FakeBtcpay(_Scripted):
     def set_status(self, invoice_id: str, status: str) -> None:
         """Move an invoice on (``Expired`` and ``Invalid`` are no longer reused)."""
         self.invoices[invoice_id]["status"] = status
+
+    async def paid_invoice(self, store_id: str, invoice_id: str) -> PaidInvoice:
+        self._call("paid_invoice", store_id=store_id, invoice_id=invoice_id)
+        inv = self.invoices.get(invoice_id)
+        if inv is None or inv["store_id"] != store_id:
+            raise BillingRejected(f"invoice {invoice_id} not found", code="not_found",
+                                  status=404)
+        paid = inv["amount"] if inv["status"] == "Settled" else Decimal(0)
+        owner = inv["metadata"].get("tenant_id")
+        return PaidInvoice(invoice_id, owner if isinstance(owner, str) else None, paid,
+                           inv.get("refunded", Decimal(0)), inv["currency"])
+
+    async def refund(self, store_id: str, invoice_id: str, amount: Decimal, currency: str, *,
+                     reason: str | None = None) -> RefundReceipt:
+        value = _amount(amount)
+        self._call("refund", store_id=store_id, invoice_id=invoice_id, amount=value,
+                   reason=reason)
+        inv = self.invoices.get(invoice_id)
+        if inv is None or inv["store_id"] != store_id:
+            raise BillingRejected(f"invoice {invoice_id} not found", code="not_found",
+                                  status=404)
+        if inv["status"] != "Settled":
+            raise BillingRejected("only a settled invoice can be refunded", code="validation",
+                                  status=422)
+        inv["refunded"] = inv.get("refunded", Decimal(0)) + value
+        return RefundReceipt(_id("pp"), value, "pending")
 
 
 def _amount(value: Decimal | str | int) -> Decimal:

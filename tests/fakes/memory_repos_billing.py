@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo
@@ -101,6 +102,9 @@ class MemFeeLedger(MemRepo):
                                      and r["invoice_ref"] is None,
                                      {"invoice_provider": provider, "invoice_ref": invoice_ref})
         return len(moved) == 1
+
+    async def set_refunded(self, row_id: int, refunded: Decimal) -> None:
+        await self.tx.update(self.table, lambda r: r["id"] == row_id, {"refunded": refunded})
 
 
 def _period(r: Row | None) -> FeePeriodRecord | None:

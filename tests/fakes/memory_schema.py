@@ -114,10 +114,11 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
        required="tenant_id follower_id kind amount at", decimals="amount",
        foreign={**_TENANT, "follower_id": "followers"}, serial=True),
     _t("fee_ledger", "id tenant_id follower_id period_label period_end rate nav_start nav_end "
-       "net_flows pnl fee hwm_before hwm_after invoice_provider invoice_ref created_at", "id",
+       "net_flows pnl fee hwm_before hwm_after invoice_provider invoice_ref created_at "
+       "refunded", "id",
        required="tenant_id follower_id period_label period_end rate nav_start nav_end "
        "net_flows pnl fee hwm_before hwm_after created_at",
-       decimals="rate nav_start nav_end net_flows pnl fee hwm_before hwm_after",
+       decimals="rate nav_start nav_end net_flows pnl fee hwm_before hwm_after refunded",
        unique=("follower_id period_label",), foreign={**_TENANT, "follower_id": "followers"},
        serial=True),
 )}

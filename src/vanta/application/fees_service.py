@@ -325,7 +325,7 @@ async def fee_ledger(uow: BillingUnitOfWork, *, tenant_id: str, follower_id: str
                      "period_end": iso(r.period_end), "rate": _d(r.rate),
                      "hwm_before": _d(r.hwm_before),
                      "invoice": {"provider": r.invoice_provider, "ref": r.invoice_ref}
-                     if r.invoice_ref else None})
+                     if r.invoice_ref else None, "refunded": _d(r.refunded)})
     last = view[-1] if view else None
     return {
         "follower_id": follower_id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
@@ -54,6 +55,10 @@ class InboxRepository(_Repo):
             stmt = insert(billing_inbox).values(**values)
         res = await self.conn.execute(stmt)
         return bool(res.rowcount == 1)
+
+    async def set_refunded(self, row_id: int, refunded: Decimal) -> None:
+        await self.conn.execute(update(fee_ledger).where(fee_ledger.c.id == row_id)
+                                .values(refunded=refunded))
 
     async def get(self, inbox_id: str) -> InboxRecord | None:
         r = await self._one(select(billing_inbox).where(billing_inbox.c.inbox_id == inbox_id))

@@ -315,5 +315,7 @@ fee_ledger = Table(
     Column("invoice_provider", String(16), nullable=True),
     Column("invoice_ref", String(255), nullable=True),
     Column("created_at", TS, nullable=False),
+    # the total refunded of the period's invoice (NULL = nothing refunded)
+    Column("refunded", ExactDecimal, nullable=True),
     UniqueConstraint("follower_id", "period_label", name="uq_fee_ledger_follower_period"),
 )

@@ -12,6 +12,7 @@ module                 what it does
 ``inbox``              ``receive_stripe`` / ``receive_btcpay``: verify, de-duplicate, apply
 ``cancel``             ``cancel_subscription`` (period end or now), ``resume_subscription``
 ``inbox_review``       ``inbox_page``: a tenant's provider events, for review
+``refunds``            ``refund_invoice``: a paid invoice refunded in full or in part
 ``facts``              Stripe subscription facts → the tenant's subscription row
 ``payments``           Stripe payment and refund facts (refund holds, fee invoices)
 ``btcpay_payments``    BTCPay invoice facts → paid periods
@@ -38,6 +39,7 @@ from vanta.application.billing.providers import (
     BillingProviders,
     ProviderNotConfigured,
 )
+from vanta.application.billing.refunds import refund_invoice
 
 __all__ = [
     "BTCPAY_PERIOD",
@@ -57,6 +59,7 @@ __all__ = [
     "reachable",
     "receive_btcpay",
     "receive_stripe",
+    "refund_invoice",
     "resume_subscription",
     "stripe_customer_of",
 ]

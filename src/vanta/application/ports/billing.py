@@ -33,9 +33,11 @@ from vanta.application.ports.billing_facts import (
     BtcpayOutcome,
     FeeInvoice,
     InboundEvent,
+    PaidInvoice,
     PaymentFact,
     PaymentOutcome,
     RefundFact,
+    RefundReceipt,
     SubscriptionFact,
     SubscriptionSnapshot,
 )
@@ -66,9 +68,11 @@ __all__ = [
     "FeeLedger",
     "FollowerFlows",
     "InboundEvent",
+    "PaidInvoice",
     "PaymentFact",
     "PaymentOutcome",
     "RefundFact",
+    "RefundReceipt",
     "StripeBilling",
     "SubscriptionFact",
     "SubscriptionSnapshot",
@@ -180,6 +184,16 @@ class StripeBilling(Protocol):
         """Withdraw a cancellation at period end (the subscription renews again)."""
         ...
 
+    async def paid_invoice(self, invoice_ref: str) -> PaidInvoice:
+        """An invoice with what was paid and refunded; ``BillingRejected("resource_missing")``
+        when Stripe does not know it."""
+        ...
+
+    async def refund(self, invoice_ref: str, amount: Decimal, *, reason: str | None = None,
+                     idempotency_key: str | None = None) -> RefundReceipt:
+        """Refund ``amount`` (major units) of the invoice's payment (Stripe Refund API)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -191,6 +205,16 @@ class BtcpayInvoicing(Protocol):
         metadata: Mapping[str, Any] | None = None, redirect_url: str | None = None,
     ) -> tuple[str, str]:
         """``(invoice_id, checkout_link)``; a live invoice for ``order_id`` is reused."""
+        ...
+
+    async def paid_invoice(self, store_id: str, invoice_id: str) -> PaidInvoice:
+        """A settled invoice (nothing paid otherwise) and what Vanta refunded of it;
+        ``BillingRejected("not_found")`` for an unknown one."""
+        ...
+
+    async def refund(self, store_id: str, invoice_id: str, amount: Decimal, currency: str, *,
+                     reason: str | None = None) -> RefundReceipt:
+        """Refund ``amount`` in the invoice's currency (a BTCPay refund pull payment)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -278,6 +302,10 @@ class FeeLedger(Protocol):
     async def invoiced(self, tenant_id: str) -> Sequence[FeePeriodRecord]: ...
 
     async def set_invoice(self, row_id: int, *, provider: str, invoice_ref: str) -> bool: ...
+
+    async def set_refunded(self, row_id: int, refunded: Decimal) -> None:
+        """The total refunded of the period's invoice so far."""
+        ...
 
 
 class AuditLog(Protocol):

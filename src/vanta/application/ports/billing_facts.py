@@ -25,9 +25,11 @@ __all__ = [
     "BtcpayOutcome",
     "FeeInvoice",
     "InboundEvent",
+    "PaidInvoice",
     "PaymentFact",
     "PaymentOutcome",
     "RefundFact",
+    "RefundReceipt",
     "SubscriptionFact",
     "SubscriptionSnapshot",
 ]
@@ -182,3 +184,28 @@ class FeeInvoice:
     amount_due_cents: int
     currency: str
     hosted_invoice_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaidInvoice:
+    """A provider invoice as a refund sees it; amounts in major units (e.g. dollars).
+
+    ``owner_ref`` is who the provider says the invoice belongs to: the Stripe customer id,
+    or the tenant id BTCPay holds in the invoice metadata."""
+
+    invoice_ref: str
+    owner_ref: str | None
+    paid: Decimal
+    refunded: Decimal
+    currency: str
+
+    @property
+    def refundable(self) -> Decimal:
+        return max(self.paid - self.refunded, Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class RefundReceipt:
+    refund_ref: str
+    amount: Decimal
+    status: str  # the provider's word: succeeded, pending, ...

@@ -74,10 +74,11 @@ class FeePeriodRecord:
     invoice_provider: str | None
     invoice_ref: str | None
     created_at: datetime
+    refunded: Decimal = Decimal(0)  # refunded of the period's invoice, in total
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> Self:
         return cls(int(r["id"]), r["tenant_id"], r["follower_id"], r["period_label"],
                    r["period_end"], r["rate"], r["nav_start"], r["nav_end"], r["net_flows"],
                    r["pnl"], r["fee"], r["hwm_before"], r["hwm_after"], r["invoice_provider"],
-                   r["invoice_ref"], r["created_at"])
+                   r["invoice_ref"], r["created_at"], Decimal(r.get("refunded") or 0))
