@@ -129,6 +129,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/v1/subscriptions/cancel"): Case(
         "users:manage", body={"at": "period_end"}, ok=(200, 404, 409, 502, 503)),
     ("POST", "/v1/subscriptions/resume"): Case("users:manage", ok=(200, 404, 409, 502, 503)),
+    ("POST", "/v1/billing/invoices/{invoice_id}/refunds"): Case(
+        "users:manage", path="/v1/billing/invoices/in_none/refunds", body={},
+        ok=(201, 404, 409, 502, 503)),
     ("GET", "/v1/users"): Case("users:manage"),
     ("POST", "/v1/invitations"): Case("users:manage", body={"email": "new@example.com"},
                                       ok=(201, 403)),  # 403: no seat left on the plan

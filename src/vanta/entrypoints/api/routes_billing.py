@@ -12,6 +12,7 @@ route                                                        scope              
 ``POST /v1/followers/{id}/fees/close-period``                ``mirror:manage``  201 / 200
 ``GET /v1/followers/{id}/fees``                              ``billing:read``   200
 ``GET /v1/billing/inbox`` (``limit``, ``cursor``)             ``billing:read``   200
+``POST /v1/billing/invoices/{id}/refunds``                   ``users:manage``   201
 ==========================================================  =================  ============
 
 Webhooks: a refused signature is ``400`` with ``code`` = the rejection reason
@@ -27,7 +28,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from vanta.application.billing import (
@@ -38,6 +39,7 @@ from vanta.application.billing import (
     inbox_page,
     receive_btcpay,
     receive_stripe,
+    refund_invoice,
     resume_subscription,
 )
 from vanta.application.clock import Clock
@@ -56,7 +58,13 @@ from vanta.entrypoints.api.access import load_follower
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.deps import ContainerDep
 from vanta.entrypoints.api.models import body, openapi_body
-from vanta.entrypoints.api.models.billing import CancelIn, ChangePlanIn, ClosePeriodIn, FlowIn
+from vanta.entrypoints.api.models.billing import (
+    CancelIn,
+    ChangePlanIn,
+    ClosePeriodIn,
+    FlowIn,
+    RefundIn,
+)
 from vanta.entrypoints.api.pagination import decode, encode
 from vanta.entrypoints.api.problems import ApiProblem
 
@@ -131,6 +139,19 @@ async def resume(container: ContainerDep, prov: Providers, clock: ClockDep,
                  p: Annotated[Principal, Depends(require("users:manage"))]) -> dict[str, Any]:
     return await _provider_call(resume_subscription(
         container.uow, prov, tenant_id=p.tenant_id, actor=p.subject, clock=clock))
+
+
+@router.post("/v1/billing/invoices/{invoice_id}/refunds", status_code=201, tags=["billing"],
+             openapi_extra=openapi_body(RefundIn))
+async def refund(invoice_id: Annotated[str, Path(min_length=1, max_length=255)],
+                 request: Request, container: ContainerDep, prov: Providers,
+                 p: Annotated[Principal, Depends(require("users:manage"))],
+                 req: Annotated[RefundIn, body(RefundIn)]) -> dict[str, Any]:
+    """Refund a paid invoice of the tenant, in full (no ``amount``) or in part."""
+    return await _provider_call(refund_invoice(
+        container.uow, prov, tenant_id=p.tenant_id, invoice_id=invoice_id,
+        amount=req.amount, reason=req.reason, actor=p.subject,
+        idempotency_key=request.headers.get("Idempotency-Key")))
 
 
 async def _webhook(request: Request, provider: str, header: str) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Billing bodies: plan changes, capital flows and fee period closes."""
+"""Billing bodies: plan changes, refunds, capital flows and fee period closes."""
 
 from __future__ import annotations
 
@@ -34,6 +34,14 @@ class CancelIn(RequestModel):
     codes: ClassVar[dict[str, str]] = {"at": "invalid_cancel_at"}
 
     at: Literal["period_end", "now"]
+
+
+class RefundIn(RequestModel):
+    codes: ClassVar[dict[str, str]] = {"amount": "invalid_amount", "reason": "invalid_reason"}
+
+    amount: Amount | None = Field(None, description="how much to give back, in the invoice's "
+                                  "currency; leave it out to refund all that is left")
+    reason: str | None = Field(None, max_length=500)
 
 
 class FlowIn(RequestModel):
