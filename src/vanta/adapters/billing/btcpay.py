@@ -1,7 +1,8 @@
 """BTCPay Server (bitcoin payments) through its Greenfield API, with httpx.
 
-Out: ``BtcpayClient.create_invoice`` (``POST /api/v1/stores/{storeId}/invoices``) and
-``get_invoice``; every request carries ``Authorization: token <api key>``.
+Out: ``BtcpayClient.create_invoice`` (``POST /api/v1/stores/{storeId}/invoices``),
+``get_invoice``, ``paid_invoice`` and ``refund`` (``POST .../invoices/{id}/refund``); every
+request carries ``Authorization: token <api key>``.
 In (``btcpay_webhooks``, re-exported here): ``verify_webhook`` checks ``BTCPay-Sig:
 sha256=<hex HMAC-SHA256(secret, raw body)>`` in constant time and returns a ``BtcpayEvent``;
 ``btcpay_fact`` turns an invoice event into a ``BtcpayInvoiceFact``. ``BtcpayClient``
@@ -57,10 +58,16 @@ from vanta.adapters.billing.btcpay_webhooks import (
 )
 from vanta.application.ports.billing import (
     BillingAuthFailed,
+    BillingError,
     BillingRejected,
     BillingUnavailable,
 )
-from vanta.application.ports.billing_facts import BtcpayInvoiceFact, BtcpayOutcome
+from vanta.application.ports.billing_facts import (
+    BtcpayInvoiceFact,
+    BtcpayOutcome,
+    PaidInvoice,
+    RefundReceipt,
+)
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -76,6 +83,8 @@ __all__ = [
 ]
 
 _LIVE_STATUSES: Final = frozenset({"New", "Processing", "Settled"})
+# the invoice metadata key holding what Vanta refunded of it so far (a decimal string)
+REFUNDED_KEY: Final = "vantaRefunded"
 _EXCERPT: Final = 300
 
 
@@ -175,6 +184,47 @@ class BtcpayClient:
     async def get_invoice(self, store_id: str, invoice_id: str) -> BtcpayInvoice:
         return _invoice(await self._json(
             "GET", f"/api/v1/stores/{_seg(store_id)}/invoices/{_seg(invoice_id)}"))
+
+    async def paid_invoice(self, store_id: str, invoice_id: str) -> PaidInvoice:
+        """What a Settled invoice took in, less what Vanta refunded of it (kept in the
+        invoice's metadata under ``REFUNDED_KEY``: BTCPay does not total refunds)."""
+        try:
+            path = f"/api/v1/stores/{_seg(store_id)}/invoices/{_seg(invoice_id)}"
+        except ValueError:
+            raise BillingRejected(f"BTCPay: no invoice {invoice_id!r}", code="not_found",
+                                  status=404) from None
+        inv = _invoice(await self._json("GET", path))
+        paid = (inv.amount or Decimal(0)) if inv.status == "Settled" else Decimal(0)
+        owner = inv.metadata.get("tenant_id")
+        refunded = opt_decimal(inv.metadata.get(REFUNDED_KEY)) or Decimal(0)
+        return PaidInvoice(inv.id, owner if isinstance(owner, str) else None, paid, refunded,
+                           (inv.currency or "").upper())
+
+    async def refund(self, store_id: str, invoice_id: str, amount: Decimal, currency: str, *,
+                     reason: str | None = None) -> RefundReceipt:
+        """A refund pull payment for ``amount`` ``currency`` (the customer claims it to an
+        address of theirs). The refunded total is recorded in the metadata first and put
+        back if BTCPay refuses the refund, so a failure never lets more out than was paid."""
+        value = _amount(amount)
+        path = f"/api/v1/stores/{_seg(store_id)}/invoices/{_seg(invoice_id)}"
+        inv = _invoice(await self._json("GET", path))
+        before = dict(inv.metadata)
+        total = (opt_decimal(before.get(REFUNDED_KEY)) or Decimal(0)) + value
+        await self._json("PUT", path, json={
+            "metadata": {**before, REFUNDED_KEY: format(total, "f")}})
+        try:
+            doc = await self._json("POST", f"{path}/refund", json={
+                "name": f"Refund of invoice {invoice_id}", "description": reason or "",
+                "paymentMethod": "BTC", "refundVariant": "Custom",
+                "customAmount": format(value, "f"), "customCurrency": currency.upper()})
+        except BillingError:
+            await self._json("PUT", path, json={"metadata": before})
+            raise
+        ref = opt_str(doc.get("id")) if isinstance(doc, dict) else None
+        if not ref:
+            raise BillingRejected("BTCPay answered a refund without id",
+                                  code="unexpected_response")
+        return RefundReceipt(ref, value, "pending")
 
     async def find_invoices_by_order_id(self, store_id: str, order_id: str,
                                         ) -> list[BtcpayInvoice]:

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Final
 
 import stripe
 
+from vanta.adapters.billing import stripe_refunds
 from vanta.adapters.billing.stripe_events import (
     FEE_KEY,
     PLAN_KEY,
@@ -42,6 +44,8 @@ from vanta.application.ports.billing import (
     BillingFact,
     BillingRejected,
     FeeInvoice,
+    PaidInvoice,
+    RefundReceipt,
     SubscriptionSnapshot,
 )
 from vanta.domain.errors import ValidationFailed
@@ -207,6 +211,17 @@ class StripeGateway:
         sub = await call(self._client.v1.subscriptions.update_async(
             subscription_ref, {"cancel_at_period_end": False}))
         return self._snapshot(sub)
+
+    async def paid_invoice(self, invoice_ref: str) -> PaidInvoice:
+        return await stripe_refunds.paid_invoice(self._client, invoice_ref)
+
+    async def refund(self, invoice_ref: str, amount: Decimal, *, reason: str | None = None,
+                     idempotency_key: str | None = None) -> RefundReceipt:
+        """Refund ``amount`` of the invoice's payment (see ``stripe_refunds``)."""
+        inv = await call(self._client.v1.invoices.retrieve_async(invoice_ref))
+        return await stripe_refunds.refund(
+            self._client, invoice_ref, amount, currency=str(inv.get("currency") or "usd"),
+            reason=reason, idempotency_key=idempotency_key)
 
     async def create_invoice_for_fee(
         self,
