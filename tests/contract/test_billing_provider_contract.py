@@ -36,12 +36,14 @@ class StripeSide:
     provider: StripeBilling
     complete: Callable[[str], str]  # session id → the subscription it became
     customer: Callable[[], str]  # a new customer of the provider
+    pay: Callable[[str], Any]  # an open invoice is paid in full
 
 
 @dataclass
 class BtcpaySide:
     provider: BtcpayInvoicing
     expire: Callable[[str], Any]
+    settle: Callable[[str], Any]  # the invoice is paid in full and confirmed
 
 
 @pytest.fixture(params=["fake", "stripe-sim"])
@@ -49,7 +51,7 @@ async def stripe(request: pytest.FixtureRequest) -> AsyncIterator[StripeSide]:
     if request.param == "fake":
         fake = FakeStripe()
         yield StripeSide(fake, lambda sid: fake.complete_checkout(sid).subscription_ref,
-                         fake.add_customer)
+                         fake.add_customer, fake.pay)
         return
     from vanta.adapters.billing.stripe_gateway import StripeGateway
 
@@ -66,7 +68,7 @@ async def stripe(request: pytest.FixtureRequest) -> AsyncIterator[StripeSide]:
                            price_ids={"core": "price_core_month", "pro": "price_pro_month"},
                            api_base=url)
         try:
-            yield StripeSide(gw, complete, sim.add_customer)
+            yield StripeSide(gw, complete, sim.add_customer, sim.pay_invoice)
         finally:
             await gw.aclose()
 
@@ -75,7 +77,8 @@ async def stripe(request: pytest.FixtureRequest) -> AsyncIterator[StripeSide]:
 async def btcpay(request: pytest.FixtureRequest) -> AsyncIterator[BtcpaySide]:
     if request.param == "fake":
         fake = FakeBtcpay()
-        yield BtcpaySide(fake, lambda iid: fake.set_status(iid, "Expired"))
+        yield BtcpaySide(fake, lambda iid: fake.set_status(iid, "Expired"),
+                         lambda iid: fake.set_status(iid, "Settled"))
         return
     from vanta.adapters.billing.btcpay import BtcpayClient
 
@@ -83,7 +86,8 @@ async def btcpay(request: pytest.FixtureRequest) -> AsyncIterator[BtcpaySide]:
     async with serve(sim.app) as url:
         client = BtcpayClient(url, sim.api_key)
         try:
-            yield BtcpaySide(client, sim.expire)
+            yield BtcpaySide(client, sim.expire,
+                             lambda iid: sim.receive_payment(iid, sim.invoices[iid]["amount"]))
         finally:
             await client.aclose()
 
@@ -170,6 +174,32 @@ async def test_one_fee_invoice_per_key(stripe: StripeSide) -> None:
     assert other.invoice_ref != fee.invoice_ref
 
 
+async def test_a_paid_invoice_is_refunded_up_to_what_was_paid(stripe: StripeSide) -> None:
+    customer = stripe.customer()
+    fee = await stripe.provider.create_invoice_for_fee(customer, 2500, "usd", "Fee", "fee:r1")
+    stripe.pay(fee.invoice_ref)
+    inv = await stripe.provider.paid_invoice(fee.invoice_ref)
+    assert (inv.owner_ref, inv.paid, inv.refunded, inv.currency) == (
+        customer, Decimal("25"), Decimal(0), "usd")
+    first = await stripe.provider.refund(fee.invoice_ref, Decimal("10.50"), reason="sorry",
+                                         idempotency_key="refund:r1:a")
+    assert (first.amount, first.status) == (Decimal("10.50"), "succeeded") and first.refund_ref
+    again = await stripe.provider.refund(fee.invoice_ref, Decimal("10.50"), reason="sorry",
+                                         idempotency_key="refund:r1:a")
+    assert again == first, "a retried refund is not paid twice"
+    assert (await stripe.provider.paid_invoice(fee.invoice_ref)).refunded == Decimal("10.5")
+    with pytest.raises(BillingRejected) as e:
+        await stripe.provider.refund(fee.invoice_ref, Decimal("14.51"))
+    assert e.value.code == "amount_too_large"
+    with pytest.raises(ValidationFailed):
+        await stripe.provider.refund(fee.invoice_ref, Decimal("0.001"))
+    await stripe.provider.refund(fee.invoice_ref, Decimal("14.50"))
+    assert (await stripe.provider.paid_invoice(fee.invoice_ref)).refunded == Decimal(25)
+    with pytest.raises(BillingRejected) as e:
+        await stripe.provider.paid_invoice("in_missing")
+    assert e.value.code == "resource_missing"
+
+
 @pytest.mark.parametrize("bad", [{"amount_cents": 0}, {"amount_cents": 12.5},
                                  {"amount_cents": True}, {"currency": "dollars"},
                                  {"idempotency_key": ""}])
@@ -199,6 +229,25 @@ async def test_one_live_invoice_per_order(btcpay: BtcpaySide) -> None:
     btcpay.expire(first)  # an expired invoice is not reused: the customer gets a new one
     second, _ = await p.create_invoice(STORE, Decimal("25.00"), "USD", "sub:tnt_a:2025-09")
     assert second not in (first, other)
+
+
+async def test_a_settled_invoice_is_refunded_and_the_total_kept(btcpay: BtcpaySide) -> None:
+    p = btcpay.provider
+    iid, _ = await p.create_invoice(STORE, Decimal("40"), "USD", "sub:tnt_a:r",
+                                    {"tenant_id": "tnt_a"})
+    unpaid = await p.paid_invoice(STORE, iid)
+    assert (unpaid.owner_ref, unpaid.paid) == ("tnt_a", Decimal(0))
+    with pytest.raises(BillingRejected):
+        await p.refund(STORE, iid, Decimal("5"), "USD")
+    assert (await p.paid_invoice(STORE, iid)).refunded == Decimal(0), "a refusal is undone"
+    btcpay.settle(iid)
+    receipt = await p.refund(STORE, iid, Decimal("15.5"), "USD", reason="sorry")
+    assert receipt.amount == Decimal("15.5") and receipt.refund_ref
+    inv = await p.paid_invoice(STORE, iid)
+    assert (inv.paid, inv.refunded, inv.currency) == (Decimal(40), Decimal("15.5"), "USD")
+    with pytest.raises(BillingRejected) as e:
+        await p.paid_invoice(STORE, "nope")
+    assert e.value.code == "not_found"
 
 
 @pytest.mark.parametrize("amount", [Decimal(0), Decimal(-1), "NaN", "abc"])

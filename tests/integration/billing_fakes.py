@@ -239,6 +239,8 @@ class StripeSim:
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoice_items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoice_payments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     _idem: dict[str, tuple[str, int, bytes]] = field(default_factory=dict)
@@ -260,6 +262,9 @@ class StripeSim:
         r.add_get("/v1/invoices/{id}", self._get_invoice)
         r.add_post("/v1/invoices/{id}/finalize", self._finalize_invoice)
         r.add_post("/v1/invoiceitems", self._create_invoice_item)
+        r.add_get("/v1/invoice_payments", self._list_invoice_payments)
+        r.add_get("/v1/refunds", self._list_refunds)
+        r.add_post("/v1/refunds", self._create_refund)
 
     def now(self) -> int:
         return next(self._clock)
@@ -528,6 +533,54 @@ class StripeSim:
             raise _missing("invoice", iid)
         return web.json_response(self.invoices[iid])
 
+    def pay_invoice(self, invoice_id: str) -> str:
+        """The open invoice is paid in full by a new PaymentIntent (returned)."""
+        inv = self.invoices[invoice_id]
+        pi = _sid("pi")
+        inv.update(status="paid", amount_paid=inv["amount_due"], amount_remaining=0)
+        ip = _sid("inpay")
+        self.invoice_payments[ip] = {
+            "id": ip, "object": "invoice_payment", "invoice": invoice_id, "is_default": True,
+            "amount_paid": inv["amount_due"], "currency": inv["currency"], "status": "paid",
+            "payment": {"type": "payment_intent", "payment_intent": pi}}
+        self._event("invoice.paid", inv)
+        return pi
+
+    async def _list_invoice_payments(self, request: web.Request) -> web.Response:
+        iid = request[_PARAMS].get("invoice")
+        data = [p for p in self.invoice_payments.values() if p["invoice"] == iid]
+        return web.json_response({"object": "list", "data": data, "has_more": False,
+                                  "url": "/v1/invoice_payments"})
+
+    async def _list_refunds(self, request: web.Request) -> web.Response:
+        pi = request[_PARAMS].get("payment_intent")
+        data = [r for r in self.refunds.values() if r["payment_intent"] == pi]
+        return web.json_response({"object": "list", "data": data, "has_more": False,
+                                  "url": "/v1/refunds"})
+
+    async def _create_refund(self, request: web.Request) -> web.Response:
+        p = request[_PARAMS]
+        pi = p.get("payment_intent")
+        paid = [x for x in self.invoice_payments.values()
+                if x["payment"]["payment_intent"] == pi]
+        if not paid:
+            raise _missing("payment_intent", pi, "payment_intent")
+        if p.get("reason") not in (None, "duplicate", "fraudulent", "requested_by_customer"):
+            raise StripeError(400, "Invalid reason", param="reason")
+        left = paid[0]["amount_paid"] - sum(r["amount"] for r in self.refunds.values()
+                                            if r["payment_intent"] == pi)
+        amount = int(p.get("amount", left))
+        if amount <= 0 or amount > left:
+            raise StripeError(400, f"Refund amount ({amount}) is greater than unrefunded "
+                              f"amount on charge ({left})", code="amount_too_large",
+                              param="amount")
+        rid = _sid("re")
+        self.refunds[rid] = {"id": rid, "object": "refund", "amount": amount,
+                             "currency": paid[0]["currency"], "payment_intent": pi,
+                             "reason": p.get("reason"), "metadata": _metadata(p),
+                             "status": "succeeded", "created": self.now()}
+        return web.json_response(self.refunds[rid])
+
     async def _create_invoice_item(self, request: web.Request) -> web.Response:
         p = request[_PARAMS]
         customer = p.get("customer")
@@ -684,6 +737,7 @@ class FakeBtcpay:
     webhooks: list[tuple[str, str]] = field(default_factory=list)  # (url, secret)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     outage: int | None = None
+    refunds: list[dict[str, Any]] = field(default_factory=list)
     _paid: dict[str, Decimal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -692,6 +746,8 @@ class FakeBtcpay:
         r.add_post("/api/v1/stores/{storeId}/invoices", self._create)
         r.add_get("/api/v1/stores/{storeId}/invoices", self._list)
         r.add_get("/api/v1/stores/{storeId}/invoices/{invoiceId}", self._get)
+        r.add_put("/api/v1/stores/{storeId}/invoices/{invoiceId}", self._update)
+        r.add_post("/api/v1/stores/{storeId}/invoices/{invoiceId}/refund", self._refund)
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -781,6 +837,34 @@ class FakeBtcpay:
             return web.json_response({"code": "invoice-not-found",
                                       "message": "The invoice was not found"}, status=404)
         return _json(inv)
+
+    async def _update(self, request: web.Request) -> web.Response:
+        inv = self.invoices.get(request.match_info["invoiceId"])
+        if inv is None or inv["storeId"] != request.match_info["storeId"]:
+            return web.json_response({"code": "invoice-not-found",
+                                      "message": "The invoice was not found"}, status=404)
+        doc = json.loads(await request.text())
+        if isinstance(doc.get("metadata"), dict):
+            inv["metadata"] = doc["metadata"]
+        return _json(inv)
+
+    async def _refund(self, request: web.Request) -> web.Response:
+        inv = self.invoices.get(request.match_info["invoiceId"])
+        if inv is None or inv["storeId"] != request.match_info["storeId"]:
+            return web.json_response({"code": "invoice-not-found",
+                                      "message": "The invoice was not found"}, status=404)
+        doc = json.loads(await request.text(), parse_float=Decimal)
+        if inv["status"] != "Settled":
+            return web.json_response({"code": "non-refundable",
+                                      "message": "Cannot refund this invoice"}, status=422)
+        if doc.get("refundVariant") != "Custom" or not doc.get("customAmount") \
+                or not doc.get("paymentMethod"):
+            return _validation([("refundVariant", "Custom needs customAmount, "
+                                                  "customCurrency and paymentMethod")])
+        self.refunds.append({"invoiceId": inv["id"], **doc})
+        return _json({"id": _btcpay_id(), "name": doc.get("name"),
+                      "amount": str(doc["customAmount"]), "currency": doc.get("customCurrency"),
+                      "viewLink": f"{request.scheme}://{request.host}/pull-payments/x"})
 
     # -- test controls: each returns the webhook bodies it emitted ---------------------------
 
