@@ -108,6 +108,17 @@ async def test_fee_ledger_periods_and_invoice_once(backend: Db) -> None:
         lambda u: u.fee_ledger.invoiced("tnt_a"))] == ["in_1"]
 
 
+async def test_fee_ledger_keeps_the_refunded_total(backend: Db) -> None:
+    await seed_world(backend)
+    row = await backend.run(lambda u: u.fee_ledger.add(_period("2026-01", 10)))
+    got = await backend.read(lambda u: u.fee_ledger.get("tnt_a", "FA1", "2026-01"))
+    assert got.refunded == Decimal(0)
+    await backend.run(lambda u: u.fee_ledger.set_refunded(row, Decimal("0.75")))
+    await backend.run(lambda u: u.fee_ledger.set_refunded(row, Decimal("1.25")))
+    got = await backend.read(lambda u: u.fee_ledger.get("tnt_a", "FA1", "2026-01"))
+    assert got.refunded == Decimal("1.25")
+
+
 async def test_billing_subscription_lookups(backend: Db) -> None:
     await seed_world(backend)
 

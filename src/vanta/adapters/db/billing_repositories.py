@@ -56,10 +56,6 @@ class InboxRepository(_Repo):
         res = await self.conn.execute(stmt)
         return bool(res.rowcount == 1)
 
-    async def set_refunded(self, row_id: int, refunded: Decimal) -> None:
-        await self.conn.execute(update(fee_ledger).where(fee_ledger.c.id == row_id)
-                                .values(refunded=refunded))
-
     async def get(self, inbox_id: str) -> InboxRecord | None:
         r = await self._one(select(billing_inbox).where(billing_inbox.c.inbox_id == inbox_id))
         return InboxRecord.from_row(r) if r is not None else None
@@ -164,6 +160,10 @@ class FeeLedgerRepository(_Repo):
             fee_ledger.c.id == row_id, fee_ledger.c.invoice_ref.is_(None))
             .values(invoice_provider=provider, invoice_ref=invoice_ref))
         return bool(res.rowcount == 1)
+
+    async def set_refunded(self, row_id: int, refunded: Decimal) -> None:
+        await self.conn.execute(update(fee_ledger).where(fee_ledger.c.id == row_id)
+                                .values(refunded=refunded))
 
 
 class BillingSubscriptionRepository(_Repo):
