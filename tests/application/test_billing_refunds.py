@@ -86,9 +86,10 @@ async def test_btcpay_refund_of_a_settled_invoice(world: World) -> None:
         await _refund(world, providers, iid, "1", tenant_id="tnt_b")
     answer = await _refund(world, providers, iid, "25.5")
     assert (answer["provider"], answer["amount"], answer["refundable"]) == (
-        "btcpay", "25.5", "73.5")
-    assert btcpay.calls[-1] == ("refund", {"store_id": "store1", "invoice_id": iid,
-                                           "amount": Decimal("25.5"), "reason": "goodwill"})
+        "btcpay", "25.50", "73.50")
+    assert [c for c in btcpay.calls if c[0] == "refund"] == [("refund", {
+        "store_id": "store1", "invoice_id": iid, "amount": Decimal("25.5"),
+        "reason": "goodwill"})]
 
 
 async def test_a_fee_invoice_refund_shows_in_the_fee_ledger(world: World) -> None:
@@ -112,3 +113,17 @@ async def test_a_fee_invoice_refund_shows_in_the_fee_ledger(world: World) -> Non
     assert row.refunded == Decimal("10.10")
     ledger = await fee_ledger(world.uow(readonly=True), tenant_id="tnt_a", follower_id=fid)
     assert ledger["data"][0]["refunded"] == "10.1"
+
+
+async def test_a_retried_refund_is_sent_once_and_counted_once(world: World) -> None:
+    stripe = FakeStripe(clock=world.clock)
+    customer = await _stripe_tenant(world, "tnt_a", stripe)
+    ref = stripe.pay(customer_ref=customer, amount_cents=5000)
+    providers = BillingProviders(stripe=stripe)
+    answers = [await refund_invoice(world.db.uow, providers, tenant_id="tnt_a",
+                                    invoice_id=ref, amount=Decimal("10"), reason=None,
+                                    actor="owner1", idempotency_key="k1") for _ in range(2)]
+    assert answers[0]["refund_id"] == answers[1]["refund_id"]
+    assert [a["refunded_total"] for a in answers] == ["10.00", "10.00"]
+    [key] = stripe.refunds
+    assert key.startswith("refund:") and len(key) < 255 and "k1" not in key

@@ -215,7 +215,7 @@ class BtcpayClient:
         try:
             doc = await self._json("POST", f"{path}/refund", json={
                 "name": f"Refund of invoice {invoice_id}", "description": reason or "",
-                "paymentMethod": "BTC", "refundVariant": "Custom",
+                "paymentMethod": "BTC-CHAIN", "refundVariant": "Custom",
                 "customAmount": format(value, "f"), "customCurrency": currency.upper()})
         except BillingError:
             await self._json("PUT", path, json={"metadata": before})

@@ -18,6 +18,7 @@ more than was charged.
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import Any
 
@@ -60,14 +61,16 @@ async def refund_invoice(uow_factory: UowFactory, providers: BillingProviders, *
             code="refund_exceeds_paid", field="amount")
     receipt = await _send(providers, provider, invoice, wanted, reason, tenant_id,
                           idempotency_key)
-    total = invoice.refunded + receipt.amount
+    # Read the total back rather than adding: a retry the provider answered from its
+    # idempotency cache refunded nothing new.
+    total = (await _read(providers, provider, invoice_id)).refunded
     async with uow_factory() as uow:
         await uow.audit.append(
             entity="invoice", entity_id=invoice_id[:64], action="refunded", actor=actor,
             tenant_id=tenant_id,
             payload={"provider": provider, "refund_ref": receipt.refund_ref,
-                     "amount": format(receipt.amount, "f"), "currency": invoice.currency,
-                     "refunded_total": format(total, "f"), "reason": reason,
+                     "amount": _money(receipt.amount), "currency": invoice.currency,
+                     "refunded_total": _money(total), "reason": reason,
                      "fee_period": fee_row.period_label if fee_row else None})
         if fee_row is not None:
             await uow.fee_ledger.set_refunded(fee_row.id, total)
@@ -78,15 +81,7 @@ async def refund_invoice(uow_factory: UowFactory, providers: BillingProviders, *
 async def _owned_invoice(uow_factory: UowFactory, providers: BillingProviders, provider: str,
                          tenant_id: str, invoice_id: str) -> PaidInvoice:
     try:
-        if provider == "stripe":
-            if providers.stripe is None:
-                raise ProviderNotConfigured("Stripe is not configured")
-            invoice = await providers.stripe.paid_invoice(invoice_id)
-        else:
-            if providers.btcpay is None or not providers.btcpay_store_id:
-                raise ProviderNotConfigured("BTCPay is not configured")
-            invoice = await providers.btcpay.paid_invoice(providers.btcpay_store_id,
-                                                          invoice_id)
+        invoice = await _read(providers, provider, invoice_id)
     except BillingRejected as e:
         if e.code in _MISSING:
             raise _not_found(invoice_id) from None
@@ -104,12 +99,25 @@ async def _owned_invoice(uow_factory: UowFactory, providers: BillingProviders, p
     return invoice
 
 
+async def _read(providers: BillingProviders, provider: str, invoice_id: str) -> PaidInvoice:
+    if provider == "stripe":
+        if providers.stripe is None:
+            raise ProviderNotConfigured("Stripe is not configured")
+        return await providers.stripe.paid_invoice(invoice_id)
+    if providers.btcpay is None or not providers.btcpay_store_id:
+        raise ProviderNotConfigured("BTCPay is not configured")
+    return await providers.btcpay.paid_invoice(providers.btcpay_store_id, invoice_id)
+
+
 async def _send(providers: BillingProviders, provider: str, invoice: PaidInvoice,
                 amount: Decimal, reason: str | None, tenant_id: str,
                 idempotency_key: str | None) -> RefundReceipt:
     if provider == "stripe":
         assert providers.stripe is not None  # checked by _owned_invoice
-        key = f"refund:{tenant_id}:{invoice.invoice_ref}:{idempotency_key}" \
+        # the caller's key is scoped to the tenant and invoice, and hashed to fit Stripe's
+        # 255 characters
+        key = "refund:" + hashlib.sha256(
+            f"{tenant_id}|{invoice.invoice_ref}|{idempotency_key}".encode()).hexdigest() \
             if idempotency_key else None
         return await providers.stripe.refund(invoice.invoice_ref, amount, reason=reason,
                                              idempotency_key=key)
@@ -118,11 +126,20 @@ async def _send(providers: BillingProviders, provider: str, invoice: PaidInvoice
                                          amount, invoice.currency, reason=reason)
 
 
+def _money(value: Decimal) -> str:
+    """At least two decimal places (``12.50``), more only when the amount has them."""
+    d = value.normalize()
+    exp = d.as_tuple().exponent
+    if isinstance(exp, int) and exp > -2:
+        d = d.quantize(Decimal("0.01"))
+    return format(d, "f")
+
+
 def _answer(invoice: PaidInvoice, provider: str, receipt: RefundReceipt, total: Decimal,
             fee_row: FeePeriodRecord | None) -> dict[str, Any]:
     return {"invoice_id": invoice.invoice_ref, "provider": provider,
             "refund_id": receipt.refund_ref, "status": receipt.status,
-            "amount": format(receipt.amount, "f"), "currency": invoice.currency,
-            "paid": format(invoice.paid, "f"), "refunded_total": format(total, "f"),
-            "refundable": format(max(invoice.paid - total, Decimal(0)), "f"),
+            "amount": _money(receipt.amount), "currency": invoice.currency,
+            "paid": _money(invoice.paid), "refunded_total": _money(total),
+            "refundable": _money(max(invoice.paid - total, Decimal(0))),
             "fee_period": fee_row.period_label if fee_row else None}
