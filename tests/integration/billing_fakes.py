@@ -4,7 +4,8 @@
   127.0.0.1 with its pickle persistence switched off (see ``LOCALSTRIPE_WRAPPER``).
 * ``StripeSim`` is a small **simulator** of the parts of Stripe's API that localstripe lacks or
   gets wrong for us: Prices, Checkout Sessions, subscription updates by price with
-  ``proration_behavior``, draft invoices + invoice items + finalize, and ``Idempotency-Key``
+  ``proration_behavior``, draft invoices + invoice items + finalize, invoice payments and
+  refunds (``pay_invoice`` pays an invoice with a new PaymentIntent), and ``Idempotency-Key``
   replay. It follows Stripe's API reference (form-encoded bodies, ``{"error": {...}}`` bodies,
   object shapes of the current API version, e.g. ``current_period_end`` on subscription items
   and ``parent.subscription_details`` on invoices); it is not Stripe. What it does *not* do:
@@ -13,7 +14,8 @@
   ``expand``, search, webhooks delivery (events are collected in ``events`` for the test to
   sign and feed to the gateway).
 * ``FakeBtcpay`` is a fake BTCPay Server answering the Greenfield invoice paths with the
-  documented field names and error bodies, with test controls that move an invoice through
+  documented field names and error bodies (including metadata updates and refund pull
+  payments, recorded in ``refunds``), with test controls that move an invoice through
   payments, expiry, invalidation and settlement and emit the matching webhook bodies.
 * ``WebhookInbox`` is an aiohttp receiver that records raw bodies and headers.
 """
