@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_billing_api import Billing, billing, subscribe
+from tests.api.test_billing_api import (
+    Billing,
+    billing,
+    btcpay_invoice,
+    deliver_btcpay,
+    subscribe,
+)
 from vanta.application.fees_service import close_fee_period
 from vanta.application.ports.billing import BillingConflict
 
@@ -226,6 +232,46 @@ async def test_fee_is_invoiced_through_stripe_once(billing: Billing) -> None:
     r = await close(billing, fid, "2025-10", day(4))
     assert r.json()["invoice_status"] == "no_fee"
     assert len(billing.sim.invoices) == invoices_before + 1
+
+
+async def test_fee_is_invoiced_through_btcpay_for_a_btcpay_tenant(billing: Billing) -> None:
+    plan = await btcpay_invoice(billing, "tnt_a")  # the tenant pays its plan with BTCPay
+    await deliver_btcpay(billing, billing.btc.receive_payment(plan["invoice_id"], "19.00"))
+    sub_before = await billing.row()
+    assert sub_before is not None and sub_before.provider == "btcpay"
+    fid = await follower(billing)
+    await nav(billing, fid, "1000", day(0))
+    await nav(billing, fid, "1234.56", day(1))
+    stripe_invoices = len(billing.sim.invoices)
+
+    r = await close(billing, fid, "2025-09", day(2))
+    assert r.status_code == 201, r.text
+    assert r.json()["invoice_status"] == "invoiced"
+    assert r.json()["invoice"]["provider"] == "btcpay"
+    ref = r.json()["invoice"]["ref"]
+    inv = billing.btc.invoices[ref]
+    assert (Decimal(inv["amount"]), inv["currency"]) == (Decimal("46.91"), "USD")
+    md = inv["metadata"]
+    assert (md["tenant_id"], md["kind"], md["follower_id"], md["period_label"]) \
+        == ("tnt_a", "performance_fee", fid, "2025-09")
+    assert md["orderId"] == md["fee_key"] == f"fee:tnt_a:{fid}:2025-09"
+    # closing again reuses the stored invoice; Stripe is never asked
+    r = await close(billing, fid, "2025-09", day(2))
+    assert (r.status_code, r.json()["invoice"]["ref"]) == (200, ref)
+    assert len(billing.sim.invoices) == stripe_invoices
+    assert [i for i in billing.btc.invoices.values()
+            if i["metadata"].get("kind") == "performance_fee"] == [inv]
+    fees = (await billing.client.get(f"/v1/followers/{fid}/fees",
+                                     headers=billing.auth())).json()
+    assert fees["data"][0]["invoice"] == {"provider": "btcpay", "ref": ref}
+
+    # BTCPay settles it: the fee is recorded paid and the plan's period is left alone
+    outcomes = await deliver_btcpay(billing, billing.btc.receive_payment(ref, "46.91"))
+    assert outcomes[-1] == "fee_invoice_paid"
+    assert await billing.row() == sub_before
+    paid = await billing.audit("fee_invoice_paid")
+    assert [(e.payload["follower_id"], e.payload["period_label"]) for e in paid] == [
+        (fid, "2025-09")]
 
 
 async def test_fee_without_a_billing_customer_is_recorded_only(billing: Billing) -> None:

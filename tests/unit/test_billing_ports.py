@@ -70,6 +70,17 @@ def test_btcpay_webhooks_give_a_fact_keyed_by_the_original_delivery() -> None:
     assert e.value.reason == "bad_signature"
 
 
+def test_btcpay_webhooks_carry_a_fee_invoices_fee_key() -> None:
+    body = json.dumps({
+        "deliveryId": "d1", "type": "InvoiceSettled", "timestamp": 1760000000,
+        "storeId": "s", "invoiceId": "inv1",
+        "metadata": {"tenant_id": "tnt_a", "kind": "performance_fee", "fee_key": "fee:t:f:P1"},
+    }).encode()
+    fact = BtcpayWebhooks("secret").verify(body, btcpay_signature(body, "secret")).fact
+    assert isinstance(fact, BtcpayInvoiceFact)
+    assert (fact.fee_key, fact.plan_id) == ("fee:t:f:P1", None)
+
+
 def test_stripe_webhooks_translate_with_the_price_map() -> None:
     sub = {"id": "sub_1", "object": "subscription", "status": "active", "customer": "cus_1",
            "metadata": {"tenant_id": "tnt_a"},

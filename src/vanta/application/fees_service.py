@@ -16,12 +16,12 @@ through ``vanta.domain.fees.close_period``:
   with another ``rate`` or ``end`` is ``409 period_label_conflict``. ``end`` must be after the
   last closed period's end (``409 period_out_of_order``) and not in the future.
 
-Invoicing: when the fee is > 0, Stripe is configured and the tenant has a Stripe customer
-(its subscription's), the fee is invoiced with ``create_invoice_for_fee`` under the key
-``fee:<tenant>:<follower>:<label>`` *after* the ledger row is committed (no transaction is held
-open over a network call) and the invoice id is stored on the row. If Stripe fails, the row
-stays without an invoice and closing the same label again retries with the same key, so
-Stripe still creates one invoice. Fees are in USD (NAVs are USD) and billed to the tenant,
+Invoicing (``vanta.application.fee_invoicing``): when the fee is > 0 it is invoiced through
+the tenant's subscription provider, Stripe (to its customer) or BTCPay (an invoice for the
+fee), under the key ``fee:<tenant>:<follower>:<label>``, *after* the ledger row is committed,
+and the invoice reference is stored on the row. If the provider fails, the row stays without
+an invoice and closing the same label again retries with the same key, so the provider still
+creates one invoice. Fees are in USD (NAVs are USD) and billed to the tenant,
 the account holder; Vanta never holds follower money.
 
 Flows may not be back-dated into a closed period (``409 period_closed``): that would change a
@@ -37,11 +37,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from vanta.application.billing.lookup import stripe_customer_of
 from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.fee_invoicing import FeeInvoicers, issue_fee_invoice
 from vanta.application.ports.billing import (
     BillingConflict,
-    BillingError,
     BillingUnitOfWork,
     FeeLedger,
     StripeBilling,
@@ -197,8 +196,11 @@ def ledger_row_json(row: FeePeriodRecord) -> dict[str, Any]:
 async def close_fee_period(uow_factory: UowFactory, *, tenant_id: str, follower_id: str,
                            raw: object, actor: str, stripe: StripeBilling | None = None,
                            currency: str = "usd", clock: Clock = utcnow,
+                           invoicers: FeeInvoicers | None = None,
                            ) -> tuple[bool, dict[str, Any]]:
-    """``(created, body)``; see the module docstring."""
+    """``(created, body)``; see the module docstring. ``invoicers`` (when given) replaces
+    ``stripe`` and ``currency``."""
+    invoicers = invoicers or FeeInvoicers(stripe=stripe, currency=currency)
     now = clock()
     label, rate, end = _parse_close(raw, now)
     created = False
@@ -221,8 +223,8 @@ async def close_fee_period(uow_factory: UowFactory, *, tenant_id: str, follower_
     if row.rate != rate or row.period_end != end:
         raise Conflict(f"period {label} was closed with rate {_d(row.rate)} and end "
                        f"{iso(row.period_end)}", code="period_label_conflict")
-    invoice_status = await _invoice(uow_factory, row, tenant_id=tenant_id, stripe=stripe,
-                                    currency=currency, actor=actor)
+    invoice_status = await _invoice(uow_factory, row, tenant_id=tenant_id,
+                                    invoicers=invoicers, actor=actor)
     async with uow_factory() as uow:  # read back (the invoice ref may have been stored)
         stored = await uow.fee_ledger.get(tenant_id, follower_id, label)
     assert stored is not None
@@ -271,40 +273,27 @@ async def _close(uow: BillingUnitOfWork, ledger: FeeLedger, *, tenant_id: str,
 
 
 async def _invoice(uow_factory: UowFactory, row: FeePeriodRecord, *, tenant_id: str,
-                   stripe: StripeBilling | None, currency: str, actor: str) -> str:
+                   invoicers: FeeInvoicers, actor: str) -> str:
     """Invoice the period's fee once; returns what happened, for the response."""
-    fee = row.fee
     if row.invoice_ref:
         return "invoiced"
-    if fee <= 0:
+    if row.fee <= 0:
         return "no_fee"
-    if stripe is None:
-        return "no_provider"
-    async with uow_factory() as uow:
-        customer = await stripe_customer_of(uow, tenant_id)
-    if customer is None:
-        return "no_billing_customer"
     key = fee_idempotency_key(tenant_id, row.follower_id, row.period_label)
-    cents = int((fee * 100).to_integral_value())
-    try:
-        inv = await stripe.create_invoice_for_fee(
-            customer, cents, currency,
-            f"Vanta performance fee, follower {row.follower_id}, period "
-            f"{row.period_label}", key)
-    except BillingError as e:
-        # the ledger row stands; closing the same label again retries with the same key
-        return f"pending_retry:{e.code}"
+    issued = await issue_fee_invoice(uow_factory(), row, tenant_id=tenant_id,
+                                     invoicers=invoicers, key=key)
+    if isinstance(issued, str):
+        return issued  # the ledger row stands; closing the label again retries
     async with uow_factory() as uow:
-        ledger = uow.fee_ledger
-        stored = await ledger.set_invoice(row.id, provider="stripe",
-                                          invoice_ref=inv.invoice_ref)
+        stored = await uow.fee_ledger.set_invoice(row.id, provider=issued.provider,
+                                                  invoice_ref=issued.ref)
         if stored:
             await uow.audit.append(
                 entity="follower", entity_id=row.follower_id, action="fee_invoiced",
                 actor=actor, tenant_id=tenant_id,
-                payload={"label": row.period_label, "invoice_ref": inv.invoice_ref,
-                         "amount_cents": cents, "currency": inv.currency,
-                         "status": inv.status, "idempotency_key": key})
+                payload={"label": row.period_label, "provider": issued.provider,
+                         "invoice_ref": issued.ref, **issued.payload,
+                         "idempotency_key": key})
         await uow.commit()
     return "invoiced"
 

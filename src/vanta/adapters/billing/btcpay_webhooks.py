@@ -141,6 +141,7 @@ def btcpay_fact(event: BtcpayEvent) -> BtcpayInvoiceFact | None:
         delivery_id=event.delivery_id,
         plan_id=opt_str(metadata.get("plan_id")),
         price=opt_decimal(metadata.get("amount")),
+        fee_key=opt_str(metadata.get("fee_key")),
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from vanta.application.billing.btcpay_fees import apply_btcpay_fee
 from vanta.application.billing.cancel import CANCEL_MARK
 from vanta.application.billing.common import (
     HOLDABLE,
@@ -48,6 +49,9 @@ async def apply_btcpay(uow: BillingUnitOfWork, providers: BillingProviders,
         return None, "unresolved_tenant"
     if await uow.tenants.get(tenant_id) is None:
         return None, "unknown_tenant"
+    fee = await uow.fee_ledger.by_invoice_ref(tenant_id, fact.invoice_id)
+    if fee is not None or fact.fee_key is not None:
+        return await apply_btcpay_fee(uow, tenant_id, fact, fee)
     plan = fact.plan_id
     if plan is None or plan not in PLAN_IDS:
         return None, "unknown_plan"

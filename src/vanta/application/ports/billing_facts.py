@@ -147,6 +147,7 @@ class BtcpayInvoiceFact:
     delivery_id: str = ""
     plan_id: str | None = None  # the invoice metadata's plan_id (set by our invoices)
     price: Decimal | None = None  # the invoice metadata's amount: the plan's price
+    fee_key: str | None = None  # the invoice metadata's fee_key: a performance-fee invoice
 
     @property
     def grants_access(self) -> bool:

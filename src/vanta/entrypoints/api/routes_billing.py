@@ -43,6 +43,7 @@ from vanta.application.billing import (
     resume_subscription,
 )
 from vanta.application.clock import Clock
+from vanta.application.fee_invoicing import FeeInvoicers
 from vanta.application.fees_service import close_fee_period, fee_ledger, record_flow
 from vanta.application.ports.billing import (
     BTCPAY_SIGNATURE_HEADER,
@@ -210,8 +211,10 @@ async def close(follower_id: str, container: ContainerDep, prov: Providers, cloc
     await load_follower(container, p, follower_id)
     created, answer = await _provider_call(close_fee_period(
         container.uow, tenant_id=p.tenant_id, follower_id=follower_id,
-        raw=req.to_raw(), actor=p.subject, stripe=prov.stripe,
-        currency=prov.fee_currency, clock=clock))
+        raw=req.to_raw(), actor=p.subject, clock=clock,
+        invoicers=FeeInvoicers(stripe=prov.stripe, btcpay=prov.btcpay,
+                               btcpay_store_id=prov.btcpay_store_id,
+                               currency=prov.fee_currency)))
     return JSONResponse(answer, status_code=201 if created else 200)
 
 
