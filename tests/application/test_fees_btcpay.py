@@ -12,8 +12,9 @@ from tests.application.conftest import World
 from tests.fakes.billing import FakeBtcpay, FakeStripe, FakeVerifier
 from vanta.application.billing.inbox import receive_btcpay
 from vanta.application.billing.providers import BillingProviders
+from vanta.application.billing.refunds import refund_invoice
 from vanta.application.fee_invoicing import FeeInvoicers
-from vanta.application.fees_service import close_fee_period
+from vanta.application.fees_service import close_fee_period, fee_ledger
 from vanta.application.navs import record_nav
 from vanta.application.ports.billing import BillingUnavailable
 from vanta.application.ports.billing_facts import BtcpayInvoiceFact, BtcpayOutcome, InboundEvent
@@ -134,3 +135,18 @@ async def test_a_fee_invoice_settling_before_its_ref_is_stored_is_still_a_fee(
     async with world.uow() as u:
         sub = await u.subscriptions.current("tnt_a")
     assert sub is not None and sub.provider_ref == "btc_plan"
+
+
+async def test_a_refunded_btcpay_fee_invoice_shows_in_the_ledger(world: World) -> None:
+    fid = await _btcpay_tenant(world)
+    btcpay = FakeBtcpay()
+    body = await _close(world, fid, btcpay)
+    iid = body["invoice"]["ref"]
+    btcpay.set_status(iid, "Settled")
+    answer = await refund_invoice(
+        world.db.uow, BillingProviders(btcpay=btcpay, btcpay_store_id="store1"),
+        tenant_id="tnt_a", invoice_id=iid, amount=None, reason=None, actor="owner1")
+    assert (answer["provider"], answer["amount"], answer["fee_period"]) == (
+        "btcpay", "50.10", "P1")
+    ledger = await fee_ledger(world.uow(readonly=True), tenant_id="tnt_a", follower_id=fid)
+    assert ledger["data"][0]["refunded"] == "50.1"
