@@ -107,7 +107,7 @@ def _bool(raw: Mapping[str, Any], key: str, default: bool) -> bool:
     return v
 
 
-def _check_fields(raw: object, allowed: frozenset[str]) -> Mapping[str, Any]:
+def check_fields(raw: object, allowed: frozenset[str]) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
         raise ValidationFailed("body must be a JSON object", code="invalid_body")
     unknown = sorted(set(raw) - allowed)
@@ -168,7 +168,7 @@ def parse_settings(raw: Mapping[str, Any], current: FollowerRecord | None) -> di
 
 
 def parse_registration(raw: object) -> dict[str, Any]:
-    body = _check_fields(raw, REGISTER_FIELDS)
+    body = check_fields(raw, REGISTER_FIELDS)
     webhook = body.get("webhook")
     url = body.get("webhook_url")
     if isinstance(webhook, Mapping):
@@ -272,7 +272,7 @@ async def patch_follower(
     """Change settings; the audit event carries the settings before and after. A new
     webhook url is vetted (see ``register_follower``) before the transaction opens, so no
     lookup runs while it is held."""
-    body = _check_fields(raw, PATCH_FIELDS)
+    body = check_fields(raw, PATCH_FIELDS)
     if not body:
         raise ValidationFailed("nothing to change", code="empty_patch")
     webhook = body.get("webhook")
@@ -315,7 +315,7 @@ async def rotate_webhook_secret(
     """A new signing key takes over at once; the previous one keeps signing too until the
     overlap ends, so receivers can switch without a gap. Institutional plans may bring
     their own key (a dedicated signing key) instead of a generated one."""
-    body = _check_fields(raw if raw is not None else {}, frozenset({"overlap_seconds",
+    body = check_fields(raw if raw is not None else {}, frozenset({"overlap_seconds",
                                                                    "secret"}))
     overlap_raw = body.get("overlap_seconds", 86_400)
     if isinstance(overlap_raw, bool) or not isinstance(overlap_raw, int | float | Decimal) or \

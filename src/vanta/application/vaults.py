@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from vanta.application.clock import Clock, utcnow
+from vanta.application.followers import check_fields
 from vanta.application.ports.records_catalog import VaultRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.application.tenancy import tenant_entitlements
@@ -24,16 +25,6 @@ DEFAULTS: dict[str, Any] = {
     "label": "", "public": False, "personas": ["Athena"],
     "risk_profile": {"max_drawdown_pct": 12, "style": "balanced"},
     "rails": {"fiat": True, "crypto": True}}
-
-
-def _fields(raw: object, allowed: frozenset[str]) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise ValidationFailed("body must be a JSON object", code="invalid_body")
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", code="unknown_field",
-                               field=unknown[0])
-    return raw
 
 
 def _risk_profile(raw: object) -> dict[str, Any]:
@@ -107,7 +98,7 @@ async def add_vault(uow: UnitOfWork, *, tenant_id: str, raw: object, actor: str,
                     clock: Clock = utcnow) -> VaultRecord:
     """A new vault, if the tenant's plan has room for one more (counted in the same
     transaction that adds it)."""
-    body = _fields(raw, CREATE_FIELDS)
+    body = check_fields(raw, CREATE_FIELDS)
     vid = body.get("vault_id")
     if vid is not None and (not isinstance(vid, str) or not VAULT_ID.match(vid)):
         raise ValidationFailed("vault_id must be 1 to 64 letters, digits, _ or -",
@@ -139,7 +130,7 @@ async def add_vault(uow: UnitOfWork, *, tenant_id: str, raw: object, actor: str,
 async def patch_vault(uow: UnitOfWork, *, tenant_id: str, vault_id: str, raw: object,
                       actor: str) -> VaultRecord:
     """Change settings; the audit event carries them before and after."""
-    body = _fields(raw, SETTING_FIELDS)
+    body = check_fields(raw, SETTING_FIELDS)
     if not body:
         raise ValidationFailed("nothing to change", code="empty_patch")
     changes = parse_vault_settings(body)
