@@ -7,7 +7,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from tests.api.conftest import Api
-from tests.api.web_helpers import CSRF, follower_ids, sign_in
+from tests.api.web_helpers import follower_ids, sign_in
 
 
 async def test_sign_in_is_a_code_flow_with_pkce_and_a_safe_session_cookie(api: Api) -> None:
