@@ -230,7 +230,7 @@ async def test_order_page_children_fragment_and_dag(api: Api) -> None:
     assert "<html" not in part.text and part.text.count("data-state=") == 3
     dag = await api.client.get(f"/app/orders/{mo_id}/dag")
     assert '<svg class="dag"' in dag.text and dag.text.count('data-kind="child_order"') == 3
-    assert "3 of 3 children drawn" in dag.text
+    assert "All 3 children are drawn" in dag.text
 
 
 async def test_api_reference_pages_load_their_assets_from_this_server(api: Api) -> None:
