@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 from tests.api.conftest import Api
 from tests.api.web_helpers import CSRF, follower_ids, sign_in
 
@@ -252,3 +254,19 @@ async def test_every_form_on_the_pages_carries_the_sessions_csrf_token(api: Api)
         posts = html.count('method="post"')
         assert posts >= 1, path
         assert CSRF.findall(html) == [token] * posts, path
+
+
+async def test_sign_out_ends_the_session_and_https_marks_the_cookie_secure(api: Api) -> None:
+    token = await sign_in(api.client, "owner")
+    out = await api.client.post("/app/logout", data={"csrf_token": token})
+    assert out.status_code == 303 and out.headers["location"] == "/app/signed-out"
+    assert 'vanta_session=""' in out.headers["set-cookie"] or \
+        "Max-Age=0" in out.headers["set-cookie"]
+    after = await api.client.get("/app/vaults")
+    assert after.status_code == 303 and after.headers["location"].startswith("/app/login")
+    secure = httpx.AsyncClient(transport=api.client._transport, base_url="https://test")
+    async with secure:
+        r = await secure.get("/app/login?tenant=tnt_a&as_role=owner", follow_redirects=True)
+        assert r.status_code == 200
+        assert all(c.secure for c in secure.cookies.jar if c.name == "vanta_session")
+        assert any(c.name == "vanta_session" for c in secure.cookies.jar)
