@@ -270,3 +270,27 @@ async def test_sign_out_ends_the_session_and_https_marks_the_cookie_secure(api: 
         assert r.status_code == 200
         assert all(c.secure for c in secure.cookies.jar if c.name == "vanta_session")
         assert any(c.name == "vanta_session" for c in secure.cookies.jar)
+
+
+async def test_protections_are_edited_with_the_preview_and_keep_the_symbol_map(
+        api: Api) -> None:
+    (fid,) = await follower_ids(api.client, api.auth(), n=1)
+    await api.client.patch(f"/v1/followers/{fid}", headers=api.auth(),
+                           json={"protections": {"symbol_map": {"BRK.B": "BRK-B"}}})
+    await api.client.post("/v1/manager-orders", headers=api.auth(), json={
+        "id": "o-2", "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": "10"})
+    token = await sign_in(api.client, "ops")
+    edit = await api.client.get(f"/app/followers/{fid}/edit")
+    assert 'name="deny_symbols"' in edit.text and 'name="drawdown_stop_pct"' in edit.text
+    form = {"label": "F0", "scale": "0.5", "mode": "proportional", "plan": "core",
+            "deny_symbols": "aapl, msft", "max_order_usd": "1000", "csrf_token": token}
+    r = await api.client.post(f"/app/followers/{fid}/edit", data={**form,
+                                                                   "action": "preview"})
+    assert r.status_code == 200 and "symbol_not_allowed" in r.text.split('id="preview"')[1]
+    saved = await api.client.post(f"/app/followers/{fid}/edit", data={**form,
+                                                                       "action": "save"})
+    assert saved.status_code == 303
+    got = (await api.client.get(f"/v1/followers/{fid}", headers=api.auth())).json()
+    assert got["protections"]["deny_symbols"] == ["AAPL", "MSFT"]
+    assert got["protections"]["max_order_usd"] == "1000"
+    assert got["protections"]["symbol_map"] == {"BRK.B": "BRK-B"}
