@@ -201,9 +201,12 @@ class LogFolder:
             self._checked(name).unlink()
 
 
-def _line(event: str, now: datetime, fields: Mapping[str, Any]) -> str:
-    return json.dumps({"timestamp": now.isoformat().replace("+00:00", "Z"), "event": event,
-                       **fields}, default=str, separators=(",", ":"))
+# one encoder for every line: json.dumps with options builds a new one per call
+_encode = json.JSONEncoder(separators=(",", ":"), default=str, ensure_ascii=False).encode
+
+
+def _stamp(now: datetime) -> str:
+    return now.isoformat().replace("+00:00", "Z")
 
 
 class FileJournal:
@@ -214,13 +217,15 @@ class FileJournal:
 
     def dispatch_attempt(self, line: Mapping[str, Any]) -> None:
         now = self.folder.clock()
-        self.folder.dispatch.append(_line("delivery attempt", now, line), now.date())
+        self.folder.dispatch.append(
+            _encode({"timestamp": _stamp(now), "event": "delivery attempt", **line}),
+            now.date())
 
     def trade_event(self, line: Mapping[str, Any]) -> None:
+        """``line["event"]`` names it (``state`` or ``fill``); ``state`` when missing."""
         now = self.folder.clock()
-        self.folder.trades.append(_line(str(line.get("event", "state")), now,
-                                        {k: v for k, v in line.items() if k != "event"}),
-                                  now.date())
+        self.folder.trades.append(
+            _encode({"timestamp": _stamp(now), "event": "state", **line}), now.date())
 
     def flush(self) -> None:
         self.folder.dispatch.flush()
