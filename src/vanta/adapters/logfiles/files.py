@@ -84,7 +84,8 @@ class DailyFile:
                 if active is not None and today > active:
                     self._rotate(active)
                     self._prune(today)
-                self._active = None
+                    active = None
+            self._active = active  # known now: the next passes read nothing
 
     def _write(self, day: date, text: str) -> None:
         active = self._active if self._active is not None else self._file_day()
