@@ -16,6 +16,7 @@ from tests.fakes.journal import RecordingJournal
 from tests.fakes.sender import Answer
 from tests.fakes.tracer import RecordingTracer
 from vanta.application import observability, tracing
+from vanta.application.dead_letters import redeliver
 from vanta.application.ports.tracer import NOOP_TRACER, trace_id_of
 
 
@@ -109,3 +110,23 @@ async def test_without_a_tracer_nothing_is_added(world: World) -> None:
     await world.drain()
     [req] = world.sender.requests
     assert "traceparent" not in req.headers
+
+
+async def test_a_redelivered_dead_letter_is_in_the_trade_log(
+        world: World, journal: RecordingJournal) -> None:
+    await world.follower()
+    sub = await world.submit()
+    assert sub.expansion is not None
+    [fo] = [c.fo_id for c in sub.expansion.children]
+    world.sender.script("https://hooks.example/0", Answer(500), Answer(500), Answer(500),
+                        Answer())
+    for step in (0, 1, 5):
+        world.clock.advance(step)
+        await world.drain()
+    assert journal.moves(fo)[-1] == ("sent", "dlq")
+    done = await redeliver(world.uow(), tenant_id="tnt_a", fo_ids=[fo], since=None,
+                           actor="ops", clock=world.clock)
+    assert done.requeued == [fo]
+    assert journal.moves(fo)[-1] == ("dlq", "pending")
+    await world.drain()
+    assert journal.moves(fo)[-2:] == [("pending", "sent"), ("sent", "ack")]
