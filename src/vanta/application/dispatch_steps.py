@@ -19,6 +19,7 @@ from vanta.application.ports.journal import NO_JOURNAL, Journal
 from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
+from vanta.application.ports.tracer import trace_id_of
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
 
@@ -187,11 +188,14 @@ def report(metrics: Metrics, child: ChildOrderRecord, attempt_no: int, result: S
                     traceparent)
     if state is ChildOrderState.ACK:
         metrics.record_ack((now - child.created_at).total_seconds() * 1000)
+    trace_id = trace_id_of(traceparent)
     if state is ChildOrderState.DLQ:
         log.error("ALERT dead letter: retries exhausted",
-                  extra={"fo_id": child.fo_id, "follower_id": child.follower_id,
+                  extra={"fo_id": child.fo_id, "mo_id": child.mo_id,
+                         "follower_id": child.follower_id, "trace_id": trace_id,
                          "error": error, "queue": "mirror_dispatch_dlx"})
     log.info("delivery attempt", extra={"fo_id": child.fo_id, "mo_id": child.mo_id,
                                         "follower_id": child.follower_id,
+                                        "trace_id": trace_id,
                                         "attempt": attempt_no, "status": result.status,
                                         "outcome": state.value})
