@@ -92,18 +92,16 @@ def test_relay_and_dispatcher_join_the_trace_that_starts_at_the_api(
     base = _env(tmp_path, VANTA_NATS_URL=private_nats.url,
                 OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.port}",
                 OTEL_BSP_SCHEDULE_DELAY="100")
+    base.pop("OTEL_SERVICE_NAME", None)  # each command names itself
     _run([*VANTA, "db", "upgrade"], base)
     _run([*VANTA, "tenant-create", "tnt_t"], base)
     _run([*VANTA, "vault-create", "V1", "--tenant", "tnt_t"], base)
     token = _run([*VANTA, "token", "--tenant", "tnt_t"], base).strip()
     port_file = tmp_path / "api.port"
     api = procs.start("api", [*VANTA, "serve", "--no-dispatcher", "--port", "0",
-                              "--port-file", str(port_file)],
-                      {**base, "OTEL_SERVICE_NAME": "vanta-api"})
-    procs.start("relay", [*VANTA, "worker", "relay", "--poll-seconds", "0.05"],
-                {**base, "OTEL_SERVICE_NAME": "vanta-relay"})
-    procs.start("dispatch", [*VANTA, "worker", "dispatch", "--bus", "nats"],
-                {**base, "OTEL_SERVICE_NAME": "vanta-dispatch"})
+                              "--port-file", str(port_file)], base)
+    procs.start("relay", [*VANTA, "worker", "relay", "--poll-seconds", "0.05"], base)
+    procs.start("dispatch", [*VANTA, "worker", "dispatch", "--bus", "nats"], base)
     http = httpx.Client(base_url=f"http://127.0.0.1:{_wait_for_file(port_file, api, 60)}",
                         headers={"Authorization": f"Bearer {token}"}, timeout=30,
                         event_hooks={"request": [add_idempotency_key_sync]})

@@ -10,6 +10,7 @@ from vanta.adapters import logs
 from vanta.adapters.logfiles import FileJournal
 from vanta.application import observability
 from vanta.application.ports.journal import NO_JOURNAL, Journal, LogArchive
+from vanta.bootstrap.telemetry import process_tracer
 
 __all__ = ["bind_correlation_id", "bind_trace_id", "clear_context", "configure_logging",
            "journal", "log_archive"]
@@ -22,12 +23,14 @@ clear_context = logs.clear_context
 
 
 def configure_logging(data_dir: Path | None = None, *, level: str = "INFO",
-                      keep_days: int = 30) -> None:
+                      keep_days: int = 30, service: str = "vanta") -> None:
     """Once per process (later calls do nothing). With ``data_dir``, lines also go to the
     log folder, and :func:`journal` writes the dispatch and trade logs there; dated files
-    older than ``keep_days`` are deleted at rotation."""
+    older than ``keep_days`` are deleted at rotation. ``service`` names the process in its
+    traces (unless ``OTEL_SERVICE_NAME`` does), when tracing is on."""
     logs.configure(level, data_dir=data_dir, keep_days=keep_days)
     observability.install(journal())
+    process_tracer(service)
 
 
 def journal() -> Journal:

@@ -47,7 +47,7 @@ async def rollup_pass(archive: LogArchive, store: ObjectStore, s: Settings, host
 
 async def run_rollup(s: Settings, *, once: bool, every_s: float, host: str | None,
                      stop: asyncio.Event | None = None) -> RollupResult:
-    configure_logging(s.data_dir, keep_days=s.log_max_days)
+    configure_logging(s.data_dir, keep_days=s.log_max_days, service="vanta-rollup")
     archive = log_archive()
     assert archive is not None  # configured with a data directory just above
     store = build_object_store(s)

@@ -105,8 +105,8 @@ async def _confirm_fills_loop(c: Container, stop: asyncio.Event, every_s: float)
             await asyncio.wait_for(stop.wait(), every_s)
 
 
-async def _prepare(s: Settings, migrate: bool) -> Container:
-    configure_logging(s.data_dir, keep_days=s.log_max_days)
+async def _prepare(s: Settings, migrate: bool, service: str) -> Container:
+    configure_logging(s.data_dir, keep_days=s.log_max_days, service=service)
     c = build(s)
     if migrate:
         await c.migrate()
@@ -118,7 +118,7 @@ async def run_relay(s: Settings, *, url: str, stream: str = DEFAULT_STREAM,
                     batch: int = 256, fills: bool = True, migrate: bool = False,
                     stop: asyncio.Event | None = None) -> None:
     stop = stop or stop_on_signals()
-    c = await _prepare(s, migrate)
+    c = await _prepare(s, migrate, "vanta-relay")
     bus = None
     try:
         bus = await _connect_nats(url, stream, stop)
@@ -145,7 +145,7 @@ async def run_dispatch(s: Settings, *, bus_kind: BusKind, url: str, stream: str 
                        lease: timedelta | None = None, poll_seconds: float = 0.1,
                        migrate: bool = False, stop: asyncio.Event | None = None) -> None:
     stop = stop or stop_on_signals()
-    c = await _prepare(s, migrate)
+    c = await _prepare(s, migrate, "vanta-dispatch")
     n = concurrency or s.dispatcher_concurrency
     try:
         if bus_kind is BusKind.inprocess:
