@@ -60,6 +60,7 @@ def test_main_journey(browser: Any, platform: Platform) -> None:
     page.wait_for_selector(f"#fo-{eve_fo}[data-state='ack']")
     page.wait_for_selector(f"#fo-{zed_fo}[data-state='dlq']", timeout=20_000)
     assert page.evaluate("window.__notReloaded") is True
+    page.click("button:text('Redraw the DAG')")  # drawn on load; now with the attempts
     page.wait_for_selector("svg.dag g[data-kind='attempt']")
     shot(page, "03-order", full_page=False)
 
