@@ -12,12 +12,14 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from vanta.application.alerts import raise_alert
 from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
 from vanta.application.ports.delivery import SendResult
 from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
 from vanta.application.ports.uow import UnitOfWork
+from vanta.domain.alerts import AlertKind
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
 
 log = logging.getLogger("vanta.dispatch")
@@ -79,6 +81,7 @@ async def dead_letter(uow: UnitOfWork, outbox_row: OutboxRecord, child: ChildOrd
         await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                action="dispatch:dlq", actor="dispatcher",
                                tenant_id=child.tenant_id, payload={"error": error})
+        await alert_dead_letter(uow, child, error, now)
         await complete_orders(uow, {child.mo_id})
         metrics.record_dead_letter()
     await uow.outbox.complete(outbox_row.id, now)
@@ -107,8 +110,23 @@ async def disable_endpoint(uow: UnitOfWork, child: ChildOrderRecord, now: dateti
                            action="webhook_disabled", actor="dispatcher",
                            tenant_id=child.tenant_id,
                            payload={"reason": "410 Gone", "fo_id": child.fo_id})
+    await raise_alert(uow, tenant_id=child.tenant_id, kind=AlertKind.ENDPOINT_DISABLED,
+                      subject=child.follower_id, now=now,
+                      detail={"follower_id": child.follower_id, "vault_id": child.vault_id,
+                              "fo_id": child.fo_id, "reason": "410 Gone"})
     log.error("ALERT webhook endpoint disabled after 410 Gone",
               extra={"follower_id": child.follower_id})
+
+
+async def alert_dead_letter(uow: UnitOfWork, child: ChildOrderRecord, error: str | None,
+                            now: datetime) -> None:
+    """Queue the operators' alert (sent later by the scheduler); one per follower is kept
+    within the dedupe window, so an endpoint outage is one alert, not one per child."""
+    await raise_alert(uow, tenant_id=child.tenant_id, kind=AlertKind.DEAD_LETTER,
+                      subject=child.follower_id, now=now,
+                      detail={"fo_id": child.fo_id, "mo_id": child.mo_id,
+                              "follower_id": child.follower_id, "vault_id": child.vault_id,
+                              "error": error, "queue": "mirror_dispatch_dlx"})
 
 
 async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
@@ -147,9 +165,11 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
     for row, p, *_ in settled:
         assert p.child is not None  # the dispatcher prepares every attempt with its child
         children[fo(row)] = p.child
-    for row, _, r, _, _, _ in settled:
+    for row, _, r, state, _, error in settled:
         if r.status == 410:
             await disable_endpoint(uow, children[fo(row)], now)
+        if state is ChildOrderState.DLQ:
+            await alert_dead_letter(uow, children[fo(row)], error, now)
     await uow.outbox.reschedule_many([
         (row.id, now + timedelta(seconds=delay)) for row, _, _, state, delay, _ in settled
         if state is ChildOrderState.RETRY and delay is not None])
