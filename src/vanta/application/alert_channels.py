@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from vanta.application.alerts import raise_alert
 from vanta.application.clock import Clock, utcnow
 from vanta.application.followers import validate_webhook_url, vet_url
 from vanta.application.ports.alerts import AlertChannelRecord
@@ -20,7 +21,8 @@ from vanta.domain.errors import NotFound, ValidationFailed
 from vanta.domain.ids import new_id
 from vanta.domain.webhook_signing import new_webhook_secret, standard_secret_string
 
-__all__ = ["MAX_CHANNELS", "add_channel", "channel_json", "list_channels", "remove_channel"]
+__all__ = ["MAX_CHANNELS", "add_channel", "channel_json", "list_channels", "remove_channel",
+           "send_test_alert"]
 
 MAX_CHANNELS = 20  # per tenant: every alert goes to each of them
 # Deliberately plain: one address, no display name, no spaces or line breaks (header safety).
@@ -110,6 +112,20 @@ async def remove_channel(uow: UnitOfWork, secrets: SecretStore, *, tenant_id: st
         await uow.commit()
     if row.secret_ref is not None:  # after the commit: a rollback keeps a working key
         secrets.delete(row.secret_ref, missing_ok=True)
+
+
+async def send_test_alert(uow: UnitOfWork, *, tenant_id: str, channel_id: str, actor: str,
+                          clock: Clock = utcnow) -> str:
+    """Queue a test alert for this one channel (never held back); its id."""
+    async with uow:
+        if await uow.alerts.get_channel(tenant_id, channel_id) is None:
+            raise NotFound(f"alert channel {channel_id} not found",
+                           code="alert_channel_not_found")
+        alert_id = await raise_alert(uow, tenant_id=tenant_id, kind=AlertKind.TEST,
+                                     subject=channel_id, now=clock(),
+                                     detail={"channel_id": channel_id, "requested_by": actor})
+        await uow.commit()
+    return alert_id
 
 
 def channel_json(c: AlertChannelRecord) -> dict[str, Any]:

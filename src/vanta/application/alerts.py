@@ -22,7 +22,7 @@ from vanta.application.ports.alerts import AlertChannelRecord, AlertRecord, Aler
 from vanta.application.ports.delivery import WebhookSender
 from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.uow import UnitOfWork, UowFactory
-from vanta.domain.alerts import AlertPolicy, SentAlert, Verdict, decide, summary
+from vanta.domain.alerts import AlertKind, AlertPolicy, SentAlert, Verdict, decide, summary
 from vanta.domain.ids import new_id
 from vanta.domain.webhook_signing import signature_headers
 
@@ -96,7 +96,10 @@ class AlertDelivery:
                                             outcome={"held_back": verdict.value})
                     await uow.commit()
                     return
-            channels = [c for c in await uow.alerts.channels(a.tenant_id) if c.wants(a.kind)]
+            channels = [c for c in await uow.alerts.channels(a.tenant_id) if c.wants(a.kind)
+                        or c.channel_id == a.detail.get("channel_id") == a.subject]
+            if a.kind == AlertKind.TEST:  # a test goes to the channel it was asked for
+                channels = [c for c in channels if c.channel_id == a.subject]
             held = await self._held_back(uow, a, now)
         results = dict(a.outcome or {}) if a.attempts else {}
         body = alert_body(a, held)
