@@ -76,7 +76,8 @@ async def test_sent_and_held_back_are_counted_per_tenant_and_kind(backend: Db) -
     await seed_world(backend)
 
     async def add(u: Any) -> None:
-        await u.alerts.add(_alert("tnt_a", "s1", state="sent", sent_at=at(10)))
+        await u.alerts.add(_alert("tnt_a", "h0", created=0, state="suppressed"))
+        await u.alerts.add(_alert("tnt_a", "s1", created=1, state="sent", sent_at=at(10)))
         await u.alerts.add(_alert("tnt_a", "s2", created=20, state="sent", sent_at=at(30),
                                   subject="f2", kind="endpoint_disabled"))
         await u.alerts.add(_alert("tnt_b", "s3", state="sent", sent_at=at(40)))
@@ -84,13 +85,24 @@ async def test_sent_and_held_back_are_counted_per_tenant_and_kind(backend: Db) -
         await u.alerts.add(_alert("tnt_a", "h2", created=15, state="suppressed"))
         await u.alerts.add(_alert("tnt_a", "h3", created=16, state="suppressed",
                                   kind="endpoint_disabled"))
+        await u.alerts.add(_alert("tnt_b", "h4", created=16, state="suppressed"))
     await backend.run(add)
     sent = await backend.read(lambda u: u.alerts.sent_since("tnt_a", T0))
     assert sent == [("dead_letter", "f1", at(10)), ("endpoint_disabled", "f2", at(30))]
     assert await backend.read(lambda u: u.alerts.sent_since("tnt_a", at(10))) == [sent[1]]
-    assert await backend.read(lambda u: u.alerts.held_back_since("tnt_a", "dead_letter",
-                                                                 None)) == 2
-    assert await backend.read(lambda u: u.alerts.held_back_since("tnt_a", "dead_letter",
-                                                                 at(10))) == 1
-    assert await backend.read(lambda u: u.alerts.held_back_since("tnt_b", "dead_letter",
-                                                                 None)) == 0
+    # after the last sent dead letter (raised at 1): h1 and h2, not h0; before 10: h1 only
+    assert await backend.read(lambda u: u.alerts.held_back("tnt_a", "dead_letter",
+                                                           at(100))) == 2
+    assert await backend.read(lambda u: u.alerts.held_back("tnt_a", "dead_letter",
+                                                           at(10))) == 1
+    # endpoint_disabled: its last sent one was raised at 20, after h3
+    assert await backend.read(lambda u: u.alerts.held_back("tnt_a", "endpoint_disabled",
+                                                           at(100))) == 0
+    # no sent one at all: every suppressed one counts
+    assert await backend.read(lambda u: u.alerts.held_back("tnt_b", "broker_lost_order",
+                                                           at(100))) == 0
+    async def add_b(u: Any) -> None:
+        await u.alerts.update("s3", expect_state="sent", state="suppressed")
+    await backend.run(add_b)
+    assert await backend.read(lambda u: u.alerts.held_back("tnt_b", "dead_letter",
+                                                           at(100))) == 2

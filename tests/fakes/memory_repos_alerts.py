@@ -66,8 +66,9 @@ class MemAlerts(MemRepo):
                             order=lambda r: r["sent_at"])
         return [(r["kind"], r["subject"], r["sent_at"]) for r in rows]
 
-    async def held_back_since(self, tenant_id: str, kind: str, since: datetime | None) -> int:
-        s = utc(since) if since is not None else None
-        return len(self._select(lambda r: r["tenant_id"] == tenant_id and r["kind"] == kind
-                                and r["state"] == "suppressed"
-                                and (s is None or r["created_at"] > s)))
+    async def held_back(self, tenant_id: str, kind: str, before: datetime) -> int:
+        before = utc(before)
+        mine = self._select(lambda r: r["tenant_id"] == tenant_id and r["kind"] == kind)
+        last = max((r["created_at"] for r in mine if r["state"] == "sent"), default=None)
+        return sum(1 for r in mine if r["state"] == "suppressed" and r["created_at"] < before
+                   and (last is None or r["created_at"] > last))

@@ -100,7 +100,7 @@ class AlertDelivery:
                         or c.channel_id == a.detail.get("channel_id") == a.subject]
             if a.kind == AlertKind.TEST:  # a test goes to the channel it was asked for
                 channels = [c for c in channels if c.channel_id == a.subject]
-            held = await self._held_back(uow, a, now)
+            held = await uow.alerts.held_back(a.tenant_id, a.kind, a.created_at)
         results = dict(a.outcome or {}) if a.attempts else {}
         body = alert_body(a, held)
         for ch in channels:
@@ -112,12 +112,6 @@ class AlertDelivery:
         sent = [SentAlert(k, s, at) for k, s, at in
                 await uow.alerts.sent_since(a.tenant_id, now - self.policy.lookback)]
         return decide(a.kind, a.subject, now, sent, self.policy)
-
-    async def _held_back(self, uow: UnitOfWork, a: AlertRecord, now: datetime) -> int:
-        """Alerts of this kind held back since the last one of its kind went out."""
-        sent = await uow.alerts.sent_since(a.tenant_id, now - timedelta(days=30))
-        last = max((at for k, _, at in sent if k == a.kind), default=None)
-        return await uow.alerts.held_back_since(a.tenant_id, a.kind, last)
 
     async def _send(self, ch: AlertChannelRecord, a: AlertRecord, body: Mapping[str, Any],
                     now: datetime) -> str:

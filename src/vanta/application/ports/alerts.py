@@ -85,8 +85,10 @@ class AlertRepo(Protocol):
         """(kind, subject, sent_at) of the tenant's alerts sent after ``since``."""
         ...
 
-    async def held_back_since(self, tenant_id: str, kind: str, since: datetime | None) -> int:
-        """How many of the tenant's alerts of ``kind`` were suppressed after ``since``."""
+    async def held_back(self, tenant_id: str, kind: str, before: datetime) -> int:
+        """How many of the tenant's alerts of ``kind`` raised before ``before`` were
+        suppressed since the last one of that kind that was sent was raised (alerts are
+        handled in the order they were raised, so: the ones the next sent alert stands for)."""
         ...
 
 

@@ -61,11 +61,11 @@ class AlertRepository(_Repo):
             .order_by(c.sent_at))
         return [(r["kind"], r["subject"], r["sent_at"]) for r in rows]
 
-    async def held_back_since(self, tenant_id: str, kind: str, since: datetime | None) -> int:
+    async def held_back(self, tenant_id: str, kind: str, before: datetime) -> int:
         c = alerts.c
-        stmt = select(func.count().label("n")).select_from(alerts).where(
-            c.tenant_id == tenant_id, c.kind == kind, c.state == "suppressed")
-        if since is not None:
-            stmt = stmt.where(c.created_at > since)
-        r = await self._one(stmt)
+        last_sent = select(func.max(c.created_at)).where(
+            c.tenant_id == tenant_id, c.kind == kind, c.state == "sent").scalar_subquery()
+        r = await self._one(select(func.count().label("n")).select_from(alerts).where(
+            c.tenant_id == tenant_id, c.kind == kind, c.state == "suppressed",
+            c.created_at < before, or_(last_sent.is_(None), c.created_at > last_sent)))
         return int(r["n"]) if r else 0
