@@ -169,16 +169,21 @@ async def build_document(uow: UnitOfWork, vault: VaultRecord, at: datetime,
 
 async def take_snapshot(uow_factory: UowFactory, store: ObjectStore, *, tenant_id: str,
                         vault_id: str, at: datetime, reason: str = "manual",
-                        actor: str = "scheduler") -> SnapshotWritten:
-    """Write the vault's snapshot as of ``at`` (read in one transaction); the key recorded
-    in the audit log with its SHA-256. A vault of another tenant is not found."""
+                        actor: str = "scheduler",
+                        interval_start: datetime | None = None) -> SnapshotWritten:
+    """Write the vault's state read now (one transaction; NAVs and overlays as of ``at``,
+    the time it is taken); the key and SHA-256 go to the audit log. A scheduled snapshot is
+    keyed by its ``interval_start``, so each interval has one. A vault of another tenant is
+    not found."""
     async with uow_factory() as uow:
         vault = await uow.vaults.get(tenant_id, vault_id)
         if vault is None:
             raise NotFound(f"vault {vault_id} not found", code="vault_not_found")
         doc = await build_document(uow, vault, at, reason)
+    if interval_start is not None:
+        doc["interval_start"] = interval_start.isoformat()
     data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    key = snapshot_key(tenant_id, vault_id, at, reason)
+    key = snapshot_key(tenant_id, vault_id, interval_start or at, reason)
     try:
         ref = await store.put(key, data, content_type="application/json",
                               metadata={"format": FORMAT})
@@ -206,19 +211,18 @@ async def take_due_snapshots(uow_factory: UowFactory, store: ObjectStore, *, now
                              interval: timedelta) -> list[SnapshotWritten]:
     """The current interval's snapshot of every vault that has none yet. Idempotent: a
     vault whose key exists is skipped without reading it."""
-    at = interval_start(now, interval)
+    start = interval_start(now, interval)
     done: list[SnapshotWritten] = []
     after: tuple[datetime, str] | None = None
     while True:
         async with uow_factory() as uow:
             page = await uow.vaults.page_all(after, _PAGE)
         for v in page:
-            if v.created_at > at:  # the vault did not exist at the interval's start
-                continue
-            if not await store.exists(snapshot_key(v.tenant_id, v.vault_id, at, "scheduled")):
+            if not await store.exists(snapshot_key(v.tenant_id, v.vault_id, start,
+                                                   "scheduled")):
                 done.append(await take_snapshot(uow_factory, store, tenant_id=v.tenant_id,
-                                                vault_id=v.vault_id, at=at,
-                                                reason="scheduled"))
+                                                vault_id=v.vault_id, at=now,
+                                                reason="scheduled", interval_start=start))
         if len(page) < _PAGE:
             return done
         after = (page[-1].created_at, page[-1].vault_id)
@@ -272,6 +276,9 @@ async def snapshot_at(store: ObjectStore, tenant_id: str, vault_id: str,
     limit = at.astimezone(UTC).strftime(_STAMP)
     # the stamp leads the file name, so the key order is the time order
     before = [k for k in keys if k.rsplit("/", 1)[1][:len(limit)] <= limit]
-    if not before:
-        raise ObjectNotFound(f"{PREFIX}/{tenant_id}/{vault_id}/ (none at or before {limit})")
-    return await read_snapshot(store, max(before))
+    for key in sorted(before, reverse=True):
+        snap = await read_snapshot(store, key)
+        # a scheduled one is keyed by its interval's start but read when it was taken
+        if snap.as_of <= at:
+            return snap
+    raise ObjectNotFound(f"{PREFIX}/{tenant_id}/{vault_id}/ (none at or before {limit})")
