@@ -182,7 +182,8 @@ def dlq_redeliver(
 
 @app.command("scheduler")
 def scheduler_cmd(data_dir: DataDir = None) -> None:
-    """Run the scheduler (reverts expired overlays) until SIGTERM."""
+    """Run the scheduler (overlay expiry, BTCPay period ends, operator alerts, vault
+    snapshots) until SIGTERM."""
     s = settings(data_dir)
     event_loop.run(commands.scheduler(s), s.event_loop,
                    gc_young_threshold=s.gc_young_threshold)
