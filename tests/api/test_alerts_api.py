@@ -6,12 +6,14 @@ scoping, narrowed tokens and the test alert."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
 from vanta.config import Settings
-from vanta.entrypoints.api.app import create_app
+from vanta.entrypoints.api.app import create_app, run_scheduler
 from vanta.receiving import WebhookVerificationError, verify
 
 
@@ -200,3 +202,22 @@ async def test_another_tenants_channel_is_not_found_and_narrowed_tokens_are_refu
     assert r.status_code == 403 and r.json()["code"] == "insufficient_scope"
     assert (await env.http.delete(f"/v1/alert-channels/{cid}")).status_code == 204
     assert (await env.http.delete(f"/v1/alert-channels/{cid}")).status_code == 404
+
+
+async def test_the_scheduler_sends_queued_alerts_and_snapshots_the_vaults(env: Env) -> None:
+    await _channels(env)
+    cid = (await env.http.get("/v1/alert-channels")).json()["items"][0]["channel_id"]
+    assert (await env.http.post(f"/v1/alert-channels/{cid}/test")).status_code == 202
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_scheduler(env.c, stop, interval=0.05))
+    try:
+        deadline = time.monotonic() + 10
+        while not env.receiver.alerts and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    assert [json.loads(b)["kind"] for _, b in env.receiver.alerts] == ["test"]
+    today = datetime.now(UTC).strftime("%Y%m%d")
+    assert await env.c.object_store().list("snapshots/") == [
+        f"snapshots/tnt_a/VA/{today}T000000.000000Z-scheduled.json"]

@@ -13,6 +13,8 @@ SecretStore   local encrypted files         same
 Metrics       Prometheus                    none recorded
 Tracer        no-op                         no-op
 Brokers       lazy adapters (brokers.py)    same
+AlertSender   SMTP when VANTA_SMTP_HOST     same
+              is set (alerts.py), else none
 ============  ===========================  ======================================
 
 The object store and the cache store come from :mod:`vanta.bootstrap.stores` (S3 or files,
