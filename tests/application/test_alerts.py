@@ -16,7 +16,7 @@ from tests.fakes.sender import Answer, FakeWebhookSender
 from vanta.application.alert_channels import add_channel, remove_channel, send_test_alert
 from vanta.application.alerts import AlertDelivery, raise_alert
 from vanta.domain.alerts import AlertPolicy
-from vanta.domain.errors import ValidationFailed
+from vanta.domain.errors import Conflict
 from vanta.receiving import verify
 
 OPS = "https://ops.example/alerts"
@@ -151,7 +151,7 @@ async def test_all_channels_failing_ends_failed_and_no_channel_ends_unrouted(
 
 
 async def test_email_needs_smtp_and_a_server_without_it_says_so(world: World) -> None:
-    with pytest.raises(ValidationFailed) as e:
+    with pytest.raises(Conflict) as e:
         await add_channel(world.uow(), world.secrets, tenant_id="tnt_a",
                           raw={"kind": "email", "email": "a@example.com"}, actor="ops",
                           vetter=None, email_enabled=False)

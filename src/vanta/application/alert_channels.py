@@ -17,7 +17,7 @@ from vanta.application.ports.delivery import TargetVetter
 from vanta.application.ports.secrets import SecretStore
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.alerts import AlertKind
-from vanta.domain.errors import NotFound, ValidationFailed
+from vanta.domain.errors import Conflict, NotFound, ValidationFailed
 from vanta.domain.ids import new_id
 from vanta.domain.webhook_signing import new_webhook_secret, standard_secret_string
 
@@ -26,7 +26,8 @@ __all__ = ["MAX_CHANNELS", "add_channel", "channel_json", "list_channels", "remo
 
 MAX_CHANNELS = 20  # per tenant: every alert goes to each of them
 # Deliberately plain: one address, no display name, no spaces or line breaks (header safety).
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
+                    r"@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
 
 
 def _kinds(raw: Mapping[str, Any]) -> list[str] | None:
@@ -60,10 +61,9 @@ async def add_channel(uow: UnitOfWork, secrets: SecretStore, *, tenant_id: str, 
         target = validate_webhook_url(raw.get("url"))
         await vet_url(vetter, target, field="url", code="webhook_url_not_deliverable")
     elif kind == "email":
-        if not email_enabled:
-            raise ValidationFailed("email alerts need the server's SMTP settings "
-                                   "(VANTA_SMTP_HOST)", code="email_not_configured",
-                                   field="kind")
+        if not email_enabled:  # the request is fine; the server is not set up for it
+            raise Conflict("email alerts need the server's SMTP settings (VANTA_SMTP_HOST)",
+                           code="email_not_configured")
         target = _email(raw.get("email"))
     else:
         raise ValidationFailed("kind must be webhook or email", code="invalid_alert_channel",
@@ -77,8 +77,8 @@ async def add_channel(uow: UnitOfWork, secrets: SecretStore, *, tenant_id: str, 
     try:
         async with uow:
             if len(await uow.alerts.channels(tenant_id)) >= MAX_CHANNELS:
-                raise ValidationFailed(f"at most {MAX_CHANNELS} alert channels per tenant",
-                                       code="too_many_alert_channels")
+                raise Conflict(f"at most {MAX_CHANNELS} alert channels per tenant",
+                               code="too_many_alert_channels")
             await uow.alerts.add_channel(row)
             await uow.audit.append(entity="alert_channel", entity_id=channel_id,
                                    action="alert_channel_added", actor=actor,

@@ -7,8 +7,10 @@ from typing import ClassVar, Literal
 from pydantic import ConfigDict, Field
 
 from vanta.entrypoints.api.models.base import RequestModel
-from vanta.entrypoints.api.models.tenancy import EMAIL
+from vanta.entrypoints.api.models.followers import Url
 
+# One plain address (the application checks the same): no display name, no white space.
+EMAIL = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+$"
 AlertKindName = Literal["dead_letter", "endpoint_disabled", "broker_lost_order", "test"]
 
 
@@ -27,6 +29,6 @@ class AlertChannelIn(RequestModel):
                   {"properties": {"kind": {"const": "email"}}, "required": ["email"]}]})
 
     kind: Literal["webhook", "email"]
-    url: str = Field(None, min_length=1, max_length=2048)  # type: ignore[assignment]
+    url: Url = None  # type: ignore[assignment]
     email: str = Field(None, pattern=EMAIL, max_length=254)  # type: ignore[assignment]
     kinds: list[AlertKindName] = Field(None, min_length=1, max_length=8)  # type: ignore[assignment]
