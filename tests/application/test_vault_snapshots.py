@@ -146,3 +146,23 @@ async def test_snapshot_at_reads_the_latest_at_or_before_and_checks_the_bytes(
     store.tamper(keys[0], store.objects[keys[0]].data.replace(b'"VA"', b'"VX"'))
     with pytest.raises(ObjectCorrupted):
         await read_snapshot(store, keys[0])
+
+
+async def test_a_store_that_cannot_be_made_is_tried_once_per_retry_period(
+        world: World) -> None:
+    store, made = FakeObjectStore(), []
+
+    def factory() -> FakeObjectStore:
+        made.append(world.clock.now)
+        if len(made) == 1:
+            raise ObjectStoreUnavailable("no bucket")
+        return store
+    sched = SnapshotSchedule(DAY, retry_after=timedelta(minutes=1))
+    with pytest.raises(ObjectStoreUnavailable):
+        await sched.run_if_due(world.db.uow, factory, world.clock())
+    for _ in range(5):
+        world.clock.advance(10)
+        assert await sched.run_if_due(world.db.uow, factory, world.clock()) is None
+    world.clock.advance(10)
+    assert len(await sched.run_if_due(world.db.uow, factory, world.clock()) or []) == 2
+    assert len(made) == 2

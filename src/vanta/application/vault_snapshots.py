@@ -15,7 +15,7 @@ exact decimals, for replays."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -238,17 +238,21 @@ class SnapshotSchedule:
     _done: datetime | None = None
     _not_before: datetime | None = None
 
-    async def run_if_due(self, uow_factory: UowFactory, store: ObjectStore,
+    async def run_if_due(self, uow_factory: UowFactory,
+                         store: ObjectStore | Callable[[], ObjectStore],
                          now: datetime) -> list[SnapshotWritten] | None:
-        """None when nothing was due; else what was written (possibly nothing)."""
+        """None when nothing was due; else what was written (possibly nothing). ``store``
+        may be a factory, called only when something is due (a misconfigured store then
+        fails once per ``retry_after``, not on every pass)."""
         if self.interval <= timedelta(0):
             return None
         start = interval_start(now, self.interval)
         if start == self._done or (self._not_before is not None and now < self._not_before):
             return None
         self._not_before = now + self.retry_after
-        written = await take_due_snapshots(uow_factory, store, now=now,
-                                           interval=self.interval)
+        written = await take_due_snapshots(
+            uow_factory, store() if callable(store) else store, now=now,
+            interval=self.interval)
         self._done, self._not_before = start, None
         return written
 

@@ -179,7 +179,7 @@ async def run_scheduler(container: Container, stop: asyncio.Event,
         except Exception:
             problems.log.exception("alert delivery pass failed")
         try:
-            await snapshots.run_if_due(container.uow, container.object_store(), clock())
+            await snapshots.run_if_due(container.uow, container.object_store, clock())
         except Exception:
             problems.log.exception("vault snapshots failed")
         with contextlib.suppress(TimeoutError):
