@@ -192,11 +192,11 @@ async def test_a_claim_left_by_a_crashed_worker_lapses_and_is_sent(world: World)
     async with world.uow() as u:
         [a] = await u.alerts.due(world.clock(), 10)
         assert await u.alerts.update(a.alert_id, expect_state="pending", state="sending",
-                                     next_at=world.clock() + timedelta(minutes=2))
+                                     next_at=world.clock() + timedelta(minutes=5))
         await u.commit()
     d = _delivery(world, mail)
     assert await d.run_once() == 0
-    world.clock.advance(120)
+    world.clock.advance(300)
     assert await d.run_once() == 1 and len(mail.sent) == 1
 
 

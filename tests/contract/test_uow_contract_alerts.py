@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.contract import test_uow_contract_support as support
-from tests.contract.test_uow_contract_support import T0, Db, at, seed_world
+from tests.contract.test_uow_contract_support import T0, Db, at, seed_world, vault_row
 from vanta.application.ports.alerts import AlertChannelRecord, AlertRecord
 
 backend, backend_source, sqlite_template, pg_database = (
@@ -106,3 +106,18 @@ async def test_sent_and_held_back_are_counted_per_tenant_and_kind(backend: Db) -
     await backend.run(add_b)
     assert await backend.read(lambda u: u.alerts.held_back("tnt_b", "dead_letter",
                                                            at(100))) == 2
+
+
+async def test_every_tenants_vaults_page_in_creation_order(backend: Db) -> None:
+    """The scheduler's snapshots walk every vault: ``vaults.page_all`` (not tenant-scoped)."""
+    await seed_world(backend)  # VA (tnt_a) and VB (tnt_b), both created at T0
+
+    async def add(u: Any) -> None:
+        await u.vaults.add(vault_row("tnt_b", "VC", created=5))
+        await u.vaults.add(vault_row("tnt_a", "VD", created=1))
+    await backend.run(add)
+    first = await backend.read(lambda u: u.vaults.page_all(None, 3))
+    assert [v.vault_id for v in first] == ["VA", "VB", "VD"]
+    rest = await backend.read(lambda u: u.vaults.page_all(
+        (first[-1].created_at, first[-1].vault_id), 3))
+    assert [(v.vault_id, v.tenant_id) for v in rest] == [("VC", "tnt_b")]

@@ -65,8 +65,11 @@ class AlertDelivery:
     policy: AlertPolicy = field(default_factory=AlertPolicy)
     clock: Clock = utcnow
     retry_delays: Sequence[float] = (10.0, 60.0, 300.0)
-    claim_for: timedelta = timedelta(minutes=2)  # a claim a crashed worker left lapses
-    batch: int = 50
+    # A claim a crashed worker left lapses after ``claim_for``. Alerts are sent one after the
+    # other (the gate reads what went out before), so a batch's worst case, every channel
+    # at its timeout, must fit in the claim: 10 x (5 s webhook + 10 s SMTP) < 5 min.
+    claim_for: timedelta = timedelta(minutes=5)
+    batch: int = 10
 
     async def run_once(self) -> int:
         """Send what is due; returns how many alerts were handled."""
