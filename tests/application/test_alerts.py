@@ -215,3 +215,28 @@ async def test_channel_secrets_live_in_the_store_and_changes_are_audited(world: 
     async with world.uow() as u:
         assert [e.action for e in await u.audit.for_entity("tnt_a", cid)] == [
             "alert_channel_added", "alert_channel_removed"]
+
+
+async def test_a_removed_channel_is_dropped_and_a_missing_key_is_a_channel_error(
+        world: World) -> None:
+    cid, _ = await _webhook(world)
+    await _email(world)
+    ops, mail = FakeWebhookSender(), FakeAlertSender(fail_with="451 try later")
+    d = _delivery(world, mail, ops, retry_delays=(10.0, 10.0))
+    async with world.uow() as u:
+        [ch] = [c for c in await u.alerts.channels("tnt_a") if c.channel_id == cid]
+    world.secrets.delete(ch.secret_ref or "")  # the key vanished from the store
+    await _raise(world)
+    await d.run_once()
+    async with world.uow() as u:
+        [a] = u.alerts._select()  # type: ignore[attr-defined]
+    assert a["state"] == "pending" and a["outcome"][cid] == "not sent: SecretNotFound"
+    assert ops.requests == []
+    await remove_channel(world.uow(), world.secrets, tenant_id="tnt_a", channel_id=cid,
+                         actor="ops")
+    mail.fail_with = None
+    world.clock.advance(10)
+    await d.run_once()
+    async with world.uow() as u:
+        [a] = u.alerts._select()  # type: ignore[attr-defined]
+    assert a["state"] == "sent" and list(a["outcome"].values()) == ["ok"]

@@ -104,11 +104,17 @@ class AlertDelivery:
             if a.kind == AlertKind.TEST:  # a test goes to the channel it was asked for
                 channels = [c for c in channels if c.channel_id == a.subject]
             held = await uow.alerts.held_back(a.tenant_id, a.kind, a.created_at)
-        results = dict(a.outcome or {}) if a.attempts else {}
+        before = dict(a.outcome or {}) if a.attempts else {}
+        # a channel removed since the last attempt is neither tried nor counted
+        results = {c.channel_id: before.get(c.channel_id, "") for c in channels}
         body = alert_body(a, held)
         for ch in channels:
-            if results.get(ch.channel_id) != OK:
-                results[ch.channel_id] = await self._send(ch, a, body, now)
+            if results[ch.channel_id] != OK:
+                try:
+                    results[ch.channel_id] = await self._send(ch, a, body, now)
+                except Exception as e:  # e.g. the secret store is away: tried again
+                    log.exception("alert channel raised", extra={"alert_id": a.alert_id})
+                    results[ch.channel_id] = f"not sent: {type(e).__name__}"
         await self._settle(a, results, now)
 
     async def _verdict(self, uow: UnitOfWork, a: AlertRecord, now: datetime) -> Verdict:
