@@ -24,3 +24,9 @@ async def test_vanta_snapshot_writes_one_that_reads_back(tmp_path: Path) -> None
     assert [f["follower_id"] for f in snap.followers] == [follower_id]
     refused = vanta(tmp_path, "snapshot", "NOPE", "--tenant", "t1")
     assert refused.returncode == 2 and "vault_not_found" in refused.stderr
+    shown = vanta(tmp_path, "snapshot-show", "V1", "--tenant", "t1")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["key"] == out["key"]
+    early = vanta(tmp_path, "snapshot-show", "V1", "--tenant", "t1", "--at",
+                  "2000-01-01T00:00:00Z")
+    assert early.returncode == 1 and "not found" in early.stderr
