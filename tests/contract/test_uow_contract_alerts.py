@@ -50,9 +50,10 @@ async def test_due_alerts_claims_and_lapsed_claims(backend: Db) -> None:
     await seed_world(backend)
 
     async def add(u: Any) -> None:
-        await u.alerts.add(_alert("tnt_a", "a2", created=2))
-        await u.alerts.add(_alert("tnt_a", "a1", created=1))
-        await u.alerts.add(_alert("tnt_b", "later", created=3, next_at=at(100)))
+        await u.alerts.add_many([_alert("tnt_a", "a2", created=2),
+                                 _alert("tnt_a", "a1", created=1)])  # one statement
+        await u.alerts.add_many([])
+        await u.alerts.add_many([_alert("tnt_b", "later", created=3, next_at=at(100))])
     await backend.run(add)
     due = await backend.read(lambda u: u.alerts.due(at(10), 10))
     assert [a.alert_id for a in due] == ["a1", "a2"]
@@ -76,16 +77,16 @@ async def test_sent_and_held_back_are_counted_per_tenant_and_kind(backend: Db) -
     await seed_world(backend)
 
     async def add(u: Any) -> None:
-        await u.alerts.add(_alert("tnt_a", "h0", created=0, state="suppressed"))
-        await u.alerts.add(_alert("tnt_a", "s1", created=1, state="sent", sent_at=at(10)))
-        await u.alerts.add(_alert("tnt_a", "s2", created=20, state="sent", sent_at=at(30),
-                                  subject="f2", kind="endpoint_disabled"))
-        await u.alerts.add(_alert("tnt_b", "s3", state="sent", sent_at=at(40)))
-        await u.alerts.add(_alert("tnt_a", "h1", created=5, state="suppressed"))
-        await u.alerts.add(_alert("tnt_a", "h2", created=15, state="suppressed"))
-        await u.alerts.add(_alert("tnt_a", "h3", created=16, state="suppressed",
-                                  kind="endpoint_disabled"))
-        await u.alerts.add(_alert("tnt_b", "h4", created=16, state="suppressed"))
+        await u.alerts.add_many([_alert("tnt_a", "h0", created=0, state="suppressed")])
+        await u.alerts.add_many([_alert("tnt_a", "s1", created=1, state="sent", sent_at=at(10))])
+        await u.alerts.add_many([_alert("tnt_a", "s2", created=20, state="sent", sent_at=at(30),
+                                  subject="f2", kind="endpoint_disabled")])
+        await u.alerts.add_many([_alert("tnt_b", "s3", state="sent", sent_at=at(40))])
+        await u.alerts.add_many([_alert("tnt_a", "h1", created=5, state="suppressed")])
+        await u.alerts.add_many([_alert("tnt_a", "h2", created=15, state="suppressed")])
+        await u.alerts.add_many([_alert("tnt_a", "h3", created=16, state="suppressed",
+                                  kind="endpoint_disabled")])
+        await u.alerts.add_many([_alert("tnt_b", "h4", created=16, state="suppressed")])
     await backend.run(add)
     sent = await backend.read(lambda u: u.alerts.sent_since("tnt_a", T0))
     assert sent == [("dead_letter", "f1", at(10)), ("endpoint_disabled", "f2", at(30))]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -40,8 +40,9 @@ class MemAlerts(MemRepo):
         return await self.tx.delete("alert_channels", lambda r: r["tenant_id"] == tenant_id
                                     and r["channel_id"] == channel_id) > 0
 
-    async def add(self, row: Mapping[str, Any]) -> None:
-        await self._add(row)
+    async def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            await self.tx.insert(self.table, rows, self.conflict)
 
     async def due(self, now: datetime, limit: int) -> builtins.list[AlertRecord]:
         now = utc(now)

@@ -26,19 +26,25 @@ from vanta.domain.alerts import AlertKind, AlertPolicy, SentAlert, Verdict, deci
 from vanta.domain.ids import new_id
 from vanta.domain.webhook_signing import signature_headers
 
-__all__ = ["AlertDelivery", "alert_body", "raise_alert"]
+__all__ = ["AlertDelivery", "alert_body", "alert_row", "raise_alert"]
 log = logging.getLogger("vanta.alerts")
 OK = "ok"
+
+
+def alert_row(*, tenant_id: str, kind: str, subject: str, detail: Mapping[str, Any],
+              now: datetime) -> dict[str, Any]:
+    """A new queued alert, for ``uow.alerts.add_many``."""
+    return {"alert_id": new_id(), "tenant_id": tenant_id, "kind": kind,
+            "subject": subject[:255], "detail": dict(detail), "state": "pending",
+            "created_at": now, "attempts": 0}
 
 
 async def raise_alert(uow: UnitOfWork, *, tenant_id: str, kind: str, subject: str,
                       detail: Mapping[str, Any], now: datetime) -> str:
     """Queue an alert inside the caller's unit of work (committed with it); its id."""
-    alert_id = new_id()
-    await uow.alerts.add({"alert_id": alert_id, "tenant_id": tenant_id, "kind": kind,
-                          "subject": subject[:255], "detail": dict(detail),
-                          "state": "pending", "created_at": now, "attempts": 0})
-    return alert_id
+    row = alert_row(tenant_id=tenant_id, kind=kind, subject=subject, detail=detail, now=now)
+    await uow.alerts.add_many([row])
+    return str(row["alert_id"])
 
 
 def alert_body(a: AlertRecord, held_back: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from vanta.application.alerts import raise_alert
+from vanta.application.alerts import alert_row, raise_alert
 from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
 from vanta.application.ports.delivery import SendResult
 from vanta.application.ports.metrics import Metrics
@@ -81,7 +81,7 @@ async def dead_letter(uow: UnitOfWork, outbox_row: OutboxRecord, child: ChildOrd
         await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                action="dispatch:dlq", actor="dispatcher",
                                tenant_id=child.tenant_id, payload={"error": error})
-        await alert_dead_letter(uow, child, error, now)
+        await uow.alerts.add_many([dead_letter_alert(child, error, now)])
         await complete_orders(uow, {child.mo_id})
         metrics.record_dead_letter()
     await uow.outbox.complete(outbox_row.id, now)
@@ -118,15 +118,15 @@ async def disable_endpoint(uow: UnitOfWork, child: ChildOrderRecord, now: dateti
               extra={"follower_id": child.follower_id})
 
 
-async def alert_dead_letter(uow: UnitOfWork, child: ChildOrderRecord, error: str | None,
-                            now: datetime) -> None:
-    """Queue the operators' alert (sent later by the scheduler); one per follower is kept
-    within the dedupe window, so an endpoint outage is one alert, not one per child."""
-    await raise_alert(uow, tenant_id=child.tenant_id, kind=AlertKind.DEAD_LETTER,
-                      subject=child.follower_id, now=now,
-                      detail={"fo_id": child.fo_id, "mo_id": child.mo_id,
-                              "follower_id": child.follower_id, "vault_id": child.vault_id,
-                              "error": error, "queue": "mirror_dispatch_dlx"})
+def dead_letter_alert(child: ChildOrderRecord, error: str | None,
+                      now: datetime) -> dict[str, Any]:
+    """The operators' alert (queued here, sent later by the scheduler); its subject is the
+    follower, so within the dedupe window an endpoint outage is one alert, not one a child."""
+    return alert_row(tenant_id=child.tenant_id, kind=AlertKind.DEAD_LETTER,
+                     subject=child.follower_id, now=now,
+                     detail={"fo_id": child.fo_id, "mo_id": child.mo_id,
+                             "follower_id": child.follower_id, "vault_id": child.vault_id,
+                             "error": error, "queue": "mirror_dispatch_dlx"})
 
 
 async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
@@ -165,11 +165,13 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
     for row, p, *_ in settled:
         assert p.child is not None  # the dispatcher prepares every attempt with its child
         children[fo(row)] = p.child
-    for row, _, r, state, _, error in settled:
+    for row, _, r, _, _, _ in settled:
         if r.status == 410:
             await disable_endpoint(uow, children[fo(row)], now)
-        if state is ChildOrderState.DLQ:
-            await alert_dead_letter(uow, children[fo(row)], error, now)
+    # one statement for a batch's dead letters (an outage can dead-letter a whole batch)
+    await uow.alerts.add_many([dead_letter_alert(children[fo(row)], error, now)
+                               for row, _, _, state, _, error in settled
+                               if state is ChildOrderState.DLQ])
     await uow.outbox.reschedule_many([
         (row.id, now + timedelta(seconds=delay)) for row, _, _, state, delay, _ in settled
         if state is ChildOrderState.RETRY and delay is not None])

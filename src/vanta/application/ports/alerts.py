@@ -6,7 +6,7 @@ Webhook channels go out by the follower webhooks' own sender, signed and SSRF-ve
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -67,8 +67,8 @@ class AlertRepo(Protocol):
 
     async def delete_channel(self, tenant_id: str, channel_id: str) -> bool: ...
 
-    async def add(self, row: Mapping[str, Any]) -> None:
-        """Queue one alert (state ``pending``)."""
+    async def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Queue alerts (state ``pending``) in one statement."""
         ...
 
     async def due(self, now: datetime, limit: int) -> builtins.list[AlertRecord]:

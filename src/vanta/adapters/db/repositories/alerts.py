@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -37,8 +37,9 @@ class AlertRepository(_Repo):
             alert_channels.c.channel_id == channel_id))
         return bool(res.rowcount)
 
-    async def add(self, row: Mapping[str, Any]) -> None:
-        await self.conn.execute(insert(alerts).values(**row))
+    async def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            await self.conn.execute(insert(alerts), [dict(r) for r in rows])
 
     async def due(self, now: datetime, limit: int) -> builtins.list[AlertRecord]:
         c = alerts.c
