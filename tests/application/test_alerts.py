@@ -15,6 +15,8 @@ from tests.fakes.alerts import FakeAlertSender
 from tests.fakes.sender import Answer, FakeWebhookSender
 from vanta.application.alert_channels import add_channel, remove_channel, send_test_alert
 from vanta.application.alerts import AlertDelivery, raise_alert
+from vanta.application.bridged import confirm_fills
+from vanta.application.ports.brokers import OrderNotFound
 from vanta.domain.alerts import AlertPolicy
 from vanta.domain.errors import Conflict
 from vanta.receiving import verify
@@ -240,3 +242,36 @@ async def test_a_removed_channel_is_dropped_and_a_missing_key_is_a_channel_error
     async with world.uow() as u:
         [a] = u.alerts._select()  # type: ignore[attr-defined]
     assert a["state"] == "sent" and list(a["outcome"].values()) == ["ok"]
+
+
+class _LostVenue:
+    """A venue that has forgotten every order it accepted."""
+
+    def for_follower(self, follower: object) -> _LostVenue:
+        return self
+
+    async def order_report(self, ref: str) -> object:
+        raise OrderNotFound(ref)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_an_order_the_broker_lost_is_alerted_with_the_child(world: World) -> None:
+    await _email(world)
+    fid = await world.follower(webhook=None,
+                               bridged={"broker": "paper", "credentials": {"cash": "1000"}})
+    sub = await world.submit()
+    assert sub.expansion is not None
+    fo = sub.expansion.children[0].fo_id
+    async with world.uow() as u:  # the venue had acknowledged it
+        assert await u.child_orders.update(fo, expect_state="pending", state="ack",
+                                           broker_order_ref="venue-1")
+        await u.commit()
+    await confirm_fills(world.db.uow, _LostVenue(), clock=world.clock)  # type: ignore[arg-type]
+    assert (await world.child(fo)).state == "failed"
+    mail = FakeAlertSender()
+    await _delivery(world, mail).run_once()
+    [(_, subject, text)] = mail.sent
+    assert subject.startswith("[vanta] a broker has no record of an order it had accepted")
+    assert fid in subject and f"fo_id: {fo}" in text
