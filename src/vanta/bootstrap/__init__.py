@@ -12,6 +12,8 @@ WebhookSender aiohttp, SSRF-vetted          same
 SecretStore   local encrypted files         same
 Metrics       Prometheus                    none recorded
 Tracer        no-op                         no-op
+Signer        Ed25519, key in the           same
+              secret store (signing.py)
 Brokers       lazy adapters (brokers.py)    same
 ============  ===========================  ======================================
 
@@ -54,11 +56,13 @@ from vanta.application.ports.delivery import TargetVetter
 from vanta.application.ports.identity import TokenExchange, TokenVerifier
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.secrets import SecretStore
+from vanta.application.ports.signing import Signer
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
 from vanta.bootstrap.secrets import key_wrapper, vault_store
+from vanta.bootstrap.signing import build_signer
 from vanta.config import Settings
 
 __all__ = ["Container", "MasterKeyMissing", "build", "upgrade_database"]
@@ -84,6 +88,8 @@ class Container:
     # refuses webhook/broker URLs the sender would never connect to, when they are given;
     # build() sets it from the sender's policy
     vetter: TargetVetter | None = None
+    # the platform's signing key (audit anchors, replay bundles), by secret-store reference
+    signer: Signer | None = None
 
     async def start(self) -> None:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
@@ -203,7 +209,7 @@ def build(settings: Settings | None = None) -> Container:
                      outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics,
                      tracer=NOOP_TRACER, billing=build_billing_providers(s),
                      token_exchange=OidcTokenExchange(oidc) if oidc else None,
-                     vetter=PolicyTargetVetter(_policy(s)))
+                     vetter=PolicyTargetVetter(_policy(s)), signer=build_signer(s, secrets))
 
 
 def upgrade_database(settings: Settings) -> None:

@@ -16,13 +16,16 @@ from fastapi import FastAPI
 
 from vanta import __version__
 from vanta.application import entitlements_cache, vault_cache
+from vanta.application.audit_anchor import AnchorRefused, AuditAnchoring
 from vanta.application.billing import BillingProviders, expire_btcpay_periods
 from vanta.application.clock import Clock, utcnow
 from vanta.application.overlays import revert_expired
 from vanta.application.ports.identity import InvalidToken
+from vanta.application.ports.objectstore import ObjectStore
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
-from vanta.bootstrap.stores import build_cache_store
+from vanta.bootstrap.signing import build_verifier
+from vanta.bootstrap.stores import build_cache_store, build_object_store
 from vanta.entrypoints.api import (
     problems,
     routes_billing,
@@ -159,13 +162,45 @@ def _document_bodies(app: FastAPI) -> None:
 
 async def run_scheduler(container: Container, stop: asyncio.Event,
                         interval: float = 1.0) -> None:
-    """Reverts expired overlays (each with an audit event) until ``stop`` is set."""
+    """Reverts expired overlays (each with an audit event) and, every
+    ``audit_anchor_interval_seconds`` (from the start), signs the audit chain's head into the
+    object store, until ``stop`` is set."""
     grace = timedelta(days=container.settings.billing_grace_days)
-    while not stop.is_set():
-        try:
-            await revert_expired(container.uow)
-            await expire_btcpay_periods(container.uow, grace=grace)
-        except Exception:
-            problems.log.exception("scheduler pass failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+    anchoring = _anchoring(container)
+    loop = asyncio.get_running_loop()
+    next_anchor = loop.time()
+    try:
+        while not stop.is_set():
+            try:
+                await revert_expired(container.uow)
+                await expire_btcpay_periods(container.uow, grace=grace)
+            except Exception:
+                problems.log.exception("scheduler pass failed")
+            if anchoring is not None and loop.time() >= next_anchor:
+                next_anchor = loop.time() + container.settings.audit_anchor_interval_seconds
+                await _anchor(anchoring[0])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+    finally:
+        if anchoring is not None:
+            close: Any = getattr(anchoring[1], "close", None)
+            if close is not None:
+                await close()
+
+
+def _anchoring(container: Container) -> tuple[AuditAnchoring, ObjectStore] | None:
+    if container.settings.audit_anchor_interval_seconds <= 0 or container.signer is None:
+        return None
+    store = build_object_store(container.settings)
+    return AuditAnchoring(container.uow, store, container.signer, build_verifier()), store
+
+
+async def _anchor(anchoring: AuditAnchoring) -> None:
+    try:
+        res = await anchoring.anchor()
+        if res is not None and res.created:
+            problems.log.info("audit head anchored at %s", res.anchor.key)
+    except AnchorRefused as e:  # a chain that no longer verifies is news for a person
+        problems.log.error("ALERT audit anchor refused: %s", e)
+    except Exception:
+        problems.log.exception("audit anchoring failed")
