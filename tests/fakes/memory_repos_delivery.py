@@ -221,6 +221,13 @@ class MemAudit(MemRepo):
             lambda r: r["entity_id"] == entity_id and r["tenant_id"] == tenant_id,
             order=lambda r: r["seq"])]
 
+    async def for_entities(self, tenant_id: str, entity_ids: Sequence[str]
+                           ) -> builtins.list[AuditEventRecord]:
+        wanted = set(entity_ids)
+        return [AuditEventRecord.from_row(r) for r in self._select(
+            lambda r: r["entity_id"] in wanted and r["tenant_id"] == tenant_id,
+            order=lambda r: r["seq"])]
+
 
 def _event_row(ev: AuditEvent) -> Row:
     return {"event_id": ev.event_id, "seq": ev.seq, "tenant_id": ev.tenant_id,

@@ -39,3 +39,8 @@ class AuditRepo(Protocol):
 
     async def for_entity(self, tenant_id: str, entity_id: str
                          ) -> builtins.list[AuditEventRecord]: ...
+
+    async def for_entities(self, tenant_id: str, entity_ids: Sequence[str]
+                           ) -> builtins.list[AuditEventRecord]:
+        """The tenant's events about any of ``entity_ids``, in chain order."""
+        ...

@@ -28,6 +28,7 @@ from vanta.bootstrap.signing import build_verifier
 from vanta.bootstrap.stores import build_cache_store, build_object_store
 from vanta.entrypoints.api import (
     problems,
+    routes_audit,
     routes_billing,
     routes_delivery,
     routes_lifecycle,
@@ -47,7 +48,7 @@ from vanta.entrypoints.api.schemas import ERROR_RESPONSES
 __all__ = ["create_app", "run_scheduler"]
 
 ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_tenancy,
-           routes_billing, routes_lifecycle)
+           routes_billing, routes_lifecycle, routes_audit)
 
 
 def create_app(container: Container, *, run_dispatcher: bool | None = None,

@@ -91,6 +91,17 @@ class AuditRepository(_Repo):
             .order_by(audit_events.c.seq))
         return [AuditEventRecord.from_row(r) for r in rows]
 
+    async def for_entities(self, tenant_id: str, entity_ids: Sequence[str]
+                           ) -> list[AuditEventRecord]:
+        ids = sorted(set(entity_ids))
+        out: list[AuditEventRecord] = []
+        for i in range(0, len(ids), 500):  # bounded IN lists (SQLite's variable limit)
+            rows = await self._all(select(audit_events).where(
+                audit_events.c.entity_id.in_(ids[i:i + 500]),
+                audit_events.c.tenant_id == tenant_id))
+            out.extend(AuditEventRecord.from_row(r) for r in rows)
+        return sorted(out, key=lambda e: e.seq)
+
 
 def _row(ev: AuditEvent) -> dict[str, Any]:
     return {"event_id": ev.event_id, "seq": ev.seq, "tenant_id": ev.tenant_id,
