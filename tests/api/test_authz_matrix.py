@@ -97,6 +97,8 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/v1/manager-orders/{mo_id}"): Case("orders:read", "mo"),
     ("GET", "/v1/manager-orders/{mo_id}/replay"): Case("audit:read", "mo", feature=True),
     ("GET", "/v1/manager-orders/{mo_id}/dag"): Case("orders:read", "mo"),
+    ("GET", "/v1/manager-orders/{mo_id}/replay-bundle"): Case("audit:read", "mo",
+                                                             feature=True),
     ("GET", "/v1/follower-orders"): Case(
         "orders:read", shows=("fo",),
         also=(Case("orders:read", "follower", path="/v1/follower-orders?follower_id={id}",

@@ -19,6 +19,7 @@ from vanta.entrypoints.cli.audit_cli import verify_command as audit_verify_comma
 from vanta.entrypoints.cli.exports_cli import exports_app
 from vanta.entrypoints.cli.ops_cli import register as register_ops
 from vanta.entrypoints.cli.paper_cli import paper_app
+from vanta.entrypoints.cli.replay_cli import replay_app
 from vanta.entrypoints.cli.workers_cli import workers_app
 
 app = typer.Typer(help="Vanta Platform: mirror manager orders to followers.",
@@ -31,6 +32,7 @@ app.add_typer(exports_app, name="export")
 app.add_typer(workers_app, name="worker")
 app.add_typer(paper_app, name="paper")
 app.add_typer(audit_app, name="audit")
+app.add_typer(replay_app, name="replay")
 app.command("audit-verify")(audit_verify_command)
 register_ops(app)
 console = Console()
