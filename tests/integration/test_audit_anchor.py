@@ -178,3 +178,37 @@ async def test_the_scheduler_anchors_the_head_periodically(data_dir: Path) -> No
 
 def _anchors(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+async def test_events_from_before_0008_keep_their_version_1_hashes(tmp_path: Path) -> None:
+    from vanta.adapters.db.migrate import upgrade_async
+    from vanta.domain.audit import GENESIS_HASH, chain_event, verify_chain
+    d = tmp_path / "old"
+    d.mkdir()
+    url = f"sqlite+aiosqlite:///{d / 'vanta.db'}"
+    await upgrade_async(url, "0007")
+    db = sqlite3.connect(d / "vanta.db")
+    prev = GENESIS_HASH
+    for seq in (1, 2):
+        e = chain_event(prev_hash=prev, seq=seq, event_id=f"e{seq}", entity="vault",
+                        entity_id="V", action="noted", actor="t", payload={"n": seq},
+                        ts="2026-01-01T00:00:00.000000Z", hash_v=1)
+        db.execute("INSERT INTO audit_events (event_id, seq, tenant_id, entity, entity_id, "
+                   "action, actor, payload, ts, prev_hash, hash) VALUES "
+                   "(?, ?, 'tnt_a', ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (e.event_id, seq, e.entity, e.entity_id, e.action, e.actor,
+                    json.dumps(e.payload), e.ts, e.prev_hash, e.hash))
+        prev = e.hash
+    db.execute("INSERT INTO audit_chain_head (id, seq, hash) VALUES (1, 2, ?)", (prev,))
+    db.commit()
+    c = build(Settings(data_dir=d, profile="test"))
+    await c.migrate()
+    async with c.uow() as uow:
+        await uow.audit.append(entity="vault", entity_id="V", action="noted", actor="t",
+                               payload={}, tenant_id="tnt_a")
+        await uow.commit()
+    async with c.uow() as uow:
+        events = await uow.audit.all()
+    await c.close()
+    assert [e.hash_v for e in events] == [1, 1, 2]
+    assert verify_chain(events) is None
