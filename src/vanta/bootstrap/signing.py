@@ -33,13 +33,26 @@ class LazySigner:
             if ref is None and self._ref_file.is_file():
                 ref = self._ref_file.read_text().strip()
             if ref is None:
-                ref = Ed25519Signer.provision(self._secrets, KEY_NAME)
-                self._ref_file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self._ref_file.with_suffix(".tmp")
-                tmp.write_text(ref + "\n")
-                os.replace(tmp, self._ref_file)
+                ref = self._provision()
             self._signer = Ed25519Signer(self._secrets, ref)
         return self._signer
+
+    def _provision(self) -> str:
+        """A new key, unless another process made one first: the reference file is created
+        exclusively (a link cannot replace an existing name), so all processes of one data
+        folder sign with the same key."""
+        ref = Ed25519Signer.provision(self._secrets, f"{KEY_NAME}-{os.urandom(6).hex()}")
+        self._ref_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._ref_file.with_name(f".{self._ref_file.name}.{os.getpid()}")
+        tmp.write_text(ref + "\n")
+        try:
+            os.link(tmp, self._ref_file)
+        except FileExistsError:
+            self._secrets.delete(ref, missing_ok=True)
+            ref = self._ref_file.read_text().strip()
+        finally:
+            tmp.unlink(missing_ok=True)
+        return ref
 
     @property
     def algorithm(self) -> str:
