@@ -161,6 +161,9 @@ async def test_attempts_settle_add_and_mark_lost(backend: Db) -> None:
     assert lost.outcome == "lost" and "stopped" in lost.error
     assert (await backend.read(lambda u: u.attempts.list("fo3")))[0].outcome == "lost"
     assert await backend.read(lambda u: u.attempts.list("fo4")) == []
+    many = await backend.read(lambda u: u.attempts.list_many(["fo1", "fo3", "fo4"]))
+    assert {k: [(r.attempt_no, r.outcome) for r in v] for k, v in many.items()} == {
+        "fo1": [(1, "ack"), (2, "retry")], "fo3": [(1, "lost")]}
 
 
 async def test_audit_appends_keep_one_verifiable_chain(backend: Db) -> None:

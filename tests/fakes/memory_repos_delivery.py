@@ -153,6 +153,15 @@ class MemAttempts(MemRepo):
         return [AttemptRecord.from_row(r) for r in self._select(
             lambda r: r["fo_id"] == fo_id, order=lambda r: r["attempt_no"])]
 
+    async def list_many(self, fo_ids: Sequence[str]
+                        ) -> dict[str, builtins.list[AttemptRecord]]:
+        wanted = set(fo_ids)
+        out: dict[str, builtins.list[AttemptRecord]] = {}
+        for r in self._select(lambda r: r["fo_id"] in wanted,
+                              order=lambda r: (r["fo_id"], r["attempt_no"])):
+            out.setdefault(r["fo_id"], []).append(AttemptRecord.from_row(r))
+        return out
+
 
 class MemAudit(MemRepo):
     """Chains with the domain's ``chain_event`` over a head row, as the SQL log does; the

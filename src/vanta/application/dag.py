@@ -87,11 +87,14 @@ async def order_dag(uow: UnitOfWork, tenant_id: str, mo_id: str, *,
             tenant_id, follower_id=None, mo_id=mo_id, since=None, limit=MAX_CHILDREN)
         children = sorted((c for c in children if follower_visible is None
                            or follower_visible(c.follower_id)), key=lambda c: c.fo_id)
-        events = await uow.audit.for_entities(tenant_id, [mo_id, *(c.fo_id for c in children)])
-        facts = [ChildFacts(_child_node(c), c.broker_order_ref,
-                            [_attempt_node(a) for a in await uow.attempts.list(c.fo_id)],
-                            [_fill_node(f) for f in await uow.fills.for_child(c.fo_id)])
-                 for c in children]
+        fo_ids = [c.fo_id for c in children]
+        events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids])
+        attempts = await uow.attempts.list_many(fo_ids)
+        fills = await uow.fills.for_children(fo_ids)
+    facts = [ChildFacts(_child_node(c), c.broker_order_ref,
+                        [_attempt_node(a) for a in attempts.get(c.fo_id, ())],
+                        [_fill_node(f) for f in fills.get(c.fo_id, ())])
+             for c in children]
     audit: dict[str, list[DagNode]] = defaultdict(list)
     for e in events:
         owner = mo_node_id(e.entity_id) if e.entity == "manager_order" else \

@@ -110,9 +110,12 @@ async def _gather(uow: UnitOfWork, tenant_id: str, mo_id: str) -> dict[str, byte
         children = sorted(await uow.child_orders.list(
             tenant_id, follower_id=None, mo_id=mo_id, since=None, limit=MAX_CHILDREN),
             key=lambda c: c.fo_id)
-        attempts = [a for c in children for a in await uow.attempts.list(c.fo_id)]
-        fills = [f for c in children for f in await uow.fills.for_child(c.fo_id)]
-        events = await uow.audit.for_entities(tenant_id, [mo_id, *(c.fo_id for c in children)])
+        fo_ids = [c.fo_id for c in children]
+        by_child = await uow.attempts.list_many(fo_ids)
+        attempts = [a for fo in fo_ids for a in by_child.get(fo, ())]
+        fills_of = await uow.fills.for_children(fo_ids)
+        fills = [f for fo in fo_ids for f in fills_of.get(fo, ())]
+        events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids])
         overlays = await uow.overlays.active(mo.vault_id, mo.created_at)
         snap: Mapping[str, Any] = mo.snapshot or {}
         followers = list(snap.get("followers") or [])

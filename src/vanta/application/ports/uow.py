@@ -240,6 +240,11 @@ class AttemptRepo(Protocol):
 
     async def list(self, fo_id: str) -> builtins.list[AttemptRecord]: ...
 
+    async def list_many(self, fo_ids: Sequence[str]
+                        ) -> dict[str, builtins.list[AttemptRecord]]:
+        """Attempts per child (in attempt order); children without any are absent."""
+        ...
+
 
 class OverlayRepo(OverlayPages, Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
@@ -277,6 +282,11 @@ class FillRepo(Protocol):
         ...
 
     async def for_child(self, fo_id: str) -> builtins.list[FillRecord]: ...
+
+    async def for_children(self, fo_ids: Sequence[str]
+                           ) -> dict[str, builtins.list[FillRecord]]:
+        """Fills per child, by time then trade id; children without any are absent."""
+        ...
 
 
 class SubscriptionRepo(Protocol):
