@@ -2,7 +2,8 @@
 
 Version 2 (every event written from now on) also covers the event's tenant and the version
 itself. Existing events keep version 1 and their hashes, so the chain verifies as it did; see
-vanta.domain.audit for why they are not re-hashed.
+vanta.domain.audit for why they are not re-hashed. A downgrade drops the column: version-2
+events written meanwhile would then be checked as version 1 and fail verification.
 
 Revision ID: 0008
 Revises: 0007
