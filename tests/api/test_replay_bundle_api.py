@@ -119,11 +119,17 @@ async def test_a_flipped_byte_is_named_with_where_it_is(api: Api) -> None:
     offset = len(lines[0]) + 1 + at
     assert f"{CHILDREN} byte {offset} (line 2)" in text, text
     assert f"child {target['fo_id']}: qty recorded" in text
-    # a byte flipped anywhere in the archive's bytes is caught too
+    # a byte flipped in the archive itself, inside a file's content, is named too
     raw = bytearray(data)
-    pos = data.index(b'"followers"') if b'"followers"' in data else len(data) // 2
-    raw[pos] ^= 0x01
-    assert not _verify(api, bytes(raw), await _pinned(api)).ok
+    content = unpack(data)["inputs/followers.json"]
+    at = content.index(b'"scale"')  # one field of one follower, on a line of its own
+    raw[data.index(content) + at + 2] ^= 0x01
+    line_no = content.count(b"\n", 0, at) + 1
+    start = content.rindex(b"\n", 0, at) + 1
+    end = content.index(b"\n", at) - 1
+    flipped = _verify(api, bytes(raw), await _pinned(api))
+    assert f"inputs/followers.json was altered: its sha256 is not the manifest's; changed: " \
+           f"line {line_no} (bytes {start}-{end})" in flipped.problems, flipped.problems
 
 
 async def test_a_wrong_signature_is_refused(api: Api) -> None:

@@ -38,6 +38,7 @@ from vanta.domain.replay_bundle import (
     dec,
     file_entry,
     json_bytes,
+    json_doc,
     pack,
 )
 
@@ -126,20 +127,20 @@ async def _gather(uow: UnitOfWork, tenant_id: str, mo_id: str) -> dict[str, byte
     sizing = {k: v for k, v in snap.items()
               if k not in ("followers", "instrument", "instrument_source")}
     return {
-        "inputs/manager_order.json": json_bytes(order_json(mo)),
-        "inputs/sizing_snapshot.json": json_bytes(sizing),
-        "inputs/followers.json": json_bytes(followers),
-        "inputs/instrument.json": json_bytes({"rule": snap.get("instrument"),
+        "inputs/manager_order.json": json_doc(order_json(mo)),
+        "inputs/sizing_snapshot.json": json_doc(sizing),
+        "inputs/followers.json": json_doc(followers),
+        "inputs/instrument.json": json_doc({"rule": snap.get("instrument"),
                                               "source": snap.get("instrument_source")}),
-        "inputs/overlays.json": json_bytes(_plain(overlays)),
-        "inputs/nav_observations.json": json_bytes(_plain(navs)),
-        "inputs/entitlements.json": json_bytes({"as_of": "export", "subscription": _plain(
+        "inputs/overlays.json": json_doc(_plain(overlays)),
+        "inputs/nav_observations.json": json_doc(_plain(navs)),
+        "inputs/entitlements.json": json_doc({"as_of": "export", "subscription": _plain(
             {"plan_id": sub.plan_id, "status": sub.status, "entitlements": sub.entitlements}
             if sub else None)}),
         CHILDREN: children_jsonl(_sizing(c) for c in children),
-        "outputs/child_states.json": json_bytes([_state(c) for c in children]),
-        "outputs/attempts.json": json_bytes(_plain(attempts)),
-        "outputs/fills.json": json_bytes(_plain(fills)),
+        "outputs/child_states.json": json_doc([_state(c) for c in children]),
+        "outputs/attempts.json": json_doc(_plain(attempts)),
+        "outputs/fills.json": json_doc(_plain(fills)),
         "outputs/audit_events.jsonl": b"".join(json_bytes(event_json(e.event()))
                                                for e in events),
     }
@@ -150,15 +151,15 @@ async def build_bundle(uow: UnitOfWork, tenant_id: str, mo_id: str, *, signer: S
     """The signed archive of one order; another tenant's order is NotFound."""
     files = await _gather(uow, tenant_id, mo_id)
     snapshot = files["inputs/sizing_snapshot.json"]
-    files["inputs/code_version.json"] = json_bytes({
+    files["inputs/code_version.json"] = json_doc({
         **code_version, "bundle_format": BUNDLE_FORMAT,
         "sizing_version": _sizing_version(snapshot)})
-    manifest = json_bytes({
+    manifest = json_doc({
         "format": BUNDLE_FORMAT, "mo_id": mo_id, "tenant_id": tenant_id,
         "dag_id": dag_id_for(mo_id),
         "signing": {"algorithm": signer.algorithm, "key_id": signer.key_id},
         "files": {name: file_entry(data) for name, data in sorted(files.items())}})
-    signature = json_bytes({
+    signature = json_doc({
         "algorithm": signer.algorithm, "key_id": signer.key_id,
         "public_key": base64.b64encode(signer.public_key()).decode(),
         "signature": base64.b64encode(signer.sign(manifest)).decode()})

@@ -54,7 +54,15 @@ class BundleInvalid(ValueError):
 
 
 def json_bytes(data: Any) -> bytes:
+    """One compact canonical JSON line (the ``.jsonl`` files)."""
     return (canonical_json(data) + "\n").encode()
+
+
+def json_doc(data: Any) -> bytes:
+    """A canonical JSON document, one value per line, so the manifest's line hashes place a
+    changed byte to within one field."""
+    return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False, default=str)
+            + "\n").encode()
 
 
 def dec(d: Decimal | None) -> str | None:
