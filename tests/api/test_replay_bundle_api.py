@@ -70,6 +70,9 @@ async def test_a_bundle_is_stored_immutably_and_verifies_offline(api: Api) -> No
     report = _verify(api, data, await _pinned(api))
     assert report.ok, report.problems
     assert report.mo_id == mo_id and report.children == 3
+    [jwk] = (await api.client.get("/.well-known/vanta-replay-keys.json")).json()["keys"]
+    assert (jwk["kty"], jwk["crv"], jwk["alg"]) == ("OKP", "Ed25519", "EdDSA")
+    assert jwk["kid"] == json.loads(unpack(data)[MANIFEST])["signing"]["key_id"]
     files = unpack(data)
     assert {"inputs/manager_order.json", "inputs/sizing_snapshot.json", "inputs/followers.json",
             "inputs/instrument.json", "inputs/overlays.json", "inputs/nav_observations.json",

@@ -88,10 +88,13 @@ class AuditAnchoring:
         except AnchorInvalid as e:
             raise AnchorRefused(str(e)) from None
         async with self._uow() as uow:
+            # head first: under read committed, events appended after it may show in the
+            # read that follows; they are left for the next anchor
             head = await uow.audit.head()
             run = await uow.audit.since(latest.seq if latest else 1)
         if head is None or head[0] == 0:
             return None
+        run = [e for e in run if e.seq <= head[0]]
         problem = _check_run(run, latest, head)
         if problem is not None:
             raise AnchorRefused(f"not anchored: {problem}")
@@ -118,8 +121,10 @@ class AuditAnchoring:
         except AnchorInvalid as e:
             latest, anchor_problem = None, str(e)
         async with self._uow() as uow:
-            events = await uow.audit.all()
             head = await uow.audit.head()
+            events = await uow.audit.all()
+            if head is not None and events and events[-1].seq > head[0]:
+                head = await uow.audit.head()  # an append committed between the two reads
         return AuditReport(judge_chain(events, head=head, anchor=latest), anchor_problem)
 
 
