@@ -229,3 +229,13 @@ async def test_a_version_1_order_is_recomputed_with_the_version_1_rules(api: Api
     report = _verify(api, pack(files), await _pinned(api))
     assert report.ok, report.problems
     assert any("sizing version 1" in n for n in report.notes)
+
+
+async def test_a_malformed_manifest_is_named_not_a_crash(api: Api) -> None:
+    _, data, _ = await _world(api)
+    files = unpack(data)
+    manifest = json.loads(files[MANIFEST])
+    files[MANIFEST] = json_bytes({**manifest, "files": ["not", "a", "mapping"]})
+    report = _verify(api, _repack(files))
+    assert any(p.startswith("manifest.json is malformed") for p in report.problems), \
+        report.problems

@@ -81,6 +81,9 @@ def verify_bundle(data: bytes, verifier: SignatureVerifier,
     except BundleInvalid as e:
         report.problems.append(str(e))
         return report
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        report.problems.append(f"manifest.json is malformed ({type(e).__name__}: {e})")
+        return report
     for step in (_audit, _recompute):
         try:
             step(files, report)
