@@ -21,13 +21,14 @@ from vanta.application.billing import BillingProviders, expire_btcpay_periods
 from vanta.application.clock import Clock, utcnow
 from vanta.application.overlays import revert_expired
 from vanta.application.ports.identity import InvalidToken
-from vanta.application.ports.objectstore import ObjectStore
 from vanta.application.principal import Principal
+from vanta.application.vault_snapshots import SnapshotSchedule
 from vanta.bootstrap import Container
 from vanta.bootstrap.signing import build_verifier
-from vanta.bootstrap.stores import build_cache_store, build_object_store
+from vanta.bootstrap.stores import build_cache_store
 from vanta.entrypoints.api import (
     problems,
+    routes_alerts,
     routes_audit,
     routes_billing,
     routes_delivery,
@@ -48,7 +49,7 @@ from vanta.entrypoints.api.schemas import ERROR_RESPONSES
 __all__ = ["create_app", "run_scheduler"]
 
 ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_tenancy,
-           routes_billing, routes_lifecycle, routes_audit)
+           routes_billing, routes_lifecycle, routes_alerts, routes_audit)
 
 
 def create_app(container: Container, *, run_dispatcher: bool | None = None,
@@ -162,38 +163,44 @@ def _document_bodies(app: FastAPI) -> None:
 
 
 async def run_scheduler(container: Container, stop: asyncio.Event,
-                        interval: float = 1.0) -> None:
-    """Reverts expired overlays (each with an audit event) and, every
-    ``audit_anchor_interval_seconds`` (from the start), signs the audit chain's head into the
-    object store, until ``stop`` is set."""
+                        interval: float = 1.0, clock: Clock = utcnow) -> None:
+    """Until ``stop`` is set: reverts expired overlays (each with an audit event), lapses
+    BTCPay periods, sends the operators' queued alerts, takes the periodic vault snapshots
+    and, every ``audit_anchor_interval_seconds`` (from the start), signs the audit chain's
+    head into the object store. Each job's failure is logged and leaves the others running."""
     grace = timedelta(days=container.settings.billing_grace_days)
+    snapshots = SnapshotSchedule(
+        timedelta(seconds=container.settings.snapshot_interval_seconds))
     anchoring = _anchoring(container)
     loop = asyncio.get_running_loop()
     next_anchor = loop.time()
-    try:
-        while not stop.is_set():
-            try:
-                await revert_expired(container.uow)
-                await expire_btcpay_periods(container.uow, grace=grace)
-            except Exception:
-                problems.log.exception("scheduler pass failed")
-            if anchoring is not None and loop.time() >= next_anchor:
-                next_anchor = loop.time() + container.settings.audit_anchor_interval_seconds
-                await _anchor(anchoring[0])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
-    finally:
-        if anchoring is not None:
-            close: Any = getattr(anchoring[1], "close", None)
-            if close is not None:
-                await close()
+    while not stop.is_set():
+        try:
+            await revert_expired(container.uow)
+            await expire_btcpay_periods(container.uow, grace=grace)
+        except Exception:
+            problems.log.exception("scheduler pass failed")
+        try:
+            if container.alerts is not None:
+                await container.alerts.run_once()
+        except Exception:
+            problems.log.exception("alert delivery pass failed")
+        try:
+            await snapshots.run_if_due(container.uow, container.object_store, clock())
+        except Exception:
+            problems.log.exception("vault snapshots failed")
+        if anchoring is not None and loop.time() >= next_anchor:
+            next_anchor = loop.time() + container.settings.audit_anchor_interval_seconds
+            await _anchor(anchoring)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
-def _anchoring(container: Container) -> tuple[AuditAnchoring, ObjectStore] | None:
+def _anchoring(container: Container) -> AuditAnchoring | None:
     if container.settings.audit_anchor_interval_seconds <= 0 or container.signer is None:
         return None
-    store = build_object_store(container.settings)
-    return AuditAnchoring(container.uow, store, container.signer, build_verifier()), store
+    return AuditAnchoring(container.uow, container.object_store, container.signer,
+                          build_verifier())
 
 
 async def _anchor(anchoring: AuditAnchoring) -> None:

@@ -13,7 +13,6 @@ from vanta.application.principal import Principal
 from vanta.application.public_keys import keys_document
 from vanta.application.replay_bundle import TAR, build_bundle, store_bundle
 from vanta.application.tenancy import require_feature
-from vanta.bootstrap.stores import build_object_store
 from vanta.domain.entitlements import Feature
 from vanta.entrypoints.api.access import order_not_found, visible_order, visible_vaults
 from vanta.entrypoints.api.auth import require
@@ -66,16 +65,11 @@ async def get_replay_bundle(mo_id: str, container: ContainerDep,
     assert container.signer is not None
     bundle = await build_bundle(container.uow(readonly=True), p.tenant_id, mo_id,
                                 signer=container.signer, code_version=code_version())
-    store = build_object_store(container.settings)
     try:
-        ref = await store_bundle(store, bundle)
+        ref = await store_bundle(container.object_store, bundle)
     except ObjectStoreError as e:
         raise ApiProblem(503, "object_store_unavailable", f"the bundle could not be stored: "
                          f"{type(e).__name__}") from None
-    finally:
-        close: Any = getattr(store, "close", None)
-        if close is not None:
-            await close()
     return Response(bundle.data, media_type=TAR, headers={
         "X-Vanta-Bundle-Key": ref.key, "X-Vanta-Bundle-Sha256": ref.sha256,
         "Content-Disposition": f'attachment; filename="replay-{mo_id}.tar"'})
