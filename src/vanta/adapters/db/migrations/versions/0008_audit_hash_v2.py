@@ -6,7 +6,7 @@ vanta.domain.audit for why they are not re-hashed. A downgrade drops the column:
 events written meanwhile would then be checked as version 1 and fail verification.
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0010
 Create Date: 2026-12-06
 """
 
@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0007"
+# chained after 0010 (operator alerts), which reached main first
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
