@@ -199,7 +199,7 @@ async def run_scheduler(container: Container, stop: asyncio.Event,
 def _anchoring(container: Container) -> AuditAnchoring | None:
     if container.settings.audit_anchor_interval_seconds <= 0 or container.signer is None:
         return None
-    return AuditAnchoring(container.uow, container.object_store, container.signer,
+    return AuditAnchoring(container.uow, container.object_store(), container.signer,
                           build_verifier())
 
 

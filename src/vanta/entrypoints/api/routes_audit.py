@@ -66,7 +66,7 @@ async def get_replay_bundle(mo_id: str, container: ContainerDep,
     bundle = await build_bundle(container.uow(readonly=True), p.tenant_id, mo_id,
                                 signer=container.signer, code_version=code_version())
     try:
-        ref = await store_bundle(container.object_store, bundle)
+        ref = await store_bundle(container.object_store(), bundle)
     except ObjectStoreError as e:
         raise ApiProblem(503, "object_store_unavailable", f"the bundle could not be stored: "
                          f"{type(e).__name__}") from None
