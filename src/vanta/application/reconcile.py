@@ -65,8 +65,9 @@ async def reconcile_vault(
     """Run once; the stored report (as ``GET /v1/reconciliations/{id}`` returns it).
     A vault in maintenance is refused before anything is read from a broker or written."""
     now = clock()
-    async with uow_factory() as uow:
-        vb = await read_vault_book(uow, tenant_id=tenant_id, vault_id=vault_id, now=now)
+    reader = uow_factory()
+    async with reader:
+        vb = await read_vault_book(reader, tenant_id=tenant_id, vault_id=vault_id, now=now)
     ensure_vault_accepts_orders(vb.vault.maintenance)
     books = await follower_books(vb, brokers, now=now,
                                  default_threshold=settings.default_threshold_bps)

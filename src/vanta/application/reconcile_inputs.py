@@ -87,7 +87,7 @@ def parse_positions(raw: object) -> dict[str, str]:
     out: dict[str, str] = {}
     for sym, qty in raw.items():
         symbol = parse_symbol(sym)
-        if isinstance(qty, bool) or isinstance(qty, float):
+        if isinstance(qty, (bool, float)):
             raise ValidationFailed(f"the quantity of {symbol} must be a decimal string or an "
                                    "integer", code="invalid_quantity", field=f"positions.{symbol}")
         q = to_decimal(qty, field=f"positions.{symbol}", code="invalid_quantity")

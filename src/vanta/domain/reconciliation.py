@@ -233,9 +233,9 @@ def _follower_symbol(book: Book, h: Holding, instrument: Instrument,
         return _Step(Drift(fid, sym, h.symbol, target, held, pend, dq, usd, _bps(usd, nav),
                            False))
     if usd is None or nav is None:
-        reason = "price_unavailable" if usd is None else "nav_unavailable"
+        missing = "price_unavailable" if usd is None else "nav_unavailable"
         return _Step(Drift(fid, sym, h.symbol, target, held, pend, dq, usd, None, True),
-                     None, Blocked(fid, sym, reason, dq))
+                     None, Blocked(fid, sym, missing, dq))
     over = _over(usd, nav, book.threshold_bps)
     drift = Drift(fid, sym, h.symbol, target, held, pend, dq, usd, _bps(usd, nav), over)
     if not over:
