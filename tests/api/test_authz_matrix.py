@@ -143,6 +143,16 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("PATCH", "/v1/vaults/{vault_id}"): Case("vault:manage", "vault", body={"public": False}),
     ("DELETE", "/v1/followers/{follower_id}"): Case(
         "follower:manage", "follower", path="/v1/followers/{id}?positions=close"),
+    ("POST", "/v1/vaults/{vault_id}/reconcile"): Case("mirror:manage", "vault", body={},
+                                                      ok=(201,)),
+    ("GET", "/v1/reconciliations/{run_id}"): Case(
+        "orders:read", path="/v1/reconciliations/rc_none", ok=(404,)),
+    ("PUT", "/v1/vaults/{vault_id}/reconcile-threshold"): Case(
+        "mirror:manage", "vault", body={"threshold_bps": 50}),
+    ("PUT", "/v1/followers/{follower_id}/reconcile-threshold"): Case(
+        "follower:manage", "follower", body={"threshold_bps": 25}),
+    ("POST", "/v1/followers/{follower_id}/positions"): Case(
+        "follower:manage", "follower", body={"positions": {"MSFT": "1"}}, ok=(201,)),
 }
 
 

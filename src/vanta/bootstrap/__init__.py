@@ -42,7 +42,7 @@ from vanta.adapters.identity.dev_issuer import DevIssuer
 from vanta.adapters.identity.oidc import OidcProvider
 from vanta.adapters.identity.token_exchange import OidcTokenExchange
 from vanta.adapters.identity.verifier import TokenVerifier as JwksTokenVerifier
-from vanta.adapters.metrics import PrometheusMetrics
+from vanta.adapters.metrics import PrometheusMetrics, PrometheusReconcileMetrics
 from vanta.adapters.secrets.cached import CachedSecrets
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender
@@ -53,9 +53,11 @@ from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.application.ports.delivery import TargetVetter
 from vanta.application.ports.identity import TokenExchange, TokenVerifier
 from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.reconciliation import NoReconcileMetrics, ReconcileMetrics
 from vanta.application.ports.secrets import SecretStore
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
+from vanta.application.reconcile import ReconcileSettings
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
 from vanta.bootstrap.secrets import key_wrapper, vault_store
@@ -84,6 +86,12 @@ class Container:
     # refuses webhook/broker URLs the sender would never connect to, when they are given;
     # build() sets it from the sender's policy
     vetter: TargetVetter | None = None
+    reconcile_metrics: ReconcileMetrics = field(default_factory=NoReconcileMetrics)
+
+    def reconcile_settings(self) -> ReconcileSettings:
+        s = self.settings
+        return ReconcileSettings(default_threshold_bps=s.reconcile_threshold_bps,
+                                 stale_after=timedelta(seconds=s.reconcile_stale_after_seconds))
 
     async def start(self) -> None:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
@@ -203,7 +211,9 @@ def build(settings: Settings | None = None) -> Container:
                      outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics,
                      tracer=NOOP_TRACER, billing=build_billing_providers(s),
                      token_exchange=OidcTokenExchange(oidc) if oidc else None,
-                     vetter=PolicyTargetVetter(_policy(s)))
+                     vetter=PolicyTargetVetter(_policy(s)),
+                     reconcile_metrics=NoReconcileMetrics() if s.profile == "test"
+                     else PrometheusReconcileMetrics())
 
 
 def upgrade_database(settings: Settings) -> None:
