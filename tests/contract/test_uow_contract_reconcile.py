@@ -23,7 +23,7 @@ backend, backend_source, sqlite_template, pg_database = (
 async def test_thresholds_are_set_replaced_removed_and_scoped(backend: Db) -> None:
     await seed_world(backend)
 
-    def put(follower: str, bps: int | None, tenant: str = "tnt_a"):  # noqa: ANN202
+    def put(follower: str, bps: int | None, tenant: str = "tnt_a"):
         return lambda u: u.reconciliations.set_threshold(
             tenant_id=tenant, vault_id="VA", follower_id=follower, threshold_bps=bps,
             now=at(1))
@@ -41,7 +41,7 @@ async def test_thresholds_are_set_replaced_removed_and_scoped(backend: Db) -> No
 async def test_the_newest_report_per_follower_wins(backend: Db) -> None:
     await seed_world(backend)
 
-    def report(fid: str, second: float, qty: str):  # noqa: ANN202
+    def report(fid: str, second: float, qty: str):
         return lambda u: u.reconciliations.add_position_report({
             "tenant_id": "tnt_a", "follower_id": fid, "positions": {"AAPL": qty},
             "as_of": at(second), "received_at": at(100)})
@@ -56,7 +56,7 @@ async def test_the_newest_report_per_follower_wins(backend: Db) -> None:
 async def test_traded_symbols_and_open_book(backend: Db) -> None:
     await seed_world(backend)
 
-    async def go(u) -> None:  # noqa: ANN001
+    async def go(u) -> None:
         await u.manager_orders.add(mo_row("tnt_a", "VA", "M1", qty="10", ref_price="100"))
         await u.manager_orders.add(mo_row("tnt_a", "VA", "M2", created=1, side="sell",
                                           qty="10", ref_price=None))
