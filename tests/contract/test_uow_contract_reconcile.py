@@ -91,3 +91,9 @@ async def test_runs_are_read_back_by_their_tenant_only(backend: Db) -> None:
     assert (run.vault_id, run.dry_run, run.actor, run.created_at, dict(run.report)) == \
         ("VA", False, "ops", at(3), report)
     assert await backend.read(lambda u: u.reconciliations.get_run("tnt_b", "rc_1")) is None
+
+
+async def test_every_vault_of_every_tenant_is_listed(backend: Db) -> None:
+    await seed_world(backend)
+    assert await backend.read(lambda u: u.reconciliations.all_vaults()) == \
+        [("tnt_a", "VA"), ("tnt_b", "VB")]

@@ -26,9 +26,9 @@ def _table(name: str) -> type[MemRepo]:
     return type(f"_Mem_{name}", (MemRepo,), {"table": name})
 
 
-_THRESHOLDS, _REPORTS, _RUNS, _MOS, _FOS = (
+_THRESHOLDS, _REPORTS, _RUNS, _MOS, _FOS, _VAULTS = (
     _table(n) for n in ("reconcile_thresholds", "position_reports", "reconcile_runs",
-                        "manager_orders", "follower_orders"))
+                        "manager_orders", "follower_orders", "vaults"))
 
 
 class MemReconcile:
@@ -39,6 +39,7 @@ class MemReconcile:
         self._runs = _RUNS(tx)
         self._mos = _MOS(tx)
         self._fos = _FOS(tx)
+        self._vaults = _VAULTS(tx)
 
     async def thresholds(self, tenant_id: str, vault_id: str) -> dict[str, int]:
         return {r["follower_id"]: int(r["threshold_bps"]) for r in self._thresholds._select(
@@ -85,6 +86,9 @@ class MemReconcile:
         return [ChildOrderRecord.from_row(r) for r in self._fos._select(
             lambda r: r["vault_id"] == vault_id and r["state"] in _BOOK_STATES,
             order=lambda r: (r["created_at"], r["fo_id"]), leave_out=("audit",))]
+
+    async def all_vaults(self) -> builtins.list[tuple[str, str]]:
+        return sorted((r["tenant_id"], r["vault_id"]) for r in self._vaults._select())
 
     async def add_run(self, row: Mapping[str, Any]) -> None:
         await self._runs._add(row)

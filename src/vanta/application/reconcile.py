@@ -30,7 +30,7 @@ from vanta.application.ports.reconciliation import (
     ReconcileUnitOfWork,
     ReconcileUowFactory,
 )
-from vanta.application.reconcile_books import follower_books, read_vault_book
+from vanta.application.reconcile_books import Progress, follower_books, read_vault_book
 from vanta.application.reconcile_report import plan_report
 from vanta.domain.errors import NotFound
 from vanta.domain.followers import FollowerSpec, Protections, ScaleMode
@@ -60,7 +60,7 @@ async def reconcile_vault(
     uow_factory: ReconcileUowFactory, brokers: BrokerGateways | None, *, tenant_id: str,
     vault_id: str, dry_run: bool = True, actor: str, clock: Clock = utcnow,
     settings: ReconcileSettings = ReconcileSettings(),
-    metrics: ReconcileMetrics = NoReconcileMetrics(),
+    metrics: ReconcileMetrics = NoReconcileMetrics(), progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run once; the stored report (as ``GET /v1/reconciliations/{id}`` returns it).
     A vault in maintenance is refused before anything is read from a broker or written."""
@@ -69,7 +69,7 @@ async def reconcile_vault(
     async with reader:
         vb = await read_vault_book(reader, tenant_id=tenant_id, vault_id=vault_id, now=now)
     ensure_vault_accepts_orders(vb.vault.maintenance)
-    books = await follower_books(vb, brokers, now=now,
+    books = await follower_books(vb, brokers, now=now, progress=progress,
                                  default_threshold=settings.default_threshold_bps)
     the_plan = plan(vb.holdings, books, vb.instruments, manager_nav=vb.manager_nav, now=now,
                     stale_after=settings.stale_after)

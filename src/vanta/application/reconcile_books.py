@@ -9,7 +9,7 @@ the plan reports as ``stale_positions`` and orders nothing for.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -111,10 +111,16 @@ def _with_nav(state: NavState | None, nav: Decimal | None) -> NavState | None:
     return NavState(nav, max(state.peak, nav), state.day_start)
 
 
+Progress = Callable[[int, int], None]  # (followers read, followers)
+
+
 async def follower_books(vb: VaultBook, brokers: BrokerGateways | None, *, now: datetime,
-                         default_threshold: int = DEFAULT_THRESHOLD_BPS) -> list[Book]:
+                         default_threshold: int = DEFAULT_THRESHOLD_BPS,
+                         progress: Progress | None = None) -> list[Book]:
     books: list[Book] = []
-    for f in vb.followers:
+    for i, f in enumerate(vb.followers):
+        if progress is not None:
+            progress(i, len(vb.followers))
         lines = _lines(vb.children.get(f.follower_id, []))
         nav = vb.navs.get(f.follower_id)
         positions: Mapping[str, Decimal]
@@ -134,4 +140,6 @@ async def follower_books(vb: VaultBook, brokers: BrokerGateways | None, *, now: 
         books.append(Book(follower_spec(f), positions, source, as_of, flows.pending, nav,
                           vb.threshold(f.follower_id, default_threshold),
                           flows.pending_sells))
+    if progress is not None:
+        progress(len(vb.followers), len(vb.followers))
     return books

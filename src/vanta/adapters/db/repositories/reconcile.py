@@ -17,6 +17,7 @@ from vanta.adapters.db.tables import (
     position_reports,
     reconcile_runs,
     reconcile_thresholds,
+    vaults,
 )
 from vanta.application.ports.reconciliation import (
     NOT_MANAGER_SOURCES,
@@ -87,6 +88,11 @@ class ReconcileRepository(_Repo):
             follower_orders.c.state.in_(_BOOK_STATES))
             .order_by(follower_orders.c.created_at, follower_orders.c.fo_id))
         return [ChildOrderRecord.from_row(r) for r in rows]
+
+    async def all_vaults(self) -> builtins.list[tuple[str, str]]:
+        rows = await self._all(select(vaults.c.tenant_id, vaults.c.vault_id)
+                               .order_by(vaults.c.tenant_id, vaults.c.vault_id))
+        return [(r["tenant_id"], r["vault_id"]) for r in rows]
 
     async def add_run(self, row: Mapping[str, Any]) -> None:
         await self.conn.execute(insert(reconcile_runs).values(**row))
