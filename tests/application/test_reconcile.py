@@ -185,8 +185,25 @@ async def test_a_bridged_follower_is_read_from_its_broker(w: World) -> None:
         await u.commit()
     report = await _run(w, dry_run=False, brokers=brokers)
     assert report["followers"][0]["positions_source"] == "broker"
-    assert report["followers"][0]["nav"] == "10000"
+    assert (report["followers"][0]["nav"], report["followers"][0]["cash"]) == \
+        ("10000", "10000")
     assert [(f["follower_id"], f["qty"]) for f in report["fixups"]] == [(fid, "5")]
+
+
+async def test_a_bridged_followers_buy_is_cut_to_its_cash(w: World) -> None:
+    brokers = FakeBrokerGateways(settings={"prices": {"AAPL": Decimal(100)},
+                                           "cash": Decimal(300)})
+    await w.follower(webhook=None, bridged={"broker": "paper", "credentials": {}})
+    sub = await w.submit()
+    assert sub.expansion is not None
+    async with w.uow() as u:
+        for c in sub.expansion.dispatchable:
+            await u.child_orders.update(c.fo_id, expect_state="pending", state="dlq")
+        await u.commit()
+    report = await _run(w, brokers=brokers)
+    assert [f["qty"] for f in report["fixups"]] == ["3"]
+    assert [(b["reason"], b["partial"]) for b in report["blocked"]] == \
+        [("insufficient_cash", True)]
 
 
 async def test_an_unreadable_broker_is_a_stale_finding(w: World) -> None:

@@ -90,6 +90,19 @@ def test_a_drift_left_over_by_orders_in_flight_waits_for_them() -> None:
     assert p.fixups == () and [b.reason for b in p.blocked] == ["in_flight"]
 
 
+def test_a_buy_is_cut_to_the_cash_left_after_buys_in_flight_and_planned() -> None:
+    msft = Instrument("MSFT", "paper", D(1), D(1))
+    two = [Holding("AAPL", D(100), "paper", D(200)), Holding("MSFT", D(100), "paper", D(100))]
+    b = Book(spec(), {}, DERIVED, None, {"MSFT": D(10)}, NAV, 50, {}, D(9_000))
+    p = plan(two, [b], {"AAPL": AAPL, "MSFT": msft}, manager_nav=D(100_000), now=NOW)
+    # 9,000 less 1,000 of MSFT in flight leaves 8,000: 40 AAPL at 200 would need all of it
+    assert [(f.symbol, f.qty, f.cap_applied) for f in p.fixups] == [("AAPL", D(40), False)]
+    b = Book(spec(), {}, DERIVED, None, {}, NAV, 50, {}, D(3_000))
+    p = run(b)
+    assert [f.qty for f in p.fixups] == [D(15)]
+    assert [(x.reason, x.partial) for x in p.blocked] == [("insufficient_cash", True)]
+
+
 def test_caps_bound_the_target_and_cut_the_fixup() -> None:
     capped = spec(mode=FollowerMode.CAPPED, max_pos_usd=D(4_000))
     assert run(book("0", s=capped)).drifts[0].target == 20

@@ -60,8 +60,9 @@ def books(draw: st.DrawFn, fid: str) -> Book:
              for s in syms if draw(st.booleans())}
     pending = {s: buys.get(s, D(0)) - sells.get(s, D(0)) for s in set(buys) | set(sells)}
     peak = nav + draw(decimals("0", "1000", 2))
+    cash = draw(st.none() | decimals("0", "100000", 2))
     return Book(spec, positions, DERIVED, None, pending, NavState(nav, peak, nav),
-                draw(st.integers(0, 500)), sells)
+                draw(st.integers(0, 500)), sells, cash)
 
 
 @st.composite
@@ -95,7 +96,8 @@ def _filled(bks: list[Book], fixups: tuple[FixUp, ...], *, as_pending: bool) -> 
                 if as_pending and f.side is Side.SELL:
                     sells[f.symbol] = sells.get(f.symbol, D(0)) + f.qty
         out.append(Book(b.spec, b.positions if as_pending else target, b.source, b.as_of,
-                        target if as_pending else b.pending, b.nav, b.threshold_bps, sells))
+                        target if as_pending else b.pending, b.nav, b.threshold_bps, sells,
+                        b.cash))
     return out
 
 
@@ -123,9 +125,19 @@ def test_a_second_run_while_the_fixups_are_in_flight_orders_nothing(world) -> No
 @given(worlds())
 @settings(max_examples=300, deadline=None)
 def test_no_fixup_breaks_a_cap_or_sells_more_than_held(world) -> None:
-    _, bks, _, _ = world
+    holdings, bks, _, _ = world
     by_id = {b.spec.follower_id: b for b in bks}
-    for f in _run(world).fixups:
+    fixups = _run(world).fixups
+    for b in bks:  # buys (planned and in flight) never spend more than the cash
+        if b.cash is None:
+            continue
+        price = {b.spec.protections.symbol_map.get(h.symbol, h.symbol): h.price for h in holdings}
+        spend = sum((f.qty * f.price for f in fixups  # type: ignore[operator]
+                     if f.follower_id == b.spec.follower_id and f.side is Side.BUY), D(0))
+        in_flight = sum(((b.pending.get(s, D(0)) + b.pending_sells.get(s, D(0))) * price[s]
+                         for s in price), D(0))
+        assert spend == 0 or spend + in_flight <= b.cash
+    for f in fixups:
         b = by_id[f.follower_id]
         held = b.positions.get(f.symbol, D(0))
         pend = b.pending.get(f.symbol, D(0))

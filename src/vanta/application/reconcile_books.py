@@ -89,17 +89,31 @@ def _lines(children: Sequence[ChildOrderRecord]) -> list[ChildLine]:
             for c in children]
 
 
-async def _broker_view(brokers: BrokerGateways | None, follower: FollowerRecord
-                       ) -> tuple[dict[str, Decimal] | None, Decimal | None]:
+@dataclass(frozen=True)
+class BrokerView:
+    positions: dict[str, Decimal] | None = None  # None: the broker could not be read
+    nav: Decimal | None = None
+    cash: Decimal | None = None
+
+
+def _cash(balances: Mapping[str, Decimal]) -> Decimal | None:
+    """The account's dollars (its one currency when it reports only one)."""
+    if "USD" in balances:
+        return balances["USD"]
+    return next(iter(balances.values())) if len(balances) == 1 else None
+
+
+async def _broker_view(brokers: BrokerGateways | None, follower: FollowerRecord) -> BrokerView:
     if brokers is None:
-        return None, None
+        return BrokerView()
     try:
         gw = brokers.for_follower(follower)
-        return await gw.positions(), await gw.account_nav()
+        return BrokerView(await gw.positions(), await gw.account_nav(),
+                          _cash(await gw.balances()))
     except (BrokerError, ValueError) as e:
         log.warning("broker positions unavailable", extra={
             "follower_id": follower.follower_id, "error": str(e)})
-        return None, None
+        return BrokerView()
 
 
 def _with_nav(state: NavState | None, nav: Decimal | None) -> NavState | None:
@@ -124,10 +138,12 @@ async def follower_books(vb: VaultBook, brokers: BrokerGateways | None, *, now: 
         lines = _lines(vb.children.get(f.follower_id, []))
         nav = vb.navs.get(f.follower_id)
         positions: Mapping[str, Decimal]
+        cash = None
         if f.bridged_brokers:
-            held, broker_nav = await _broker_view(brokers, f)
-            source, as_of = BROKER, (now if held is not None else None)
-            positions, nav = held or {}, _with_nav(nav, broker_nav)
+            view = await _broker_view(brokers, f)
+            source, as_of = BROKER, (now if view.positions is not None else None)
+            positions, nav = view.positions or {}, _with_nav(nav, view.nav)
+            cash = view.cash
             flows = book_flows(lines, BROKER)
         elif (report := vb.reports.get(f.follower_id)) is not None:
             source, as_of = REPORTED, report.as_of
@@ -139,7 +155,7 @@ async def follower_books(vb: VaultBook, brokers: BrokerGateways | None, *, now: 
             positions = flows.derived
         books.append(Book(follower_spec(f), positions, source, as_of, flows.pending, nav,
                           vb.threshold(f.follower_id, default_threshold),
-                          flows.pending_sells))
+                          flows.pending_sells, cash))
     if progress is not None:
         progress(len(vb.followers), len(vb.followers))
     return books

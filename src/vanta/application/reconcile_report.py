@@ -43,7 +43,8 @@ def plan_report(p: Plan, books: Sequence[Book], *, run_id: str, vault_id: str, d
         "followers": [{"follower_id": b.spec.follower_id, "positions_source": b.source,
                        "positions_as_of": None if b.as_of is None else iso(b.as_of),
                        "threshold_bps": b.threshold_bps,
-                       "nav": None if b.nav is None else str(b.nav.nav)}
+                       "nav": None if b.nav is None else str(b.nav.nav),
+                       "cash": _s(b.cash)}
                       for b in sorted(books, key=lambda b: b.spec.follower_id)],
         "drifts": [_drift(d) for d in p.drifts],
         "fixups": [_fixup(f) for f in p.fixups],

@@ -16,7 +16,8 @@ price, and in basis points of the follower's NAV. It is over the threshold when
 ``|drift_usd| × 10,000 > threshold_bps × NAV``, compared exactly (no division).
 
 Plan. One order per symbol over its threshold, moving the position to the target: a buy of
-the missing lots, floored to the lot step and cut by ``max_order_usd``; a sell of the excess,
+the missing lots, floored to the lot step and cut by ``max_order_usd`` and by the cash the
+broker reports (less buys in flight and buys planned before it); a sell of the excess,
 never more than is held (minus sells already pending). Selling the whole position to a
 target of zero is sent even below the venue minimum, as a sizing exit is. Whatever stops a
 fix-up, or leaves it short of the threshold, is recorded as a ``Blocked`` with its reason;
@@ -74,6 +75,7 @@ class Book:
     threshold_bps: int = DEFAULT_THRESHOLD_BPS
     # sells in flight (positive), part of ``pending``: what is held is not sold twice
     pending_sells: Mapping[str, Decimal] = field(default_factory=dict)
+    cash: Decimal | None = None  # what buys may spend (the broker's); None: not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,14 +198,30 @@ def plan(holdings: Sequence[Holding], books: Sequence[Book],
                                     f"{book.source} positions {age} are older than "
                                     f"{int(stale_after.total_seconds())} s"))
             continue
+        cash = _spendable(book, holdings)
         for h in sorted(holdings, key=lambda h: h.symbol):
-            step = _follower_symbol(book, h, instruments[h.symbol], manager_nav)
+            step = _follower_symbol(book, h, instruments[h.symbol], manager_nav, cash)
             drifts.append(step.drift)
             if step.fixup is not None:
                 fixups.append(step.fixup)
+                if cash is not None and step.fixup.side is Side.BUY:
+                    cash -= exact_mul(step.fixup.qty, step.fixup.price or ZERO)
             if step.blocked is not None:
                 blocked.append(step.blocked)
     return Plan(tuple(drifts), tuple(fixups), tuple(blocked), tuple(findings))
+
+
+def _spendable(book: Book, holdings: Sequence[Holding]) -> Decimal | None:
+    """The book's cash less what the buys in flight will spend."""
+    if book.cash is None:
+        return None
+    cash = book.cash
+    for h in holdings:
+        sym = book.spec.protections.symbol_map.get(h.symbol, h.symbol)
+        buys = book.pending.get(sym, ZERO) + book.pending_sells.get(sym, ZERO)
+        if buys > 0 and h.price is not None:
+            cash -= exact_mul(buys, h.price)
+    return cash
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +232,7 @@ class _Step:
 
 
 def _follower_symbol(book: Book, h: Holding, instrument: Instrument,
-                     manager_nav: Decimal | None) -> _Step:
+                     manager_nav: Decimal | None, cash: Decimal | None) -> _Step:
     spec = book.spec
     fid = spec.follower_id
     sym = spec.protections.symbol_map.get(h.symbol, h.symbol)
@@ -249,7 +267,7 @@ def _follower_symbol(book: Book, h: Holding, instrument: Instrument,
         return _Step(drift, None, Blocked(fid, sym, guard, dq))
     assert h.price is not None
     if dq < 0:
-        fix, reason = _buy(spec, sym, h, instrument, -dq)
+        fix, reason = _buy(spec, sym, h, instrument, -dq, cash)
     else:
         sellable = held - book.pending_sells.get(sym, ZERO)
         fix, reason = _sell(spec, sym, h, instrument, dq, sellable, target)
@@ -293,22 +311,24 @@ def _meets_minimums(qty: Decimal, instrument: Instrument, fractional: bool,
 
 
 def _buy(spec: FollowerSpec, sym: str, h: Holding, instrument: Instrument,
-         missing: Decimal) -> tuple[FixUp | None, str | None]:
+         missing: Decimal, cash: Decimal | None) -> tuple[FixUp | None, str | None]:
     assert h.price is not None
     step = instrument.step_for(spec.fractional)
     qty = floor_ratio(missing, Decimal(1), step)
     cut = None
-    cap = spec.protections.max_order_usd
-    if cap is not None:
-        allowed = floor_ratio(cap, h.price, step)
+    for limit, why in ((spec.protections.max_order_usd, "max_order_usd"),
+                       (cash, "insufficient_cash")):
+        if limit is None:
+            continue
+        allowed = floor_ratio(limit, h.price, step)
         if allowed < qty:
-            qty, cut = allowed, "max_order_usd"
+            qty, cut = allowed, why
     if qty <= 0:
         return None, cut or "lot_step"
     if not _meets_minimums(qty, instrument, spec.fractional, h.price):
         return None, "below_minimum"
     return FixUp(spec.follower_id, sym, h.symbol, h.venue, Side.BUY, normalize(qty), h.price,
-                 cut is not None), cut
+                 cut == "max_order_usd"), cut
 
 
 def _sell(spec: FollowerSpec, sym: str, h: Holding, instrument: Instrument, excess: Decimal,
