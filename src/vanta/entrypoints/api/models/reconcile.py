@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, WithJsonSchema
 
 from vanta.domain.reconciliation import MAX_THRESHOLD_BPS
 from vanta.entrypoints.api.models.base import RequestModel, Timestamp, WholeNumber
 from vanta.entrypoints.api.models.orders import SYMBOL
 
-Bps = Annotated[WholeNumber, Field(ge=0, le=MAX_THRESHOLD_BPS)]
+# the schema spelled out: Pydantic writes a constraint inside a union as "ge"/"le"
+Bps = Annotated[WholeNumber, Field(ge=0, le=MAX_THRESHOLD_BPS),
+                WithJsonSchema({"type": "integer", "minimum": 0,
+                                "maximum": MAX_THRESHOLD_BPS})]
 SymbolKey = Annotated[str, StringConstraints(pattern=SYMBOL)]
 # a signed quantity (short positions are negative), plain decimal notation
 SignedQty = Annotated[str, StringConstraints(pattern=r"^-?(0|[1-9][0-9]{0,8})(\.[0-9]{1,12})?$")]
@@ -26,8 +29,9 @@ class ReconcileIn(RequestModel):
 class ThresholdIn(RequestModel):
     codes: ClassVar[dict[str, str]] = {"threshold_bps": "invalid_threshold"}
 
-    threshold_bps: Bps = Field(description="drift allowed, in basis points of the "
-                               "follower's NAV (0 to 10,000)")
+    threshold_bps: WholeNumber = Field(ge=0, le=MAX_THRESHOLD_BPS,
+                                       description="drift allowed, in basis points of the "
+                                       "follower's NAV (0 to 10,000)")
 
 
 class FollowerThresholdIn(RequestModel):
