@@ -123,6 +123,12 @@ def test_blocked_fixups_record_why(s: FollowerSpec, reason: str) -> None:
     assert p.fixups == () and [b.reason for b in p.blocked] == [reason]
 
 
+def test_a_denied_symbol_is_never_sold_even_when_the_manager_closed_it() -> None:
+    s = spec(protections=Protections(deny_symbols=frozenset({"AAPL"})))
+    p = run(book("7", s=s), holdings=[Holding("AAPL", D(0), "paper", D(200))])
+    assert p.fixups == () and [b.reason for b in p.blocked] == ["symbol_not_allowed"]
+
+
 def test_drawdown_blocks_buys_but_not_sells() -> None:
     s = spec(protections=Protections(drawdown_stop_pct=D(10)))
     down = NavState(D(8_000), D(10_000), D(8_000))

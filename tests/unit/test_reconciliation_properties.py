@@ -102,7 +102,7 @@ def _filled(bks: list[Book], fixups: tuple[FixUp, ...], *, as_pending: bool) -> 
 
 
 @given(worlds())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_after_the_fixups_fill_every_drift_is_under_threshold_or_has_a_reason(world) -> None:
     first = _run(world)
     reasons = {(b.follower_id, b.symbol) for b in first.blocked}
@@ -112,7 +112,7 @@ def test_after_the_fixups_fill_every_drift_is_under_threshold_or_has_a_reason(wo
 
 
 @given(worlds())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_a_second_run_while_the_fixups_are_in_flight_orders_nothing(world) -> None:
     first = _run(world)
     assert _run(world, _filled(world[1], first.fixups, as_pending=True)).fixups == ()
@@ -123,7 +123,7 @@ def test_a_second_run_while_the_fixups_are_in_flight_orders_nothing(world) -> No
 
 
 @given(worlds())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_no_fixup_breaks_a_cap_or_sells_more_than_held(world) -> None:
     holdings, bks, _, _ = world
     by_id = {b.spec.follower_id: b for b in bks}

@@ -148,6 +148,10 @@ def _target_spec(spec: FollowerSpec) -> FollowerSpec:
 def target_qty(holding: Holding, spec: FollowerSpec, instrument: Instrument,
                manager_nav: Decimal | None, nav: NavState | None) -> Decimal | str:
     """The follower's target position in ``holding.symbol``, or why there is none."""
+    p = spec.protections
+    if (p.allow_symbols and holding.symbol not in p.allow_symbols) or \
+            holding.symbol in p.deny_symbols:
+        return "symbol_not_allowed"  # whatever it holds there is its own, even at zero
     if holding.qty <= 0:
         return ZERO
     order = ManagerOrder(mo_id=ManagerOrderId("reconcile"), vault_id=VaultId("reconcile"),
