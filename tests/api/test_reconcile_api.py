@@ -4,6 +4,7 @@ fix-ups and is read back, position reports and thresholds, and the refusals as p
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.api.conftest import Api
@@ -106,3 +107,29 @@ async def test_other_tenants_vaults_and_runs_are_not_found(api: Api) -> None:
     assert r.status_code == 404 and r.json()["code"] == "reconciliation_not_found"
     r = await _reconcile(api, vault="VA", tenant="tnt_b")
     assert r.status_code == 404 and r.json()["code"] == "vault_not_found"
+
+
+async def test_a_followers_token_sees_its_own_fixups_and_lines_only(api: Api) -> None:
+    mine = await _setup(api)
+    r = await api.client.post("/v1/vaults/VA/followers", headers=api.auth(), json={
+        "webhook": {"url": "https://g.example/h"}, "scale": "2"})
+    other = str(r.json()["follower_id"])
+    await api.client.post(f"/v1/followers/{other}/nav", headers=api.auth(),
+                          json={"nav": "10000"})
+    run = (await _reconcile(api, {"dry_run": False})).json()
+    assert {f["follower_id"] for f in run["fixups"]} == {mine, other}
+    token = api.container.issuer.issue("f-user", "tnt_a", ("vault:read", "orders:read"),
+                                       follower_id=mine)
+    head = {"Authorization": f"Bearer {token}"}
+    seen = (await api.client.get(f"/v1/reconciliations/{run['id']}", headers=head)).json()
+    assert {f["follower_id"] for f in seen["fixups"]} == {mine}
+    assert other not in json.dumps(seen)
+    listed = (await api.client.get("/v1/manager-orders", headers=head)).json()["data"]
+    fixup_orders = [o for o in listed if o["source"] == "reconcile"]
+    assert len(fixup_orders) == 1 and other not in json.dumps(listed)
+    theirs = next(f for f in run["fixups"] if f["follower_id"] == other)
+    async with api.container.uow() as u:
+        child = await u.child_orders.get("tnt_a", theirs["fo_id"])
+    assert child is not None
+    r = await api.client.get(f"/v1/manager-orders/{child.mo_id}", headers=head)
+    assert r.status_code == 404 and r.json()["code"] == "manager_order_not_found"
