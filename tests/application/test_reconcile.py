@@ -244,3 +244,19 @@ async def test_bad_position_reports_are_refused(w: World, raw: Any, code: str) -
     assert e.value.code == code
 
 
+
+
+async def test_followers_that_mirrored_every_order_have_no_drift(w: World) -> None:
+    live = await w.follower()
+    shadow = await w.follower(mode="shadow")
+    for fid in (live, shadow):
+        await record_nav(w.uow(), tenant_id="tnt_a", entity="follower", entity_id=fid,
+                         raw={"nav": "10000"}, actor="t", clock=w.clock)
+    await w.submit(id="a", qty="10")
+    await w.submit(id="b", qty="7")
+    await w.submit(id="c", side="sell", qty="3")
+    await w.drain()  # delivered: the live follower's children are acknowledged
+    report = await _run(w, dry_run=False)
+    assert {(d["follower_id"], d["held"], d["drift_qty"]) for d in report["drifts"]} == \
+        {(live, "7", "0"), (shadow, "7", "0")}
+    assert report["fixups"] == [] and report["blocked"] == []

@@ -66,7 +66,7 @@ async def test_traded_symbols_and_open_book(backend: Db) -> None:
             await u.manager_orders.add(mo_row("tnt_a", "VA", f"S{i}", created=3, qty="99",
                                               source=src, symbol="MSFT"))
         states = [ChildOrderState.PENDING, ChildOrderState.ACK, ChildOrderState.DLQ,
-                  ChildOrderState.CONFIRMED, ChildOrderState.SKIPPED]
+                  ChildOrderState.CONFIRMED, ChildOrderState.SKIPPED, ChildOrderState.SHADOW]
         await u.child_orders.add_many(
             [child("M1", "FA1", f"fo{i}", state=s, side=Side.BUY)
              for i, s in enumerate(states)], tenant_id="tnt_a", vault_id="VA", now=at(4))
@@ -76,7 +76,7 @@ async def test_traded_symbols_and_open_book(backend: Db) -> None:
                        "MSFT": (Decimal(4), "paper", Decimal(300))}
     assert await backend.read(lambda u: u.manager_orders.net_position("VA", "MSFT")) == 4
     book = await backend.read(lambda u: u.reconciliations.open_book("VA"))
-    assert sorted(c.fo_id for c in book) == ["fo0", "fo1", "fo3"]
+    assert sorted(c.fo_id for c in book) == ["fo0", "fo1", "fo3", "fo5"]
     assert all(c.audit is None for c in book)
     assert await backend.read(lambda u: u.reconciliations.open_book("VB")) == []
 

@@ -17,9 +17,9 @@ from vanta.application.ports.reconciliation import (
 )
 from vanta.application.ports.records_orders import ChildOrderRecord
 from vanta.domain.money import ZERO
-from vanta.domain.reconciliation_book import DONE, IN_FLIGHT
+from vanta.domain.reconciliation_book import BOOK_STATES
 
-_BOOK_STATES = frozenset(s.value for s in IN_FLIGHT | DONE)
+_BOOK_STATES = frozenset(s.value for s in BOOK_STATES)
 
 
 def _table(name: str) -> type[MemRepo]:

@@ -199,3 +199,7 @@ def test_books_by_source() -> None:
     before = NOW - timedelta(minutes=1)
     assert book_flows(lines, REPORTED, before).pending == {"AAPL": D(16)}
     assert book_flows(lines, REPORTED, NOW).pending == {"AAPL": D(1)}
+    shadow = [_line(ChildOrderState.SHADOW, "4"),
+              _line(ChildOrderState.SHADOW, "1", side=Side.SELL)]
+    assert book_flows(shadow, DERIVED).derived == {"AAPL": D(3)}
+    assert book_flows(shadow, BROKER).derived == {} and book_flows(shadow, BROKER).pending == {}

@@ -8,6 +8,7 @@ the plan reports as ``stale_positions`` and orders nothing for.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -128,19 +129,44 @@ def _with_nav(state: NavState | None, nav: Decimal | None) -> NavState | None:
 Progress = Callable[[int, int], None]  # (followers read, followers)
 
 
+BROKER_READS = 16  # bridged accounts read at once
+
+
+async def _broker_views(vb: VaultBook, brokers: BrokerGateways | None,
+                        progress: Progress | None) -> dict[str, BrokerView]:
+    """Every bridged follower's broker, read concurrently (bounded): a vault of many bridged
+    followers waits for the slowest few venues, not for their sum."""
+    bridged = [f for f in vb.followers if f.bridged_brokers]
+    slots = asyncio.Semaphore(BROKER_READS)
+    done = 0
+
+    async def read(f: FollowerRecord) -> tuple[str, BrokerView]:
+        nonlocal done
+        async with slots:
+            view = await _broker_view(brokers, f)
+        done += 1
+        if progress is not None:
+            progress(done, len(bridged))
+        return f.follower_id, view
+
+    if progress is not None:
+        progress(0, len(bridged))
+    return dict(await asyncio.gather(*(read(f) for f in bridged)))
+
+
 async def follower_books(vb: VaultBook, brokers: BrokerGateways | None, *, now: datetime,
                          default_threshold: int = DEFAULT_THRESHOLD_BPS,
                          progress: Progress | None = None) -> list[Book]:
+    """``progress(done, total)`` counts the broker accounts read."""
+    views = await _broker_views(vb, brokers, progress)
     books: list[Book] = []
-    for i, f in enumerate(vb.followers):
-        if progress is not None:
-            progress(i, len(vb.followers))
+    for f in vb.followers:
         lines = _lines(vb.children.get(f.follower_id, []))
         nav = vb.navs.get(f.follower_id)
         positions: Mapping[str, Decimal]
         cash = None
         if f.bridged_brokers:
-            view = await _broker_view(brokers, f)
+            view = views[f.follower_id]
             source, as_of = BROKER, (now if view.positions is not None else None)
             positions, nav = view.positions or {}, _with_nav(nav, view.nav)
             cash = view.cash
@@ -156,6 +182,4 @@ async def follower_books(vb: VaultBook, brokers: BrokerGateways | None, *, now: 
         books.append(Book(follower_spec(f), positions, source, as_of, flows.pending, nav,
                           vb.threshold(f.follower_id, default_threshold),
                           flows.pending_sells, cash))
-    if progress is not None:
-        progress(len(vb.followers), len(vb.followers))
     return books

@@ -9,7 +9,9 @@
   (their quantity) and confirmed ones (their filled quantity) are held; children on their
   way are pending.
 
-Dead-lettered, failed, skipped and cancelled children count nowhere: that is exactly the
+A shadow follower's children (sized, never sent) are its derived book, so its virtual
+positions do not show as drift. Dead-lettered, failed, skipped and cancelled children count
+nowhere: that is exactly the
 drift reconciliation exists to repair.
 """
 
@@ -26,6 +28,8 @@ from vanta.domain.reconciliation import BROKER, DERIVED, REPORTED
 
 IN_FLIGHT = frozenset({ChildOrderState.PENDING, ChildOrderState.SENT, ChildOrderState.RETRY})
 DONE = frozenset({ChildOrderState.ACK, ChildOrderState.CONFIRMED})
+# every state reconciliation reads: a shadow follower's children are its virtual book
+BOOK_STATES = IN_FLIGHT | DONE | {ChildOrderState.SHADOW}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,10 @@ def book_flows(children: Iterable[ChildLine], source: str,
     sells: dict[str, Decimal] = {}
     derived: dict[str, Decimal] = {}
     for c in children:
-        if c.state in IN_FLIGHT:
+        if c.state is ChildOrderState.SHADOW:
+            if source == DERIVED:
+                _add(derived, c.symbol, c.side, c.qty)
+        elif c.state in IN_FLIGHT:
             _add(pending, c.symbol, c.side, c.qty)
             if c.side is Side.SELL:
                 _add(sells, c.symbol, Side.BUY, c.qty)

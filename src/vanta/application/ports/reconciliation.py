@@ -76,8 +76,8 @@ class ReconcileRepo(Protocol):
         ...
 
     async def open_book(self, vault_id: str) -> builtins.list[ChildOrderRecord]:
-        """The vault's children that are in flight, acknowledged or confirmed (without the
-        sizing record)."""
+        """The vault's children that are in flight, acknowledged, confirmed or shadow
+        (``reconciliation_book.BOOK_STATES``), without the sizing record."""
         ...
 
     async def all_vaults(self) -> builtins.list[tuple[str, str]]:

@@ -53,7 +53,7 @@ async def _reconcile(s: Settings, tenant_id: str, vault_id: str, apply: bool,
     c = build(s)
     await c.migrate()
     try:
-        with progress_bar(err, f"reading followers of {vault_id}") as report:
+        with progress_bar(err, f"reading brokers of {vault_id}'s followers") as report:
             return await _run_once(c, tenant_id, vault_id, apply=apply, actor=actor,
                                    progress=report)
     finally:
