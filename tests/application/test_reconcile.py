@@ -4,6 +4,7 @@ runs are stored and audited, in-flight fix-ups are never ordered twice, position
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from typing import Any
@@ -260,3 +261,14 @@ async def test_followers_that_mirrored_every_order_have_no_drift(w: World) -> No
     assert {(d["follower_id"], d["held"], d["drift_qty"]) for d in report["drifts"]} == \
         {(live, "7", "0"), (shadow, "7", "0")}
     assert report["fixups"] == [] and report["blocked"] == []
+
+
+async def test_two_runs_at_once_order_the_drift_once(w: World) -> None:
+    fid = await _missed(w)
+    first, second = await asyncio.gather(_run(w, dry_run=False), _run(w, dry_run=False))
+    assert sorted(len(r["fixups"]) for r in (first, second)) == [0, 1]
+    async with w.uow() as u:
+        kids = await u.child_orders.list("tnt_a", follower_id=fid, mo_id=None, since=None,
+                                         limit=100)
+    assert sorted((c.state.value, c.qty) for c in kids) == \
+        [("dlq", Decimal(5)), ("pending", Decimal(5))]

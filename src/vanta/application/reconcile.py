@@ -30,7 +30,12 @@ from vanta.application.ports.reconciliation import (
     ReconcileUnitOfWork,
     ReconcileUowFactory,
 )
-from vanta.application.reconcile_books import Progress, follower_books, read_vault_book
+from vanta.application.reconcile_books import (
+    Progress,
+    broker_views,
+    follower_books,
+    read_vault_book,
+)
 from vanta.application.reconcile_report import plan_report
 from vanta.domain.errors import NotFound
 from vanta.domain.followers import FollowerSpec, Protections, ScaleMode
@@ -63,25 +68,32 @@ async def reconcile_vault(
     metrics: ReconcileMetrics = NoReconcileMetrics(), progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run once; the stored report (as ``GET /v1/reconciliations/{id}`` returns it).
-    A vault in maintenance is refused before anything is read from a broker or written."""
+    A vault in maintenance is refused before anything is read from a broker or written.
+
+    Brokers are read outside any transaction; the plan is then made inside the writing
+    transaction, with the vault row locked, from the database as it is at that moment: a
+    fix-up planned by a concurrent run (or a child created meanwhile) is in flight by then,
+    so two runs never order the same drift twice."""
     now = clock()
     reader = uow_factory()
     async with reader:
         vb = await read_vault_book(reader, tenant_id=tenant_id, vault_id=vault_id, now=now)
     ensure_vault_accepts_orders(vb.vault.maintenance)
-    books = await follower_books(vb, brokers, now=now, progress=progress,
-                                 default_threshold=settings.default_threshold_bps)
-    the_plan = plan(vb.holdings, books, vb.instruments, manager_nav=vb.manager_nav, now=now,
-                    stale_after=settings.stale_after)
+    views = await broker_views(vb, brokers, progress)
     run_id = f"rc_{new_id()}"
-    report = plan_report(the_plan, books, run_id=run_id, vault_id=vault_id, dry_run=dry_run,
-                         created_at=now, manager_nav=vb.manager_nav)
     uow = uow_factory()
     async with uow:
         vault = await uow.vaults.get_for_update(tenant_id, vault_id)
         if vault is None:
             raise NotFound(f"vault {vault_id} not found", code="vault_not_found")
         ensure_vault_accepts_orders(vault.maintenance)  # it may have changed since the read
+        vb = await read_vault_book(uow, tenant_id=tenant_id, vault_id=vault_id, now=now)
+        books = follower_books(vb, views, now=now,
+                               default_threshold=settings.default_threshold_bps)
+        the_plan = plan(vb.holdings, books, vb.instruments, manager_nav=vb.manager_nav,
+                        now=now, stale_after=settings.stale_after)
+        report = plan_report(the_plan, books, run_id=run_id, vault_id=vault_id,
+                             dry_run=dry_run, created_at=now, manager_nav=vb.manager_nav)
         if not dry_run:
             specs = {b.spec.follower_id: b for b in books}
             for i, fix in enumerate(the_plan.fixups):

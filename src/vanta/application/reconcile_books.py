@@ -132,8 +132,8 @@ Progress = Callable[[int, int], None]  # (followers read, followers)
 BROKER_READS = 16  # bridged accounts read at once
 
 
-async def _broker_views(vb: VaultBook, brokers: BrokerGateways | None,
-                        progress: Progress | None) -> dict[str, BrokerView]:
+async def broker_views(vb: VaultBook, brokers: BrokerGateways | None,
+                       progress: Progress | None = None) -> dict[str, BrokerView]:
     """Every bridged follower's broker, read concurrently (bounded): a vault of many bridged
     followers waits for the slowest few venues, not for their sum."""
     bridged = [f for f in vb.followers if f.bridged_brokers]
@@ -154,11 +154,10 @@ async def _broker_views(vb: VaultBook, brokers: BrokerGateways | None,
     return dict(await asyncio.gather(*(read(f) for f in bridged)))
 
 
-async def follower_books(vb: VaultBook, brokers: BrokerGateways | None, *, now: datetime,
-                         default_threshold: int = DEFAULT_THRESHOLD_BPS,
-                         progress: Progress | None = None) -> list[Book]:
-    """``progress(done, total)`` counts the broker accounts read."""
-    views = await _broker_views(vb, brokers, progress)
+def follower_books(vb: VaultBook, views: Mapping[str, BrokerView], *, now: datetime,
+                   default_threshold: int = DEFAULT_THRESHOLD_BPS) -> list[Book]:
+    """Each follower's book; ``views``: its broker's, for bridged followers (``broker_views``,
+    whose ``progress(done, total)`` counts the accounts read)."""
     books: list[Book] = []
     for f in vb.followers:
         lines = _lines(vb.children.get(f.follower_id, []))
@@ -166,7 +165,7 @@ async def follower_books(vb: VaultBook, brokers: BrokerGateways | None, *, now: 
         positions: Mapping[str, Decimal]
         cash = None
         if f.bridged_brokers:
-            view = views[f.follower_id]
+            view = views.get(f.follower_id, BrokerView())  # bridged since the broker read
             source, as_of = BROKER, (now if view.positions is not None else None)
             positions, nav = view.positions or {}, _with_nav(nav, view.nav)
             cash = view.cash
