@@ -124,6 +124,7 @@ async def test_a_followers_token_sees_its_own_fixups_and_lines_only(api: Api) ->
     seen = (await api.client.get(f"/v1/reconciliations/{run['id']}", headers=head)).json()
     assert {f["follower_id"] for f in seen["fixups"]} == {mine}
     assert other not in json.dumps(seen)
+    assert seen["summary"]["fixups"] == 1 and run["summary"]["fixups"] == 2
     listed = (await api.client.get("/v1/manager-orders", headers=head)).json()["data"]
     fixup_orders = [o for o in listed if o["source"] == "reconcile"]
     assert len(fixup_orders) == 1 and other not in json.dumps(listed)

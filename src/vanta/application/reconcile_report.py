@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,10 +33,25 @@ def _blocked(b: Blocked) -> dict[str, Any]:
             "drift_qty": str(b.drift_qty), "partial": b.partial}
 
 
+def summarize(drifts: Sequence[Mapping[str, Any]], fixups: Sequence[Any],
+              blocked: Sequence[Any], findings: Sequence[Any]) -> dict[str, Any]:
+    """``max_drift_bps`` and ``summary`` of a report's lines."""
+    bps = [Decimal(d["drift_bps"]) for d in drifts if d["drift_bps"] is not None]
+    return {"max_drift_bps": str(max(bps)) if bps else None,
+            "summary": {"drifts_over_threshold": sum(1 for d in drifts if d["over_threshold"]),
+                        "fixups": len(fixups), "blocked": len(blocked),
+                        "findings": len(findings)}}
+
+
 def plan_report(p: Plan, books: Sequence[Book], *, run_id: str, vault_id: str, dry_run: bool,
                 created_at: datetime, manager_nav: Decimal | None) -> dict[str, Any]:
-    bps = [d.bps for d in p.drifts if d.bps is not None]
-    worst = max(bps) if bps else None
+    lines = {
+        "drifts": [_drift(d) for d in p.drifts],
+        "fixups": [_fixup(f) for f in p.fixups],
+        "blocked": [_blocked(b) for b in p.blocked],
+        "findings": [{"follower_id": f.follower_id, "kind": f.kind, "detail": f.detail}
+                     for f in p.findings],
+    }
     return {
         "id": run_id, "vault_id": vault_id, "dry_run": dry_run, "created_at": iso(created_at),
         "manager_nav": _s(manager_nav),
@@ -46,13 +61,6 @@ def plan_report(p: Plan, books: Sequence[Book], *, run_id: str, vault_id: str, d
                        "nav": None if b.nav is None else str(b.nav.nav),
                        "cash": _s(b.cash)}
                       for b in sorted(books, key=lambda b: b.spec.follower_id)],
-        "drifts": [_drift(d) for d in p.drifts],
-        "fixups": [_fixup(f) for f in p.fixups],
-        "blocked": [_blocked(b) for b in p.blocked],
-        "findings": [{"follower_id": f.follower_id, "kind": f.kind, "detail": f.detail}
-                     for f in p.findings],
-        "max_drift_bps": _s(worst),
-        "summary": {"drifts_over_threshold": sum(1 for d in p.drifts if d.over),
-                    "fixups": len(p.fixups), "blocked": len(p.blocked),
-                    "findings": len(p.findings)},
+        **lines,
+        **summarize(lines["drifts"], lines["fixups"], lines["blocked"], lines["findings"]),
     }

@@ -14,6 +14,7 @@ from vanta.application.reconcile_inputs import (
     set_follower_threshold,
     set_vault_threshold,
 )
+from vanta.application.reconcile_report import summarize
 from vanta.entrypoints.api.access import load_follower, require_vault, visible_vaults
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.deps import ContainerDep
@@ -46,13 +47,14 @@ async def run_reconciliation(vault_id: str, container: ContainerDep,
 
 
 def _narrow(p: Principal, report: dict[str, Any]) -> dict[str, Any]:
-    """A follower's token sees its own lines of the run only."""
+    """A follower's token sees its own lines of the run only, and figures over those lines
+    alone (how many others drifted is the others' business)."""
     if p.follower_id is None:
         return report
     out = dict(report)
     for key in ("followers", "drifts", "fixups", "blocked", "findings"):
         out[key] = [r for r in report.get(key, []) if p.may_see_follower(r["follower_id"])]
-    return out
+    return {**out, **summarize(out["drifts"], out["fixups"], out["blocked"], out["findings"])}
 
 
 @router.get("/v1/reconciliations/{run_id}", tags=["reconciliation"])
