@@ -159,9 +159,19 @@ def test_stale_positions_are_a_finding_and_order_nothing() -> None:
     old = NOW - timedelta(hours=1)
     p = run(book("0", source=REPORTED, as_of=old), book("0", source=BROKER, as_of=None))
     assert [f.kind for f in p.findings] == ["stale_positions", "stale_positions"]
+    assert [f.detail for f in p.findings] == [
+        f"reported positions as of {old.isoformat()} are older than 900 s",
+        "no broker positions could be read"]
     assert p.fixups == () and p.drifts == ()
     fresh = run(book("0", source=REPORTED, as_of=NOW - timedelta(minutes=1)))
     assert fresh.findings == () and len(fresh.fixups) == 1
+
+
+def test_drift_in_bps_is_shown_however_small_the_nav() -> None:
+    tiny = NavState(D("0.00000001"), D("0.00000001"), D("0.00000001"))
+    huge = [Holding("AAPL", D(1_000_000_000), "paper", D(100_000_000))]
+    p = run(Book(spec(), {}, DERIVED, None, {}, tiny, 50), holdings=huge)
+    assert p.drifts[0].bps == D("5E+28") and p.drifts[0].over
 
 
 def test_without_nav_or_price_the_drift_is_blocked() -> None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from vanta.domain.errors import ValidationFailed
 from vanta.domain.followers import FollowerMode, FollowerSpec, Protections
@@ -172,14 +172,24 @@ def is_stale(book: Book, now: datetime, stale_after: timedelta) -> bool:
     return book.source != DERIVED and (book.as_of is None or now - book.as_of > stale_after)
 
 
+def _stale_detail(book: Book, stale_after: timedelta) -> str:
+    if book.as_of is None:
+        return f"no {book.source} positions could be read"
+    return f"{book.source} positions as of {book.as_of.isoformat()} are older than " \
+        f"{int(stale_after.total_seconds())} s"
+
+
 def _over(usd: Decimal, nav: Decimal, threshold_bps: int) -> bool:
     return exact_mul(abs(usd), BPS) > exact_mul(Decimal(threshold_bps), nav)
 
 
 def _bps(usd: Decimal | None, nav: Decimal | None) -> Decimal | None:
+    """For display (decisions compare exactly, in ``_over``): two places, however large."""
     if usd is None or nav is None or nav <= 0:
         return None
-    return (abs(usd) * BPS / nav).quantize(Decimal("0.01"))
+    with localcontext() as ctx:
+        ctx.prec = 80
+        return (abs(usd) * BPS / nav).quantize(Decimal("0.01"))
 
 
 def plan(holdings: Sequence[Holding], books: Sequence[Book],
@@ -197,10 +207,7 @@ def plan(holdings: Sequence[Holding], books: Sequence[Book],
     for book in sorted(books, key=lambda b: b.spec.follower_id):
         fid = book.spec.follower_id
         if is_stale(book, now, stale_after):
-            age = "never" if book.as_of is None else f"as of {book.as_of.isoformat()}"
-            findings.append(Finding(fid, "stale_positions",
-                                    f"{book.source} positions {age} are older than "
-                                    f"{int(stale_after.total_seconds())} s"))
+            findings.append(Finding(fid, "stale_positions", _stale_detail(book, stale_after)))
             continue
         cash = _spendable(book, holdings)
         for h in sorted(holdings, key=lambda h: h.symbol):
