@@ -21,6 +21,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from vanta.application import observability, tracing
 from vanta.application.clock import Clock, utcnow
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.ports.brokers import BrokerGateways
@@ -94,19 +95,24 @@ async def reconcile_vault(
                         now=now, stale_after=settings.stale_after)
         report = plan_report(the_plan, books, run_id=run_id, vault_id=vault_id,
                              dry_run=dry_run, created_at=now, manager_nav=vb.manager_nav)
+        created: list[ChildOrder] = []
         if not dry_run:
             specs = {b.spec.follower_id: b for b in books}
             for i, fix in enumerate(the_plan.fixups):
                 fo_id = await _store_fixup(uow, tenant_id=tenant_id, vault_id=vault_id,
                                            run_id=run_id, fix=fix, book=specs[fix.follower_id],
                                            instrument=vb.instruments[fix.manager_symbol],
-                                           now=now)
+                                           now=now, created=created)
                 report["fixups"][i]["fo_id"] = fo_id
         await uow.reconciliations.add_run({
             "run_id": run_id, "tenant_id": tenant_id, "vault_id": vault_id,
             "dry_run": dry_run, "actor": actor, "created_at": now, "report": report})
         await uow.audit.append_many(_run_events(report, tenant_id=tenant_id, actor=actor))
         await uow.commit()
+    # once committed: the trade log's lines of the fix-up children
+    observability.children_created(observability.journal(), created, tenant_id=tenant_id,
+                                   vault_id=vault_id,
+                                   traceparent=tracing.current().traceparent())
     metrics.record_reconcile(vault_id, float(report["max_drift_bps"] or 0),
                              0 if dry_run else len(the_plan.fixups), len(the_plan.blocked))
     return report
@@ -139,7 +145,7 @@ def _replay_spec(spec: FollowerSpec) -> FollowerSpec:
 
 async def _store_fixup(uow: ReconcileUnitOfWork, *, tenant_id: str, vault_id: str,
                        run_id: str, fix: FixUp, book: Book, instrument: Instrument,
-                       now: Any) -> str:
+                       now: Any, created: list[ChildOrder]) -> str:
     coid = f"sync:reconcile:{run_id}:{fix.follower_id}:{fix.symbol}"
     mo_id = manager_order_id(vault_id, coid)
     link = {"reason": REASON, "reconcile_run": run_id}
@@ -165,7 +171,10 @@ async def _store_fixup(uow: ReconcileUnitOfWork, *, tenant_id: str, vault_id: st
                        cap_applied=fix.cap_applied, state=ChildOrderState.PENDING,
                        skip_reason=None, sizing={**link, "fixup": "true"})
     await uow.child_orders.add_many([child], tenant_id=tenant_id, vault_id=vault_id, now=now)
-    await uow.outbox.add_many(DISPATCH_TOPIC, [(fo_id, {"fo_id": fo_id})], now)
+    tp = tracing.current().traceparent()  # the run's trace, which the delivery joins
+    await uow.outbox.add_many(DISPATCH_TOPIC, [(fo_id, {"fo_id": fo_id} if tp is None
+                                                else {"fo_id": fo_id, "traceparent": tp})],
+                              now)
     await uow.audit.append_many([
         {"entity": "manager_order", "entity_id": mo_id, "action": "received",
          "actor": "reconciler", "tenant_id": tenant_id,
@@ -176,6 +185,7 @@ async def _store_fixup(uow: ReconcileUnitOfWork, *, tenant_id: str, vault_id: st
          "payload": {"mo_id": mo_id, "follower_id": fix.follower_id, "symbol": fix.symbol,
                      "qty": str(fix.qty), "cap_applied": fix.cap_applied,
                      "skip_reason": None, "sizing": child.sizing}}])
+    created.append(child)
     return fo_id
 
 

@@ -138,7 +138,7 @@ async def reconcile_all(c: Container, *, apply: bool, actor: str = "reconciler")
 async def run_reconcile_worker(s: Settings, *, apply: bool = True, migrate: bool = False,
                                stop: asyncio.Event | None = None) -> None:
     stop = stop or stop_on_signals()
-    configure_logging(s.data_dir)
+    configure_logging(s.data_dir, keep_days=s.log_max_days, service="vanta-reconcile")
     c = build(s)
     if migrate:
         await c.migrate()
