@@ -121,6 +121,13 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
        decimals="rate nav_start nav_end net_flows pnl fee hwm_before hwm_after refunded",
        unique=("follower_id period_label",), foreign={**_TENANT, "follower_id": "followers"},
        serial=True),
+    _t("alert_channels", "channel_id tenant_id kind target secret_ref kinds created_at "
+       "created_by", "channel_id", required="channel_id tenant_id kind target created_at "
+       "created_by", json="kinds", foreign=_TENANT),
+    _t("alerts", "alert_id tenant_id kind subject detail state created_at attempts next_at "
+       "sent_at outcome", "alert_id", required="alert_id tenant_id kind subject detail "
+       "created_at", defaults={"state": "pending", "attempts": 0}, json="detail outcome",
+       foreign=_TENANT),
     _t("reconcile_thresholds", "vault_id follower_id tenant_id threshold_bps updated_at",
        "vault_id follower_id", required="vault_id follower_id tenant_id threshold_bps "
        "updated_at", foreign={**_TENANT, "vault_id": "vaults"}),

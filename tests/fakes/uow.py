@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from tests.fakes.memory_repos_alerts import MemAlerts
 from tests.fakes.memory_repos_billing import (
     MemBillingSubscriptions,
     MemFeeLedger,
@@ -73,6 +74,7 @@ class MemoryUnitOfWork:
         self.subscriptions = MemSubscriptions(tx)
         self.users = MemUsers(tx)
         self.invitations = MemInvitations(tx)
+        self.alerts = MemAlerts(tx)
         self.reconciliations = MemReconcile(tx)
         return self
 

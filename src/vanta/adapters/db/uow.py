@@ -32,6 +32,7 @@ from vanta.adapters.db.repositories import (
     UserRepository,
     VaultRepository,
 )
+from vanta.adapters.db.repositories.alerts import AlertRepository
 from vanta.adapters.db.repositories.reconcile import ReconcileRepository
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
@@ -75,6 +76,7 @@ class SqlUnitOfWork:
         self.subscriptions = SubscriptionRepository(c)
         self.users = UserRepository(c)
         self.invitations = InvitationRepository(c)
+        self.alerts = AlertRepository(c)
         self.reconciliations = ReconcileRepository(c)
         return self
 

@@ -18,6 +18,7 @@ from vanta.entrypoints.cli.exports_cli import exports_app
 from vanta.entrypoints.cli.ops_cli import register as register_ops
 from vanta.entrypoints.cli.paper_cli import paper_app
 from vanta.entrypoints.cli.reconcile_cli import register as register_reconcile
+from vanta.entrypoints.cli.snapshot_cli import register as register_snapshot
 from vanta.entrypoints.cli.workers_cli import workers_app
 
 app = typer.Typer(help="Vanta Platform: mirror manager orders to followers.",
@@ -30,6 +31,7 @@ app.add_typer(exports_app, name="export")
 app.add_typer(workers_app, name="worker")
 app.add_typer(paper_app, name="paper")
 register_ops(app)
+register_snapshot(app)
 register_reconcile(app, workers_app)
 console = Console()
 
@@ -182,7 +184,8 @@ def dlq_redeliver(
 
 @app.command("scheduler")
 def scheduler_cmd(data_dir: DataDir = None) -> None:
-    """Run the scheduler (reverts expired overlays) until SIGTERM."""
+    """Run the scheduler (overlay expiry, BTCPay period ends, operator alerts, vault
+    snapshots) until SIGTERM."""
     s = settings(data_dir)
     event_loop.run(commands.scheduler(s), s.event_loop,
                    gc_young_threshold=s.gc_young_threshold)
