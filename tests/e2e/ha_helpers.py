@@ -225,9 +225,12 @@ class PgPair:
         return done.stdout
 
     def _opts(self, role: str) -> str:
+        # Only the first primary waits for a standby: the promoted replica has none, and
+        # would otherwise block every commit.
+        sync = "-c synchronous_standby_names='*' " if role == "primary" else ""
         return (f"-p {self.ports[role]} -k {self.root} -c listen_addresses=127.0.0.1 "
                 "-c max_connections=200 -c wal_level=replica -c max_wal_senders=5 "
-                "-c synchronous_standby_names='*' -c archive_mode=on "
+                f"{sync}-c archive_mode=on "
                 f"-c archive_command='cp %p {self.archive}/%f' -c archive_timeout=1")
 
     def pg_ctl(self, role: str, *args: str) -> None:

@@ -1,4 +1,4 @@
-"""VANTA_NATS_URL may list a cluster's servers; the bus connects to any of them."""
+"""Failover URLs: VANTA_NATS_URL lists a cluster's servers; a PostgreSQL URL lists hosts."""
 
 from __future__ import annotations
 
@@ -19,3 +19,14 @@ def test_stream_replicas_default_to_the_cluster_size(monkeypatch: pytest.MonkeyP
     assert Settings().nats_replicas == 0  # 0: one copy per node, at most 3
     monkeypatch.setenv("VANTA_NATS_REPLICAS", "3")
     assert Settings().nats_replicas == 3
+
+
+def test_a_postgres_failover_url_keeps_every_host_for_the_outbox_listener() -> None:
+    from sqlalchemy.engine import make_url
+
+    from vanta.adapters.db.outbox_listener import asyncpg_dsn
+    url = make_url("postgresql+asyncpg://postgres@/vanta?host=10.0.0.1:5432"
+                   "&host=10.0.0.2:5433&target_session_attrs=read-write")
+    assert asyncpg_dsn(url) == ("postgresql://postgres@10.0.0.1:5432,10.0.0.2:5433/vanta"
+                                "?target_session_attrs=read-write")
+    assert asyncpg_dsn(make_url("postgresql+asyncpg://u:pw@h:5/db")) == "postgresql://u:pw@h:5/db"
