@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # Idempotency keys and rate-limit buckets: Redis in production (shared by every API
     # process); unset = in-process memory (one process only).
     redis_url: str | None = None
+    # Redis through Sentinel instead: "host:port,host:port" of the sentinels and the name
+    # they know the master by; the client asks them for the master after every failover.
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str = "mymaster"
     # The production profile's bus: one URL or a cluster's, comma-separated.
     nats_url: str = "nats://127.0.0.1:4222"
     # Copies of the JetStream stream: 0 = one per cluster node the client learns of, max 3.

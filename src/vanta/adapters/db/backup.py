@@ -91,7 +91,7 @@ def _untar(archive: Path, into: Path) -> None:
         if hasattr(tarfile, "fully_trusted_filter"):
             tar.extractall(into, filter="fully_trusted")
         else:  # pragma: no cover - Python before 3.11.4
-            tar.extractall(into)  # noqa: S202
+            tar.extractall(into)
 
 
 def newest_backup(folder: Path) -> Path:
