@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     s3_prefix: str = ""
     s3_path_style: bool = True
     public_app_url: str = "http://127.0.0.1:8000"  # where checkout returns the user
+    # Outgoing mail (invitations). Without smtp_host every message is written as an .eml
+    # file under data_dir/outbox instead, where the app lists it.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["starttls", "implicit", "none"] = "starttls"
+    mail_from: str = "no-reply@vanta.localhost"
     # A manager order for a symbol with no instrument rule at its venue: off (the default on
     # every profile) sizes it on the built-in rules and records instrument_source "default"
     # on the order; on refuses it with 422 unknown_instrument.
@@ -168,6 +176,10 @@ class Settings(BaseSettings):
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def mail_outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
 
     @property
     def signing_key_path(self) -> Path:

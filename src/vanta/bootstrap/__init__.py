@@ -13,6 +13,8 @@ SecretStore   local encrypted files         same
 Metrics       Prometheus                    none recorded
 Tracer        no-op                         no-op
 Brokers       lazy adapters (brokers.py)    same
+Mailer        SMTP, or .eml files in        same
+              data_dir/outbox (mail.py)
 ============  ===========================  ======================================
 
 The object store and the cache store come from :mod:`vanta.bootstrap.stores` (S3 or files,
@@ -52,12 +54,14 @@ from vanta.application.billing import BillingProviders
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.application.ports.delivery import TargetVetter
 from vanta.application.ports.identity import TokenExchange, TokenVerifier
+from vanta.application.ports.mailer import Mailer, MailOutbox
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.secrets import SecretStore
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
+from vanta.bootstrap.mail import build_mailer
 from vanta.bootstrap.secrets import key_wrapper, vault_store
 from vanta.config import Settings
 
@@ -84,6 +88,9 @@ class Container:
     # refuses webhook/broker URLs the sender would never connect to, when they are given;
     # build() sets it from the sender's policy
     vetter: TargetVetter | None = None
+    # invitations and other mail to people; the outbox is set when mail stays local
+    mailer: Mailer | None = None
+    mail_outbox: MailOutbox | None = None
 
     async def start(self) -> None:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
@@ -195,6 +202,7 @@ def build(settings: Settings | None = None) -> Container:
                                  audience=s.jwt_audience, leeway=s.jwt_leeway_seconds)
     sender = _sender(s)
     metrics = _metrics(s.profile)
+    mailer, mail_outbox = build_mailer(s)
     dispatcher = Dispatcher(
         uow_factory=lambda: SqlUnitOfWork(engine), sender=sender,
         secrets=CachedSecrets(secrets), config=_dispatch_config(s), rng=random.Random(),
@@ -203,7 +211,8 @@ def build(settings: Settings | None = None) -> Container:
                      outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics,
                      tracer=NOOP_TRACER, billing=build_billing_providers(s),
                      token_exchange=OidcTokenExchange(oidc) if oidc else None,
-                     vetter=PolicyTargetVetter(_policy(s)))
+                     vetter=PolicyTargetVetter(_policy(s)), mailer=mailer,
+                     mail_outbox=mail_outbox)
 
 
 def upgrade_database(settings: Settings) -> None:
