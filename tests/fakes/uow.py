@@ -19,6 +19,7 @@ from tests.fakes.memory_repos_billing import (
     MemFlows,
     MemInbox,
 )
+from tests.fakes.memory_repos_branding import MemBranding
 from tests.fakes.memory_repos_catalog import (
     MemFollowers,
     MemInstruments,
@@ -72,6 +73,7 @@ class MemoryUnitOfWork:
         self.subscriptions = MemSubscriptions(tx)
         self.users = MemUsers(tx)
         self.invitations = MemInvitations(tx)
+        self.branding = MemBranding(tx)
         return self
 
     async def commit(self) -> None:

@@ -25,7 +25,7 @@ _ADDRESS = re.compile(r"^[^@\s<>\"',;]{1,64}@[^@\s<>\"',;]{1,255}\.[^@\s<>\"',;]
 
 def valid_address(address: str) -> bool:
     """A bare address (no display name), nothing that could add a header or a recipient."""
-    return bool(_ADDRESS.match(address)) and "\r" not in address and "\n" not in address
+    return bool(_ADDRESS.fullmatch(address)) and "\r" not in address and "\n" not in address
 
 
 @dataclass(frozen=True, slots=True)
