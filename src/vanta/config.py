@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     require_instrument_rules: bool = False
     # The OS memory folder `vanta ingest-memory` reads when given no folder.
     os_memory_dir: Path | None = None
+    # Web app (/app): the key signing its session cookies (every API process must share it;
+    # unset: a key file in data_dir, made once), the idle timeout, and the OAuth client the
+    # app signs in with at VANTA_OIDC_ISSUER_URL (the built-in issuer needs none).
+    web_session_secret: SecretStr | None = None
+    web_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    web_oidc_client_id: str = "vanta-web"
+    web_oidc_client_secret: SecretStr | None = None
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -180,6 +187,10 @@ class Settings(BaseSettings):
     @property
     def mail_outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+    @property
+    def web_session_key_path(self) -> Path:
+        return self.data_dir / "keys" / "web-session.key"
 
     @property
     def signing_key_path(self) -> Path:

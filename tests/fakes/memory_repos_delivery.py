@@ -153,6 +153,14 @@ class MemAttempts(MemRepo):
         return [AttemptRecord.from_row(r) for r in self._select(
             lambda r: r["fo_id"] == fo_id, order=lambda r: r["attempt_no"])]
 
+    async def started_since(self, tenant_id: str, since: datetime, limit: int
+                            ) -> builtins.list[AttemptRecord]:
+        own = {r["fo_id"] for r in self.tx.scan("follower_orders",
+                                                lambda r: r["tenant_id"] == tenant_id)}
+        return [AttemptRecord.from_row(r) for r in self._select(
+            lambda r: r["fo_id"] in own and r["started_at"] >= since,
+            order=lambda r: (r["started_at"], r["id"]), limit=limit)]
+
 
 class MemAudit(MemRepo):
     """Chains with the domain's ``chain_event`` over a head row, as the SQL log does; the

@@ -14,7 +14,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol
 
-from vanta.application.ports.delivery import OutboxLease
+from vanta.application.ports.delivery import AttemptWindow, OutboxLease
 from vanta.application.ports.pages import InstrumentPages, OverlayPages, UserPages, VaultPages
 from vanta.application.ports.records_catalog import (
     FollowerRecord,
@@ -225,7 +225,7 @@ class OutboxRepo(Protocol):
     async def pending_count(self, topic: str) -> int: ...
 
 
-class AttemptRepo(Protocol):
+class AttemptRepo(AttemptWindow, Protocol):
     async def mark_lost(self, fo_id: str) -> None:
         """Attempts whose worker died before recording an answer."""
         ...
