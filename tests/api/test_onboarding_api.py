@@ -79,7 +79,7 @@ async def test_an_invitation_lands_in_the_outbox_and_its_link_accepts_it(api: Ap
     assert r.status_code == 201 and r.json()["mailed"] is True
     outbox = api.container.mail_outbox
     assert outbox is not None
-    [item] = await outbox.list()
+    [item] = await outbox.list("tnt_a")
     assert item.to == "ada@corp.example"
     m = LINK.search(item.text)
     assert m is not None and m.group(1) == r.json()["token"]

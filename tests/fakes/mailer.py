@@ -25,10 +25,11 @@ class FakeMailer:
         self.sent.append(mail)
         self._items.append(OutboxItem(mail_id=f"m{len(self._items):06d}", to=mail.to,
                                       subject=mail.subject, written_at=datetime.now(UTC),
-                                      text=mail.text))
+                                      text=mail.text, tenant_id=mail.tenant_id))
 
-    async def list(self, limit: int = 50) -> list[OutboxItem]:
-        return list(reversed(self._items))[:max(limit, 0)]
+    async def list(self, tenant_id: str, limit: int = 50) -> list[OutboxItem]:
+        return [i for i in reversed(self._items) if i.tenant_id == tenant_id][:max(limit, 0)]
 
-    async def get(self, mail_id: str) -> OutboxItem | None:
-        return next((i for i in self._items if i.mail_id == mail_id), None)
+    async def get(self, tenant_id: str, mail_id: str) -> OutboxItem | None:
+        return next((i for i in self._items
+                     if i.mail_id == mail_id and i.tenant_id == tenant_id), None)

@@ -14,12 +14,16 @@ from vanta.config import Settings
 async def test_the_outbox_lists_newest_first_and_reads_one_back(tmp_path: Path) -> None:
     box = OutboxMailer(tmp_path / "out", "no-reply@vanta.test")
     for n in range(3):
-        await box.send(OutgoingMail(to=f"u{n}@example.com", subject=f"n{n}", text=f"body {n}"))
-    items = await box.list()
+        await box.send(OutgoingMail(to=f"u{n}@example.com", subject=f"n{n}", text=f"body {n}",
+                                    tenant_id="tnt_a"))
+    await box.send(OutgoingMail(to="b@example.com", subject="b", text="b", tenant_id="tnt_b"))
+    items = await box.list("tnt_a")
     assert [i.subject for i in items] == ["n2", "n1", "n0"]
-    assert [i.subject for i in await box.list(limit=1)] == ["n2"]
-    one = await box.get(items[1].mail_id)
+    assert [i.subject for i in await box.list("tnt_a", limit=1)] == ["n2"]
+    one = await box.get("tnt_a", items[1].mail_id)
     assert one is not None and (one.to, one.text.strip()) == ("u1@example.com", "body 1")
+    [b] = await box.list("tnt_b")
+    assert await box.get("tnt_a", b.mail_id) is None  # another tenant's mail: as unknown
 
 
 async def test_outbox_files_are_private_and_whole(tmp_path: Path) -> None:
@@ -33,8 +37,8 @@ async def test_outbox_files_are_private_and_whole(tmp_path: Path) -> None:
 async def test_a_mail_id_that_is_not_one_never_reaches_the_file_system(tmp_path: Path) -> None:
     (tmp_path / "secret.eml").write_text("Subject: no\n\nnot yours")
     box = OutboxMailer(tmp_path / "out", "no-reply@vanta.test")
-    assert await box.get("../secret") is None
-    assert await box.list() == []  # no folder yet: an empty outbox
+    assert await box.get("tnt_a", "../secret") is None
+    assert await box.list("tnt_a") == []  # no folder yet: an empty outbox
 
 
 def test_settings_choose_smtp_with_a_host_and_the_outbox_without(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ class SentInvitation:
 
 
 def invitation_mail(*, to: str, tenant_name: str, role: str, link: str,
-                    expires: str) -> OutgoingMail:
+                    expires: str, tenant_id: str | None = None) -> OutgoingMail:
     text = (f"You are invited to join {tenant_name} as {role}.\n\n"
             f"Open this link to accept (it works once, until {expires} UTC):\n{link}\n\n"
             "If you did not expect this invitation, ignore this message.\n")
@@ -55,7 +55,7 @@ def invitation_mail(*, to: str, tenant_name: str, role: str, link: str,
             "message.</p>")
     # the tenant's name is the owner's text: kept to one line in the subject
     subject = f"Join {' '.join(tenant_name.split())} as {role}"
-    return OutgoingMail(to=to, subject=subject, text=text, html=body)
+    return OutgoingMail(to=to, subject=subject, text=text, html=body, tenant_id=tenant_id)
 
 
 async def invite_by_mail(uow_factory: BrandingUowFactory, mailer: Mailer | None, *,
@@ -75,7 +75,7 @@ async def invite_by_mail(uow_factory: BrandingUowFactory, mailer: Mailer | None,
         try:
             await mailer.send(invitation_mail(
                 to=row.email, tenant_name=name, role=row.role, link=link,
-                expires=row.expires_at.strftime("%Y-%m-%d %H:%M")))
+                expires=row.expires_at.strftime("%Y-%m-%d %H:%M"), tenant_id=tenant_id))
             mailed = True
         except MailNotSent as e:
             log.warning("invitation %s not mailed: %s", row.invitation_id, e)
@@ -86,6 +86,10 @@ async def invite_by_mail(uow_factory: BrandingUowFactory, mailer: Mailer | None,
                                payload={"invitation_id": row.invitation_id})
         await uow.commit()
     return SentInvitation(row, token, link, mailed)
+
+
+def new_tenant_id() -> str:
+    return f"tnt_{pysecrets.token_hex(8)}"
 
 
 def _parse_sign_up(raw: object) -> tuple[str, str, str]:
@@ -112,14 +116,15 @@ def _parse_sign_up(raw: object) -> tuple[str, str, str]:
 
 
 async def sign_up_tenant(uow_factory: BrandingUowFactory, *, raw: object, subject: str,
-                         clock: Clock = utcnow) -> dict[str, Any]:
+                         tenant_id: str | None = None, clock: Clock = utcnow
+                         ) -> dict[str, Any]:
     """A new tenant with the signed-in identity (``subject``) as its owner. The chosen plan is
     recorded (audit) and paid next; an identity that already belongs to a tenant is refused."""
     name, email, plan = _parse_sign_up(raw)
     if not 1 <= len(subject) <= 255:
         raise ValidationFailed("the identity has no subject", code="invalid_subject")
     now = clock()
-    tenant_id = f"tnt_{pysecrets.token_hex(8)}"
+    tenant_id = tenant_id or new_tenant_id()
     user = {"user_id": f"usr_{pysecrets.token_hex(8)}", "tenant_id": tenant_id,
             "email": email, "role": "owner", "oidc_sub": subject, "created_at": now}
     uow = uow_factory()

@@ -15,6 +15,8 @@ def build_message(mail: OutgoingMail, sender: str) -> EmailMessage:
     msg["Subject"] = mail.subject
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "vanta.local")
+    if mail.tenant_id is not None:
+        msg["X-Vanta-Tenant"] = mail.tenant_id
     msg.set_content(mail.text)
     if mail.html is not None:
         msg.add_alternative(mail.html, subtype="html")

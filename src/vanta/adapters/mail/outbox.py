@@ -41,19 +41,26 @@ class OutboxMailer:
         os.chmod(tmp, 0o600)  # invitation links are credentials
         tmp.replace(self.folder / f"{mail_id}.eml")  # readers never see half a file
 
-    async def list(self, limit: int = 50) -> list[OutboxItem]:
-        return await asyncio.to_thread(self._list, limit)
+    async def list(self, tenant_id: str, limit: int = 50) -> list[OutboxItem]:
+        return await asyncio.to_thread(self._list, tenant_id, limit)
 
-    def _list(self, limit: int) -> list[OutboxItem]:
+    def _list(self, tenant_id: str, limit: int) -> list[OutboxItem]:
         if not self.folder.is_dir():
             return []
-        names = sorted((p.stem for p in self.folder.glob("*.eml")), reverse=True)
-        return [item for n in names[:max(limit, 0)] if (item := self._read(n)) is not None]
+        out: list[OutboxItem] = []
+        for name in sorted((p.stem for p in self.folder.glob("*.eml")), reverse=True):
+            if len(out) >= limit:
+                break
+            item = self._read(name)
+            if item is not None and item.tenant_id == tenant_id:
+                out.append(item)
+        return out
 
-    async def get(self, mail_id: str) -> OutboxItem | None:
-        if not _MAIL_ID.match(mail_id):  # a name from outside never reaches the file system
+    async def get(self, tenant_id: str, mail_id: str) -> OutboxItem | None:
+        if not _MAIL_ID.fullmatch(mail_id):  # a name from outside never reaches the disk
             return None
-        return await asyncio.to_thread(self._read, mail_id)
+        item = await asyncio.to_thread(self._read, mail_id)
+        return item if item is not None and item.tenant_id == tenant_id else None
 
     def _read(self, mail_id: str) -> OutboxItem | None:
         try:
@@ -66,4 +73,6 @@ class OutboxMailer:
         written = datetime.strptime(mail_id[:21], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
         return OutboxItem(mail_id=mail_id, to=str(msg["To"]), subject=str(msg["Subject"]),
                           written_at=written,
-                          text=body.get_content() if body is not None else "")
+                          text=body.get_content() if body is not None else "",
+                          tenant_id=str(msg["X-Vanta-Tenant"]) if msg["X-Vanta-Tenant"]
+                          else None)

@@ -6,8 +6,8 @@ each message is written as an ``.eml`` file under the data folder, where the app
 
 * ``send(mail)`` delivers one plain-text message (with an optional HTML alternative) or
   raises :class:`MailNotSent`; it never raises anything else for a delivery problem.
-* A :class:`MailOutbox` (only the local outbox has one) lists what was "sent", newest first,
-  and reads one message back by its id.
+* A :class:`MailOutbox` (only the local outbox has one) lists what was "sent" for a tenant,
+  newest first, and reads one message back by its id.
 """
 
 from __future__ import annotations
@@ -34,14 +34,18 @@ class OutgoingMail:
     subject: str
     text: str
     html: str | None = None
+    # the tenant the mail is sent for: kept with the message (an ``X-Vanta-Tenant`` header),
+    # so a shared outbox lists each tenant only its own mail
+    tenant_id: str | None = None
 
     def __post_init__(self) -> None:
         # a header injection (a newline in the subject or address) is refused here, once,
         # for every implementation
         if not valid_address(self.to):
             raise ValueError(f"not a mail address: {self.to!r}")
-        if "\r" in self.subject or "\n" in self.subject:
-            raise ValueError("a subject is one line")
+        for value in (self.subject, self.tenant_id or ""):
+            if "\r" in value or "\n" in value:
+                raise ValueError("a header is one line")
 
 
 class MailNotSent(Exception):
@@ -59,9 +63,14 @@ class OutboxItem:
     subject: str
     written_at: datetime
     text: str
+    tenant_id: str | None = None
 
 
 class MailOutbox(Protocol):
-    async def list(self, limit: int = 50) -> list[OutboxItem]: ...
+    async def list(self, tenant_id: str, limit: int = 50) -> list[OutboxItem]:
+        """The tenant's mail, newest first."""
+        ...
 
-    async def get(self, mail_id: str) -> OutboxItem | None: ...
+    async def get(self, tenant_id: str, mail_id: str) -> OutboxItem | None:
+        """One of the tenant's mails; another tenant's answers None, like an unknown id."""
+        ...
