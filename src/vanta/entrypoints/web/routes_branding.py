@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from base64 import b64encode
 
-from fastapi import Request, UploadFile
+from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from vanta.application.branding import branding_of, set_branding
 from vanta.domain.branding import DEFAULT_ACCENT, MAX_LOGO_BYTES, Branding
