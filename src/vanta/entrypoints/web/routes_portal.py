@@ -60,4 +60,6 @@ async def portal(request: Request) -> Response:
     return render(request, "portal.html", title="My account",
                   brand=await brand_of(request, p.tenant_id), follower=follower,
                   vault=vault, rows=rows, ledger=ledger,
+                  protections={k: v for k, v in (follower.protections or {}).items()
+                               if v not in (None, [], {}, False)},
                   chart=_fee_chart(ledger["data"]) if ledger["data"] else None)
