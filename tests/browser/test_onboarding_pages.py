@@ -7,11 +7,13 @@ with ``CI=true`` they fail instead. Screenshots go to ``test-output/browser/`` (
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import socket
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -25,6 +27,7 @@ import pytest
 from tests.e2e.processes import Processes
 from tests.http_helpers import UNLIMITED_ENV
 from tests.images import png
+from tests.integration.billing_fakes import FakeBtcpay
 from tests.smtp_server import SmtpServer, plain_text, running_smtp
 
 CHROMIUM = Path(os.environ.get("VANTA_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -32,6 +35,32 @@ ROOT = Path(__file__).parent.parent.parent
 SHOTS = ROOT / "test-output" / "browser"
 VANTA = Path(sys.executable).with_name("vanta")
 LINK = re.compile(r"(https?://\S+/app/invitations/[A-Za-z0-9_-]+)")
+BTCPAY_SECRET = "btcpay-webhook-secret"
+
+
+class PeerLoop:
+    """An event loop in a thread of its own for the fake BTCPay Server (the tests drive
+    Playwright's sync API in this thread)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+async def _serve(app: Any, port: int) -> Any:
+    from aiohttp import web
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
 
 
 def unavailable(reason: str) -> None:
@@ -51,6 +80,8 @@ class Platform:
     base: str
     token: str  # the dev token `vanta up` printed (owner of the demo tenant)
     smtp: SmtpServer
+    btcpay: FakeBtcpay
+    peers: PeerLoop
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -82,12 +113,18 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     if not VANTA.exists():
         unavailable("the vanta console script is not installed")
     root = tmp_path_factory.mktemp("onboard-browser")
-    port = _free_port()
+    port, btc_port = _free_port(), _free_port()
     base = f"http://127.0.0.1:{port}"
+    btc, peers = FakeBtcpay(), PeerLoop()
+    btc.webhooks.append((f"{base}/v1/billing/webhooks/btcpay", BTCPAY_SECRET))
+    runner = peers.run(_serve(btc.app, btc_port))
     with running_smtp() as smtp:
         env = {**os.environ, **UNLIMITED_ENV, "VANTA_DATA_DIR": str(root / "data"),
                "VANTA_SMTP_HOST": smtp.host, "VANTA_SMTP_PORT": str(smtp.port),
-               "VANTA_SMTP_TLS": "none", "VANTA_PUBLIC_APP_URL": base}
+               "VANTA_SMTP_TLS": "none", "VANTA_PUBLIC_APP_URL": base,
+               "VANTA_BTCPAY_URL": f"http://127.0.0.1:{btc_port}",
+               "VANTA_BTCPAY_API_KEY": btc.api_key, "VANTA_BTCPAY_STORE_ID": "store_main",
+               "VANTA_BTCPAY_WEBHOOK_SECRET": BTCPAY_SECRET}
         procs = Processes(root)
         proc = procs.start("up", [str(VANTA), "up", "--port", str(port), "--receiver-port",
                                   str(_free_port()), "--data-dir", str(root / "data")], env)
@@ -95,9 +132,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             printed = _wait(proc, root / "up.out", base)
             token = re.search(r"Dev token.*\n(\S+)", printed)
             assert token, printed
-            yield Platform(base, token.group(1), smtp)
+            yield Platform(base, token.group(1), smtp, btc, peers)
         finally:
             procs.stop_all()
+            peers.run(runner.cleanup())
+            peers.stop()
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +210,23 @@ def test_a_visitor_signs_up_and_is_taken_to_choose_a_plan(platform: Platform,
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways at phone width ({width} px)"
     _shot(page, "billing-after-signup-390")
+    # pay with bitcoin: the invoice's amount and a QR code, drawn by the server
+    page.select_option("#plan", "pro")
+    page.select_option("#provider", "btcpay")
+    page.click("text=Continue to payment")
+    page.wait_for_selector("text=Pay with bitcoin")
+    assert page.is_visible("text=49.00 USD")
+    assert page.locator(".qr svg path").count() >= 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    _shot(page, "btcpay-invoice-390")
+    invoice_id = page.inner_text("dl.facts dd.mono >> nth=0").strip()
+    assert invoice_id in platform.btcpay.invoices
+    # BTCPay sees the payment settle and calls the platform's webhook
+    for delivery in platform.btcpay.receive_payment(invoice_id, "49.00"):
+        assert platform.peers.run(platform.btcpay.deliver(delivery)) == [200]
+    page.goto(f"{platform.base}/app/billing")
+    assert page.is_visible("text=Change plan")  # a paid plan now
+    assert "pro" in page.inner_text("section.card dl.facts")
 
 
 def test_the_owner_brands_the_follower_portal(platform: Platform, browser: Any,

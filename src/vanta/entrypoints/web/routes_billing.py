@@ -44,7 +44,7 @@ NAV.append(NavItem("Billing", "/app/billing", lambda p: p.has_scope("billing:rea
 def qr_svg(data: str) -> Markup:
     """A QR code as inline SVG, drawn here (nothing fetched)."""
     buf = io.BytesIO()
-    segno.make(data, error="m").save(buf, kind="svg", xmldecl=False, svgns=True, scale=4,
+    segno.make(data, error="m").save(buf, kind="svg", xmldecl=False, svgns=True, omitsize=True,
                                      title="QR code of the invoice's payment link")
     return Markup(buf.getvalue().decode())
 
