@@ -7,7 +7,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from tests.api.conftest import Api
-from tests.api.web_helpers import follower_ids, sign_in
+from tests.api.web_helpers import CSRF, follower_ids, sign_in
 
 
 async def test_sign_in_is_a_code_flow_with_pkce_and_a_safe_session_cookie(api: Api) -> None:
@@ -238,5 +238,17 @@ async def test_api_reference_pages_load_their_assets_from_this_server(api: Api) 
         page = await api.client.get(path)
         assert page.status_code == 200
         assert "/static-offline-docs/" in page.text and "cdn" not in page.text.lower()
+        assert "img-src 'self' data:" in page.headers["content-security-policy"]
     asset = await api.client.get("/static-offline-docs/swagger-ui-bundle.js")
     assert asset.status_code == 200 and len(asset.content) > 100_000
+
+
+async def test_every_form_on_the_pages_carries_the_sessions_csrf_token(api: Api) -> None:
+    (fid,) = await follower_ids(api.client, api.auth(), n=1)
+    token = await sign_in(api.client, "owner")
+    for path in ("/app/vaults/VA", f"/app/followers/{fid}", f"/app/followers/{fid}/edit",
+                 "/app/followers/new", "/app/dead-letters"):
+        html = (await api.client.get(path)).text
+        posts = html.count('method="post"')
+        assert posts >= 1, path
+        assert CSRF.findall(html) == [token] * posts, path
