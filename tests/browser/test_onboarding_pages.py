@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import new_page
 from tests.e2e.processes import Processes
 from tests.http_helpers import UNLIMITED_ENV
 from tests.images import png
@@ -155,8 +156,7 @@ def browser() -> Iterator[Any]:
 
 
 def _page(browser: Any, width: int = 1200, height: int = 900) -> Any:
-    ctx = browser.new_context(viewport={"width": width, "height": height})
-    return ctx.new_page()
+    return new_page(browser, width=width, height=height)  # it collects CSP refusals
 
 
 def _sign_in(page: Any, platform: Platform, role: str, next_path: str) -> None:
@@ -275,3 +275,32 @@ def test_billing_shows_plan_entitlements_and_refuses_what_a_role_may_not(
     assert not auditor.is_visible("text=Cancel subscription")
     resp = auditor.goto(f"{platform.base}/app/branding")
     assert resp is not None and resp.status == 404
+
+
+def test_no_critical_accessibility_violation_and_no_csp_refusal_on_these_pages(
+        platform: Platform, browser: Any, axe_source: str) -> None:
+    status, invitation = platform.api("POST", "/v1/invitations",
+                                      {"email": "a11y@corp.example", "role": "ops"})
+    assert status == 201, invitation
+    _, followers = platform.api("GET", "/v1/vaults/V_CORE/followers")
+    fid = followers["data"][0]["follower_id"]
+    visitor = _page(browser)
+    owner = _page(browser)
+    _sign_in(owner, platform, "owner", "/app/team")
+    follower = _page(browser, 390, 844)
+    _sign_in(follower, platform, "follower", "/app/portal")
+    pages = [(visitor, "/app/signup"), (visitor, f"/app/invitations/{invitation['token']}"),
+             (owner, "/app/team"), (owner, "/app/billing"),
+             (owner, f"/app/billing?follower={fid}"), (owner, "/app/branding"),
+             (follower, "/app/portal")]
+    found = {}
+    for page, path in pages:
+        page.goto(platform.base + path)
+        page.evaluate(axe_source)  # through DevTools: the page's CSP does not apply to it
+        result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        found[path] = [f"{v['id']}: {v['help']}" for v in result["violations"]
+                       if v["impact"] == "critical"]
+        _shot(page, "a11y-" + path.strip("/").replace("/", "-").split("?")[0][:40])
+    assert {k: v for k, v in found.items() if v} == {}
+    for page in (visitor, owner, follower):
+        assert page.csp_errors == []
