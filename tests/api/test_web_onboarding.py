@@ -5,6 +5,7 @@ made on a page is the same audited change as through the API."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -186,3 +187,34 @@ async def test_billing_shows_the_plan_and_pays_by_checkout_or_bitcoin_invoice(ap
     refused = await c.post("/app/billing/change-plan", data={
         "plan": "pro", "provider": "stripe", "csrf_token": auditor_csrf.group(1)})
     assert refused.status_code == 404
+
+
+async def test_fees_per_period_show_pnl_and_fee_side_by_side_with_the_mark_and_a_chart(
+        api: Api) -> None:
+    c = api.client
+    [fid] = await follower_ids(c, api.auth(), n=1)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+
+    def day(n: int) -> str:
+        return (start + timedelta(days=n)).isoformat().replace("+00:00", "Z")
+
+    for value, at, label in (("1000", 0, None), ("800", 1, "P1"), ("1100", 3, "P2")):
+        r = await c.post(f"/v1/followers/{fid}/nav", headers=api.auth(),
+                         json={"nav": value, "as_of": day(at)})
+        assert r.status_code == 201, r.text
+        if label is not None:
+            r = await c.post(f"/v1/followers/{fid}/fees/close-period", headers=api.auth(),
+                             json={"label": label, "rate": "0.2", "end": day(at + 1)})
+            assert r.status_code == 201, r.text
+    await sign_in(c, "owner")
+    page = await c.get(f"/app/billing?follower={fid}")
+    assert page.status_code == 200
+    rows = re.findall(r"<tr><td>(P\d)</td>(.*?)</tr>", page.text)
+    cells = {label: re.findall(r'<td class="num">([^<]*)</td>', rest) for label, rest in rows}
+    # NAV start, NAV end, flows, P&L, fee, HWM before, HWM after
+    assert cells["P1"][3:5] == ["-200", "0.00"] and cells["P1"][6] == "1000"
+    assert cells["P2"][3:5] == ["300", "20.00"] and cells["P2"][6] == "1100"
+    assert "High-water mark: <strong>1100</strong>" in page.text
+    assert '<svg class="chart"' in page.text and "high-water mark" in page.text
+    await sign_in(c, "owner", "tnt_b")  # another tenant's follower: as if it did not exist
+    assert (await c.get(f"/app/billing?follower={fid}")).status_code == 404
