@@ -28,7 +28,7 @@ from tests.browser.conftest import new_page
 from tests.e2e.processes import Processes
 from tests.http_helpers import UNLIMITED_ENV
 from tests.images import png
-from tests.integration.billing_fakes import FakeBtcpay
+from tests.integration.billing_fakes import FakeBtcpay, StripeSim, stripe_signature
 from tests.smtp_server import SmtpServer, plain_text, running_smtp
 
 CHROMIUM = Path(os.environ.get("VANTA_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -37,6 +37,8 @@ SHOTS = ROOT / "test-output" / "browser"
 VANTA = Path(sys.executable).with_name("vanta")
 LINK = re.compile(r"(https?://\S+/app/invitations/[A-Za-z0-9_-]+)")
 BTCPAY_SECRET = "btcpay-webhook-secret"
+STRIPE_SECRET = "whsec_browser_tests"
+PRICES = {"core": "price_core", "pro": "price_pro", "institutional": "price_inst"}
 
 
 class PeerLoop:
@@ -83,6 +85,17 @@ class Platform:
     smtp: SmtpServer
     btcpay: FakeBtcpay
     peers: PeerLoop
+    stripe: StripeSim
+
+    def stripe_event(self, event: dict[str, Any]) -> int:
+        """Delivers one Stripe event to the platform's webhook, signed as Stripe does."""
+        raw = json.dumps(event).encode()
+        req = urllib.request.Request(
+            f"{self.base}/v1/billing/webhooks/stripe", data=raw, method="POST",
+            headers={"Content-Type": "application/json",
+                     "Stripe-Signature": stripe_signature(raw, STRIPE_SECRET)})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status)
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -114,18 +127,24 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     if not VANTA.exists():
         unavailable("the vanta console script is not installed")
     root = tmp_path_factory.mktemp("onboard-browser")
-    port, btc_port = _free_port(), _free_port()
+    port, btc_port, stripe_port = _free_port(), _free_port(), _free_port()
     base = f"http://127.0.0.1:{port}"
-    btc, peers = FakeBtcpay(), PeerLoop()
+    btc, peers, sim = FakeBtcpay(), PeerLoop(), StripeSim()
+    for plan, price in PRICES.items():
+        sim.add_price(price, {"core": 1900, "pro": 4900}.get(plan, 49900))
     btc.webhooks.append((f"{base}/v1/billing/webhooks/btcpay", BTCPAY_SECRET))
     runner = peers.run(_serve(btc.app, btc_port))
+    stripe_runner = peers.run(_serve(sim.app, stripe_port))
     with running_smtp() as smtp:
         env = {**os.environ, **UNLIMITED_ENV, "VANTA_DATA_DIR": str(root / "data"),
                "VANTA_SMTP_HOST": smtp.host, "VANTA_SMTP_PORT": str(smtp.port),
                "VANTA_SMTP_TLS": "none", "VANTA_PUBLIC_APP_URL": base,
                "VANTA_BTCPAY_URL": f"http://127.0.0.1:{btc_port}",
                "VANTA_BTCPAY_API_KEY": btc.api_key, "VANTA_BTCPAY_STORE_ID": "store_main",
-               "VANTA_BTCPAY_WEBHOOK_SECRET": BTCPAY_SECRET}
+               "VANTA_BTCPAY_WEBHOOK_SECRET": BTCPAY_SECRET,
+               "VANTA_STRIPE_API_KEY": sim.api_key, "VANTA_STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+               "VANTA_STRIPE_API_BASE": f"http://127.0.0.1:{stripe_port}",
+               "VANTA_STRIPE_PRICE_IDS": json.dumps(PRICES)}
         procs = Processes(root)
         proc = procs.start("up", [str(VANTA), "up", "--port", str(port), "--receiver-port",
                                   str(_free_port()), "--data-dir", str(root / "data")], env)
@@ -133,10 +152,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             printed = _wait(proc, root / "up.out", base)
             token = re.search(r"Dev token.*\n(\S+)", printed)
             assert token, printed
-            yield Platform(base, token.group(1), smtp, btc, peers)
+            yield Platform(base, token.group(1), smtp, btc, peers, sim)
         finally:
             procs.stop_all()
             peers.run(runner.cleanup())
+            peers.run(stripe_runner.cleanup())
             peers.stop()
 
 
@@ -304,3 +324,32 @@ def test_no_critical_accessibility_violation_and_no_csp_refusal_on_these_pages(
     assert {k: v for k, v in found.items() if v} == {}
     for page in (visitor, owner, follower):
         assert page.csp_errors == []
+
+
+def test_a_new_tenant_pays_by_stripe_checkout_and_gets_its_plan(platform: Platform,
+                                                                browser: Any) -> None:
+    page = _page(browser)
+    page.goto(f"{platform.base}/app/signup")
+    page.fill("#name", "Orbit Partners")
+    page.fill("#email", "ola@orbit.example")
+    page.check("#plan-core")
+    page.click("text=Create organisation")
+    page.wait_for_url("**/app/billing?plan=core")
+    # the hosted payment page is Stripe's: this machine is offline, so the browser is
+    # answered locally at that address (the redirect itself is what is checked)
+    page.route("https://checkout.stripe.com/**", lambda route: route.fulfill(
+        status=200, content_type="text/html",
+        body="<html lang=en><title>Checkout</title><h1>Stripe Checkout</h1></html>"))
+    page.select_option("#provider", "stripe")
+    page.click("text=Continue to payment")
+    page.click("text=Continue to Stripe Checkout")
+    page.wait_for_url("https://checkout.stripe.com/c/pay/*")
+    session_id = page.url.rsplit("/", 1)[1]
+    assert session_id in platform.stripe.sessions
+    # the customer pays; Stripe tells the platform through its signed webhooks
+    for event in platform.stripe.complete_checkout(session_id):
+        assert platform.stripe_event(event) == 200
+    page.goto(f"{platform.base}/app/billing")
+    facts = page.inner_text("section.card dl.facts")
+    assert "core" in facts and "stripe" in facts and "active" in facts
+    assert page.is_visible("text=Change plan")

@@ -106,8 +106,10 @@ async def change(request: Request) -> Response:
         flash(request, plain_words(e), "error")
         return RedirectResponse("/app/billing", status_code=303)
     if answer.get("action") == "checkout":
-        # Stripe Checkout: the provider's page takes the payment, then returns here
-        return RedirectResponse(str(answer["checkout_url"]), status_code=303)
+        # Stripe Checkout takes the payment on its own page, then returns here. A link, not
+        # a redirect of this POST: the CSP's form-action 'self' refuses a form redirected
+        # to another site.
+        return render(request, "stripe_checkout.html", title="Pay by card", checkout=answer)
     if answer.get("action") == "invoice":
         return render(request, "btcpay_invoice.html", title="Pay with bitcoin",
                       invoice=answer, qr=qr_svg(str(answer["checkout_url"])))
