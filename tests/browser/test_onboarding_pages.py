@@ -314,13 +314,23 @@ def test_no_critical_accessibility_violation_and_no_csp_refusal_on_these_pages(
              (owner, f"/app/billing?follower={fid}"), (owner, "/app/branding"),
              (follower, "/app/portal")]
     found = {}
-    for page, path in pages:
-        page.goto(platform.base + path)
+
+    def check(page: Any, name: str) -> None:
         page.evaluate(axe_source)  # through DevTools: the page's CSP does not apply to it
         result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-        found[path] = [f"{v['id']}: {v['help']}" for v in result["violations"]
+        found[name] = [f"{v['id']}: {v['help']}" for v in result["violations"]
                        if v["impact"] == "critical"]
-        _shot(page, "a11y-" + path.strip("/").replace("/", "-").split("?")[0][:40])
+        _shot(page, "a11y-" + name.strip("/").replace("/", "-").split("?")[0][:40])
+
+    for page, path in pages:
+        page.goto(platform.base + path)
+        check(page, path)
+    for provider in ("btcpay", "stripe"):  # the pages a payment starts on
+        owner.goto(f"{platform.base}/app/billing")
+        owner.select_option("#provider", provider)
+        owner.click("text=Continue to payment")
+        owner.wait_for_selector("h1:has-text('Pay')")
+        check(owner, f"pay-{provider}")
     assert {k: v for k, v in found.items() if v} == {}
     for page in (visitor, owner, follower):
         assert page.csp_errors == []
