@@ -42,6 +42,9 @@ async def test_a_visitor_signs_up_a_tenant_and_lands_on_choosing_a_plan(api: Api
     r = await c.post("/app/signup", data={"name": "Nova", "email": "eve@nova.example",
                                           "plan": "pro", "form_token": token.group(1)})
     assert r.status_code == 303 and r.headers["location"] == "/app/billing?plan=pro"
+    twice = await c.post("/app/signup", data={"name": "Nova", "email": "eve@nova.example",
+                                              "plan": "pro", "form_token": token.group(1)})
+    assert twice.status_code == 403  # the form's value is spent: no second tenant
     billing = await c.get(r.headers["location"])
     assert billing.status_code == 200
     assert "Choose a plan and pay" in billing.text and "owner · tnt_" in billing.text

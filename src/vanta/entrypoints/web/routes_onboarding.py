@@ -34,7 +34,13 @@ from vanta.entrypoints.web.pages import (
     require_page_principal,
 )
 from vanta.entrypoints.web.routes_auth import dev_sign_in
-from vanta.entrypoints.web.session import SESSION_COOKIE, Signer, new_session, set_cookie
+from vanta.entrypoints.web.session import (
+    SESSION_COOKIE,
+    Signer,
+    clear_cookie,
+    new_session,
+    set_cookie,
+)
 
 router = page_router()
 open_router = APIRouter(include_in_schema=False)  # visitor forms: see web.visitor
@@ -65,6 +71,8 @@ async def _start_session(request: Request, *, subject: str, tenant_id: str, role
     signer: Signer = request.app.state.signer
     session = new_session(principal, token_exp=int(time.time()) + ttl)
     set_cookie(request, resp, SESSION_COOKIE, signer.dumps(session, "session"), max_age=ttl)
+    # the form's value is spent: a second submit (a double click) is refused, not a 2nd tenant
+    clear_cookie(request, resp, visitor.VISITOR_COOKIE)
     request.state.web_session_written = True
     request.state.principal = principal
     return resp
@@ -92,9 +100,8 @@ async def signup(request: Request) -> Response:
     except DomainError as e:
         return _visitor_page(request, "signup.html", 422, title="Sign up", plans=_plans(),
                              local=True, values=raw, error=plain_words(e))
-    resp = await _start_session(request, subject=subject, tenant_id=out["tenant_id"],
+    return await _start_session(request, subject=subject, tenant_id=out["tenant_id"],
                                 role="owner", to=f"/app/billing?plan={out['plan']}")
-    return resp
 
 
 @router.get("/team")
