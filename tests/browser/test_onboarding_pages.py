@@ -363,3 +363,10 @@ def test_a_new_tenant_pays_by_stripe_checkout_and_gets_its_plan(platform: Platfo
     facts = page.inner_text("section.card dl.facts")
     assert "core" in facts and "stripe" in facts and "active" in facts
     assert page.is_visible("text=Change plan")
+    # Core has one seat, the owner's: the app refuses a teammate as the API does
+    page.goto(f"{platform.base}/app/team")
+    assert page.is_visible("text=1 used (members and open invitations) of 1")
+    page.fill("#email", "second@orbit.example")
+    page.click("text=Send invitation")
+    page.wait_for_selector(".flash.error >> text=no seat available")
+    assert not any(m["To"] == "second@orbit.example" for m in platform.smtp.received)
