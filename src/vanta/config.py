@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     web_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     web_oidc_client_id: str = "vanta-web"
     web_oidc_client_secret: SecretStr | None = None
+    web_oidc_scope: str = "openid"  # what the app asks the provider for at sign-in
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

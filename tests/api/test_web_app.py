@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 from tests.api.conftest import Api
 from tests.api.web_helpers import CSRF, follower_ids, sign_in
 
@@ -230,7 +232,7 @@ async def test_order_page_children_fragment_and_dag(api: Api) -> None:
     assert "<html" not in part.text and part.text.count("data-state=") == 3
     dag = await api.client.get(f"/app/orders/{mo_id}/dag")
     assert '<svg class="dag"' in dag.text and dag.text.count('data-kind="child_order"') == 3
-    assert "3 of 3 children drawn" in dag.text
+    assert "All 3 children are drawn" in dag.text
 
 
 async def test_api_reference_pages_load_their_assets_from_this_server(api: Api) -> None:
@@ -252,3 +254,43 @@ async def test_every_form_on_the_pages_carries_the_sessions_csrf_token(api: Api)
         posts = html.count('method="post"')
         assert posts >= 1, path
         assert CSRF.findall(html) == [token] * posts, path
+
+
+async def test_sign_out_ends_the_session_and_https_marks_the_cookie_secure(api: Api) -> None:
+    token = await sign_in(api.client, "owner")
+    out = await api.client.post("/app/logout", data={"csrf_token": token})
+    assert out.status_code == 303 and out.headers["location"] == "/app/signed-out"
+    assert 'vanta_session=""' in out.headers["set-cookie"] or \
+        "Max-Age=0" in out.headers["set-cookie"]
+    after = await api.client.get("/app/vaults")
+    assert after.status_code == 303 and after.headers["location"].startswith("/app/login")
+    secure = httpx.AsyncClient(transport=api.client._transport, base_url="https://test")
+    async with secure:
+        r = await secure.get("/app/login?tenant=tnt_a&as_role=owner", follow_redirects=True)
+        assert r.status_code == 200
+        assert all(c.secure for c in secure.cookies.jar if c.name == "vanta_session")
+        assert any(c.name == "vanta_session" for c in secure.cookies.jar)
+
+
+async def test_protections_are_edited_with_the_preview_and_keep_the_symbol_map(
+        api: Api) -> None:
+    (fid,) = await follower_ids(api.client, api.auth(), n=1)
+    await api.client.patch(f"/v1/followers/{fid}", headers=api.auth(),
+                           json={"protections": {"symbol_map": {"BRK.B": "BRK-B"}}})
+    await api.client.post("/v1/manager-orders", headers=api.auth(), json={
+        "id": "o-2", "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": "10"})
+    token = await sign_in(api.client, "ops")
+    edit = await api.client.get(f"/app/followers/{fid}/edit")
+    assert 'name="deny_symbols"' in edit.text and 'name="drawdown_stop_pct"' in edit.text
+    form = {"label": "F0", "scale": "0.5", "mode": "proportional", "plan": "core",
+            "deny_symbols": "aapl, msft", "max_order_usd": "1000", "csrf_token": token}
+    r = await api.client.post(f"/app/followers/{fid}/edit", data={**form,
+                                                                   "action": "preview"})
+    assert r.status_code == 200 and "symbol_not_allowed" in r.text.split('id="preview"')[1]
+    saved = await api.client.post(f"/app/followers/{fid}/edit", data={**form,
+                                                                       "action": "save"})
+    assert saved.status_code == 303
+    got = (await api.client.get(f"/v1/followers/{fid}", headers=api.auth())).json()
+    assert got["protections"]["deny_symbols"] == ["AAPL", "MSFT"]
+    assert got["protections"]["max_order_usd"] == "1000"
+    assert got["protections"]["symbol_map"] == {"BRK.B": "BRK-B"}

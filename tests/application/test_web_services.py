@@ -99,15 +99,21 @@ async def test_order_dag_links_children_attempts_and_audit_and_counts_the_rest(
             "outcome": "ack"}])
         await u.commit()
     dag = await order_dag(world.uow(), tenant_id="tnt_a", mo_id=s.order.mo_id,
-                          visible=lambda c: True, max_children=2)
+                          follower_id=None, vault_ids=None, max_children=2)
     kinds = [n.kind for n in dag.nodes]
     assert kinds[0] == "manager_order" and kinds.count("child_order") == 2
-    assert (dag.children_total, dag.children_drawn) == (3, 2)
+    assert (dag.children_drawn, dag.more) == (2, True)
     assert (s.order.mo_id, "more") in dag.edges
     assert (fos[0], f"attempt:{fos[0]}:1") in dag.edges
     assert any(n.kind == "audit" for n in dag.nodes)  # the order's received event
-    hidden = await order_dag(world.uow(), tenant_id="tnt_a", mo_id=s.order.mo_id,
-                             visible=lambda c: c.fo_id == fos[1])
-    assert [n.node_id for n in hidden.nodes if n.kind == "child_order"] == [fos[1]]
+    mine = s.expansion.children[1]
+    narrowed = await order_dag(world.uow(), tenant_id="tnt_a", mo_id=s.order.mo_id,
+                               follower_id=mine.follower_id, vault_ids=None)
+    assert [n.node_id for n in narrowed.nodes if n.kind == "child_order"] == [mine.fo_id]
+    assert not narrowed.more
+    other_vault = await order_dag(world.uow(), tenant_id="tnt_a", mo_id=s.order.mo_id,
+                                  follower_id=None, vault_ids=["VX"])
+    assert [n.kind for n in other_vault.nodes if n.kind == "child_order"] == []
     with pytest.raises(NotFound):
-        await order_dag(world.uow(), tenant_id="tnt_b", mo_id=s.order.mo_id, visible=lambda c: True)
+        await order_dag(world.uow(), tenant_id="tnt_b", mo_id=s.order.mo_id,
+                        follower_id=None, vault_ids=None)

@@ -34,7 +34,8 @@ def test_no_critical_accessibility_violation_on_any_page(
             "vaults": "/app/vaults", "vault": "/app/vaults/V_CORE",
             "followers": "/app/followers", "follower": f"/app/followers/{fid}",
             "follower-new": "/app/followers/new", "follower-edit": f"/app/followers/{fid}/edit",
-            "orders": "/app/orders", "follower-orders": f"/app/orders-by-follower?follower_id={fid}",
+            "orders": "/app/orders",
+            "follower-orders": f"/app/orders-by-follower?follower_id={fid}",
             "dead-letters": "/app/dead-letters", "replay": f"/app/replay?follower_id={fid}",
             "operations": "/app/operations", "not-found": "/app/vaults/nope"}.items():
         pages[name] = platform.base + path

@@ -61,7 +61,7 @@ def test_main_journey(browser: Any, platform: Platform) -> None:
     page.wait_for_selector(f"#fo-{zed_fo}[data-state='dlq']", timeout=20_000)
     assert page.evaluate("window.__notReloaded") is True
     page.wait_for_selector("svg.dag g[data-kind='attempt']")
-    shot(page, "03-order")
+    shot(page, "03-order", full_page=False)
 
     # the live feed: a new order shows up on the open Orders page
     page.goto(f"{platform.base}/app/orders")
@@ -87,6 +87,18 @@ def test_main_journey(browser: Any, platform: Platform) -> None:
     shot(page, "05-dead-letters")
     page.click("button:text('Redeliver the chosen ones')")
     assert "1 queued again" in page.text_content("main .flash")
+
+    page.goto(f"{platform.base}/app/operations")
+    page.wait_for_selector("svg.chart")
+    shot(page, "06-operations")
+    page.goto(f"{platform.base}/app/vaults/V_CORE")
+    page.click("button:text('Apply persona boost')")
+    assert "Overlay applied" in page.text_content("main .flash")
+    first_left = page.text_content("[data-expires]")
+    page.wait_for_function(  # the countdown ticks in the page
+        "t => document.querySelector('[data-expires]').textContent !== t", arg=first_left)
+    assert "left" in page.text_content("[data-expires]")
+    shot(page, "09-vault-overlay")
     assert page.csp_errors == []
     page.context.close()
 
@@ -108,7 +120,7 @@ def test_role_and_plan_refusals(browser: Any, platform: Platform) -> None:
     assert page.locator("main form").count() == 0  # reads everything, changes nothing
     page.goto(f"{platform.base}/app/replay")
     assert "intact" in page.text_content("#chain")
-    shot(page, "06-replay")
+    shot(page, "10-replay")
     page.context.close()
 
     page = new_page(browser)
@@ -162,7 +174,7 @@ def test_phone_width_journey(browser: Any, platform: Platform) -> None:
     page.fill("#scale", "0.4")
     page.click("button:text('Preview sizing')")
     page.wait_for_selector("#preview")
-    shot(page, "07-phone-edit-preview")
+    shot(page, "07-phone-edit-preview", full_page=False)
     page.click("button:text('Save these settings')")
     assert "Settings saved" in page.text_content("main .flash")
     assert page.csp_errors == []

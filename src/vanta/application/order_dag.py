@@ -4,11 +4,10 @@ decides which children appear, exactly as it does for the order's children elsew
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vanta.application.ports.records_orders import ChildOrderRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.errors import NotFound
 
@@ -27,22 +26,24 @@ class OrderDag:
     mo_id: str
     nodes: list[DagNode]
     edges: list[tuple[str, str]]
-    children_total: int  # children the caller may see, drawn or not
     children_drawn: int
+    more: bool  # the order has further children the caller may see (not drawn)
 
 
 async def order_dag(uow: UnitOfWork, *, tenant_id: str, mo_id: str,
-                    visible: Callable[[ChildOrderRecord], bool],
+                    follower_id: str | None, vault_ids: Iterable[str] | None,
                     max_children: int = 12) -> OrderDag:
-    """At most ``max_children`` children are drawn with their attempts, fills and audit
-    events; the rest are counted in one ``more`` node (an order may have 10,000)."""
+    """The first ``max_children`` children the caller may see (its follower, its vaults:
+    the same narrowing as the order's children list) are drawn with their attempts, fills
+    and audit events; one ``more`` node stands for the rest (an order may have 10,000)."""
     async with uow:
-        mo = await uow.manager_orders.get(tenant_id, mo_id)
+        found = (await uow.manager_orders.get_many_unscoped([mo_id])).get(mo_id)
+        mo = found if found is not None and found.tenant_id == tenant_id else None
         if mo is None:
             raise NotFound(f"manager order {mo_id} not found", code="manager_order_not_found")
-        children = [c for c in await uow.child_orders.list(
-            tenant_id, follower_id=None, mo_id=mo_id, since=None, limit=1_000_000)
-            if visible(c)]
+        children = await uow.child_orders.list(
+            tenant_id, follower_id=follower_id, mo_id=mo_id, since=None,
+            limit=max_children + 1, vault_ids=vault_ids)
         drawn = children[:max_children]
         attempts = {c.fo_id: await uow.attempts.list(c.fo_id) for c in drawn}
         fills = {c.fo_id: await uow.fills.for_child(c.fo_id) for c in drawn}
@@ -73,7 +74,8 @@ async def order_dag(uow: UnitOfWork, *, tenant_id: str, mo_id: str,
             nodes.append(DagNode(f"audit:{ev.event_id}", "audit", ev.action, "",
                                  {"actor": ev.actor, "ts": ev.ts, "seq": ev.seq}))
             edges.append((c.fo_id, f"audit:{ev.event_id}"))
-    if len(children) > len(drawn):
-        nodes.append(DagNode("more", "more", f"+{len(children) - len(drawn)} more children"))
+    more = len(children) > len(drawn)
+    if more:
+        nodes.append(DagNode("more", "more", "more children: see the table"))
         edges.append((mo_id, "more"))
-    return OrderDag(mo_id, nodes, edges, len(children), len(drawn))
+    return OrderDag(mo_id, nodes, edges, len(drawn), more)

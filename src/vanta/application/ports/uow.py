@@ -112,7 +112,7 @@ class ManagerOrderRepo(Protocol):
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None
+                   vault_ids: Iterable[str] | None = None, with_snapshot: bool = True
                    ) -> builtins.list[ManagerOrderRecord]: ...
 
     async def net_position(self, vault_id: str, symbol: str) -> Decimal:

@@ -25,13 +25,14 @@ def _fmt(v: float) -> str:
 
 
 def line_chart(series: Sequence[tuple[str, Sequence[Point]]], *, title: str,
-               unit: str = "") -> Markup:
-    """One or more series over time on shared axes."""
+               unit: str = "", x_range: tuple[datetime, datetime] | None = None) -> Markup:
+    """One or more series over time on shared axes; ``x_range`` fixes the time axis (else
+    it spans the points)."""
     pts = [(t, float(v)) for _, s in series for t, v in s]
     if not pts:
         return Markup(f'<p class="empty">No data for {escape(title)} yet.</p>')
-    t0 = min(t for t, _ in pts).timestamp()
-    t1 = max(t for t, _ in pts).timestamp()
+    first, last = x_range or (min(t for t, _ in pts), max(t for t, _ in pts))
+    t0, t1 = first.timestamp(), last.timestamp()
     lo = min(min(v for _, v in pts), 0.0)
     hi = max(v for _, v in pts)
     hi = hi if hi > lo else lo + 1
@@ -58,7 +59,6 @@ def line_chart(series: Sequence[tuple[str, Sequence[Point]]], *, title: str,
                      f'stroke="#d5d9de"/>')
         parts.append(f'<text x="{PAD_L - 6}" y="{y(v) + 4:.1f}" font-size="11" '
                      f'text-anchor="end" fill="#4f5863">{_fmt(v)}</text>')
-    first, last = min(t for t, _ in pts), max(t for t, _ in pts)
     parts.append(f'<text x="{PAD_L}" y="{H - 12}" font-size="11" fill="#4f5863">'
                  f'{first:%Y-%m-%d %H:%M}</text>')
     parts.append(f'<text x="{W - PAD_R}" y="{H - 12}" font-size="11" text-anchor="end" '

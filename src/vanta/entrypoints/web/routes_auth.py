@@ -115,7 +115,8 @@ async def login(request: Request, next: str | None = None, tenant: str | None = 
     state, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
     redirect_uri = str(request.base_url).rstrip("/") + CALLBACK
     query = {"response_type": "code", "client_id": c.settings.web_oidc_client_id,
-             "redirect_uri": redirect_uri, "scope": "openid", "state": state,
+             "redirect_uri": redirect_uri, "scope": c.settings.web_oidc_scope,
+             "state": state,
              "code_challenge": _challenge(verifier), "code_challenge_method": "S256"}
     if dev_sign_in(c):
         endpoint = DEV_AUTHORIZE

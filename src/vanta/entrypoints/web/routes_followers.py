@@ -144,8 +144,21 @@ async def follower(request: Request, follower_id: str) -> Response:
                   chart=await _nav_chart(request, p, follower_id))
 
 
-def _patch_from(form: dict[str, str]) -> dict[str, Any]:
-    raw: dict[str, Any] = {}
+PROTECTION_NUMBERS = ("drawdown_stop_pct", "daily_loss_limit_usd", "max_order_usd")
+PROTECTION_LISTS = ("allow_symbols", "deny_symbols")
+
+
+def _protections_from(form: dict[str, str], current: Any) -> dict[str, Any]:
+    """The protections as the form shows them; the symbol map (not on the form) is kept."""
+    out: dict[str, Any] = {k: form.get(k, "").strip() or None for k in PROTECTION_NUMBERS}
+    for key in PROTECTION_LISTS:
+        out[key] = [x.strip().upper() for x in form.get(key, "").split(",") if x.strip()]
+    out["symbol_map"] = dict((current or {}).get("symbol_map") or {})
+    return out
+
+
+def _patch_from(form: dict[str, str], current_protections: Any = None) -> dict[str, Any]:
+    raw: dict[str, Any] = {"protections": _protections_from(form, current_protections)}
     for key in SETTINGS:
         value = form.get(key, "").strip()
         if key == "max_pos_usd":
@@ -173,7 +186,7 @@ async def edit_post(request: Request, follower_id: str) -> Response:
     c = container_of(request)
     row = await load_follower(c, p, follower_id)
     form = await form_of(request)
-    raw = _patch_from(form)
+    raw = _patch_from(form, row.protections)
     try:
         if form.get("action") == "save":
             await patch_follower(c.uow(), tenant_id=p.tenant_id, follower_id=follower_id,

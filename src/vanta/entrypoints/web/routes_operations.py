@@ -32,18 +32,19 @@ async def operations(request: Request, hours: str = "6") -> Response:
                                    window=window)
     total = sum(b.attempts for b in series)
     charts = []
+    span = (series[0].start, series[-1].start)
     if total or any(b.dead_letters for b in series):
         def pts(attr: str, scale: float = 1) -> list[tuple]:  # type: ignore[type-arg]
             return [(b.start, getattr(b, attr) * scale) for b in series
                     if getattr(b, attr) is not None]
         charts = [
             line_chart([("P50", pts("p50_ms")), ("P95", pts("p95_ms"))],
-                       title="Dispatch latency (ms)", unit="ms"),
+                       title="Dispatch latency (ms)", unit="ms", x_range=span),
             line_chart([("errors", pts("error_rate", 100))], title="Error rate (%)",
-                       unit="%"),
-            line_chart([("retries", pts("retries"))], title="Retries per interval"),
+                       unit="%", x_range=span),
+            line_chart([("retries", pts("retries"))], title="Retries per interval", x_range=span),
             line_chart([("dead letters", pts("dead_letters"))],
-                       title="Dead letters per interval"),
+                       title="Dead letters per interval", x_range=span),
         ]
     return render(request, "operations.html", title="Operations", charts=charts,
                   series=series, total=total, hours=hours if hours in WINDOWS else "6",
