@@ -65,8 +65,8 @@ from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
-from vanta.bootstrap.mail import build_mailer
 from vanta.bootstrap.logging import journal
+from vanta.bootstrap.mail import build_mailer
 from vanta.bootstrap.secrets import key_wrapper, vault_store
 from vanta.bootstrap.telemetry import process_tracer, shutdown_tracing
 from vanta.config import Settings
