@@ -1,7 +1,7 @@
 """tenant_branding: a tenant's display name, accent colour and logo for white-label pages
 
 Revision ID: 0016
-Revises: 0007
+Revises: 0014 (0007 on its own branch; chained after the web app's 0014 since that branch is merged here)
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0007"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
