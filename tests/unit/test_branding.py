@@ -57,3 +57,20 @@ def test_a_brand_needs_a_printable_name_and_takes_no_other_fields() -> None:
     with pytest.raises(ValidationFailed) as e:
         parse_branding({"display_name": "A", "accent_color": "#000", "logo_url": "x"})
     assert (e.value.code, e.value.field) == ("unknown_field", "logo_url")
+
+
+@pytest.mark.parametrize("accent,text", [("#ffffff", "#000000"), ("#000000", "#ffffff"),
+                                         ("#2563eb", "#ffffff"), ("#ffd400", "#000000")])
+def test_text_on_the_accent_is_whichever_of_black_or_white_reads_better(accent: str,
+                                                                        text: str) -> None:
+    from vanta.entrypoints.web.routes_branding import text_on
+    assert text_on(accent) == text
+
+
+def test_an_invitation_subject_stays_one_line_whatever_the_tenant_is_called() -> None:
+    from vanta.application.onboarding import invitation_mail
+    mail = invitation_mail(to="a@b.example", tenant_name="Acme\r\nBcc: x@evil.test",
+                           role="ops", link="https://app.example/app/invitations/t",
+                           expires="2026-12-13 09:00", tenant_id="tnt_a")
+    assert "\n" not in mail.subject and "\r" not in mail.subject
+    assert mail.subject == "Join Acme Bcc: x@evil.test as ops"
