@@ -98,13 +98,8 @@ class Settings(BaseSettings):
     s3_prefix: str = ""
     s3_path_style: bool = True
     public_app_url: str = "http://127.0.0.1:8000"  # where checkout returns the user
-    # Outgoing mail (invitations). Without smtp_host every message is written as an .eml
-    # file under data_dir/outbox instead, where the app lists it.
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_tls: Literal["starttls", "implicit", "none"] = "starttls"
+    # Invitations go through the SMTP relay below (smtp_*) from this address; without
+    # smtp_host each is written as an .eml file under data_dir/outbox, where the app lists it.
     mail_from: str = "no-reply@vanta.localhost"
     # A manager order for a symbol with no instrument rule at its venue: off (the default on
     # every profile) sizes it on the built-in rules and records instrument_source "default"
@@ -120,6 +115,26 @@ class Settings(BaseSettings):
     web_oidc_client_id: str = "vanta-web"
     web_oidc_client_secret: SecretStr | None = None
     web_oidc_scope: str = "openid"  # what the app asks the provider for at sign-in
+    # The SMTP relay all mail goes through: operator alerts (from smtp_from) and invitations
+    # (from mail_from). Unset host: email alert channels are refused (webhook channels still
+    # work) and invitations stay in the local outbox folder. The password comes from the
+    # environment (or a secret manager), never from the repo.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "vanta-alerts@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout_seconds: float = 10.0
+    # Alerts: one per (kind, subject) in the dedupe window; at most alert_per_kind of a kind
+    # and alert_per_subject of one subject per window (see vanta.domain.alerts.AlertPolicy).
+    alert_dedupe_seconds: int = Field(default=900, ge=0)
+    alert_window_seconds: int = Field(default=3600, ge=1)
+    alert_per_kind: int = Field(default=20, ge=1)
+    alert_per_subject: int = Field(default=3, ge=1)
+    # Vault snapshots to the object store, taken by the scheduler every this many seconds
+    # (a day by default; 0 = never; `vanta snapshot VAULT` takes one on demand).
+    snapshot_interval_seconds: int = Field(default=86_400, ge=0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -14,6 +14,6 @@ def build_mailer(s: Settings) -> tuple[Mailer, MailOutbox | None]:
         return SmtpMailer(SmtpConfig(
             host=s.smtp_host, port=s.smtp_port, sender=s.mail_from, username=s.smtp_username,
             password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-            tls=s.smtp_tls)), None
+            tls=s.smtp_tls, timeout_seconds=s.smtp_timeout_seconds)), None
     outbox = OutboxMailer(s.mail_outbox_dir, s.mail_from)
     return outbox, outbox

@@ -18,7 +18,7 @@ class SmtpConfig:
     sender: str
     username: str | None = None
     password: str | None = None
-    tls: str = "starttls"  # starttls (when offered) | implicit | none
+    tls: str = "none"  # none | starttls | tls (implicit), as VANTA_SMTP_TLS spells them
     timeout_seconds: float = 10.0
 
 
@@ -32,9 +32,7 @@ class SmtpMailer:
         try:
             await aiosmtplib.send(
                 msg, hostname=c.host, port=c.port, username=c.username, password=c.password,
-                use_tls=c.tls == "implicit",
-                # None: upgrade when the server offers STARTTLS; False: never
-                start_tls=None if c.tls == "starttls" else False,
+                use_tls=c.tls == "tls", start_tls=c.tls == "starttls",
                 timeout=c.timeout_seconds)
         except (aiosmtplib.SMTPException, OSError) as e:
             # the server's answer names the problem; the message body is not logged
