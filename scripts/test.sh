@@ -49,6 +49,8 @@ browser_peer() {
       --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=5000) \
       || echo "test.sh: npm ci in $dir failed; the accessibility test will report it" >&2
   fi
+}
+
 # The Prometheus rule tests drive promtool (Debian's prometheus package). Install it when it
 # is missing and we are root with apt; any failure only means those tests skip (or fail when
 # CI=true), so this step never stops the run.

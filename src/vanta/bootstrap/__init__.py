@@ -242,8 +242,7 @@ def build(settings: Settings | None = None) -> Container:
                      tracer=tracer, billing=build_billing_providers(s),
                      token_exchange=OidcTokenExchange(oidc) if oidc else None,
                      vetter=PolicyTargetVetter(_policy(s)), mailer=mailer,
-                     mail_outbox=mail_outbox)
-                     vetter=PolicyTargetVetter(_policy(s)),
+                     mail_outbox=mail_outbox,
                      alerts=build_alert_delivery(s, lambda: SqlUnitOfWork(engine), sender,
                                                  CachedSecrets(secrets)))
 

@@ -32,8 +32,8 @@ from vanta.adapters.db.repositories import (
     UserRepository,
     VaultRepository,
 )
-from vanta.adapters.db.repositories.branding import BrandingRepository
 from vanta.adapters.db.repositories.alerts import AlertRepository
+from vanta.adapters.db.repositories.branding import BrandingRepository
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
 
