@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
     s3_path_style: bool = True
+    # S3 Object Lock: with N > 0 the bucket is created with object lock and every object is
+    # written in compliance mode, retained N days (stores without object lock: leave at 0).
+    s3_lock_days: int = 0
+    # The platform's Ed25519 signing key (audit anchors, replay bundles), by secret-store
+    # reference; unset = the reference in <data_dir>/keys/signing-key.ref, made on first use.
+    signing_key_ref: str | None = None
+    # How often the scheduler signs the audit chain's head into the object store (0 = never).
+    audit_anchor_interval_seconds: float = 3600.0
     public_app_url: str = "http://127.0.0.1:8000"  # where checkout returns the user
     # Invitations go through the SMTP relay below (smtp_*) from this address; without
     # smtp_host each is written as an .eml file under data_dir/outbox, where the app lists it.
@@ -105,16 +113,13 @@ class Settings(BaseSettings):
     # every profile) sizes it on the built-in rules and records instrument_source "default"
     # on the order; on refuses it with 422 unknown_instrument.
     require_instrument_rules: bool = False
+    # Reconciliation: `vanta worker reconcile` runs every vault at this interval; a drift
+    # threshold for vaults without one of their own; positions older than this are stale.
+    reconcile_interval_seconds: float = Field(default=300.0, gt=0)
+    reconcile_threshold_bps: int = Field(default=50, ge=0, le=10_000)
+    reconcile_stale_after_seconds: float = Field(default=900.0, gt=0)
     # The OS memory folder `vanta ingest-memory` reads when given no folder.
     os_memory_dir: Path | None = None
-    # Web app (/app): the key signing its session cookies (every API process must share it;
-    # unset: a key file in data_dir, made once), the idle timeout, and the OAuth client the
-    # app signs in with at VANTA_OIDC_ISSUER_URL (the built-in issuer needs none).
-    web_session_secret: SecretStr | None = None
-    web_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
-    web_oidc_client_id: str = "vanta-web"
-    web_oidc_client_secret: SecretStr | None = None
-    web_oidc_scope: str = "openid"  # what the app asks the provider for at sign-in
     # The SMTP relay all mail goes through: operator alerts (from smtp_from) and invitations
     # (from mail_from). Unset host: email alert channels are refused (webhook channels still
     # work) and invitations stay in the local outbox folder. The password comes from the
@@ -135,6 +140,14 @@ class Settings(BaseSettings):
     # Vault snapshots to the object store, taken by the scheduler every this many seconds
     # (a day by default; 0 = never; `vanta snapshot VAULT` takes one on demand).
     snapshot_interval_seconds: int = Field(default=86_400, ge=0)
+    # Web app (/app): the key signing its session cookies (every API process must share it;
+    # unset: a key file in data_dir, made once), the idle timeout, and the OAuth client the
+    # app signs in with at VANTA_OIDC_ISSUER_URL (the built-in issuer needs none).
+    web_session_secret: SecretStr | None = None
+    web_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    web_oidc_client_id: str = "vanta-web"
+    web_oidc_client_secret: SecretStr | None = None
+    web_oidc_scope: str = "openid"  # what the app asks the provider for at sign-in
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

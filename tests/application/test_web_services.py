@@ -91,7 +91,8 @@ async def test_order_dag_links_children_attempts_and_audit_and_counts_the_rest(
         await world.follower()
     s = await world.submit(id="o1")
     assert s.expansion is not None
-    fos = [c.fo_id for c in s.expansion.children]
+    # drawn in page order: (created_at, fo_id), one created_at for all
+    fos = sorted(c.fo_id for c in s.expansion.children)
     async with world.uow() as u:
         await u.attempts.add_many([{
             "fo_id": fos[0], "attempt_no": 1, "started_at": world.clock.now,

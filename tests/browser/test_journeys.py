@@ -60,13 +60,19 @@ def test_main_journey(browser: Any, platform: Platform) -> None:
     page.wait_for_selector(f"#fo-{eve_fo}[data-state='ack']")
     page.wait_for_selector(f"#fo-{zed_fo}[data-state='dlq']", timeout=20_000)
     assert page.evaluate("window.__notReloaded") is True
+    page.click("button:text('Redraw the DAG')")  # drawn on load; now with the attempts
     page.wait_for_selector("svg.dag g[data-kind='attempt']")
     shot(page, "03-order", full_page=False)
 
     # the live feed: a new order shows up on the open Orders page
     page.goto(f"{platform.base}/app/orders")
     page.evaluate("window.__notReloaded = true")
+    for nav, ago in (("10000", "2026-01-01T00:00:00Z"), ("10400", "2026-02-01T00:00:00Z")):
+        status, _ = platform.api("POST", f"/v1/followers/{eve}/nav",
+                                 {"nav": nav, "as_of": ago})
+        assert status == 201
     page.goto(f"{platform.base}/app/followers/{eve}")
+    assert "Latest NAV: 10,400 USD" in page.text_content("svg.chart desc")
     page.click("button:text('Switch the kill switch on')")
     assert "Kill switch on" in page.text_content("main .flash")
     feed = new_page(browser)

@@ -15,6 +15,7 @@ from vanta.application.followers import (
     parse_settings,
 )
 from vanta.application.manager_orders import order_from_row, parse_order_input
+from vanta.application.ports.reconciliation import NOT_MANAGER_SOURCES
 from vanta.application.ports.uow import UnitOfWork
 from vanta.application.snapshots import build_snapshot, follower_navs, instrument_for
 from vanta.domain.errors import NotFound
@@ -32,7 +33,7 @@ async def _resize_recent(uow: UnitOfWork, tenant_id: str, vault_id: str, spec: F
     stored price, manager position and instrument for ``spec``."""
     fid = spec.follower_id
     rows = await uow.manager_orders.list(tenant_id, None, 10_000, vault_id=vault_id)
-    rows = [r for r in rows if r.created_at <= asof and r.source != "sync"]
+    rows = [r for r in rows if r.created_at <= asof and r.source not in NOT_MANAGER_SOURCES]
     items: list[dict[str, Any]] = []
     for mo in rows[-limit:]:
         order = order_from_row(mo)

@@ -177,6 +177,8 @@ audit_events = Table(
     Column("ts", String(40), nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # 1: tenant outside the hash (before 0008); 2: tenant and version inside it
+    Column("hash_v", Integer, nullable=False, server_default="1"),
 )
 
 # One row; updating it in each appending transaction serializes the hash chain.
@@ -365,4 +367,36 @@ alerts = Table(
     Column("outcome", JsonDoc, nullable=True),
     Index("ix_alerts_state_created", "state", "created_at"),
     Index("ix_alerts_tenant_kind_sent", "tenant_id", "kind", "sent_at"),
+)
+
+# Reconciliation (migration 0011): drift thresholds, webhook followers' position reports, runs.
+reconcile_thresholds = Table(
+    "reconcile_thresholds", metadata,
+    Column("vault_id", ID, ForeignKey("vaults.vault_id"), primary_key=True),
+    Column("follower_id", ID, primary_key=True),  # "" = the vault's own threshold
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("threshold_bps", Integer, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+position_reports = Table(
+    "position_reports", metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("follower_id", ID, ForeignKey("followers.follower_id"), nullable=False),
+    Column("positions", JsonDoc, nullable=False),  # symbol -> quantity (string)
+    Column("as_of", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Index("ix_position_reports_follower_asof", "follower_id", "as_of"),
+)
+
+reconcile_runs = Table(
+    "reconcile_runs", metadata,
+    Column("run_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("vault_id", ID, ForeignKey("vaults.vault_id"), nullable=False, index=True),
+    Column("dry_run", Boolean, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("report", JsonDoc, nullable=False),
 )

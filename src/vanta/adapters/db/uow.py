@@ -34,6 +34,7 @@ from vanta.adapters.db.repositories import (
 )
 from vanta.adapters.db.repositories.alerts import AlertRepository
 from vanta.adapters.db.repositories.branding import BrandingRepository
+from vanta.adapters.db.repositories.reconcile import ReconcileRepository
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
 
@@ -78,6 +79,7 @@ class SqlUnitOfWork:
         self.invitations = InvitationRepository(c)
         self.branding = BrandingRepository(c)
         self.alerts = AlertRepository(c)
+        self.reconciliations = ReconcileRepository(c)
         return self
 
     @property

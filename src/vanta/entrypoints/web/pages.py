@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from vanta.application.principal import Principal
 from vanta.bootstrap import Container
-from vanta.domain.errors import DomainError, NotEntitled
+from vanta.domain.errors import DomainError, NotEntitled, ValidationFailed
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.web.session import alive, principal_of
 
@@ -201,8 +201,13 @@ def error_page(request: Request, exc: Exception) -> Response:
         return render(request, "error.html", 403, title="Refused",
                       message="This form was not sent from this app's page (its security "
                               "token is missing or stale). Reload the page and try again.")
-    if isinstance(exc, NotEntitled | DomainError | ApiProblem):
-        status = 403 if isinstance(exc, NotEntitled) else getattr(exc, "status", 409)
+    if isinstance(exc, ApiProblem):
+        return render(request, "error.html", exc.status, title="Not possible",
+                      message=plain_words(exc))
+    if isinstance(exc, DomainError):
+        # the API's statuses for the same errors
+        status = 403 if isinstance(exc, NotEntitled) else \
+            422 if isinstance(exc, ValidationFailed) else 409
         return render(request, "error.html", status, title="Not possible",
                       message=plain_words(exc))
     raise exc

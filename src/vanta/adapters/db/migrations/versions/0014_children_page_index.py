@@ -5,7 +5,7 @@ Listing one order's children a page at a time (the web app's order page and
 to return the first 50; with this index the page is a range read.
 
 Revision ID: 0014
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0007"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
