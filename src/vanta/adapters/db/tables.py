@@ -331,11 +331,9 @@ tenant_branding = Table(
     "tenant_branding", metadata,
     Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), primary_key=True),
     Column("display_name", String(80), nullable=False),
-    Column("accent_color", String(7), nullable=False),
-    Column("logo_type", String(32), nullable=True),
-    Column("logo_data", Text, nullable=True),
-    Column("updated_at", TS, nullable=False),
-    Column("updated_by", String(255), nullable=False),
+    Column("accent_color", String(7), nullable=False),  # "#rrggbb"
+    Column("logo_type", String(32), nullable=True), Column("logo_data", Text, nullable=True),
+    Column("updated_at", TS, nullable=False), Column("updated_by", String(255), nullable=False),
 )
 
 # Where a tenant's operators are told about dead letters, disabled endpoints and lost orders.
