@@ -137,10 +137,7 @@ class ChildOrderRepo(Protocol):
     async def positions(self, follower_ids: Iterable[str],
                         symbols: Iterable[str]) -> dict[tuple[str, str], Decimal]:
         """Net quantity per (follower, symbol) from child orders that still count
-        (see POSITION_STATES).
-
-        Summed in Python: SQLite stores quantities as text, and summing text is not exact.
-        """
+        (see POSITION_STATES); summed in Python (SQLite stores quantities as text)."""
         ...
 
     async def get(self, tenant_id: str, fo_id: str) -> ChildOrderRecord | None: ...
@@ -177,6 +174,11 @@ class ChildOrderRepo(Protocol):
                            follower_id: str | None = None, after: tuple[datetime, str] | None = None
                            ) -> builtins.list[ChildOrderRecord]:
         """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query."""
+        ...
+
+    async def state_counts(self, tenant_id: str, mo_id: str,
+                           follower_id: str | None = None) -> dict[str, int]:
+        """Children of one manager order per state (``follower_id``: only that one's)."""
         ...
 
     async def awaiting_fills(self, limit: int) -> builtins.list[ChildOrderRecord]:
