@@ -254,7 +254,7 @@ def test_two_apis_two_dispatchers_on_postgres_and_nats(
             err = procs.stderr(name)
             assert "Traceback" not in err, (name, err[-3000:])
         procs.stop_all()
-        per_worker = [procs.stderr(f"dispatch{i}").count('"delivery attempt"') for i in range(2)]
+        per_worker = [procs.stderr(f"dispatch{i}").count('"delivery batch"') for i in range(2)]
         assert all(k > 0 for k in per_worker), per_worker  # both dispatchers delivered
         _report("two_apis", {
             "followers": n, "states_at_sigterm": dict(states_at_term),

@@ -356,6 +356,4 @@ class Dispatcher:
         async with self.uow_factory() as uow:
             settled, children = await record_answers(uow, decided, now)
             await uow.commit()
-        for row, p, r, state, _, error in settled:
-            report(self.metrics, children[row.payload["fo_id"]], p.attempt_no, r, state,
-                   error, now)
+        report(self.metrics, settled, children, now)
