@@ -1,10 +1,12 @@
 """The dispatch consumer: take ``mirror.dispatch`` messages from the bus and deliver them.
 
-Messages are gathered into batches (what arrived within a few milliseconds, up to
-``batch``). ``Dispatcher.deliver_leased`` *takes* the batch's outbox rows with one
-compare-and-set that renews each row's lease — only if the row is still open, still leased,
-and still on the lease its message was published for — in the same transaction that starts
-their attempts, delivers them, and completes or reschedules each; their messages are acked.
+A message names the leases of one or more rows (``dispatch_messages``); the rows are gathered
+into batches (what arrived within a few milliseconds, up to ``batch``), and a message is
+acked once every row it names is settled. ``Dispatcher.deliver_leased`` *takes* the
+batch's outbox rows with one compare-and-set that renews each row's lease — only if the row
+is still open, still leased, and still on the lease its message was published for — in the
+same transaction that starts their attempts, delivers them, and completes or reschedules
+each.
 A message whose row was not taken is stale (the row is done, was rescheduled for a later
 retry, or went out again under a newer lease) and is acked without a delivery. A row the
 batch deferred (its endpoint's share was full) waits, its message unacked and its lease
@@ -23,16 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import Mapping
+import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from vanta.application.bus import Bus, BusMessage, Subscription
 from vanta.application.dispatch import Dispatcher
 from vanta.application.ports.delivery import OutboxLease
+from vanta.entrypoints.workers.dispatch_messages import CHUNK, decode
 from vanta.entrypoints.workers.relay import DISPATCH_SUBJECT
 
 log = logging.getLogger("vanta.consumer")
@@ -59,8 +60,9 @@ class Consumer:
         # Batches overlap (one records its answers while the next sends); the dispatcher's
         # shared send slots and per-endpoint shares bound them together.
         self.max_batches = max(1, max_batches)
-        # Pull enough that the next batch is already here when one finishes.
-        self.concurrency = max(1, concurrency, (self.max_batches + 1) * self.batch)
+        # Pull enough that the next batch is already here when one finishes; a message
+        # carries up to CHUNK rows.
+        self.concurrency = max(2, math.ceil((self.max_batches + 1) * self.batch / CHUNK) + 1)
         self.subject = subject
         self.durable = durable
         self.error_nak_delay_s = error_nak_delay_s
@@ -187,37 +189,41 @@ class Consumer:
                 log.warning("in-progress signals failed", extra={"messages": failed})
 
     async def handle(self, msg: BusMessage) -> None:
+        """One message names one or more leases (see ``dispatch_messages``); each joins the
+        batches on its own, and the message is acked once all of them are settled, or nak'd
+        if a delivery raised (its redelivery skips the rows that were settled)."""
         try:
-            body: Mapping[str, Any] = json.loads(msg.data)
-            lease = OutboxLease(
-                int(body["outbox_id"]),
-                int(body["lease"]) if body.get("lease") is not None else None,
-                datetime.fromisoformat(body["until"]) if body.get("until") else None)
+            leases = decode(msg.data)
         except (ValueError, KeyError, TypeError):
             log.error("malformed dispatch message dropped", extra={"data": msg.data[:200]})
             await msg.ack()
             return
-        waiting = _Waiting(lease, asyncio.get_running_loop().create_future())
-        self._waiting.append(waiting)
+        loop = asyncio.get_running_loop()
+        waiting = [_Waiting(lease, loop.create_future()) for lease in leases]
+        self._waiting.extend(waiting)
         self._arrived.set()
         self._live.add(msg)
         try:
-            outcome = await waiting.done
+            outcomes = await asyncio.gather(*(w.done for w in waiting), return_exceptions=True)
         except asyncio.CancelledError:
             self._live.discard(msg)
-            waiting.done.cancel()
+            for w in waiting:
+                w.done.cancel()
             raise
-        except Exception:
-            self._live.discard(msg)
-            self.failed += 1
-            log.exception("delivery failed; the message will come again",
-                          extra={"outbox_id": lease.row_id, "delivery": msg.num_delivered})
+        self._live.discard(msg)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        for o in outcomes:
+            if o == "skipped":
+                self.skipped += 1
+            elif o == "delivered":
+                self.delivered += 1
+        if errors:
+            self.failed += len(errors)
+            log.error("delivery failed; the message will come again",
+                      extra={"rows": [w.lease.row_id for w, o in zip(waiting, outcomes,
+                                                                      strict=True)
+                                      if isinstance(o, BaseException)],
+                             "error": repr(errors[0]), "delivery": msg.num_delivered})
             await msg.nak(self.error_nak_delay_s)
             return
-        self._live.discard(msg)
-        if outcome == "skipped":
-            self.skipped += 1
-            await msg.ack()
-        else:
-            self.delivered += 1
-            await msg.ack()
+        await msg.ack()
