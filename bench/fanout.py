@@ -696,7 +696,7 @@ def run_n(args: argparse.Namespace, n: int, procs: Procs, tmp: Path,
                         paths[key] = why
 
         asyncio.run(ceiling_and_vanta())
-        if not args.no_baselines:
+        if not args.no_baselines and not args.no_celery:
             why = celery_check(args)
             if why is None:
                 paths["celery"] = run_celery(args, n, keys, hooks, rbase, procs)
@@ -793,6 +793,8 @@ def main() -> int:
     ap.add_argument("--profiles", default="embedded,production",
                     help="comma list: embedded, production")
     ap.add_argument("--no-baselines", action="store_true", help="skip ceiling and Celery")
+    ap.add_argument("--no-celery", action="store_true",
+                    help="skip Celery only (lever comparisons: the ceiling still runs)")
     ap.add_argument("--celery-pool", choices=("threads", "prefork"), default="threads")
     ap.add_argument("--celery-db", type=int, default=13,
                     help="Redis db of the Celery broker (another empty one if it holds keys)")
