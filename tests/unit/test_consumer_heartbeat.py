@@ -21,6 +21,9 @@ class SlowDispatcher:
         self.seconds = seconds
         self.batches: list[list[int]] = []
 
+    def has_room(self) -> bool:
+        return False  # its batches hold every slot until they end
+
     async def deliver_leased(self, leases: list[OutboxLease], lease: timedelta
                              ) -> tuple[list[OutboxRecord], BatchOutcome]:
         self.batches.append([x.row_id for x in leases])

@@ -18,6 +18,7 @@ from vanta.application.dispatch_steps import (
     Endpoint,
     Prepared,
     cancel,
+    collect_answers,
     dead_letter,
     endpoint_of,
     record_answers,
@@ -58,6 +59,11 @@ class DispatchConfig:
     # Children sent to one endpoint (scheme, host, port) per batch: the sender's own limit,
     # so no child waits for an endpoint slot with its attempt's timeout already running.
     per_endpoint: int = 4
+    # Batches open at once: a new one starts as soon as a send slot is free, so a slow send
+    # holds its own slot, not its batch's other sends or the next batch.
+    max_batches: int = 8
+    # Answers are recorded at least this often while a batch still waits for slow sends.
+    record_every_s: float = 0.25
 
 
 @dataclass
@@ -86,12 +92,21 @@ class Dispatcher:
     _in_flight: dict[Endpoint, int] = field(default_factory=dict, init=False, repr=False)
     _sends: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = field(
         default=None, init=False, repr=False)
+    _busy: int = field(default=0, init=False, repr=False)  # sends started and not ended
 
-    async def run_once(self) -> int:
-        """Deliver what is due now; returns how many outbox rows were handled."""
+    def has_room(self) -> bool:
+        """Whether a send slot is free (sends of batches already started count)."""
+        return self._busy < self.config.concurrency
+
+    async def run_once(self, claimed: asyncio.Future[int] | None = None) -> int:
+        """Deliver what is due now; returns how many outbox rows were handled. ``claimed``
+        is set to that number as soon as the rows are leased and their sends started."""
         async def claim(uow: UnitOfWork) -> Sequence[OutboxRecord]:
-            return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(), self.config.batch,
-                                              self.config.lease)
+            rows = await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(),
+                                              self.config.batch, self.config.lease)
+            if claimed is not None and not claimed.done():
+                claimed.set_result(len(rows))
+            return rows
         try:
             # claimed in the transaction that starts the attempts: one transaction fewer
             rows, res = await self._deliver(claim)
@@ -108,19 +123,36 @@ class Dispatcher:
         return len(rows)
 
     async def run_forever(self, poll_seconds: float, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            # cleared before the claim, so a wake-up signalled while it runs is kept
-            self.wakeup.clear()
-            handled = await self.run_once()
-            if self.brokers is not None:
-                await confirm_fills(self.uow_factory, self.brokers, clock=self.clock)
-            if handled:
-                continue
-            waiters = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(stop.wait())]
-            await asyncio.wait(waiters, timeout=poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+        """Start a batch whenever a send slot is free (up to ``max_batches`` open), so slow
+        sends do not hold back the rows behind them; on ``stop``, finish what was started."""
+        running: set[asyncio.Task[int]] = set()
+        try:
+            while not stop.is_set():
+                while running and (len(running) >= self.config.max_batches
+                                   or not self.has_room()):
+                    await asyncio.wait(running, timeout=0.02,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                # cleared before the claim, so a wake-up signalled while it runs is kept
+                self.wakeup.clear()
+                claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                task = asyncio.create_task(self.run_once(claimed))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                await asyncio.wait([claimed, task], return_when=asyncio.FIRST_COMPLETED)
+                handled = claimed.result() if claimed.done() else 0
+                if self.brokers is not None:
+                    await confirm_fills(self.uow_factory, self.brokers, clock=self.clock)
+                if handled:
+                    continue
+                waiters = [asyncio.create_task(self.wakeup.wait()),
+                           asyncio.create_task(stop.wait())]
+                await asyncio.wait(waiters, timeout=poll_seconds,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
+        finally:
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
 
     async def deliver_leased(self, leases: Sequence[OutboxLease],
                              lease: timedelta) -> tuple[list[OutboxRecord], BatchOutcome]:
@@ -160,21 +192,21 @@ class Dispatcher:
                                                       self.metrics)
                     return await self.sender.send(p.url, p.headers, p.body)
             finally:
+                self._busy -= 1
                 self._release_endpoints([p.endpoint])
 
-        results = await asyncio.gather(*(send(p) for _, p in prepared),
-                                       return_exceptions=True)
-        answered: list[tuple[OutboxRecord, Prepared, SendResult]] = []
-        for (row, p), res in zip(prepared, results, strict=True):
-            if isinstance(res, asyncio.CancelledError):
-                raise res
-            if isinstance(res, Exception):
-                outcome.failed[row.id] = res
-            elif isinstance(res, BaseException):
-                raise res
-            else:
-                answered.append((row, p, res))
-        await self._finish_batch(answered)
+        self._busy += len(prepared)
+        tasks = {asyncio.ensure_future(send(p)): (row, p) for row, p in prepared}
+        try:
+            pending = set(tasks)
+            while pending:
+                # a batch whose sends all end soon is recorded once; one that waits for a
+                # slow send records what has answered meanwhile, so it is not held back
+                done, pending = await asyncio.wait(pending, timeout=self.config.record_every_s)
+                await self._finish_batch(collect_answers(done, tasks, outcome.failed))
+        finally:
+            for t in tasks:
+                t.cancel()  # only reached undone when this batch itself is cancelled
         return rows, outcome
 
     def _send_slots(self) -> asyncio.Semaphore:

@@ -4,9 +4,10 @@ batch's answers. Every function here works inside the caller's unit of work."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -165,6 +166,27 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
     await complete_orders(uow, {children[fo(row)].mo_id for row, _, _, state, _, _ in settled
                                 if state is not ChildOrderState.RETRY})
     return settled, children
+
+
+def collect_answers(done: Iterable[asyncio.Task[SendResult]],
+                    tasks: Mapping[asyncio.Task[SendResult], tuple[OutboxRecord, Prepared]],
+                    failed: dict[int, Exception]
+                    ) -> list[tuple[OutboxRecord, Prepared, SendResult]]:
+    """The answers of finished sends, in outbox order; a send that raised goes to
+    ``failed`` (its lease lapses and it goes again as a lost attempt)."""
+    answered: list[tuple[OutboxRecord, Prepared, SendResult]] = []
+    for t in done:
+        row, p = tasks[t]
+        if t.cancelled():
+            raise asyncio.CancelledError
+        error = t.exception()
+        if isinstance(error, Exception):
+            failed[row.id] = error
+        elif error is not None:
+            raise error
+        else:
+            answered.append((row, p, t.result()))
+    return sorted(answered, key=lambda a: a[0].id)
 
 
 def _fo_id(outbox_row: OutboxRecord) -> str:

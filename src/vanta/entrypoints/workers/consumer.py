@@ -60,9 +60,12 @@ class Consumer:
         # Batches overlap (one records its answers while the next sends); the dispatcher's
         # shared send slots and per-endpoint shares bound them together.
         self.max_batches = max(1, max_batches)
+        # Beyond max_batches, a batch starts while a send slot is free, up to the
+        # dispatcher's max_batches open: a slow send holds its slot, not the next batch.
+        self.max_open = max(self.max_batches, dispatcher.config.max_batches)
         # Pull enough that the next batch is already here when one finishes; a message
-        # carries up to CHUNK rows.
-        self.concurrency = max(2, math.ceil((self.max_batches + 1) * self.batch / CHUNK) + 1)
+        # carries up to CHUNK rows and stays unacked until its slowest row is settled.
+        self.concurrency = max(2, math.ceil((self.max_open + 1) * self.batch / CHUNK) + 1)
         self.subject = subject
         self.durable = durable
         self.error_nak_delay_s = error_nak_delay_s
@@ -124,8 +127,10 @@ class Consumer:
 
     async def _run_batches(self) -> None:
         while True:
-            while len(self._batches) >= self.max_batches:
-                await asyncio.wait(self._batches, return_when=asyncio.FIRST_COMPLETED)
+            while len(self._batches) >= self.max_batches and not (
+                    len(self._batches) < self.max_open and self.dispatcher.has_room()):
+                await asyncio.wait(self._batches, timeout=0.02,
+                                   return_when=asyncio.FIRST_COMPLETED)
             await self._arrived.wait()
             if len(self._waiting) < self.batch:
                 await asyncio.sleep(self.batch_window_s)  # let the rest of a burst join
