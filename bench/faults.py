@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fanout import (  # type: ignore[import-not-found]  # noqa: E402
+from fanout import (  # type: ignore[import-not-found]
     HERE,
     VANTA,
     VAULT,
