@@ -21,6 +21,7 @@ from vanta.application.dispatch_steps import (
     collect_answers,
     dead_letter,
     endpoint_of,
+    next_state_of,
     record_answers,
     report,
     signing_refs,
@@ -39,7 +40,6 @@ from vanta.application.ports.records_orders import (
 from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.ports.uow import UnitOfWork, UowFactory
-from vanta.domain.delivery import Outcome, classify, parse_retry_after, retry_delay
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 from vanta.domain.webhook_signing import signature_headers
 
@@ -93,23 +93,36 @@ class Dispatcher:
     _sends: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = field(
         default=None, init=False, repr=False)
     _busy: int = field(default=0, init=False, repr=False)  # sends started and not ended
+    _reserved: int = field(default=0, init=False, repr=False)  # slots of batches starting
 
-    def has_room(self) -> bool:
-        """Whether a send slot is free (sends of batches already started count)."""
-        return self._busy < self.config.concurrency
+    def free_slots(self) -> int:
+        """Send slots neither sending nor promised to a batch being started."""
+        return self.config.concurrency - self._busy - self._reserved
 
-    async def run_once(self, claimed: asyncio.Future[int] | None = None) -> int:
+    def may_add_batch(self, open_batches: int) -> bool:
+        """Whether a batch beyond the usual ones may start now: only on free slots, so its
+        sends start at once and no row waits for a slot with its lease running."""
+        return (open_batches < self.config.max_batches
+                and self.free_slots() >= max(1, self.config.concurrency // 4))
+
+    def reserve(self, n: int) -> int:
+        """Promise ``n`` slots to a batch about to start (handed back once it has begun)."""
+        self._reserved += n
+        return n
+
+    async def run_once(self, claimed: asyncio.Future[int] | None = None, *,
+                       limit: int | None = None, reserved: int = 0) -> int:
         """Deliver what is due now; returns how many outbox rows were handled. ``claimed``
         is set to that number as soon as the rows are leased and their sends started."""
         async def claim(uow: UnitOfWork) -> Sequence[OutboxRecord]:
             rows = await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(),
-                                              self.config.batch, self.config.lease)
+                                              limit or self.config.batch, self.config.lease)
             if claimed is not None and not claimed.done():
                 claimed.set_result(len(rows))
             return rows
         try:
             # claimed in the transaction that starts the attempts: one transaction fewer
-            rows, res = await self._deliver(claim)
+            rows, res = await self._deliver(claim, reserved)
             if res.deferred:
                 async with self.uow_factory() as uow:
                     await uow.outbox.release_many(res.deferred)
@@ -123,19 +136,21 @@ class Dispatcher:
         return len(rows)
 
     async def run_forever(self, poll_seconds: float, stop: asyncio.Event) -> None:
-        """Start a batch whenever a send slot is free (up to ``max_batches`` open), so slow
-        sends do not hold back the rows behind them; on ``stop``, finish what was started."""
+        """While a batch waits for slow sends, start another on the free slots (up to
+        ``max_batches`` open), so slow sends do not hold back the rows behind them; on
+        ``stop``, finish what was started."""
         running: set[asyncio.Task[int]] = set()
         try:
             while not stop.is_set():
-                while running and (len(running) >= self.config.max_batches
-                                   or not self.has_room()):
+                while running and not self.may_add_batch(len(running)):
                     await asyncio.wait(running, timeout=0.02,
                                        return_when=asyncio.FIRST_COMPLETED)
                 # cleared before the claim, so a wake-up signalled while it runs is kept
                 self.wakeup.clear()
                 claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-                task = asyncio.create_task(self.run_once(claimed))
+                limit = self.reserve(self.free_slots()) if running else 0
+                task = asyncio.create_task(self.run_once(claimed, limit=limit or None,
+                                                         reserved=limit))
                 running.add(task)
                 task.add_done_callback(running.discard)
                 await asyncio.wait([claimed, task], return_when=asyncio.FIRST_COMPLETED)
@@ -154,8 +169,8 @@ class Dispatcher:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
 
-    async def deliver_leased(self, leases: Sequence[OutboxLease],
-                             lease: timedelta) -> tuple[list[OutboxRecord], BatchOutcome]:
+    async def deliver_leased(self, leases: Sequence[OutboxLease], lease: timedelta,
+                             reserved: int = 0) -> tuple[list[OutboxRecord], BatchOutcome]:
         """Deliver the rows known by the leases their bus messages name: the transaction
         that starts the attempts first renews the leases that are still live
         (``OutboxRepository.take_many``), so taking a batch costs no transaction of its own.
@@ -163,13 +178,15 @@ class Dispatcher:
         outcome."""
         async def take(uow: UnitOfWork) -> Sequence[OutboxRecord]:
             return await uow.outbox.take_many(leases, self.clock(), lease)
-        return await self._deliver(take)
+        return await self._deliver(take, reserved)
 
-    async def _deliver(self, rows_of: RowsOf) -> tuple[list[OutboxRecord], BatchOutcome]:
+    async def _deliver(self, rows_of: RowsOf,
+                       reserved: int = 0) -> tuple[list[OutboxRecord], BatchOutcome]:
         with self.tracer.span("dispatch.batch"):
-            return await self._deliver_batch(rows_of)
+            return await self._deliver_batch(rows_of, reserved)
 
-    async def _deliver_batch(self, rows_of: RowsOf) -> tuple[list[OutboxRecord], BatchOutcome]:
+    async def _deliver_batch(self, rows_of: RowsOf,
+                             reserved: int) -> tuple[list[OutboxRecord], BatchOutcome]:
         """Deliver a batch with two transactions for the whole of it: one leases the rows
         (``rows_of``), starts every attempt (state ``sent``, an ``in_flight`` attempt row
         each); the sends run concurrently; one records every answer (attempts, states,
@@ -178,7 +195,10 @@ class Dispatcher:
         raises for the whole batch, with the same effect. Rows beyond an endpoint's share
         are not started: the caller hands them back (``deferred``)."""
         outcome = BatchOutcome()
-        rows, prepared = await self._begin_batch(rows_of, outcome.deferred)
+        try:
+            rows, prepared = await self._begin_batch(rows_of, outcome.deferred)
+        finally:
+            self._reserved -= reserved  # the promised slots become its sends (below)
         if not prepared:
             return rows, outcome
         sem = self._send_slots()
@@ -361,18 +381,6 @@ class Dispatcher:
         return Prepared(follower.webhook_url or "", headers, body, attempt_no, now,
                         endpoint=endpoint, child=child)
 
-    def _next_state(self, attempt_no: int,
-                    result: SendResult) -> tuple[ChildOrderState, float | None]:
-        # A refused target (private address, bad URL) will not become acceptable by waiting.
-        outcome = Outcome.FAILED if result.refused else classify(result.status)
-        if outcome is not Outcome.RETRY:
-            return ChildOrderState(outcome.value), None
-        delay = retry_delay(attempt_no, self.config.retry_schedule,
-                            jitter_fraction=self.config.jitter_fraction,
-                            unit_random=self.rng.random(),
-                            retry_after=parse_retry_after(result.retry_after))
-        return (ChildOrderState.DLQ, None) if delay is None else (ChildOrderState.RETRY, delay)
-
     async def _finish_batch(self, answered: Sequence[tuple[OutboxRecord, Prepared, SendResult]]
                             ) -> None:
         if not answered:
@@ -380,7 +388,8 @@ class Dispatcher:
         now = self.clock()
         decided: list[Decided] = []
         for row, p, result in answered:
-            next_state, delay = self._next_state(p.attempt_no, result)
+            next_state, delay = next_state_of(p.attempt_no, result, self.config.retry_schedule,
+                                              self.config.jitter_fraction, self.rng.random)
             CHILD_ORDER_TABLE.check(ChildOrderState.SENT, next_state)
             error = result.error or (None if next_state is ChildOrderState.ACK
                                      else f"HTTP {result.status}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -20,6 +20,7 @@ from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
 from vanta.application.ports.uow import UnitOfWork
+from vanta.domain.delivery import Outcome, classify, parse_retry_after, retry_delay
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
 
 log = logging.getLogger("vanta.dispatch")
@@ -166,6 +167,20 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
     await complete_orders(uow, {children[fo(row)].mo_id for row, _, _, state, _, _ in settled
                                 if state is not ChildOrderState.RETRY})
     return settled, children
+
+
+def next_state_of(attempt_no: int, result: SendResult, schedule: Sequence[float],
+                  jitter_fraction: float, unit_random: Callable[[], float]
+                  ) -> tuple[ChildOrderState, float | None]:
+    """The state an answered attempt moves its child to, and the retry delay (seconds)."""
+    # A refused target (private address, bad URL) will not become acceptable by waiting.
+    outcome = Outcome.FAILED if result.refused else classify(result.status)
+    if outcome is not Outcome.RETRY:
+        return ChildOrderState(outcome.value), None
+    delay = retry_delay(attempt_no, schedule, jitter_fraction=jitter_fraction,
+                        unit_random=unit_random(),  # drawn for retries only
+                        retry_after=parse_retry_after(result.retry_after))
+    return (ChildOrderState.DLQ, None) if delay is None else (ChildOrderState.RETRY, delay)
 
 
 def collect_answers(done: Iterable[asyncio.Task[SendResult]],

@@ -60,8 +60,8 @@ class Consumer:
         # Batches overlap (one records its answers while the next sends); the dispatcher's
         # shared send slots and per-endpoint shares bound them together.
         self.max_batches = max(1, max_batches)
-        # Beyond max_batches, a batch starts while a send slot is free, up to the
-        # dispatcher's max_batches open: a slow send holds its slot, not the next batch.
+        # Beyond max_batches, a batch starts on free send slots, up to the dispatcher's
+        # max_batches open: a slow send holds its slot, not the next batch.
         self.max_open = max(self.max_batches, dispatcher.config.max_batches)
         # Pull enough that the next batch is already here when one finishes; a message
         # carries up to CHUNK rows and stays unacked until its slowest row is settled.
@@ -127,19 +127,24 @@ class Consumer:
 
     async def _run_batches(self) -> None:
         while True:
-            while len(self._batches) >= self.max_batches and not (
-                    len(self._batches) < self.max_open and self.dispatcher.has_room()):
-                await asyncio.wait(self._batches, timeout=0.02,
-                                   return_when=asyncio.FIRST_COMPLETED)
             await self._arrived.wait()
             if len(self._waiting) < self.batch:
                 await asyncio.sleep(self.batch_window_s)  # let the rest of a burst join
-            items, self._waiting = self._waiting[:self.batch], self._waiting[self.batch:]
+            # Beyond max_batches, a batch starts only on free send slots and takes no more
+            # rows than there are, so none waits for a slot with its lease running.
+            extra = len(self._batches) >= self.max_batches
+            if extra and not self.dispatcher.may_add_batch(len(self._batches)):
+                await asyncio.wait(self._batches, timeout=0.02,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                continue
+            n = min(self.batch, self.dispatcher.free_slots()) if extra else self.batch
+            items, self._waiting = self._waiting[:n], self._waiting[n:]
             if not self._waiting:
                 self._arrived.clear()
             items = [w for w in items if not w.done.done()]  # a cancelled handler's
             if items:
-                task = asyncio.create_task(self._run_batch(items))
+                reserved = self.dispatcher.reserve(len(items)) if extra else 0
+                task = asyncio.create_task(self._run_batch(items, reserved))
                 self._batches.add(task)
                 task.add_done_callback(self._batch_done)
 
@@ -149,11 +154,11 @@ class Consumer:
             self._waiting[:0], self._held = self._held, []
             self._arrived.set()
 
-    async def _run_batch(self, items: list[_Waiting]) -> None:
+    async def _run_batch(self, items: list[_Waiting], reserved: int = 0) -> None:
         self.batches += 1
         try:
             taken, res = await self.dispatcher.deliver_leased([w.lease for w in items],
-                                                              self.lease)
+                                                              self.lease, reserved)
             rows = {r.id: r for r in taken}
         except Exception as e:
             for w in items:
