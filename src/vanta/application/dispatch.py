@@ -23,6 +23,7 @@ from vanta.application.dispatch_steps import (
     endpoint_of,
     next_state_of,
     record_answers,
+    release_leases,
     report,
     signing_refs,
 )
@@ -122,11 +123,7 @@ class Dispatcher:
             return rows
         try:
             # claimed in the transaction that starts the attempts: one transaction fewer
-            rows, res = await self._deliver(claim, reserved)
-            if res.deferred:
-                async with self.uow_factory() as uow:
-                    await uow.outbox.release_many(res.deferred)
-                    await uow.commit()
+            rows, res = await self._deliver(claim, reserved, hand_back=True)
         except Exception:  # the database went away mid-batch: the leases lapse, rows return
             log.exception("dispatch batch failed")
             return 0
@@ -180,25 +177,28 @@ class Dispatcher:
             return await uow.outbox.take_many(leases, self.clock(), lease)
         return await self._deliver(take, reserved)
 
-    async def _deliver(self, rows_of: RowsOf,
-                       reserved: int = 0) -> tuple[list[OutboxRecord], BatchOutcome]:
+    async def _deliver(self, rows_of: RowsOf, reserved: int = 0, *,
+                       hand_back: bool = False) -> tuple[list[OutboxRecord], BatchOutcome]:
         with self.tracer.span("dispatch.batch"):
-            return await self._deliver_batch(rows_of, reserved)
+            return await self._deliver_batch(rows_of, reserved, hand_back)
 
-    async def _deliver_batch(self, rows_of: RowsOf,
-                             reserved: int) -> tuple[list[OutboxRecord], BatchOutcome]:
-        """Deliver a batch with two transactions for the whole of it: one leases the rows
-        (``rows_of``), starts every attempt (state ``sent``, an ``in_flight`` attempt row
-        each); the sends run concurrently; one records every answer (attempts, states,
-        outbox rows, one run of audit events). Sends that raise stay ``sent`` with their
-        lease, so they go out again (as a lost attempt) once it lapses; a database error
-        raises for the whole batch, with the same effect. Rows beyond an endpoint's share
-        are not started: the caller hands them back (``deferred``)."""
+    async def _deliver_batch(self, rows_of: RowsOf, reserved: int,
+                             hand_back: bool) -> tuple[list[OutboxRecord], BatchOutcome]:
+        """Deliver a batch: one transaction leases the rows (``rows_of``) and starts every
+        attempt (state ``sent``, an ``in_flight`` attempt row each); the sends run at once;
+        the answers are recorded (attempts, states, outbox rows, audit events) as a group,
+        or in groups while a slow send is still out. A send that raises stays ``sent``
+        with its lease and goes again (as a lost attempt) once it lapses; a database error
+        does so for the whole batch. Rows beyond an endpoint's share are not started: with
+        ``hand_back`` their leases are handed back at once, else the caller holds them."""
         outcome = BatchOutcome()
         try:
             rows, prepared = await self._begin_batch(rows_of, outcome.deferred)
         finally:
             self._reserved -= reserved  # the promised slots become its sends (below)
+        if hand_back and outcome.deferred:
+            await release_leases(self.uow_factory, rows, set(outcome.deferred))
+            outcome.deferred = []
         if not prepared:
             return rows, outcome
         sem = self._send_slots()

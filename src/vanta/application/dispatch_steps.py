@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
-from vanta.application.ports.delivery import SendResult
+from vanta.application.ports.delivery import OutboxLease, SendResult
 from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
-from vanta.application.ports.uow import UnitOfWork
+from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.delivery import Outcome, classify, parse_retry_after, retry_delay
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
 
@@ -167,6 +167,16 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
     await complete_orders(uow, {children[fo(row)].mo_id for row, _, _, state, _, _ in settled
                                 if state is not ChildOrderState.RETRY})
     return settled, children
+
+
+async def release_leases(uow_factory: UowFactory, rows: Sequence[OutboxRecord],
+                         ids: set[int]) -> None:
+    """Hand back the leases of ``rows`` among ``ids`` that are still exactly as taken (never
+    one that another batch took after it lapsed), so those rows are due again at once."""
+    async with uow_factory() as uow:
+        await uow.outbox.release_unclaimed([OutboxLease(r.id, r.attempts, r.locked_until)
+                                            for r in rows if r.id in ids])
+        await uow.commit()
 
 
 def next_state_of(attempt_no: int, result: SendResult, schedule: Sequence[float],
