@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from vanta.application.bridged import broker_order, confirm_fills, submit_to_broker
+from vanta.application.bridged import broker_order, submit_to_broker
 from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.dispatch_loop import Begun, run_forever
 from vanta.application.dispatch_steps import (
     MAINTENANCE_RECHECK,
     OPEN_CHILD_STATES,
@@ -111,19 +112,16 @@ class Dispatcher:
         self._reserved += n
         return n
 
-    async def run_once(self, claimed: asyncio.Future[int] | None = None, *,
+    async def run_once(self, begun: Begun | None = None, *,
                        limit: int | None = None, reserved: int = 0) -> int:
-        """Deliver what is due now; returns how many outbox rows were handled. ``claimed``
-        is set to that number as soon as the rows are leased and their sends started."""
+        """Deliver what is due now; returns how many outbox rows were handled. ``begun``
+        is set to (rows claimed, sends started) once the batch has begun."""
         async def claim(uow: UnitOfWork) -> Sequence[OutboxRecord]:
-            rows = await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(),
+            return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(),
                                               limit or self.config.batch, self.config.lease)
-            if claimed is not None and not claimed.done():
-                claimed.set_result(len(rows))
-            return rows
         try:
             # claimed in the transaction that starts the attempts: one transaction fewer
-            rows, res = await self._deliver(claim, reserved, hand_back=True)
+            rows, res = await self._deliver(claim, reserved, hand_back=True, begun=begun)
         except Exception:  # the database went away mid-batch: the leases lapse, rows return
             log.exception("dispatch batch failed")
             return 0
@@ -133,38 +131,8 @@ class Dispatcher:
         return len(rows)
 
     async def run_forever(self, poll_seconds: float, stop: asyncio.Event) -> None:
-        """While a batch waits for slow sends, start another on the free slots (up to
-        ``max_batches`` open), so slow sends do not hold back the rows behind them; on
-        ``stop``, finish what was started."""
-        running: set[asyncio.Task[int]] = set()
-        try:
-            while not stop.is_set():
-                while running and not self.may_add_batch(len(running)):
-                    await asyncio.wait(running, timeout=0.02,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                # cleared before the claim, so a wake-up signalled while it runs is kept
-                self.wakeup.clear()
-                claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-                limit = self.reserve(self.free_slots()) if running else 0
-                task = asyncio.create_task(self.run_once(claimed, limit=limit or None,
-                                                         reserved=limit))
-                running.add(task)
-                task.add_done_callback(running.discard)
-                await asyncio.wait([claimed, task], return_when=asyncio.FIRST_COMPLETED)
-                handled = claimed.result() if claimed.done() else 0
-                if self.brokers is not None:
-                    await confirm_fills(self.uow_factory, self.brokers, clock=self.clock)
-                if handled:
-                    continue
-                waiters = [asyncio.create_task(self.wakeup.wait()),
-                           asyncio.create_task(stop.wait())]
-                await asyncio.wait(waiters, timeout=poll_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                for w in waiters:
-                    w.cancel()
-        finally:
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
+        """Deliver until ``stop`` (see ``dispatch_loop.run_forever``)."""
+        await run_forever(self, poll_seconds, stop)
 
     async def deliver_leased(self, leases: Sequence[OutboxLease], lease: timedelta,
                              reserved: int = 0) -> tuple[list[OutboxRecord], BatchOutcome]:
@@ -177,13 +145,18 @@ class Dispatcher:
             return await uow.outbox.take_many(leases, self.clock(), lease)
         return await self._deliver(take, reserved)
 
-    async def _deliver(self, rows_of: RowsOf, reserved: int = 0, *,
-                       hand_back: bool = False) -> tuple[list[OutboxRecord], BatchOutcome]:
+    async def _deliver(self, rows_of: RowsOf, reserved: int = 0, *, hand_back: bool = False,
+                       begun: Begun | None = None
+                       ) -> tuple[list[OutboxRecord], BatchOutcome]:
         with self.tracer.span("dispatch.batch"):
-            return await self._deliver_batch(rows_of, reserved, hand_back)
+            try:
+                return await self._deliver_batch(rows_of, reserved, hand_back, begun)
+            finally:
+                if begun is not None and not begun.done():
+                    begun.set_result((0, 0))
 
-    async def _deliver_batch(self, rows_of: RowsOf, reserved: int,
-                             hand_back: bool) -> tuple[list[OutboxRecord], BatchOutcome]:
+    async def _deliver_batch(self, rows_of: RowsOf, reserved: int, hand_back: bool,
+                             begun: Begun | None) -> tuple[list[OutboxRecord], BatchOutcome]:
         """Deliver a batch: one transaction leases the rows (``rows_of``) and starts every
         attempt (state ``sent``, an ``in_flight`` attempt row each); the sends run at once;
         the answers are recorded (attempts, states, outbox rows, audit events) as a group,
@@ -196,8 +169,14 @@ class Dispatcher:
             rows, prepared = await self._begin_batch(rows_of, outcome.deferred)
         finally:
             self._reserved -= reserved  # the promised slots become its sends (below)
+        self._busy += len(prepared)
+        if begun is not None:
+            begun.set_result((len(rows), len(prepared)))
         if hand_back and outcome.deferred:
-            await release_leases(self.uow_factory, rows, set(outcome.deferred))
+            try:
+                await release_leases(self.uow_factory, rows, set(outcome.deferred))
+            except Exception:  # their leases lapse instead; this batch's sends go on
+                log.exception("could not hand back deferred rows")
             outcome.deferred = []
         if not prepared:
             return rows, outcome
@@ -215,7 +194,6 @@ class Dispatcher:
                 self._busy -= 1
                 self._release_endpoints([p.endpoint])
 
-        self._busy += len(prepared)
         tasks = {asyncio.ensure_future(send(p)): (row, p) for row, p in prepared}
         try:
             pending = set(tasks)
