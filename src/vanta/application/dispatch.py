@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from vanta.application.bridged import broker_order, submit_to_broker
@@ -29,9 +29,11 @@ from vanta.application.dispatch_steps import (
     signing_refs,
 )
 from vanta.application.manager_orders import DISPATCH_TOPIC
+from vanta.application.observability import attempts_started
 from vanta.application.payloads import dispatch_body
 from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
+from vanta.application.ports.journal import NO_JOURNAL, Journal
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import (
@@ -70,8 +72,8 @@ class DispatchConfig:
 
 @dataclass
 class BatchOutcome:
-    """What a batch could not settle: sends that raised (their lease lapses and they go
-    again as lost attempts) and rows deferred to the next batch (an endpoint was full)."""
+    """What a batch could not settle: sends that raised (lost attempts once their lease
+    lapses) and rows deferred to the next batch (an endpoint was full)."""
 
     failed: dict[int, Exception] = field(default_factory=dict)
     deferred: list[int] = field(default_factory=list)
@@ -89,6 +91,7 @@ class Dispatcher:
     brokers: BrokerGateways | None = None
     metrics: Metrics = NO_METRICS
     tracer: Tracer = NOOP_TRACER
+    journal: Journal = NO_JOURNAL
     # Shared by every batch this dispatcher runs at once: children started per endpoint and
     # not yet answered, and the send slots (``config.concurrency``) of the running loop.
     _in_flight: dict[Endpoint, int] = field(default_factory=dict, init=False, repr=False)
@@ -114,8 +117,7 @@ class Dispatcher:
 
     async def run_once(self, begun: Begun | None = None, *,
                        limit: int | None = None, reserved: int = 0) -> int:
-        """Deliver what is due now; returns how many outbox rows were handled. ``begun``
-        is set to (rows claimed, sends started) once the batch has begun."""
+        """Deliver what is due now; the outbox rows handled. ``begun``: see Begun."""
         async def claim(uow: UnitOfWork) -> Sequence[OutboxRecord]:
             return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(),
                                               limit or self.config.batch, self.config.lease)
@@ -185,11 +187,9 @@ class Dispatcher:
         async def send(p: Prepared) -> SendResult:
             try:
                 async with sem:
-                    if p.gateway is not None:
-                        assert p.broker_order is not None
-                        return await submit_to_broker(p.gateway, p.broker_order, p.price,
-                                                      self.metrics)
-                    return await self.sender.send(p.url, p.headers, p.body)
+                    if p.traceparent is None:  # tracing off: nothing more to do
+                        return await self._send(p)
+                    return await self._traced_send(p)
             finally:
                 self._busy -= 1
                 self._release_endpoints([p.endpoint])
@@ -206,6 +206,24 @@ class Dispatcher:
             for t in tasks:
                 t.cancel()  # only reached undone when this batch itself is cancelled
         return rows, outcome
+
+    async def _send(self, p: Prepared) -> SendResult:
+        if p.gateway is not None:
+            assert p.broker_order is not None
+            return await submit_to_broker(p.gateway, p.broker_order, p.price, self.metrics)
+        return await self.sender.send(p.url, p.headers, p.body)
+
+    async def _traced_send(self, p: Prepared) -> SendResult:
+        """The attempt as a span of the order's trace; the follower gets its traceparent."""
+        child = p.child
+        attrs = {"fo_id": child.fo_id if child else None, "attempt": p.attempt_no,
+                 "follower_id": child.follower_id if child else None}
+        name = "broker.submit" if p.gateway is not None else "webhook.deliver"
+        with self.tracer.span(name, attrs, parent=p.traceparent):
+            tp = self.tracer.traceparent()
+            if tp is not None and p.gateway is None:
+                p = replace(p, headers={**p.headers, "traceparent": tp})
+            return await self._send(p)
 
     def _send_slots(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -278,6 +296,7 @@ class Dispatcher:
             orders = await uow.manager_orders.get_many_unscoped(
                 children[f].mo_id for f in moved)
             await uow.commit()
+        attempts_started(self.journal, children, moved, to_send)
         for rows in to_send.values():
             for row in rows:
                 fo_id = row.payload["fo_id"]
@@ -285,9 +304,10 @@ class Dispatcher:
                     self._release_endpoints([admitted.pop(row.id, None)])
                     continue
                 child = children[fo_id]
-                out.append((row, self._prepare(child, followers[child.follower_id],
-                                               orders[child.mo_id], moved[fo_id], now,
-                                               admitted.get(row.id))))
+                p = self._prepare(child, followers[child.follower_id], orders[child.mo_id],
+                                  moved[fo_id], now, admitted.get(row.id))
+                tp = row.payload.get("traceparent")
+                out.append((row, p if tp is None else replace(p, traceparent=tp)))
         return outbox_rows
 
     async def _triage(self, uow: UnitOfWork, outbox_rows: list[OutboxRecord],
@@ -318,17 +338,18 @@ class Dispatcher:
                                                       follower.paused):
                 # A kill switch acts at once: what is still queued is withdrawn, not sent.
                 reason = "kill_switch" if follower.kill_switch else "paused"
-                await cancel(uow, row, child, state, reason, now)
+                await cancel(uow, row, child, state, reason, now, self.journal)
             elif follower.webhook_disabled_at is not None:
                 # Parked, not lost: an operator redelivers once the endpoint is fixed.
                 error = f"endpoint disabled: {follower.webhook_disabled_reason}"
-                await dead_letter(uow, row, child, state, error, now, self.metrics)
+                await dead_letter(uow, row, child, state, error, now, self.metrics,
+                                  self.journal)
             elif state is ChildOrderState.SENT and child.dispatch_attempts >= budget:
                 # The worker died during the last attempt the budget allows.
                 await uow.attempts.mark_lost(child.fo_id)
                 await dead_letter(uow, row, child, state,
                                   "the worker stopped during the last attempt", now,
-                                  self.metrics)
+                                  self.metrics, self.journal)
             else:
                 if not follower.bridged_brokers:
                     # registration gives every follower without a broker a URL
@@ -375,4 +396,5 @@ class Dispatcher:
         async with self.uow_factory() as uow:
             settled, children = await record_answers(uow, decided, now)
             await uow.commit()
-        report(self.metrics, settled, children, now)
+        report(self.metrics, settled, children, now, self.journal)
+        self.journal.flush()

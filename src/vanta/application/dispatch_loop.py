@@ -34,7 +34,7 @@ async def run_forever(d: Dispatcher, poll_seconds: float, stop: asyncio.Event) -
             await asyncio.wait(pair, return_when=asyncio.FIRST_COMPLETED)
             claimed, started = begun.result() if begun.done() else (0, 0)
             if d.brokers is not None:
-                await confirm_fills(d.uow_factory, d.brokers, clock=d.clock)
+                await confirm_fills(d.uow_factory, d.brokers, clock=d.clock, journal=d.journal)
             if claimed and (started or len(running) <= 1):
                 continue
             # nothing due, or an extra batch whose rows all waited for a full endpoint:

@@ -33,6 +33,7 @@ from datetime import timedelta
 from vanta.application.bus import Bus, BusMessage, Subscription
 from vanta.application.dispatch import Dispatcher
 from vanta.application.ports.delivery import OutboxLease
+from vanta.application.trace_hops import received
 from vanta.entrypoints.workers.dispatch_messages import CHUNK, decode
 from vanta.entrypoints.workers.relay import DISPATCH_SUBJECT
 
@@ -208,6 +209,7 @@ class Consumer:
             log.error("malformed dispatch message dropped", extra={"data": msg.data[:200]})
             await msg.ack()
             return
+        received(msg.headers, leases[0].row_id)
         loop = asyncio.get_running_loop()
         waiting = [_Waiting(lease, loop.create_future()) for lease in leases]
         self._waiting.extend(waiting)

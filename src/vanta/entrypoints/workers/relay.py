@@ -34,6 +34,7 @@ from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.ports.delivery import OutboxLease
 from vanta.application.ports.records_orders import OutboxRecord
 from vanta.application.ports.uow import UowFactory
+from vanta.application.trace_hops import relay_span
 from vanta.entrypoints.workers.dispatch_messages import (
     CHUNK,
     chunks,
@@ -76,10 +77,12 @@ class Relay:
 
     async def _publish(self, rows: Sequence[OutboxRecord]) -> bool:
         body, mid = encode_batch(rows)
-        async with self._sem:
+        # the order's trace continues here (a span when tracing is on), then in the headers;
+        # a chunk's rows are children of one order, so the first row's trace is theirs
+        async with self._sem, relay_span(rows[0].payload) as headers:
             for i in range(self.publish_tries):
                 try:
-                    return await self.bus.publish(self.subject, body, mid)
+                    return await self.bus.publish(self.subject, body, mid, headers)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
