@@ -69,6 +69,7 @@ async def test_the_next_batch_starts_while_a_slow_send_holds_one_slot(world: Wor
     sender = HeldSender(world.sender)
     world.dispatcher.sender = sender
     world.dispatcher.config.record_every_s = 0.01
+    world.dispatcher.config.max_batches = 8  # VANTA_DISPATCHER_MAX_BATCHES
     stop = asyncio.Event()
     loop = asyncio.create_task(world.dispatcher.run_forever(0.01, stop))
     try:

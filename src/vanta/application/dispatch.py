@@ -63,9 +63,9 @@ class DispatchConfig:
     # Children sent to one endpoint (scheme, host, port) per batch: the sender's own limit,
     # so no child waits for an endpoint slot with its attempt's timeout already running.
     per_endpoint: int = 4
-    # Batches open at once: a new one starts as soon as a send slot is free, so a slow send
-    # holds its own slot, not its batch's other sends or the next batch.
-    max_batches: int = 8
+    # Batches open at once: above 1, while a batch waits for a slow send another starts on
+    # the free slots, so a slow send holds its own slot, not the next batch (opt-in).
+    max_batches: int = 1
     # Answers are recorded at least this often while a batch still waits for slow sends.
     record_every_s: float = 0.25
 
