@@ -32,6 +32,8 @@ from vanta.adapters.db.repositories import (
     UserRepository,
     VaultRepository,
 )
+from vanta.adapters.db.repositories.alerts import AlertRepository
+from vanta.adapters.db.repositories.reconcile import ReconcileRepository
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
 
@@ -74,6 +76,8 @@ class SqlUnitOfWork:
         self.subscriptions = SubscriptionRepository(c)
         self.users = UserRepository(c)
         self.invitations = InvitationRepository(c)
+        self.alerts = AlertRepository(c)
+        self.reconciliations = ReconcileRepository(c)
         return self
 
     @property
