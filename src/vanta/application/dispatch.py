@@ -66,8 +66,8 @@ class DispatchConfig:
     # Batches open at once: above 1, while a batch waits for a slow send another starts on
     # the free slots, so a slow send holds its own slot, not the next batch (opt-in).
     max_batches: int = 1
-    # Answers are recorded at least this often while a batch still waits for slow sends.
-    record_every_s: float = 0.25
+    # Record answers this often while a slow send is out (None: once, when all have ended).
+    record_every_s: float | None = None
 
 
 @dataclass
