@@ -319,3 +319,23 @@ fee_ledger = Table(
     Column("refunded", ExactDecimal, nullable=True),
     UniqueConstraint("follower_id", "period_label", name="uq_fee_ledger_follower_period"),
 )
+
+# Replay Studio runs: what was asked, by whom, and the answer with its hash (the answer is
+# kept whole, so fetching a run again never depends on history that changed since).
+studio_runs = Table(
+    "studio_runs", metadata,
+    Column("run_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("vault_id", ID, nullable=False),
+    Column("follower_id", ID, nullable=True),
+    Column("actor", String(255), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("request", JsonDoc, nullable=False),
+    Column("engine_version", String(64), nullable=False),
+    Column("output_sha256", String(64), nullable=False),
+    Column("output", Text, nullable=False),
+    Index("ix_studio_runs_tenant_created", "tenant_id", "created_at"),
+)
+# Replay Studio streams one vault's orders in (created_at, mo_id) order.
+Index("ix_manager_orders_vault_created", manager_orders.c.vault_id, manager_orders.c.created_at,
+      manager_orders.c.mo_id)

@@ -32,6 +32,7 @@ from vanta.adapters.db.repositories import (
     UserRepository,
     VaultRepository,
 )
+from vanta.adapters.db.repositories.studio import StudioRepository
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
 
@@ -74,6 +75,7 @@ class SqlUnitOfWork:
         self.subscriptions = SubscriptionRepository(c)
         self.users = UserRepository(c)
         self.invitations = InvitationRepository(c)
+        self.studio = StudioRepository(c)
         return self
 
     @property

@@ -1,0 +1,125 @@
+"""A Replay Studio run as one document: every configuration side by side, order by order,
+the real follower's recorded outcome beside them, and the summaries; canonical JSON and its
+sha256, so the same input gives the same bytes and the same hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from vanta.domain.errors import ValidationFailed
+from vanta.domain.money import ZERO
+from vanta.domain.studio import (
+    ENGINE_VERSION,
+    MAX_CONFIGS,
+    ActualChild,
+    Book,
+    Outcome,
+    RecordedOrder,
+    Simulation,
+    StudioConfig,
+    actual_step,
+    observe_price,
+)
+from vanta.domain.studio_fees import FeeTerms
+
+_PCT = Decimal("0.0001")
+
+
+def _s(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def outcome_json(o: Outcome) -> dict[str, Any]:
+    return {"qty": str(o.qty), "skip": o.skip, "symbol": o.symbol, "cap_applied": o.cap_applied,
+            "fill_qty": str(o.fill_qty), "fill_price": _s(o.fill_price), "nav": str(o.nav)}
+
+
+class StudioRun:
+    """Feed recorded orders in order (``add``), then take the document (``document``).
+    With ``compare``, each order also takes the real follower's recorded child (or None
+    when it has none), accounted under ``actual_fees``."""
+
+    def __init__(self, configs: Sequence[StudioConfig], starting_nav: Decimal, *,
+                 compare: bool = False, actual_fees: FeeTerms | None = None) -> None:
+        if not configs or len(configs) > MAX_CONFIGS:
+            raise ValidationFailed(f"give 1 to {MAX_CONFIGS} configurations",
+                                   code="too_many_configs", field="configs")
+        if starting_nav <= 0:
+            raise ValidationFailed("the starting NAV must be above 0", code="invalid_nav",
+                                   field="starting_nav")
+        self.starting_nav = starting_nav
+        self.sims = [Simulation(c, starting_nav) for c in configs]
+        terms = actual_fees or configs[0].fees
+        self.actual = Book(starting_nav, terms) if compare else None
+        self.prices: dict[str, Decimal] = {}
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, rec: RecordedOrder, actual: ActualChild | None = None) -> None:
+        observe_price(self.prices, rec)
+        outs = [s.step(rec, self.prices) for s in self.sims]
+        o = rec.order
+        row: dict[str, Any] = {
+            "mo_id": o.mo_id, "at": rec.at.isoformat(), "symbol": o.symbol,
+            "side": o.side.value, "qty": str(o.qty), "price": _s(rec.price),
+            "results": [outcome_json(x) for x in outs]}
+        if self.actual is not None:
+            real = actual_step(self.actual, rec, actual, self.prices)
+            row["actual"] = outcome_json(real)
+            row["diff"] = [str(x.qty - real.qty) for x in outs]
+        self.rows.append(row)
+
+    def document(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The whole answer (without its hash): ``request`` is the normalized input."""
+        for s in self.sims:
+            s.book.fees.finish(s.book.nav)
+        if self.actual is not None:
+            self.actual.fees.finish(self.actual.nav)
+        doc: dict[str, Any] = {
+            "engine_version": ENGINE_VERSION, "request": dict(request),
+            "orders": len(self.rows),
+            "summary": [summary(s.config.label, s.book) for s in self.sims],
+            "actual": None if self.actual is None else summary("actual", self.actual),
+            "rows": self.rows,
+        }
+        if self.actual is not None:
+            doc["differing_orders"] = [
+                sum(1 for r in self.rows if r["diff"][i] != "0"
+                    or r["results"][i]["skip"] != r["actual"]["skip"])
+                for i in range(len(self.sims))]
+        return doc
+
+
+def summary(label: str, book: Book) -> dict[str, Any]:
+    fall, peak = book.max_dd_ratio
+    pct = (fall * 100 / peak).quantize(_PCT) if peak > 0 and fall > 0 else ZERO
+    pnl = book.nav - book.start
+    fees = book.fees.total
+    return {
+        "label": label, "starting_nav": str(book.start), "final_nav": str(book.nav),
+        "pnl": str(pnl), "fees": str(fees), "pnl_after_fees": str(pnl - fees),
+        "max_drawdown": str(book.max_dd), "max_drawdown_pct": str(pct),
+        "children": book.children, "skipped": dict(sorted(book.skips.items())),
+        "unpriced_fills": book.unpriced,
+        "fee_periods": [{"label": p.label, "nav_end": str(p.nav_end), "pnl": str(p.pnl),
+                         "chargeable_gain": str(p.chargeable_gain), "fee": str(p.fee),
+                         "hwm_before": str(p.hwm_before), "hwm_after": str(p.hwm_after)}
+                        for p in book.fees.periods],
+    }
+
+
+def canonical(doc: Mapping[str, Any]) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the one byte form the hash is taken of."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def sealed(doc: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """The document with its ``sha256`` (of the canonical form without it), and the
+    canonical bytes of the sealed document."""
+    digest = hashlib.sha256(canonical(doc)).hexdigest()
+    out = {**doc, "sha256": digest}
+    return out, canonical(out)
