@@ -31,6 +31,7 @@ from vanta.entrypoints.api import (
     routes_mirroring,
     routes_ops,
     routes_orders,
+    routes_studio,
     routes_tenancy,
 )
 from vanta.entrypoints.api.client_address import ClientAddressMiddleware, TrustedProxies
@@ -44,7 +45,7 @@ from vanta.entrypoints.api.schemas import ERROR_RESPONSES
 __all__ = ["create_app", "run_scheduler"]
 
 ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_tenancy,
-           routes_billing, routes_lifecycle)
+           routes_billing, routes_lifecycle, routes_studio)
 
 
 def create_app(container: Container, *, run_dispatcher: bool | None = None,
