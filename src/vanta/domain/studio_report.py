@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from vanta.domain.errors import ValidationFailed
-from vanta.domain.money import ZERO
+from vanta.domain.money import ZERO, normalize
 from vanta.domain.studio import (
     ENGINE_VERSION,
     MAX_CONFIGS,
@@ -35,7 +35,8 @@ def _s(v: Decimal | None) -> str | None:
 
 def outcome_json(o: Outcome) -> dict[str, Any]:
     return {"qty": str(o.qty), "skip": o.skip, "symbol": o.symbol, "cap_applied": o.cap_applied,
-            "fill_qty": str(o.fill_qty), "fill_price": _s(o.fill_price), "nav": str(o.nav)}
+            "fill_qty": str(o.fill_qty), "fill_price": _s(o.fill_price),
+            "nav": str(normalize(o.nav))}
 
 
 class StudioRun:
@@ -69,7 +70,7 @@ class StudioRun:
         if self.actual is not None:
             real = actual_step(self.actual, rec, actual, self.prices)
             row["actual"] = outcome_json(real)
-            row["diff"] = [str(x.qty - real.qty) for x in outs]
+            row["diff"] = [str(normalize(x.qty - real.qty)) for x in outs]
         self.rows.append(row)
 
     def document(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,9 +100,10 @@ def summary(label: str, book: Book) -> dict[str, Any]:
     pnl = book.nav - book.start
     fees = book.fees.total
     return {
-        "label": label, "starting_nav": str(book.start), "final_nav": str(book.nav),
-        "pnl": str(pnl), "fees": str(fees), "pnl_after_fees": str(pnl - fees),
-        "max_drawdown": str(book.max_dd), "max_drawdown_pct": str(pct),
+        "label": label, "starting_nav": str(book.start),
+        "final_nav": str(normalize(book.nav)), "pnl": str(normalize(pnl)), "fees": str(fees),
+        "pnl_after_fees": str(normalize(pnl - fees)),
+        "max_drawdown": str(normalize(book.max_dd)), "max_drawdown_pct": str(pct),
         "children": book.children, "skipped": dict(sorted(book.skips.items())),
         "unpriced_fills": book.unpriced,
         "fee_periods": [{"label": p.label, "nav_end": str(p.nav_end), "pnl": str(p.pnl),
