@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from vanta.application.clock import Clock, utcnow
-from vanta.application.followers import parse_settings
+from vanta.application.followers import SETTING_FIELDS, check_fields, parse_settings
 from vanta.application.plans import follower_rights
 from vanta.application.ports.studio import (
     OrderKey,
@@ -42,6 +42,8 @@ from vanta.domain.studio_windows import DEFAULT_LAST, StudioLimits, limits_for
 
 CHUNK = 1_000  # orders read per query: one chunk is in memory at a time
 Progress = Callable[[int, int], None]  # (orders done, orders in the window)
+CONFIG_FIELDS = SETTING_FIELDS | {"fees"}
+FEE_FIELDS = frozenset({"rate", "high_water_mark", "period"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,8 @@ def _settings_json(spec: FollowerSpec) -> dict[str, Any]:
 
 def parse_config(raw: Mapping[str, Any], index: int) -> StudioConfig:
     """One configuration, refused exactly as the follower API refuses its settings."""
-    fees_raw = raw.get("fees") or {}
+    check_fields(raw, CONFIG_FIELDS)
+    fees_raw = check_fields(raw.get("fees") or {}, FEE_FIELDS)
     settings = parse_settings({k: v for k, v in raw.items() if k != "fees"}, None)
     rate = fees_raw.get("rate", "0")
     hwm = fees_raw.get("high_water_mark")

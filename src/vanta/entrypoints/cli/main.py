@@ -17,6 +17,7 @@ from vanta.entrypoints.cli import commands, event_loop
 from vanta.entrypoints.cli.exports_cli import exports_app
 from vanta.entrypoints.cli.ops_cli import register as register_ops
 from vanta.entrypoints.cli.paper_cli import paper_app
+from vanta.entrypoints.cli.studio_cli import register as register_studio
 from vanta.entrypoints.cli.workers_cli import workers_app
 
 app = typer.Typer(help="Vanta Platform: mirror manager orders to followers.",
@@ -29,6 +30,7 @@ app.add_typer(exports_app, name="export")
 app.add_typer(workers_app, name="worker")
 app.add_typer(paper_app, name="paper")
 register_ops(app)
+register_studio(app)
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Embedded data directory (VANTA_DATA_DIR)")]
