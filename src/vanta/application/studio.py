@@ -146,7 +146,7 @@ def recorded_order(row: RecordedOrderRow) -> RecordedOrder:
         closes_position=row.closes_position)
     return RecordedOrder(
         at=row.created_at, order=order,
-        instrument=Instrument.from_json(inst) if isinstance(inst, Mapping)
+        instrument=Instrument.from_json(dict(inst)) if isinstance(inst, Mapping)
         else default_instrument(row.symbol, row.venue),
         price=Decimal(str(price)) if price is not None else row.ref_price,
         manager_nav=None if mnav is None else Decimal(str(mnav)),

@@ -196,7 +196,7 @@ def actual_step(book: Book, rec: RecordedOrder, child: ActualChild | None,
     if child is None:
         book.skips["missing"] += 1
         return Outcome(ZERO, "missing", None, False, ZERO, None, book.after(rec.at, prices))
-    if child.state == "skipped" or child.state not in _HELD_STATES and child.filled_qty <= 0:
+    if child.state == "skipped" or (child.state not in _HELD_STATES and child.filled_qty <= 0):
         reason = child.skip_reason or child.state
         book.skips[reason] += 1
         return Outcome(ZERO, reason, None, child.cap_applied, ZERO, None,

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-
 revision: str = "0013"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
