@@ -98,9 +98,10 @@ async def test_other_tenants_and_core_plans_see_nothing(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("change", "status", "code"), [
-    ({"last": 100_001}, 422, "window_exceeds_plan"),
-    ({"last": None, "from": "2024-01-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}, 422,
+    ({"last": 100_001}, 422, "invalid_window"),  # more than any plan allows
+    ({"last": None, "from": "2024-01-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}, 403,
      "window_exceeds_plan"),
+    ({"last": 5, "from": "2024-01-01T00:00:00Z"}, 422, "invalid_window"),
     ({"last": None, "from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, 422,
      "invalid_window"),
     ({"vault_id": "VB"}, 404, "vault_not_found"),

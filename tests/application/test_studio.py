@@ -99,7 +99,7 @@ async def test_nav_ratio_sizes_on_the_simulated_nav_and_a_drawdown_stop_pauses(
 
 
 @pytest.mark.parametrize(("kw", "error", "code"), [
-    ({"window": Window(last=100_001)}, ValidationFailed, "window_exceeds_plan"),
+    ({"window": Window(last=100_001)}, NotEntitled, "window_exceeds_plan"),
     ({"vault_id": "VB"}, NotFound, "vault_not_found"),
     ({"follower_id": "nobody"}, NotFound, "follower_not_found"),
 ])
@@ -117,7 +117,7 @@ async def test_core_has_no_studio_and_pro_has_smaller_windows(world: World) -> N
     with pytest.raises(NotEntitled):
         await studio_limits(world.uow(), "tnt_b")
     assert await studio_limits(world.uow(), "tnt_a") == INST
-    with pytest.raises(ValidationFailed) as e:
+    with pytest.raises(NotEntitled) as e:
         PLAN_LIMITS["pro"].check_span(world.clock() - timedelta(days=93), None, world.clock())
     assert e.value.code == "window_exceeds_plan"
 

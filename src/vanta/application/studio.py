@@ -162,8 +162,11 @@ async def _resolve(uow: StudioUnitOfWork, tenant_id: str, req: StudioRequest,
     if w.last is not None:
         limits.check_last(w.last)
         return await uow.studio.last_orders(tenant_id, req.vault_id, w.last)
-    limits.check_span(w.start, w.end, now)
     size, first, last = await uow.studio.window(tenant_id, req.vault_id, w.start, w.end)
+    # without from, the window starts at the vault's first order up to ``to``
+    start = w.start if w.start is not None else first[0] if first is not None else None
+    if start is not None:
+        limits.check_span(start, w.end, now)
     limits.check_size(size)
     return size, first, last
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from vanta.domain.errors import NotEntitled, ValidationFailed
+from vanta.domain.errors import NotEntitled
 
 DEFAULT_LAST = 1_000  # a request naming no window replays the newest 1,000 orders
+MAX_WINDOW_ORDERS = 100_000  # the most any plan allows
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,21 +17,18 @@ class StudioLimits:
     max_orders: int  # orders in one window
     max_days: int  # from .. to
 
-    def _refuse(self, what: str) -> ValidationFailed:
-        return ValidationFailed(
+    def _refuse(self, what: str) -> NotEntitled:
+        # a plan refusal, like a vault or seat limit: 403, not a malformed request
+        return NotEntitled(
             f"{what}; the {self.plan_id} plan allows windows of up to {self.max_orders} "
-            f"orders and {self.max_days} days", code="window_exceeds_plan", field="window")
+            f"orders and {self.max_days} days", code="window_exceeds_plan")
 
     def check_last(self, n: int) -> None:
         if n > self.max_orders:
             raise self._refuse(f"last {n} orders")
 
-    def check_span(self, start: datetime | None, end: datetime | None,
-                   now: datetime) -> None:
-        """A window by date needs its start; an open end means now."""
-        if start is None:
-            raise ValidationFailed("a window by date needs from (or give last)",
-                                   code="invalid_window", field="from")
+    def check_span(self, start: datetime, end: datetime | None, now: datetime) -> None:
+        """An open end means now."""
         span = (end or now) - start
         if span > timedelta(days=self.max_days):
             raise self._refuse(f"a window of {span.days} days")

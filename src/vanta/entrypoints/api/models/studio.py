@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from vanta.domain.studio import MAX_CONFIGS
+from vanta.domain.studio_windows import MAX_WINDOW_ORDERS
 from vanta.entrypoints.api.models.base import (
     NestedModel,
     RequestModel,
@@ -17,7 +18,7 @@ from vanta.entrypoints.api.models.base import (
     non_negative_pattern,
     positive_pattern,
 )
-from vanta.entrypoints.api.models.followers import SETTING_CODES, SettingsIn
+from vanta.entrypoints.api.models.followers import CAP_RULES, SETTING_CODES, SettingsIn
 from vanta.entrypoints.api.models.responses import Answer
 
 Rate = decimal_type(ge=0, le=1, places=12, pattern=non_negative_pattern(1, 12),
@@ -38,6 +39,9 @@ class StudioConfigIn(SettingsIn):
     """The follower API's settings (validated the same way), and fee terms. ``label``
     names the configuration in the answer; ``overlay_opt_in`` turns overlays on."""
 
+    # the registration's rules between fields (capped mode, its cap and its plan)
+    model_config = SettingsIn.model_config | ConfigDict(json_schema_extra={"allOf": CAP_RULES})
+
     fees: FeesIn = None  # type: ignore[assignment]
 
 
@@ -47,6 +51,10 @@ _CONFIG_CODES = {f"configs.{i}.{k}": v for i in range(MAX_CONFIGS)
 
 
 class StudioRunIn(RequestModel):
+    """A window is from/to or last, never both; neither means the newest 1,000 orders."""
+
+    model_config = RequestModel.model_config | ConfigDict(json_schema_extra={"not": {
+        "required": ["last"], "anyOf": [{"required": ["from"]}, {"required": ["to"]}]}})
     codes: ClassVar[dict[str, str]] = {
         **_CONFIG_CODES, "vault_id": "invalid_vault_id", "from": "invalid_window",
         "to": "invalid_window", "last": "invalid_window", "starting_nav": "invalid_nav",
@@ -56,9 +64,11 @@ class StudioRunIn(RequestModel):
     vault_id: str = Field(min_length=1, max_length=64)
     from_: Timestamp = Field(None, alias="from",  # type: ignore[assignment]
                              description="the window's first order time (with to, or up to now)")
-    to: Timestamp = Field(None, description="the window's last order time")  # type: ignore[assignment]
-    last: WholeNumber = Field(None, ge=1, description="the last N orders; "  # type: ignore[assignment]
-                              "instead of from/to")
+    to: Timestamp = Field(None, description="the window's last order time, not "  # type: ignore[assignment]
+                          "before from; without from, from the vault's first order")
+    last: WholeNumber = Field(None, ge=1, le=MAX_WINDOW_ORDERS,  # type: ignore[assignment]
+                              description="the last N orders, instead of from/to (the plan "
+                              "may allow fewer)")
     starting_nav: StartingNav
     follower_id: str = Field(None, min_length=1, max_length=64,  # type: ignore[assignment]
                              description="a follower of the vault whose recorded children "
