@@ -21,6 +21,7 @@ peak, and its last value before each UTC midnight (as ``navs.nav_state`` reads r
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -93,6 +94,7 @@ class Book:
         self.skips: Counter[str] = Counter()
         self.children = 0
         self.unpriced = 0
+        self._marked = starting_nav  # NAV at the current prices, kept between before/after
         self.fees = FeeClock(fees, FeeState.open(fee_nav(starting_nav)) if fees.hwm is None
                              else FeeState(nav=fee_nav(starting_nav), hwm=fees.hwm))
 
@@ -107,25 +109,30 @@ class Book:
     def before(self, at: datetime, prices: dict[str, Decimal]) -> NavState:
         """The NAV state the protections see before an order at ``at``."""
         self.fees.reach(at, self.nav)  # a period that ended before this order closes first
-        nav = self.mark(prices)
+        nav = self._marked = self.mark(prices)
         day = at.date()
         if day != self.day:
             self.day, self.day_start = day, self.nav  # as nav_state: the day before's last
         self.peak = max(self.peak, nav)
         return NavState(nav, self.peak, self.day_start)
 
-    def apply(self, symbol: str, side: Side, qty: Decimal, price: Decimal | None) -> None:
+    def apply(self, symbol: str, side: Side, qty: Decimal, price: Decimal | None,
+              mark: Decimal | None) -> None:
+        """A fill of ``qty`` at ``price``; ``mark`` is the symbol's price in the NAV."""
         if qty <= 0:
             return
         signed = qty if side is Side.BUY else -qty
         self.held[symbol] = self.held.get(symbol, ZERO) + signed
         if price is None:
             self.unpriced += 1
-        else:
-            self.cash -= signed * price
+            return
+        self.cash -= signed * price
+        # the NAV moves only by the gap between the fill price and the marking price (zero
+        # for a simulated fill), so it is not marked again from scratch
+        self._marked += signed * ((mark if mark is not None else ZERO) - price)
 
-    def after(self, at: datetime, prices: dict[str, Decimal]) -> Decimal:
-        nav = self.nav = self.mark(prices)
+    def after(self, at: datetime) -> Decimal:
+        nav = self.nav = self._marked
         self.peak = max(self.peak, nav)
         fall = self.peak - nav
         self.max_dd = max(self.max_dd, fall)
@@ -139,23 +146,37 @@ class Book:
 class Simulation:
     """One configuration carried over the recorded orders, one order at a time."""
 
-    def __init__(self, config: StudioConfig, starting_nav: Decimal) -> None:
+    def __init__(self, config: StudioConfig, starting_nav: Decimal, index: int = 0) -> None:
         self.config = config
-        self.spec = replace(config.spec, follower_id=SIM_FOLLOWER)
+        # configurations are followers "studio-0" … "studio-7" of one expansion: their ids
+        # sort in configuration order
+        self.spec = replace(config.spec, follower_id=FollowerId(f"{SIM_FOLLOWER}-{index}"))
         self.book = Book(starting_nav, config.fees)
 
-    def step(self, rec: RecordedOrder, prices: dict[str, Decimal]) -> Outcome:
-        book = self.book
-        navs = {SIM_FOLLOWER: book.before(rec.at, prices)}
-        held = book.held.get(rec.order.symbol, ZERO)
-        snap = Snapshot(price=rec.price, positions={SIM_FOLLOWER: held} if held else {},
-                        manager_nav=rec.manager_nav, manager_position=rec.manager_position,
-                        navs=navs, overlay=rec.overlay, sizing_version=rec.sizing_version)
-        expansion = expand(rec.order, (self.spec,), rec.instrument, snap)
-        child = expansion.children[0]
-        if expansion.pause:
-            self.spec = replace(self.spec, paused=True)  # as the engine pauses the follower
-        return _settle(book, rec, child, prices)
+
+def step_all(sims: Sequence[Simulation], rec: RecordedOrder,
+             prices: dict[str, Decimal]) -> list[Outcome]:
+    """One recorded order for every configuration: one expansion, as the engine expands an
+    order for all of a vault's followers at once, each on its own holdings and NAV."""
+    positions: dict[FollowerId, Decimal] = {}
+    navs: dict[FollowerId, NavState] = {}
+    for sim in sims:
+        fid = sim.spec.follower_id
+        navs[fid] = sim.book.before(rec.at, prices)
+        held = sim.book.held.get(rec.order.symbol, ZERO)
+        if held:
+            positions[fid] = held
+    snap = Snapshot(price=rec.price, positions=positions, manager_nav=rec.manager_nav,
+                    manager_position=rec.manager_position, navs=navs, overlay=rec.overlay,
+                    sizing_version=rec.sizing_version)
+    expansion = expand(rec.order, [s.spec for s in sims], rec.instrument, snap)
+    if expansion.pause:
+        paused = set(expansion.pause)
+        for sim in sims:
+            if sim.spec.follower_id in paused:  # as the engine pauses the follower
+                sim.spec = replace(sim.spec, paused=True)
+    return [_settle(sim.book, rec, child, prices)
+            for sim, child in zip(sims, expansion.children, strict=True)]
 
 
 def _settle(book: Book, rec: RecordedOrder, child: ChildOrder,
@@ -163,12 +184,12 @@ def _settle(book: Book, rec: RecordedOrder, child: ChildOrder,
     if child.state is ChildOrderState.SKIPPED:
         book.skips[child.skip_reason or "skipped"] += 1
         return Outcome(ZERO, child.skip_reason, None, child.cap_applied, ZERO, None,
-                       book.after(rec.at, prices))
+                       book.after(rec.at))
     book.children += 1
     px = prices.get(rec.order.symbol)
-    book.apply(rec.order.symbol, rec.order.side, child.qty, px)
+    book.apply(rec.order.symbol, rec.order.side, child.qty, px, px)
     return Outcome(child.qty, None, child.symbol, child.cap_applied, child.qty, px,
-                   book.after(rec.at, prices))
+                   book.after(rec.at))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,20 +216,21 @@ def actual_step(book: Book, rec: RecordedOrder, child: ActualChild | None,
     book.before(rec.at, prices)
     if child is None:
         book.skips["missing"] += 1
-        return Outcome(ZERO, "missing", None, False, ZERO, None, book.after(rec.at, prices))
+        return Outcome(ZERO, "missing", None, False, ZERO, None, book.after(rec.at))
     if child.state == "skipped" or (child.state not in _HELD_STATES and child.filled_qty <= 0):
         reason = child.skip_reason or child.state
         book.skips[reason] += 1
         return Outcome(ZERO, reason, None, child.cap_applied, ZERO, None,
-                       book.after(rec.at, prices))
+                       book.after(rec.at))
     book.children += 1
+    mark = prices.get(rec.order.symbol)
     if child.filled_qty > 0:
-        qty, px = child.filled_qty, child.avg_fill_price or prices.get(rec.order.symbol)
+        qty, px = child.filled_qty, child.avg_fill_price or mark
     else:
-        qty, px = child.qty, prices.get(rec.order.symbol)
-    book.apply(rec.order.symbol, rec.order.side, qty, px)
+        qty, px = child.qty, mark
+    book.apply(rec.order.symbol, rec.order.side, qty, px, mark)
     return Outcome(child.qty, None, child.symbol, child.cap_applied, qty, px,
-                   book.after(rec.at, prices))
+                   book.after(rec.at))
 
 
 def observe_price(prices: dict[str, Decimal], rec: RecordedOrder) -> None:

@@ -10,8 +10,9 @@ ended at.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 
 from vanta.domain.errors import ValidationFailed
 from vanta.domain.fees import (
@@ -56,12 +57,17 @@ class FeeTerms:
 
 
 def period_label(at: datetime, period: str) -> str:
+    return _label(at.date(), period)
+
+
+@lru_cache(maxsize=4096)  # one label per day and period kind, asked once per order and config
+def _label(day: date, period: str) -> str:
     if period == "day":
-        return at.date().isoformat()
+        return day.isoformat()
     if period == "week":
-        year, week, _ = at.isocalendar()
+        year, week, _ = day.isocalendar()
         return f"{year}-W{week:02d}"
-    return f"{at.year:04d}-{at.month:02d}"
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 @dataclass

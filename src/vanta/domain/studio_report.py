@@ -23,6 +23,7 @@ from vanta.domain.studio import (
     StudioConfig,
     actual_step,
     observe_price,
+    step_all,
 )
 from vanta.domain.studio_fees import FeeTerms
 
@@ -53,7 +54,7 @@ class StudioRun:
             raise ValidationFailed("the starting NAV must be above 0", code="invalid_nav",
                                    field="starting_nav")
         self.starting_nav = starting_nav
-        self.sims = [Simulation(c, starting_nav) for c in configs]
+        self.sims = [Simulation(c, starting_nav, i) for i, c in enumerate(configs)]
         terms = actual_fees or configs[0].fees
         self.actual = Book(starting_nav, terms) if compare else None
         self.prices: dict[str, Decimal] = {}
@@ -61,7 +62,7 @@ class StudioRun:
 
     def add(self, rec: RecordedOrder, actual: ActualChild | None = None) -> None:
         observe_price(self.prices, rec)
-        outs = [s.step(rec, self.prices) for s in self.sims]
+        outs = step_all(self.sims, rec, self.prices)
         o = rec.order
         row: dict[str, Any] = {
             "mo_id": o.mo_id, "at": rec.at.isoformat(), "symbol": o.symbol,
@@ -120,8 +121,8 @@ def canonical(doc: Mapping[str, Any]) -> bytes:
 
 
 def sealed(doc: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """The document with its ``sha256`` (of the canonical form without it), and the
-    canonical bytes of the sealed document."""
-    digest = hashlib.sha256(canonical(doc)).hexdigest()
-    out = {**doc, "sha256": digest}
-    return out, canonical(out)
+    """The document with its ``sha256`` (of the canonical form of ``doc``), and the answer's
+    bytes: ``{"sha256": …,`` followed by that canonical form, so it is encoded once."""
+    body = canonical(doc)
+    digest = hashlib.sha256(body).hexdigest()
+    return {**doc, "sha256": digest}, b'{"sha256":"' + digest.encode() + b'",' + body[1:]
