@@ -62,6 +62,11 @@ async def test_a_run_compares_configurations_with_the_real_follower(api: Api) ->
     assert same["final_nav"] == actual["final_nav"]
     assert [row["diff"][1] for row in doc["rows"]] == ["-3", "-2", "-3", "-1", "-3"]
     assert doc["summary"][1]["label"] == "quarter"
+    curve = doc["equity_curve"]
+    assert curve["series"] == ["same", "quarter", "actual"]
+    assert curve["points"][0] == [None, "10000", "10000", "10000"]
+    assert curve["points"][-1] == [doc["rows"][-1]["at"], same["final_nav"],
+                                   doc["summary"][1]["final_nav"], actual["final_nav"]]
     # fetched again: the same answer, and who ran it
     got = await api.client.get(f"/v1/replay-studio/runs/{doc['run_id']}", headers=api.auth())
     assert got.status_code == 200

@@ -74,6 +74,13 @@ class StudioRun:
             row["diff"] = [str(normalize(x.qty - real.qty)) for x in outs]
         self.rows.append(row)
 
+    def _curve(self) -> dict[str, Any]:
+        """The chart: one point per order, each configuration's NAV after it (and the real
+        follower's last), starting from the starting NAV."""
+        series = [s.config.label for s in self.sims] + (["actual"] if self.actual else [])
+        start = [None, *[str(self.starting_nav)] * len(series)]
+        return {"series": series, "points": [start, *map(_curve_point, self.rows)]}
+
     def document(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """The whole answer (without its hash): ``request`` is the normalized input."""
         for s in self.sims:
@@ -86,6 +93,7 @@ class StudioRun:
             "summary": [summary(s.config.label, s.book) for s in self.sims],
             "actual": None if self.actual is None else summary("actual", self.actual),
             "rows": self.rows,
+            "equity_curve": self._curve(),
         }
         if self.actual is not None:
             doc["differing_orders"] = [
@@ -93,6 +101,13 @@ class StudioRun:
                     or r["results"][i]["skip"] != r["actual"]["skip"])
                 for i in range(len(self.sims))]
         return doc
+
+
+def _curve_point(row: Mapping[str, Any]) -> list[str]:
+    navs = [r["nav"] for r in row["results"]]
+    if "actual" in row:
+        navs.append(row["actual"]["nav"])
+    return [row["at"], *navs]
 
 
 def summary(label: str, book: Book) -> dict[str, Any]:

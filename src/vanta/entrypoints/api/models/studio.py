@@ -85,3 +85,5 @@ class StudioRunOut(Answer):
     summary: list[dict[str, Any]]
     actual: dict[str, Any] | None
     rows: list[dict[str, Any]]
+    equity_curve: dict[str, Any]
+    differing_orders: list[int] | None = None  # with a follower: orders unlike its own
