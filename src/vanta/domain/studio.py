@@ -1,10 +1,11 @@
 """Replay Studio: a follower-level what-if run over a vault's recorded manager orders.
 
-Each recorded order is expanded for one simulated follower by the engine's own code
-(``mirroring.expand`` with the sizing version the order was stored with), on the order's
-recorded price, manager NAV, manager position and overlay. What differs from the engine is
-only where the follower's state comes from: its holdings, cash and NAV are the simulated
-ones, carried from order to order, so a sell never exceeds what the simulated follower holds.
+Each recorded order is expanded by the engine's own code (``mirroring.expand``, under the
+sizing version the order was stored with) for every configuration at once, each one a
+simulated follower, on the order's recorded price, manager NAV, manager position and
+overlay. What differs from the engine is only where the followers' state comes from: their
+holdings, cash and NAV are the simulated ones, carried from order to order, so a sell never
+exceeds what the simulated follower holds.
 
 Accounting (exact Decimal, no rounding): the follower starts flat with ``starting_nav`` in
 cash; a child fills in full at the order's recorded price (or, without one, the last price
@@ -31,7 +32,13 @@ from vanta.domain.followers import FollowerSpec
 from vanta.domain.ids import FollowerId
 from vanta.domain.mirroring import SIZING_VERSION, Snapshot, expand
 from vanta.domain.money import ZERO, Instrument
-from vanta.domain.orders import ChildOrder, ChildOrderState, ManagerOrder, Side
+from vanta.domain.orders import (
+    POSITION_STATES,
+    ChildOrder,
+    ChildOrderState,
+    ManagerOrder,
+    Side,
+)
 from vanta.domain.overlays import OverlayEffect
 from vanta.domain.sizing import NavState
 from vanta.domain.studio_fees import FeeClock, FeeTerms, fee_nav
@@ -207,7 +214,7 @@ class ActualChild:
 
 # States whose child counts as held (the engine's POSITION_STATES) are filled at the recorded
 # price unless the broker reported fills; the others moved nothing.
-_HELD_STATES = frozenset({"pending", "sent", "retry", "ack", "confirmed", "shadow"})
+_HELD_STATES = frozenset(s.value for s in POSITION_STATES)
 
 
 def actual_step(book: Book, rec: RecordedOrder, child: ActualChild | None,
