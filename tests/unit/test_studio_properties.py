@@ -89,7 +89,7 @@ def engine_children(spec: FollowerSpec, history: list[RecordedOrder]) -> dict[st
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(specs(), histories())
 def test_a_followers_own_settings_reproduce_its_recorded_children(
         spec: FollowerSpec, history: list[RecordedOrder]) -> None:
@@ -109,7 +109,7 @@ def test_a_followers_own_settings_reproduce_its_recorded_children(
             assert sim["symbol"] == real.symbol
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(specs(), min_size=1, max_size=3), histories())
 def test_a_child_never_exceeds_a_cap_or_a_holding(cfgs: list[FollowerSpec],
                                                   history: list[RecordedOrder]) -> None:
@@ -132,7 +132,7 @@ def test_a_child_never_exceeds_a_cap_or_a_holding(cfgs: list[FollowerSpec],
             assert held[i] >= 0
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(specs(), histories(), decimals("0", "1", 2), st.sampled_from(["day", "week", "month"]),
        st.none() | decimals("50000", "150000", 2))
 def test_fees_never_exceed_the_rate_times_the_gain_above_the_mark(
@@ -152,7 +152,7 @@ def test_fees_never_exceed_the_rate_times_the_gain_above_the_mark(
     assert D(summary["pnl_after_fees"]) == D(summary["pnl"]) - D(summary["fees"])
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(specs(), min_size=1, max_size=8), histories())
 def test_running_twice_gives_the_same_hash(cfgs: list[FollowerSpec],
                                            history: list[RecordedOrder]) -> None:
