@@ -71,6 +71,12 @@ async def test_a_window_by_time_takes_only_its_orders(world: World) -> None:
                               req=request(window=Window(start=start)), limits=INST,
                               actor="ana", clock=world.clock)
     assert result.document["orders"] == 3
+    # to alone: from the vault's first order
+    end = world.clock() - timedelta(hours=1, minutes=30)
+    result = await run_studio(world.uow(), tenant_id="tnt_a",
+                              req=request(window=Window(end=end)), limits=INST,
+                              actor="ana", clock=world.clock)
+    assert result.document["orders"] == 5
 
 
 async def test_nav_ratio_sizes_on_the_simulated_nav_and_a_drawdown_stop_pauses(
