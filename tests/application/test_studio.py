@@ -76,7 +76,7 @@ async def test_a_window_by_time_takes_only_its_orders(world: World) -> None:
     result = await run_studio(world.uow(), tenant_id="tnt_a",
                               req=request(window=Window(end=end)), limits=INST,
                               actor="ana", clock=world.clock)
-    assert result.document["orders"] == 5
+    assert result.document["orders"] == 4  # six hourly orders, the last two after the end
 
 
 async def test_nav_ratio_sizes_on_the_simulated_nav_and_a_drawdown_stop_pauses(
