@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
@@ -21,7 +23,7 @@ from vanta.domain.money import ZERO, Instrument
 from vanta.domain.orders import ChildOrderState, ManagerOrder, Side, TimeInForce
 from vanta.domain.studio import ActualChild, RecordedOrder, StudioConfig
 from vanta.domain.studio_fees import FeeTerms
-from vanta.domain.studio_report import StudioRun, sealed
+from vanta.domain.studio_report import StudioRun, encode
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 REAL = FollowerId("real-1")
@@ -95,11 +97,9 @@ def test_a_followers_own_settings_reproduce_its_recorded_children(
         spec: FollowerSpec, history: list[RecordedOrder]) -> None:
     recorded = engine_children(spec, history)
     run = StudioRun([StudioConfig("own", spec)], D(100_000), compare=True)
-    for rec in history:
-        run.add(rec, recorded[rec.order.mo_id])
-    doc = run.document({})
-    assert doc["differing_orders"] == [0]
-    for row in doc["rows"]:
+    rows = [run.add(rec, recorded[rec.order.mo_id]) for rec in history]
+    assert run.document({})["differing_orders"] == [0]
+    for row in rows:
         sim, real = row["results"][0], recorded[row["mo_id"]]
         # a shadow child is sized and held like any other; only its state says shadow
         reason = real.skip_reason if real.state == "skipped" else None
@@ -116,8 +116,8 @@ def test_a_child_never_exceeds_a_cap_or_a_holding(cfgs: list[FollowerSpec],
     run = StudioRun([StudioConfig(f"c{i}", s) for i, s in enumerate(cfgs)], D(50_000))
     held = [ZERO] * len(cfgs)
     for rec in history:
-        run.add(rec)
-        for i, (spec, res) in enumerate(zip(cfgs, run.rows[-1]["results"], strict=True)):
+        row = run.add(rec)
+        for i, (spec, res) in enumerate(zip(cfgs, row["results"], strict=True)):
             qty, px = D(res["qty"]), rec.price
             if rec.order.side is Side.SELL:
                 assert qty <= held[i]
@@ -160,6 +160,9 @@ def test_running_twice_gives_the_same_hash(cfgs: list[FollowerSpec],
         run = StudioRun([StudioConfig(f"c{i}", s) for i, s in enumerate(cfgs)], D(25_000))
         for rec in history:
             run.add(rec)
-        doc, data = sealed(run.document({"n": len(cfgs)}))
-        return doc["sha256"], data
-    assert once() == once()
+        return run.seal({"n": len(cfgs)})
+    digest, data = once()
+    assert once() == (digest, data)
+    # the bytes put together from parts are the canonical form the hash names
+    doc = json.loads(data)
+    assert doc.pop("sha256") == digest == hashlib.sha256(encode(doc)).hexdigest()

@@ -4,6 +4,7 @@ is refused."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,9 +36,15 @@ from vanta.domain.mirroring import UNVERSIONED
 from vanta.domain.money import Instrument, default_instrument, to_decimal
 from vanta.domain.orders import ManagerOrder, Side, TimeInForce
 from vanta.domain.overlays import OverlayEffect
-from vanta.domain.studio import MAX_CONFIGS, SIM_FOLLOWER, RecordedOrder, StudioConfig
+from vanta.domain.studio import (
+    ENGINE_VERSION,
+    MAX_CONFIGS,
+    SIM_FOLLOWER,
+    RecordedOrder,
+    StudioConfig,
+)
 from vanta.domain.studio_fees import FeeTerms
-from vanta.domain.studio_report import StudioRun, sealed
+from vanta.domain.studio_report import StudioRun
 from vanta.domain.studio_windows import DEFAULT_LAST, StudioLimits, limits_for
 
 CHUNK = 1_000  # orders read per query: one chunk is in memory at a time
@@ -174,8 +181,13 @@ async def _resolve(uow: StudioUnitOfWork, tenant_id: str, req: StudioRequest,
 @dataclass(frozen=True)
 class StudioResult:
     run_id: str
-    document: dict[str, Any]  # the sealed answer
-    canonical: bytes
+    sha256: str
+    canonical: bytes  # the sealed answer, as stored and sent (without the run id)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The answer as data, with its run id (decoded on each use: it may be large)."""
+        return {"run_id": self.run_id, **json.loads(self.canonical)}
 
 
 async def run_studio(uow: StudioUnitOfWork, *, tenant_id: str, req: StudioRequest,
@@ -203,23 +215,23 @@ async def run_studio(uow: StudioUnitOfWork, *, tenant_id: str, req: StudioReques
                 done += len(rows)
                 if progress is not None:
                     progress(done, size)
-    doc, data = sealed(run.document(req.to_json()))
+    digest, data = run.seal(req.to_json())
     run_id = new_id()
     async with uow:
         await uow.studio.add_run({
             "run_id": run_id, "tenant_id": tenant_id, "vault_id": req.vault_id,
             "follower_id": req.follower_id, "actor": actor, "created_at": clock(),
-            "request": req.to_json(), "engine_version": doc["engine_version"],
-            "output_sha256": doc["sha256"], "output": data.decode()})
+            "request": req.to_json(), "engine_version": ENGINE_VERSION,
+            "output_sha256": digest, "output": data.decode()})
         await uow.audit.append(
             entity="studio_run", entity_id=run_id, action="run", actor=actor,
             tenant_id=tenant_id,
             payload={"vault_id": req.vault_id, "follower_id": req.follower_id,
-                     "window": req.window.to_json(), "orders": doc["orders"],
-                     "configs": len(req.configs), "engine_version": doc["engine_version"],
-                     "sha256": doc["sha256"]})
+                     "window": req.window.to_json(), "orders": run.orders,
+                     "configs": len(req.configs), "engine_version": ENGINE_VERSION,
+                     "sha256": digest})
         await uow.commit()
-    return StudioResult(run_id, {"run_id": run_id, **doc}, data)
+    return StudioResult(run_id, digest, data)
 
 
 async def get_run(uow: StudioUnitOfWork, *, tenant_id: str, run_id: str) -> StudioRunRecord:

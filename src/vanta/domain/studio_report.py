@@ -41,9 +41,13 @@ def outcome_json(o: Outcome) -> dict[str, Any]:
 
 
 class StudioRun:
-    """Feed recorded orders in order (``add``), then take the document (``document``).
-    With ``compare``, each order also takes the real follower's recorded child (or None
-    when it has none), accounted under ``actual_fees``."""
+    """Feed recorded orders in order (``add``), then seal the answer (``seal``). With
+    ``compare``, each order also takes the real follower's recorded child (or None when it
+    has none), accounted under ``actual_fees``.
+
+    Each order's row and chart point are kept only as their canonical JSON bytes: a window
+    of many orders times 8 configurations stays a few bytes per outcome, not a tree of
+    Python objects."""
 
     def __init__(self, configs: Sequence[StudioConfig], starting_nav: Decimal, *,
                  compare: bool = False, actual_fees: FeeTerms | None = None) -> None:
@@ -58,9 +62,14 @@ class StudioRun:
         terms = actual_fees or configs[0].fees
         self.actual = Book(starting_nav, terms) if compare else None
         self.prices: dict[str, Decimal] = {}
-        self.rows: list[dict[str, Any]] = []
+        self.orders = 0
+        self.differing = [0] * len(self.sims)  # orders sized unlike the real follower's
+        series = len(self.sims) + (1 if compare else 0)
+        self._rows: list[bytes] = []
+        self._points: list[bytes] = [encode([None, *[str(starting_nav)] * series])]
 
-    def add(self, rec: RecordedOrder, actual: ActualChild | None = None) -> None:
+    def add(self, rec: RecordedOrder, actual: ActualChild | None = None) -> dict[str, Any]:
+        """One order for every configuration; its row (as it appears in the answer)."""
         observe_price(self.prices, rec)
         outs = step_all(self.sims, rec, self.prices)
         o = rec.order
@@ -68,46 +77,48 @@ class StudioRun:
             "mo_id": o.mo_id, "at": rec.at.isoformat(), "symbol": o.symbol,
             "side": o.side.value, "qty": str(o.qty), "price": _s(rec.price),
             "results": [outcome_json(x) for x in outs]}
+        navs = [r["nav"] for r in row["results"]]
         if self.actual is not None:
             real = actual_step(self.actual, rec, actual, self.prices)
             row["actual"] = outcome_json(real)
             row["diff"] = [str(normalize(x.qty - real.qty)) for x in outs]
-        self.rows.append(row)
-
-    def _curve(self) -> dict[str, Any]:
-        """The chart: one point per order, each configuration's NAV after it (and the real
-        follower's last), starting from the starting NAV."""
-        series = [s.config.label for s in self.sims] + (["actual"] if self.actual else [])
-        start = [None, *[str(self.starting_nav)] * len(series)]
-        return {"series": series, "points": [start, *map(_curve_point, self.rows)]}
+            for i, x in enumerate(outs):
+                if x.qty != real.qty or x.skip != real.skip:
+                    self.differing[i] += 1
+            navs.append(row["actual"]["nav"])
+        self._rows.append(encode(row))
+        self._points.append(encode([row["at"], *navs]))
+        self.orders += 1
+        return row
 
     def document(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """The whole answer (without its hash): ``request`` is the normalized input."""
+        """The answer without its rows and chart (kept as bytes): ``request`` is the
+        normalized input. Closes the fee periods: call it once."""
         for s in self.sims:
             s.book.fees.finish(s.book.nav)
         if self.actual is not None:
             self.actual.fees.finish(self.actual.nav)
         doc: dict[str, Any] = {
-            "engine_version": ENGINE_VERSION, "request": dict(request),
-            "orders": len(self.rows),
+            "engine_version": ENGINE_VERSION, "request": dict(request), "orders": self.orders,
             "summary": [summary(s.config.label, s.book) for s in self.sims],
             "actual": None if self.actual is None else summary("actual", self.actual),
-            "rows": self.rows,
-            "equity_curve": self._curve(),
         }
         if self.actual is not None:
-            doc["differing_orders"] = [
-                sum(1 for r in self.rows if r["diff"][i] != "0"
-                    or r["results"][i]["skip"] != r["actual"]["skip"])
-                for i in range(len(self.sims))]
+            doc["differing_orders"] = list(self.differing)
         return doc
 
-
-def _curve_point(row: Mapping[str, Any]) -> list[str]:
-    navs = [r["nav"] for r in row["results"]]
-    if "actual" in row:
-        navs.append(row["actual"]["nav"])
-    return [row["at"], *navs]
+    def seal(self, request: Mapping[str, Any]) -> tuple[str, bytes]:
+        """The answer's sha256 and its bytes: ``{"sha256": …,`` followed by the canonical
+        form of everything else (what ``encode`` gives for the whole document, put together
+        from the parts already encoded)."""
+        parts = {k: encode(v) for k, v in self.document(request).items()}
+        parts["rows"] = b"[" + b",".join(self._rows) + b"]"
+        series = [s.config.label for s in self.sims] + (["actual"] if self.actual else [])
+        parts["equity_curve"] = b'{"points":[' + b",".join(self._points) + \
+            b'],"series":' + encode(series) + b"}"
+        body = b"{" + b",".join(encode(k) + b":" + parts[k] for k in sorted(parts)) + b"}"
+        digest = hashlib.sha256(body).hexdigest()
+        return digest, b'{"sha256":"' + digest.encode() + b'",' + body[1:]
 
 
 def summary(label: str, book: Book) -> dict[str, Any]:
@@ -129,15 +140,7 @@ def summary(label: str, book: Book) -> dict[str, Any]:
     }
 
 
-def canonical(doc: Mapping[str, Any]) -> bytes:
+def encode(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8: the one byte form the hash is taken of."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"),
+    return json.dumps(value, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode()
-
-
-def sealed(doc: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """The document with its ``sha256`` (of the canonical form of ``doc``), and the answer's
-    bytes: ``{"sha256": …,`` followed by that canonical form, so it is encoded once."""
-    body = canonical(doc)
-    digest = hashlib.sha256(body).hexdigest()
-    return {**doc, "sha256": digest}, b'{"sha256":"' + digest.encode() + b'",' + body[1:]

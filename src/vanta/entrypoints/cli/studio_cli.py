@@ -123,10 +123,11 @@ def studio(
                                       report))
     except DomainError as e:
         raise _refused(e) from None
-    console.print(_table(result.document))
-    console.print(f"run {result.run_id} · engine {result.document['engine_version']}")
+    doc = result.document
+    console.print(_table(doc))
+    console.print(f"run {result.run_id} · engine {doc['engine_version']}")
     if json_out is not None:
-        json_out.write_text(json.dumps(result.document, indent=1))
+        json_out.write_text(json.dumps(doc, indent=1))
 
 
 def _utc(d: datetime | None) -> datetime | None:
