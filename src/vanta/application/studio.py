@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from vanta.application.clock import Clock, utcnow
@@ -108,6 +108,46 @@ def parse_config(raw: Mapping[str, Any], index: int) -> StudioConfig:
         paused=settings["paused"], protections=Protections.from_json(settings["protections"]),
         flip_allowed=flip, persona_allowed=persona)
     return StudioConfig(settings["label"] or f"config {index + 1}", spec, fees)
+
+
+def config_from_text(text: str) -> dict[str, Any]:
+    """One configuration as people type it (``vanta studio --compare``, the web page):
+    ``0.5`` (a scale), ``key=value,key=value`` (settings; dotted keys for nested ones:
+    ``protections.max_order_usd=500``, ``fees.rate=0.2``) or a JSON object: the API's
+    configuration body."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValidationFailed(f"not JSON ({e.msg})", code="invalid_config",
+                                   field="compare") from None
+        if not isinstance(raw, dict):
+            raise ValidationFailed("give a JSON object", code="invalid_config",
+                                   field="compare")
+        return raw
+    try:
+        Decimal(text)
+        return {"label": f"scale {text}", "scale": text}
+    except InvalidOperation:
+        pass
+    out: dict[str, Any] = {}
+    for part in filter(None, text.split(",")):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValidationFailed(f"{part!r} is not key=value",
+                                   code="invalid_config", field="compare")
+        key, value = key.strip(), value.strip()
+        if key == "fee_rate":
+            key = "fees.rate"
+        head, dot, leaf = key.partition(".")
+        into = out.setdefault(head, {}) if dot else out
+        if not isinstance(into, dict):
+            raise ValidationFailed(f"{head} is both a value and a group", code="invalid_config",
+                                   field="compare")
+        into[leaf if dot else key] = {"true": True, "false": False}.get(value.lower(), value)
+    out.setdefault("label", text)
+    return out
 
 
 def parse_request(*, vault_id: str, window: Window, starting_nav: Decimal,

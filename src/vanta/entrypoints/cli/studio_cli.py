@@ -18,6 +18,7 @@ from rich.table import Table
 from vanta.application.studio import (
     StudioResult,
     Window,
+    config_from_text,
     parse_request,
     run_studio,
     studio_limits,
@@ -29,42 +30,6 @@ from vanta.entrypoints.cli.ops_cli import Actor, DataDir, Tenant, _refused, defa
 from vanta.entrypoints.cli.progress import Report, progress_bar
 
 console = Console()
-
-
-def parse_compare(text: str) -> dict[str, Any]:
-    """``0.5`` (a scale), ``key=value,key=value`` (settings; dotted keys for nested ones:
-    ``protections.max_order_usd=500``, ``fees.rate=0.2``) or a JSON object: the API's
-    configuration body."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValidationFailed(f"--compare: not JSON ({e.msg})", code="invalid_config",
-                                   field="compare") from None
-        if not isinstance(raw, dict):
-            raise ValidationFailed("--compare: give a JSON object", code="invalid_config",
-                                   field="compare")
-        return raw
-    try:
-        Decimal(text)
-        return {"label": f"scale {text}", "scale": text}
-    except InvalidOperation:
-        pass
-    out: dict[str, Any] = {}
-    for part in filter(None, text.split(",")):
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise ValidationFailed(f"--compare: {part!r} is not key=value",
-                                   code="invalid_config", field="compare")
-        key, value = key.strip(), value.strip()
-        if key == "fee_rate":
-            key = "fees.rate"
-        head, dot, leaf = key.partition(".")
-        into = out.setdefault(head, {}) if dot else out
-        into[leaf if dot else key] = {"true": True, "false": False}.get(value.lower(), value)
-    out.setdefault("label", text)
-    return out
 
 
 async def _run(s: Settings, tenant_id: str, vault_id: str, raw: dict[str, Any], actor: str,
@@ -113,7 +78,7 @@ def studio(
     """Replay a vault's recorded orders under follower configurations of your own."""
     configs = [{"label": f"scale {scale}", "scale": scale, "fees": {"rate": fee_rate}}]
     try:
-        configs += [parse_compare(c) for c in compare or ()]
+        configs += [config_from_text(c) for c in compare or ()]
         window = Window(_utc(start), _utc(end), last)
         raw = {"vault_id": vault_id, "window": window, "starting_nav": _dec(nav),
                "configs": configs, "follower_id": follower}
