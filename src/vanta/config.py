@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     vault_prefix: str = "vanta/"
     vault_ca_cert: str | None = None  # a CA bundle for a private TLS certificate
     data_dir: Path = Path(".vanta")
+    # The log folder (data_dir/logs): rotated files are rolled up to the object store and
+    # deleted locally once older than this many days (`vanta worker rollup`); any older than
+    # log_max_days are deleted at rotation even if never rolled up (a bound on disk use).
+    log_retention_days: int = Field(default=7, ge=0)
+    log_max_days: int = Field(default=30, ge=1)
+    # Vault and follower ids as labels of mirror_error_rate / webhook_retry_count.
+    metrics_id_labels: bool = True
     database_url: str | None = None  # default: SQLite file in data_dir
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -23,7 +23,8 @@ class RecordingMetrics:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
-    def record_attempt(self, outcome: str, latency_ms: int) -> None:
+    def record_attempt(self, outcome: str, latency_ms: int, vault_id: str = "",
+                       follower_id: str = "") -> None:
         self.calls.append(("attempt", outcome))
 
     def record_ack(self, order_to_ack_ms: float) -> None:
@@ -40,10 +41,16 @@ class RecordingTracer:
     def __init__(self) -> None:
         self.spans: list[str] = []
 
+    enabled = False
+
     @contextmanager
-    def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[None]:
+    def span(self, name: str, attributes: Mapping[str, Any] | None = None, *,
+             parent: str | None = None) -> Iterator[None]:
         self.spans.append(name)
         yield
+
+    def traceparent(self) -> str | None:
+        return None
 
 
 async def test_dispatcher_records_through_its_metrics_and_tracer_ports(api: Api) -> None:

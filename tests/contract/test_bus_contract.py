@@ -287,6 +287,26 @@ async def test_bus_subscription_and_message_satisfy_the_port(harness: Harness) -
     [msg] = got
     assert isinstance(msg, BusMessage)
     assert (msg.subject, msg.data, msg.num_delivered) == (harness.subject, b"\x00bytes\xff", 1)
+    assert msg.headers.get("traceparent") is None  # published without headers
+
+
+async def test_headers_travel_with_the_message(harness: Harness) -> None:
+    bus = await harness.bus()
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    assert await bus.publish(harness.subject, b"x", "h-1", {"traceparent": tp}) is True
+    got: list[BusMessage] = []
+
+    async def keep(msg: BusMessage) -> None:
+        got.append(msg)
+        await msg.ack()
+    sub = await bus.subscribe(harness.subject, "work", keep)
+    for _ in range(100):
+        if got:
+            break
+        await asyncio.sleep(0.05)
+    await sub.drain()
+    [msg] = got
+    assert msg.headers["traceparent"] == tp
 
 
 async def test_the_fake_records_what_was_published() -> None:

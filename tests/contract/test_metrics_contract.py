@@ -9,6 +9,7 @@ the one case it can: every call is accepted.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,5 +130,38 @@ def test_prometheus_exposes_the_spec_names() -> None:
     text = body.decode()
     assert content_type.startswith("text/plain")
     for name in ("mirror_dispatch_latency_ms", "mirror_dispatch_attempts_total",
-                 "mirror_error_rate", "webhook_retries_total", "broker_submit_success_rate"):
+                 "mirror_error_rate", "webhook_retries_total", "broker_submit_success_rate",
+                 "webhook_retry_count"):
         assert name in text
+
+
+def _rates_reader(metrics: Metrics) -> Callable[[str, str], tuple[float | None, float]]:
+    """(error rate, retries) of one vault and follower, as the implementation exposes them."""
+    if isinstance(metrics, RecordingMetrics):
+        return lambda v, f: (metrics.error_rate(v, f), float(metrics.retries_of(v, f)))
+
+    def prom(v: str, f: str) -> tuple[float | None, float]:
+        labels = {"vault_id": v, "follower_id": f}
+        return (REGISTRY.get_sample_value("mirror_error_rate", labels),
+                REGISTRY.get_sample_value("webhook_retry_count_total", labels) or 0.0)
+    return prom
+
+
+def test_error_rate_and_retries_per_vault_and_follower(impl: Impl) -> None:
+    # fresh ids: the Prometheus registry lives as long as the process
+    v, f1, f2 = (f"{p}-{uuid.uuid4().hex[:8]}" for p in ("V", "F1", "F2"))
+    for outcome, f in (("ack", f1), ("retry", f1), ("ack", f2), ("ack", f2)):
+        impl.metrics.record_attempt(outcome, 3, v, f)
+    read = _rates_reader(impl.metrics)
+    assert read(v, f1) == (0.5, 1.0)
+    assert read(v, f2) == (0.0, 0.0)
+    assert read(v, "")[0] == 0.25  # the vault as a whole
+
+
+def test_prometheus_without_id_labels_keeps_only_the_totals() -> None:
+    v = f"V-{uuid.uuid4().hex[:8]}"
+    PrometheusMetrics(id_labels=False).record_attempt("retry", 1, v, "f")
+    assert REGISTRY.get_sample_value("mirror_error_rate",
+                                     {"vault_id": v, "follower_id": ""}) is None
+    assert REGISTRY.get_sample_value("mirror_error_rate",
+                                     {"vault_id": "", "follower_id": ""}) is not None

@@ -12,8 +12,8 @@ else; the contract suite runs on this subclass.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from vanta.adapters.bus.inprocess import InProcessBus
 
@@ -26,6 +26,7 @@ class Published:
     payload: bytes
     msg_id: str
     accepted: bool  # False: dropped as a duplicate of an id in the window
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class RecordingBus(InProcessBus):
@@ -42,9 +43,11 @@ class RecordingBus(InProcessBus):
                          clock=clock)
         self.published: list[Published] = []
 
-    async def publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
-        accepted = await super().publish(subject, payload, msg_id)
-        self.published.append(Published(subject, bytes(payload), msg_id, accepted))
+    async def publish(self, subject: str, payload: bytes, msg_id: str,
+                      headers: Mapping[str, str] | None = None) -> bool:
+        accepted = await super().publish(subject, payload, msg_id, headers)
+        self.published.append(Published(subject, bytes(payload), msg_id, accepted,
+                                        dict(headers or {})))
         return accepted
 
     def payloads(self, subject: str | None = None) -> list[bytes]:

@@ -20,8 +20,9 @@ class RecordingMetrics:
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
-    def record_attempt(self, outcome: str, latency_ms: int) -> None:
-        self.calls.append(("record_attempt", (outcome, latency_ms)))
+    def record_attempt(self, outcome: str, latency_ms: int, vault_id: str = "",
+                       follower_id: str = "") -> None:
+        self.calls.append(("record_attempt", (outcome, latency_ms, vault_id, follower_id)))
 
     def record_ack(self, order_to_ack_ms: float) -> None:
         self.calls.append(("record_ack", (order_to_ack_ms,)))
@@ -40,11 +41,22 @@ class RecordingMetrics:
     @property
     def attempts(self) -> Counter[str]:
         """Attempts by outcome."""
-        return Counter(outcome for outcome, _ in self._args("record_attempt"))
+        return Counter(args[0] for args in self._args("record_attempt"))
 
     @property
     def attempt_latencies_ms(self) -> list[int]:
-        return [latency for _, latency in self._args("record_attempt")]
+        return [args[1] for args in self._args("record_attempt")]
+
+    def error_rate(self, vault_id: str = "", follower_id: str = "") -> float | None:
+        """Share of non-ack attempts, of one vault (and follower), or of all when empty."""
+        outcomes = [a[0] for a in self._args("record_attempt")
+                    if (not vault_id or a[2] == vault_id)
+                    and (not follower_id or a[3] == follower_id)]
+        return None if not outcomes else sum(o != "ack" for o in outcomes) / len(outcomes)
+
+    def retries_of(self, vault_id: str, follower_id: str) -> int:
+        return sum(1 for a in self._args("record_attempt")
+                   if a[0] == "retry" and a[2] == vault_id and a[3] == follower_id)
 
     @property
     def ack_latencies_ms(self) -> list[float]:

@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -268,11 +268,12 @@ class FlakyBus:
         self.inner = inner
         self.failures = failures
 
-    async def publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
+    async def publish(self, subject: str, payload: bytes, msg_id: str,
+                      headers: Mapping[str, str] | None = None) -> bool:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("bus away")
-        return await self.inner.publish(subject, payload, msg_id)
+        return await self.inner.publish(subject, payload, msg_id, headers)
 
     async def subscribe(self, *a: Any, **kw: Any) -> Any:
         return await self.inner.subscribe(*a, **kw)

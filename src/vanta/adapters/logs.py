@@ -1,20 +1,25 @@
 """Structured JSON logs. Every line carries the request's correlation id when there is one
 (bound in a context variable by the API middleware), plus whatever ``extra={...}`` fields the
-caller passed (``mo_id``, ``fo_id``, ``follower_id`` on the dispatch path). Dispatch lines also
-go to ``mirror_dispatch.log`` in the data directory."""
+caller passed (``mo_id``, ``fo_id``, ``follower_id`` on the dispatch path), and the current
+trace id when tracing is on. With a data directory, every line also goes to
+``<data_dir>/logs/vanta.log`` and the dispatcher's and brokers' warnings to
+``mirror_dispatch.log`` beside the journal's attempt lines (:mod:`vanta.adapters.logfiles`:
+buffered, rotated daily)."""
 
 from __future__ import annotations
 
 import contextvars
 import logging
-import logging.handlers
 from pathlib import Path
 from typing import Any
 
 import structlog
 from structlog.contextvars import STRUCTLOG_KEY_PREFIX
 
+from vanta.adapters.logfiles import FolderHandler, LogFolder
+
 _CONFIGURED = False
+_FOLDER: list[LogFolder] = []  # the process's log folder, once configure() made it
 # the attributes every LogRecord has; anything else on a record came from ``extra={...}``
 _RECORD_KEYS = frozenset(logging.LogRecord("name", 0, "pathname", 0, "msg", (), None).__dict__)
 _PREFIX_LEN = len(STRUCTLOG_KEY_PREFIX)
@@ -70,7 +75,8 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         return self._renderer(None, meth, ed)  # type: ignore[no-any-return]
 
 
-def configure(level: str = "INFO", *, data_dir: Path | None = None, json: bool = True) -> None:
+def configure(level: str = "INFO", *, data_dir: Path | None = None, json: bool = True,
+              keep_days: int = 30) -> None:
     global _CONFIGURED
     if _CONFIGURED:
         return
@@ -82,12 +88,24 @@ def configure(level: str = "INFO", *, data_dir: Path | None = None, json: bool =
     console.setFormatter(formatter)
     root.addHandler(console)
     if data_dir is not None:
-        (data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        dispatch_file = logging.handlers.WatchedFileHandler(
-            data_dir / "logs" / "mirror_dispatch.log", encoding="utf-8")
-        dispatch_file.setFormatter(formatter)
+        folder = LogFolder(data_dir / "logs", max_days=keep_days)
+        folder.start()
+        _FOLDER.append(folder)
+        json_formatter = formatter if json else formatter_for(json=True)
+        everything = FolderHandler(folder.process, folder.clock)
+        everything.setFormatter(json_formatter)
+        root.addHandler(everything)
+        # attempts are the journal's lines; warnings and alerts of the path join them
+        dispatch = FolderHandler(folder.dispatch, folder.clock)
+        dispatch.setLevel(logging.WARNING)
+        dispatch.setFormatter(json_formatter)
         for name in ("vanta.dispatch", "vanta.brokers"):
-            logging.getLogger(name).addHandler(dispatch_file)
+            logging.getLogger(name).addHandler(dispatch)
+
+
+def log_folder() -> LogFolder | None:
+    """The folder :func:`configure` writes to, if it was given a data directory."""
+    return _FOLDER[0] if _FOLDER else None
 
 
 def formatter_for(*, json: bool = True) -> logging.Formatter:
@@ -110,7 +128,14 @@ def formatter_for(*, json: bool = True) -> logging.Formatter:
 
 
 def bind_correlation_id(correlation_id: str) -> None:
-    structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+    # request_id: the name the observability spec uses for the same id
+    structlog.contextvars.bind_contextvars(correlation_id=correlation_id,
+                                           request_id=correlation_id)
+
+
+def bind_trace_id(trace_id: str | None) -> None:
+    if trace_id is not None:
+        structlog.contextvars.bind_contextvars(trace_id=trace_id)
 
 
 def clear_context() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vanta.application.clock import Clock, utcnow
+from vanta.application.observability import child_moved, fill_recorded
 from vanta.application.ports.brokers import (
     BrokerFactory,
     BrokerGateway,
@@ -28,6 +29,7 @@ from vanta.application.ports.brokers import (
     OrderStatus,
 )
 from vanta.application.ports.delivery import SendResult
+from vanta.application.ports.journal import NO_JOURNAL, Journal
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
@@ -110,12 +112,13 @@ class BrokerRegistry:
         self._gateways.clear()
 
 
-async def _venue_lost_order(uow_factory: UowFactory,
-                            child: ChildOrderRecord, now: Any) -> None:
+async def _venue_lost_order(uow_factory: UowFactory, child: ChildOrderRecord, now: Any,
+                            journal: Journal) -> None:
     error = "the broker has no record of this accepted order"
     async with uow_factory() as uow:
         if await uow.child_orders.update(child.fo_id, expect_state="ack", state="failed",
                                          last_error=error, updated_at=now):
+            child_moved(journal, child, "ack", "failed", error=error)
             await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                    action="broker:failed", actor="confirmer",
                                    tenant_id=child.tenant_id, payload={"error": error})
@@ -161,7 +164,8 @@ def _ms(start: float) -> int:
 
 
 async def confirm_fills(uow_factory: UowFactory, brokers: BrokerGateways, *,
-                        clock: Clock = utcnow, limit: int = 200) -> int:
+                        clock: Clock = utcnow, limit: int = 200,
+                        journal: Journal = NO_JOURNAL) -> int:
     """The confirmer: ask each venue about accepted orders, record new fills (once per trade
     id), track partial fills, and settle children whose order finished."""
     async with uow_factory() as uow:
@@ -177,7 +181,7 @@ async def confirm_fills(uow_factory: UowFactory, brokers: BrokerGateways, *,
         except OrderNotFound:
             # The venue has no record of an order it accepted (its state was lost): nothing
             # will ever fill it. Say so loudly rather than wait forever.
-            await _venue_lost_order(uow_factory, child, clock())
+            await _venue_lost_order(uow_factory, child, clock(), journal)
             continue
         except (BrokerUnavailable, BrokerRejected) as e:
             log.warning("order report unavailable", extra={"fo_id": child.fo_id,
@@ -189,6 +193,7 @@ async def confirm_fills(uow_factory: UowFactory, brokers: BrokerGateways, *,
                 if await uow.fills.add_if_new({"trade_id": f.trade_id, "fo_id": child.fo_id,
                                                "qty": f.qty, "price": f.price, "ts": f.ts,
                                                "recorded_at": now}):
+                    fill_recorded(journal, child, f.trade_id, f.qty, f.price, f.ts)
                     await uow.audit.append(
                         entity="follower_order", entity_id=child.fo_id, action="fill",
                         actor="confirmer", tenant_id=child.tenant_id,
@@ -203,6 +208,8 @@ async def confirm_fills(uow_factory: UowFactory, brokers: BrokerGateways, *,
             if await uow.child_orders.update(child.fo_id, expect_state="ack", **values) \
                     and target is not None:
                 settled += 1
+                child_moved(journal, child, "ack", target, error=error,
+                            filled_qty=str(report.filled_qty))
                 await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                        action=f"broker:{target}", actor="confirmer",
                                        tenant_id=child.tenant_id,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vanta.application.clock import Clock, utcnow
+from vanta.application.observability import child_moved, journal
 from vanta.application.ports.records_orders import ChildOrderRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
@@ -53,6 +54,7 @@ async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | 
     now = clock()
     requeued: list[str] = []
     not_found: list[str] = []
+    moved: list[ChildOrderRecord] = []
     async with uow:
         if fo_ids is not None:
             rows: list[ChildOrderRecord] = []
@@ -82,7 +84,10 @@ async def redeliver(uow: UnitOfWork, *, tenant_id: str, fo_ids: Sequence[str] | 
                                    payload={"last_error": r.last_error,
                                             "attempts_so_far": r.dispatch_attempts})
             requeued.append(r.fo_id)
+            moved.append(r)
         if on_progress is not None:
             on_progress(len(rows), len(rows))
         await uow.commit()
+    for r in moved:  # once committed: the trade log's lines
+        child_moved(journal(), r, "dlq", "pending", actor=actor)
     return Redelivery(requeued, not_found)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from vanta.application.bridged import broker_order, confirm_fills, submit_to_broker
@@ -25,9 +25,11 @@ from vanta.application.dispatch_steps import (
     signing_refs,
 )
 from vanta.application.manager_orders import DISPATCH_TOPIC
+from vanta.application.observability import attempts_started
 from vanta.application.payloads import dispatch_body
 from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
+from vanta.application.ports.journal import NO_JOURNAL, Journal
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import (
@@ -81,6 +83,7 @@ class Dispatcher:
     brokers: BrokerGateways | None = None
     metrics: Metrics = NO_METRICS
     tracer: Tracer = NOOP_TRACER
+    journal: Journal = NO_JOURNAL
     # Shared by every batch this dispatcher runs at once: children started per endpoint and
     # not yet answered, and the send slots (``config.concurrency``) of the running loop.
     _in_flight: dict[Endpoint, int] = field(default_factory=dict, init=False, repr=False)
@@ -113,7 +116,8 @@ class Dispatcher:
             self.wakeup.clear()
             handled = await self.run_once()
             if self.brokers is not None:
-                await confirm_fills(self.uow_factory, self.brokers, clock=self.clock)
+                await confirm_fills(self.uow_factory, self.brokers, clock=self.clock,
+                                    journal=self.journal)
             if handled:
                 continue
             waiters = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(stop.wait())]
@@ -154,11 +158,9 @@ class Dispatcher:
         async def send(p: Prepared) -> SendResult:
             try:
                 async with sem:
-                    if p.gateway is not None:
-                        assert p.broker_order is not None
-                        return await submit_to_broker(p.gateway, p.broker_order, p.price,
-                                                      self.metrics)
-                    return await self.sender.send(p.url, p.headers, p.body)
+                    if p.traceparent is None:  # tracing off: nothing more to do
+                        return await self._send(p)
+                    return await self._traced_send(p)
             finally:
                 self._release_endpoints([p.endpoint])
 
@@ -176,6 +178,24 @@ class Dispatcher:
                 answered.append((row, p, res))
         await self._finish_batch(answered)
         return rows, outcome
+
+    async def _send(self, p: Prepared) -> SendResult:
+        if p.gateway is not None:
+            assert p.broker_order is not None
+            return await submit_to_broker(p.gateway, p.broker_order, p.price, self.metrics)
+        return await self.sender.send(p.url, p.headers, p.body)
+
+    async def _traced_send(self, p: Prepared) -> SendResult:
+        """The attempt as a span of the order's trace; the follower gets its traceparent."""
+        child = p.child
+        attrs = {"fo_id": child.fo_id if child else None, "attempt": p.attempt_no,
+                 "follower_id": child.follower_id if child else None}
+        name = "broker.submit" if p.gateway is not None else "webhook.deliver"
+        with self.tracer.span(name, attrs, parent=p.traceparent):
+            tp = self.tracer.traceparent()
+            if tp is not None and p.gateway is None:
+                p = replace(p, headers={**p.headers, "traceparent": tp})
+            return await self._send(p)
 
     def _send_slots(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -248,6 +268,7 @@ class Dispatcher:
             orders = await uow.manager_orders.get_many_unscoped(
                 children[f].mo_id for f in moved)
             await uow.commit()
+        attempts_started(self.journal, children, moved, to_send)
         for rows in to_send.values():
             for row in rows:
                 fo_id = row.payload["fo_id"]
@@ -255,9 +276,10 @@ class Dispatcher:
                     self._release_endpoints([admitted.pop(row.id, None)])
                     continue
                 child = children[fo_id]
-                out.append((row, self._prepare(child, followers[child.follower_id],
-                                               orders[child.mo_id], moved[fo_id], now,
-                                               admitted.get(row.id))))
+                p = self._prepare(child, followers[child.follower_id], orders[child.mo_id],
+                                  moved[fo_id], now, admitted.get(row.id))
+                tp = row.payload.get("traceparent")
+                out.append((row, p if tp is None else replace(p, traceparent=tp)))
         return outbox_rows
 
     async def _triage(self, uow: UnitOfWork, outbox_rows: list[OutboxRecord],
@@ -288,17 +310,18 @@ class Dispatcher:
                                                       follower.paused):
                 # A kill switch acts at once: what is still queued is withdrawn, not sent.
                 reason = "kill_switch" if follower.kill_switch else "paused"
-                await cancel(uow, row, child, state, reason, now)
+                await cancel(uow, row, child, state, reason, now, self.journal)
             elif follower.webhook_disabled_at is not None:
                 # Parked, not lost: an operator redelivers once the endpoint is fixed.
                 error = f"endpoint disabled: {follower.webhook_disabled_reason}"
-                await dead_letter(uow, row, child, state, error, now, self.metrics)
+                await dead_letter(uow, row, child, state, error, now, self.metrics,
+                                  self.journal)
             elif state is ChildOrderState.SENT and child.dispatch_attempts >= budget:
                 # The worker died during the last attempt the budget allows.
                 await uow.attempts.mark_lost(child.fo_id)
                 await dead_letter(uow, row, child, state,
                                   "the worker stopped during the last attempt", now,
-                                  self.metrics)
+                                  self.metrics, self.journal)
             else:
                 if not follower.bridged_brokers:
                     # registration gives every follower without a broker a URL
@@ -356,6 +379,7 @@ class Dispatcher:
         async with self.uow_factory() as uow:
             settled, children = await record_answers(uow, decided, now)
             await uow.commit()
-        for row, p, r, state, _, error in settled:
+        for row, p, r, state, delay, error in settled:
             report(self.metrics, children[row.payload["fo_id"]], p.attempt_no, r, state,
-                   error, now)
+                   error, now, self.journal, delay, p.traceparent)
+        self.journal.flush()

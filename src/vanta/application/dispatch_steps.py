@@ -12,11 +12,14 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from vanta.application.observability import attempt_settled, child_moved
 from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
 from vanta.application.ports.delivery import SendResult
+from vanta.application.ports.journal import NO_JOURNAL, Journal
 from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
+from vanta.application.ports.tracer import trace_id_of
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
 
@@ -44,6 +47,7 @@ class Prepared:
     # The child as read when the attempt started; the answer only needs its fixed fields
     # (ids, tenant, creation time), so recording it reads nothing again.
     child: ChildOrderRecord | None = None
+    traceparent: str | None = None  # the order's trace, when tracing is on
 
 
 # One answered attempt with what it decided: the outbox row, the attempt, the answer, the
@@ -71,11 +75,13 @@ def endpoint_of(url: str) -> Endpoint:
 
 async def dead_letter(uow: UnitOfWork, outbox_row: OutboxRecord, child: ChildOrderRecord,
                       state: ChildOrderState,
-                      error: str, now: datetime, metrics: Metrics) -> None:
+                      error: str, now: datetime, metrics: Metrics,
+                      journal: Journal = NO_JOURNAL) -> None:
     CHILD_ORDER_TABLE.check(state, ChildOrderState.DLQ)
     if await uow.child_orders.update(child.fo_id, expect_state=state.value,
                                      state=ChildOrderState.DLQ.value, last_error=error,
                                      dead_lettered_at=now, updated_at=now):
+        child_moved(journal, child, state.value, ChildOrderState.DLQ.value, error=error)
         await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                action="dispatch:dlq", actor="dispatcher",
                                tenant_id=child.tenant_id, payload={"error": error})
@@ -86,11 +92,13 @@ async def dead_letter(uow: UnitOfWork, outbox_row: OutboxRecord, child: ChildOrd
 
 async def cancel(uow: UnitOfWork, outbox_row: OutboxRecord, child: ChildOrderRecord,
                  state: ChildOrderState,
-                 reason: str, now: datetime) -> None:
+                 reason: str, now: datetime, journal: Journal = NO_JOURNAL) -> None:
     CHILD_ORDER_TABLE.check(state, ChildOrderState.CANCELLED)
     if await uow.child_orders.update(child.fo_id, expect_state=state.value,
                                      state=ChildOrderState.CANCELLED.value,
                                      skip_reason=reason, updated_at=now):
+        child_moved(journal, child, state.value, ChildOrderState.CANCELLED.value,
+                    reason=reason)
         await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                action="dispatch:cancelled", actor="dispatcher",
                                tenant_id=child.tenant_id, payload={"reason": reason})
@@ -171,16 +179,23 @@ def _fo_id(outbox_row: OutboxRecord) -> str:
 
 
 def report(metrics: Metrics, child: ChildOrderRecord, attempt_no: int, result: SendResult,
-           state: ChildOrderState, error: str | None, now: datetime) -> None:
+           state: ChildOrderState, error: str | None, now: datetime,
+           journal: Journal = NO_JOURNAL, delay: float | None = None,
+           traceparent: str | None = None) -> None:
     """Metrics and logs of one settled attempt."""
-    metrics.record_attempt(state.value, result.latency_ms)
+    metrics.record_attempt(state.value, result.latency_ms, child.vault_id, child.follower_id)
+    attempt_settled(journal, child, attempt_no, result, state.value, error, now, delay,
+                    traceparent)
     if state is ChildOrderState.ACK:
         metrics.record_ack((now - child.created_at).total_seconds() * 1000)
+    trace_id = trace_id_of(traceparent)
     if state is ChildOrderState.DLQ:
         log.error("ALERT dead letter: retries exhausted",
-                  extra={"fo_id": child.fo_id, "follower_id": child.follower_id,
+                  extra={"fo_id": child.fo_id, "mo_id": child.mo_id,
+                         "follower_id": child.follower_id, "trace_id": trace_id,
                          "error": error, "queue": "mirror_dispatch_dlx"})
     log.info("delivery attempt", extra={"fo_id": child.fo_id, "mo_id": child.mo_id,
                                         "follower_id": child.follower_id,
+                                        "trace_id": trace_id,
                                         "attempt": attempt_no, "status": result.status,
                                         "outcome": state.value})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from vanta.application import observability, tracing
 from vanta.application.clock import Clock, utcnow
 from vanta.application.followers import UNFOLLOWED, follower_spec
 from vanta.application.ports.records_orders import ManagerOrderRecord
@@ -135,8 +136,12 @@ async def _expand_and_store(
     })
     await uow.child_orders.add_many(expansion.children, tenant_id=tenant_id,
                                     vault_id=order.vault_id, now=now)
+    # the trace this order's deliveries join (the relay and dispatcher read it back)
+    tp = tracing.current().traceparent()
     await uow.outbox.add_many(DISPATCH_TOPIC,
-                              [(c.fo_id, {"fo_id": c.fo_id}) for c in expansion.dispatchable],
+                              [(c.fo_id, {"fo_id": c.fo_id} if tp is None
+                                else {"fo_id": c.fo_id, "traceparent": tp})
+                               for c in expansion.dispatchable],
                               now)
     # One run of the hash chain for the order, its children and any pauses, in that order.
     events: list[dict[str, Any]] = [{
@@ -171,6 +176,14 @@ async def submit_manager_order(
     A symbol with no instrument rule at its venue is sized on the built-in default (recorded
     as ``instrument_source: "default"`` in the snapshot), or refused with
     ``unknown_instrument`` when ``require_instrument`` is set."""
+    with tracing.current().span("mirror.ingest", {"mo_id": order.mo_id,
+                                                  "vault_id": order.vault_id}):
+        return await _submit(uow, tenant_id=tenant_id, order=order, source=source,
+                             actor=actor, clock=clock, require_instrument=require_instrument)
+
+
+async def _submit(uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str,
+                  actor: str, clock: Clock, require_instrument: bool) -> Submitted:
     async with uow:
         vault = await uow.vaults.get_for_update(tenant_id, order.vault_id)
         if vault is None:
@@ -182,10 +195,12 @@ async def submit_manager_order(
                                "different order", code="order_id_conflict")
             return Submitted(order, False, None, existing.state.value)
         ensure_vault_accepts_orders(vault.maintenance)
-        expansion = await _expand_and_store(uow, tenant_id=tenant_id, order=order,
-                                            source=source, actor=actor, now=clock(),
-                                            require_instrument=require_instrument)
+        with tracing.current().span("mirror.expand", {"mo_id": order.mo_id}):
+            expansion = await _expand_and_store(uow, tenant_id=tenant_id, order=order,
+                                                source=source, actor=actor, now=clock(),
+                                                require_instrument=require_instrument)
         await uow.commit()
+    _journal_children(expansion, tenant_id, order.vault_id)
     state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
     return Submitted(order, True, expansion, state.value)
 
@@ -216,7 +231,16 @@ async def sync_follower(
                 uow, tenant_id=tenant_id, order=order, source="sync", actor=actor, now=now,
                 only=lambda s: s.follower_id == follower_id))
         await uow.commit()
+    for expansion in out:
+        _journal_children(expansion, tenant_id, vault_id)
     return out
+
+
+def _journal_children(expansion: Expansion, tenant_id: str, vault_id: str) -> None:
+    """Once committed: the trade log's lines of the new children."""
+    observability.children_created(
+        observability.journal(), expansion.children, tenant_id=tenant_id,
+        vault_id=vault_id, traceparent=tracing.current().traceparent())
 
 
 def order_from_row(row: ManagerOrderRecord) -> ManagerOrder:

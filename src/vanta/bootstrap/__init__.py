@@ -11,7 +11,11 @@ UnitOfWork    SQL (SQLite file, or          same
 WebhookSender aiohttp, SSRF-vetted          same
 SecretStore   local encrypted files         same
 Metrics       Prometheus                    none recorded
-Tracer        no-op                         no-op
+Tracer        OpenTelemetry (OTLP) when     same
+              OTEL_EXPORTER_OTLP_ENDPOINT
+              is set, else no-op
+Journal       the log folder when the       none recorded
+              command configured logging
 Brokers       lazy adapters (brokers.py)    same
 ============  ===========================  ======================================
 
@@ -58,7 +62,9 @@ from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
+from vanta.bootstrap.logging import journal
 from vanta.bootstrap.secrets import key_wrapper, vault_store
+from vanta.bootstrap.telemetry import process_tracer, shutdown_tracing
 from vanta.config import Settings
 
 __all__ = ["Container", "MasterKeyMissing", "build", "upgrade_database"]
@@ -129,11 +135,14 @@ class Container:
             await self.oidc.aclose()
         await self.sender.close()
         await self.engine.dispose()
+        self.dispatcher.journal.flush()
+        shutdown_tracing()
 
 
-def _metrics(profile: str) -> Metrics:
+def _metrics(s: Settings) -> Metrics:
     # Tests build many containers in one process; the Prometheus registry is process-wide.
-    return NO_METRICS if profile == "test" else PrometheusMetrics()
+    return NO_METRICS if s.profile == "test" else PrometheusMetrics(
+        id_labels=s.metrics_id_labels)
 
 
 def _policy(s: Settings) -> TargetPolicy:
@@ -194,14 +203,16 @@ def build(settings: Settings | None = None) -> Container:
                                  issuer=oidc.issuer if oidc else s.jwt_issuer,
                                  audience=s.jwt_audience, leeway=s.jwt_leeway_seconds)
     sender = _sender(s)
-    metrics = _metrics(s.profile)
+    metrics = _metrics(s)
+    tracer = process_tracer()
     dispatcher = Dispatcher(
         uow_factory=lambda: SqlUnitOfWork(engine), sender=sender,
         secrets=CachedSecrets(secrets), config=_dispatch_config(s), rng=random.Random(),
-        brokers=broker_registry(secrets.get), metrics=metrics, tracer=NOOP_TRACER)
+        brokers=broker_registry(secrets.get), metrics=metrics, tracer=tracer,
+        journal=journal())
     return Container(s, engine, secrets, issuer, verifier, sender, dispatcher,
                      outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics,
-                     tracer=NOOP_TRACER, billing=build_billing_providers(s),
+                     tracer=tracer, billing=build_billing_providers(s),
                      token_exchange=OidcTokenExchange(oidc) if oidc else None,
                      vetter=PolicyTargetVetter(_policy(s)))
 

@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vanta.application.bus import Handler, run_handler
@@ -41,6 +41,7 @@ class _Stored:
     data: bytes
     delivered: int = 0  # deliveries so far
     token: int = 0      # the delivery a nak / in_progress must come from
+    headers: dict[str, str] | None = None
 
 
 @dataclass(eq=False)
@@ -161,6 +162,10 @@ class InProcessMessage:
     def num_delivered(self) -> int:
         return self._num
 
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._stored.headers or {}
+
     async def ack(self) -> None:
         self.settled = True
         self._durable.ack(self._stored)
@@ -241,14 +246,16 @@ class InProcessBus:
         self._unclaimed: list[_Stored] = []
         self._subs: list[InProcessSubscription] = []
 
-    async def publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
+    async def publish(self, subject: str, payload: bytes, msg_id: str,
+                      headers: Mapping[str, str] | None = None) -> bool:
         now = self._clock()
         while self._seen and next(iter(self._seen.values())) <= now:
             self._seen.popitem(last=False)
         if msg_id in self._seen:
             return False
         self._seen[msg_id] = now + self.duplicate_window_s
-        m = _Stored(next(self._seq), subject, bytes(payload))
+        m = _Stored(next(self._seq), subject, bytes(payload),
+                    headers=dict(headers) if headers else None)
         for d in self._durables.values():
             if subject_matches(d.filter, subject):
                 d.add(m)

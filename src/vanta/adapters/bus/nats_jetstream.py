@@ -14,7 +14,7 @@ import contextlib
 import inspect
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -97,6 +97,10 @@ class NatsMessage:
             return int(self._msg.metadata.num_delivered)
         except Exception:  # not a JetStream message
             return 1
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._msg.headers or {}
 
     async def _send(self, what: str, op: Any) -> None:
         try:
@@ -327,16 +331,17 @@ class NatsJetStreamBus:
             log.warning("consumer exists with another configuration; using it",
                         extra={"durable": durable, "error": repr(e)})
 
-    async def publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
-        headers = {"Nats-Msg-Id": msg_id}
+    async def publish(self, subject: str, payload: bytes, msg_id: str,
+                      headers: Mapping[str, str] | None = None) -> bool:
+        hdrs = {**(headers or {}), "Nats-Msg-Id": msg_id}
         try:
             ack = await self.js.publish(subject, payload, timeout=self.config.publish_timeout_s,
-                                        headers=headers)
+                                        headers=hdrs)
         except nats.js.errors.NoStreamResponseError:
             # the server is back but lost its store: make the stream again, then publish
             await self.ensure_stream()
             ack = await self.js.publish(subject, payload, timeout=self.config.publish_timeout_s,
-                                        headers=dict(headers))
+                                        headers=dict(hdrs))
         return not ack.duplicate
 
     async def subscribe(self, subject: str, durable: str, handler: Handler, *,

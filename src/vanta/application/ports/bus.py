@@ -20,7 +20,7 @@ Semantics both keep:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 
@@ -37,6 +37,11 @@ class BusMessage(Protocol):
 
     @property
     def num_delivered(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The headers it was published with (e.g. ``traceparent``); empty when none."""
+        ...
 
     async def ack(self) -> None: ...
 
@@ -62,8 +67,10 @@ class Subscription(Protocol):
 
 @runtime_checkable
 class Bus(Protocol):
-    async def publish(self, subject: str, payload: bytes, msg_id: str) -> bool:
-        """Store a message; ``False`` if ``msg_id`` was already published within the window."""
+    async def publish(self, subject: str, payload: bytes, msg_id: str,
+                      headers: Mapping[str, str] | None = None) -> bool:
+        """Store a message (with ``headers``, delivered beside it); ``False`` if ``msg_id``
+        was already published within the window."""
         ...
 
     async def subscribe(self, subject: str, durable: str, handler: Handler, *,

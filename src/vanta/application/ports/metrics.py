@@ -7,8 +7,10 @@ from typing import Protocol
 
 
 class Metrics(Protocol):
-    def record_attempt(self, outcome: str, latency_ms: int) -> None:
-        """One delivery attempt and its outcome (ack, retry, dlq, failed, ...)."""
+    def record_attempt(self, outcome: str, latency_ms: int, vault_id: str = "",
+                       follower_id: str = "") -> None:
+        """One delivery attempt and its outcome (ack, retry, dlq, failed, ...), of a child
+        of ``vault_id`` for ``follower_id`` (error rates and retries are kept per both)."""
         ...
 
     def record_ack(self, order_to_ack_ms: float) -> None:
@@ -23,7 +25,8 @@ class Metrics(Protocol):
 
 
 class NoMetrics:
-    def record_attempt(self, outcome: str, latency_ms: int) -> None:
+    def record_attempt(self, outcome: str, latency_ms: int, vault_id: str = "",
+                       follower_id: str = "") -> None:
         pass
 
     def record_ack(self, order_to_ack_ms: float) -> None:

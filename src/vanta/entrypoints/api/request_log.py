@@ -18,8 +18,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vanta.application import tracing
+from vanta.application.ports.tracer import Tracer, trace_id_of
 from vanta.application.ports.uow import UowFactory
-from vanta.bootstrap.logging import bind_correlation_id, clear_context
+from vanta.bootstrap.logging import bind_correlation_id, bind_trace_id, clear_context
 
 log = logging.getLogger("vanta.api.requests")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
@@ -103,10 +105,26 @@ class RequestLogMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            tracer = tracing.current()
+            if tracer.enabled:  # the request's span: the root of an order's trace
+                await self._traced(tracer, scope, receive, send_wrapper)
+            else:
+                await self.app(scope, receive, send_wrapper)
         finally:
             self._finish(scope, cid, status, (time.perf_counter() - start) * 1000)
             clear_context()
+
+    async def _traced(self, tracer: Tracer, scope: Scope, receive: Receive,
+                      send: Send) -> None:
+        parent = None
+        for name, value in scope.get("headers") or ():
+            if name == b"traceparent":
+                parent = value.decode("latin-1")
+        with tracer.span(f"{scope['method']} {scope.get('path', '')}",
+                         {"http.method": scope["method"], "http.target": scope.get("path")},
+                         parent=parent):
+            bind_trace_id(trace_id_of(tracer.traceparent()))
+            await self.app(scope, receive, send)
 
     def _finish(self, scope: Scope, cid: str, status: int, ms: float) -> None:
         path = scope.get("path", "")

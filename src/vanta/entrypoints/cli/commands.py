@@ -42,7 +42,8 @@ from vanta.entrypoints.cli.try_commands import try_commands, vanta_command
 
 
 async def serve(s: Settings, *, port_file: Path | None, run_dispatcher: bool) -> None:
-    configure_logging(s.data_dir)
+    configure_logging(s.data_dir, keep_days=s.log_max_days,
+                      service="vanta-api")
     sock = bind(s.api_host, s.api_port)
     port = sock.getsockname()[1]
     if s.api_port == 0:
@@ -57,6 +58,9 @@ async def serve(s: Settings, *, port_file: Path | None, run_dispatcher: bool) ->
 async def up(s: Settings, *, receiver_port: int, console: Console) -> None:
     if "127.0.0.1/32" not in s.webhook_allowlist:  # the demo followers' receiver is local
         s = s.model_copy(update={"webhook_allowlist": [*s.webhook_allowlist, "127.0.0.1/32"]})
+    # JSON lines, and the log folder under the data directory, like every long-running command
+    configure_logging(s.data_dir, keep_days=s.log_max_days,
+                      service="vanta-up")
     c = build(s)
     await c.migrate()
     rcv = receiver_mod.Receiver()
@@ -161,12 +165,16 @@ async def ingest(s: Settings, path: Path, tenant_id: str, console: Console) -> i
 async def ingest_memory(s: Settings, folder: Path | None, tenant_id: str, console: Console,
                         *, watch: bool, interval: float) -> int:
     stop = stop_on_signals() if watch else None  # SIGTERM ends the watch after a pass
+    if watch:  # a long-running command: JSON logs and the log folder
+        configure_logging(s.data_dir, keep_days=s.log_max_days,
+                          service="vanta-ingest")
     return await memory_ingest.ingest_memory(s, folder, tenant_id, console, watch=watch,
                                              interval=interval, stop=stop)
 
 
 async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
-    configure_logging(s.data_dir)
+    configure_logging(s.data_dir, keep_days=s.log_max_days,
+                      service="vanta-dispatch")
     c = build(s)
     await c.migrate()
     try:
@@ -183,7 +191,7 @@ async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
         while True:
             n = await c.dispatcher.run_once()
             if c.dispatcher.brokers is not None:
-                await confirm_fills(c.uow, c.dispatcher.brokers)
+                await confirm_fills(c.uow, c.dispatcher.brokers, journal=c.dispatcher.journal)
             total += n
             if n:
                 continue
@@ -251,7 +259,8 @@ def stop_on_signals() -> asyncio.Event:
 
 async def scheduler(s: Settings) -> None:
     """Overlay expiry on its own process (the API runs it too on the embedded profile)."""
-    configure_logging(s.data_dir)
+    configure_logging(s.data_dir, keep_days=s.log_max_days,
+                      service="vanta-scheduler")
     c = build(s)
     await c.migrate()
     try:

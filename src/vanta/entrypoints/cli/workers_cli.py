@@ -32,6 +32,7 @@ from vanta.bootstrap.logging import configure_logging
 from vanta.config import Settings
 from vanta.entrypoints.cli import event_loop
 from vanta.entrypoints.cli.commands import stop_on_signals
+from vanta.entrypoints.cli.rollup_cli import rollup_command
 from vanta.entrypoints.workers.consumer import DISPATCH_DURABLE, Consumer
 from vanta.entrypoints.workers.relay import DEFAULT_RELAY_LEASE, DISPATCH_SUBJECT, Relay
 
@@ -41,8 +42,9 @@ T = TypeVar("T")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_STREAM = "VANTA_MIRROR"
 
-workers_app = typer.Typer(help="Delivery workers: the outbox relay and dispatch consumers.",
-                          no_args_is_help=True)
+workers_app = typer.Typer(help="Delivery workers: the outbox relay and dispatch consumers; "
+                               "the log roll-up.", no_args_is_help=True)
+workers_app.command("rollup")(rollup_command)
 
 
 class BusKind(StrEnum):
@@ -95,15 +97,16 @@ async def _confirm_fills_loop(c: Container, stop: asyncio.Event, every_s: float)
         return
     while not stop.is_set():
         try:
-            await confirm_fills(c.uow, brokers, clock=c.dispatcher.clock)
+            await confirm_fills(c.uow, brokers, clock=c.dispatcher.clock,
+                                journal=c.dispatcher.journal)
         except Exception:
             log.exception("fill confirmation pass failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
 
 
-async def _prepare(s: Settings, migrate: bool) -> Container:
-    configure_logging(s.data_dir)
+async def _prepare(s: Settings, migrate: bool, service: str) -> Container:
+    configure_logging(s.data_dir, keep_days=s.log_max_days, service=service)
     c = build(s)
     if migrate:
         await c.migrate()
@@ -115,7 +118,7 @@ async def run_relay(s: Settings, *, url: str, stream: str = DEFAULT_STREAM,
                     batch: int = 256, fills: bool = True, migrate: bool = False,
                     stop: asyncio.Event | None = None) -> None:
     stop = stop or stop_on_signals()
-    c = await _prepare(s, migrate)
+    c = await _prepare(s, migrate, "vanta-relay")
     bus = None
     try:
         bus = await _connect_nats(url, stream, stop)
@@ -142,7 +145,7 @@ async def run_dispatch(s: Settings, *, bus_kind: BusKind, url: str, stream: str 
                        lease: timedelta | None = None, poll_seconds: float = 0.1,
                        migrate: bool = False, stop: asyncio.Event | None = None) -> None:
     stop = stop or stop_on_signals()
-    c = await _prepare(s, migrate)
+    c = await _prepare(s, migrate, "vanta-dispatch")
     n = concurrency or s.dispatcher_concurrency
     try:
         if bus_kind is BusKind.inprocess:

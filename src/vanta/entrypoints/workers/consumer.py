@@ -33,6 +33,7 @@ from typing import Any
 from vanta.application.bus import Bus, BusMessage, Subscription
 from vanta.application.dispatch import Dispatcher
 from vanta.application.ports.delivery import OutboxLease
+from vanta.application.trace_hops import received
 from vanta.entrypoints.workers.relay import DISPATCH_SUBJECT
 
 log = logging.getLogger("vanta.consumer")
@@ -197,6 +198,7 @@ class Consumer:
             log.error("malformed dispatch message dropped", extra={"data": msg.data[:200]})
             await msg.ack()
             return
+        received(msg.headers, lease.row_id)
         waiting = _Waiting(lease, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
         self._arrived.set()

@@ -33,6 +33,7 @@ from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.ports.delivery import OutboxLease
 from vanta.application.ports.records_orders import OutboxRecord
 from vanta.application.ports.uow import UowFactory
+from vanta.application.trace_hops import relay_span
 
 log = logging.getLogger("vanta.relay")
 
@@ -77,10 +78,11 @@ class Relay:
 
     async def _publish(self, row: OutboxRecord) -> bool:
         body, mid = encode(row), message_id(row)
-        async with self._sem:
+        # the order's trace continues here (a span when tracing is on), then in the headers
+        async with self._sem, relay_span(row.payload) as headers:
             for i in range(self.publish_tries):
                 try:
-                    return await self.bus.publish(self.subject, body, mid)
+                    return await self.bus.publish(self.subject, body, mid, headers)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
