@@ -104,6 +104,25 @@ class Settings(BaseSettings):
     require_instrument_rules: bool = False
     # The OS memory folder `vanta ingest-memory` reads when given no folder.
     os_memory_dir: Path | None = None
+    # Operator alerts by email: the SMTP relay they go through. Unset host: email alert
+    # channels are refused (webhook channels still work). The password comes from the
+    # environment (or a secret manager), never from the repo.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "vanta-alerts@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout_seconds: float = 10.0
+    # Alerts: one per (kind, subject) in the dedupe window; at most alert_per_kind of a kind
+    # and alert_per_subject of one subject per window (see vanta.domain.alerts.AlertPolicy).
+    alert_dedupe_seconds: int = Field(default=900, ge=0)
+    alert_window_seconds: int = Field(default=3600, ge=1)
+    alert_per_kind: int = Field(default=20, ge=1)
+    alert_per_subject: int = Field(default=3, ge=1)
+    # Vault snapshots to the object store, taken by the scheduler every this many seconds
+    # (a day by default; 0 = never; `vanta snapshot VAULT` takes one on demand).
+    snapshot_interval_seconds: int = Field(default=86_400, ge=0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

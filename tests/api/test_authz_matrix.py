@@ -150,6 +150,15 @@ MATRIX: dict[tuple[str, str], Case] = {
         "vault:read", path="/v1/replay-studio/runs/run-none", feature=True, ok=(404,)),
     ("DELETE", "/v1/followers/{follower_id}"): Case(
         "follower:manage", "follower", path="/v1/followers/{id}?positions=close"),
+    # alert channels are tenant-wide: 403 for a token narrowed to vaults or a follower
+    ("GET", "/v1/alert-channels"): Case("mirror:manage", ok=(200, 403)),
+    ("POST", "/v1/alert-channels"): Case(
+        "mirror:manage", body={"kind": "webhook", "url": "https://ops.example/alerts"},
+        ok=(201, 403)),
+    ("DELETE", "/v1/alert-channels/{channel_id}"): Case(
+        "mirror:manage", path="/v1/alert-channels/ch-none", ok=(404, 403)),
+    ("POST", "/v1/alert-channels/{channel_id}/test"): Case(
+        "mirror:manage", path="/v1/alert-channels/ch-none/test", ok=(404, 403)),
 }
 
 

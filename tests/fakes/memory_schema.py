@@ -125,4 +125,11 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
        "engine_version output_sha256 output", "run_id",
        required="run_id tenant_id vault_id actor created_at request engine_version "
        "output_sha256 output", json="request", foreign=_TENANT),
+    _t("alert_channels", "channel_id tenant_id kind target secret_ref kinds created_at "
+       "created_by", "channel_id", required="channel_id tenant_id kind target created_at "
+       "created_by", json="kinds", foreign=_TENANT),
+    _t("alerts", "alert_id tenant_id kind subject detail state created_at attempts next_at "
+       "sent_at outcome", "alert_id", required="alert_id tenant_id kind subject detail "
+       "created_at", defaults={"state": "pending", "attempts": 0}, json="detail outcome",
+       foreign=_TENANT),
 )}

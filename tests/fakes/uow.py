@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from tests.fakes.memory_repos_alerts import MemAlerts
 from tests.fakes.memory_repos_billing import (
     MemBillingSubscriptions,
     MemFeeLedger,
@@ -74,6 +75,7 @@ class MemoryUnitOfWork:
         self.users = MemUsers(tx)
         self.invitations = MemInvitations(tx)
         self.studio = MemStudio(tx)
+        self.alerts = MemAlerts(tx)
         return self
 
     async def commit(self) -> None:

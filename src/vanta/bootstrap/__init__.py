@@ -17,6 +17,8 @@ Tracer        OpenTelemetry (OTLP) when     same
 Journal       the log folder when the       none recorded
               command configured logging
 Brokers       lazy adapters (brokers.py)    same
+AlertSender   SMTP when VANTA_SMTP_HOST     same
+              is set (alerts.py), else none
 ============  ===========================  ======================================
 
 The object store and the cache store come from :mod:`vanta.bootstrap.stores` (S3 or files,
@@ -52,18 +54,22 @@ from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender
 from vanta.adapters.webhooks.ssrf import TargetPolicy
 from vanta.adapters.webhooks.vetter import PolicyTargetVetter
+from vanta.application.alerts import AlertDelivery
 from vanta.application.billing import BillingProviders
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.application.ports.delivery import TargetVetter
 from vanta.application.ports.identity import TokenExchange, TokenVerifier
 from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.objectstore import ObjectStore
 from vanta.application.ports.secrets import SecretStore
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
+from vanta.bootstrap.alerts import build_alert_delivery
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
 from vanta.bootstrap.logging import journal
 from vanta.bootstrap.secrets import key_wrapper, vault_store
+from vanta.bootstrap.stores import build_object_store
 from vanta.bootstrap.telemetry import process_tracer, shutdown_tracing
 from vanta.config import Settings
 
@@ -90,6 +96,9 @@ class Container:
     # refuses webhook/broker URLs the sender would never connect to, when they are given;
     # build() sets it from the sender's policy
     vetter: TargetVetter | None = None
+    # sends the operators' alerts the scheduler finds queued (bootstrap.alerts)
+    alerts: AlertDelivery | None = None
+    _objects: ObjectStore | None = field(default=None, init=False, repr=False)
 
     async def start(self) -> None:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
@@ -97,6 +106,13 @@ class Container:
             await self.oidc.start()
             self.verifier = self.oidc.token_verifier(self.settings.jwt_audience,
                                                      leeway=self.settings.jwt_leeway_seconds)
+
+    def object_store(self) -> ObjectStore:
+        """Snapshots and exports go here (S3 when a bucket is set, else files); made on
+        first use, so commands that never write objects never touch it."""
+        if self._objects is None:
+            self._objects = build_object_store(self.settings)
+        return self._objects
 
     def uow(self, readonly: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, readonly=readonly)
@@ -129,6 +145,9 @@ class Container:
 
     async def close(self) -> None:
         await self.billing.aclose()
+        close_objects = getattr(self._objects, "close", None)  # the S3 store's session
+        if close_objects is not None:
+            await close_objects()
         if self.dispatcher.brokers is not None:
             await self.dispatcher.brokers.close()
         if self.oidc is not None:
@@ -214,7 +233,9 @@ def build(settings: Settings | None = None) -> Container:
                      outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics,
                      tracer=tracer, billing=build_billing_providers(s),
                      token_exchange=OidcTokenExchange(oidc) if oidc else None,
-                     vetter=PolicyTargetVetter(_policy(s)))
+                     vetter=PolicyTargetVetter(_policy(s)),
+                     alerts=build_alert_delivery(s, lambda: SqlUnitOfWork(engine), sender,
+                                                 CachedSecrets(secrets)))
 
 
 def upgrade_database(settings: Settings) -> None:

@@ -339,3 +339,33 @@ studio_runs = Table(
 # Replay Studio streams one vault's orders in (created_at, mo_id) order.
 Index("ix_manager_orders_vault_created", manager_orders.c.vault_id, manager_orders.c.created_at,
       manager_orders.c.mo_id)
+# Where a tenant's operators are told about dead letters, disabled endpoints and lost orders.
+alert_channels = Table(
+    "alert_channels", metadata,
+    Column("channel_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # webhook | email
+    Column("target", String(2048), nullable=False),  # URL or email address
+    Column("secret_ref", String(255), nullable=True),  # webhook signing key (secret store)
+    Column("kinds", JsonDoc, nullable=True),  # alert kinds it receives; NULL: all
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(255), nullable=False),
+)
+
+# The alert queue: raised in the transaction of the change it reports, sent by the scheduler.
+alerts = Table(
+    "alerts", metadata,
+    Column("alert_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("detail", JsonDoc, nullable=False),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("created_at", TS, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", TS, nullable=True),
+    Column("sent_at", TS, nullable=True),
+    Column("outcome", JsonDoc, nullable=True),
+    Index("ix_alerts_state_created", "state", "created_at"),
+    Index("ix_alerts_tenant_kind_sent", "tenant_id", "kind", "sent_at"),
+)

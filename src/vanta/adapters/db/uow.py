@@ -32,6 +32,7 @@ from vanta.adapters.db.repositories import (
     UserRepository,
     VaultRepository,
 )
+from vanta.adapters.db.repositories.alerts import AlertRepository
 from vanta.adapters.db.repositories.studio import StudioRepository
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
@@ -76,6 +77,7 @@ class SqlUnitOfWork:
         self.users = UserRepository(c)
         self.invitations = InvitationRepository(c)
         self.studio = StudioRepository(c)
+        self.alerts = AlertRepository(c)
         return self
 
     @property

@@ -14,6 +14,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol
 
+from vanta.application.ports.alerts import AlertRepo
 from vanta.application.ports.delivery import OutboxLease
 from vanta.application.ports.pages import InstrumentPages, OverlayPages, UserPages, VaultPages
 from vanta.application.ports.records_catalog import (
@@ -136,11 +137,8 @@ class ChildOrderRepo(Protocol):
 
     async def positions(self, follower_ids: Iterable[str],
                         symbols: Iterable[str]) -> dict[tuple[str, str], Decimal]:
-        """Net quantity per (follower, symbol) from child orders that still count
-        (see POSITION_STATES).
-
-        Summed in Python: SQLite stores quantities as text, and summing text is not exact.
-        """
+        """Net quantity per (follower, symbol) from child orders that still count (see
+        POSITION_STATES), summed in Python: SQLite stores quantities as text (not exact)."""
         ...
 
     async def get(self, tenant_id: str, fo_id: str) -> ChildOrderRecord | None: ...
@@ -335,7 +333,6 @@ class InvitationRepo(Protocol):
     async def list(self, tenant_id: str) -> builtins.list[InvitationRecord]: ...
 
 
-
 class UnitOfWork(Protocol):
     """One transaction with the repositories bound to it."""
 
@@ -383,8 +380,10 @@ class UnitOfWork(Protocol):
 
     @property
     def invitations(self) -> InvitationRepo: ...
-    # Billing repositories (inbox, flows, fee_ledger, billing_subscriptions): their ports
-    # belong in vanta.application.ports.billing, with the billing work.
+
+    @property
+    def alerts(self) -> AlertRepo: ...
+    # Billing repositories (inbox, flows, fee_ledger, ...): ports in ports.billing.
 
     async def __aenter__(self) -> UnitOfWork: ...
 

@@ -21,10 +21,12 @@ from vanta.application.clock import Clock, utcnow
 from vanta.application.overlays import revert_expired
 from vanta.application.ports.identity import InvalidToken
 from vanta.application.principal import Principal
+from vanta.application.vault_snapshots import SnapshotSchedule
 from vanta.bootstrap import Container
 from vanta.bootstrap.stores import build_cache_store
 from vanta.entrypoints.api import (
     problems,
+    routes_alerts,
     routes_billing,
     routes_delivery,
     routes_lifecycle,
@@ -45,7 +47,7 @@ from vanta.entrypoints.api.schemas import ERROR_RESPONSES
 __all__ = ["create_app", "run_scheduler"]
 
 ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_tenancy,
-           routes_billing, routes_lifecycle, routes_studio)
+           routes_billing, routes_lifecycle, routes_studio, routes_alerts)
 
 
 def create_app(container: Container, *, run_dispatcher: bool | None = None,
@@ -159,14 +161,27 @@ def _document_bodies(app: FastAPI) -> None:
 
 
 async def run_scheduler(container: Container, stop: asyncio.Event,
-                        interval: float = 1.0) -> None:
-    """Reverts expired overlays (each with an audit event) until ``stop`` is set."""
+                        interval: float = 1.0, clock: Clock = utcnow) -> None:
+    """Until ``stop`` is set: reverts expired overlays (each with an audit event), lapses
+    BTCPay periods, sends the operators' queued alerts and takes the periodic vault
+    snapshots. Each job's failure is logged and leaves the others running."""
     grace = timedelta(days=container.settings.billing_grace_days)
+    snapshots = SnapshotSchedule(
+        timedelta(seconds=container.settings.snapshot_interval_seconds))
     while not stop.is_set():
         try:
             await revert_expired(container.uow)
             await expire_btcpay_periods(container.uow, grace=grace)
         except Exception:
             problems.log.exception("scheduler pass failed")
+        try:
+            if container.alerts is not None:
+                await container.alerts.run_once()
+        except Exception:
+            problems.log.exception("alert delivery pass failed")
+        try:
+            await snapshots.run_if_due(container.uow, container.object_store, clock())
+        except Exception:
+            problems.log.exception("vault snapshots failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)

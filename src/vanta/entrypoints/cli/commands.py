@@ -258,7 +258,8 @@ def stop_on_signals() -> asyncio.Event:
 
 
 async def scheduler(s: Settings) -> None:
-    """Overlay expiry on its own process (the API runs it too on the embedded profile)."""
+    """The scheduler on its own process: overlay expiry, BTCPay period ends, operator
+    alerts, vault snapshots (the API runs it too when it runs the dispatcher)."""
     configure_logging(s.data_dir, keep_days=s.log_max_days,
                       service="vanta-scheduler")
     c = build(s)

@@ -17,6 +17,7 @@ from vanta.entrypoints.cli import commands, event_loop
 from vanta.entrypoints.cli.exports_cli import exports_app
 from vanta.entrypoints.cli.ops_cli import register as register_ops
 from vanta.entrypoints.cli.paper_cli import paper_app
+from vanta.entrypoints.cli.snapshot_cli import register as register_snapshot
 from vanta.entrypoints.cli.studio_cli import register as register_studio
 from vanta.entrypoints.cli.workers_cli import workers_app
 
@@ -31,6 +32,7 @@ app.add_typer(workers_app, name="worker")
 app.add_typer(paper_app, name="paper")
 register_ops(app)
 register_studio(app)
+register_snapshot(app)
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Embedded data directory (VANTA_DATA_DIR)")]
@@ -182,7 +184,8 @@ def dlq_redeliver(
 
 @app.command("scheduler")
 def scheduler_cmd(data_dir: DataDir = None) -> None:
-    """Run the scheduler (reverts expired overlays) until SIGTERM."""
+    """Run the scheduler (overlay expiry, BTCPay period ends, operator alerts, vault
+    snapshots) until SIGTERM."""
     s = settings(data_dir)
     event_loop.run(commands.scheduler(s), s.event_loop,
                    gc_young_threshold=s.gc_young_threshold)
