@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
     s3_path_style: bool = True
+    # S3 Object Lock: with N > 0 the bucket is created with object lock and every object is
+    # written in compliance mode, retained N days (stores without object lock: leave at 0).
+    s3_lock_days: int = 0
+    # The platform's Ed25519 signing key (audit anchors, replay bundles), by secret-store
+    # reference; unset = the reference in <data_dir>/keys/signing-key.ref, made on first use.
+    signing_key_ref: str | None = None
+    # How often the scheduler signs the audit chain's head into the object store (0 = never).
+    audit_anchor_interval_seconds: float = 3600.0
     public_app_url: str = "http://127.0.0.1:8000"  # where checkout returns the user
     # A manager order for a symbol with no instrument rule at its venue: off (the default on
     # every profile) sizes it on the built-in rules and records instrument_source "default"

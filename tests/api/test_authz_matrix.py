@@ -68,6 +68,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/readyz"): Case(None),
     ("GET", "/.well-known/jwks.json"): Case(None),
     ("GET", "/.well-known/openid-configuration"): Case(None),
+    ("GET", "/.well-known/vanta-replay-keys.json"): Case(None),
     ("POST", "/v1/auth/token"): Case(None, body={"grant_type": "client_credentials"},
                                      ok=(409,)),
     ("POST", "/v1/invitations/{token}/accept"): Case(
@@ -95,6 +96,9 @@ MATRIX: dict[tuple[str, str], Case] = {
                    missing=(200,)),)),
     ("GET", "/v1/manager-orders/{mo_id}"): Case("orders:read", "mo"),
     ("GET", "/v1/manager-orders/{mo_id}/replay"): Case("audit:read", "mo", feature=True),
+    ("GET", "/v1/manager-orders/{mo_id}/dag"): Case("orders:read", "mo"),
+    ("GET", "/v1/manager-orders/{mo_id}/replay-bundle"): Case("audit:read", "mo",
+                                                             feature=True),
     ("GET", "/v1/follower-orders"): Case(
         "orders:read", shows=("fo",),
         also=(Case("orders:read", "follower", path="/v1/follower-orders?follower_id={id}",

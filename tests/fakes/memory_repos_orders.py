@@ -203,3 +203,12 @@ class MemFills(MemRepo):
     async def for_child(self, fo_id: str) -> builtins.list[FillRecord]:
         return [FillRecord.from_row(r)
                 for r in self._select(lambda r: r["fo_id"] == fo_id, order=lambda r: r["ts"])]
+
+    async def for_children(self, fo_ids: Sequence[str]
+                           ) -> dict[str, builtins.list[FillRecord]]:
+        wanted = set(fo_ids)
+        out: dict[str, builtins.list[FillRecord]] = {}
+        for r in self._select(lambda r: r["fo_id"] in wanted,
+                              order=lambda r: (r["fo_id"], r["ts"], r["trade_id"])):
+            out.setdefault(r["fo_id"], []).append(FillRecord.from_row(r))
+        return out

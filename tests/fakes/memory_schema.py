@@ -80,8 +80,9 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
        decimals="qty filled_qty avg_fill_price", json="audit",
        foreign={**_TENANT, "mo_id": "manager_orders", "follower_id": "followers"}),
     _t("audit_events", "event_id seq tenant_id entity entity_id action actor payload ts "
-       "prev_hash hash", "event_id", required="event_id seq entity entity_id action actor "
-       "payload ts prev_hash hash", json="payload", unique=("seq",)),
+       "prev_hash hash hash_v", "event_id", required="event_id seq entity entity_id action "
+       "actor payload ts prev_hash hash", json="payload", unique=("seq",),
+       defaults={"hash_v": 1}),
     _t("audit_chain_head", "id seq hash", "id", required="id seq hash"),
     _t("outbox", "id topic key payload created_at available_at locked_until attempts done_at",
        "id", required="topic key payload created_at available_at",

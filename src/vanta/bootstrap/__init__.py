@@ -16,6 +16,8 @@ Tracer        OpenTelemetry (OTLP) when     same
               is set, else no-op
 Journal       the log folder when the       none recorded
               command configured logging
+Signer        Ed25519, key in the           same
+              secret store (signing.py)
 Brokers       lazy adapters (brokers.py)    same
 AlertSender   SMTP when VANTA_SMTP_HOST     same
               is set (alerts.py), else none
@@ -62,6 +64,7 @@ from vanta.application.ports.identity import TokenExchange, TokenVerifier
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.objectstore import ObjectStore
 from vanta.application.ports.secrets import SecretStore
+from vanta.application.ports.signing import Signer
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
 from vanta.bootstrap.alerts import build_alert_delivery
@@ -69,6 +72,7 @@ from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
 from vanta.bootstrap.logging import journal
 from vanta.bootstrap.secrets import key_wrapper, vault_store
+from vanta.bootstrap.signing import build_signer
 from vanta.bootstrap.stores import build_object_store
 from vanta.bootstrap.telemetry import process_tracer, shutdown_tracing
 from vanta.config import Settings
@@ -99,6 +103,8 @@ class Container:
     # sends the operators' alerts the scheduler finds queued (bootstrap.alerts)
     alerts: AlertDelivery | None = None
     _objects: ObjectStore | None = field(default=None, init=False, repr=False)
+    # the platform's signing key (audit anchors, replay bundles), by secret-store reference
+    signer: Signer | None = None
 
     async def start(self) -> None:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
@@ -235,7 +241,8 @@ def build(settings: Settings | None = None) -> Container:
                      token_exchange=OidcTokenExchange(oidc) if oidc else None,
                      vetter=PolicyTargetVetter(_policy(s)),
                      alerts=build_alert_delivery(s, lambda: SqlUnitOfWork(engine), sender,
-                                                 CachedSecrets(secrets)))
+                                                 CachedSecrets(secrets)),
+                     signer=build_signer(s, secrets))
 
 
 def upgrade_database(settings: Settings) -> None:

@@ -174,6 +174,8 @@ audit_events = Table(
     Column("ts", String(40), nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # 1: tenant outside the hash (before 0008); 2: tenant and version inside it
+    Column("hash_v", Integer, nullable=False, server_default="1"),
 )
 
 # One row; updating it in each appending transaction serializes the hash chain.

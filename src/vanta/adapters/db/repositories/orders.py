@@ -243,3 +243,14 @@ class FillRepository(_Repo):
     async def for_child(self, fo_id: str) -> builtins.list[FillRecord]:
         rows = await self._all(select(fills).where(fills.c.fo_id == fo_id).order_by(fills.c.ts))
         return [FillRecord.from_row(r) for r in rows]
+
+    async def for_children(self, fo_ids: Sequence[str]
+                           ) -> dict[str, builtins.list[FillRecord]]:
+        ids = sorted(set(fo_ids))
+        out: dict[str, builtins.list[FillRecord]] = {}
+        for i in range(0, len(ids), 500):  # bounded IN lists (SQLite's variable limit)
+            rows = await self._all(select(fills).where(fills.c.fo_id.in_(ids[i:i + 500]))
+                                   .order_by(fills.c.fo_id, fills.c.ts, fills.c.trade_id))
+            for r in rows:
+                out.setdefault(r["fo_id"], []).append(FillRecord.from_row(r))
+        return out
