@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # every profile) sizes it on the built-in rules and records instrument_source "default"
     # on the order; on refuses it with 422 unknown_instrument.
     require_instrument_rules: bool = False
+    # Reconciliation: `vanta worker reconcile` runs every vault at this interval; a drift
+    # threshold for vaults without one of their own; positions older than this are stale.
+    reconcile_interval_seconds: float = Field(default=300.0, gt=0)
+    reconcile_threshold_bps: int = Field(default=50, ge=0, le=10_000)
+    reconcile_stale_after_seconds: float = Field(default=900.0, gt=0)
     # The OS memory folder `vanta ingest-memory` reads when given no folder.
     os_memory_dir: Path | None = None
     # Operator alerts by email: the SMTP relay they go through. Unset host: email alert

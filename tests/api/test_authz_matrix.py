@@ -163,6 +163,16 @@ MATRIX: dict[tuple[str, str], Case] = {
         "mirror:manage", path="/v1/alert-channels/ch-none", ok=(404, 403)),
     ("POST", "/v1/alert-channels/{channel_id}/test"): Case(
         "mirror:manage", path="/v1/alert-channels/ch-none/test", ok=(404, 403)),
+    ("POST", "/v1/vaults/{vault_id}/reconcile"): Case("mirror:manage", "vault", body={},
+                                                      ok=(201,)),
+    ("GET", "/v1/reconciliations/{run_id}"): Case(
+        "orders:read", path="/v1/reconciliations/rc_none", ok=(404,)),
+    ("PUT", "/v1/vaults/{vault_id}/reconcile-threshold"): Case(
+        "mirror:manage", "vault", body={"threshold_bps": 50}),
+    ("PUT", "/v1/followers/{follower_id}/reconcile-threshold"): Case(
+        "follower:manage", "follower", body={"threshold_bps": 25}),
+    ("POST", "/v1/followers/{follower_id}/positions"): Case(
+        "follower:manage", "follower", body={"positions": {"MSFT": "1"}}, ok=(201,)),
 }
 
 

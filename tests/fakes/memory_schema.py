@@ -133,4 +133,13 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
        "sent_at outcome", "alert_id", required="alert_id tenant_id kind subject detail "
        "created_at", defaults={"state": "pending", "attempts": 0}, json="detail outcome",
        foreign=_TENANT),
+    _t("reconcile_thresholds", "vault_id follower_id tenant_id threshold_bps updated_at",
+       "vault_id follower_id", required="vault_id follower_id tenant_id threshold_bps "
+       "updated_at", foreign={**_TENANT, "vault_id": "vaults"}),
+    _t("position_reports", "id tenant_id follower_id positions as_of received_at", "id",
+       required="tenant_id follower_id positions as_of received_at", json="positions",
+       foreign={**_TENANT, "follower_id": "followers"}, serial=True),
+    _t("reconcile_runs", "run_id tenant_id vault_id dry_run actor created_at report", "run_id",
+       required="run_id tenant_id vault_id dry_run actor created_at report", json="report",
+       foreign={**_TENANT, "vault_id": "vaults"}),
 )}

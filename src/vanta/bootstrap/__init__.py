@@ -50,7 +50,7 @@ from vanta.adapters.identity.dev_issuer import DevIssuer
 from vanta.adapters.identity.oidc import OidcProvider
 from vanta.adapters.identity.token_exchange import OidcTokenExchange
 from vanta.adapters.identity.verifier import TokenVerifier as JwksTokenVerifier
-from vanta.adapters.metrics import PrometheusMetrics
+from vanta.adapters.metrics import PrometheusMetrics, PrometheusReconcileMetrics
 from vanta.adapters.secrets.cached import CachedSecrets
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender
@@ -63,10 +63,12 @@ from vanta.application.ports.delivery import TargetVetter
 from vanta.application.ports.identity import TokenExchange, TokenVerifier
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.objectstore import ObjectStore
+from vanta.application.ports.reconciliation import NoReconcileMetrics, ReconcileMetrics
 from vanta.application.ports.secrets import SecretStore
 from vanta.application.ports.signing import Signer
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
+from vanta.application.reconcile import ReconcileSettings
 from vanta.bootstrap.alerts import build_alert_delivery
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
@@ -102,9 +104,15 @@ class Container:
     vetter: TargetVetter | None = None
     # sends the operators' alerts the scheduler finds queued (bootstrap.alerts)
     alerts: AlertDelivery | None = None
+    reconcile_metrics: ReconcileMetrics = field(default_factory=NoReconcileMetrics)
     _objects: ObjectStore | None = field(default=None, init=False, repr=False)
     # the platform's signing key (audit anchors, replay bundles), by secret-store reference
     signer: Signer | None = None
+
+    def reconcile_settings(self) -> ReconcileSettings:
+        s = self.settings
+        return ReconcileSettings(default_threshold_bps=s.reconcile_threshold_bps,
+                                 stale_after=timedelta(seconds=s.reconcile_stale_after_seconds))
 
     async def start(self) -> None:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
@@ -240,6 +248,8 @@ def build(settings: Settings | None = None) -> Container:
                      tracer=tracer, billing=build_billing_providers(s),
                      token_exchange=OidcTokenExchange(oidc) if oidc else None,
                      vetter=PolicyTargetVetter(_policy(s)),
+                     reconcile_metrics=NoReconcileMetrics() if s.profile == "test"
+                     else PrometheusReconcileMetrics(),
                      alerts=build_alert_delivery(s, lambda: SqlUnitOfWork(engine), sender,
                                                  CachedSecrets(secrets)),
                      signer=build_signer(s, secrets))

@@ -132,6 +132,7 @@ manager_orders = Table(
     Column("state", String(16), nullable=False),
     Column("created_at", TS, nullable=False, index=True),
     UniqueConstraint("vault_id", "client_order_id", name="uq_manager_orders_vault_client_id"),
+    Index("ix_manager_orders_vault_created", "vault_id", "created_at", "mo_id"),  # studio
 )
 
 follower_orders = Table(
@@ -322,25 +323,18 @@ fee_ledger = Table(
     UniqueConstraint("follower_id", "period_label", name="uq_fee_ledger_follower_period"),
 )
 
-# Replay Studio runs: what was asked, by whom, and the answer with its hash (the answer is
-# kept whole, so fetching a run again never depends on history that changed since).
+# Replay Studio runs: the request, who ran it, and the whole answer with its hash.
 studio_runs = Table(
     "studio_runs", metadata,
     Column("run_id", ID, primary_key=True),
     Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
-    Column("vault_id", ID, nullable=False),
-    Column("follower_id", ID, nullable=True),
-    Column("actor", String(255), nullable=False),
-    Column("created_at", TS, nullable=False),
+    Column("vault_id", ID, nullable=False), Column("follower_id", ID, nullable=True),
+    Column("actor", String(255), nullable=False), Column("created_at", TS, nullable=False),
     Column("request", JsonDoc, nullable=False),
     Column("engine_version", String(64), nullable=False),
-    Column("output_sha256", String(64), nullable=False),
-    Column("output", Text, nullable=False),
+    Column("output_sha256", String(64), nullable=False), Column("output", Text, nullable=False),
     Index("ix_studio_runs_tenant_created", "tenant_id", "created_at"),
 )
-# Replay Studio streams one vault's orders in (created_at, mo_id) order.
-Index("ix_manager_orders_vault_created", manager_orders.c.vault_id, manager_orders.c.created_at,
-      manager_orders.c.mo_id)
 # Where a tenant's operators are told about dead letters, disabled endpoints and lost orders.
 alert_channels = Table(
     "alert_channels", metadata,
@@ -370,4 +364,36 @@ alerts = Table(
     Column("outcome", JsonDoc, nullable=True),
     Index("ix_alerts_state_created", "state", "created_at"),
     Index("ix_alerts_tenant_kind_sent", "tenant_id", "kind", "sent_at"),
+)
+
+# Reconciliation (migration 0011): drift thresholds, webhook followers' position reports, runs.
+reconcile_thresholds = Table(
+    "reconcile_thresholds", metadata,
+    Column("vault_id", ID, ForeignKey("vaults.vault_id"), primary_key=True),
+    Column("follower_id", ID, primary_key=True),  # "" = the vault's own threshold
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("threshold_bps", Integer, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+position_reports = Table(
+    "position_reports", metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("follower_id", ID, ForeignKey("followers.follower_id"), nullable=False),
+    Column("positions", JsonDoc, nullable=False),  # symbol -> quantity (string)
+    Column("as_of", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Index("ix_position_reports_follower_asof", "follower_id", "as_of"),
+)
+
+reconcile_runs = Table(
+    "reconcile_runs", metadata,
+    Column("run_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("vault_id", ID, ForeignKey("vaults.vault_id"), nullable=False, index=True),
+    Column("dry_run", Boolean, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("report", JsonDoc, nullable=False),
 )

@@ -19,6 +19,7 @@ from vanta.entrypoints.cli.audit_cli import verify_command as audit_verify_comma
 from vanta.entrypoints.cli.exports_cli import exports_app
 from vanta.entrypoints.cli.ops_cli import register as register_ops
 from vanta.entrypoints.cli.paper_cli import paper_app
+from vanta.entrypoints.cli.reconcile_cli import register as register_reconcile
 from vanta.entrypoints.cli.replay_cli import replay_app
 from vanta.entrypoints.cli.snapshot_cli import register as register_snapshot
 from vanta.entrypoints.cli.studio_cli import register as register_studio
@@ -39,6 +40,7 @@ app.command("audit-verify")(audit_verify_command)
 register_ops(app)
 register_studio(app)
 register_snapshot(app)
+register_reconcile(app, workers_app)
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Embedded data directory (VANTA_DATA_DIR)")]
