@@ -44,6 +44,7 @@ from vanta.entrypoints.web import (
     routes_operations,
     routes_orders,
     routes_replay,
+    routes_studio,
     routes_vaults,
 )
 from vanta.entrypoints.web.middleware import WebSessionMiddleware
@@ -61,7 +62,7 @@ from vanta.entrypoints.web.session import Signer, session_key
 __all__ = ["PAGE_MODULES", "mount"]
 
 PAGE_MODULES: list[Any] = [routes_auth, routes_vaults, routes_followers, routes_orders,
-                           routes_replay, routes_operations]
+                           routes_replay, routes_operations, routes_studio]
 
 
 def build_web_app(container: Container) -> FastAPI:
