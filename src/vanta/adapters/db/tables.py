@@ -1,4 +1,5 @@
 """SQLAlchemy table definitions: the spec's tables plus outbox, attempts and the audit head."""
+# size: one module for every table of the schema (the fake schema and the migrations mirror it)
 
 from __future__ import annotations
 
@@ -336,6 +337,17 @@ studio_runs = Table(
     Column("output_sha256", String(64), nullable=False), Column("output", Text, nullable=False),
     Index("ix_studio_runs_tenant_created", "tenant_id", "created_at"),
 )
+
+# A tenant's brand on its white-label pages; the logo's bytes are kept (base64), never a URL.
+tenant_branding = Table(
+    "tenant_branding", metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), primary_key=True),
+    Column("display_name", String(80), nullable=False),
+    Column("accent_color", String(7), nullable=False),  # "#rrggbb"
+    Column("logo_type", String(32), nullable=True), Column("logo_data", Text, nullable=True),
+    Column("updated_at", TS, nullable=False), Column("updated_by", String(255), nullable=False),
+)
+
 # Where a tenant's operators are told about dead letters, disabled endpoints and lost orders.
 alert_channels = Table(
     "alert_channels", metadata,

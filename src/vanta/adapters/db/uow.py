@@ -33,6 +33,7 @@ from vanta.adapters.db.repositories import (
     VaultRepository,
 )
 from vanta.adapters.db.repositories.alerts import AlertRepository
+from vanta.adapters.db.repositories.branding import BrandingRepository
 from vanta.adapters.db.repositories.reconcile import ReconcileRepository
 from vanta.adapters.db.repositories.studio import StudioRepository
 from vanta.application import vault_cache
@@ -78,6 +79,7 @@ class SqlUnitOfWork:
         self.users = UserRepository(c)
         self.invitations = InvitationRepository(c)
         self.studio = StudioRepository(c)
+        self.branding = BrandingRepository(c)
         self.alerts = AlertRepository(c)
         self.reconciliations = ReconcileRepository(c)
         return self
