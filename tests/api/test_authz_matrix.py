@@ -95,6 +95,7 @@ MATRIX: dict[tuple[str, str], Case] = {
         also=(Case("orders:read", "vault", path="/v1/manager-orders?vault_id={id}",
                    missing=(200,)),)),
     ("GET", "/v1/manager-orders/{mo_id}"): Case("orders:read", "mo"),
+    ("GET", "/v1/manager-orders/{mo_id}/children"): Case("orders:read", "mo"),
     ("GET", "/v1/manager-orders/{mo_id}/replay"): Case("audit:read", "mo", feature=True),
     ("GET", "/v1/manager-orders/{mo_id}/dag"): Case("orders:read", "mo"),
     ("GET", "/v1/manager-orders/{mo_id}/replay-bundle"): Case("audit:read", "mo",

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 from vanta.adapters.db.types import ExactDecimal, JsonDoc
@@ -204,6 +205,11 @@ outbox = Table(
     Column("done_at", TS, nullable=True),
     Index("ix_outbox_due", "done_at", "available_at"),
 )
+# Rows moved off their first due time (retries, mostly): claimed ahead of a backlog of first
+# attempts, so a retry starts on its schedule (partial: only open, rescheduled rows).
+RESCHEDULED = text("done_at IS NULL AND available_at > created_at")
+Index("ix_outbox_rescheduled", outbox.c.available_at, sqlite_where=RESCHEDULED,
+      postgresql_where=RESCHEDULED)
 
 delivery_attempts = Table(
     "delivery_attempts", metadata,
