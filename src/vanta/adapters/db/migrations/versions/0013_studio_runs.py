@@ -1,7 +1,7 @@
 """Replay Studio: stored runs, and an index to stream one vault's orders in order
 
 Revision ID: 0013
-Revises: 0016
+Revises: 0015, 0016
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013"
-down_revision: str | None = "0016"
+down_revision: str | tuple[str, ...] | None = ("0015", "0016")  # also joins their heads
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
