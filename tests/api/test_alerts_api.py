@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+
 from tests.http_helpers import UNLIMITED, add_idempotency_key
 from tests.smtp_server import SmtpServer, running_smtp
 from vanta.application.principal import ALL_SCOPES
