@@ -14,8 +14,8 @@ from fastapi.responses import Response
 from sse_starlette.sse import EventSourceResponse
 
 from vanta.application.clock import utcnow
-from vanta.application.dead_letters import list_dead_letters, redeliver
 from vanta.application.dag import order_dag
+from vanta.application.dead_letters import list_dead_letters, redeliver
 from vanta.application.principal import Principal
 from vanta.entrypoints.api.access import (
     order_not_found,
