@@ -137,6 +137,9 @@ MATRIX: dict[tuple[str, str], Case] = {
         "users:manage", path="/v1/billing/invoices/in_none/refunds", body={},
         ok=(201, 404, 409, 502, 503)),
     ("GET", "/v1/users"): Case("users:manage"),
+    ("GET", "/v1/tenants/me/branding"): Case("vault:read"),
+    ("PUT", "/v1/tenants/me/branding"): Case(
+        "users:manage", body={"display_name": "Acme Capital", "accent_color": "#0a7"}),
     ("POST", "/v1/invitations"): Case("users:manage", body={"email": "new@example.com"},
                                       ok=(201, 403)),  # 403: no seat left on the plan
     ("POST", "/v1/subscriptions/change-plan"): Case(

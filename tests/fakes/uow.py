@@ -20,6 +20,7 @@ from tests.fakes.memory_repos_billing import (
     MemFlows,
     MemInbox,
 )
+from tests.fakes.memory_repos_branding import MemBranding
 from tests.fakes.memory_repos_catalog import (
     MemFollowers,
     MemInstruments,
@@ -74,6 +75,7 @@ class MemoryUnitOfWork:
         self.subscriptions = MemSubscriptions(tx)
         self.users = MemUsers(tx)
         self.invitations = MemInvitations(tx)
+        self.branding = MemBranding(tx)
         self.alerts = MemAlerts(tx)
         self.reconciliations = MemReconcile(tx)
         return self

@@ -325,6 +325,17 @@ fee_ledger = Table(
     UniqueConstraint("follower_id", "period_label", name="uq_fee_ledger_follower_period"),
 )
 
+
+# A tenant's brand on its white-label pages; the logo's bytes are kept (base64), never a URL.
+tenant_branding = Table(
+    "tenant_branding", metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), primary_key=True),
+    Column("display_name", String(80), nullable=False),
+    Column("accent_color", String(7), nullable=False),  # "#rrggbb"
+    Column("logo_type", String(32), nullable=True), Column("logo_data", Text, nullable=True),
+    Column("updated_at", TS, nullable=False), Column("updated_by", String(255), nullable=False),
+)
+
 # Where a tenant's operators are told about dead letters, disabled endpoints and lost orders.
 alert_channels = Table(
     "alert_channels", metadata,
