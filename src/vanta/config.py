@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # long-running commands
     gc_young_threshold: int = Field(default=10_000, ge=0)  # long-running commands; 0 = default
     dispatcher_concurrency: int = 32
+    # Batches open at once: above 1, a batch waiting for a slow send lets another start on
+    # the free send slots. Off by default until the fault tests pass with it (see bench/).
+    dispatcher_max_batches: int = Field(default=1, ge=1, le=16)
     dispatcher_lease_seconds: float = 30.0
     run_dispatcher_in_api: bool = True
     # Idempotency keys and rate-limit buckets: Redis in production (shared by every API

@@ -95,6 +95,7 @@ MATRIX: dict[tuple[str, str], Case] = {
         also=(Case("orders:read", "vault", path="/v1/manager-orders?vault_id={id}",
                    missing=(200,)),)),
     ("GET", "/v1/manager-orders/{mo_id}"): Case("orders:read", "mo"),
+    ("GET", "/v1/manager-orders/{mo_id}/children"): Case("orders:read", "mo"),
     ("GET", "/v1/manager-orders/{mo_id}/replay"): Case("audit:read", "mo", feature=True),
     ("GET", "/v1/manager-orders/{mo_id}/dag"): Case("orders:read", "mo"),
     ("GET", "/v1/manager-orders/{mo_id}/replay-bundle"): Case("audit:read", "mo",
@@ -148,6 +149,13 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/v1/vaults"): Case("vault:manage", body={"label": "fresh-vault"},
                                  ok=(201, 403)),
     ("PATCH", "/v1/vaults/{vault_id}"): Case("vault:manage", "vault", body={"public": False}),
+    # Replay Studio: audit:read or vault:read (every role holds vault:read), Pro and up
+    ("POST", "/v1/replay-studio/runs"): Case(
+        "vault:read", "vault", feature=True, ok=(201,),
+        body={"vault_id": "{id}", "last": 5, "starting_nav": "10000",
+              "configs": [{"scale": "0.5"}]}),
+    ("GET", "/v1/replay-studio/runs/{run_id}"): Case(
+        "vault:read", path="/v1/replay-studio/runs/run-none", feature=True, ok=(404,)),
     ("DELETE", "/v1/followers/{follower_id}"): Case(
         "follower:manage", "follower", path="/v1/followers/{id}?positions=close"),
     # alert channels are tenant-wide: 403 for a token narrowed to vaults or a follower

@@ -207,7 +207,8 @@ def _dispatch_config(s: Settings) -> DispatchConfig:
                           # two waves of sends at most: a batch ends within 2 timeouts,
                           # inside the lease (at least 3 timeouts)
                           batch=2 * s.dispatcher_concurrency,
-                          per_endpoint=s.webhook_per_endpoint_limit)
+                          per_endpoint=s.webhook_per_endpoint_limit,
+                          max_batches=s.dispatcher_max_batches)
 
 
 class MasterKeyMissing(RuntimeError):

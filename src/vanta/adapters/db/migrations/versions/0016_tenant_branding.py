@@ -1,7 +1,7 @@
 """tenant_branding: a tenant's display name, accent colour and logo for white-label pages
 
 Revision ID: 0016
-Revises: 0014 (the last of main's chain 0007 → 0010 → 0008 → 0011 with the web app's 0014
+Revises: 0015 (the last of main's chain 0007 → 0010 → 0008 → 0011 with the web app's 0014
 on top, all merged into this branch)
 Create Date: 2026-12-06
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
