@@ -1,6 +1,12 @@
-"""The DAG of one manager order (``GET /v1/manager-orders/{id}/dag``), gathered from the
-stored rows and shaped by :mod:`vanta.domain.dag`. Its ``dag_id`` is derived from the order's
-id (``vanta.domain.ids.dag_id_for``), the same one every webhook body carries.
+"""The DAG of one manager order, gathered from the stored rows and shaped by
+:mod:`vanta.domain.dag`: the one service behind both ``GET /v1/manager-orders/{id}/dag`` and
+the web app's drawing of an order. Its ``dag_id`` is derived from the order's id
+(``vanta.domain.ids.dag_id_for``), the same one every webhook body carries.
+
+Children come in keyset pages over (created_at, fo_id), the order the children list uses:
+a page reads only its own children's attempts, fills and audit events, so an order with
+10,000 children costs a page's worth of rows, not the whole order's. Every page holds the
+order's node and its audit events, so each one is a graph whose edges all resolve.
 
 Audit events appear with their seq, action, actor, time and chain hashes, not their
 payloads: a payload may hold other followers' inputs, and the DAG is for seeing what
@@ -10,7 +16,8 @@ happened, the replay bundle for checking it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from vanta.application.ports.clock import iso
@@ -25,9 +32,16 @@ from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.dag import ChildFacts, Dag, DagNode, build_dag, child_node_id, mo_node_id
 from vanta.domain.errors import NotFound
 
-__all__ = ["order_dag"]
+__all__ = ["DagPage", "order_dag"]
 
-MAX_CHILDREN = 1_000_000
+ALL_CHILDREN = 1_000_000  # limit=None: the whole order (the CLI, benches, small orders)
+
+
+@dataclass(frozen=True, slots=True)
+class DagPage:
+    dag: Dag
+    children: int  # child orders on this page
+    next_after: tuple[datetime, str] | None  # (created_at, fo_id) to continue after, if more
 
 
 def _t(ts: datetime | None) -> str | None:
@@ -76,17 +90,23 @@ def _audit_node(e: AuditEventRecord) -> DagNode:
 
 
 async def order_dag(uow: UnitOfWork, tenant_id: str, mo_id: str, *,
-                    follower_visible: Callable[[str], bool] | None = None) -> Dag:
-    """The order's DAG; ``follower_visible`` narrows the children (and their attempts, fills
-    and events) to the followers a caller may see. Another tenant's order is NotFound."""
+                    limit: int | None = None, after: tuple[datetime, str] | None = None,
+                    follower_id: str | None = None,
+                    vault_ids: Iterable[str] | None = None) -> DagPage:
+    """The order's DAG with at most ``limit`` children (all when None) after the keyset
+    ``after``. ``follower_id`` and ``vault_ids`` narrow the children (and so their attempts,
+    fills and events) exactly as they narrow the order's children list; the caller decides
+    whether it may see the order itself. Another tenant's order is NotFound."""
+    cap = ALL_CHILDREN if limit is None else limit
     async with uow:
-        mo = await uow.manager_orders.get(tenant_id, mo_id)
-        if mo is None:
+        # without its snapshot: every follower's inputs, megabytes for a large order
+        mo = (await uow.manager_orders.get_many_unscoped([mo_id])).get(mo_id)
+        if mo is None or mo.tenant_id != tenant_id:
             raise NotFound(f"manager order {mo_id} not found", code="manager_order_not_found")
-        children: Sequence[ChildOrderRecord] = await uow.child_orders.list(
-            tenant_id, follower_id=None, mo_id=mo_id, since=None, limit=MAX_CHILDREN)
-        children = sorted((c for c in children if follower_visible is None
-                           or follower_visible(c.follower_id)), key=lambda c: c.fo_id)
+        rows = await uow.child_orders.list(tenant_id, follower_id=follower_id, mo_id=mo_id,
+                                           since=None, limit=cap + 1, after=after,
+                                           vault_ids=vault_ids)
+        children = rows[:cap]
         fo_ids = [c.fo_id for c in children]
         events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids])
         attempts = await uow.attempts.list_many(fo_ids)
@@ -101,4 +121,6 @@ async def order_dag(uow: UnitOfWork, tenant_id: str, mo_id: str, *,
             child_node_id(e.entity_id) if e.entity == "follower_order" else None
         if owner is not None:
             audit[owner].append(_audit_node(e))
-    return build_dag(_order_node(mo), mo_id, facts, audit)
+    last = children[-1] if len(rows) > cap else None
+    return DagPage(build_dag(_order_node(mo), mo_id, facts, audit), len(children),
+                   None if last is None else (last.created_at, last.fo_id))
