@@ -30,6 +30,7 @@ from tests.fakes.memory_repos_catalog import (
     MemUsers,
     MemVaults,
 )
+from tests.fakes.memory_repos_crossrail import MemBuffers, MemLegs, MemVenueFees
 from tests.fakes.memory_repos_delivery import MemAttempts, MemAudit, MemOutbox
 from tests.fakes.memory_repos_orders import MemChildOrders, MemFills, MemManagerOrders
 from tests.fakes.memory_store import IntegrityViolation, MemoryStore, Transaction
@@ -72,6 +73,9 @@ class MemoryUnitOfWork:
         self.subscriptions = MemSubscriptions(tx)
         self.users = MemUsers(tx)
         self.invitations = MemInvitations(tx)
+        self.venue_fees = MemVenueFees(tx)
+        self.buffers = MemBuffers(tx)
+        self.legs = MemLegs(tx)
         return self
 
     async def commit(self) -> None:

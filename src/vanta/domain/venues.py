@@ -151,3 +151,24 @@ DEFAULT_FEE_MODELS: Final[Mapping[str, VenueFees]] = {
     "kraken": _default("kraken", "25", "40", "4", "10", "5", 600, ("BTC", "ETH", "SOL")),
     "binance": _default("binance", "10", "10", "3", "5", "5", 300, ("BTC", "ETH", "SOL")),
 }
+
+
+# Which rails a follower's broker binding gives it, and which crypto venues it is linked to.
+BROKER_RAILS: Final[Mapping[str, frozenset[str]]] = {
+    "paper": frozenset({"fiat", "crypto"}), "alpaca": frozenset({"fiat"}),
+    "tradier": frozenset({"fiat"}), "coinbase": frozenset({"crypto"}),
+}
+
+
+def follower_rails(broker: str | None) -> frozenset[str]:
+    """A webhook follower (no binding) executes itself and may take either rail."""
+    return frozenset({"fiat", "crypto"}) if broker is None else \
+        BROKER_RAILS.get(broker, frozenset())
+
+
+def linked_venues(broker: str | None) -> tuple[str, ...]:
+    """The venues a router may use for a follower: its own crypto-capable broker, or every
+    known venue for a webhook follower (the legs it receives are a plan it runs itself)."""
+    if broker is None:
+        return KNOWN_VENUES
+    return (broker,) if broker in KNOWN_VENUES and "crypto" in follower_rails(broker) else ()

@@ -18,11 +18,13 @@ from vanta.adapters.db.engine import take_vaults_written
 from vanta.adapters.db.repositories import (
     AttemptRepository,
     AuditRepository,
+    BufferRepository,
     ChildOrderRepository,
     FillRepository,
     FollowerRepository,
     InstrumentRepository,
     InvitationRepository,
+    LegRepository,
     ManagerOrderRepository,
     NavRepository,
     OutboxRepository,
@@ -31,6 +33,7 @@ from vanta.adapters.db.repositories import (
     TenantRepository,
     UserRepository,
     VaultRepository,
+    VenueFeeRepository,
 )
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
@@ -74,6 +77,9 @@ class SqlUnitOfWork:
         self.subscriptions = SubscriptionRepository(c)
         self.users = UserRepository(c)
         self.invitations = InvitationRepository(c)
+        self.venue_fees = VenueFeeRepository(c)
+        self.buffers = BufferRepository(c)
+        self.legs = LegRepository(c)
         return self
 
     @property
