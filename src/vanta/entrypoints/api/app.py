@@ -26,6 +26,7 @@ from vanta.bootstrap.stores import build_cache_store
 from vanta.entrypoints.api import (
     problems,
     routes_billing,
+    routes_crossrail,
     routes_delivery,
     routes_lifecycle,
     routes_mirroring,
@@ -44,7 +45,7 @@ from vanta.entrypoints.api.schemas import ERROR_RESPONSES
 __all__ = ["create_app", "run_scheduler"]
 
 ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_tenancy,
-           routes_billing, routes_lifecycle)
+           routes_billing, routes_lifecycle, routes_crossrail)
 
 
 def create_app(container: Container, *, run_dispatcher: bool | None = None,
