@@ -33,6 +33,21 @@ oidc_peer() {
   fi
 }
 
+# The Prometheus rule tests drive promtool (Debian's prometheus package). Install it when it
+# is missing and we are root with apt; any failure only means those tests skip (or fail when
+# CI=true), so this step never stops the run.
+promtool_tool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: promtool not found; the Prometheus rule tests will be skipped" >&2
+    return 0
+  fi
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; } \
+    >/dev/null 2>&1 || echo "test.sh: apt-get install prometheus failed; the Prometheus rule \
+tests will report it" >&2
+  return 0
+}
+
 # pytest exits 5 when nothing was collected (e.g. a -k that matches only the other tier).
 run_pytest() {
   local rc=0
@@ -59,6 +74,7 @@ names_a_path() {
 .venv/bin/lint-imports
 .venv/bin/mypy
 .venv/bin/python scripts/check_sizes.py  # modules ≤ 400 lines, functions ≤ 80
+promtool_tool
 
 if names_a_path "$@"; then
   oidc_peer

@@ -97,13 +97,45 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
     s3_path_style: bool = True
+    # S3 Object Lock: with N > 0 the bucket is created with object lock and every object is
+    # written in compliance mode, retained N days (stores without object lock: leave at 0).
+    s3_lock_days: int = 0
+    # The platform's Ed25519 signing key (audit anchors, replay bundles), by secret-store
+    # reference; unset = the reference in <data_dir>/keys/signing-key.ref, made on first use.
+    signing_key_ref: str | None = None
+    # How often the scheduler signs the audit chain's head into the object store (0 = never).
+    audit_anchor_interval_seconds: float = 3600.0
     public_app_url: str = "http://127.0.0.1:8000"  # where checkout returns the user
     # A manager order for a symbol with no instrument rule at its venue: off (the default on
     # every profile) sizes it on the built-in rules and records instrument_source "default"
     # on the order; on refuses it with 422 unknown_instrument.
     require_instrument_rules: bool = False
+    # Reconciliation: `vanta worker reconcile` runs every vault at this interval; a drift
+    # threshold for vaults without one of their own; positions older than this are stale.
+    reconcile_interval_seconds: float = Field(default=300.0, gt=0)
+    reconcile_threshold_bps: int = Field(default=50, ge=0, le=10_000)
+    reconcile_stale_after_seconds: float = Field(default=900.0, gt=0)
     # The OS memory folder `vanta ingest-memory` reads when given no folder.
     os_memory_dir: Path | None = None
+    # Operator alerts by email: the SMTP relay they go through. Unset host: email alert
+    # channels are refused (webhook channels still work). The password comes from the
+    # environment (or a secret manager), never from the repo.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "vanta-alerts@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_timeout_seconds: float = 10.0
+    # Alerts: one per (kind, subject) in the dedupe window; at most alert_per_kind of a kind
+    # and alert_per_subject of one subject per window (see vanta.domain.alerts.AlertPolicy).
+    alert_dedupe_seconds: int = Field(default=900, ge=0)
+    alert_window_seconds: int = Field(default=3600, ge=1)
+    alert_per_kind: int = Field(default=20, ge=1)
+    alert_per_subject: int = Field(default=3, ge=1)
+    # Vault snapshots to the object store, taken by the scheduler every this many seconds
+    # (a day by default; 0 = never; `vanta snapshot VAULT` takes one on demand).
+    snapshot_interval_seconds: int = Field(default=86_400, ge=0)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

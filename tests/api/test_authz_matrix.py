@@ -68,6 +68,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/readyz"): Case(None),
     ("GET", "/.well-known/jwks.json"): Case(None),
     ("GET", "/.well-known/openid-configuration"): Case(None),
+    ("GET", "/.well-known/vanta-replay-keys.json"): Case(None),
     ("POST", "/v1/auth/token"): Case(None, body={"grant_type": "client_credentials"},
                                      ok=(409,)),
     ("POST", "/v1/invitations/{token}/accept"): Case(
@@ -95,6 +96,9 @@ MATRIX: dict[tuple[str, str], Case] = {
                    missing=(200,)),)),
     ("GET", "/v1/manager-orders/{mo_id}"): Case("orders:read", "mo"),
     ("GET", "/v1/manager-orders/{mo_id}/replay"): Case("audit:read", "mo", feature=True),
+    ("GET", "/v1/manager-orders/{mo_id}/dag"): Case("orders:read", "mo"),
+    ("GET", "/v1/manager-orders/{mo_id}/replay-bundle"): Case("audit:read", "mo",
+                                                             feature=True),
     ("GET", "/v1/follower-orders"): Case(
         "orders:read", shows=("fo",),
         also=(Case("orders:read", "follower", path="/v1/follower-orders?follower_id={id}",
@@ -160,6 +164,25 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/v1/follower-orders/{fo_id}/legs"): Case("orders:read", "fo"),
     ("DELETE", "/v1/followers/{follower_id}"): Case(
         "follower:manage", "follower", path="/v1/followers/{id}?positions=close"),
+    # alert channels are tenant-wide: 403 for a token narrowed to vaults or a follower
+    ("GET", "/v1/alert-channels"): Case("mirror:manage", ok=(200, 403)),
+    ("POST", "/v1/alert-channels"): Case(
+        "mirror:manage", body={"kind": "webhook", "url": "https://ops.example/alerts"},
+        ok=(201, 403)),
+    ("DELETE", "/v1/alert-channels/{channel_id}"): Case(
+        "mirror:manage", path="/v1/alert-channels/ch-none", ok=(404, 403)),
+    ("POST", "/v1/alert-channels/{channel_id}/test"): Case(
+        "mirror:manage", path="/v1/alert-channels/ch-none/test", ok=(404, 403)),
+    ("POST", "/v1/vaults/{vault_id}/reconcile"): Case("mirror:manage", "vault", body={},
+                                                      ok=(201,)),
+    ("GET", "/v1/reconciliations/{run_id}"): Case(
+        "orders:read", path="/v1/reconciliations/rc_none", ok=(404,)),
+    ("PUT", "/v1/vaults/{vault_id}/reconcile-threshold"): Case(
+        "mirror:manage", "vault", body={"threshold_bps": 50}),
+    ("PUT", "/v1/followers/{follower_id}/reconcile-threshold"): Case(
+        "follower:manage", "follower", body={"threshold_bps": 25}),
+    ("POST", "/v1/followers/{follower_id}/positions"): Case(
+        "follower:manage", "follower", body={"positions": {"MSFT": "1"}}, ok=(201,)),
 }
 
 

@@ -202,6 +202,17 @@ async def test_positions_and_nav_follow_the_fills(venue: Harness) -> None:
     assert nav == CASH - spent + venue.lot * venue.price
 
 
+async def test_cash_balances_follow_the_fills(venue: Harness) -> None:
+    before = await venue.gateway.balances()
+    assert before == {"USD": CASH}
+    assert all(isinstance(v, Decimal) for v in before.values())
+    order = _buy(venue)
+    await venue.gateway.submit(order)
+    report = await _fill_completely(venue, order)
+    spent = sum((f.qty * f.price for f in report.fills), Decimal(0))
+    assert await venue.gateway.balances() == {"USD": CASH - spent}
+
+
 async def test_a_sell_reduces_the_position(venue: Harness) -> None:
     buy = _buy(venue)
     await venue.gateway.submit(buy)
@@ -251,6 +262,7 @@ async def test_outages_raise_broker_unavailable_and_leave_nothing_behind(
         await venue.gateway.submit(order)
     assert not isinstance(info.value, BrokerAuthFailed)
     for call in (venue.gateway.positions(), venue.gateway.account_nav(),
+                 venue.gateway.balances(),
                  venue.gateway.order_report(order.client_order_id),
                  venue.gateway.cancel(order.client_order_id)):
         with pytest.raises(BrokerUnavailable):

@@ -372,6 +372,22 @@ async def test_a_lost_answer_to_a_slow_submit_is_retried_into_the_same_order() -
         assert listing["count"] == 1 and listing["submits"] == 2
 
 
+async def test_cash_balances_are_read_from_the_venue() -> None:
+    venue = PaperVenue(_template(fill_steps=(1, 1)))
+    async with Served(venue) as served:
+        async def work(broker: RemotePaperBroker) -> None:
+            assert await broker.balances() == {"USD": Decimal(5000)}
+            cid = _cid()
+            await broker.submit(_order(cid, qty="10"))
+            venue.broker(ACCOUNT).step()
+            report = await broker.order_report(cid)
+            assert report.filled_qty == 10
+            spent = sum((f.qty * f.price for f in report.fills), Decimal(0))
+            assert spent > 0
+            assert await broker.balances() == {"USD": Decimal(5000) - spent}
+        await _with_adapter(served.url, work, cash="5000")
+
+
 async def test_set_price_is_sent_before_the_next_submit() -> None:
     venue = PaperVenue(PaperSettings(prices={}, tick=None, volatility=Decimal(0)))
     async with Served(venue) as served:

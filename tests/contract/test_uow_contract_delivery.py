@@ -161,6 +161,9 @@ async def test_attempts_settle_add_and_mark_lost(backend: Db) -> None:
     assert lost.outcome == "lost" and "stopped" in lost.error
     assert (await backend.read(lambda u: u.attempts.list("fo3")))[0].outcome == "lost"
     assert await backend.read(lambda u: u.attempts.list("fo4")) == []
+    many = await backend.read(lambda u: u.attempts.list_many(["fo1", "fo3", "fo4"]))
+    assert {k: [(r.attempt_no, r.outcome) for r in v] for k, v in many.items()} == {
+        "fo1": [(1, "ack"), (2, "retry")], "fo3": [(1, "lost")]}
 
 
 async def test_audit_appends_keep_one_verifiable_chain(backend: Db) -> None:
@@ -193,3 +196,23 @@ async def test_audit_appends_keep_one_verifiable_chain(backend: Db) -> None:
     assert [r.action for r in await backend.read(
         lambda u: u.audit.for_entity("tnt_a", "VA"))] == ["create"]
     assert await backend.read(lambda u: u.audit.for_entity("tnt_b", "VA")) == []
+
+
+async def test_audit_events_carry_their_tenant_and_version_and_the_head_is_read(
+        backend: Db) -> None:
+    assert await backend.read(lambda u: u.audit.head()) is None
+    await backend.run(lambda u: u.audit.append(
+        entity="manager_order", entity_id="mo1", action="received", actor="ops",
+        payload={}, tenant_id="tnt_a"))
+    await backend.run(lambda u: u.audit.append_many([
+        {"entity": "follower_order", "entity_id": e, "action": "created:pending",
+         "actor": "o", "payload": {}, "tenant_id": t}
+        for e, t in (("fo1", "tnt_a"), ("fo2", "tnt_a"), ("fo3", "tnt_b"))]))
+    events = await backend.read(lambda u: u.audit.all())
+    assert all(e.hash_v == 2 for e in events)
+    assert [e.tenant_id for e in events] == ["tnt_a", "tnt_a", "tnt_a", "tnt_b"]
+    assert await backend.read(lambda u: u.audit.head()) == (4, events[-1].hash)
+    assert [e.seq for e in await backend.read(lambda u: u.audit.since(3))] == [3, 4]
+    mine = await backend.read(lambda u: u.audit.for_entities("tnt_a", ["fo2", "mo1", "fo3"]))
+    assert [(r.seq, r.entity_id, r.hash_v) for r in mine] == [(1, "mo1", 2), (3, "fo2", 2)]
+    assert verify_chain(events) is None

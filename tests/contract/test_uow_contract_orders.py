@@ -240,3 +240,6 @@ async def test_fills_are_counted_once_per_trade_id(backend: Db) -> None:
     assert all(type(r) is FillRecord for r in rows)
     assert [(r.trade_id, r.qty) for r in rows] \
         == [("t1", Decimal("1.5")), ("t2", Decimal("1.5"))]
+    many = await backend.read(lambda u: u.fills.for_children(["fo1", "fo2", "fo3"]))
+    assert {k: [r.trade_id for r in v] for k, v in many.items()} == {
+        "fo1": ["t1", "t2"], "fo2": ["t3"]}

@@ -135,6 +135,12 @@ class MemVaults(MemRepo):
                 after is None or keyset_after(*after, r["created_at"], r["vault_id"])),
             order=lambda r: (r["created_at"], r["vault_id"]), limit=limit)]
 
+    async def page_all(self, after: tuple[datetime, str] | None,
+                       limit: int) -> builtins.list[VaultRecord]:
+        return [VaultRecord.from_row(r) for r in self._select(
+            lambda r: after is None or keyset_after(*after, r["created_at"], r["vault_id"]),
+            order=lambda r: (r["created_at"], r["vault_id"]), limit=limit)]
+
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
         await self.tx.update(self.table, lambda r: r["vault_id"] == vault_id
                              and r["tenant_id"] == tenant_id, {"maintenance": enabled})

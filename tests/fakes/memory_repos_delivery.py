@@ -153,6 +153,15 @@ class MemAttempts(MemRepo):
         return [AttemptRecord.from_row(r) for r in self._select(
             lambda r: r["fo_id"] == fo_id, order=lambda r: r["attempt_no"])]
 
+    async def list_many(self, fo_ids: Sequence[str]
+                        ) -> dict[str, builtins.list[AttemptRecord]]:
+        wanted = set(fo_ids)
+        out: dict[str, builtins.list[AttemptRecord]] = {}
+        for r in self._select(lambda r: r["fo_id"] in wanted,
+                              order=lambda r: (r["fo_id"], r["attempt_no"])):
+            out.setdefault(r["fo_id"], []).append(AttemptRecord.from_row(r))
+        return out
+
 
 class MemAudit(MemRepo):
     """Chains with the domain's ``chain_event`` over a head row, as the SQL log does; the
@@ -178,8 +187,8 @@ class MemAudit(MemRepo):
         seq, prev = await self._head()
         ev = chain_event(prev_hash=prev, seq=seq + 1, event_id=new_id(), entity=entity,
                          entity_id=entity_id, action=action, actor=actor, payload=payload,
-                         ts=iso(self._clock()))
-        await self._store([_event_row(ev, tenant_id)], ev.seq, ev.hash)
+                         ts=iso(self._clock()), tenant_id=tenant_id)
+        await self._store([_event_row(ev)], ev.seq, ev.hash)
         return ev
 
     async def append_many(self, events: Sequence[Mapping[str, Any]]) -> None:
@@ -191,14 +200,22 @@ class MemAudit(MemRepo):
             seq += 1
             ev = chain_event(prev_hash=prev, seq=seq, event_id=new_id(), entity=e["entity"],
                              entity_id=e["entity_id"], action=e["action"], actor=e["actor"],
-                             payload=e["payload"], ts=ts)
-            rows.append(_event_row(ev, e["tenant_id"]))
+                             payload=e["payload"], ts=ts, tenant_id=e["tenant_id"])
+            rows.append(_event_row(ev))
             prev = ev.hash
         await self._store(rows, seq, prev)
 
     async def all(self) -> builtins.list[AuditEvent]:
         return [AuditEventRecord.from_row(r).event()
                 for r in self._select(order=lambda r: r["seq"])]
+
+    async def head(self) -> tuple[int, str] | None:
+        head = self.tx.get("audit_chain_head", 1)
+        return None if head is None else (int(head["seq"]), head["hash"])
+
+    async def since(self, seq: int) -> builtins.list[AuditEvent]:
+        return [AuditEventRecord.from_row(r).event()
+                for r in self._select(lambda r: r["seq"] >= seq, order=lambda r: r["seq"])]
 
     async def feed(self, tenant_id: str, after_seq: int, entities: Sequence[str],
                    limit: int) -> builtins.list[AuditEventRecord]:
@@ -213,9 +230,16 @@ class MemAudit(MemRepo):
             lambda r: r["entity_id"] == entity_id and r["tenant_id"] == tenant_id,
             order=lambda r: r["seq"])]
 
+    async def for_entities(self, tenant_id: str, entity_ids: Sequence[str]
+                           ) -> builtins.list[AuditEventRecord]:
+        wanted = set(entity_ids)
+        return [AuditEventRecord.from_row(r) for r in self._select(
+            lambda r: r["entity_id"] in wanted and r["tenant_id"] == tenant_id,
+            order=lambda r: r["seq"])]
 
-def _event_row(ev: AuditEvent, tenant_id: str | None) -> Row:
-    return {"event_id": ev.event_id, "seq": ev.seq, "tenant_id": tenant_id,
+
+def _event_row(ev: AuditEvent) -> Row:
+    return {"event_id": ev.event_id, "seq": ev.seq, "tenant_id": ev.tenant_id,
             "entity": ev.entity, "entity_id": ev.entity_id, "action": ev.action,
             "actor": ev.actor, "payload": dict(ev.payload), "ts": ev.ts,
-            "prev_hash": ev.prev_hash, "hash": ev.hash}
+            "prev_hash": ev.prev_hash, "hash": ev.hash, "hash_v": ev.hash_v}

@@ -12,6 +12,7 @@ from typing import Any
 from tests.fakes.memory_repos_base import MemRepo, nulls_first
 from tests.fakes.memory_store import Row, after, utc
 from tests.fakes.memory_store import after as keyset_after
+from vanta.application.ports.reconciliation import NOT_MANAGER_SOURCES
 from vanta.application.ports.records_orders import (
     ChildOrderRecord,
     FillRecord,
@@ -68,13 +69,14 @@ class MemManagerOrders(MemRepo):
     async def net_position(self, vault_id: str, symbol: str) -> Decimal:
         total = ZERO
         for r in self._select(lambda r: r["vault_id"] == vault_id and r["symbol"] == symbol
-                              and r["source"] != "sync"):
+                              and r["source"] not in NOT_MANAGER_SOURCES):
             total += _signed(r)
         return total
 
     async def holdings(self, vault_id: str) -> dict[str, tuple[Decimal, str, Decimal | None]]:
         out: dict[str, tuple[Decimal, str, Decimal | None]] = {}
-        for r in self._select(lambda r: r["vault_id"] == vault_id and r["source"] != "sync",
+        for r in self._select(lambda r: r["vault_id"] == vault_id
+                              and r["source"] not in NOT_MANAGER_SOURCES,
                               order=lambda r: r["created_at"]):
             qty, _, px = out.get(r["symbol"], (ZERO, r["venue"], None))
             out[r["symbol"]] = (qty + _signed(r), r["venue"], r["ref_price"] or px)
@@ -203,3 +205,12 @@ class MemFills(MemRepo):
     async def for_child(self, fo_id: str) -> builtins.list[FillRecord]:
         return [FillRecord.from_row(r)
                 for r in self._select(lambda r: r["fo_id"] == fo_id, order=lambda r: r["ts"])]
+
+    async def for_children(self, fo_ids: Sequence[str]
+                           ) -> dict[str, builtins.list[FillRecord]]:
+        wanted = set(fo_ids)
+        out: dict[str, builtins.list[FillRecord]] = {}
+        for r in self._select(lambda r: r["fo_id"] in wanted,
+                              order=lambda r: (r["fo_id"], r["ts"], r["trade_id"])):
+            out.setdefault(r["fo_id"], []).append(FillRecord.from_row(r))
+        return out

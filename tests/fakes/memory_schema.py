@@ -80,8 +80,9 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
        decimals="qty filled_qty avg_fill_price", json="audit",
        foreign={**_TENANT, "mo_id": "manager_orders", "follower_id": "followers"}),
     _t("audit_events", "event_id seq tenant_id entity entity_id action actor payload ts "
-       "prev_hash hash", "event_id", required="event_id seq entity entity_id action actor "
-       "payload ts prev_hash hash", json="payload", unique=("seq",)),
+       "prev_hash hash hash_v", "event_id", required="event_id seq entity entity_id action "
+       "actor payload ts prev_hash hash", json="payload", unique=("seq",),
+       defaults={"hash_v": 1}),
     _t("audit_chain_head", "id seq hash", "id", required="id seq hash"),
     _t("outbox", "id topic key payload created_at available_at locked_until attempts done_at",
        "id", required="topic key payload created_at available_at",
@@ -121,6 +122,22 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
        decimals="rate nav_start nav_end net_flows pnl fee hwm_before hwm_after refunded",
        unique=("follower_id period_label",), foreign={**_TENANT, "follower_id": "followers"},
        serial=True),
+    _t("alert_channels", "channel_id tenant_id kind target secret_ref kinds created_at "
+       "created_by", "channel_id", required="channel_id tenant_id kind target created_at "
+       "created_by", json="kinds", foreign=_TENANT),
+    _t("alerts", "alert_id tenant_id kind subject detail state created_at attempts next_at "
+       "sent_at outcome", "alert_id", required="alert_id tenant_id kind subject detail "
+       "created_at", defaults={"state": "pending", "attempts": 0}, json="detail outcome",
+       foreign=_TENANT),
+    _t("reconcile_thresholds", "vault_id follower_id tenant_id threshold_bps updated_at",
+       "vault_id follower_id", required="vault_id follower_id tenant_id threshold_bps "
+       "updated_at", foreign={**_TENANT, "vault_id": "vaults"}),
+    _t("position_reports", "id tenant_id follower_id positions as_of received_at", "id",
+       required="tenant_id follower_id positions as_of received_at", json="positions",
+       foreign={**_TENANT, "follower_id": "followers"}, serial=True),
+    _t("reconcile_runs", "run_id tenant_id vault_id dry_run actor created_at report", "run_id",
+       required="run_id tenant_id vault_id dry_run actor created_at report", json="report",
+       foreign={**_TENANT, "vault_id": "vaults"}),
     _t("venue_fee_models", "venue version model updated_at updated_by", "venue",
        required="venue version model updated_at updated_by", json="model"),
     _t("stablecoin_buffers", "tenant_id entity entity_id amount updated_at",

@@ -73,3 +73,27 @@ class RecordingMetrics:
     @property
     def broker_submits(self) -> Counter[bool]:
         return Counter(ok for (ok,) in self._args("record_broker_submit"))
+
+
+class RecordingReconcileMetrics:
+    """A recording :class:`~vanta.application.ports.reconciliation.ReconcileMetrics`: the
+    figures the Prometheus adapter exposes (last drift per vault, fix-ups, blocked)."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, float, int, int]] = []
+
+    def record_reconcile(self, vault_id: str, max_drift_bps: float, fixups: int,
+                         blocked: int) -> None:
+        self.runs.append((vault_id, max_drift_bps, fixups, blocked))
+
+    @property
+    def drift_bps(self) -> dict[str, float]:
+        return {vault: drift for vault, drift, _, _ in self.runs}
+
+    @property
+    def fixups(self) -> int:
+        return sum(r[2] for r in self.runs)
+
+    @property
+    def blocked(self) -> int:
+        return sum(r[3] for r in self.runs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from tests.fakes.memory_repos_alerts import MemAlerts
 from tests.fakes.memory_repos_billing import (
     MemBillingSubscriptions,
     MemFeeLedger,
@@ -33,6 +34,7 @@ from tests.fakes.memory_repos_catalog import (
 from tests.fakes.memory_repos_crossrail import MemBuffers, MemLegs, MemVenueFees
 from tests.fakes.memory_repos_delivery import MemAttempts, MemAudit, MemOutbox
 from tests.fakes.memory_repos_orders import MemChildOrders, MemFills, MemManagerOrders
+from tests.fakes.memory_repos_reconcile import MemReconcile
 from tests.fakes.memory_store import IntegrityViolation, MemoryStore, Transaction
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
@@ -73,6 +75,8 @@ class MemoryUnitOfWork:
         self.subscriptions = MemSubscriptions(tx)
         self.users = MemUsers(tx)
         self.invitations = MemInvitations(tx)
+        self.alerts = MemAlerts(tx)
+        self.reconciliations = MemReconcile(tx)
         self.venue_fees = MemVenueFees(tx)
         self.buffers = MemBuffers(tx)
         self.legs = MemLegs(tx)

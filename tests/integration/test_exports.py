@@ -92,6 +92,9 @@ class FillingBroker:
     async def account_nav(self) -> Decimal:
         return Decimal(0)
 
+    async def balances(self) -> dict[str, Decimal]:
+        return {"USD": Decimal(0)}
+
     async def close(self) -> None:
         return None
 

@@ -42,6 +42,13 @@ DEAD_LETTERS = Counter("mirror_dispatch_dead_letters", "Children parked in mirro
 BROKER_SUBMITS = Counter("broker_submit", "Broker order submissions by outcome", ["outcome"])
 BROKER_SUCCESS = Gauge("broker_submit_success_rate", "Share of broker submissions accepted")
 
+RECONCILE_DRIFT = Gauge("reconcile_drift_bps",
+                        "Largest follower drift of the vault's last reconciliation, bps of NAV",
+                        ["vault_id"])
+RECONCILE_FIXUPS = Counter("reconcile_fixups", "Fix-up orders dispatched by reconciliation")
+RECONCILE_BLOCKED = Counter("reconcile_blocked_fixups",
+                            "Fix-ups reconciliation could not send (with a recorded reason)")
+
 _totals = {"broker": 0, "broker_ok": 0}
 # (vault_id, follower_id) -> [attempts, errors]; ("", "") is every attempt
 _rates: dict[tuple[str, str], list[int]] = {}
@@ -112,6 +119,16 @@ class PrometheusMetrics:
 
     def record_broker_submit(self, ok: bool) -> None:
         record_broker_submit(ok)
+
+
+class PrometheusReconcileMetrics:
+    """The :class:`~vanta.application.ports.reconciliation.ReconcileMetrics` port."""
+
+    def record_reconcile(self, vault_id: str, max_drift_bps: float, fixups: int,
+                         blocked: int) -> None:
+        RECONCILE_DRIFT.labels(vault_id=vault_id).set(max_drift_bps)
+        RECONCILE_FIXUPS.inc(fixups)
+        RECONCILE_BLOCKED.inc(blocked)
 
 
 def exposition() -> tuple[bytes, str]:

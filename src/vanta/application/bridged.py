@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from vanta.application.alerts import raise_alert
 from vanta.application.clock import Clock, utcnow
 from vanta.application.observability import child_moved, fill_recorded
 from vanta.application.ports.brokers import (
@@ -34,6 +35,7 @@ from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.application.ports.uow import UowFactory
+from vanta.domain.alerts import AlertKind
 from vanta.domain.errors import ValidationFailed
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 
@@ -122,6 +124,11 @@ async def _venue_lost_order(uow_factory: UowFactory, child: ChildOrderRecord, no
             await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                    action="broker:failed", actor="confirmer",
                                    tenant_id=child.tenant_id, payload={"error": error})
+            await raise_alert(uow, tenant_id=child.tenant_id, kind=AlertKind.BROKER_LOST_ORDER,
+                              subject=child.follower_id, now=now,
+                              detail={"fo_id": child.fo_id, "mo_id": child.mo_id,
+                                      "follower_id": child.follower_id,
+                                      "vault_id": child.vault_id, "error": error})
         await uow.commit()
     log.error("ALERT broker lost an accepted order", extra={"fo_id": child.fo_id,
                                                             "follower_id": child.follower_id})

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from vanta.application.alerts import alert_row, raise_alert
 from vanta.application.observability import attempt_settled, child_moved
 from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
 from vanta.application.ports.delivery import SendResult
@@ -21,6 +22,7 @@ from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
 from vanta.application.ports.tracer import trace_id_of
 from vanta.application.ports.uow import UnitOfWork
+from vanta.domain.alerts import AlertKind
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
 
 log = logging.getLogger("vanta.dispatch")
@@ -85,6 +87,7 @@ async def dead_letter(uow: UnitOfWork, outbox_row: OutboxRecord, child: ChildOrd
         await uow.audit.append(entity="follower_order", entity_id=child.fo_id,
                                action="dispatch:dlq", actor="dispatcher",
                                tenant_id=child.tenant_id, payload={"error": error})
+        await uow.alerts.add_many([dead_letter_alert(child, error, now)])
         await complete_orders(uow, {child.mo_id})
         metrics.record_dead_letter()
     await uow.outbox.complete(outbox_row.id, now)
@@ -115,8 +118,23 @@ async def disable_endpoint(uow: UnitOfWork, child: ChildOrderRecord, now: dateti
                            action="webhook_disabled", actor="dispatcher",
                            tenant_id=child.tenant_id,
                            payload={"reason": "410 Gone", "fo_id": child.fo_id})
+    await raise_alert(uow, tenant_id=child.tenant_id, kind=AlertKind.ENDPOINT_DISABLED,
+                      subject=child.follower_id, now=now,
+                      detail={"follower_id": child.follower_id, "vault_id": child.vault_id,
+                              "fo_id": child.fo_id, "reason": "410 Gone"})
     log.error("ALERT webhook endpoint disabled after 410 Gone",
               extra={"follower_id": child.follower_id})
+
+
+def dead_letter_alert(child: ChildOrderRecord, error: str | None,
+                      now: datetime) -> dict[str, Any]:
+    """The operators' alert (queued here, sent later by the scheduler); its subject is the
+    follower, so within the dedupe window an endpoint outage is one alert, not one a child."""
+    return alert_row(tenant_id=child.tenant_id, kind=AlertKind.DEAD_LETTER,
+                     subject=child.follower_id, now=now,
+                     detail={"fo_id": child.fo_id, "mo_id": child.mo_id,
+                             "follower_id": child.follower_id, "vault_id": child.vault_id,
+                             "error": error, "queue": "mirror_dispatch_dlx"})
 
 
 async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
@@ -158,6 +176,10 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
     for row, _, r, _, _, _ in settled:
         if r.status == 410:
             await disable_endpoint(uow, children[fo(row)], now)
+    # one statement for a batch's dead letters (an outage can dead-letter a whole batch)
+    await uow.alerts.add_many([dead_letter_alert(children[fo(row)], error, now)
+                               for row, _, _, state, _, error in settled
+                               if state is ChildOrderState.DLQ])
     await uow.outbox.reschedule_many([
         (row.id, now + timedelta(seconds=delay)) for row, _, _, state, delay, _ in settled
         if state is ChildOrderState.RETRY and delay is not None])

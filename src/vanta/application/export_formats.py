@@ -14,7 +14,7 @@ from typing import Any
 from vanta.application.ports.clock import iso
 from vanta.application.ports.objectstore import ObjectRef
 from vanta.application.ports.records_orders import ChildOrderRecord, FillRecord, ManagerOrderRecord
-from vanta.domain.audit import GENESIS_HASH, AuditEvent, canonical_json, event_hash
+from vanta.domain.audit import GENESIS_HASH, HASH_VERSIONS, AuditEvent, canonical_json, hash_of
 from vanta.domain.errors import DomainError
 
 DLX_QUEUE = "mirror_dispatch_dlx"
@@ -125,15 +125,19 @@ def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
 
 
 def event_json(e: AuditEvent) -> dict[str, Any]:
-    return {"seq": e.seq, "event_id": e.event_id, "ts": e.ts, "entity": e.entity,
+    line = {"seq": e.seq, "event_id": e.event_id, "ts": e.ts, "entity": e.entity,
             "entity_id": e.entity_id, "action": e.action, "actor": e.actor,
             "payload": e.payload, "prev_hash": e.prev_hash, "hash": e.hash}
+    if e.hash_v >= 2:  # version-1 lines stay as they were, so old days re-export identically
+        line.update(tenant_id=e.tenant_id, hash_v=e.hash_v)
+    return line
 
 
 def event_from_json(d: Mapping[str, Any]) -> AuditEvent:
     return AuditEvent(str(d["event_id"]), int(d["seq"]), str(d["entity"]),
                       str(d["entity_id"]), str(d["action"]), str(d["actor"]),
-                      dict(d["payload"]), str(d["ts"]), str(d["prev_hash"]), str(d["hash"]))
+                      dict(d["payload"]), str(d["ts"]), str(d["prev_hash"]), str(d["hash"]),
+                      d.get("tenant_id"), int(d.get("hash_v", 1)))
 
 
 def day_of(ts: str) -> date:
@@ -181,10 +185,7 @@ def verify_segment(events: Sequence[AuditEvent], prev_hash: str) -> str | None:
             return "event #1 does not start from the genesis hash"
         if e.prev_hash != prev:
             return f"event #{e.seq} does not link to the event before it"
-        h = event_hash(prev_hash=e.prev_hash, seq=e.seq, event_id=e.event_id, entity=e.entity,
-                       entity_id=e.entity_id, action=e.action, actor=e.actor,
-                       payload=e.payload, ts=e.ts)
-        if h != e.hash:
+        if e.hash_v not in HASH_VERSIONS or hash_of(e) != e.hash:
             return f"event #{e.seq} does not match its hash"
         prev, expected = e.hash, e.seq + 1
     return None

@@ -9,6 +9,7 @@ from typing import Any
 
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
+from vanta.domain.ids import dag_id_for
 
 
 def json_number(d: Decimal) -> int | float | str:
@@ -50,7 +51,8 @@ def dispatch_body(
             **({"source": meta["meta"]} if meta.get("meta") else {}),
         },
         "audit": {
-            "dag_id": meta.get("dag_id"),
+            "dag_id": dag_id_for(order.mo_id),
+            "upstream_dag_id": meta.get("dag_id"),
             "dispatch_attempts": attempt_no,
             "last_error": child.last_error,
             "state": "sent",

@@ -8,6 +8,7 @@ from typing import Any
 
 from vanta.application.followers import follower_spec
 from vanta.application.manager_orders import order_from_row, parse_order_input
+from vanta.application.ports.reconciliation import NOT_MANAGER_SOURCES
 from vanta.application.ports.uow import UnitOfWork
 from vanta.application.snapshots import build_snapshot, follower_navs, instrument_for
 from vanta.domain.errors import NotFound
@@ -53,7 +54,8 @@ async def preview_follower(
         else:
             rows = await uow.manager_orders.list(tenant_id, None, 10_000,
                                                  vault_id=row.vault_id)
-            rows = [r for r in rows if r.created_at <= asof and r.source != "sync"]
+            rows = [r for r in rows
+                    if r.created_at <= asof and r.source not in NOT_MANAGER_SOURCES]
             for mo in rows[-limit:]:
                 order = order_from_row(mo)
                 stored = mo.snapshot or {}

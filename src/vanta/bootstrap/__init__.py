@@ -16,7 +16,11 @@ Tracer        OpenTelemetry (OTLP) when     same
               is set, else no-op
 Journal       the log folder when the       none recorded
               command configured logging
+Signer        Ed25519, key in the           same
+              secret store (signing.py)
 Brokers       lazy adapters (brokers.py)    same
+AlertSender   SMTP when VANTA_SMTP_HOST     same
+              is set (alerts.py), else none
 ============  ===========================  ======================================
 
 The object store and the cache store come from :mod:`vanta.bootstrap.stores` (S3 or files,
@@ -46,24 +50,32 @@ from vanta.adapters.identity.dev_issuer import DevIssuer
 from vanta.adapters.identity.oidc import OidcProvider
 from vanta.adapters.identity.token_exchange import OidcTokenExchange
 from vanta.adapters.identity.verifier import TokenVerifier as JwksTokenVerifier
-from vanta.adapters.metrics import PrometheusMetrics
+from vanta.adapters.metrics import PrometheusMetrics, PrometheusReconcileMetrics
 from vanta.adapters.secrets.cached import CachedSecrets
 from vanta.adapters.secrets.local import LocalSecretStore
 from vanta.adapters.webhooks.sender import AiohttpWebhookSender
 from vanta.adapters.webhooks.ssrf import TargetPolicy
 from vanta.adapters.webhooks.vetter import PolicyTargetVetter
+from vanta.application.alerts import AlertDelivery
 from vanta.application.billing import BillingProviders
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.application.ports.delivery import TargetVetter
 from vanta.application.ports.identity import TokenExchange, TokenVerifier
 from vanta.application.ports.metrics import NO_METRICS, Metrics
+from vanta.application.ports.objectstore import ObjectStore
+from vanta.application.ports.reconciliation import NoReconcileMetrics, ReconcileMetrics
 from vanta.application.ports.secrets import SecretStore
+from vanta.application.ports.signing import Signer
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.principal import Principal
+from vanta.application.reconcile import ReconcileSettings
+from vanta.bootstrap.alerts import build_alert_delivery
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
 from vanta.bootstrap.logging import journal
 from vanta.bootstrap.secrets import key_wrapper, vault_store
+from vanta.bootstrap.signing import build_signer
+from vanta.bootstrap.stores import build_object_store
 from vanta.bootstrap.telemetry import process_tracer, shutdown_tracing
 from vanta.config import Settings
 
@@ -90,6 +102,17 @@ class Container:
     # refuses webhook/broker URLs the sender would never connect to, when they are given;
     # build() sets it from the sender's policy
     vetter: TargetVetter | None = None
+    # sends the operators' alerts the scheduler finds queued (bootstrap.alerts)
+    alerts: AlertDelivery | None = None
+    reconcile_metrics: ReconcileMetrics = field(default_factory=NoReconcileMetrics)
+    _objects: ObjectStore | None = field(default=None, init=False, repr=False)
+    # the platform's signing key (audit anchors, replay bundles), by secret-store reference
+    signer: Signer | None = None
+
+    def reconcile_settings(self) -> ReconcileSettings:
+        s = self.settings
+        return ReconcileSettings(default_threshold_bps=s.reconcile_threshold_bps,
+                                 stale_after=timedelta(seconds=s.reconcile_stale_after_seconds))
 
     async def start(self) -> None:
         """Work that needs the running loop: the OIDC provider's first JWKS fetch."""
@@ -97,6 +120,13 @@ class Container:
             await self.oidc.start()
             self.verifier = self.oidc.token_verifier(self.settings.jwt_audience,
                                                      leeway=self.settings.jwt_leeway_seconds)
+
+    def object_store(self) -> ObjectStore:
+        """Snapshots and exports go here (S3 when a bucket is set, else files); made on
+        first use, so commands that never write objects never touch it."""
+        if self._objects is None:
+            self._objects = build_object_store(self.settings)
+        return self._objects
 
     def uow(self, readonly: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, readonly=readonly)
@@ -129,6 +159,9 @@ class Container:
 
     async def close(self) -> None:
         await self.billing.aclose()
+        close_objects = getattr(self._objects, "close", None)  # the S3 store's session
+        if close_objects is not None:
+            await close_objects()
         if self.dispatcher.brokers is not None:
             await self.dispatcher.brokers.close()
         if self.oidc is not None:
@@ -214,7 +247,12 @@ def build(settings: Settings | None = None) -> Container:
                      outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics,
                      tracer=tracer, billing=build_billing_providers(s),
                      token_exchange=OidcTokenExchange(oidc) if oidc else None,
-                     vetter=PolicyTargetVetter(_policy(s)))
+                     vetter=PolicyTargetVetter(_policy(s)),
+                     reconcile_metrics=NoReconcileMetrics() if s.profile == "test"
+                     else PrometheusReconcileMetrics(),
+                     alerts=build_alert_delivery(s, lambda: SqlUnitOfWork(engine), sender,
+                                                 CachedSecrets(secrets)),
+                     signer=build_signer(s, secrets))
 
 
 def upgrade_database(settings: Settings) -> None:

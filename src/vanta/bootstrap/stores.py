@@ -35,6 +35,7 @@ def build_object_store(s: Settings, env: Mapping[str, str] | None = None) -> Obj
         bucket=bucket, endpoint_url=_setting(s, "s3_endpoint", env),
         region=_setting(s, "s3_region", env) or "us-east-1",
         prefix=_setting(s, "s3_prefix", env) or "", path_style=path_style,
+        lock_days=int(_setting(s, "s3_lock_days", env) or 0),
         access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
         secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
         session_token=env.get("AWS_SESSION_TOKEN") or None))

@@ -54,3 +54,10 @@ def child_order_ids(mo_id: str) -> Callable[[str], ChildOrderId]:
                             f"{x[20:32]}")
 
     return derive
+
+
+def dag_id_for(mo_id: str) -> str:
+    """The id of a manager order's DAG (the order, its children, attempts, fills and audit
+    events): derived from the order's id, so every reader and every webhook names the same
+    DAG without it being stored. Exactly ``"dag_" + uuid5(VANTA_NAMESPACE, "dag:<mo>")``."""
+    return "dag_" + str(uuid.uuid5(VANTA_NAMESPACE, f"dag:{mo_id}"))

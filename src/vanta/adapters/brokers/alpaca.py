@@ -162,6 +162,14 @@ class AlpacaBroker:
             raise BrokerError("alpaca: account has no equity figure")
         return equity
 
+    async def balances(self) -> dict[str, Decimal]:
+        r = await self._send("GET", "/v2/account")
+        data = self._expect(r, dict, "GET /v2/account")
+        cash = _http.dec(data.get("cash"))
+        if cash is None:
+            raise BrokerError("alpaca: account has no cash figure")
+        return {str(data.get("currency") or "USD").upper(): cash}
+
     async def close(self) -> None:
         await self._client.aclose()
 

@@ -146,6 +146,13 @@ class RemotePaperBroker:
         except _Malformed as e:
             raise _unreadable("GET /nav", e) from None
 
+    async def balances(self) -> dict[str, Decimal]:
+        data = await self._call("GET", "/nav")  # the venue reports cash beside the NAV
+        try:
+            return {"USD": _dec(data, "cash")}
+        except _Malformed as e:
+            raise _unreadable("GET /nav", e) from None
+
     async def close(self) -> None:
         await self._client.aclose()
 

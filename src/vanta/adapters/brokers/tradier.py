@@ -203,6 +203,14 @@ class TradierBroker:
             raise BrokerError("tradier: balances carry no total_equity")
         return equity
 
+    async def balances(self) -> dict[str, Decimal]:
+        r = await self._send("GET", f"/v1/accounts/{self.account_id}/balances")
+        balances = self._expect(r, "balances").get("balances")
+        cash = _http.dec(balances.get("total_cash")) if isinstance(balances, dict) else None
+        if cash is None:
+            raise BrokerError("tradier: balances carry no total_cash")
+        return {"USD": cash}
+
     async def close(self) -> None:
         await self._client.aclose()
 

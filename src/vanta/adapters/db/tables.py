@@ -174,6 +174,8 @@ audit_events = Table(
     Column("ts", String(40), nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # 1: tenant outside the hash (before 0008); 2: tenant and version inside it
+    Column("hash_v", Integer, nullable=False, server_default="1"),
 )
 
 # One row; updating it in each appending transaction serializes the hash chain.
@@ -320,42 +322,73 @@ fee_ledger = Table(
     UniqueConstraint("follower_id", "period_label", name="uq_fee_ledger_follower_period"),
 )
 
-# Cross-rail execution: venue fee models (one row per edited venue, the current version),
-# stablecoin buffers (a vault default or a follower override) and child legs.
-venue_fee_models = Table(
-    "venue_fee_models", metadata,
-    Column("venue", String(32), primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("model", JsonDoc, nullable=False),
-    Column("updated_at", TS, nullable=False),
-    Column("updated_by", String(255), nullable=False),
+# Where a tenant's operators are told about dead letters, disabled endpoints and lost orders.
+alert_channels = Table(
+    "alert_channels", metadata,
+    Column("channel_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # webhook | email
+    Column("target", String(2048), nullable=False),  # URL or email address
+    Column("secret_ref", String(255), nullable=True),  # webhook signing key (secret store)
+    Column("kinds", JsonDoc, nullable=True),  # alert kinds it receives; NULL: all
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(255), nullable=False),
 )
 
-stablecoin_buffers = Table(
-    "stablecoin_buffers", metadata,
+# The alert queue: raised in the transaction of the change it reports, sent by the scheduler.
+alerts = Table(
+    "alerts", metadata,
+    Column("alert_id", ID, primary_key=True),
     Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
-    Column("entity", String(16), primary_key=True),  # vault | follower
-    Column("entity_id", ID, primary_key=True),
-    Column("amount", ExactDecimal, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("detail", JsonDoc, nullable=False),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("created_at", TS, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", TS, nullable=True),
+    Column("sent_at", TS, nullable=True),
+    Column("outcome", JsonDoc, nullable=True),
+    Index("ix_alerts_state_created", "state", "created_at"),
+    Index("ix_alerts_tenant_kind_sent", "tenant_id", "kind", "sent_at"),
+)
+
+# Reconciliation (migration 0011): drift thresholds, webhook followers' position reports, runs.
+reconcile_thresholds = Table(
+    "reconcile_thresholds", metadata,
+    Column("vault_id", ID, ForeignKey("vaults.vault_id"), primary_key=True),
+    Column("follower_id", ID, primary_key=True),  # "" = the vault's own threshold
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("threshold_bps", Integer, nullable=False),
     Column("updated_at", TS, nullable=False),
 )
 
-child_legs = Table(
-    "child_legs", metadata,
-    Column("leg_id", String(80), primary_key=True),  # <fo_id>.<idx>
-    Column("fo_id", ID, ForeignKey("follower_orders.fo_id"), nullable=False, index=True),
+position_reports = Table(
+    "position_reports", metadata,
+    Column("id", SEQ, primary_key=True, autoincrement=True),
     Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
-    Column("idx", Integer, nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("venue", String(32), nullable=False),
-    Column("pair", String(32), nullable=False),
-    Column("side", String(8), nullable=False),
-    Column("amount", ExactDecimal, nullable=False),
-    Column("filled", ExactDecimal, nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("after_idx", Integer, nullable=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("reason", String(200), nullable=True),
-    Column("context", JsonDoc, nullable=True),
-    Column("updated_at", TS, nullable=False),
+    Column("follower_id", ID, ForeignKey("followers.follower_id"), nullable=False),
+    Column("positions", JsonDoc, nullable=False),  # symbol -> quantity (string)
+    Column("as_of", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Index("ix_position_reports_follower_asof", "follower_id", "as_of"),
+)
+
+reconcile_runs = Table(
+    "reconcile_runs", metadata,
+    Column("run_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("vault_id", ID, ForeignKey("vaults.vault_id"), nullable=False, index=True),
+    Column("dry_run", Boolean, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("report", JsonDoc, nullable=False),
+)
+
+# The cross-rail tables live in a module of their own (the size rule); importing it here
+# registers them on ``metadata`` and keeps this module the one place tables are imported from.
+from vanta.adapters.db.tables_crossrail import (  # noqa: E402, F401
+    child_legs,
+    stablecoin_buffers,
+    venue_fee_models,
 )

@@ -35,6 +35,8 @@ from vanta.adapters.db.repositories import (
     VaultRepository,
     VenueFeeRepository,
 )
+from vanta.adapters.db.repositories.alerts import AlertRepository
+from vanta.adapters.db.repositories.reconcile import ReconcileRepository
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
 
@@ -77,6 +79,8 @@ class SqlUnitOfWork:
         self.subscriptions = SubscriptionRepository(c)
         self.users = UserRepository(c)
         self.invitations = InvitationRepository(c)
+        self.alerts = AlertRepository(c)
+        self.reconciliations = ReconcileRepository(c)
         self.venue_fees = VenueFeeRepository(c)
         self.buffers = BufferRepository(c)
         self.legs = LegRepository(c)

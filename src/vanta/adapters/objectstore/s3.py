@@ -21,10 +21,12 @@ Writes are create-only:
   checksum back (``ChecksumMode=ENABLED``) and re-checks the bytes against the recorded
   SHA-256. ``checksums=False`` turns the header off for stores that do not understand it.
 
-Retention is the bucket's business, not this adapter's: nothing here deletes or overwrites,
-and S3 Object Lock (compliance or governance mode with a default retention period) and
-versioning are configured on the bucket by its operator. With object lock on, AWS requires
-an integrity header on every PUT; the SHA-256 checksum header satisfies it.
+Nothing here deletes or overwrites. S3 Object Lock: with ``lock_days`` > 0 a bucket the
+adapter creates is created with object lock on, and every object is written in compliance
+mode retained that many days (``ObjectLockRetainUntilDate``), so not even the bucket's owner
+can delete or replace the stored version before then; with 0 (the default) retention is the
+bucket operator's business (a default retention rule, versioning). With object lock on, AWS
+requires an integrity header on every PUT; the SHA-256 checksum header satisfies it.
 
 Addressing is path-style by default (``http://host:port/bucket/key``), which works with every
 S3-compatible server and with IP endpoints; set ``path_style=False`` for virtual-hosted
@@ -42,6 +44,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -88,6 +91,7 @@ class S3Config:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_attempts: int = 3
+    lock_days: int = 0  # > 0: object lock (compliance mode), each object retained N days
 
     def __repr__(self) -> str:  # never print the secret
         return (f"S3Config(bucket={self.bucket!r}, endpoint_url={self.endpoint_url!r}, "
@@ -197,6 +201,8 @@ class S3ObjectStore:
                 if not self.config.create_bucket:
                     raise ObjectStoreError(f"bucket {bucket!r} does not exist") from e
                 kwargs: dict[str, Any] = {"Bucket": bucket}
+                if self.config.lock_days > 0:
+                    kwargs["ObjectLockEnabledForBucket"] = True
                 if self.config.region != "us-east-1":
                     kwargs["CreateBucketConfiguration"] = {
                         "LocationConstraint": self.config.region}
@@ -259,6 +265,10 @@ class S3ObjectStore:
             "ContentType": content_type, "Metadata": {**meta, SHA256_METADATA_KEY: sha}}
         if self.config.checksums:
             kwargs["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha)).decode()
+        if self.config.lock_days > 0:
+            kwargs["ObjectLockMode"] = "COMPLIANCE"
+            kwargs["ObjectLockRetainUntilDate"] = (datetime.now(UTC)
+                                                   + timedelta(days=self.config.lock_days))
         while True:
             if self._conditional:
                 kwargs["IfNoneMatch"] = "*"

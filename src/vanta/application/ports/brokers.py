@@ -230,6 +230,11 @@ class BrokerGateway(Protocol):
         """Net asset value of the account in its base currency, as the venue values it."""
         ...
 
+    async def balances(self) -> dict[str, Decimal]:
+        """Cash held, by currency code (``{"USD": ...}``; a crypto venue's quote currency):
+        what a buy may spend. Reconciliation cuts a fix-up buy to it."""
+        ...
+
     async def close(self) -> None:
         """Release connections. Idempotent."""
         ...

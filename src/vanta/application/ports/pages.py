@@ -18,6 +18,12 @@ class VaultPages(Protocol):
         """In (created_at, vault_id) order."""
         ...
 
+    async def page_all(self, after: tuple[datetime, str] | None,
+                       limit: int) -> builtins.list[VaultRecord]:
+        """Every tenant's vaults, in (created_at, vault_id) order: for platform jobs (the
+        scheduler's snapshots), never for an API answer."""
+        ...
+
 
 class OverlayPages(Protocol):
     async def page(self, tenant_id: str, vault_id: str, after: tuple[datetime, str] | None,

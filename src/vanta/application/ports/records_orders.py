@@ -168,13 +168,16 @@ class AuditEventRecord:
     ts: str
     prev_hash: str
     hash: str
+    hash_v: int = 1  # which rules the hash follows (see vanta.domain.audit)
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> Self:
         return cls(r["event_id"], int(r["seq"]), r["tenant_id"], r["entity"], r["entity_id"],
-                   r["action"], r["actor"], r["payload"], r["ts"], r["prev_hash"], r["hash"])
+                   r["action"], r["actor"], r["payload"], r["ts"], r["prev_hash"], r["hash"],
+                   int(r.get("hash_v") or 1))
 
     def event(self) -> AuditEvent:
         """The chained event, as ``AuditRepo.all`` returns it."""
         return AuditEvent(self.event_id, self.seq, self.entity, self.entity_id, self.action,
-                          self.actor, self.payload, self.ts, self.prev_hash, self.hash)
+                          self.actor, self.payload, self.ts, self.prev_hash, self.hash,
+                          self.tenant_id, self.hash_v)

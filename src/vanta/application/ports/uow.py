@@ -14,6 +14,8 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol
 
+from vanta.application.ports.alerts import AlertRepo
+from vanta.application.ports.audit import AuditRepo
 from vanta.application.ports.delivery import OutboxLease
 from vanta.application.ports.pages import InstrumentPages, OverlayPages, UserPages, VaultPages
 from vanta.application.ports.records_catalog import (
@@ -24,7 +26,6 @@ from vanta.application.ports.records_catalog import (
 )
 from vanta.application.ports.records_orders import (
     AttemptRecord,
-    AuditEventRecord,
     ChildOrderRecord,
     FillRecord,
     ManagerOrderRecord,
@@ -36,7 +37,6 @@ from vanta.application.ports.records_tenancy import (
     TenantRecord,
     UserRecord,
 )
-from vanta.domain.audit import AuditEvent
 from vanta.domain.orders import ChildOrder
 
 Row = dict[str, Any]
@@ -136,11 +136,8 @@ class ChildOrderRepo(Protocol):
 
     async def positions(self, follower_ids: Iterable[str],
                         symbols: Iterable[str]) -> dict[tuple[str, str], Decimal]:
-        """Net quantity per (follower, symbol) from child orders that still count
-        (see POSITION_STATES).
-
-        Summed in Python: SQLite stores quantities as text, and summing text is not exact.
-        """
+        """Net quantity per (follower, symbol) from child orders that still count (see
+        POSITION_STATES), summed in Python: SQLite stores quantities as text (not exact)."""
         ...
 
     async def get(self, tenant_id: str, fo_id: str) -> ChildOrderRecord | None: ...
@@ -241,26 +238,10 @@ class AttemptRepo(Protocol):
 
     async def list(self, fo_id: str) -> builtins.list[AttemptRecord]: ...
 
-
-class AuditRepo(Protocol):
-    async def append(self, *, entity: str, entity_id: str, action: str, actor: str,
-                     payload: Mapping[str, Any], tenant_id: str | None) -> AuditEvent:
-        """Append one event to the hash chain (appenders are serialized)."""
+    async def list_many(self, fo_ids: Sequence[str]
+                        ) -> dict[str, builtins.list[AttemptRecord]]:
+        """Attempts per child (in attempt order); children without any are absent."""
         ...
-
-    async def append_many(self, events: Sequence[Mapping[str, Any]]) -> None:
-        """Several events in one round of statements (the request log's batches)."""
-        ...
-
-    async def all(self) -> builtins.list[AuditEvent]: ...
-
-    async def feed(self, tenant_id: str, after_seq: int, entities: Sequence[str],
-                   limit: int) -> builtins.list[AuditEventRecord]:
-        """The tenant's events after ``after_seq``, in log order: a resumable stream."""
-        ...
-
-    async def for_entity(self, tenant_id: str, entity_id: str
-                         ) -> builtins.list[AuditEventRecord]: ...
 
 
 class OverlayRepo(OverlayPages, Protocol):
@@ -300,6 +281,11 @@ class FillRepo(Protocol):
 
     async def for_child(self, fo_id: str) -> builtins.list[FillRecord]: ...
 
+    async def for_children(self, fo_ids: Sequence[str]
+                           ) -> dict[str, builtins.list[FillRecord]]:
+        """Fills per child, by time then trade id; children without any are absent."""
+        ...
+
 
 class SubscriptionRepo(Protocol):
     async def current(self, tenant_id: str) -> SubscriptionRecord | None: ...
@@ -333,7 +319,6 @@ class InvitationRepo(Protocol):
     async def accept(self, invitation_id: str, user_id: str, now: datetime) -> None: ...
 
     async def list(self, tenant_id: str) -> builtins.list[InvitationRecord]: ...
-
 
 
 class UnitOfWork(Protocol):
@@ -383,8 +368,10 @@ class UnitOfWork(Protocol):
 
     @property
     def invitations(self) -> InvitationRepo: ...
-    # Billing repositories (inbox, flows, fee_ledger, billing_subscriptions): their ports
-    # belong in vanta.application.ports.billing, with the billing work.
+
+    @property
+    def alerts(self) -> AlertRepo: ...
+    # Billing repositories (inbox, flows, fee_ledger, ...): ports in ports.billing.
 
     async def __aenter__(self) -> UnitOfWork: ...
 

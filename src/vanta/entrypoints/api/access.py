@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from vanta.application.ports.reconciliation import NOT_MANAGER_SOURCES
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.application.principal import Principal
@@ -64,9 +65,10 @@ def visible_children(p: Principal, vaults: frozenset[str] | None,
 def visible_order(p: Principal, vaults: frozenset[str] | None,
                   row: ManagerOrderRecord | None) -> bool:
     """A manager order ``p`` may see: one of its vaults and, for a follower's token, not a
-    sync order made for another follower (its id and metadata name that follower)."""
+    sync or reconciliation fix-up order made for another follower (its id and metadata name
+    that follower)."""
     if row is None or (vaults is not None and row.vault_id not in vaults):
         return False
-    if p.follower_id is None or row.source != "sync":
+    if p.follower_id is None or row.source not in NOT_MANAGER_SOURCES:
         return True
     return p.may_see_follower(str((row.meta or {}).get("sync_for")))

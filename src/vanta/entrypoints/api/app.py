@@ -16,15 +16,20 @@ from fastapi import FastAPI
 
 from vanta import __version__
 from vanta.application import entitlements_cache, vault_cache
+from vanta.application.audit_anchor import AnchorRefused, AuditAnchoring
 from vanta.application.billing import BillingProviders, expire_btcpay_periods
 from vanta.application.clock import Clock, utcnow
 from vanta.application.overlays import revert_expired
 from vanta.application.ports.identity import InvalidToken
 from vanta.application.principal import Principal
+from vanta.application.vault_snapshots import SnapshotSchedule
 from vanta.bootstrap import Container
+from vanta.bootstrap.signing import build_verifier
 from vanta.bootstrap.stores import build_cache_store
 from vanta.entrypoints.api import (
     problems,
+    routes_alerts,
+    routes_audit,
     routes_billing,
     routes_crossrail,
     routes_delivery,
@@ -32,6 +37,7 @@ from vanta.entrypoints.api import (
     routes_mirroring,
     routes_ops,
     routes_orders,
+    routes_reconcile,
     routes_tenancy,
 )
 from vanta.entrypoints.api.client_address import ClientAddressMiddleware, TrustedProxies
@@ -45,7 +51,8 @@ from vanta.entrypoints.api.schemas import ERROR_RESPONSES
 __all__ = ["create_app", "run_scheduler"]
 
 ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_tenancy,
-           routes_billing, routes_lifecycle, routes_crossrail)
+           routes_billing, routes_lifecycle, routes_alerts, routes_audit, routes_reconcile,
+           routes_crossrail)
 
 
 def create_app(container: Container, *, run_dispatcher: bool | None = None,
@@ -159,14 +166,52 @@ def _document_bodies(app: FastAPI) -> None:
 
 
 async def run_scheduler(container: Container, stop: asyncio.Event,
-                        interval: float = 1.0) -> None:
-    """Reverts expired overlays (each with an audit event) until ``stop`` is set."""
+                        interval: float = 1.0, clock: Clock = utcnow) -> None:
+    """Until ``stop`` is set: reverts expired overlays (each with an audit event), lapses
+    BTCPay periods, sends the operators' queued alerts, takes the periodic vault snapshots
+    and, every ``audit_anchor_interval_seconds`` (from the start), signs the audit chain's
+    head into the object store. Each job's failure is logged and leaves the others running."""
     grace = timedelta(days=container.settings.billing_grace_days)
+    snapshots = SnapshotSchedule(
+        timedelta(seconds=container.settings.snapshot_interval_seconds))
+    anchoring = _anchoring(container)
+    loop = asyncio.get_running_loop()
+    next_anchor = loop.time()
     while not stop.is_set():
         try:
             await revert_expired(container.uow)
             await expire_btcpay_periods(container.uow, grace=grace)
         except Exception:
             problems.log.exception("scheduler pass failed")
+        try:
+            if container.alerts is not None:
+                await container.alerts.run_once()
+        except Exception:
+            problems.log.exception("alert delivery pass failed")
+        try:
+            await snapshots.run_if_due(container.uow, container.object_store, clock())
+        except Exception:
+            problems.log.exception("vault snapshots failed")
+        if anchoring is not None and loop.time() >= next_anchor:
+            next_anchor = loop.time() + container.settings.audit_anchor_interval_seconds
+            await _anchor(anchoring)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
+
+
+def _anchoring(container: Container) -> AuditAnchoring | None:
+    if container.settings.audit_anchor_interval_seconds <= 0 or container.signer is None:
+        return None
+    return AuditAnchoring(container.uow, container.object_store(), container.signer,
+                          build_verifier())
+
+
+async def _anchor(anchoring: AuditAnchoring) -> None:
+    try:
+        res = await anchoring.anchor()
+        if res is not None and res.created:
+            problems.log.info("audit head anchored at %s", res.anchor.key)
+    except AnchorRefused as e:  # a chain that no longer verifies is news for a person
+        problems.log.error("ALERT audit anchor refused: %s", e)
+    except Exception:
+        problems.log.exception("audit anchoring failed")

@@ -27,7 +27,6 @@ from vanta.bootstrap.logging import configure_logging
 from vanta.bootstrap.stores import build_cache_store
 from vanta.config import Settings
 from vanta.devpeers import receiver as receiver_mod
-from vanta.domain.audit import verify_chain
 from vanta.domain.errors import Conflict, NotEntitled, ValidationFailed
 from vanta.domain.webhook_signing import standard_secret_string
 from vanta.entrypoints.api import jsonbody
@@ -205,16 +204,6 @@ async def dispatch(s: Settings, *, until_idle: bool, console: Console) -> None:
         await c.close()
 
 
-async def audit_verify(s: Settings) -> tuple[bool, int, int | None]:
-    c = build(s)
-    await c.migrate()
-    async with c.uow() as uow:
-        events = await uow.audit.all()
-    await c.close()
-    bad = verify_chain(events)
-    return bad is None, len(events), bad
-
-
 def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -258,7 +247,8 @@ def stop_on_signals() -> asyncio.Event:
 
 
 async def scheduler(s: Settings) -> None:
-    """Overlay expiry on its own process (the API runs it too on the embedded profile)."""
+    """The scheduler on its own process: overlay expiry, BTCPay period ends, operator
+    alerts, vault snapshots (the API runs it too when it runs the dispatcher)."""
     configure_logging(s.data_dir, keep_days=s.log_max_days,
                       service="vanta-scheduler")
     c = build(s)

@@ -14,9 +14,14 @@ from vanta.application.principal import ALL_SCOPES
 from vanta.bootstrap import MasterKeyMissing, build, upgrade_database
 from vanta.config import Settings
 from vanta.entrypoints.cli import commands, event_loop
+from vanta.entrypoints.cli.audit_cli import audit_app
+from vanta.entrypoints.cli.audit_cli import verify_command as audit_verify_command
 from vanta.entrypoints.cli.exports_cli import exports_app
 from vanta.entrypoints.cli.ops_cli import register as register_ops
 from vanta.entrypoints.cli.paper_cli import paper_app
+from vanta.entrypoints.cli.reconcile_cli import register as register_reconcile
+from vanta.entrypoints.cli.replay_cli import replay_app
+from vanta.entrypoints.cli.snapshot_cli import register as register_snapshot
 from vanta.entrypoints.cli.workers_cli import workers_app
 
 app = typer.Typer(help="Vanta Platform: mirror manager orders to followers.",
@@ -28,7 +33,12 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(exports_app, name="export")
 app.add_typer(workers_app, name="worker")
 app.add_typer(paper_app, name="paper")
+app.add_typer(audit_app, name="audit")
+app.add_typer(replay_app, name="replay")
+app.command("audit-verify")(audit_verify_command)
 register_ops(app)
+register_snapshot(app)
+register_reconcile(app, workers_app)
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option(help="Embedded data directory (VANTA_DATA_DIR)")]
@@ -180,21 +190,11 @@ def dlq_redeliver(
 
 @app.command("scheduler")
 def scheduler_cmd(data_dir: DataDir = None) -> None:
-    """Run the scheduler (reverts expired overlays) until SIGTERM."""
+    """Run the scheduler (overlay expiry, BTCPay period ends, operator alerts, vault
+    snapshots) until SIGTERM."""
     s = settings(data_dir)
     event_loop.run(commands.scheduler(s), s.event_loop,
                    gc_young_threshold=s.gc_young_threshold)
-
-
-@app.command("audit-verify")
-def audit_verify(data_dir: DataDir = None) -> None:
-    """Check the audit hash chain end to end."""
-    ok, count, bad = asyncio.run(commands.audit_verify(settings(data_dir)))
-    if ok:
-        console.print(f"audit chain intact: {count} events")
-    else:
-        console.print(f"[red]audit chain broken at event #{bad}[/red] ({count} events)")
-        raise typer.Exit(1)
 
 
 @app.command()

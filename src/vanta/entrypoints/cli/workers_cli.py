@@ -42,8 +42,8 @@ T = TypeVar("T")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_STREAM = "VANTA_MIRROR"
 
-workers_app = typer.Typer(help="Delivery workers: the outbox relay and dispatch consumers; "
-                               "the log roll-up.", no_args_is_help=True)
+workers_app = typer.Typer(help="Workers: the outbox relay, dispatch consumers, the log roll-up, "
+                               "reconciliation.", no_args_is_help=True)
 workers_app.command("rollup")(rollup_command)
 
 

@@ -185,6 +185,9 @@ class CcxtBroker:
             nav += amount * await self._mark(f"{cur}/{self._quote}")
         return nav
 
+    async def balances(self) -> dict[str, Decimal]:
+        return {self._quote: (await self._balances()).get(self._quote, Decimal(0))}
+
     async def close(self) -> None:
         await self._ex.close()
 

@@ -67,6 +67,10 @@ class PaperBroker(PaperMarket):
         await self._enter()
         return self._nav()
 
+    async def balances(self) -> dict[str, Decimal]:
+        await self._enter()
+        return {"USD": self.cash}
+
     async def close(self) -> None:
         return None
 

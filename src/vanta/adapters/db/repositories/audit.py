@@ -33,11 +33,8 @@ class AuditRepository(_Repo):
         assert head is not None
         ev = chain_event(prev_hash=head["hash"], seq=int(head["seq"]) + 1, event_id=new_id(),
                          entity=entity, entity_id=entity_id, action=action, actor=actor,
-                         payload=payload, ts=iso(self._clock()))
-        await self.conn.execute(insert(audit_events).values(
-            event_id=ev.event_id, seq=ev.seq, tenant_id=tenant_id, entity=ev.entity,
-            entity_id=ev.entity_id, action=ev.action, actor=ev.actor, payload=dict(ev.payload),
-            ts=ev.ts, prev_hash=ev.prev_hash, hash=ev.hash))
+                         payload=payload, ts=iso(self._clock()), tenant_id=tenant_id)
+        await self.conn.execute(insert(audit_events).values(_row(ev)))
         await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
                                 .values(seq=ev.seq, hash=ev.hash))
         return ev
@@ -59,11 +56,8 @@ class AuditRepository(_Repo):
             seq += 1
             ev = chain_event(prev_hash=prev, seq=seq, event_id=new_id(), entity=e["entity"],
                              entity_id=e["entity_id"], action=e["action"], actor=e["actor"],
-                             payload=e["payload"], ts=ts)
-            rows.append({"event_id": ev.event_id, "seq": ev.seq, "tenant_id": e["tenant_id"],
-                         "entity": ev.entity, "entity_id": ev.entity_id, "action": ev.action,
-                         "actor": ev.actor, "payload": dict(ev.payload), "ts": ev.ts,
-                         "prev_hash": ev.prev_hash, "hash": ev.hash})
+                             payload=e["payload"], ts=ts, tenant_id=e["tenant_id"])
+            rows.append(_row(ev))
             prev = ev.hash
         await self.conn.execute(insert(audit_events), rows)
         await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
@@ -71,6 +65,15 @@ class AuditRepository(_Repo):
 
     async def all(self) -> list[AuditEvent]:
         rows = await self._all(select(audit_events).order_by(audit_events.c.seq))
+        return [AuditEventRecord.from_row(r).event() for r in rows]
+
+    async def head(self) -> tuple[int, str] | None:
+        row = await self._one(select(audit_chain_head).where(audit_chain_head.c.id == 1))
+        return None if row is None else (int(row["seq"]), str(row["hash"]))
+
+    async def since(self, seq: int) -> list[AuditEvent]:
+        rows = await self._all(select(audit_events).where(audit_events.c.seq >= seq)
+                               .order_by(audit_events.c.seq))
         return [AuditEventRecord.from_row(r).event() for r in rows]
 
     async def feed(self, tenant_id: str, after_seq: int, entities: Sequence[str],
@@ -87,3 +90,21 @@ class AuditRepository(_Repo):
             audit_events.c.entity_id == entity_id, audit_events.c.tenant_id == tenant_id)
             .order_by(audit_events.c.seq))
         return [AuditEventRecord.from_row(r) for r in rows]
+
+    async def for_entities(self, tenant_id: str, entity_ids: Sequence[str]
+                           ) -> list[AuditEventRecord]:
+        ids = sorted(set(entity_ids))
+        out: list[AuditEventRecord] = []
+        for i in range(0, len(ids), 500):  # bounded IN lists (SQLite's variable limit)
+            rows = await self._all(select(audit_events).where(
+                audit_events.c.entity_id.in_(ids[i:i + 500]),
+                audit_events.c.tenant_id == tenant_id))
+            out.extend(AuditEventRecord.from_row(r) for r in rows)
+        return sorted(out, key=lambda e: e.seq)
+
+
+def _row(ev: AuditEvent) -> dict[str, Any]:
+    return {"event_id": ev.event_id, "seq": ev.seq, "tenant_id": ev.tenant_id,
+            "entity": ev.entity, "entity_id": ev.entity_id, "action": ev.action,
+            "actor": ev.actor, "payload": dict(ev.payload), "ts": ev.ts,
+            "prev_hash": ev.prev_hash, "hash": ev.hash, "hash_v": ev.hash_v}

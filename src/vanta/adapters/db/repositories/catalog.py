@@ -55,6 +55,15 @@ class VaultRepository(_Repo):
                                .limit(limit))
         return [VaultRecord.from_row(r) for r in rows]
 
+    async def page_all(self, after: tuple[datetime, str] | None,
+                       limit: int) -> builtins.list[VaultRecord]:
+        stmt = select(vaults)
+        if after is not None:
+            stmt = stmt.where(_after(vaults.c.created_at, vaults.c.vault_id, after))
+        rows = await self._all(stmt.order_by(vaults.c.created_at, vaults.c.vault_id)
+                               .limit(limit))
+        return [VaultRecord.from_row(r) for r in rows]
+
     async def set_maintenance(self, tenant_id: str, vault_id: str, enabled: bool) -> None:
         await self.conn.execute(update(vaults).where(
             vaults.c.vault_id == vault_id, vaults.c.tenant_id == tenant_id)

@@ -179,3 +179,15 @@ class AttemptRepository(_Repo):
         rows = await self._all(select(delivery_attempts).where(delivery_attempts.c.fo_id == fo_id)
                                .order_by(delivery_attempts.c.attempt_no))
         return [AttemptRecord.from_row(r) for r in rows]
+
+    async def list_many(self, fo_ids: Sequence[str]
+                        ) -> dict[str, builtins.list[AttemptRecord]]:
+        ids = sorted(set(fo_ids))
+        out: dict[str, builtins.list[AttemptRecord]] = {}
+        for i in range(0, len(ids), 500):  # bounded IN lists (SQLite's variable limit)
+            rows = await self._all(select(delivery_attempts).where(
+                delivery_attempts.c.fo_id.in_(ids[i:i + 500])).order_by(
+                delivery_attempts.c.fo_id, delivery_attempts.c.attempt_no))
+            for r in rows:
+                out.setdefault(r["fo_id"], []).append(AttemptRecord.from_row(r))
+        return out

@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select, update
 
 from vanta.adapters.db.repositories._base import _after, _Repo
 from vanta.adapters.db.tables import fills, follower_orders, manager_orders
+from vanta.application.ports.reconciliation import NOT_MANAGER_SOURCES
 from vanta.application.ports.records_orders import (
     ChildOrderRecord,
     FillRecord,
@@ -62,7 +63,7 @@ class ManagerOrderRepository(_Repo):
         """The manager's own position in a symbol: its orders, not follower syncs."""
         rows = await self._all(select(manager_orders.c.side, manager_orders.c.qty).where(
             manager_orders.c.vault_id == vault_id, manager_orders.c.symbol == symbol,
-            manager_orders.c.source != "sync"))
+            manager_orders.c.source.not_in(NOT_MANAGER_SOURCES)))
         total = ZERO
         for r in rows:
             total += r["qty"] if r["side"] == "buy" else -r["qty"]
@@ -71,7 +72,8 @@ class ManagerOrderRepository(_Repo):
     async def holdings(self, vault_id: str) -> dict[str, tuple[Decimal, str, Decimal | None]]:
         """symbol -> (net qty, venue, last ref price) of the manager's open positions."""
         rows = await self._all(select(manager_orders).where(
-            manager_orders.c.vault_id == vault_id, manager_orders.c.source != "sync")
+            manager_orders.c.vault_id == vault_id,
+            manager_orders.c.source.not_in(NOT_MANAGER_SOURCES))
             .order_by(manager_orders.c.created_at))
         out: dict[str, tuple[Decimal, str, Decimal | None]] = {}
         for r in rows:
@@ -243,3 +245,14 @@ class FillRepository(_Repo):
     async def for_child(self, fo_id: str) -> builtins.list[FillRecord]:
         rows = await self._all(select(fills).where(fills.c.fo_id == fo_id).order_by(fills.c.ts))
         return [FillRecord.from_row(r) for r in rows]
+
+    async def for_children(self, fo_ids: Sequence[str]
+                           ) -> dict[str, builtins.list[FillRecord]]:
+        ids = sorted(set(fo_ids))
+        out: dict[str, builtins.list[FillRecord]] = {}
+        for i in range(0, len(ids), 500):  # bounded IN lists (SQLite's variable limit)
+            rows = await self._all(select(fills).where(fills.c.fo_id.in_(ids[i:i + 500]))
+                                   .order_by(fills.c.fo_id, fills.c.ts, fills.c.trade_id))
+            for r in rows:
+                out.setdefault(r["fo_id"], []).append(FillRecord.from_row(r))
+        return out

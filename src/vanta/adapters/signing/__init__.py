@@ -1,0 +1,1 @@
+"""Signers and signature verifiers (``vanta.application.ports.signing``)."""

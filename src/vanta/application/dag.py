@@ -1,0 +1,104 @@
+"""The DAG of one manager order (``GET /v1/manager-orders/{id}/dag``), gathered from the
+stored rows and shaped by :mod:`vanta.domain.dag`. Its ``dag_id`` is derived from the order's
+id (``vanta.domain.ids.dag_id_for``), the same one every webhook body carries.
+
+Audit events appear with their seq, action, actor, time and chain hashes, not their
+payloads: a payload may hold other followers' inputs, and the DAG is for seeing what
+happened, the replay bundle for checking it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from vanta.application.ports.clock import iso
+from vanta.application.ports.records_orders import (
+    AttemptRecord,
+    AuditEventRecord,
+    ChildOrderRecord,
+    FillRecord,
+    ManagerOrderRecord,
+)
+from vanta.application.ports.uow import UnitOfWork
+from vanta.domain.dag import ChildFacts, Dag, DagNode, build_dag, child_node_id, mo_node_id
+from vanta.domain.errors import NotFound
+
+__all__ = ["order_dag"]
+
+MAX_CHILDREN = 1_000_000
+
+
+def _t(ts: datetime | None) -> str | None:
+    return None if ts is None else iso(ts)
+
+
+def _s(v: object) -> str | None:
+    return None if v is None else str(v)
+
+
+def _order_node(mo: ManagerOrderRecord) -> DagNode:
+    return DagNode(mo_node_id(mo.mo_id), "manager_order", mo.state.value,
+                   {"created_at": _t(mo.created_at)},
+                   {"vault_id": mo.vault_id, "client_order_id": mo.client_order_id,
+                    "source": mo.source, "symbol": mo.symbol, "venue": mo.venue,
+                    "side": mo.side.value, "qty": str(mo.qty)})
+
+
+def _child_node(c: ChildOrderRecord) -> DagNode:
+    return DagNode(child_node_id(c.fo_id), "child_order", c.state.value,
+                   {"created_at": _t(c.created_at), "updated_at": _t(c.updated_at),
+                    "dead_lettered_at": _t(c.dead_lettered_at)},
+                   {"follower_id": c.follower_id, "symbol": c.symbol, "side": c.side.value,
+                    "qty": str(c.qty), "cap_applied": c.cap_applied,
+                    "skip_reason": c.skip_reason, "dispatch_attempts": c.dispatch_attempts,
+                    "filled_qty": str(c.filled_qty), "avg_fill_price": _s(c.avg_fill_price)})
+
+
+def _attempt_node(a: AttemptRecord) -> DagNode:
+    return DagNode(f"attempt:{a.fo_id}:{a.attempt_no}", "attempt", a.outcome,
+                   {"started_at": _t(a.started_at)},
+                   {"attempt_no": a.attempt_no, "status_code": a.status_code,
+                    "latency_ms": a.latency_ms, "error": a.error})
+
+
+def _fill_node(f: FillRecord) -> DagNode:
+    return DagNode(f"fill:{f.trade_id}", "fill", "filled",
+                   {"ts": _t(f.ts), "recorded_at": _t(f.recorded_at)},
+                   {"trade_id": f.trade_id, "qty": str(f.qty), "price": str(f.price)})
+
+
+def _audit_node(e: AuditEventRecord) -> DagNode:
+    return DagNode(f"audit:{e.seq}", "audit_event", e.action, {"ts": e.ts},
+                   {"seq": e.seq, "entity": e.entity, "actor": e.actor,
+                    "prev_hash": e.prev_hash, "hash": e.hash})
+
+
+async def order_dag(uow: UnitOfWork, tenant_id: str, mo_id: str, *,
+                    follower_visible: Callable[[str], bool] | None = None) -> Dag:
+    """The order's DAG; ``follower_visible`` narrows the children (and their attempts, fills
+    and events) to the followers a caller may see. Another tenant's order is NotFound."""
+    async with uow:
+        mo = await uow.manager_orders.get(tenant_id, mo_id)
+        if mo is None:
+            raise NotFound(f"manager order {mo_id} not found", code="manager_order_not_found")
+        children: Sequence[ChildOrderRecord] = await uow.child_orders.list(
+            tenant_id, follower_id=None, mo_id=mo_id, since=None, limit=MAX_CHILDREN)
+        children = sorted((c for c in children if follower_visible is None
+                           or follower_visible(c.follower_id)), key=lambda c: c.fo_id)
+        fo_ids = [c.fo_id for c in children]
+        events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids])
+        attempts = await uow.attempts.list_many(fo_ids)
+        fills = await uow.fills.for_children(fo_ids)
+    facts = [ChildFacts(_child_node(c), c.broker_order_ref,
+                        [_attempt_node(a) for a in attempts.get(c.fo_id, ())],
+                        [_fill_node(f) for f in fills.get(c.fo_id, ())])
+             for c in children]
+    audit: dict[str, list[DagNode]] = defaultdict(list)
+    for e in events:
+        owner = mo_node_id(e.entity_id) if e.entity == "manager_order" else \
+            child_node_id(e.entity_id) if e.entity == "follower_order" else None
+        if owner is not None:
+            audit[owner].append(_audit_node(e))
+    return build_dag(_order_node(mo), mo_id, facts, audit)

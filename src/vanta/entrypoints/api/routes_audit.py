@@ -1,0 +1,75 @@
+"""Routes for auditors: an order's DAG, its signed replay bundle, and the public key that
+verifies bundles and audit anchors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Response
+
+from vanta.application.dag import order_dag
+from vanta.application.ports.objectstore import ObjectStoreError
+from vanta.application.principal import Principal
+from vanta.application.public_keys import keys_document
+from vanta.application.replay_bundle import TAR, build_bundle, store_bundle
+from vanta.application.tenancy import require_feature
+from vanta.domain.entitlements import Feature
+from vanta.entrypoints.api.access import order_not_found, visible_order, visible_vaults
+from vanta.entrypoints.api.auth import require
+from vanta.entrypoints.api.deps import ContainerDep
+from vanta.entrypoints.api.problems import ApiProblem
+from vanta.entrypoints.code_version import code_version
+
+router = APIRouter()
+
+
+@router.get("/v1/manager-orders/{mo_id}/dag", tags=["audit"])
+async def get_dag(mo_id: str, container: ContainerDep,
+                  p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
+    """The order, its children (and broker legs), attempts, fills and audit events as a DAG
+    under a stable ``dag_id`` (the one webhook bodies carry in ``audit.dag_id``)."""
+    async with container.uow(readonly=True) as uow:
+        mo = await uow.manager_orders.get(p.tenant_id, mo_id)
+    # hidden answers exactly like unknown
+    if not visible_order(p, await visible_vaults(container, p), mo):
+        raise order_not_found(mo_id)
+    dag = await order_dag(container.uow(readonly=True), p.tenant_id, mo_id,
+                          follower_visible=p.may_see_follower)
+    return dag.to_json()
+
+
+@router.get("/.well-known/vanta-replay-keys.json", tags=["audit"])
+async def replay_keys(container: ContainerDep) -> dict[str, Any]:
+    """The Ed25519 public key that signs replay bundles and audit anchors (RFC 8037 OKP)."""
+    assert container.signer is not None
+    return keys_document(container.signer)
+
+
+@router.get("/v1/manager-orders/{mo_id}/replay-bundle", tags=["audit"],
+            response_class=Response,
+            responses={200: {"content": {TAR: {}},
+                             "description": "the signed bundle (a tar archive)"}})
+async def get_replay_bundle(mo_id: str, container: ContainerDep,
+                            p: Principal = Depends(require("audit:read"))) -> Response:
+    """The order's signed replay bundle, also written to the object store under the
+    immutable key given in ``X-Vanta-Bundle-Key``. It holds every follower's inputs, so a
+    token narrowed to one follower is refused."""
+    async with container.uow(readonly=True) as uow:
+        await require_feature(uow, p.tenant_id, Feature.REPLAY_DASHBOARDS)
+        mo = await uow.manager_orders.get(p.tenant_id, mo_id)
+    if not visible_order(p, await visible_vaults(container, p), mo):
+        raise order_not_found(mo_id)
+    if p.follower_id is not None:
+        raise ApiProblem(403, "replay_bundle_whole_book", "a replay bundle holds every "
+                         "follower's inputs; a token narrowed to one follower cannot have it")
+    assert container.signer is not None
+    bundle = await build_bundle(container.uow(readonly=True), p.tenant_id, mo_id,
+                                signer=container.signer, code_version=code_version())
+    try:
+        ref = await store_bundle(container.object_store(), bundle)
+    except ObjectStoreError as e:
+        raise ApiProblem(503, "object_store_unavailable", f"the bundle could not be stored: "
+                         f"{type(e).__name__}") from None
+    return Response(bundle.data, media_type=TAR, headers={
+        "X-Vanta-Bundle-Key": ref.key, "X-Vanta-Bundle-Sha256": ref.sha256,
+        "Content-Disposition": f'attachment; filename="replay-{mo_id}.tar"'})
