@@ -17,6 +17,7 @@ from vanta.application.crossrail import (
     quote_route,
     set_buffer,
 )
+from vanta.application.dag import order_dag
 from vanta.application.legs import plan_child_legs, poll_legs, run_ready_legs
 from vanta.domain.errors import NotFound, ValidationFailed
 from vanta.domain.legs import LegState
@@ -202,3 +203,26 @@ async def test_no_feasible_route_stores_no_legs(world: World) -> None:
     async with world.uow() as u:
         assert await u.legs.for_child(fo_id) == []
     assert [a for a, _ in await _audit(world, fo_id)][-1] == "route_unavailable"
+
+
+async def test_the_order_dag_shows_the_legs_in_sequence_with_their_events(world: World) -> None:
+    fo_id = await _child(world)
+    await plan_child_legs(world.uow(), tenant_id="tnt_a", fo_id=fo_id,
+                          request=_request("0", "1000"), models=PAPER, lot_step=D("0.00001"),
+                          min_qty=D("0.00001"), clock=world.clock)
+    venue = paper_gateway({"BTC-USDC": D(40000)}, cash=D(50000))
+    await run_ready_legs(world.uow, venue, tenant_id="tnt_a", fo_id=fo_id, clock=world.clock)
+    child = await world.child(fo_id)
+    dag = (await order_dag(world.uow(), "tnt_a", child.mo_id)).to_json()
+    legs = [n for n in dag["nodes"] if n["kind"] == "rail_leg"]
+    assert [(n["attrs"]["kind"], n["state"]) for n in legs] == [("convert", "sent"),
+                                                                ("trade", "waiting")]
+    edges = {(e["from"], e["to"], e["kind"]) for e in dag["edges"]}
+    conv, trade = f"rail_leg:{fo_id}.0", f"rail_leg:{fo_id}.1"
+    assert {(f"fo:{fo_id}", conv, "planned_as"), (f"fo:{fo_id}", trade, "planned_as"),
+            (conv, trade, "then")} <= edges
+    audited = [e for e in dag["edges"] if e["from"] == conv and e["kind"] == "audited"]
+    assert len(audited) == 2  # leg_planned, leg_sent
+    # the route decision is an event of the child itself
+    child_events = {n["state"] for n in dag["nodes"] if n["kind"] == "audit_event"}
+    assert "route_chosen" in child_events
