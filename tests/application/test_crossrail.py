@@ -18,7 +18,12 @@ from vanta.application.crossrail import (
     set_buffer,
 )
 from vanta.application.dag import order_dag
-from vanta.application.legs import plan_child_legs, poll_legs, run_ready_legs
+from vanta.application.legs import (
+    MAX_LEG_ATTEMPTS,
+    plan_child_legs,
+    poll_legs,
+    run_ready_legs,
+)
 from vanta.domain.errors import NotFound, ValidationFailed
 from vanta.domain.legs import LegState
 from vanta.domain.routing import LegKind, RouteRequest
@@ -226,3 +231,23 @@ async def test_the_order_dag_shows_the_legs_in_sequence_with_their_events(world:
     # the route decision is an event of the child itself
     child_events = {n["state"] for n in dag["nodes"] if n["kind"] == "audit_event"}
     assert "route_chosen" in child_events
+
+
+async def test_an_outage_retries_the_leg_then_fails_it(world: World) -> None:
+    fo_id = await _child(world)
+    await plan_child_legs(world.uow(), tenant_id="tnt_a", fo_id=fo_id,
+                          request=_request("0", "0"), models=PAPER, lot_step=D("0.00001"),
+                          min_qty=D("0.00001"), clock=world.clock)
+    venue = paper_gateway({"BTC-USDC": D(40000)}, cash=D(50000))
+    venue.set_outage("maintenance")
+    for _ in range(MAX_LEG_ATTEMPTS - 1):
+        after = await run_ready_legs(world.uow, venue, tenant_id="tnt_a", fo_id=fo_id,
+                                     clock=world.clock)
+        assert after[0].state is LegState.PLANNED  # back to ready for the next run
+    after = await run_ready_legs(world.uow, venue, tenant_id="tnt_a", fo_id=fo_id,
+                                 clock=world.clock)
+    assert [(g.state, g.attempts) for g in after] == [(LegState.FAILED, MAX_LEG_ATTEMPTS),
+                                                      (LegState.CANCELLED, 0)]
+    assert after[0].reason == "retries_exhausted: outage"
+    actions = [a for a, _ in await _audit(world, f"{fo_id}.0")]
+    assert actions.count("leg_retry") == MAX_LEG_ATTEMPTS - 1 and actions[-1] == "leg_failed"

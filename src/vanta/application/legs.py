@@ -31,6 +31,8 @@ from vanta.domain.routing import RouteDecision, RouteRequest, choose_route
 from vanta.domain.venues import VenueFees
 
 LegUowFactory = Callable[[], CrossRailUnitOfWork]
+# Sends of one leg before an outage becomes a failure (the legs waiting on it are cancelled).
+MAX_LEG_ATTEMPTS = 5
 
 
 def _context(req: RouteRequest, fees: VenueFees, lot_step: Decimal,
@@ -156,7 +158,7 @@ async def _release(uow: CrossRailUnitOfWork, rows: builtins.list[LegRecord],
 async def run_ready_legs(uow_factory: LegUowFactory, gateway: BrokerGateway, *,
                          tenant_id: str, fo_id: str, clock: Clock = utcnow) -> list[Leg]:
     """Send the child's ready legs; a refusal fails the leg (and cancels what waits on it),
-    an outage puts it back to ready for the next run."""
+    an outage puts it back to ready for the next run, up to ``MAX_LEG_ATTEMPTS`` sends."""
     async with uow_factory() as uow:
         ready = [r for r in await uow.legs.for_child(fo_id)
                  if r.tenant_id == tenant_id and r.state == LegState.PLANNED.value]
@@ -170,9 +172,12 @@ async def run_ready_legs(uow_factory: LegUowFactory, gateway: BrokerGateway, *,
             await settle_leg(uow_factory(), tenant_id=tenant_id, leg_id=sent.leg_id,
                              filled=None, closed=True, failed=e.code or "rejected",
                              clock=clock)
-        except BrokerUnavailable:
+        except BrokerUnavailable as e:
+            spent = sent.attempts >= MAX_LEG_ATTEMPTS
             await settle_leg(uow_factory(), tenant_id=tenant_id, leg_id=sent.leg_id,
-                             filled=None, closed=False, retry=True, clock=clock)
+                             filled=None, closed=spent, retry=not spent,
+                             failed=f"retries_exhausted: {e.code or 'unavailable'}" if spent
+                             else None, clock=clock)
     async with uow_factory() as uow:
         return [r.leg() for r in await uow.legs.for_child(fo_id)]
 
