@@ -2,7 +2,7 @@
 # Set up the virtual environment with the pinned versions, then run the checks and the test
 # tiers cheapest first, stopping at the first failure: ruff, import contracts, mypy, the size
 # rule, the fast tiers (unit, application: seconds, no services), then the rest (api,
-# contract, integration, e2e).
+# contract, integration, e2e, browser).
 #
 # Arguments go to pytest. Options alone (`-k sizing`, `-x`, `-m postgres`) apply to both pytest
 # runs; as soon as one argument names a test path (`tests/unit/test_fees.py::test_x`), pytest
@@ -30,6 +30,24 @@ oidc_peer() {
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error --fetch-retries=2 \
       --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=5000) \
       || echo "test.sh: npm ci in $dir failed; the OIDC provider tests will report it" >&2
+  fi
+}
+
+# The browser tests (tests/browser) drive Debian's chromium with Playwright and inject axe-core
+# from npm. Install chromium with apt when it is missing and we are root, and axe-core from its
+# lock file; when either cannot be had the browser tests skip with the reason (and fail when
+# CI=true), so this step never stops the run.
+browser_peer() {
+  if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+      >/dev/null 2>&1 || echo "test.sh: apt-get install chromium failed; the browser tests will report it" >&2
+  fi
+  local dir=tests/browser
+  if command -v npm >/dev/null 2>&1 && \
+      [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error --fetch-retries=2 \
+      --fetch-retry-mintimeout=1000 --fetch-retry-maxtimeout=5000) \
+      || echo "test.sh: npm ci in $dir failed; the accessibility test will report it" >&2
   fi
 }
 
@@ -78,9 +96,11 @@ promtool_tool
 
 if names_a_path "$@"; then
   oidc_peer
+  browser_peer
   run_pytest "$@"
   exit 0
 fi
 run_pytest tests/unit tests/application "$@"
 oidc_peer
-run_pytest tests/api tests/contract tests/integration tests/e2e "$@"
+browser_peer
+run_pytest tests/api tests/contract tests/integration tests/e2e tests/browser "$@"

@@ -136,6 +136,14 @@ class Settings(BaseSettings):
     # Vault snapshots to the object store, taken by the scheduler every this many seconds
     # (a day by default; 0 = never; `vanta snapshot VAULT` takes one on demand).
     snapshot_interval_seconds: int = Field(default=86_400, ge=0)
+    # Web app (/app): the key signing its session cookies (every API process must share it;
+    # unset: a key file in data_dir, made once), the idle timeout, and the OAuth client the
+    # app signs in with at VANTA_OIDC_ISSUER_URL (the built-in issuer needs none).
+    web_session_secret: SecretStr | None = None
+    web_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    web_oidc_client_id: str = "vanta-web"
+    web_oidc_client_secret: SecretStr | None = None
+    web_oidc_scope: str = "openid"  # what the app asks the provider for at sign-in
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -207,6 +215,10 @@ class Settings(BaseSettings):
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def web_session_key_path(self) -> Path:
+        return self.data_dir / "keys" / "web-session.key"
 
     @property
     def signing_key_path(self) -> Path:

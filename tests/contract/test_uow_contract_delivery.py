@@ -161,6 +161,13 @@ async def test_attempts_settle_add_and_mark_lost(backend: Db) -> None:
     assert lost.outcome == "lost" and "stopped" in lost.error
     assert (await backend.read(lambda u: u.attempts.list("fo3")))[0].outcome == "lost"
     assert await backend.read(lambda u: u.attempts.list("fo4")) == []
+    # the tenant's attempts in a time window, oldest first, bounded
+    recent = await backend.read(lambda u: u.attempts.started_since("tnt_a", at(2), 10))
+    assert [(r.fo_id, r.attempt_no) for r in recent] == [("fo1", 2)]
+    every = await backend.read(lambda u: u.attempts.started_since("tnt_a", at(0), 2))
+    assert len(every) == 2 and every[0].started_at <= every[1].started_at
+    assert await backend.read(lambda u: u.attempts.started_since("tnt_b", at(0), 10)) \
+        == []
     many = await backend.read(lambda u: u.attempts.list_many(["fo1", "fo3", "fo4"]))
     assert {k: [(r.attempt_no, r.outcome) for r in v] for k, v in many.items()} == {
         "fo1": [(1, "ack"), (2, "retry")], "fo3": [(1, "lost")]}

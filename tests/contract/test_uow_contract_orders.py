@@ -63,6 +63,13 @@ async def test_manager_order_list_filters_order_and_keyset_paging(backend: Db) -
     assert await ids(since=None, limit=10, vault_id="VB") == []
     assert await ids(since=None, limit=10, vault_ids=[]) == []
     assert await ids(since=None, limit=1, vault_ids=["VA"]) == ["M2"]
+    # without the snapshot (lists of big orders): the same rows, the rest of each intact
+    full = await backend.read(lambda u: u.manager_orders.list("tnt_a", None, 10))
+    lean = await backend.read(lambda u: u.manager_orders.list("tnt_a", None, 10,
+                                                              with_snapshot=False))
+    assert [r.mo_id for r in lean] == [r.mo_id for r in full]
+    assert full[0].snapshot == {"followers": [1, 2]} and {r.snapshot for r in lean} == {None}
+    assert [(r.meta, r.qty, r.state) for r in lean] == [(r.meta, r.qty, r.state) for r in full]
 
 
 async def test_net_position_and_holdings_ignore_syncs(backend: Db) -> None:

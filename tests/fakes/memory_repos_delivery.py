@@ -153,6 +153,14 @@ class MemAttempts(MemRepo):
         return [AttemptRecord.from_row(r) for r in self._select(
             lambda r: r["fo_id"] == fo_id, order=lambda r: r["attempt_no"])]
 
+    async def started_since(self, tenant_id: str, since: datetime, limit: int
+                            ) -> builtins.list[AttemptRecord]:
+        own = {r["fo_id"] for r in self.tx.scan("follower_orders",
+                                                lambda r: r["tenant_id"] == tenant_id)}
+        return [AttemptRecord.from_row(r) for r in self._select(
+            lambda r: r["fo_id"] in own and r["started_at"] >= since,
+            order=lambda r: (r["started_at"], r["id"]), limit=limit)]
+
     async def list_many(self, fo_ids: Sequence[str]
                         ) -> dict[str, builtins.list[AttemptRecord]]:
         wanted = set(fo_ids)

@@ -57,14 +57,15 @@ class MemManagerOrders(MemRepo):
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None
+                   vault_ids: Iterable[str] | None = None, with_snapshot: bool = True
                    ) -> builtins.list[ManagerOrderRecord]:
         among = frozenset(vault_ids) if vault_ids is not None else None
         return [ManagerOrderRecord.from_row(r) for r in self._select(
             lambda r: r["tenant_id"] == tenant_id
             and (vault_id is None or r["vault_id"] == vault_id)
             and _page(r, id_col="mo_id", since=since, after_key=after, vault_ids=among),
-            order=lambda r: (r["created_at"], r["mo_id"]), limit=limit)]
+            order=lambda r: (r["created_at"], r["mo_id"]), limit=limit,
+            leave_out=() if with_snapshot else ("snapshot",))]
 
     async def net_position(self, vault_id: str, symbol: str) -> Decimal:
         total = ZERO

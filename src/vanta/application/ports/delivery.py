@@ -3,9 +3,12 @@ lease a dispatch message names."""
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
+
+from vanta.application.ports.records_orders import AttemptRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,4 +55,14 @@ class TargetVetter(Protocol):
     async def vet(self, url: str) -> None:
         """Return when ``url`` may be contacted; raise ``TargetNotDeliverable`` otherwise.
         Must not block the event loop (name resolution included)."""
+        ...
+
+
+class AttemptWindow(Protocol):
+    """Part of the unit of work's attempt repository (``ports.uow.AttemptRepo``)."""
+
+    async def started_since(self, tenant_id: str, since: datetime, limit: int
+                            ) -> builtins.list[AttemptRecord]:
+        """The tenant's delivery attempts started at or after ``since``, in (started_at,
+        id) order, at most ``limit`` (the operations charts)."""
         ...

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from vanta.application.ports.alerts import AlertRepo
 from vanta.application.ports.audit import AuditRepo
-from vanta.application.ports.delivery import OutboxLease
+from vanta.application.ports.delivery import AttemptWindow, OutboxLease
 from vanta.application.ports.legs import LegRepo
 from vanta.application.ports.pages import InstrumentPages, OverlayPages, UserPages, VaultPages
 from vanta.application.ports.records_catalog import (
@@ -113,7 +113,7 @@ class ManagerOrderRepo(Protocol):
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None
+                   vault_ids: Iterable[str] | None = None, with_snapshot: bool = True
                    ) -> builtins.list[ManagerOrderRecord]: ...
 
     async def net_position(self, vault_id: str, symbol: str) -> Decimal:
@@ -223,7 +223,7 @@ class OutboxRepo(Protocol):
     async def pending_count(self, topic: str) -> int: ...
 
 
-class AttemptRepo(Protocol):
+class AttemptRepo(AttemptWindow, Protocol):
     async def mark_lost(self, fo_id: str) -> None:
         """Attempts whose worker died before recording an answer."""
         ...

@@ -26,7 +26,9 @@ from vanta.application.vault_snapshots import SnapshotSchedule
 from vanta.bootstrap import Container
 from vanta.bootstrap.signing import build_verifier
 from vanta.bootstrap.stores import build_cache_store
+from vanta.entrypoints import web
 from vanta.entrypoints.api import (
+    docs,
     problems,
     routes_alerts,
     routes_audit,
@@ -87,7 +89,7 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None,
         await container.close()
 
     app = FastAPI(title="Vanta Platform API", version=__version__, lifespan=lifespan,
-                  responses=ERROR_RESPONSES)
+                  responses=ERROR_RESPONSES, docs_url=None, redoc_url=None)
     state = app.state
     state.container, state.audit_batcher, state.cache_store = container, batcher, store
     state.billing_providers, state.billing_clock = providers, billing_clock
@@ -112,6 +114,8 @@ def create_app(container: Container, *, run_dispatcher: bool | None = None,
     problems.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
+    docs.install(app)  # /docs and /redoc with packaged assets, no CDN
+    web.mount(app, container)  # the web app under /app
     _document_bodies(app)
     return app
 

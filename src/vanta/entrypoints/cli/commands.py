@@ -79,6 +79,10 @@ async def up(s: Settings, *, receiver_port: int, console: Console) -> None:
     api = f"http://{s.api_host}:{s.api_port}"
     console.print(f"[bold green]Vanta Platform[/] embedded profile, data in {s.data_dir}")
     console.print(f"API      {api}   (OpenAPI: {api}/docs)")
+    print(f"App      {api}/app")
+    print(f"Sign in  {api}/app/login?as_role=owner")
+    console.print("         (one click signs in the demo owner; as_role=ops, auditor or "
+                  "follower for the others)")
     console.print(f"Receiver {base}/hooks/<follower>  (verifies signatures; demo followers)")
     console.print(f"Tenant {DEMO_TENANT_ID}, vault {DEMO_VAULT_ID}, {len(followers)} followers")
     console.print("\n[bold]Dev token[/] (12 h, all scopes):")

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
 
 from vanta.adapters.db.repositories._base import OUTBOX_CHANNEL, _Repo
-from vanta.adapters.db.tables import delivery_attempts, outbox
+from vanta.adapters.db.tables import delivery_attempts, follower_orders, outbox
 from vanta.application.ports.delivery import OutboxLease
 from vanta.application.ports.records_orders import AttemptRecord, OutboxRecord
 
@@ -178,6 +178,15 @@ class AttemptRepository(_Repo):
     async def list(self, fo_id: str) -> builtins.list[AttemptRecord]:
         rows = await self._all(select(delivery_attempts).where(delivery_attempts.c.fo_id == fo_id)
                                .order_by(delivery_attempts.c.attempt_no))
+        return [AttemptRecord.from_row(r) for r in rows]
+
+    async def started_since(self, tenant_id: str, since: datetime, limit: int
+                            ) -> builtins.list[AttemptRecord]:
+        a = delivery_attempts
+        rows = await self._all(
+            select(a).join(follower_orders, follower_orders.c.fo_id == a.c.fo_id)
+            .where(follower_orders.c.tenant_id == tenant_id, a.c.started_at >= since)
+            .order_by(a.c.started_at, a.c.id).limit(limit))
         return [AttemptRecord.from_row(r) for r in rows]
 
     async def list_many(self, fo_ids: Sequence[str]

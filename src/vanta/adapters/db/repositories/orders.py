@@ -44,9 +44,11 @@ class ManagerOrderRepository(_Repo):
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
                    after: tuple[datetime, str] | None = None,
-                   vault_ids: Iterable[str] | None = None
+                   vault_ids: Iterable[str] | None = None, with_snapshot: bool = True
                    ) -> builtins.list[ManagerOrderRecord]:
-        stmt = select(manager_orders).where(manager_orders.c.tenant_id == tenant_id)
+        # the snapshot holds every follower's inputs: large, and lists seldom need it
+        cols = [c for c in manager_orders.c if with_snapshot or c.name != "snapshot"]
+        stmt = select(*cols).where(manager_orders.c.tenant_id == tenant_id)
         if vault_ids is not None:
             stmt = stmt.where(manager_orders.c.vault_id.in_(list(vault_ids)))
         if since is not None:
