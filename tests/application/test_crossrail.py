@@ -24,6 +24,7 @@ from vanta.application.legs import (
     poll_legs,
     run_ready_legs,
 )
+from vanta.application.order_dag import order_dag as web_order_dag
 from vanta.domain.errors import NotFound, ValidationFailed
 from vanta.domain.legs import LegState
 from vanta.domain.routing import LegKind, RouteRequest
@@ -251,3 +252,16 @@ async def test_an_outage_retries_the_leg_then_fails_it(world: World) -> None:
     assert after[0].reason == "retries_exhausted: outage"
     actions = [a for a, _ in await _audit(world, f"{fo_id}.0")]
     assert actions.count("leg_retry") == MAX_LEG_ATTEMPTS - 1 and actions[-1] == "leg_failed"
+
+
+async def test_the_web_dag_draws_the_legs_in_sequence(world: World) -> None:
+    fo_id = await _child(world)
+    await plan_child_legs(world.uow(), tenant_id="tnt_a", fo_id=fo_id,
+                          request=_request("0", "1000"), models=PAPER, lot_step=D("0.00001"),
+                          min_qty=D("0.00001"), clock=world.clock)
+    child = await world.child(fo_id)
+    dag = await web_order_dag(world.uow(), tenant_id="tnt_a", mo_id=child.mo_id,
+                              follower_id=None, vault_ids=None)
+    legs = [(n.node_id, n.state) for n in dag.nodes if n.kind == "rail_leg"]
+    assert legs == [(f"{fo_id}.0", "planned"), (f"{fo_id}.1", "waiting")]
+    assert (fo_id, f"{fo_id}.0") in dag.edges and (f"{fo_id}.0", f"{fo_id}.1") in dag.edges

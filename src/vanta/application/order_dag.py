@@ -15,7 +15,7 @@ from vanta.domain.errors import NotFound
 @dataclass
 class DagNode:
     node_id: str
-    kind: str  # manager_order | child_order | attempt | fill | audit | more
+    kind: str  # manager_order | child_order | rail_leg | attempt | fill | audit | more
     label: str
     state: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
@@ -47,6 +47,7 @@ async def order_dag(uow: UnitOfWork, *, tenant_id: str, mo_id: str,
         drawn = children[:max_children]
         attempts = {c.fo_id: await uow.attempts.list(c.fo_id) for c in drawn}
         fills = {c.fo_id: await uow.fills.for_child(c.fo_id) for c in drawn}
+        legs = await uow.legs.for_children([c.fo_id for c in drawn])
         mo_audit = await uow.audit.for_entity(tenant_id, mo_id)
         child_audit = {c.fo_id: await uow.audit.for_entity(tenant_id, c.fo_id) for c in drawn}
     nodes = [DagNode(mo_id, "manager_order", f"{mo.side.value} {mo.qty} {mo.symbol}",
@@ -61,6 +62,12 @@ async def order_dag(uow: UnitOfWork, *, tenant_id: str, mo_id: str,
         nodes.append(DagNode(c.fo_id, "child_order", label, c.state.value,
                              {"follower_id": c.follower_id}))
         edges.append((mo_id, c.fo_id))
+        for g in legs.get(c.fo_id, ()):  # cross-rail legs: conversion, then the asset order
+            nodes.append(DagNode(g.leg_id, "rail_leg", f"{g.kind} {g.pair} {g.amount}",
+                                 g.state, {"venue": g.venue, "filled": str(g.filled),
+                                           "attempts": g.attempts, "reason": g.reason}))
+            edges.append((c.fo_id if g.after_idx is None else f"{c.fo_id}.{g.after_idx}",
+                          g.leg_id))
         for a in attempts[c.fo_id]:
             aid = f"attempt:{c.fo_id}:{a.attempt_no}"
             nodes.append(DagNode(aid, "attempt", f"attempt {a.attempt_no}", a.outcome,

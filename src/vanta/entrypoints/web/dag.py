@@ -11,7 +11,7 @@ from vanta.application.order_dag import OrderDag
 
 COL_W, ROW_H, BOX_W, BOX_H, PAD = 230, 34, 200, 26, 12
 FILL = {"manager_order": "#dbe8f6", "child_order": "#eef0f2", "attempt": "#fff3d6",
-        "fill": "#e3f4ea", "audit": "#f3e8fb", "more": "#ffffff"}
+        "fill": "#e3f4ea", "audit": "#f3e8fb", "more": "#ffffff", "rail_leg": "#e0f2f1"}
 
 
 def _short(text: str, n: int = 28) -> str:
