@@ -11,6 +11,13 @@ Every follower posts to ``/hooks/{key}``; ``{key}``'s ``whsec_`` secret comes fr
 baseline round), and it is answered 200, verified or not, so that nothing is retried; a
 failed check is counted instead and the benchmark refuses the run.
 
+Fault injection (``bench/faults.py``): ``POST /_admin/faults`` with ``{"seed": 1, "5xx": 0.2,
+"timeout": 0.05, "reset": 0.05, "slow": 0.05, "slow_s": 1.0, "hang_s": 30}`` makes each
+verified request, drawn at random, answer 503, hang for ``hang_s`` (the sender times out),
+drop the connection, or answer 200 after ``slow_s``; ``{}`` turns faults off. Every attempt
+is recorded (``GET /_attempts/{group}``: ``{webhook_id: [[arrival, kind], ...]}``); a
+webhook-id counts as a duplicate only when it is answered 2xx twice.
+
 Stats over HTTP:
 * ``GET /_stats``: totals (received, verified, failures by reason, duplicates, unknown keys).
 * ``GET /_group/{group}``: ``{"count": distinct verified webhook-ids, "last": arrival}``.
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import signal
 import socket
 import time
@@ -42,6 +50,10 @@ class FanoutReceiver:
         self.failures: Counter[str] = Counter()
         self.groups: dict[str, dict[str, float]] = {}  # group -> webhook-id -> first arrival
         self.last: dict[str, float] = {}
+        self.faults: dict[str, float] = {}
+        self.rng = random.Random(0)
+        self.attempts: dict[str, dict[str, list[tuple[float, str]]]] = {}
+        self.acked: set[str] = set()
 
     def load(self, path: str) -> int:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -55,6 +67,8 @@ class FanoutReceiver:
         app.router.add_get("/_stats", self.stats)
         app.router.add_get("/_group/{group}", self.group)
         app.router.add_get("/_arrivals/{group}", self.arrivals)
+        app.router.add_post("/_admin/faults", self.admin_faults)
+        app.router.add_get("/_attempts/{group}", self.group_attempts)
         return app
 
     async def hook(self, request: web.Request) -> web.Response:
@@ -76,6 +90,8 @@ class FanoutReceiver:
             group = str(json.loads(raw)["meta"]["mo_id"])
         except (ValueError, KeyError, TypeError):
             group = "?"
+        if self.faults:
+            return await self._faulty(request, group, wid, now)
         seen = self.groups.setdefault(group, {})
         if wid in seen:
             self.duplicates += 1
@@ -83,6 +99,43 @@ class FanoutReceiver:
             seen[wid] = now
             self.last[group] = max(now, self.last.get(group, 0.0))
         return web.Response(status=200, text="ok")
+
+    async def _faulty(self, request: web.Request, group: str, wid: str,
+                      now: float) -> web.StreamResponse:
+        f, x = self.faults, self.rng.random()
+        kind = "ok"
+        for name in ("5xx", "timeout", "reset", "slow"):
+            if x < f.get(name, 0.0):
+                kind = name
+                break
+            x -= f.get(name, 0.0)
+        self.attempts.setdefault(group, {}).setdefault(wid, []).append((now, kind))
+        if kind == "5xx":
+            return web.Response(status=503, text="injected")
+        if kind == "timeout":
+            await asyncio.sleep(f.get("hang_s", 30.0))
+            return web.Response(status=503, text="too late")
+        if kind == "reset":
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=503)  # never reaches the client
+        if kind == "slow":
+            await asyncio.sleep(f.get("slow_s", 1.0))
+        if wid in self.acked:
+            self.duplicates += 1
+        self.acked.add(wid)
+        seen = self.groups.setdefault(group, {})
+        seen.setdefault(wid, now)
+        return web.Response(status=200, text="ok")
+
+    async def admin_faults(self, request: web.Request) -> web.Response:
+        self.faults = {k: float(v) for k, v in (await request.json()).items() if k != "seed"}
+        self.rng = random.Random((await request.json()).get("seed", 0))
+        return web.json_response({"faults": self.faults})
+
+    async def group_attempts(self, request: web.Request) -> web.Response:
+        return web.json_response({"attempts": self.attempts.get(request.match_info["group"],
+                                                                {})})
 
     async def admin_load(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -103,4 +103,7 @@ fi
 run_pytest tests/unit tests/application "$@"
 oidc_peer
 browser_peer
-run_pytest tests/api tests/contract tests/integration tests/e2e tests/browser "$@"
+run_pytest tests/api tests/contract tests/integration tests/e2e "$@"
+# Playwright's sync API keeps an event loop running for the whole session, which the asyncio
+# tests of the other tiers cannot share: the browser tier runs in a pytest process of its own.
+run_pytest tests/browser "$@"

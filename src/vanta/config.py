@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # long-running commands
     gc_young_threshold: int = Field(default=10_000, ge=0)  # long-running commands; 0 = default
     dispatcher_concurrency: int = 32
+    # Batches open at once: above 1, a batch waiting for a slow send lets another start on
+    # the free send slots. Off by default until the fault tests pass with it (see bench/).
+    dispatcher_max_batches: int = Field(default=1, ge=1, le=16)
     dispatcher_lease_seconds: float = 30.0
     run_dispatcher_in_api: bool = True
     # Idempotency keys and rate-limit buckets: Redis in production (shared by every API
@@ -106,6 +109,9 @@ class Settings(BaseSettings):
     # How often the scheduler signs the audit chain's head into the object store (0 = never).
     audit_anchor_interval_seconds: float = 3600.0
     public_app_url: str = "http://127.0.0.1:8000"  # where checkout returns the user
+    # Invitations go through the SMTP relay below (smtp_*) from this address; without
+    # smtp_host each is written as an .eml file under data_dir/outbox, where the app lists it.
+    mail_from: str = "no-reply@vanta.localhost"
     # A manager order for a symbol with no instrument rule at its venue: off (the default on
     # every profile) sizes it on the built-in rules and records instrument_source "default"
     # on the order; on refuses it with 422 unknown_instrument.
@@ -117,8 +123,9 @@ class Settings(BaseSettings):
     reconcile_stale_after_seconds: float = Field(default=900.0, gt=0)
     # The OS memory folder `vanta ingest-memory` reads when given no folder.
     os_memory_dir: Path | None = None
-    # Operator alerts by email: the SMTP relay they go through. Unset host: email alert
-    # channels are refused (webhook channels still work). The password comes from the
+    # The SMTP relay all mail goes through: operator alerts (from smtp_from) and invitations
+    # (from mail_from). Unset host: email alert channels are refused (webhook channels still
+    # work) and invitations stay in the local outbox folder. The password comes from the
     # environment (or a secret manager), never from the repo.
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -215,6 +222,10 @@ class Settings(BaseSettings):
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def mail_outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
 
     @property
     def web_session_key_path(self) -> Path:

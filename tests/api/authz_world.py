@@ -117,7 +117,8 @@ async def _order(api: Api, w: World, tenant: str, vault: str, name: str) -> dict
     w.add(name, Obj("mo", out["mo_id"], tenant, vault, words=(f"ORD-{name}",)))
     by_follower = {o.id: n for n, i in w.names.items() for o in w.objs
                    if o.id == i and o.kind == "follower"}
-    for c in out["children"]:
+    kids = await api.client.get(out["links"]["children"], headers=api.auth(tenant))
+    for c in kids.json()["data"]:
         w.add(f"{name}-{by_follower[c['follower_id']]}",
               Obj("fo", c["fo_id"], tenant, vault, follower=c["follower_id"]))
     return out

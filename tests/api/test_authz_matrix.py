@@ -95,6 +95,7 @@ MATRIX: dict[tuple[str, str], Case] = {
         also=(Case("orders:read", "vault", path="/v1/manager-orders?vault_id={id}",
                    missing=(200,)),)),
     ("GET", "/v1/manager-orders/{mo_id}"): Case("orders:read", "mo"),
+    ("GET", "/v1/manager-orders/{mo_id}/children"): Case("orders:read", "mo"),
     ("GET", "/v1/manager-orders/{mo_id}/replay"): Case("audit:read", "mo", feature=True),
     ("GET", "/v1/manager-orders/{mo_id}/dag"): Case("orders:read", "mo"),
     ("GET", "/v1/manager-orders/{mo_id}/replay-bundle"): Case("audit:read", "mo",
@@ -137,6 +138,9 @@ MATRIX: dict[tuple[str, str], Case] = {
         "users:manage", path="/v1/billing/invoices/in_none/refunds", body={},
         ok=(201, 404, 409, 502, 503)),
     ("GET", "/v1/users"): Case("users:manage"),
+    ("GET", "/v1/tenants/me/branding"): Case("vault:read"),
+    ("PUT", "/v1/tenants/me/branding"): Case(
+        "users:manage", body={"display_name": "Acme Capital", "accent_color": "#0a7"}),
     ("POST", "/v1/invitations"): Case("users:manage", body={"email": "new@example.com"},
                                       ok=(201, 403)),  # 403: no seat left on the plan
     ("POST", "/v1/subscriptions/change-plan"): Case(

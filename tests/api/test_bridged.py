@@ -26,7 +26,9 @@ async def order(api: Api, oid: str, **kw: Any) -> dict[str, Any]:
         "id": oid, "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": 40,
         "ref_price": 190, **kw})
     assert r.status_code == 201, r.text
-    return r.json()
+    out = r.json()
+    kids = await api.client.get(out["links"]["children"], headers=api.auth())
+    return {**out, "children": kids.json()["data"]}
 
 
 async def settle(api: Api, fo_id: str, timeout: float = 8) -> dict[str, Any]:

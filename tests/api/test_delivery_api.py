@@ -59,7 +59,9 @@ class Env:
         r = await self.http.post("/v1/manager-orders", json={
             "id": oid, "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": qty})
         assert r.status_code == 201, r.text
-        return r.json()
+        out = r.json()
+        kids = (await self.http.get(out["links"]["children"])).json()["data"]
+        return {**out, "children": kids}
 
     async def drain(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout

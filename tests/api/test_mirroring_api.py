@@ -37,7 +37,9 @@ async def order(api: Api, oid: str, **kw: Any) -> dict[str, Any]:
             "ref_price": 100, **kw}
     r = await api.client.post("/v1/manager-orders", headers=api.auth(), json=body)
     assert r.status_code in (200, 201), r.text
-    return r.json()
+    out = r.json()
+    kids = await api.client.get(out["links"]["children"], headers=api.auth())
+    return {**out, "children": kids.json()["data"]}
 
 
 def child_of(body: dict[str, Any], fid: str) -> dict[str, Any]:

@@ -32,7 +32,8 @@ async def test_orders_sized_before_the_exact_rules_still_replay_as_matching(api:
     assert r.status_code in (200, 201), r.text
     body = r.json()
     mo_id = body["mo_id"]
-    (child,) = body["children"]
+    (child,) = (await api.client.get(body["links"]["children"],
+                                     headers=api.auth())).json()["data"]
     assert child["qty"] == "10", "a third of 30 is 10 (version 1 gave 9)"
 
     engine = api.container.engine

@@ -19,7 +19,9 @@ async def _order(api: Api, oid: str) -> dict[str, Any]:
     r = await api.client.post("/v1/manager-orders", headers=api.auth(), json={
         "id": oid, "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": 10})
     assert r.status_code == 201, r.text
-    return r.json()
+    out = r.json()
+    kids = await api.client.get(out["links"]["children"], headers=api.auth())
+    return {**out, "children": kids.json()["data"]}
 
 
 def _sse(text: str) -> list[dict[str, Any]]:

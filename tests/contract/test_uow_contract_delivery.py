@@ -52,6 +52,19 @@ async def test_claim_leases_due_rows_oldest_first_and_counts_attempts(backend: D
     assert await backend.read(lambda u: u.outbox.pending_count("mirror.dispatch")) == 4
 
 
+async def test_due_rescheduled_rows_are_claimed_ahead_of_older_first_attempts(
+        backend: Db) -> None:
+    await _outbox(backend, ["r"], now=at(0))
+    first = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(1), 1, LEASE))
+    await backend.run(lambda u: u.outbox.reschedule_many([(first[0].id, at(5))]))
+    await _outbox(backend, [f"b{i}" for i in range(5)], now=at(2))  # a backlog, due first
+    got = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(6), 2, LEASE))
+    assert [r.key for r in got] == ["r", "b0"]
+    early = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(6), 10,
+                                                           LEASE))
+    assert [r.key for r in early] == ["b1", "b2", "b3", "b4"]
+
+
 async def test_an_uncommitted_claim_leases_nothing(backend: Db) -> None:
     await _outbox(backend, ["k1"])
     async with backend.uow() as u:
@@ -75,7 +88,8 @@ async def test_complete_release_and_reschedule(backend: Db) -> None:
     got = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(20), 10, LEASE))
     assert got == []  # k3 is leased until 33, k4 is not due before 60
     got = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(60), 10, LEASE))
-    assert [(r.key, r.available_at) for r in got] == [("k3", T0), ("k4", at(60))]
+    # the rescheduled row first (a retry is not queued behind the backlog)
+    assert [(r.key, r.available_at) for r in got] == [("k4", at(60)), ("k3", T0)]
     # complete_many / release_many / reschedule_many with nothing do nothing
     await backend.run(lambda u: u.outbox.complete_many([], at(9)))
     await backend.run(lambda u: u.outbox.release_many([]))

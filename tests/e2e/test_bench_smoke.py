@@ -75,3 +75,18 @@ def test_fanout_smoke_baselines(smoke: tuple[dict[str, Any], str | None]) -> Non
         assert "not_run" not in got, got
         assert got["rounds"] == SMOKE_ORDERS and got["deliveries"] == SMOKE_N * SMOKE_ORDERS
     assert set(r["throughput_ratios"]) == {"embedded/ceiling", "embedded/celery"}
+
+
+def test_burst_smoke_runs_and_reports_its_ratios(tmp_path: Path) -> None:
+    """`bench/burst.py` with a tiny vault and a second of orders: it ends, every order is
+    delivered (it waits for each) and the figures the issue asks for are reported."""
+    out = tmp_path / "burst.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "burst.py"), "--followers", "3", "--clients", "2",
+         "--seconds", "1", "--lone-seconds", "1", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env={k: v for k, v in os.environ.items() if not k.startswith("VANTA_")})
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    r = json.loads(out.read_text())
+    assert r["burst"]["orders"] > 0 and r["lone"]["orders"] > 0
+    assert r["delivered_over_ceiling"] > 0 and r["accept_p95_over_lone_p50"] > 0

@@ -40,15 +40,17 @@ class MemOutbox(MemRepo):
             return (r["topic"] == topic and r["done_at"] is None and r["available_at"] <= now
                     and (r["locked_until"] is None or r["locked_until"] < now))
 
-        picked = {r["id"] for r in self._select(
-            due, order=lambda r: (r["available_at"], r["id"]), limit=limit)}
+        def first(r: Row) -> tuple[bool, datetime, int]:  # rescheduled rows (retries) first
+            return r["available_at"] <= r["created_at"], r["available_at"], r["id"]
+
+        picked = {r["id"] for r in self._select(due, order=first, limit=limit)}
         if not picked:
             return []
         claimed = await self.tx.update(
             self.table, lambda r: r["id"] in picked and due(r),
             lambda r: {"locked_until": now + lease, "attempts": r["attempts"] + 1})
         return [OutboxRecord.from_row(load_row(self.spec, r))
-                for r in sorted(claimed, key=lambda r: (r["available_at"], r["id"]))]
+                for r in sorted(claimed, key=first)]
 
     async def take_many(self, leases: Sequence[OutboxLease], now: datetime,
                         lease: timedelta) -> builtins.list[OutboxRecord]:

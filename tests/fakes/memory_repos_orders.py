@@ -170,6 +170,15 @@ class MemChildOrders(MemRepo):
             out[r["mo_id"]] = out.get(r["mo_id"], 0) + 1
         return out
 
+    async def state_counts(self, tenant_id: str, mo_id: str,
+                           follower_id: str | None = None) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.tx.scan(self.table, lambda r: r["tenant_id"] == tenant_id
+                              and r["mo_id"] == mo_id
+                              and (follower_id is None or r["follower_id"] == follower_id)):
+            out[r["state"]] = out.get(r["state"], 0) + 1
+        return out
+
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
                            vault_ids: Iterable[str] | None = None,
                            follower_id: str | None = None,

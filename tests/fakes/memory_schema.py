@@ -122,6 +122,9 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
        decimals="rate nav_start nav_end net_flows pnl fee hwm_before hwm_after refunded",
        unique=("follower_id period_label",), foreign={**_TENANT, "follower_id": "followers"},
        serial=True),
+    _t("tenant_branding", "tenant_id display_name accent_color logo_type logo_data updated_at "
+       "updated_by", "tenant_id", required="tenant_id display_name accent_color updated_at "
+       "updated_by", foreign=_TENANT),
     _t("alert_channels", "channel_id tenant_id kind target secret_ref kinds created_at "
        "created_by", "channel_id", required="channel_id tenant_id kind target created_at "
        "created_by", json="kinds", foreign=_TENANT),

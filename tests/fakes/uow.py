@@ -20,6 +20,7 @@ from tests.fakes.memory_repos_billing import (
     MemFlows,
     MemInbox,
 )
+from tests.fakes.memory_repos_branding import MemBranding
 from tests.fakes.memory_repos_catalog import (
     MemFollowers,
     MemInstruments,
@@ -75,6 +76,7 @@ class MemoryUnitOfWork:
         self.subscriptions = MemSubscriptions(tx)
         self.users = MemUsers(tx)
         self.invitations = MemInvitations(tx)
+        self.branding = MemBranding(tx)
         self.alerts = MemAlerts(tx)
         self.reconciliations = MemReconcile(tx)
         self.venue_fees = MemVenueFees(tx)

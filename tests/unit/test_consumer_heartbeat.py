@@ -21,8 +21,14 @@ class SlowDispatcher:
         self.seconds = seconds
         self.batches: list[list[int]] = []
 
-    async def deliver_leased(self, leases: list[OutboxLease], lease: timedelta
-                             ) -> tuple[list[OutboxRecord], BatchOutcome]:
+    def free_slots(self) -> int:
+        return 0  # its batches hold every slot until they end
+
+    def may_add_batch(self, open_batches: int) -> bool:
+        return False
+
+    async def deliver_leased(self, leases: list[OutboxLease], lease: timedelta,
+                             reserved: int = 0) -> tuple[list[OutboxRecord], BatchOutcome]:
         self.batches.append([x.row_id for x in leases])
         await asyncio.sleep(self.seconds)
         now = datetime.now(UTC)

@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from vanta.application.bridged import broker_order, confirm_fills, submit_to_broker
+from vanta.application.bridged import broker_order, submit_to_broker
 from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.dispatch_loop import Begun, run_forever
 from vanta.application.dispatch_steps import (
     MAINTENANCE_RECHECK,
     OPEN_CHILD_STATES,
@@ -18,9 +19,12 @@ from vanta.application.dispatch_steps import (
     Endpoint,
     Prepared,
     cancel,
+    collect_answers,
     dead_letter,
     endpoint_of,
+    next_state_of,
     record_answers,
+    release_leases,
     report,
     signing_refs,
 )
@@ -40,7 +44,6 @@ from vanta.application.ports.records_orders import (
 from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.ports.uow import UnitOfWork, UowFactory
-from vanta.domain.delivery import Outcome, classify, parse_retry_after, retry_delay
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 from vanta.domain.webhook_signing import signature_headers
 
@@ -60,12 +63,17 @@ class DispatchConfig:
     # Children sent to one endpoint (scheme, host, port) per batch: the sender's own limit,
     # so no child waits for an endpoint slot with its attempt's timeout already running.
     per_endpoint: int = 4
+    # Batches open at once: above 1, while a batch waits for a slow send another starts on
+    # the free slots, so a slow send holds its own slot, not the next batch (opt-in).
+    max_batches: int = 1
+    # Record answers this often while a slow send is out (None: once, when all have ended).
+    record_every_s: float | None = None
 
 
 @dataclass
 class BatchOutcome:
-    """What a batch could not settle: sends that raised (their lease lapses and they go
-    again as lost attempts) and rows deferred to the next batch (an endpoint was full)."""
+    """What a batch could not settle: sends that raised (lost attempts once their lease
+    lapses) and rows deferred to the next batch (an endpoint was full)."""
 
     failed: dict[int, Exception] = field(default_factory=dict)
     deferred: list[int] = field(default_factory=list)
@@ -89,19 +97,33 @@ class Dispatcher:
     _in_flight: dict[Endpoint, int] = field(default_factory=dict, init=False, repr=False)
     _sends: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = field(
         default=None, init=False, repr=False)
+    _busy: int = field(default=0, init=False, repr=False)  # sends started and not ended
+    _reserved: int = field(default=0, init=False, repr=False)  # slots of batches starting
 
-    async def run_once(self) -> int:
-        """Deliver what is due now; returns how many outbox rows were handled."""
+    def free_slots(self) -> int:
+        """Send slots neither sending nor promised to a batch being started."""
+        return self.config.concurrency - self._busy - self._reserved
+
+    def may_add_batch(self, open_batches: int) -> bool:
+        """Whether a batch beyond the usual ones may start now: only on free slots, so its
+        sends start at once and no row waits for a slot with its lease running."""
+        return (open_batches < self.config.max_batches
+                and self.free_slots() >= max(1, self.config.concurrency // 4))
+
+    def reserve(self, n: int) -> int:
+        """Promise ``n`` slots to a batch about to start (handed back once it has begun)."""
+        self._reserved += n
+        return n
+
+    async def run_once(self, begun: Begun | None = None, *,
+                       limit: int | None = None, reserved: int = 0) -> int:
+        """Deliver what is due now; the outbox rows handled. ``begun``: see Begun."""
         async def claim(uow: UnitOfWork) -> Sequence[OutboxRecord]:
-            return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(), self.config.batch,
-                                              self.config.lease)
+            return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(),
+                                              limit or self.config.batch, self.config.lease)
         try:
             # claimed in the transaction that starts the attempts: one transaction fewer
-            rows, res = await self._deliver(claim)
-            if res.deferred:
-                async with self.uow_factory() as uow:
-                    await uow.outbox.release_many(res.deferred)
-                    await uow.commit()
+            rows, res = await self._deliver(claim, reserved, hand_back=True, begun=begun)
         except Exception:  # the database went away mid-batch: the leases lapse, rows return
             log.exception("dispatch batch failed")
             return 0
@@ -111,23 +133,11 @@ class Dispatcher:
         return len(rows)
 
     async def run_forever(self, poll_seconds: float, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            # cleared before the claim, so a wake-up signalled while it runs is kept
-            self.wakeup.clear()
-            handled = await self.run_once()
-            if self.brokers is not None:
-                await confirm_fills(self.uow_factory, self.brokers, clock=self.clock,
-                                    journal=self.journal)
-            if handled:
-                continue
-            waiters = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(stop.wait())]
-            await asyncio.wait(waiters, timeout=poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+        """Deliver until ``stop`` (see ``dispatch_loop.run_forever``)."""
+        await run_forever(self, poll_seconds, stop)
 
-    async def deliver_leased(self, leases: Sequence[OutboxLease],
-                             lease: timedelta) -> tuple[list[OutboxRecord], BatchOutcome]:
+    async def deliver_leased(self, leases: Sequence[OutboxLease], lease: timedelta,
+                             reserved: int = 0) -> tuple[list[OutboxRecord], BatchOutcome]:
         """Deliver the rows known by the leases their bus messages name: the transaction
         that starts the attempts first renews the leases that are still live
         (``OutboxRepository.take_many``), so taking a batch costs no transaction of its own.
@@ -135,22 +145,41 @@ class Dispatcher:
         outcome."""
         async def take(uow: UnitOfWork) -> Sequence[OutboxRecord]:
             return await uow.outbox.take_many(leases, self.clock(), lease)
-        return await self._deliver(take)
+        return await self._deliver(take, reserved)
 
-    async def _deliver(self, rows_of: RowsOf) -> tuple[list[OutboxRecord], BatchOutcome]:
+    async def _deliver(self, rows_of: RowsOf, reserved: int = 0, *, hand_back: bool = False,
+                       begun: Begun | None = None
+                       ) -> tuple[list[OutboxRecord], BatchOutcome]:
         with self.tracer.span("dispatch.batch"):
-            return await self._deliver_batch(rows_of)
+            try:
+                return await self._deliver_batch(rows_of, reserved, hand_back, begun)
+            finally:
+                if begun is not None and not begun.done():
+                    begun.set_result((0, 0))
 
-    async def _deliver_batch(self, rows_of: RowsOf) -> tuple[list[OutboxRecord], BatchOutcome]:
-        """Deliver a batch with two transactions for the whole of it: one leases the rows
-        (``rows_of``), starts every attempt (state ``sent``, an ``in_flight`` attempt row
-        each); the sends run concurrently; one records every answer (attempts, states,
-        outbox rows, one run of audit events). Sends that raise stay ``sent`` with their
-        lease, so they go out again (as a lost attempt) once it lapses; a database error
-        raises for the whole batch, with the same effect. Rows beyond an endpoint's share
-        are not started: the caller hands them back (``deferred``)."""
+    async def _deliver_batch(self, rows_of: RowsOf, reserved: int, hand_back: bool,
+                             begun: Begun | None) -> tuple[list[OutboxRecord], BatchOutcome]:
+        """Deliver a batch: one transaction leases the rows (``rows_of``) and starts every
+        attempt (state ``sent``, an ``in_flight`` attempt row each); the sends run at once;
+        the answers are recorded (attempts, states, outbox rows, audit events) as a group,
+        or in groups while a slow send is still out. A send that raises stays ``sent``
+        with its lease and goes again (as a lost attempt) once it lapses; a database error
+        does so for the whole batch. Rows beyond an endpoint's share are not started: with
+        ``hand_back`` their leases are handed back at once, else the caller holds them."""
         outcome = BatchOutcome()
-        rows, prepared = await self._begin_batch(rows_of, outcome.deferred)
+        try:
+            rows, prepared = await self._begin_batch(rows_of, outcome.deferred)
+        finally:
+            self._reserved -= reserved  # the promised slots become its sends (below)
+        self._busy += len(prepared)
+        if begun is not None:
+            begun.set_result((len(rows), len(prepared)))
+        if hand_back and outcome.deferred:
+            try:
+                await release_leases(self.uow_factory, rows, set(outcome.deferred))
+            except Exception:  # their leases lapse instead; this batch's sends go on
+                log.exception("could not hand back deferred rows")
+            outcome.deferred = []
         if not prepared:
             return rows, outcome
         sem = self._send_slots()
@@ -162,21 +191,20 @@ class Dispatcher:
                         return await self._send(p)
                     return await self._traced_send(p)
             finally:
+                self._busy -= 1
                 self._release_endpoints([p.endpoint])
 
-        results = await asyncio.gather(*(send(p) for _, p in prepared),
-                                       return_exceptions=True)
-        answered: list[tuple[OutboxRecord, Prepared, SendResult]] = []
-        for (row, p), res in zip(prepared, results, strict=True):
-            if isinstance(res, asyncio.CancelledError):
-                raise res
-            if isinstance(res, Exception):
-                outcome.failed[row.id] = res
-            elif isinstance(res, BaseException):
-                raise res
-            else:
-                answered.append((row, p, res))
-        await self._finish_batch(answered)
+        tasks = {asyncio.ensure_future(send(p)): (row, p) for row, p in prepared}
+        try:
+            pending = set(tasks)
+            while pending:
+                # a batch whose sends all end soon is recorded once; one that waits for a
+                # slow send records what has answered meanwhile, so it is not held back
+                done, pending = await asyncio.wait(pending, timeout=self.config.record_every_s)
+                await self._finish_batch(collect_answers(done, tasks, outcome.failed))
+        finally:
+            for t in tasks:
+                t.cancel()  # only reached undone when this batch itself is cancelled
         return rows, outcome
 
     async def _send(self, p: Prepared) -> SendResult:
@@ -352,18 +380,6 @@ class Dispatcher:
         return Prepared(follower.webhook_url or "", headers, body, attempt_no, now,
                         endpoint=endpoint, child=child)
 
-    def _next_state(self, attempt_no: int,
-                    result: SendResult) -> tuple[ChildOrderState, float | None]:
-        # A refused target (private address, bad URL) will not become acceptable by waiting.
-        outcome = Outcome.FAILED if result.refused else classify(result.status)
-        if outcome is not Outcome.RETRY:
-            return ChildOrderState(outcome.value), None
-        delay = retry_delay(attempt_no, self.config.retry_schedule,
-                            jitter_fraction=self.config.jitter_fraction,
-                            unit_random=self.rng.random(),
-                            retry_after=parse_retry_after(result.retry_after))
-        return (ChildOrderState.DLQ, None) if delay is None else (ChildOrderState.RETRY, delay)
-
     async def _finish_batch(self, answered: Sequence[tuple[OutboxRecord, Prepared, SendResult]]
                             ) -> None:
         if not answered:
@@ -371,7 +387,8 @@ class Dispatcher:
         now = self.clock()
         decided: list[Decided] = []
         for row, p, result in answered:
-            next_state, delay = self._next_state(p.attempt_no, result)
+            next_state, delay = next_state_of(p.attempt_no, result, self.config.retry_schedule,
+                                              self.config.jitter_fraction, self.rng.random)
             CHILD_ORDER_TABLE.check(ChildOrderState.SENT, next_state)
             error = result.error or (None if next_state is ChildOrderState.ACK
                                      else f"HTTP {result.status}")
@@ -379,7 +396,5 @@ class Dispatcher:
         async with self.uow_factory() as uow:
             settled, children = await record_answers(uow, decided, now)
             await uow.commit()
-        for row, p, r, state, delay, error in settled:
-            report(self.metrics, children[row.payload["fo_id"]], p.attempt_no, r, state,
-                   error, now, self.journal, delay, p.traceparent)
+        report(self.metrics, settled, children, now, self.journal)
         self.journal.flush()

@@ -4,8 +4,10 @@ batch's answers. Every function here works inside the caller's unit of work."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -15,14 +17,15 @@ from urllib.parse import urlsplit
 from vanta.application.alerts import alert_row, raise_alert
 from vanta.application.observability import attempt_settled, child_moved
 from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
-from vanta.application.ports.delivery import SendResult
+from vanta.application.ports.delivery import OutboxLease, SendResult
 from vanta.application.ports.journal import NO_JOURNAL, Journal
 from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
 from vanta.application.ports.tracer import trace_id_of
-from vanta.application.ports.uow import UnitOfWork
+from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.alerts import AlertKind
+from vanta.domain.delivery import Outcome, classify, parse_retry_after, retry_delay
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
 
 log = logging.getLogger("vanta.dispatch")
@@ -196,28 +199,78 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
     return settled, children
 
 
+async def release_leases(uow_factory: UowFactory, rows: Sequence[OutboxRecord],
+                         ids: set[int]) -> None:
+    """Hand back the leases of ``rows`` among ``ids`` that are still exactly as taken (never
+    one that another batch took after it lapsed), so those rows are due again at once."""
+    async with uow_factory() as uow:
+        await uow.outbox.release_unclaimed([OutboxLease(r.id, r.attempts, r.locked_until)
+                                            for r in rows if r.id in ids])
+        await uow.commit()
+
+
+def next_state_of(attempt_no: int, result: SendResult, schedule: Sequence[float],
+                  jitter_fraction: float, unit_random: Callable[[], float]
+                  ) -> tuple[ChildOrderState, float | None]:
+    """The state an answered attempt moves its child to, and the retry delay (seconds)."""
+    # A refused target (private address, bad URL) will not become acceptable by waiting.
+    outcome = Outcome.FAILED if result.refused else classify(result.status)
+    if outcome is not Outcome.RETRY:
+        return ChildOrderState(outcome.value), None
+    delay = retry_delay(attempt_no, schedule, jitter_fraction=jitter_fraction,
+                        unit_random=unit_random(),  # drawn for retries only
+                        retry_after=parse_retry_after(result.retry_after))
+    return (ChildOrderState.DLQ, None) if delay is None else (ChildOrderState.RETRY, delay)
+
+
+def collect_answers(done: Iterable[asyncio.Task[SendResult]],
+                    tasks: Mapping[asyncio.Task[SendResult], tuple[OutboxRecord, Prepared]],
+                    failed: dict[int, Exception]
+                    ) -> list[tuple[OutboxRecord, Prepared, SendResult]]:
+    """The answers of finished sends, in outbox order; a send that raised goes to
+    ``failed`` (its lease lapses and it goes again as a lost attempt)."""
+    answered: list[tuple[OutboxRecord, Prepared, SendResult]] = []
+    for t in done:
+        row, p = tasks[t]
+        if t.cancelled():
+            raise asyncio.CancelledError
+        error = t.exception()
+        if isinstance(error, Exception):
+            failed[row.id] = error
+        elif error is not None:
+            raise error
+        else:
+            answered.append((row, p, t.result()))
+    return sorted(answered, key=lambda a: a[0].id)
+
+
 def _fo_id(outbox_row: OutboxRecord) -> str:
     return str(outbox_row.payload["fo_id"])
 
 
-def report(metrics: Metrics, child: ChildOrderRecord, attempt_no: int, result: SendResult,
-           state: ChildOrderState, error: str | None, now: datetime,
-           journal: Journal = NO_JOURNAL, delay: float | None = None,
-           traceparent: str | None = None) -> None:
-    """Metrics and logs of one settled attempt."""
-    metrics.record_attempt(state.value, result.latency_ms, child.vault_id, child.follower_id)
-    attempt_settled(journal, child, attempt_no, result, state.value, error, now, delay,
-                    traceparent)
-    if state is ChildOrderState.ACK:
-        metrics.record_ack((now - child.created_at).total_seconds() * 1000)
-    trace_id = trace_id_of(traceparent)
-    if state is ChildOrderState.DLQ:
-        log.error("ALERT dead letter: retries exhausted",
-                  extra={"fo_id": child.fo_id, "mo_id": child.mo_id,
-                         "follower_id": child.follower_id, "trace_id": trace_id,
-                         "error": error, "queue": "mirror_dispatch_dlx"})
-    log.info("delivery attempt", extra={"fo_id": child.fo_id, "mo_id": child.mo_id,
-                                        "follower_id": child.follower_id,
-                                        "trace_id": trace_id,
-                                        "attempt": attempt_no, "status": result.status,
-                                        "outcome": state.value})
+def report(metrics: Metrics, settled: Sequence[Decided],
+           children: Mapping[str, ChildOrderRecord], now: datetime,
+           journal: Journal = NO_JOURNAL) -> None:
+    """Metrics and journal lines of a batch's settled attempts, and one log line for the
+    whole batch: a log line per delivery cost more CPU than the HTTP request (each
+    attempt's detail is in its attempt row and, buffered, in the dispatch journal)."""
+    outcomes: dict[str, int] = {}
+    for row, p, result, state, delay, error in settled:
+        child = children[_fo_id(row)]
+        metrics.record_attempt(state.value, result.latency_ms, child.vault_id,
+                               child.follower_id)
+        attempt_settled(journal, child, p.attempt_no, result, state.value, error, now, delay,
+                        p.traceparent)
+        outcomes[state.value] = outcomes.get(state.value, 0) + 1
+        if state is ChildOrderState.ACK:
+            metrics.record_ack((now - child.created_at).total_seconds() * 1000)
+        elif state is ChildOrderState.DLQ:
+            log.error("ALERT dead letter: retries exhausted",
+                      extra={"fo_id": child.fo_id, "mo_id": child.mo_id,
+                             "follower_id": child.follower_id,
+                             "trace_id": trace_id_of(p.traceparent),
+                             "error": error, "queue": "mirror_dispatch_dlx"})
+    if settled:
+        log.info("delivery batch", extra={"attempts": len(settled), "outcomes": outcomes,
+                                          "mo_ids": sorted({children[_fo_id(d[0])].mo_id
+                                                            for d in settled})})

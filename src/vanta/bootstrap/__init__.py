@@ -19,6 +19,8 @@ Journal       the log folder when the       none recorded
 Signer        Ed25519, key in the           same
               secret store (signing.py)
 Brokers       lazy adapters (brokers.py)    same
+Mailer        SMTP, or .eml files in        same
+              data_dir/outbox (mail.py)
 AlertSender   SMTP when VANTA_SMTP_HOST     same
               is set (alerts.py), else none
 ============  ===========================  ======================================
@@ -61,6 +63,7 @@ from vanta.application.billing import BillingProviders
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.application.ports.delivery import TargetVetter
 from vanta.application.ports.identity import TokenExchange, TokenVerifier
+from vanta.application.ports.mailer import Mailer, MailOutbox
 from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.objectstore import ObjectStore
 from vanta.application.ports.reconciliation import NoReconcileMetrics, ReconcileMetrics
@@ -73,6 +76,7 @@ from vanta.bootstrap.alerts import build_alert_delivery
 from vanta.bootstrap.billing import build_billing_providers
 from vanta.bootstrap.brokers import broker_registry
 from vanta.bootstrap.logging import journal
+from vanta.bootstrap.mail import build_mailer
 from vanta.bootstrap.secrets import key_wrapper, vault_store
 from vanta.bootstrap.signing import build_signer
 from vanta.bootstrap.stores import build_object_store
@@ -102,6 +106,9 @@ class Container:
     # refuses webhook/broker URLs the sender would never connect to, when they are given;
     # build() sets it from the sender's policy
     vetter: TargetVetter | None = None
+    # invitations and other mail to people; the outbox is set when mail stays local
+    mailer: Mailer | None = None
+    mail_outbox: MailOutbox | None = None
     # sends the operators' alerts the scheduler finds queued (bootstrap.alerts)
     alerts: AlertDelivery | None = None
     reconcile_metrics: ReconcileMetrics = field(default_factory=NoReconcileMetrics)
@@ -200,7 +207,8 @@ def _dispatch_config(s: Settings) -> DispatchConfig:
                           # two waves of sends at most: a batch ends within 2 timeouts,
                           # inside the lease (at least 3 timeouts)
                           batch=2 * s.dispatcher_concurrency,
-                          per_endpoint=s.webhook_per_endpoint_limit)
+                          per_endpoint=s.webhook_per_endpoint_limit,
+                          max_batches=s.dispatcher_max_batches)
 
 
 class MasterKeyMissing(RuntimeError):
@@ -236,6 +244,7 @@ def build(settings: Settings | None = None) -> Container:
                                  issuer=oidc.issuer if oidc else s.jwt_issuer,
                                  audience=s.jwt_audience, leeway=s.jwt_leeway_seconds)
     sender = _sender(s)
+    mailer, mail_outbox = build_mailer(s)
     metrics = _metrics(s)
     tracer = process_tracer()
     dispatcher = Dispatcher(
@@ -247,7 +256,8 @@ def build(settings: Settings | None = None) -> Container:
                      outbox_written=dispatcher.wakeup, oidc=oidc, metrics=metrics,
                      tracer=tracer, billing=build_billing_providers(s),
                      token_exchange=OidcTokenExchange(oidc) if oidc else None,
-                     vetter=PolicyTargetVetter(_policy(s)),
+                     vetter=PolicyTargetVetter(_policy(s)), mailer=mailer,
+                     mail_outbox=mail_outbox,
                      reconcile_metrics=NoReconcileMetrics() if s.profile == "test"
                      else PrometheusReconcileMetrics(),
                      alerts=build_alert_delivery(s, lambda: SqlUnitOfWork(engine), sender,

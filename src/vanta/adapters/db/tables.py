@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 from vanta.adapters.db.types import ExactDecimal, JsonDoc
@@ -202,6 +203,11 @@ outbox = Table(
     Column("done_at", TS, nullable=True),
     Index("ix_outbox_due", "done_at", "available_at"),
 )
+# Rows moved off their first due time (retries, mostly): claimed ahead of a backlog of first
+# attempts, so a retry starts on its schedule (partial: only open, rescheduled rows).
+RESCHEDULED = text("done_at IS NULL AND available_at > created_at")
+Index("ix_outbox_rescheduled", outbox.c.available_at, sqlite_where=RESCHEDULED,
+      postgresql_where=RESCHEDULED)
 
 delivery_attempts = Table(
     "delivery_attempts", metadata,
@@ -325,71 +331,18 @@ fee_ledger = Table(
     UniqueConstraint("follower_id", "period_label", name="uq_fee_ledger_follower_period"),
 )
 
-# Where a tenant's operators are told about dead letters, disabled endpoints and lost orders.
-alert_channels = Table(
-    "alert_channels", metadata,
-    Column("channel_id", ID, primary_key=True),
-    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False, index=True),
-    Column("kind", String(16), nullable=False),  # webhook | email
-    Column("target", String(2048), nullable=False),  # URL or email address
-    Column("secret_ref", String(255), nullable=True),  # webhook signing key (secret store)
-    Column("kinds", JsonDoc, nullable=True),  # alert kinds it receives; NULL: all
-    Column("created_at", TS, nullable=False),
-    Column("created_by", String(255), nullable=False),
-)
+# Re-exported so that every table is imported from this module; defined after the core tables
+# because they reference them.
+from vanta.adapters.db import tables_more as _more  # noqa: E402
 
-# The alert queue: raised in the transaction of the change it reports, sent by the scheduler.
-alerts = Table(
-    "alerts", metadata,
-    Column("alert_id", ID, primary_key=True),
-    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("subject", String(255), nullable=False),
-    Column("detail", JsonDoc, nullable=False),
-    Column("state", String(16), nullable=False, server_default="pending"),
-    Column("created_at", TS, nullable=False),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("next_at", TS, nullable=True),
-    Column("sent_at", TS, nullable=True),
-    Column("outcome", JsonDoc, nullable=True),
-    Index("ix_alerts_state_created", "state", "created_at"),
-    Index("ix_alerts_tenant_kind_sent", "tenant_id", "kind", "sent_at"),
-)
+tenant_branding = _more.tenant_branding
+alert_channels = _more.alert_channels
+alerts = _more.alerts
+reconcile_thresholds = _more.reconcile_thresholds
+position_reports = _more.position_reports
+reconcile_runs = _more.reconcile_runs
 
-# Reconciliation (migration 0011): drift thresholds, webhook followers' position reports, runs.
-reconcile_thresholds = Table(
-    "reconcile_thresholds", metadata,
-    Column("vault_id", ID, ForeignKey("vaults.vault_id"), primary_key=True),
-    Column("follower_id", ID, primary_key=True),  # "" = the vault's own threshold
-    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
-    Column("threshold_bps", Integer, nullable=False),
-    Column("updated_at", TS, nullable=False),
-)
-
-position_reports = Table(
-    "position_reports", metadata,
-    Column("id", SEQ, primary_key=True, autoincrement=True),
-    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
-    Column("follower_id", ID, ForeignKey("followers.follower_id"), nullable=False),
-    Column("positions", JsonDoc, nullable=False),  # symbol -> quantity (string)
-    Column("as_of", TS, nullable=False),
-    Column("received_at", TS, nullable=False),
-    Index("ix_position_reports_follower_asof", "follower_id", "as_of"),
-)
-
-reconcile_runs = Table(
-    "reconcile_runs", metadata,
-    Column("run_id", ID, primary_key=True),
-    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
-    Column("vault_id", ID, ForeignKey("vaults.vault_id"), nullable=False, index=True),
-    Column("dry_run", Boolean, nullable=False),
-    Column("actor", String(200), nullable=False),
-    Column("created_at", TS, nullable=False),
-    Column("report", JsonDoc, nullable=False),
-)
-
-# The cross-rail tables live in a module of their own (the size rule); importing it here
-# registers them on ``metadata`` and keeps this module the one place tables are imported from.
+# The cross-rail tables live in a module of their own (the size rule), re-exported here too.
 from vanta.adapters.db.tables_crossrail import (  # noqa: E402, F401
     child_legs,
     stablecoin_buffers,

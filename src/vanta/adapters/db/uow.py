@@ -36,6 +36,7 @@ from vanta.adapters.db.repositories import (
     VenueFeeRepository,
 )
 from vanta.adapters.db.repositories.alerts import AlertRepository
+from vanta.adapters.db.repositories.branding import BrandingRepository
 from vanta.adapters.db.repositories.reconcile import ReconcileRepository
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
@@ -79,6 +80,7 @@ class SqlUnitOfWork:
         self.subscriptions = SubscriptionRepository(c)
         self.users = UserRepository(c)
         self.invitations = InvitationRepository(c)
+        self.branding = BrandingRepository(c)
         self.alerts = AlertRepository(c)
         self.reconciliations = ReconcileRepository(c)
         self.venue_fees = VenueFeeRepository(c)

@@ -137,8 +137,7 @@ class ChildOrderRepo(Protocol):
 
     async def positions(self, follower_ids: Iterable[str],
                         symbols: Iterable[str]) -> dict[tuple[str, str], Decimal]:
-        """Net quantity per (follower, symbol) from child orders that still count (see
-        POSITION_STATES), summed in Python: SQLite stores quantities as text (not exact)."""
+        """Net quantity per (follower, symbol) of children that count (POSITION_STATES)."""
         ...
 
     async def get(self, tenant_id: str, fo_id: str) -> ChildOrderRecord | None: ...
@@ -177,6 +176,9 @@ class ChildOrderRepo(Protocol):
         """``vault_ids`` / ``follower_id``: the caller's narrowing, applied in the query."""
         ...
 
+    async def state_counts(self, tenant_id: str, mo_id: str,
+                           follower_id: str | None = None) -> dict[str, int]: ...
+
     async def awaiting_fills(self, limit: int) -> builtins.list[ChildOrderRecord]:
         """Bridged children the broker accepted and has not finished filling."""
         ...
@@ -188,7 +190,8 @@ class OutboxRepo(Protocol):
 
     async def claim_due(self, topic: str, now: datetime, limit: int,
                         lease: timedelta) -> builtins.list[OutboxRecord]:
-        """Lease up to ``limit`` due rows; a worker that dies lets its lease lapse."""
+        """Lease up to ``limit`` due rows, rescheduled ones (retries) first, then the oldest;
+        a worker that dies lets its lease lapse."""
         ...
 
     async def take_many(self, leases: Sequence[OutboxLease], now: datetime,

@@ -196,15 +196,22 @@ async def post_manager_order(container: ContainerDep,
                                             container.settings.require_instrument_rules))
     if result.created:
         container.outbox_written.set()
-    async with container.uow() as uow:
+    async with container.uow(readonly=True) as uow:
         row = await uow.manager_orders.get(p.tenant_id, order.mo_id)
-        children = await uow.child_orders.list(p.tenant_id, follower_id=None,
-                                               mo_id=order.mo_id, since=None,
-                                               limit=ORDER_CHILDREN_LIMIT)
+        if result.expansion is not None:  # just expanded: counted without reading them back
+            counts: dict[str, int] = {}
+            for c in result.expansion.children:
+                if p.may_see_follower(c.follower_id):
+                    counts[c.state.value] = counts.get(c.state.value, 0) + 1
+        else:
+            counts = await uow.child_orders.state_counts(p.tenant_id, order.mo_id,
+                                                         p.follower_id)
     assert row is not None
-    shown = visible_children(p, await visible_vaults(container, p), children)
+    # The children are not rendered here: at 10,000 followers that took longer than the
+    # expansion itself. They are read a page at a time from the link.
     answer = {**order_json(row), "created": result.created,
-              "children": [child_json(c) for c in shown]}
+              "children_total": sum(counts.values()), "counts": counts,
+              "links": {"children": f"/v1/manager-orders/{order.mo_id}/children"}}
     return JSONResponse(answer, status_code=201 if result.created else 200)
 
 
@@ -238,6 +245,23 @@ async def get_manager_order(mo_id: str, container: ContainerDep,
                                                since=None, limit=ORDER_CHILDREN_LIMIT)
     return {**order_json(row),
             "children": [child_json(c) for c in visible_children(p, vaults, children)]}
+
+
+@router.get("/v1/manager-orders/{mo_id}/children", tags=["orders"], response_model=None,
+            responses=answer(ChildPage))
+async def list_order_children(mo_id: str, container: ContainerDep,
+                              p: Principal = Depends(require("orders:read")),
+                              limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
+    """One manager order's children in (created_at, fo_id) order, by cursor."""
+    vaults = await visible_vaults(container, p)
+    async with container.uow(readonly=True) as uow:
+        row = await uow.manager_orders.get(p.tenant_id, mo_id)
+        if row is None or not visible_order(p, vaults, row):
+            raise order_not_found(mo_id)
+        rows = await uow.child_orders.list(p.tenant_id, follower_id=p.follower_id,
+                                           mo_id=mo_id, since=None, limit=limit + 1,
+                                           after=decode(cursor), vault_ids=vaults)
+    return page(rows, limit, "fo_id", [child_json(r) for r in rows])
 
 
 @router.get("/v1/follower-orders", tags=["orders"], response_model=None,

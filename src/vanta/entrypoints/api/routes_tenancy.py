@@ -11,11 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
+from vanta.application.onboarding import invite_by_mail
 from vanta.application.ports.identity import TokenExchangeError
 from vanta.application.ports.records_orders import AuditEventRecord
 from vanta.application.principal import Principal
 from vanta.application.snapshots import narrow_payload
-from vanta.application.tenancy import accept_invitation, invite, tenant_entitlements
+from vanta.application.tenancy import accept_invitation, tenant_entitlements
 from vanta.bootstrap import Container
 from vanta.domain.entitlements import Feature, decide
 from vanta.entrypoints.api.access import visible_order, visible_vaults
@@ -81,12 +82,15 @@ async def users(container: ContainerDep,
 async def create_invitation(container: ContainerDep,
                             p: Annotated[Principal, Depends(require("users:manage"))],
                             req: Annotated[InviteIn, body(InviteIn)]) -> dict[str, Any]:
-    row, token = await invite(container.uow(), tenant_id=p.tenant_id, raw=req.to_raw(),
-                              actor=p.subject)
-    # the token is shown once; send it to the invitee
+    sent = await invite_by_mail(container.uow, container.mailer, tenant_id=p.tenant_id,
+                                raw=req.to_raw(), actor=p.subject,
+                                app_url=container.settings.public_app_url)
+    row = sent.invitation
+    # the token is shown once; it is also mailed to the invitee as the accept link
+    # ("mailed": false when the mail could not be handed over)
     return {"invitation_id": row.invitation_id, "email": row.email,
             "role": row.role, "expires_at": row.expires_at.isoformat(),
-            "token": token}
+            "token": sent.token, "mailed": sent.mailed}
 
 
 @router.post("/v1/invitations/{token}/accept", status_code=201, tags=["tenancy"],

@@ -40,9 +40,13 @@ from vanta.domain.errors import DomainError
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.web import (
     routes_auth,
+    routes_billing,
+    routes_branding,
     routes_followers,
+    routes_onboarding,
     routes_operations,
     routes_orders,
+    routes_portal,
     routes_replay,
     routes_vaults,
 )
@@ -61,7 +65,8 @@ from vanta.entrypoints.web.session import Signer, session_key
 __all__ = ["PAGE_MODULES", "mount"]
 
 PAGE_MODULES: list[Any] = [routes_auth, routes_vaults, routes_followers, routes_orders,
-                           routes_replay, routes_operations]
+                           routes_replay, routes_operations, routes_portal, routes_billing,
+                           routes_onboarding, routes_branding]
 
 
 def build_web_app(container: Container) -> FastAPI:
@@ -75,6 +80,7 @@ def build_web_app(container: Container) -> FastAPI:
         web.add_exception_handler(exc, _handle)
     web.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     web.include_router(routes_auth.open_router)
+    web.include_router(routes_onboarding.open_router)
     for module in PAGE_MODULES:
         web.include_router(module.router)
 

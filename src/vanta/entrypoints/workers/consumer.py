@@ -1,10 +1,12 @@
 """The dispatch consumer: take ``mirror.dispatch`` messages from the bus and deliver them.
 
-Messages are gathered into batches (what arrived within a few milliseconds, up to
-``batch``). ``Dispatcher.deliver_leased`` *takes* the batch's outbox rows with one
-compare-and-set that renews each row's lease — only if the row is still open, still leased,
-and still on the lease its message was published for — in the same transaction that starts
-their attempts, delivers them, and completes or reschedules each; their messages are acked.
+A message names the leases of one or more rows (``dispatch_messages``); the rows are gathered
+into batches (what arrived within a few milliseconds, up to ``batch``), and a message is
+acked once every row it names is settled. ``Dispatcher.deliver_leased`` *takes* the
+batch's outbox rows with one compare-and-set that renews each row's lease — only if the row
+is still open, still leased, and still on the lease its message was published for — in the
+same transaction that starts their attempts, delivers them, and completes or reschedules
+each.
 A message whose row was not taken is stale (the row is done, was rescheduled for a later
 retry, or went out again under a newer lease) and is acked without a delivery. A row the
 batch deferred (its endpoint's share was full) waits, its message unacked and its lease
@@ -23,17 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import Mapping
+import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from vanta.application.bus import Bus, BusMessage, Subscription
 from vanta.application.dispatch import Dispatcher
 from vanta.application.ports.delivery import OutboxLease
 from vanta.application.trace_hops import received
+from vanta.entrypoints.workers.dispatch_messages import CHUNK, decode
 from vanta.entrypoints.workers.relay import DISPATCH_SUBJECT
 
 log = logging.getLogger("vanta.consumer")
@@ -60,8 +61,12 @@ class Consumer:
         # Batches overlap (one records its answers while the next sends); the dispatcher's
         # shared send slots and per-endpoint shares bound them together.
         self.max_batches = max(1, max_batches)
-        # Pull enough that the next batch is already here when one finishes.
-        self.concurrency = max(1, concurrency, (self.max_batches + 1) * self.batch)
+        # Beyond max_batches, a batch starts on free send slots, up to the dispatcher's
+        # max_batches open: a slow send holds its slot, not the next batch.
+        self.max_open = max(self.max_batches, dispatcher.config.max_batches)
+        # Pull enough that the next batch is already here when one finishes; a message
+        # carries up to CHUNK rows and stays unacked until its slowest row is settled.
+        self.concurrency = max(2, math.ceil((self.max_open + 1) * self.batch / CHUNK) + 1)
         self.subject = subject
         self.durable = durable
         self.error_nak_delay_s = error_nak_delay_s
@@ -123,17 +128,24 @@ class Consumer:
 
     async def _run_batches(self) -> None:
         while True:
-            while len(self._batches) >= self.max_batches:
-                await asyncio.wait(self._batches, return_when=asyncio.FIRST_COMPLETED)
             await self._arrived.wait()
             if len(self._waiting) < self.batch:
                 await asyncio.sleep(self.batch_window_s)  # let the rest of a burst join
-            items, self._waiting = self._waiting[:self.batch], self._waiting[self.batch:]
+            # Beyond max_batches, a batch starts only on free send slots and takes no more
+            # rows than there are, so none waits for a slot with its lease running.
+            extra = len(self._batches) >= self.max_batches
+            if extra and not self.dispatcher.may_add_batch(len(self._batches)):
+                await asyncio.wait(self._batches, timeout=0.02,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                continue
+            n = min(self.batch, self.dispatcher.free_slots()) if extra else self.batch
+            items, self._waiting = self._waiting[:n], self._waiting[n:]
             if not self._waiting:
                 self._arrived.clear()
             items = [w for w in items if not w.done.done()]  # a cancelled handler's
             if items:
-                task = asyncio.create_task(self._run_batch(items))
+                reserved = self.dispatcher.reserve(len(items)) if extra else 0
+                task = asyncio.create_task(self._run_batch(items, reserved))
                 self._batches.add(task)
                 task.add_done_callback(self._batch_done)
 
@@ -143,11 +155,11 @@ class Consumer:
             self._waiting[:0], self._held = self._held, []
             self._arrived.set()
 
-    async def _run_batch(self, items: list[_Waiting]) -> None:
+    async def _run_batch(self, items: list[_Waiting], reserved: int = 0) -> None:
         self.batches += 1
         try:
             taken, res = await self.dispatcher.deliver_leased([w.lease for w in items],
-                                                              self.lease)
+                                                              self.lease, reserved)
             rows = {r.id: r for r in taken}
         except Exception as e:
             for w in items:
@@ -188,38 +200,42 @@ class Consumer:
                 log.warning("in-progress signals failed", extra={"messages": failed})
 
     async def handle(self, msg: BusMessage) -> None:
+        """One message names one or more leases (see ``dispatch_messages``); each joins the
+        batches on its own, and the message is acked once all of them are settled, or nak'd
+        if a delivery raised (its redelivery skips the rows that were settled)."""
         try:
-            body: Mapping[str, Any] = json.loads(msg.data)
-            lease = OutboxLease(
-                int(body["outbox_id"]),
-                int(body["lease"]) if body.get("lease") is not None else None,
-                datetime.fromisoformat(body["until"]) if body.get("until") else None)
+            leases = decode(msg.data)
         except (ValueError, KeyError, TypeError):
             log.error("malformed dispatch message dropped", extra={"data": msg.data[:200]})
             await msg.ack()
             return
-        received(msg.headers, lease.row_id)
-        waiting = _Waiting(lease, asyncio.get_running_loop().create_future())
-        self._waiting.append(waiting)
+        received(msg.headers, leases[0].row_id)
+        loop = asyncio.get_running_loop()
+        waiting = [_Waiting(lease, loop.create_future()) for lease in leases]
+        self._waiting.extend(waiting)
         self._arrived.set()
         self._live.add(msg)
         try:
-            outcome = await waiting.done
+            outcomes = await asyncio.gather(*(w.done for w in waiting), return_exceptions=True)
         except asyncio.CancelledError:
             self._live.discard(msg)
-            waiting.done.cancel()
+            for w in waiting:
+                w.done.cancel()
             raise
-        except Exception:
-            self._live.discard(msg)
-            self.failed += 1
-            log.exception("delivery failed; the message will come again",
-                          extra={"outbox_id": lease.row_id, "delivery": msg.num_delivered})
+        self._live.discard(msg)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        for o in outcomes:
+            if o == "skipped":
+                self.skipped += 1
+            elif o == "delivered":
+                self.delivered += 1
+        if errors:
+            self.failed += len(errors)
+            log.error("delivery failed; the message will come again",
+                      extra={"rows": [w.lease.row_id for w, o in zip(waiting, outcomes,
+                                                                      strict=True)
+                                      if isinstance(o, BaseException)],
+                             "error": repr(errors[0]), "delivery": msg.num_delivered})
             await msg.nak(self.error_nak_delay_s)
             return
-        self._live.discard(msg)
-        if outcome == "skipped":
-            self.skipped += 1
-            await msg.ack()
-        else:
-            self.delivered += 1
-            await msg.ack()
+        await msg.ack()

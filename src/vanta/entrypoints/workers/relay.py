@@ -1,10 +1,11 @@
-"""The outbox relay: lease due outbox rows and publish one bus message per row.
+"""The outbox relay: lease due outbox rows and publish them to the bus in chunks.
 
 The database stays the source of truth. The relay leases rows exactly as
 ``Dispatcher.run_once`` does (``claim_due`` commits the lease and bumps ``attempts``) and
-publishes ``{"outbox_id", "fo_id", "lease", "until"}`` (the lease's number and expiry) to
-``mirror.dispatch`` with the message id ``f"{fo_id}:{attempts}"``. It never completes a row:
-the consumer's ``deliver`` completes or reschedules it. Consequences:
+publishes to ``mirror.dispatch`` one message per chunk of rows naming each row's lease (its
+number and expiry; the format is in ``dispatch_messages``), with a message id derived from
+those leases. It never completes a row: the consumer's ``deliver`` completes or reschedules
+it. Consequences, per row of a chunk:
 
 * a relay that publishes the same lease again (a retried publish, a crash between publish and
   acknowledgement) reuses the message id, and the bus drops the copy;
@@ -23,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from vanta.application.bus import Bus
@@ -34,23 +35,20 @@ from vanta.application.ports.delivery import OutboxLease
 from vanta.application.ports.records_orders import OutboxRecord
 from vanta.application.ports.uow import UowFactory
 from vanta.application.trace_hops import relay_span
+from vanta.entrypoints.workers.dispatch_messages import (
+    CHUNK,
+    chunks,
+    encode,
+    encode_batch,
+    message_id,
+)
 
 log = logging.getLogger("vanta.relay")
 
 DISPATCH_SUBJECT = "mirror.dispatch"
 DEFAULT_RELAY_LEASE = timedelta(seconds=120)
-
-
-def message_id(row: OutboxRecord) -> str:
-    """One message id per lease of a row: ``fo_id:attempts``."""
-    return f"{row.payload['fo_id']}:{row.attempts}"
-
-
-def encode(row: OutboxRecord) -> bytes:
-    assert row.locked_until is not None  # a claimed row is leased
-    return json.dumps({"outbox_id": row.id, "fo_id": row.payload["fo_id"],
-                       "lease": row.attempts, "until": row.locked_until.isoformat()},
-                      separators=(",", ":")).encode()
+__all__ = ["DEFAULT_RELAY_LEASE", "DISPATCH_SUBJECT", "Relay", "RelayPublishError", "encode",
+           "message_id"]
 
 
 class Relay:
@@ -59,27 +57,29 @@ class Relay:
                  topic: str = DISPATCH_TOPIC, batch: int = 256, poll_seconds: float = 0.1,
                  publish_concurrency: int = 64, publish_tries: int = 3,
                  max_backoff_s: float = 5.0, clock: Clock = utcnow,
-                 wakeup: asyncio.Event | None = None) -> None:
+                 wakeup: asyncio.Event | None = None, chunk: int = CHUNK) -> None:
         self.uow_factory = uow_factory
         self.bus = bus
         self.lease = lease
         self.subject = subject
         self.topic = topic
         self.batch = batch
+        self.chunk = max(1, chunk)
         self.poll_seconds = poll_seconds
         self.publish_tries = max(1, publish_tries)
         self.max_backoff_s = max_backoff_s
         self.clock = clock
         self.wakeup = wakeup or asyncio.Event()
         self._sem = asyncio.Semaphore(max(1, publish_concurrency))
-        self.published = 0  # new messages the bus stored
-        self.duplicates = 0  # publishes the bus recognised by message id and dropped
+        self.published = 0  # rows of new messages the bus stored
+        self.duplicates = 0  # rows of publishes the bus recognised by message id and dropped
         self.released = 0  # leases handed back after a failed publish
 
-    async def _publish(self, row: OutboxRecord) -> bool:
-        body, mid = encode(row), message_id(row)
-        # the order's trace continues here (a span when tracing is on), then in the headers
-        async with self._sem, relay_span(row.payload) as headers:
+    async def _publish(self, rows: Sequence[OutboxRecord]) -> bool:
+        body, mid = encode_batch(rows)
+        # the order's trace continues here (a span when tracing is on), then in the headers;
+        # a chunk's rows are children of one order, so the first row's trace is theirs
+        async with self._sem, relay_span(rows[0].payload) as headers:
             for i in range(self.publish_tries):
                 try:
                     return await self.bus.publish(self.subject, body, mid, headers)
@@ -112,18 +112,19 @@ class Relay:
             await uow.commit()
         if not rows:
             return 0
-        results = await asyncio.gather(*(self._publish(r) for r in rows),
+        parts = list(chunks(rows, self.chunk))
+        results = await asyncio.gather(*(self._publish(c) for c in parts),
                                        return_exceptions=True)
         failed: list[OutboxRecord] = []
         error: BaseException | None = None
-        for r, res in zip(rows, results, strict=True):
+        for part, res in zip(parts, results, strict=True):
             if isinstance(res, BaseException):
-                failed.append(r)
+                failed.extend(part)
                 error = error or res
             elif res:
-                self.published += 1
+                self.published += len(part)
             else:
-                self.duplicates += 1
+                self.duplicates += len(part)
         if failed:
             await self._release(failed)
             raise RelayPublishError(f"{len(failed)} of {len(rows)} publishes failed") \

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
 
 from vanta.adapters.db.repositories._base import OUTBOX_CHANNEL, _Repo
-from vanta.adapters.db.tables import delivery_attempts, follower_orders, outbox
+from vanta.adapters.db.tables import RESCHEDULED, delivery_attempts, follower_orders, outbox
 from vanta.application.ports.delivery import OutboxLease
 from vanta.application.ports.records_orders import AttemptRecord, OutboxRecord
 
@@ -36,21 +36,30 @@ class OutboxRepository(_Repo):
 
     async def claim_due(self, topic: str, now: datetime, limit: int,
                         lease: timedelta) -> builtins.list[OutboxRecord]:
-        """Lease up to ``limit`` due rows; a worker that dies lets its lease lapse."""
+        """Lease up to ``limit`` due rows, rescheduled ones (retries) first, then the
+        oldest; a worker that dies lets its lease lapse."""
         due = and_(outbox.c.topic == topic, outbox.c.done_at.is_(None),
                    outbox.c.available_at <= now,
                    or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now))
-        candidates = await self._all(select(outbox.c.id).where(due)
-                                     .order_by(outbox.c.available_at, outbox.c.id).limit(limit))
-        if not candidates:
+        # the partial index ix_outbox_rescheduled serves this without reading the backlog
+        moved = and_(due, RESCHEDULED)
+        ids = [c["id"] for c in await self._all(
+            select(outbox.c.id).where(moved).order_by(outbox.c.available_at, outbox.c.id)
+            .limit(limit))]
+        if len(ids) < limit:
+            taken = set(ids)
+            ids += [c["id"] for c in await self._all(
+                select(outbox.c.id).where(due).order_by(outbox.c.available_at, outbox.c.id)
+                .limit(limit)) if c["id"] not in taken][:limit - len(ids)]
+        if not ids:
             return []
         # ``due`` again in the update: a row another worker leased meanwhile is not taken.
-        claimed = await self._all(update(outbox).where(
-            self._among(outbox.c.id, [c["id"] for c in candidates]), due)
-            .values(locked_until=now + lease, attempts=outbox.c.attempts + 1)
-            .returning(*outbox.c))
+        claimed = await self._all(update(outbox).where(self._among(outbox.c.id, ids), due)
+                                  .values(locked_until=now + lease,
+                                          attempts=outbox.c.attempts + 1)
+                                  .returning(*outbox.c))
         return sorted(map(OutboxRecord.from_row, claimed),
-                      key=lambda r: (r.available_at, r.id))
+                      key=lambda r: (r.available_at <= r.created_at, r.available_at, r.id))
 
     async def take_many(self, leases: Sequence[OutboxLease], now: datetime,
                         lease: timedelta) -> builtins.list[OutboxRecord]:

@@ -206,6 +206,17 @@ class ChildOrderRepository(_Repo):
             .group_by(follower_orders.c.mo_id))
         return {r["mo_id"]: int(r["n"]) for r in rows}
 
+    async def state_counts(self, tenant_id: str, mo_id: str,
+                           follower_id: str | None = None) -> dict[str, int]:
+        """Children of one manager order per state (``follower_id``: only that one's)."""
+        stmt = (select(follower_orders.c.state, func.count().label("n"))
+                .where(follower_orders.c.tenant_id == tenant_id,
+                       follower_orders.c.mo_id == mo_id))
+        if follower_id is not None:
+            stmt = stmt.where(follower_orders.c.follower_id == follower_id)
+        rows = await self._all(stmt.group_by(follower_orders.c.state))
+        return {str(r["state"]): int(r["n"]) for r in rows}
+
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,
                            vault_ids: Iterable[str] | None = None,
                            follower_id: str | None = None,

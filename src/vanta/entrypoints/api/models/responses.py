@@ -118,8 +118,15 @@ class OrderDetail(OrderOut):
     children: list[ChildOut]
 
 
-class OrderCreated(OrderDetail):
+class OrderLinks(Answer):
+    children: str  # GET this for the children, a page at a time
+
+
+class OrderCreated(OrderOut):
     created: bool  # false: the same order was already ingested (answered 200)
+    children_total: int
+    counts: dict[str, int]  # children per state
+    links: OrderLinks
 
 
 class OrderPage(Answer):

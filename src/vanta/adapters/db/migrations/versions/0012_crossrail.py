@@ -1,7 +1,7 @@
 """cross-rail execution: venue fee models, stablecoin buffers, child legs
 
 Revision ID: 0012
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import vanta.adapters.db.types
 
 revision: str = "0012"
-down_revision: str | None = "0014"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Outgoing mail adapters: SMTP (aiosmtplib) and a local outbox folder."""
