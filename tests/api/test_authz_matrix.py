@@ -149,6 +149,13 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/v1/vaults"): Case("vault:manage", body={"label": "fresh-vault"},
                                  ok=(201, 403)),
     ("PATCH", "/v1/vaults/{vault_id}"): Case("vault:manage", "vault", body={"public": False}),
+    # Replay Studio: audit:read or vault:read (every role holds vault:read), Pro and up
+    ("POST", "/v1/replay-studio/runs"): Case(
+        "vault:read", "vault", feature=True, ok=(201,),
+        body={"vault_id": "{id}", "last": 5, "starting_nav": "10000",
+              "configs": [{"scale": "0.5"}]}),
+    ("GET", "/v1/replay-studio/runs/{run_id}"): Case(
+        "vault:read", path="/v1/replay-studio/runs/run-none", feature=True, ok=(404,)),
     ("GET", "/v1/venues"): Case("vault:read"),
     ("GET", "/v1/venues/{venue}"): Case("vault:read", path="/v1/venues/kraken"),
     ("PUT", "/v1/venues/{venue}"): Case(

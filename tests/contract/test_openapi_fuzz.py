@@ -85,8 +85,9 @@ def filter_case(context: schemathesis.HookContext, case: schemathesis.Case) -> b
       documented on the fields; ``format: date-time`` has no bound);
     * a cursor: only the ones this API issued are valid (tests/api walk real cursors and
       refuse forged ones);
-    * an instrument whose ``fractional_step`` exceeds its ``lot_step`` (one field against
-      another: not expressible in JSON Schema; documented on the field);
+    * an instrument whose ``fractional_step`` exceeds its ``lot_step``, or a Replay Studio
+      window whose ``to`` is before its ``from`` (one field against another: not
+      expressible in JSON Schema; documented on the field);
     * a branding logo: its bytes must be an image of the type it names (a PNG's header is
       not expressible in JSON Schema; documented on the field)."""
     meta = case.meta
@@ -102,6 +103,12 @@ def filter_case(context: schemathesis.HookContext, case: schemathesis.Case) -> b
     leaves = _leaves(body) + _leaves(case.query or {})
     if any(_fractional_float(v) or _future(v) for v in leaves) or "cursor" in (case.query or {}):
         return False
+    if case.operation.path == "/v1/replay-studio/runs" and "from" in body and "to" in body:
+        try:
+            return bool(datetime.fromisoformat(str(body["to"]).replace("Z", "+00:00"))
+                        >= datetime.fromisoformat(str(body["from"]).replace("Z", "+00:00")))
+        except (ValueError, TypeError):
+            return True
     if case.operation.path == "/v1/tenants/me/branding" and body.get("logo") is not None:
         return False
     if case.operation.path == "/v1/instruments/{venue}/{symbol}":

@@ -35,6 +35,7 @@ from vanta.application.ports.branding import BrandingUnitOfWork
 from vanta.application.ports.crossrail import CrossRailUnitOfWork
 from vanta.application.ports.records_catalog import FollowerRecord, VaultRecord
 from vanta.application.ports.records_tenancy import TenantRecord
+from vanta.application.ports.studio import StudioUnitOfWork
 from vanta.application.ports.uow import Conflict, UnitOfWork
 from vanta.domain.followers import FollowerMode, ScaleMode
 
@@ -165,7 +166,8 @@ def test_the_fake_offers_every_method_of_the_ports_with_the_same_parameters() ->
     uow = MemoryUnitOfWork(MemoryStore())
     asyncio.run(uow.__aenter__())
     checked = 0
-    for port in (UnitOfWork, BillingUnitOfWork, BrandingUnitOfWork, CrossRailUnitOfWork):
+    for port in (UnitOfWork, BillingUnitOfWork, BrandingUnitOfWork, StudioUnitOfWork,
+                 CrossRailUnitOfWork):
         for name, prop in vars(port).items():
             if not isinstance(prop, property):
                 continue

@@ -122,6 +122,10 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
        decimals="rate nav_start nav_end net_flows pnl fee hwm_before hwm_after refunded",
        unique=("follower_id period_label",), foreign={**_TENANT, "follower_id": "followers"},
        serial=True),
+    _t("studio_runs", "run_id tenant_id vault_id follower_id actor created_at request "
+       "engine_version output_sha256 output", "run_id",
+       required="run_id tenant_id vault_id actor created_at request engine_version "
+       "output_sha256 output", json="request", foreign=_TENANT),
     _t("tenant_branding", "tenant_id display_name accent_color logo_type logo_data updated_at "
        "updated_by", "tenant_id", required="tenant_id display_name accent_color updated_at "
        "updated_by", foreign=_TENANT),

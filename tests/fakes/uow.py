@@ -36,6 +36,7 @@ from tests.fakes.memory_repos_crossrail import MemBuffers, MemLegs, MemVenueFees
 from tests.fakes.memory_repos_delivery import MemAttempts, MemAudit, MemOutbox
 from tests.fakes.memory_repos_orders import MemChildOrders, MemFills, MemManagerOrders
 from tests.fakes.memory_repos_reconcile import MemReconcile
+from tests.fakes.memory_repos_studio import MemStudio
 from tests.fakes.memory_store import IntegrityViolation, MemoryStore, Transaction
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
@@ -76,6 +77,7 @@ class MemoryUnitOfWork:
         self.subscriptions = MemSubscriptions(tx)
         self.users = MemUsers(tx)
         self.invitations = MemInvitations(tx)
+        self.studio = MemStudio(tx)
         self.branding = MemBranding(tx)
         self.alerts = MemAlerts(tx)
         self.reconciliations = MemReconcile(tx)

@@ -133,6 +133,7 @@ manager_orders = Table(
     Column("state", String(16), nullable=False),
     Column("created_at", TS, nullable=False, index=True),
     UniqueConstraint("vault_id", "client_order_id", name="uq_manager_orders_vault_client_id"),
+    Index("ix_manager_orders_vault_created", "vault_id", "created_at", "mo_id"),  # studio
 )
 
 follower_orders = Table(
@@ -341,6 +342,7 @@ alerts = _more.alerts
 reconcile_thresholds = _more.reconcile_thresholds
 position_reports = _more.position_reports
 reconcile_runs = _more.reconcile_runs
+studio_runs = _more.studio_runs
 
 # The cross-rail tables live in a module of their own (the size rule), re-exported here too.
 from vanta.adapters.db.tables_crossrail import (  # noqa: E402, F401

@@ -1,4 +1,5 @@
-"""Tables added after the core schema: tenant branding, operator alerts and reconciliation.
+"""Tables added after the core schema: tenant branding, operator alerts, reconciliation and
+Replay Studio runs.
 
 They share :data:`vanta.adapters.db.tables.metadata`; ``tables`` re-exports them, so callers
 import every table from one place.
@@ -82,4 +83,16 @@ reconcile_runs = Table(
     Column("actor", String(200), nullable=False),
     Column("created_at", TS, nullable=False),
     Column("report", JsonDoc, nullable=False),
+)
+
+
+# Replay Studio runs: the request, who ran it, and the whole answer with its hash.
+studio_runs = Table(
+    "studio_runs", metadata, Column("run_id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.tenant_id"), nullable=False),
+    Column("vault_id", ID, nullable=False), Column("follower_id", ID, nullable=True),
+    Column("actor", String(255), nullable=False), Column("created_at", TS, nullable=False),
+    Column("request", JsonDoc, nullable=False), Column("engine_version", ID, nullable=False),
+    Column("output_sha256", String(64), nullable=False), Column("output", Text, nullable=False),
+    Index("ix_studio_runs_tenant_created", "tenant_id", "created_at"),
 )

@@ -38,6 +38,7 @@ from vanta.adapters.db.repositories import (
 from vanta.adapters.db.repositories.alerts import AlertRepository
 from vanta.adapters.db.repositories.branding import BrandingRepository
 from vanta.adapters.db.repositories.reconcile import ReconcileRepository
+from vanta.adapters.db.repositories.studio import StudioRepository
 from vanta.application import vault_cache
 from vanta.application.ports.clock import Clock, utcnow
 
@@ -80,6 +81,7 @@ class SqlUnitOfWork:
         self.subscriptions = SubscriptionRepository(c)
         self.users = UserRepository(c)
         self.invitations = InvitationRepository(c)
+        self.studio = StudioRepository(c)
         self.branding = BrandingRepository(c)
         self.alerts = AlertRepository(c)
         self.reconciliations = ReconcileRepository(c)

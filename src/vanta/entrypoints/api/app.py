@@ -41,6 +41,7 @@ from vanta.entrypoints.api import (
     routes_ops,
     routes_orders,
     routes_reconcile,
+    routes_studio,
     routes_tenancy,
 )
 from vanta.entrypoints.api.client_address import ClientAddressMiddleware, TrustedProxies
@@ -54,8 +55,8 @@ from vanta.entrypoints.api.schemas import ERROR_RESPONSES
 __all__ = ["create_app", "run_scheduler"]
 
 ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_tenancy,
-           routes_billing, routes_lifecycle, routes_branding, routes_alerts, routes_audit,
-           routes_reconcile, routes_crossrail)
+           routes_billing, routes_lifecycle, routes_studio, routes_branding, routes_alerts,
+           routes_audit, routes_reconcile, routes_crossrail)
 
 
 def create_app(container: Container, *, run_dispatcher: bool | None = None,

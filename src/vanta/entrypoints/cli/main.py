@@ -22,6 +22,7 @@ from vanta.entrypoints.cli.paper_cli import paper_app
 from vanta.entrypoints.cli.reconcile_cli import register as register_reconcile
 from vanta.entrypoints.cli.replay_cli import replay_app
 from vanta.entrypoints.cli.snapshot_cli import register as register_snapshot
+from vanta.entrypoints.cli.studio_cli import register as register_studio
 from vanta.entrypoints.cli.workers_cli import workers_app
 
 app = typer.Typer(help="Vanta Platform: mirror manager orders to followers.",
@@ -37,6 +38,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(replay_app, name="replay")
 app.command("audit-verify")(audit_verify_command)
 register_ops(app)
+register_studio(app)
 register_snapshot(app)
 register_reconcile(app, workers_app)
 console = Console()

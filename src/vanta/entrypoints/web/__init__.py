@@ -48,6 +48,7 @@ from vanta.entrypoints.web import (
     routes_orders,
     routes_portal,
     routes_replay,
+    routes_studio,
     routes_vaults,
 )
 from vanta.entrypoints.web.middleware import WebSessionMiddleware
@@ -66,7 +67,7 @@ __all__ = ["PAGE_MODULES", "mount"]
 
 PAGE_MODULES: list[Any] = [routes_auth, routes_vaults, routes_followers, routes_orders,
                            routes_replay, routes_operations, routes_portal, routes_billing,
-                           routes_onboarding, routes_branding]
+                           routes_onboarding, routes_branding, routes_studio]
 
 
 def build_web_app(container: Container) -> FastAPI:

@@ -1,7 +1,7 @@
 """cross-rail execution: venue fee models, stablecoin buffers, child legs
 
 Revision ID: 0012
-Revises: 0016
+Revises: 0013
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import vanta.adapters.db.types
 
 revision: str = "0012"
-down_revision: str | None = "0016"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
