@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vanta.application.ports.clock import iso
+from vanta.application.ports.legs import LegRecord
 from vanta.application.ports.records_orders import (
     AttemptRecord,
     AuditEventRecord,
@@ -29,7 +30,15 @@ from vanta.application.ports.records_orders import (
     ManagerOrderRecord,
 )
 from vanta.application.ports.uow import UnitOfWork
-from vanta.domain.dag import ChildFacts, Dag, DagNode, build_dag, child_node_id, mo_node_id
+from vanta.domain.dag import (
+    ChildFacts,
+    Dag,
+    DagNode,
+    build_dag,
+    child_node_id,
+    mo_node_id,
+    rail_leg_node_id,
+)
 from vanta.domain.errors import NotFound
 
 __all__ = ["DagPage", "order_dag"]
@@ -83,6 +92,15 @@ def _fill_node(f: FillRecord) -> DagNode:
                    {"trade_id": f.trade_id, "qty": str(f.qty), "price": str(f.price)})
 
 
+def _rail_leg_node(g: LegRecord) -> DagNode:
+    return DagNode(rail_leg_node_id(g.leg_id), "rail_leg", g.state,
+                   {"updated_at": _t(g.updated_at)},
+                   {"leg_id": g.leg_id, "index": g.idx, "kind": g.kind, "venue": g.venue,
+                    "pair": g.pair, "side": g.side, "amount": str(g.amount),
+                    "filled": str(g.filled), "after": g.after_idx, "attempts": g.attempts,
+                    "reason": g.reason})
+
+
 def _audit_node(e: AuditEventRecord) -> DagNode:
     return DagNode(f"audit:{e.seq}", "audit_event", e.action, {"ts": e.ts},
                    {"seq": e.seq, "entity": e.entity, "actor": e.actor,
@@ -108,17 +126,21 @@ async def order_dag(uow: UnitOfWork, tenant_id: str, mo_id: str, *,
                                            vault_ids=vault_ids)
         children = rows[:cap]
         fo_ids = [c.fo_id for c in children]
-        events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids])
+        legs = await uow.legs.for_children(fo_ids)
+        leg_ids = [g.leg_id for rows in legs.values() for g in rows]
+        events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids, *leg_ids])
         attempts = await uow.attempts.list_many(fo_ids)
         fills = await uow.fills.for_children(fo_ids)
     facts = [ChildFacts(_child_node(c), c.broker_order_ref,
                         [_attempt_node(a) for a in attempts.get(c.fo_id, ())],
-                        [_fill_node(f) for f in fills.get(c.fo_id, ())])
+                        [_fill_node(f) for f in fills.get(c.fo_id, ())],
+                        [_rail_leg_node(g) for g in legs.get(c.fo_id, ())])
              for c in children]
     audit: dict[str, list[DagNode]] = defaultdict(list)
     for e in events:
         owner = mo_node_id(e.entity_id) if e.entity == "manager_order" else \
-            child_node_id(e.entity_id) if e.entity == "follower_order" else None
+            child_node_id(e.entity_id) if e.entity == "follower_order" else \
+            rail_leg_node_id(e.entity_id) if e.entity == "child_leg" else None
         if owner is not None:
             audit[owner].append(_audit_node(e))
     last = children[-1] if len(rows) > cap else None

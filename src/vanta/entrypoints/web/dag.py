@@ -13,7 +13,8 @@ from vanta.domain.dag import Dag, DagNode
 
 COL_W, ROW_H, BOX_W, BOX_H, PAD = 230, 34, 200, 26, 12
 FILL = {"manager_order": "#dbe8f6", "child_order": "#eef0f2", "leg": "#e6eefa",
-        "attempt": "#fff3d6", "fill": "#e3f4ea", "audit_event": "#f3e8fb", "more": "#ffffff"}
+        "rail_leg": "#e0f2f1", "attempt": "#fff3d6", "fill": "#e3f4ea",
+        "audit_event": "#f3e8fb", "more": "#ffffff"}
 MORE = DagNode("more", "more", None, {}, {})
 
 
