@@ -60,7 +60,7 @@ async def run(n: int, tmp: Path) -> dict[str, float]:
     assert c.signer is not None
     c.signer.public_key()  # provision the key outside the timings
     t0 = time.perf_counter()
-    dag = await order_dag(c.uow(readonly=True), TENANT, mo_id)
+    dag = (await order_dag(c.uow(readonly=True), TENANT, mo_id)).dag
     t1 = time.perf_counter()
     bundle = await build_bundle(c.uow(readonly=True), TENANT, mo_id, signer=c.signer,
                                 code_version=code_version())

@@ -123,9 +123,10 @@ class Settings(BaseSettings):
     reconcile_stale_after_seconds: float = Field(default=900.0, gt=0)
     # The OS memory folder `vanta ingest-memory` reads when given no folder.
     os_memory_dir: Path | None = None
-    # The SMTP relay all mail goes through: operator alerts (from smtp_from) and invitations
-    # (from mail_from). Unset host: email alert channels are refused (webhook channels still
-    # work) and invitations stay in the local outbox folder. The password comes from the
+    # The SMTP relay all mail goes through (one mailer): operator alerts (from smtp_from) and
+    # invitations (from mail_from). Unset host: email alert channels are refused (webhook
+    # channels still work; alerts never go to the outbox) and invitations stay in the local
+    # outbox folder. The password comes from the
     # environment (or a secret manager), never from the repo.
     smtp_host: str | None = None
     smtp_port: int = 25

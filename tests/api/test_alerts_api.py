@@ -7,11 +7,9 @@ scoping, narrowed tokens and the test alert."""
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +18,9 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
 
-from tests.contract.test_alert_sender_contract import Inbox, free_port
 from tests.http_helpers import UNLIMITED, add_idempotency_key
+from tests.smtp_server import SmtpServer, running_smtp
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
 from vanta.bootstrap import Container, build
@@ -53,7 +50,7 @@ class Env:
     c: Container
     http: httpx.AsyncClient
     receiver: Receiver
-    inbox: Inbox
+    inbox: SmtpServer  # the real SMTP server the one mailer talks to
     base: str
 
     async def drain(self) -> None:
@@ -67,10 +64,14 @@ class Env:
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    receiver, inbox = Receiver(), Inbox()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
+def smtp() -> Iterator[SmtpServer]:
+    with running_smtp() as server:
+        yield server
+
+
+@pytest.fixture
+async def env(tmp_path: Path, smtp: SmtpServer) -> AsyncIterator[Env]:
+    receiver = Receiver()
     app = web.Application()
     app.router.add_post("/hooks/{key}", receiver.follower)
     app.router.add_post("/ops", receiver.ops)
@@ -82,7 +83,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     c = build(Settings(data_dir=tmp_path, retry_schedule_seconds=[0.01],
                        retry_jitter_fraction=0, webhook_allowlist=["127.0.0.1/32"],
                        webhook_timeout_seconds=2, smtp_host="127.0.0.1",
-                       smtp_port=smtp.port, smtp_from="alerts@vanta.test", **UNLIMITED))
+                       smtp_port=smtp.port, smtp_from="alerts@vanta.test",
+                       mail_from="team@vanta.test", **UNLIMITED))
     await c.migrate()
     for t in ("tnt_a", "tnt_b"):
         await create_tenant(c.uow(), tenant_id=t, name=t)
@@ -93,11 +95,10 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
                 transport=httpx.ASGITransport(app=create_app(c, run_dispatcher=False)),
                 base_url="http://t", headers={"Authorization": f"Bearer {tok}"},
                 event_hooks={"request": [add_idempotency_key]}) as http:
-            yield Env(c, http, receiver, inbox, f"http://127.0.0.1:{port}")
+            yield Env(c, http, receiver, smtp, f"http://127.0.0.1:{port}")
     finally:
         await c.close()
         await runner.cleanup()
-        smtp.stop()
 
 
 async def _channels(env: Env) -> str:
@@ -123,7 +124,7 @@ async def test_a_410_and_the_dead_letters_after_it_reach_the_operators(env: Env)
             "id": oid, "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": 10})
         assert r.status_code == 201, r.text
         await env.drain()
-    assert env.receiver.alerts == [] and env.inbox.messages == [], "queued, not yet sent"
+    assert env.receiver.alerts == [] and env.inbox.received == [], "queued, not yet sent"
     assert env.c.alerts is not None
     assert await env.c.alerts.run_once() == 3
     kinds = []
@@ -136,12 +137,13 @@ async def test_a_410_and_the_dead_letters_after_it_reach_the_operators(env: Env)
     assert sorted(kinds) == [("dead_letter", fid, fid), ("endpoint_disabled", fid, fid)]
     with pytest.raises(WebhookVerificationError):
         verify(env.receiver.alerts[0][0], env.receiver.alerts[0][1] + b" ", secret)
-    mails = [email.message_from_bytes(m.as_bytes(), policy=email.policy.default)
-             for _, _, m in env.inbox.messages]
-    assert sorted(str(m["Subject"]).split(":")[0] for m in mails) == [
+    assert sorted(str(m["Subject"]).split(":")[0] for m in env.inbox.received) == [
         "[vanta] a child order was dead-lettered after its last retry",
         "[vanta] a follower's webhook endpoint was disabled (410 Gone)"]
-    assert all(rcpt == ["oncall@example.com"] for _, rcpt, _ in env.inbox.messages)
+    # the alerts' own sender (VANTA_SMTP_FROM), not the invitations' (VANTA_MAIL_FROM)
+    assert env.inbox.envelopes == [("alerts@vanta.test", ["oncall@example.com"])] * 2
+    assert all(m["From"] == "alerts@vanta.test" and m["X-Vanta-Tenant"] == "tnt_a"
+               and m["Message-ID"] and m["Date"] for m in env.inbox.received)
     assert await env.c.alerts.run_once() == 0, "nothing is sent twice"
 
 
@@ -155,7 +157,7 @@ async def test_a_test_alert_goes_to_the_one_channel_asked_for(env: Env) -> None:
     assert r.status_code == 202, r.text
     assert env.c.alerts is not None and await env.c.alerts.run_once() == 1
     assert env.receiver.alerts == []
-    [(_, rcpt, msg)] = env.inbox.messages
+    [(_, rcpt)], [msg] = env.inbox.envelopes, env.inbox.received
     assert rcpt == ["oncall@example.com"] and "test alert" in str(msg["Subject"])
 
 
@@ -221,3 +223,26 @@ async def test_the_scheduler_sends_queued_alerts_and_snapshots_the_vaults(env: E
     today = datetime.now(UTC).strftime("%Y%m%d")
     assert await env.c.object_store().list("snapshots/") == [
         f"snapshots/tnt_a/VA/{today}T000000.000000Z-scheduled.json"]
+
+
+async def test_without_smtp_email_channels_are_refused_and_nothing_goes_to_the_outbox(
+        tmp_path: Path) -> None:
+    """The embedded profile without SMTP: invitations land in the local outbox, operator
+    alerts do not (an unread folder is not an operator reached): 409, as before."""
+    c = build(Settings(data_dir=tmp_path))
+    await c.migrate()
+    await create_tenant(c.uow(), tenant_id="tnt_a", name="A")
+    tok = c.issuer.issue("ops", "tnt_a", ALL_SCOPES)
+    try:
+        async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_app(c, run_dispatcher=False)),
+                base_url="http://t", headers={"Authorization": f"Bearer {tok}"},
+                event_hooks={"request": [add_idempotency_key]}) as http:
+            r = await http.post("/v1/alert-channels",
+                                json={"kind": "email", "email": "oncall@example.com"})
+            assert r.status_code == 409 and r.json()["code"] == "email_not_configured"
+            assert r.headers["content-type"].startswith("application/problem+json")
+        assert c.alerts is not None and c.alerts.mail is None
+        assert c.mail_outbox is not None and await c.mail_outbox.list("tnt_a") == []
+    finally:
+        await c.close()

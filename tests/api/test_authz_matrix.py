@@ -156,6 +156,23 @@ MATRIX: dict[tuple[str, str], Case] = {
               "configs": [{"scale": "0.5"}]}),
     ("GET", "/v1/replay-studio/runs/{run_id}"): Case(
         "vault:read", path="/v1/replay-studio/runs/run-none", feature=True, ok=(404,)),
+    ("GET", "/v1/venues"): Case("vault:read"),
+    ("GET", "/v1/venues/{venue}"): Case("vault:read", path="/v1/venues/kraken"),
+    ("PUT", "/v1/venues/{venue}"): Case(
+        "platform:admin", path="/v1/venues/kraken",
+        body={"maker_bps": "10", "taker_bps": "20", "spread_bps": "5", "conversion_bps": "1",
+              "min_order_usd": "1", "latency_ms": 100, "pairs": ["BTC-USD"]}),
+    ("GET", "/v1/vaults/{vault_id}/stablecoin-buffer"): Case("vault:read", "vault"),
+    ("PUT", "/v1/vaults/{vault_id}/stablecoin-buffer"): Case("vault:manage", "vault",
+                                                             body={"amount": "500"}),
+    ("GET", "/v1/followers/{follower_id}/stablecoin-buffer"): Case("vault:read", "follower"),
+    # 422: an override needs the follower on the Institutional plan
+    ("PUT", "/v1/followers/{follower_id}/stablecoin-buffer"): Case(
+        "follower:manage", "follower", body={"amount": "500"}, ok=(200, 422)),
+    ("POST", "/v1/followers/{follower_id}/route-quote"): Case(
+        "vault:read", "follower", body={"symbol": "BTC", "side": "buy", "qty": "0.1",
+                                        "price": "40000", "usd_balance": "10000"}),
+    ("GET", "/v1/follower-orders/{fo_id}/legs"): Case("orders:read", "fo"),
     ("DELETE", "/v1/followers/{follower_id}"): Case(
         "follower:manage", "follower", path="/v1/followers/{id}?positions=close"),
     # alert channels are tenant-wide: 403 for a token narrowed to vaults or a follower

@@ -85,3 +85,34 @@ async def test_the_webhook_body_carries_the_same_dag_id(env: Env) -> None:  # no
     dag = (await env.http.get(f"/v1/manager-orders/{mo_id}/dag")).json()
     assert audit["dag_id"] == dag_id_for(mo_id) == dag["dag_id"]
     assert audit["upstream_dag_id"] == "upstream-7"
+
+
+async def test_a_large_order_comes_in_pages_of_children(api: Api) -> None:
+    for _ in range(3):
+        r = await api.client.post("/v1/vaults/VA/followers", headers=api.auth(), json={
+            "webhook": {"url": "https://follower.example/hook"}})
+        assert r.status_code == 201, r.text
+    body = await order(api, "M-3")
+    mo_id = body["mo_id"]
+    whole = (await _dag(api, mo_id)).json()  # default limit: every child of a small order
+    assert whole["children"] == 3 and whole["next_cursor"] is None
+    seen: list[str] = []
+    url = f"/v1/manager-orders/{mo_id}/dag?limit=2"
+    while True:
+        page = (await api.client.get(url, headers=api.auth())).json()
+        assert page["dag_id"] == dag_id_for(mo_id) and page["children"] <= 2
+        ids = {n["id"] for n in page["nodes"]}
+        assert f"mo:{mo_id}" in ids
+        assert all(e["from"] in ids and e["to"] in ids for e in page["edges"])
+        seen += [n["id"] for n in page["nodes"] if n["kind"] == "child_order"]
+        if page["next_cursor"] is None:
+            break
+        url = f"/v1/manager-orders/{mo_id}/dag?limit=2&cursor={page['next_cursor']}"
+    expected = [n["id"] for n in whole["nodes"] if n["kind"] == "child_order"]
+    assert seen == expected and len(seen) == 3
+    bad = await api.client.get(f"/v1/manager-orders/{mo_id}/dag?cursor=nope",
+                               headers=api.auth())
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_cursor"
+    too_many = await api.client.get(f"/v1/manager-orders/{mo_id}/dag?limit=1001",
+                                    headers=api.auth())
+    assert too_many.status_code == 422

@@ -25,8 +25,9 @@ async def _setup(api: Api) -> str:
         "id": "o1", "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": 10,
         "ref_price": "100"})
     assert r.status_code == 201, r.text
+    kids = await api.client.get(r.json()["links"]["children"], headers=api.auth())
     async with api.container.uow() as u:
-        for c in r.json()["children"]:
+        for c in kids.json()["data"]:
             await u.child_orders.update(c["fo_id"], expect_state="pending", state="dlq")
         await u.commit()
     return fid

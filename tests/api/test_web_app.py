@@ -145,7 +145,9 @@ async def test_another_tenants_session_sees_nothing_of_this_one(api: Api) -> Non
     order = await api.client.post("/v1/manager-orders", headers=api.auth(), json={
         "vault_id": "VA", "symbol": "AAPL", "side": "buy", "qty": "10"})
     mo_id = order.json()["mo_id"]
-    fo_id = order.json()["children"][0]["fo_id"]
+    # the POST answer links its children instead of listing them
+    kids = await api.client.get(order.json()["links"]["children"], headers=api.auth())
+    fo_id = kids.json()["data"][0]["fo_id"]
     c = api.client
     token = await sign_in(c, "owner", tenant="tnt_b")
     for path in ("/app/vaults/VA", f"/app/followers/{fid}", f"/app/orders/{mo_id}",

@@ -1,5 +1,5 @@
 """Operator alerts over the in-memory unit of work, a fake clock, the scripted webhook sender
-and the fake mail transport: queued in the dispatcher's transaction, sent later by
+and the fake mailer (the one mail port): queued in the dispatcher's transaction, sent later by
 ``AlertDelivery``; de-duplicated, rate-limited, retried per channel."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.application.conftest import World
-from tests.fakes.alerts import FakeAlertSender
+from tests.fakes.mailer import FakeMailer
 from tests.fakes.sender import Answer, FakeWebhookSender
 from vanta.application.alert_channels import add_channel, remove_channel, send_test_alert
 from vanta.application.alerts import AlertDelivery, raise_alert
@@ -22,12 +22,19 @@ from vanta.domain.errors import Conflict
 from vanta.receiving import verify
 
 OPS = "https://ops.example/alerts"
+ALERTS_FROM = "alerts@vanta.test"
 
 
-def _delivery(w: World, mail: FakeAlertSender | None = None,
+def _delivery(w: World, mail: FakeMailer | None = None,
               ops: FakeWebhookSender | None = None, **kw: Any) -> AlertDelivery:
     return AlertDelivery(uow_factory=w.db.uow, webhooks=ops or FakeWebhookSender(),
-                         secrets=w.secrets, mail=mail, clock=w.clock, **kw)
+                         secrets=w.secrets, mail=mail, mail_from=ALERTS_FROM, clock=w.clock,
+                         **kw)
+
+
+def _sent(mail: FakeMailer) -> list[tuple[str, str, str]]:
+    """(to, subject, text) of what the fake mailer was given."""
+    return [(m.to, m.subject, m.text) for m in mail.sent]
 
 
 async def _webhook(w: World, tenant: str = "tnt_a", **raw: Any) -> tuple[str, str]:
@@ -77,7 +84,7 @@ async def test_a_dead_letter_is_queued_with_it_and_sent_signed_and_by_mail(world
         world.clock.advance(step)
         await world.drain()
     assert await _states(world) == [("dead_letter", fid, "pending")]
-    ops, mail = FakeWebhookSender(), FakeAlertSender()
+    ops, mail = FakeWebhookSender(), FakeMailer()
     assert await _delivery(world, mail, ops).run_once() == 1
     [req] = ops.sent_to(OPS)
     verify(req.headers, req.body, secret, require="both",
@@ -86,15 +93,17 @@ async def test_a_dead_letter_is_queued_with_it_and_sent_signed_and_by_mail(world
     fo = sub.expansion.children[0].fo_id
     assert (body["kind"], body["subject"], body["detail"]["fo_id"]) == ("dead_letter", fid, fo)
     assert body["detail"]["error"] == "HTTP 500" and req.headers["X-Vanta-Event"] == "alert"
-    [(to, subject, text)] = mail.sent
+    [(to, subject, text)] = _sent(mail)
     assert to == "oncall@example.com" and fid in subject and f"fo_id: {fo}" in text
+    # from the alerts' own address, kept with the tenant it was sent for
+    assert (mail.sent[0].sender, mail.sent[0].tenant_id) == (ALERTS_FROM, "tnt_a")
     assert await _states(world) == [("dead_letter", fid, "sent")]
 
 
 async def test_duplicates_and_floods_are_held_back_and_counted_in_the_next_alert(
         world: World) -> None:
     await _email(world)
-    mail = FakeAlertSender()
+    mail = FakeMailer()
     d = _delivery(world, mail, policy=AlertPolicy(dedupe_window=timedelta(minutes=10),
                                                   window=timedelta(hours=1), per_kind=2,
                                                   per_subject=5))
@@ -106,20 +115,20 @@ async def test_duplicates_and_floods_are_held_back_and_counted_in_the_next_alert
                                     ("dead_letter", "f1", "suppressed"),
                                     ("dead_letter", "f2", "sent"),
                                     ("dead_letter", "f3", "suppressed")]
-    assert [s for _, s, _ in mail.sent] == [
+    assert [s for _, s, _ in _sent(mail)] == [
         "[vanta] a child order was dead-lettered after its last retry: f1",
         "[vanta] a child order was dead-lettered after its last retry: f2 "
         "(+1 similar held back)"]  # the second f1
     world.clock.advance(3600)  # the window passed: the next one says what was held back
     await _raise(world, subject="f4")
     await d.run_once()
-    assert mail.sent[-1][1].endswith("f4 (+1 similar held back)")  # f3
+    assert mail.sent[-1].subject.endswith("f4 (+1 similar held back)")  # f3
 
 
 async def test_a_failing_channel_is_retried_alone_then_given_up(world: World) -> None:
     await _webhook(world)
     await _email(world)
-    ops, mail = FakeWebhookSender(), FakeAlertSender()
+    ops, mail = FakeWebhookSender(), FakeMailer()
     ops.script(OPS, Answer(503))
     d = _delivery(world, mail, ops, retry_delays=(10.0, 60.0))
     await _raise(world)
@@ -144,12 +153,17 @@ async def test_all_channels_failing_ends_failed_and_no_channel_ends_unrouted(
         world: World) -> None:
     await _raise(world, tenant="tnt_b")  # tenant B has no channel
     await _email(world)
-    mail = FakeAlertSender(fail_with="421 service not available")
+    mail = FakeMailer()
+    mail.fail_next()  # MailNotSent, as from a server that is away
     d = _delivery(world, mail, retry_delays=())
     await _raise(world)
     await d.run_once()
     assert await _states(world) == [("dead_letter", "f1", "failed"),
                                     ("dead_letter", "f1", "unrouted")]
+    async with world.uow() as u:
+        [a] = u.alerts._select(lambda r: r["state"] == "failed")  # type: ignore[attr-defined]
+    assert list(a["outcome"].values()) == ["email not sent: fake: server away"]
+    assert mail.sent == []
 
 
 async def test_email_needs_smtp_and_a_server_without_it_says_so(world: World) -> None:
@@ -166,21 +180,32 @@ async def test_email_needs_smtp_and_a_server_without_it_says_so(world: World) ->
     assert a["state"] == "failed" and "VANTA_SMTP_HOST" in next(iter(a["outcome"].values()))
 
 
+async def test_a_subject_that_would_add_a_header_is_refused_not_sent(world: World) -> None:
+    await _email(world)
+    mail = FakeMailer()
+    await _raise(world, subject="f1\r\nBcc: evil@example.com")
+    await _delivery(world, mail, retry_delays=()).run_once()
+    async with world.uow() as u:
+        [a] = u.alerts._select()  # type: ignore[attr-defined]
+    assert mail.sent == [] and a["state"] == "failed"
+    assert list(a["outcome"].values()) == ["email not sent: a header is one line"]
+
+
 async def test_a_channel_receives_only_the_kinds_it_asked_for(world: World) -> None:
     await _email(world, kinds=["broker_lost_order"])
-    mail = FakeAlertSender()
+    mail = FakeMailer()
     await _raise(world, kind="dead_letter")
     world.clock.advance(1)
     await _raise(world, kind="broker_lost_order")
     await _delivery(world, mail).run_once()
-    assert [s.split(":")[0] for _, s, _ in mail.sent] == [
+    assert [m.subject.split(":")[0] for m in mail.sent] == [
         "[vanta] a broker has no record of an order it had accepted"]
 
 
 async def test_a_test_alert_reaches_its_channel_even_outside_its_kinds(world: World) -> None:
     cid = await _email(world, kinds=["dead_letter"])
     await _webhook(world)
-    ops, mail = FakeWebhookSender(), FakeAlertSender()
+    ops, mail = FakeWebhookSender(), FakeMailer()
     await send_test_alert(world.uow(), tenant_id="tnt_a", channel_id=cid, actor="ops",
                           clock=world.clock)
     await _delivery(world, mail, ops).run_once()
@@ -189,7 +214,7 @@ async def test_a_test_alert_reaches_its_channel_even_outside_its_kinds(world: Wo
 
 async def test_a_claim_left_by_a_crashed_worker_lapses_and_is_sent(world: World) -> None:
     await _email(world)
-    mail = FakeAlertSender()
+    mail = FakeMailer()
     await _raise(world)
     async with world.uow() as u:
         [a] = await u.alerts.due(world.clock(), 10)
@@ -223,7 +248,8 @@ async def test_a_removed_channel_is_dropped_and_a_missing_key_is_a_channel_error
         world: World) -> None:
     cid, _ = await _webhook(world)
     await _email(world)
-    ops, mail = FakeWebhookSender(), FakeAlertSender(fail_with="451 try later")
+    ops, mail = FakeWebhookSender(), FakeMailer()
+    mail.fail_next()  # the first attempt's mail is refused
     d = _delivery(world, mail, ops, retry_delays=(10.0, 10.0))
     async with world.uow() as u:
         [ch] = [c for c in await u.alerts.channels("tnt_a") if c.channel_id == cid]
@@ -236,7 +262,6 @@ async def test_a_removed_channel_is_dropped_and_a_missing_key_is_a_channel_error
     assert ops.requests == []
     await remove_channel(world.uow(), world.secrets, tenant_id="tnt_a", channel_id=cid,
                          actor="ops")
-    mail.fail_with = None
     world.clock.advance(10)
     await d.run_once()
     async with world.uow() as u:
@@ -270,8 +295,8 @@ async def test_an_order_the_broker_lost_is_alerted_with_the_child(world: World) 
         await u.commit()
     await confirm_fills(world.db.uow, _LostVenue(), clock=world.clock)  # type: ignore[arg-type]
     assert (await world.child(fo)).state == "failed"
-    mail = FakeAlertSender()
+    mail = FakeMailer()
     await _delivery(world, mail).run_once()
-    [(_, subject, text)] = mail.sent
+    [(_, subject, text)] = _sent(mail)
     assert subject.startswith("[vanta] a broker has no record of an order it had accepted")
     assert fid in subject and f"fo_id: {fo}" in text

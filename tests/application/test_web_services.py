@@ -1,5 +1,5 @@
 """The read services behind the web app's pages, over the fakes: the sizing preview of a
-settings change (nothing saved), delivery health per time bucket, and an order's DAG."""
+settings change (nothing saved), delivery health per time bucket."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from tests.application.conftest import World
 from vanta.application.ops_series import dispatch_series, percentile
-from vanta.application.order_dag import order_dag
 from vanta.application.preview import preview_change
 from vanta.domain.errors import NotFound, ValidationFailed
 
@@ -83,38 +82,3 @@ async def test_dispatch_series_buckets_latency_errors_retries_and_dead_letters(
                                   now=t0 + timedelta(minutes=59), window=timedelta(hours=1))
     assert all(b.attempts == 0 and b.dead_letters == 0 for b in other)
     del fid2
-
-
-async def test_order_dag_links_children_attempts_and_audit_and_counts_the_rest(
-        world: World) -> None:
-    for _ in range(3):
-        await world.follower()
-    s = await world.submit(id="o1")
-    assert s.expansion is not None
-    # drawn in page order: (created_at, fo_id), one created_at for all
-    fos = sorted(c.fo_id for c in s.expansion.children)
-    async with world.uow() as u:
-        await u.attempts.add_many([{
-            "fo_id": fos[0], "attempt_no": 1, "started_at": world.clock.now,
-            "status_code": 200, "latency_ms": 5, "response_excerpt": None, "error": None,
-            "outcome": "ack"}])
-        await u.commit()
-    dag = await order_dag(world.uow(), tenant_id="tnt_a", mo_id=s.order.mo_id,
-                          follower_id=None, vault_ids=None, max_children=2)
-    kinds = [n.kind for n in dag.nodes]
-    assert kinds[0] == "manager_order" and kinds.count("child_order") == 2
-    assert (dag.children_drawn, dag.more) == (2, True)
-    assert (s.order.mo_id, "more") in dag.edges
-    assert (fos[0], f"attempt:{fos[0]}:1") in dag.edges
-    assert any(n.kind == "audit" for n in dag.nodes)  # the order's received event
-    mine = s.expansion.children[1]
-    narrowed = await order_dag(world.uow(), tenant_id="tnt_a", mo_id=s.order.mo_id,
-                               follower_id=mine.follower_id, vault_ids=None)
-    assert [n.node_id for n in narrowed.nodes if n.kind == "child_order"] == [mine.fo_id]
-    assert not narrowed.more
-    other_vault = await order_dag(world.uow(), tenant_id="tnt_a", mo_id=s.order.mo_id,
-                                  follower_id=None, vault_ids=["VX"])
-    assert [n.kind for n in other_vault.nodes if n.kind == "child_order"] == []
-    with pytest.raises(NotFound):
-        await order_dag(world.uow(), tenant_id="tnt_b", mo_id=s.order.mo_id,
-                        follower_id=None, vault_ids=None)

@@ -80,7 +80,10 @@ class Platform:
             "vault_id": "V_CORE", "symbol": symbol, "side": "buy", "qty": qty,
             "ref_price": "100", **extra})
         assert status == 201, body
-        return dict(body)
+        # the POST answer links the children instead of listing them
+        status, kids = self.api("GET", body["links"]["children"])
+        assert status == 200, kids
+        return {**body, "children": kids["data"]}
 
     def give_receiver_secret(self, key: str, secret: str) -> None:
         req = urllib.request.Request(f"{self.receiver}/_admin/secrets/{key}",

@@ -31,7 +31,6 @@ from tests.images import png
 from tests.integration.billing_fakes import FakeBtcpay, StripeSim, stripe_signature
 from tests.smtp_server import SmtpServer, plain_text, running_smtp
 
-CHROMIUM = Path(os.environ.get("VANTA_TEST_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).parent.parent.parent
 SHOTS = ROOT / "test-output" / "browser"
 VANTA = Path(sys.executable).with_name("vanta")
@@ -158,21 +157,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             peers.run(runner.cleanup())
             peers.run(stripe_runner.cleanup())
             peers.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (pip install playwright)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM),
-                               args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
 
 
 def _page(browser: Any, width: int = 1200, height: int = 900) -> Any:

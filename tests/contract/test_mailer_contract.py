@@ -28,6 +28,7 @@ class Sent:
     subject: str
     text: str
     html: str | None
+    sender: str = SENDER  # the From it went out with
 
 
 @dataclass
@@ -42,7 +43,7 @@ def _from_message(m: EmailMessage) -> Sent:
     html = m.get_body(preferencelist=("html",))
     return Sent(str(m["To"]), str(m["Subject"]), plain_text(m),
                 html.get_content() if html is not None and html.get_content_type() ==
-                "text/html" else None)
+                "text/html" else None, str(m["From"]))
 
 
 def _fake() -> Iterator[Impl]:
@@ -53,8 +54,8 @@ def _fake() -> Iterator[Impl]:
         f.fail_next()
         return f
 
-    yield Impl("fake", fake, lambda: [Sent(m.to, m.subject, m.text, m.html)
-                                      for m in fake.sent], broken)
+    yield Impl("fake", fake, lambda: [Sent(m.to, m.subject, m.text, m.html,
+                                           m.sender or SENDER) for m in fake.sent], broken)
 
 
 def _outbox(tmp: Path) -> Iterator[Impl]:
@@ -101,6 +102,30 @@ async def test_a_sent_message_arrives_with_its_recipient_subject_and_text(impl: 
     assert got.html is None
 
 
+async def test_a_mail_with_its_own_sender_goes_out_from_it_and_the_others_do_not(
+        impl: Impl) -> None:
+    # operator alerts have their own From (VANTA_SMTP_FROM), invitations the mailer's
+    await impl.mailer.send(OutgoingMail(to="ops@example.com", subject="[vanta] dead letter",
+                                        text="fo_id: c-1\nerror: HTTP 500\n",
+                                        sender="vanta-alerts@localhost"))
+    await impl.mailer.send(OutgoingMail(to="ada@example.com", subject="Join", text="x"))
+    alert, invite = impl.received()
+    assert (alert.sender, invite.sender) == ("vanta-alerts@localhost", SENDER)
+    assert alert.text.replace("\r\n", "\n") == "fo_id: c-1\nerror: HTTP 500\n"
+
+
+async def test_smtp_sends_the_envelope_and_headers_from_the_mails_sender() -> None:
+    with running_smtp() as server:
+        mailer = SmtpMailer(SmtpConfig(host=server.host, port=server.port, sender=SENDER,
+                                       timeout_seconds=5))
+        await mailer.send(OutgoingMail(to="ops@example.com", subject="s", text="t",
+                                       tenant_id="tnt_a", sender="alerts@vanta.test"))
+        [(mail_from, rcpt)], [msg] = server.envelopes, server.received
+    assert (mail_from, rcpt) == ("alerts@vanta.test", ["ops@example.com"])
+    assert msg["From"] == "alerts@vanta.test" and msg["Message-ID"] and msg["Date"]
+    assert msg["Message-ID"].endswith("@vanta.test>") and msg["X-Vanta-Tenant"] == "tnt_a"
+
+
 async def test_the_html_alternative_and_non_ascii_text_survive(impl: Impl) -> None:
     await impl.mailer.send(OutgoingMail(to="bo@example.com", subject="Zürich — Einladung",
                                         text="Grüße, 你好", html="<p>Grüße</p>"))
@@ -129,3 +154,9 @@ def test_a_header_injection_or_a_non_address_is_refused_before_any_send(to: str,
                                                                        subject: str) -> None:
     with pytest.raises(ValueError):
         OutgoingMail(to=to, subject=subject, text="t")
+
+
+@pytest.mark.parametrize("sender", ["alerts@vanta.test\r\nBcc: x@evil.test", "nobody"])
+def test_a_sender_that_adds_a_header_or_has_no_address_is_refused(sender: str) -> None:
+    with pytest.raises(ValueError):
+        OutgoingMail(to="a@example.com", subject="s", text="t", sender=sender)

@@ -32,6 +32,7 @@ from tests.fakes.uow import MemoryStore, MemoryUnitOfWork
 from vanta.adapters.db.tables import metadata
 from vanta.application.ports.billing import BillingUnitOfWork
 from vanta.application.ports.branding import BrandingUnitOfWork
+from vanta.application.ports.crossrail import CrossRailUnitOfWork
 from vanta.application.ports.records_catalog import FollowerRecord, VaultRecord
 from vanta.application.ports.records_tenancy import TenantRecord
 from vanta.application.ports.studio import StudioUnitOfWork
@@ -165,7 +166,8 @@ def test_the_fake_offers_every_method_of_the_ports_with_the_same_parameters() ->
     uow = MemoryUnitOfWork(MemoryStore())
     asyncio.run(uow.__aenter__())
     checked = 0
-    for port in (UnitOfWork, BillingUnitOfWork, BrandingUnitOfWork, StudioUnitOfWork):
+    for port in (UnitOfWork, BillingUnitOfWork, BrandingUnitOfWork, StudioUnitOfWork,
+                 CrossRailUnitOfWork):
         for name, prop in vars(port).items():
             if not isinstance(prop, property):
                 continue

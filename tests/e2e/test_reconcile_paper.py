@@ -40,7 +40,9 @@ def _order(http: httpx.Client, oid: str, qty: int) -> list[dict[str, Any]]:
     r = http.post("/v1/manager-orders", json={"id": oid, "vault_id": "V1", "symbol": "AAPL",
                                               "side": "buy", "qty": qty, "ref_price": "100"})
     assert r.status_code == 201, r.text
-    return r.json()["children"]
+    kids = http.get(r.json()["links"]["children"])  # the 201 counts children; they are paged
+    assert kids.status_code == 200, kids.text
+    return list(kids.json()["data"])
 
 
 def _wait_states(http: httpx.Client, fo_ids: set[str], want: str,

@@ -145,4 +145,14 @@ SCHEMA: dict[str, TableSpec] = {t.name: t for t in (
     _t("reconcile_runs", "run_id tenant_id vault_id dry_run actor created_at report", "run_id",
        required="run_id tenant_id vault_id dry_run actor created_at report", json="report",
        foreign={**_TENANT, "vault_id": "vaults"}),
+    _t("venue_fee_models", "venue version model updated_at updated_by", "venue",
+       required="venue version model updated_at updated_by", json="model"),
+    _t("stablecoin_buffers", "tenant_id entity entity_id amount updated_at",
+       "entity entity_id", required="tenant_id entity entity_id amount updated_at",
+       decimals="amount", foreign=_TENANT),
+    _t("child_legs", "leg_id fo_id tenant_id idx kind venue pair side amount filled state "
+       "after_idx attempts reason context updated_at", "leg_id",
+       required="leg_id fo_id tenant_id idx kind venue pair side amount filled state "
+       "updated_at", defaults={"attempts": 0}, decimals="amount filled", json="context",
+       foreign={**_TENANT, "fo_id": "follower_orders"}),
 )}

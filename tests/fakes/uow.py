@@ -32,6 +32,7 @@ from tests.fakes.memory_repos_catalog import (
     MemUsers,
     MemVaults,
 )
+from tests.fakes.memory_repos_crossrail import MemBuffers, MemLegs, MemVenueFees
 from tests.fakes.memory_repos_delivery import MemAttempts, MemAudit, MemOutbox
 from tests.fakes.memory_repos_orders import MemChildOrders, MemFills, MemManagerOrders
 from tests.fakes.memory_repos_reconcile import MemReconcile
@@ -80,6 +81,9 @@ class MemoryUnitOfWork:
         self.branding = MemBranding(tx)
         self.alerts = MemAlerts(tx)
         self.reconciliations = MemReconcile(tx)
+        self.venue_fees = MemVenueFees(tx)
+        self.buffers = MemBuffers(tx)
+        self.legs = MemLegs(tx)
         return self
 
     async def commit(self) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vanta.adapters.mail.outbox import OutboxMailer
 from vanta.application.ports.mailer import OutgoingMail
+from vanta.bootstrap.alerts import build_alert_delivery
 from vanta.bootstrap.mail import build_mailer
 from vanta.config import Settings
 
@@ -48,3 +49,16 @@ def test_settings_choose_smtp_with_a_host_and_the_outbox_without(tmp_path: Path)
     smtp, none = build_mailer(Settings(data_dir=tmp_path, smtp_host="127.0.0.1",
                                        smtp_port=2525))
     assert none is None and type(smtp).__name__ == "SmtpMailer"
+
+
+def test_alerts_use_the_one_mailer_from_their_own_address_and_only_with_smtp(
+        tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, smtp_host="127.0.0.1", smtp_from="alerts@vanta.test")
+    mailer, _ = build_mailer(s)
+    d = build_alert_delivery(s, None, None, None, mailer)  # type: ignore[arg-type]
+    assert d.mail is mailer and d.mail_from == "alerts@vanta.test"
+    embedded = Settings(data_dir=tmp_path)
+    outbox, _ = build_mailer(embedded)
+    # the local outbox is for invitations; alerts without SMTP fail and say so
+    assert build_alert_delivery(embedded, None, None, None,  # type: ignore[arg-type]
+                                outbox).mail is None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from vanta.application.order_dag import DagNode, OrderDag
+from vanta.domain.dag import ChildFacts, DagNode, build_dag
 from vanta.entrypoints.web.charts import line_chart
 from vanta.entrypoints.web.dag import dag_svg
 
@@ -29,13 +29,19 @@ def test_a_line_chart_spans_its_points_or_the_range_it_is_given() -> None:
     assert "No data" in str(line_chart([("x", [])], title="t"))
 
 
-def test_the_dag_draws_every_node_and_edge() -> None:
-    nodes = [DagNode("mo", "manager_order", "buy 10 AAPL", "expanded"),
-             DagNode("fo1", "child_order", "buy 5", "ack"),
-             DagNode("a1", "attempt", "attempt 1", "ack"),
-             DagNode("e1", "audit", "<script>", "")]
-    edges = [("mo", "fo1"), ("fo1", "a1"), ("mo", "e1")]
-    svg = str(dag_svg(OrderDag("mo", nodes, edges, 1, False)))
+def test_the_dag_draws_every_node_and_edge_and_a_more_box() -> None:
+    order = DagNode("mo:m", "manager_order", "expanded", {},
+                    {"side": "buy", "qty": "10", "symbol": "AAPL"})
+    child = DagNode("fo:f1", "child_order", "ack", {}, {"side": "buy", "qty": "5"})
+    attempt = DagNode("attempt:f1:1", "attempt", "ack", {}, {"attempt_no": 1})
+    event = DagNode("audit:1", "audit_event", "<script>", {"ts": None}, {})
+    dag = build_dag(order, "m", [ChildFacts(child, None, [attempt], [])],
+                    {"mo:m": [event]})
+    svg = str(dag_svg(dag))
     assert svg.count("<rect") == 4 and svg.count("<path") == 3
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert 'data-kind="attempt" data-state="ack"' in svg
+    assert "buy 10 AAPL" in svg and "attempt 1" in svg
+    more = str(dag_svg(dag, more=True))
+    assert more.count("<rect") == 5 and more.count("<path") == 4
+    assert 'data-kind="more"' in more and 'data-kind="more"' not in svg

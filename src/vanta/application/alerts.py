@@ -5,8 +5,9 @@ de-duplication and rate limits of :mod:`vanta.domain.alerts`.
 
 Webhook channels are signed exactly like follower webhooks (``X-Vanta-*`` and Standard
 Webhooks headers, ``webhook-id`` = the alert id) and go through the same SSRF-guarded sender;
-email channels through the :class:`~vanta.application.ports.alerts.AlertSender` port. A
-channel that fails is tried again (``retry_delays``); the ones that succeeded are not."""
+email channels through the one :class:`~vanta.application.ports.mailer.Mailer` port, from
+the alerts' own sender address. A channel that fails is tried again (``retry_delays``); the
+ones that succeeded are not."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vanta.application.clock import Clock, utcnow
-from vanta.application.ports.alerts import AlertChannelRecord, AlertRecord, AlertSender
+from vanta.application.ports.alerts import AlertChannelRecord, AlertRecord
 from vanta.application.ports.delivery import WebhookSender
+from vanta.application.ports.mailer import Mailer, OutgoingMail
 from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.alerts import AlertKind, AlertPolicy, SentAlert, Verdict, decide, summary
@@ -67,7 +69,10 @@ class AlertDelivery:
     uow_factory: UowFactory
     webhooks: WebhookSender  # the follower webhooks' sender: same SSRF policy
     secrets: SecretReader
-    mail: AlertSender | None = None  # None: no SMTP configured, email channels fail
+    # None: no SMTP configured, email channels fail (the local outbox is not used for
+    # alerts: a mail no one is sent must not count as an operator reached)
+    mail: Mailer | None = None
+    mail_from: str | None = None  # the alerts' From (VANTA_SMTP_FROM); None: the mailer's
     policy: AlertPolicy = field(default_factory=AlertPolicy)
     clock: Clock = utcnow
     retry_delays: Sequence[float] = (10.0, 60.0, 300.0)
@@ -135,8 +140,10 @@ class AlertDelivery:
             if self.mail is None:
                 return "email is not configured on this server (VANTA_SMTP_HOST)"
             try:
-                await self.mail.send_email(ch.target, body["summary"], _email_text(body))
-            except Exception as e:  # AlertNotSent, or a transport bug: tried again
+                await self.mail.send(OutgoingMail(
+                    to=ch.target, subject=body["summary"], text=_email_text(body),
+                    tenant_id=a.tenant_id, sender=self.mail_from))
+            except Exception as e:  # MailNotSent, a refused header, a transport bug: retried
                 return f"email not sent: {e}"[:500]
             return OK
         if ch.secret_ref is None:

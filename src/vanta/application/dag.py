@@ -1,6 +1,12 @@
-"""The DAG of one manager order (``GET /v1/manager-orders/{id}/dag``), gathered from the
-stored rows and shaped by :mod:`vanta.domain.dag`. Its ``dag_id`` is derived from the order's
-id (``vanta.domain.ids.dag_id_for``), the same one every webhook body carries.
+"""The DAG of one manager order, gathered from the stored rows and shaped by
+:mod:`vanta.domain.dag`: the one service behind both ``GET /v1/manager-orders/{id}/dag`` and
+the web app's drawing of an order. Its ``dag_id`` is derived from the order's id
+(``vanta.domain.ids.dag_id_for``), the same one every webhook body carries.
+
+Children come in keyset pages over (created_at, fo_id), the order the children list uses:
+a page reads only its own children's attempts, fills and audit events, so an order with
+10,000 children costs a page's worth of rows, not the whole order's. Every page holds the
+order's node and its audit events, so each one is a graph whose edges all resolve.
 
 Audit events appear with their seq, action, actor, time and chain hashes, not their
 payloads: a payload may hold other followers' inputs, and the DAG is for seeing what
@@ -10,10 +16,12 @@ happened, the replay bundle for checking it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from vanta.application.ports.clock import iso
+from vanta.application.ports.legs import LegRecord
 from vanta.application.ports.records_orders import (
     AttemptRecord,
     AuditEventRecord,
@@ -22,12 +30,27 @@ from vanta.application.ports.records_orders import (
     ManagerOrderRecord,
 )
 from vanta.application.ports.uow import UnitOfWork
-from vanta.domain.dag import ChildFacts, Dag, DagNode, build_dag, child_node_id, mo_node_id
+from vanta.domain.dag import (
+    ChildFacts,
+    Dag,
+    DagNode,
+    build_dag,
+    child_node_id,
+    mo_node_id,
+    rail_leg_node_id,
+)
 from vanta.domain.errors import NotFound
 
-__all__ = ["order_dag"]
+__all__ = ["DagPage", "order_dag"]
 
-MAX_CHILDREN = 1_000_000
+ALL_CHILDREN = 1_000_000  # limit=None: the whole order (the CLI, benches, small orders)
+
+
+@dataclass(frozen=True, slots=True)
+class DagPage:
+    dag: Dag
+    children: int  # child orders on this page
+    next_after: tuple[datetime, str] | None  # (created_at, fo_id) to continue after, if more
 
 
 def _t(ts: datetime | None) -> str | None:
@@ -69,6 +92,15 @@ def _fill_node(f: FillRecord) -> DagNode:
                    {"trade_id": f.trade_id, "qty": str(f.qty), "price": str(f.price)})
 
 
+def _rail_leg_node(g: LegRecord) -> DagNode:
+    return DagNode(rail_leg_node_id(g.leg_id), "rail_leg", g.state,
+                   {"updated_at": _t(g.updated_at)},
+                   {"leg_id": g.leg_id, "index": g.idx, "kind": g.kind, "venue": g.venue,
+                    "pair": g.pair, "side": g.side, "amount": str(g.amount),
+                    "filled": str(g.filled), "after": g.after_idx, "attempts": g.attempts,
+                    "reason": g.reason})
+
+
 def _audit_node(e: AuditEventRecord) -> DagNode:
     return DagNode(f"audit:{e.seq}", "audit_event", e.action, {"ts": e.ts},
                    {"seq": e.seq, "entity": e.entity, "actor": e.actor,
@@ -76,29 +108,41 @@ def _audit_node(e: AuditEventRecord) -> DagNode:
 
 
 async def order_dag(uow: UnitOfWork, tenant_id: str, mo_id: str, *,
-                    follower_visible: Callable[[str], bool] | None = None) -> Dag:
-    """The order's DAG; ``follower_visible`` narrows the children (and their attempts, fills
-    and events) to the followers a caller may see. Another tenant's order is NotFound."""
+                    limit: int | None = None, after: tuple[datetime, str] | None = None,
+                    follower_id: str | None = None,
+                    vault_ids: Iterable[str] | None = None) -> DagPage:
+    """The order's DAG with at most ``limit`` children (all when None) after the keyset
+    ``after``. ``follower_id`` and ``vault_ids`` narrow the children (and so their attempts,
+    fills and events) exactly as they narrow the order's children list; the caller decides
+    whether it may see the order itself. Another tenant's order is NotFound."""
+    cap = ALL_CHILDREN if limit is None else limit
     async with uow:
-        mo = await uow.manager_orders.get(tenant_id, mo_id)
-        if mo is None:
+        # without its snapshot: every follower's inputs, megabytes for a large order
+        mo = (await uow.manager_orders.get_many_unscoped([mo_id])).get(mo_id)
+        if mo is None or mo.tenant_id != tenant_id:
             raise NotFound(f"manager order {mo_id} not found", code="manager_order_not_found")
-        children: Sequence[ChildOrderRecord] = await uow.child_orders.list(
-            tenant_id, follower_id=None, mo_id=mo_id, since=None, limit=MAX_CHILDREN)
-        children = sorted((c for c in children if follower_visible is None
-                           or follower_visible(c.follower_id)), key=lambda c: c.fo_id)
+        rows = await uow.child_orders.list(tenant_id, follower_id=follower_id, mo_id=mo_id,
+                                           since=None, limit=cap + 1, after=after,
+                                           vault_ids=vault_ids)
+        children = rows[:cap]
         fo_ids = [c.fo_id for c in children]
-        events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids])
+        legs = await uow.legs.for_children(fo_ids)
+        leg_ids = [g.leg_id for rows in legs.values() for g in rows]
+        events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids, *leg_ids])
         attempts = await uow.attempts.list_many(fo_ids)
         fills = await uow.fills.for_children(fo_ids)
     facts = [ChildFacts(_child_node(c), c.broker_order_ref,
                         [_attempt_node(a) for a in attempts.get(c.fo_id, ())],
-                        [_fill_node(f) for f in fills.get(c.fo_id, ())])
+                        [_fill_node(f) for f in fills.get(c.fo_id, ())],
+                        [_rail_leg_node(g) for g in legs.get(c.fo_id, ())])
              for c in children]
     audit: dict[str, list[DagNode]] = defaultdict(list)
     for e in events:
         owner = mo_node_id(e.entity_id) if e.entity == "manager_order" else \
-            child_node_id(e.entity_id) if e.entity == "follower_order" else None
+            child_node_id(e.entity_id) if e.entity == "follower_order" else \
+            rail_leg_node_id(e.entity_id) if e.entity == "child_leg" else None
         if owner is not None:
             audit[owner].append(_audit_node(e))
-    return build_dag(_order_node(mo), mo_id, facts, audit)
+    last = children[-1] if len(rows) > cap else None
+    return DagPage(build_dag(_order_node(mo), mo_id, facts, audit), len(children),
+                   None if last is None else (last.created_at, last.fo_id))

@@ -20,9 +20,8 @@ Signer        Ed25519, key in the           same
               secret store (signing.py)
 Brokers       lazy adapters (brokers.py)    same
 Mailer        SMTP, or .eml files in        same
-              data_dir/outbox (mail.py)
-AlertSender   SMTP when VANTA_SMTP_HOST     same
-              is set (alerts.py), else none
+              data_dir/outbox (mail.py);
+              alerts use it only with SMTP
 ============  ===========================  ======================================
 
 The object store and the cache store come from :mod:`vanta.bootstrap.stores` (S3 or files,
@@ -261,7 +260,7 @@ def build(settings: Settings | None = None) -> Container:
                      reconcile_metrics=NoReconcileMetrics() if s.profile == "test"
                      else PrometheusReconcileMetrics(),
                      alerts=build_alert_delivery(s, lambda: SqlUnitOfWork(engine), sender,
-                                                 CachedSecrets(secrets)),
+                                                 CachedSecrets(secrets), mailer),
                      signer=build_signer(s, secrets))
 
 

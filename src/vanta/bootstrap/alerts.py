@@ -1,13 +1,14 @@
-"""Wiring of operator alerts: the delivery worker the scheduler runs, with SMTP when a host is
-configured and the webhook sender the follower webhooks use (same SSRF policy)."""
+"""Wiring of operator alerts: the delivery worker the scheduler runs, with the one mailer (from
+``smtp_from``) when an SMTP host is configured, and the webhook sender the follower webhooks
+use (same SSRF policy)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from vanta.adapters.alerts.smtp import SmtpAlertSender, SmtpConfig
 from vanta.application.alerts import AlertDelivery
 from vanta.application.ports.delivery import WebhookSender
+from vanta.application.ports.mailer import Mailer
 from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.uow import UowFactory
 from vanta.config import Settings
@@ -20,16 +21,10 @@ def alert_policy(s: Settings) -> AlertPolicy:
                        per_kind=s.alert_per_kind, per_subject=s.alert_per_subject)
 
 
-def smtp_sender(s: Settings) -> SmtpAlertSender | None:
-    if not s.smtp_host:
-        return None
-    return SmtpAlertSender(SmtpConfig(
-        host=s.smtp_host, port=s.smtp_port, sender=s.smtp_from, username=s.smtp_username,
-        password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-        tls=s.smtp_tls, timeout_seconds=s.smtp_timeout_seconds))
-
-
 def build_alert_delivery(s: Settings, uow_factory: UowFactory, webhooks: WebhookSender,
-                         secrets: SecretReader) -> AlertDelivery:
+                         secrets: SecretReader, mailer: Mailer) -> AlertDelivery:
+    """Without an SMTP host the mailer is the local outbox: alerts do not use it (email
+    channels are refused then, and an existing one's alerts fail and say why)."""
     return AlertDelivery(uow_factory=uow_factory, webhooks=webhooks, secrets=secrets,
-                         mail=smtp_sender(s), policy=alert_policy(s))
+                         mail=mailer if s.smtp_host else None, mail_from=s.smtp_from,
+                         policy=alert_policy(s))

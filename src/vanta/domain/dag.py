@@ -20,7 +20,7 @@ DAG_FORMAT = "vanta.order-dag/1"
 @dataclass(frozen=True, slots=True)
 class DagNode:
     id: str
-    kind: str  # manager_order | child_order | leg | attempt | fill | audit_event
+    kind: str  # manager_order | child_order | leg | rail_leg | attempt | fill | audit_event
     state: str | None
     at: Mapping[str, str | None]  # named timestamps (created_at, started_at, ts…)
     attrs: Mapping[str, Any] = field(default_factory=dict)
@@ -34,7 +34,7 @@ class DagNode:
 class DagEdge:
     source: str
     target: str
-    kind: str  # expanded_to | submitted_as | attempted | filled | audited
+    kind: str  # expanded_to | submitted_as | planned_as | then | attempted | filled | audited
     state: str | None
     at: str | None
 
@@ -64,6 +64,13 @@ class ChildFacts:
     broker_order_ref: str | None
     attempts: Sequence[DagNode]
     fills: Sequence[DagNode]
+    # cross-rail legs (a USD->USDC conversion, then the asset order), in plan order; each
+    # node's attrs name its ``after`` (the index of the leg it waits on)
+    rail_legs: Sequence[DagNode] = ()
+
+
+def rail_leg_node_id(leg_id: str) -> str:
+    return f"rail_leg:{leg_id}"
 
 
 def mo_node_id(mo_id: str) -> str:
@@ -95,6 +102,7 @@ def build_dag(order: DagNode, mo_id: str, children: Sequence[ChildFacts],
             edges.append(DagEdge(c.node.id, leg.id, "submitted_as", leg.state,
                                  leg.at.get("updated_at")))
             fill_parent = leg.id
+        _rail_legs(c, audit, nodes, edges)
         for a in c.attempts:
             nodes.append(a)
             edges.append(DagEdge(c.node.id, a.id, "attempted", a.state, a.at.get("started_at")))
@@ -102,6 +110,21 @@ def build_dag(order: DagNode, mo_id: str, children: Sequence[ChildFacts],
             nodes.append(f)
             edges.append(DagEdge(fill_parent, f.id, "filled", f.state, f.at.get("ts")))
     return Dag(dag_id_for(mo_id), mo_id, tuple(nodes), tuple(edges))
+
+
+def _rail_legs(c: ChildFacts, audit: Mapping[str, Sequence[DagNode]], nodes: list[DagNode],
+               edges: list[DagEdge]) -> None:
+    """Each leg hangs off its child; a leg that waits on another also has a ``then`` edge
+    from it, so the conversion-before-order sequence is visible."""
+    for leg in c.rail_legs:
+        nodes.append(leg)
+        edges.append(DagEdge(c.node.id, leg.id, "planned_as", leg.state,
+                             leg.at.get("updated_at")))
+        after = leg.attrs.get("after")
+        if after is not None and 0 <= after < len(c.rail_legs):
+            edges.append(DagEdge(c.rail_legs[after].id, leg.id, "then", leg.state,
+                                 leg.at.get("updated_at")))
+        _audited(leg.id, audit, nodes, edges)
 
 
 def _audited(node_id: str, audit: Mapping[str, Sequence[DagNode]], nodes: list[DagNode],

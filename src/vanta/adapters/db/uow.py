@@ -18,11 +18,13 @@ from vanta.adapters.db.engine import take_vaults_written
 from vanta.adapters.db.repositories import (
     AttemptRepository,
     AuditRepository,
+    BufferRepository,
     ChildOrderRepository,
     FillRepository,
     FollowerRepository,
     InstrumentRepository,
     InvitationRepository,
+    LegRepository,
     ManagerOrderRepository,
     NavRepository,
     OutboxRepository,
@@ -31,6 +33,7 @@ from vanta.adapters.db.repositories import (
     TenantRepository,
     UserRepository,
     VaultRepository,
+    VenueFeeRepository,
 )
 from vanta.adapters.db.repositories.alerts import AlertRepository
 from vanta.adapters.db.repositories.branding import BrandingRepository
@@ -82,6 +85,9 @@ class SqlUnitOfWork:
         self.branding = BrandingRepository(c)
         self.alerts = AlertRepository(c)
         self.reconciliations = ReconcileRepository(c)
+        self.venue_fees = VenueFeeRepository(c)
+        self.buffers = BufferRepository(c)
+        self.legs = LegRepository(c)
         return self
 
     @property

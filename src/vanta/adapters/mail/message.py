@@ -9,6 +9,8 @@ from vanta.application.ports.mailer import OutgoingMail
 
 
 def build_message(mail: OutgoingMail, sender: str) -> EmailMessage:
+    """``sender`` is the mailer's default From; the mail's own ``sender`` wins."""
+    sender = mail.sender or sender
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = mail.to

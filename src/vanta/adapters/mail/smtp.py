@@ -34,6 +34,7 @@ class SmtpMailer:
                 msg, hostname=c.host, port=c.port, username=c.username, password=c.password,
                 use_tls=c.tls == "tls", start_tls=c.tls == "starttls",
                 timeout=c.timeout_seconds)
-        except (aiosmtplib.SMTPException, OSError) as e:
+        except (aiosmtplib.SMTPException, OSError, ValueError) as e:
+            # ValueError: aiosmtplib found no usable envelope address in the headers
             # the server's answer names the problem; the message body is not logged
             raise MailNotSent(f"SMTP {c.host}:{c.port}: {type(e).__name__}: {e}") from None

@@ -1,7 +1,7 @@
 """Operator alerts: the tenant's channels and the queue of alerts (stored with the unit of work,
-so an alert is raised in the same transaction as the change it reports), and the mail
-transport email channels go out by (:class:`AlertSender`; SMTP in ``vanta.adapters.alerts``).
-Webhook channels go out by the follower webhooks' own sender, signed and SSRF-vetted alike."""
+so an alert is raised in the same transaction as the change it reports). Email channels go
+out by the one mail port (:class:`~vanta.application.ports.mailer.Mailer`); webhook channels
+by the follower webhooks' own sender, signed and SSRF-vetted alike."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["AlertChannelRecord", "AlertNotSent", "AlertRecord", "AlertRepo", "AlertSender"]
+__all__ = ["AlertChannelRecord", "AlertRecord", "AlertRepo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +91,3 @@ class AlertRepo(Protocol):
         handled in the order they were raised, so: the ones the next sent alert stands for)."""
         ...
 
-
-class AlertNotSent(Exception):
-    """The mail transport refused or could not be reached; the text says why (no secrets)."""
-
-
-class AlertSender(Protocol):
-    async def send_email(self, to: str, subject: str, text: str) -> None:
-        """Deliver one plain-text mail; raise :class:`AlertNotSent` when it was not."""
-        ...

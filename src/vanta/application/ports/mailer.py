@@ -1,4 +1,5 @@
-"""Outgoing email: invitations and other notices to people (not to followers' systems).
+"""Outgoing email: invitations, operator alerts and other notices to people (not to
+followers' systems). The one mail port: every mail the platform sends goes through it.
 
 Implementations: ``vanta.adapters.mail.smtp.SmtpMailer`` (any SMTP server, via aiosmtplib)
 and ``vanta.adapters.mail.outbox.OutboxMailer`` (the embedded profile without SMTP settings:
@@ -6,6 +7,9 @@ each message is written as an ``.eml`` file under the data folder, where the app
 
 * ``send(mail)`` delivers one plain-text message (with an optional HTML alternative) or
   raises :class:`MailNotSent`; it never raises anything else for a delivery problem.
+  ``mail.sender`` sets the From address (and SMTP envelope sender) of that one message;
+  unset, the mailer's configured sender is used (operator alerts have an address of their
+  own, invitations use the default).
 * A :class:`MailOutbox` (only the local outbox has one) lists what was "sent" for a tenant,
   newest first, and reads one message back by its id.
 """
@@ -37,13 +41,18 @@ class OutgoingMail:
     # the tenant the mail is sent for: kept with the message (an ``X-Vanta-Tenant`` header),
     # so a shared outbox lists each tenant only its own mail
     tenant_id: str | None = None
+    # From for this message; None: the mailer's own. Not held to ``valid_address``: a
+    # configured sender may be a local one (``vanta-alerts@localhost``)
+    sender: str | None = None
 
     def __post_init__(self) -> None:
         # a header injection (a newline in the subject or address) is refused here, once,
         # for every implementation
         if not valid_address(self.to):
             raise ValueError(f"not a mail address: {self.to!r}")
-        for value in (self.subject, self.tenant_id or ""):
+        if self.sender is not None and "@" not in self.sender:
+            raise ValueError(f"not a sender address: {self.sender!r}")
+        for value in (self.subject, self.tenant_id or "", self.sender or ""):
             if "\r" in value or "\n" in value:
                 raise ValueError("a header is one line")
 

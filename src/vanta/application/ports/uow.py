@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from vanta.application.ports.alerts import AlertRepo
 from vanta.application.ports.audit import AuditRepo
 from vanta.application.ports.delivery import AttemptWindow, OutboxLease
+from vanta.application.ports.legs import LegRepo
 from vanta.application.ports.pages import InstrumentPages, OverlayPages, UserPages, VaultPages
 from vanta.application.ports.records_catalog import (
     FollowerRecord,
@@ -362,6 +363,9 @@ class UnitOfWork(Protocol):
 
     @property
     def fills(self) -> FillRepo: ...
+
+    @property
+    def legs(self) -> LegRepo: ...
 
     @property
     def subscriptions(self) -> SubscriptionRepo: ...

@@ -34,6 +34,7 @@ from vanta.entrypoints.api import (
     routes_audit,
     routes_billing,
     routes_branding,
+    routes_crossrail,
     routes_delivery,
     routes_lifecycle,
     routes_mirroring,
@@ -55,7 +56,7 @@ __all__ = ["create_app", "run_scheduler"]
 
 ROUTERS = (routes_ops, routes_orders, routes_mirroring, routes_delivery, routes_tenancy,
            routes_billing, routes_lifecycle, routes_studio, routes_branding, routes_alerts,
-           routes_audit, routes_reconcile)
+           routes_audit, routes_reconcile, routes_crossrail)
 
 
 def create_app(container: Container, *, run_dispatcher: bool | None = None,

@@ -16,7 +16,8 @@ from vanta.application.tenancy import require_feature
 from vanta.domain.entitlements import Feature
 from vanta.entrypoints.api.access import order_not_found, visible_order, visible_vaults
 from vanta.entrypoints.api.auth import require
-from vanta.entrypoints.api.deps import ContainerDep
+from vanta.entrypoints.api.deps import ContainerDep, Cursor, Limit
+from vanta.entrypoints.api.pagination import MAX_LIMIT, decode, encode
 from vanta.entrypoints.api.problems import ApiProblem
 from vanta.entrypoints.code_version import code_version
 
@@ -25,17 +26,25 @@ router = APIRouter()
 
 @router.get("/v1/manager-orders/{mo_id}/dag", tags=["audit"])
 async def get_dag(mo_id: str, container: ContainerDep,
-                  p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
+                  p: Principal = Depends(require("orders:read")),
+                  limit: Limit = MAX_LIMIT, cursor: Cursor = None) -> dict[str, Any]:
     """The order, its children (and broker legs), attempts, fills and audit events as a DAG
-    under a stable ``dag_id`` (the one webhook bodies carry in ``audit.dag_id``)."""
+    under a stable ``dag_id`` (the one webhook bodies carry in ``audit.dag_id``). At most
+    ``limit`` children per page, in (created_at, fo_id) order, each with everything hanging
+    off it; ``next_cursor`` continues while more follow. Every page repeats the order's node
+    and its audit events, so merging pages by node id gives the whole DAG."""
+    after = decode(cursor)
+    vaults = await visible_vaults(container, p)
     async with container.uow(readonly=True) as uow:
-        mo = await uow.manager_orders.get(p.tenant_id, mo_id)
-    # hidden answers exactly like unknown
-    if not visible_order(p, await visible_vaults(container, p), mo):
+        # without its snapshot (every follower's inputs), which the DAG never shows
+        mo = (await uow.manager_orders.get_many_unscoped([mo_id])).get(mo_id)
+    # another tenant's or hidden answers exactly like unknown
+    if mo is None or mo.tenant_id != p.tenant_id or not visible_order(p, vaults, mo):
         raise order_not_found(mo_id)
-    dag = await order_dag(container.uow(readonly=True), p.tenant_id, mo_id,
-                          follower_visible=p.may_see_follower)
-    return dag.to_json()
+    got = await order_dag(container.uow(readonly=True), p.tenant_id, mo_id, limit=limit,
+                          after=after, follower_id=p.follower_id, vault_ids=vaults)
+    return {**got.dag.to_json(), "children": got.children,
+            "next_cursor": None if got.next_after is None else encode(*got.next_after)}
 
 
 @router.get("/.well-known/vanta-replay-keys.json", tags=["audit"])

@@ -14,8 +14,8 @@ from fastapi.responses import Response
 from sse_starlette.sse import EventSourceResponse
 
 from vanta.application.clock import utcnow
+from vanta.application.dag import order_dag
 from vanta.application.dead_letters import list_dead_letters, redeliver
-from vanta.application.order_dag import order_dag
 from vanta.application.principal import Principal
 from vanta.entrypoints.api.access import (
     order_not_found,
@@ -38,6 +38,7 @@ from vanta.entrypoints.web.pages import (
 
 router = page_router()
 PAGE = 50
+DAG_CHILDREN = 12  # drawn on the order page; the table pages through the rest
 FEED_POLL_S = 1.0
 
 
@@ -139,9 +140,11 @@ async def dag(request: Request, mo_id: str) -> Response:
     p = require_page_principal(request, "orders:read")
     _, vaults = await _order(request, p, mo_id)
     c = container_of(request)
-    graph = await order_dag(c.uow(readonly=True), tenant_id=p.tenant_id, mo_id=mo_id,
-                            follower_id=p.follower_id, vault_ids=vaults)
-    return fragment(request, "_dag.html", svg=dag_svg(graph), dag=graph)
+    got = await order_dag(c.uow(readonly=True), p.tenant_id, mo_id, limit=DAG_CHILDREN,
+                          follower_id=p.follower_id, vault_ids=vaults)
+    more = got.next_after is not None
+    return fragment(request, "_dag.html", svg=dag_svg(got.dag, more=more), more=more,
+                    drawn=got.children)
 
 
 @router.get("/child-orders/{fo_id}/attempts")

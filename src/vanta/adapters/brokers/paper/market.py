@@ -26,6 +26,14 @@ from vanta.domain.orders import Side, TimeInForce
 _PROBABILITY_SCALE = 1_000_000
 _WALK_SCALE = 1_000_000
 _MAX_CATCH_UP_TICKS = 10_000  # after a long idle spell, only the last ticks are simulated
+# The USDC balance is the position in the conversion pair (bought with USD at par); pairs
+# quoted in USDC (``BTC-USDC``) are paid from and into it instead of the USD cash.
+USDC = "USDC-USD"
+_USDC_QUOTE = "-USDC"
+
+
+def _in_usdc(symbol: str) -> bool:
+    return symbol.endswith(_USDC_QUOTE)
 
 
 class PaperMarket:
@@ -36,6 +44,8 @@ class PaperMarket:
         self._clock = clock
         self._rng = random.Random(settings.seed)
         self._prices: dict[str, Decimal] = {s.upper(): p for s, p in settings.prices.items()}
+        if any(_in_usdc(s) for s in self._prices):
+            self._prices.setdefault(USDC, Decimal(1))  # USDC converts at par
         self._positions: dict[str, Decimal] = {
             s.upper(): q for s, q in settings.positions.items() if q != 0}
         self._cash = settings.cash
@@ -62,6 +72,10 @@ class PaperMarket:
     @property
     def cash(self) -> Decimal:
         return self._cash
+
+    @property
+    def usdc(self) -> Decimal:
+        return self._positions.get(USDC, ZERO)
 
     def order_count(self, client_order_id: str | None = None) -> int:
         """Orders the venue holds (for ``client_order_id`` only, when given)."""
@@ -95,7 +109,7 @@ class PaperMarket:
         price = order.limit_price or self._prices[symbol]
         if order.side is Side.BUY:
             cost = order.qty * price * (1 + self.settings.fee_rate)
-            if cost > self._buying_power():
+            if cost > self._buying_power(usdc=_in_usdc(symbol)):
                 raise BrokerRejected("paper: insufficient buying power",
                                      code="insufficient_buying_power")
         elif not self.settings.allow_short:
@@ -105,13 +119,17 @@ class PaperMarket:
                     f"paper: insufficient qty available (requested {order.qty}, "
                     f"available {max(available, ZERO)})", code="insufficient_qty")
 
-    def _buying_power(self) -> Decimal:
+    def _buying_power(self, *, usdc: bool = False) -> Decimal:
+        """USD cash (or the USDC balance) not yet promised to open buys paid in it."""
         reserved = ZERO
         for placed in self._orders.values():
             request = placed.request
-            if placed.open and request.side is Side.BUY:
+            if placed.open and request.side is Side.BUY and \
+                    _in_usdc(request.symbol.upper()) == usdc:
                 price = request.limit_price or self._prices[request.symbol.upper()]
                 reserved += placed.remaining * price * (1 + self.settings.fee_rate)
+        if usdc:
+            return self.usdc - reserved - self._reserved_sells(USDC)
         return self._cash - reserved
 
     def _reserved_sells(self, symbol: str) -> Decimal:
@@ -170,7 +188,7 @@ class PaperMarket:
         inc = self.settings.price_increment
         for symbol in sorted(self._prices):
             draw = self._rng.randint(-_WALK_SCALE, _WALK_SCALE)
-            if vol == 0:
+            if vol == 0 or symbol == USDC:
                 continue
             move = Decimal(draw) / _WALK_SCALE * vol
             price = (self._prices[symbol] * (1 + move)).quantize(inc, rounding=ROUND_HALF_EVEN)
@@ -219,7 +237,10 @@ class PaperMarket:
             self._positions.pop(symbol, None)
         else:
             self._positions[symbol] = held
-        self._cash -= sign * notional + fee
+        if _in_usdc(symbol):
+            self._positions[USDC] = self.usdc - (sign * notional + fee)
+        else:
+            self._cash -= sign * notional + fee
         if placed.filled >= request.qty:
             placed.parts.clear()
             placed.status = OrderStatus.FILLED

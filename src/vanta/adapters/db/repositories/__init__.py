@@ -10,6 +10,11 @@ from vanta.adapters.db.repositories.catalog import (
     OverlayRepository,
     VaultRepository,
 )
+from vanta.adapters.db.repositories.crossrail import (
+    BufferRepository,
+    LegRepository,
+    VenueFeeRepository,
+)
 from vanta.adapters.db.repositories.delivery import AttemptRepository, OutboxRepository
 from vanta.adapters.db.repositories.orders import (
     ChildOrderRepository,
@@ -28,11 +33,13 @@ __all__ = [
     "OUTBOX_CHANNEL",
     "AttemptRepository",
     "AuditRepository",
+    "BufferRepository",
     "ChildOrderRepository",
     "FillRepository",
     "FollowerRepository",
     "InstrumentRepository",
     "InvitationRepository",
+    "LegRepository",
     "ManagerOrderRepository",
     "NavRepository",
     "OutboxLease",
@@ -43,5 +50,6 @@ __all__ = [
     "TenantRepository",
     "UserRepository",
     "VaultRepository",
+    "VenueFeeRepository",
     "_Repo",
 ]

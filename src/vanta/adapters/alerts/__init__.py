@@ -1,1 +1,0 @@
-"""Transports for operator alerts (email over SMTP); webhook alerts use the webhook sender."""
