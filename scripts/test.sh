@@ -66,6 +66,25 @@ tests will report it" >&2
   return 0
 }
 
+# The high-availability tests (pytest marker `ha`) run Redis Sentinel and HAProxy next to
+# Debian's redis-server. Install what is missing when we are root with apt; a failure only
+# means those tests skip (or fail when CI=true), so this step never stops the run.
+ha_tools() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+  command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: ${missing[*]} not found; the HA tests that need them will be skipped" >&2
+    return 0
+  fi
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
+    >/dev/null 2>&1 || echo "test.sh: apt-get install ${missing[*]} failed; the HA tests \
+will report it" >&2
+  return 0
+}
+
 # pytest exits 5 when nothing was collected (e.g. a -k that matches only the other tier).
 run_pytest() {
   local rc=0
@@ -93,6 +112,7 @@ names_a_path() {
 .venv/bin/mypy
 .venv/bin/python scripts/check_sizes.py  # modules ≤ 400 lines, functions ≤ 80
 promtool_tool
+ha_tools
 
 if names_a_path "$@"; then
   oidc_peer

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # Vault and follower ids as labels of mirror_error_rate / webhook_retry_count.
     metrics_id_labels: bool = True
     database_url: str | None = None  # default: SQLite file in data_dir
+    # A streaming replica (PostgreSQL) for reads that may lag: lists, feeds, dashboards.
+    database_replica_url: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_url: str | None = None  # base URL the API is reached at; default from host/port
@@ -75,7 +77,14 @@ class Settings(BaseSettings):
     # Idempotency keys and rate-limit buckets: Redis in production (shared by every API
     # process); unset = in-process memory (one process only).
     redis_url: str | None = None
-    nats_url: str = "nats://127.0.0.1:4222"  # the production profile's bus
+    # Redis through Sentinel instead: "host:port,host:port" of the sentinels and the name
+    # they know the master by; the client asks them for the master after every failover.
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str = "mymaster"
+    # The production profile's bus: one URL or a cluster's, comma-separated.
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Copies of the JetStream stream: 0 = one per cluster node the client learns of, max 3.
+    nats_replicas: int = Field(default=0, ge=0, le=5)
     idempotency_ttl_seconds: int = 86_400
     rate_limit_per_minute: int = 60
     rate_limit_burst: int = 20

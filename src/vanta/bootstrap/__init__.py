@@ -114,6 +114,8 @@ class Container:
     _objects: ObjectStore | None = field(default=None, init=False, repr=False)
     # the platform's signing key (audit anchors, replay bundles), by secret-store reference
     signer: Signer | None = None
+    # VANTA_DATABASE_REPLICA_URL: a streaming replica for reads that tolerate lag
+    replica_engine: AsyncEngine | None = None
 
     def reconcile_settings(self) -> ReconcileSettings:
         s = self.settings
@@ -134,7 +136,12 @@ class Container:
             self._objects = build_object_store(self.settings)
         return self._objects
 
-    def uow(self, readonly: bool = False) -> SqlUnitOfWork:
+    def uow(self, readonly: bool = False, lag_ok: bool = False) -> SqlUnitOfWork:
+        """A unit of work on the primary; ``lag_ok`` (lists, feeds, dashboards: reads that
+        may be a moment behind) sends it to the replica when one is configured. Whatever
+        decides (expansion, leases, idempotency, billing) never passes ``lag_ok``."""
+        if lag_ok and self.replica_engine is not None:
+            return SqlUnitOfWork(self.replica_engine, readonly=True)
         return SqlUnitOfWork(self.engine, readonly=readonly)
 
     async def migrate(self) -> None:
@@ -174,6 +181,8 @@ class Container:
             await self.oidc.aclose()
         await self.sender.close()
         await self.engine.dispose()
+        if self.replica_engine is not None:
+            await self.replica_engine.dispose()
         self.dispatcher.journal.flush()
         shutdown_tracing()
 
@@ -261,7 +270,9 @@ def build(settings: Settings | None = None) -> Container:
                      else PrometheusReconcileMetrics(),
                      alerts=build_alert_delivery(s, lambda: SqlUnitOfWork(engine), sender,
                                                  CachedSecrets(secrets), mailer),
-                     signer=build_signer(s, secrets))
+                     signer=build_signer(s, secrets),
+                     replica_engine=make_engine(s.database_replica_url)
+                     if s.database_replica_url else None)
 
 
 def upgrade_database(settings: Settings) -> None:

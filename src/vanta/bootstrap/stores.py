@@ -42,5 +42,23 @@ def build_object_store(s: Settings, env: Mapping[str, str] | None = None) -> Obj
 
 
 def build_cache_store(s: Settings) -> CacheStore:
-    """Redis when ``redis_url`` is set (shared by every API process), else in-process."""
+    """Redis through Sentinel when ``redis_sentinels`` is set, else Redis when ``redis_url``
+    is set (shared by every API process), else in-process."""
+    if s.redis_sentinels:
+        return sentinel_store(s.redis_sentinels, s.redis_sentinel_master)
     return open_store(s.redis_url)
+
+
+def sentinel_store(sentinels: str, master: str, timeout_s: float = 2.0) -> CacheStore:
+    """A Redis store on whichever server the sentinels name master (redis-py's Sentinel:
+    a lost connection asks them again, so a failover only costs the calls made meanwhile)."""
+    from redis.asyncio.sentinel import Sentinel
+
+    from vanta.adapters.cache.redis_store import RedisStore
+    nodes = []
+    for entry in sentinels.split(","):
+        host, _, port = entry.strip().rpartition(":")
+        nodes.append((host or "127.0.0.1", int(port or 26379)))
+    client = Sentinel(nodes, socket_timeout=timeout_s).master_for(
+        master, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    return RedisStore("", client=client)

@@ -44,10 +44,13 @@ DEFAULT_URL = "nats://127.0.0.1:4222"
 
 @dataclass(frozen=True)
 class JetStreamConfig:
+    # One server, or a comma-separated list of a cluster's servers: the client connects to
+    # any of them and fails over to the others (and to those the cluster gossips).
     url: str = DEFAULT_URL
     stream: str = "VANTA_MIRROR"
     subjects: Sequence[str] = ("mirror.>",)
     storage: StorageType = StorageType.FILE
+    # Copies of the stream (its consumers inherit it); 0: one per cluster node, at most 3.
     replicas: int = 1
     duplicate_window_s: float = 120.0
     max_age_s: float = 7 * 86_400.0  # what no consumer ever took is dropped after a week
@@ -69,6 +72,11 @@ class JetStreamConfig:
     # same durable), so pulls expire soon: a message waits at most this long in a pull.
     fetch_timeout_s: float = 0.1
     extra: dict[str, Any] = field(default_factory=dict)  # passed to nats.connect
+
+
+def server_urls(url: str) -> list[str]:
+    """``nats://a:4222,nats://b:4222`` -> both URLs (the VANTA_NATS_URL list form)."""
+    return [u.strip() for u in url.split(",") if u.strip()]
 
 
 def _ack_wait(cfg: JetStreamConfig) -> float:
@@ -274,7 +282,7 @@ class NatsJetStreamBus:
             log.info("nats reconnected", extra={"url": c.url})
 
         options: dict[str, Any] = {
-            "servers": [c.url], "name": c.client_name, "allow_reconnect": True,
+            "servers": server_urls(c.url), "name": c.client_name, "allow_reconnect": True,
             "max_reconnect_attempts": -1,  # forever: a NATS restart must not kill a worker
             "reconnect_time_wait": c.reconnect_min_s, "connect_timeout": c.connect_timeout_s,
             "error_cb": on_error, "disconnected_cb": on_disconnected,
@@ -291,11 +299,16 @@ class NatsJetStreamBus:
         self._js = nc.jetstream(timeout=c.publish_timeout_s)
         await self.ensure_stream()
 
+    def cluster_size(self) -> int:
+        """Servers this client knows: those configured plus those the cluster gossips."""
+        return len({(u.hostname, u.port) for u in self.nc.servers})
+
     async def ensure_stream(self) -> None:
         c = self.config
+        replicas = c.replicas or min(3, self.cluster_size())
         cfg = StreamConfig(name=c.stream, subjects=list(c.subjects),
                            retention=RetentionPolicy.WORK_QUEUE, storage=c.storage,
-                           num_replicas=c.replicas, duplicate_window=c.duplicate_window_s,
+                           num_replicas=replicas, duplicate_window=c.duplicate_window_s,
                            max_age=c.max_age_s, discard=DiscardPolicy.OLD)
         try:
             await self.js.add_stream(cfg)

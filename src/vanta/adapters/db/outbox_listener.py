@@ -24,7 +24,16 @@ log = logging.getLogger("vanta.relay.listen")
 
 
 def asyncpg_dsn(url: URL) -> str:
-    """The plain ``postgresql://`` DSN asyncpg takes, from the engine's SQLAlchemy URL."""
+    """The plain ``postgresql://`` DSN asyncpg takes, from the engine's SQLAlchemy URL. A
+    failover URL (SQLAlchemy's ``?host=a:p&host=b:p`` form) becomes asyncpg's ``a:p,b:p``
+    host list, keeping ``target_session_attrs``."""
+    hosts = url.query.get("host")
+    if isinstance(hosts, tuple):
+        user = url.set(drivername="postgresql", host=None, port=None).difference_update_query(
+            ["host"]).render_as_string(hide_password=False)
+        scheme, rest = user.split("://", 1)
+        cred, _, tail = rest.partition("@/")
+        return f"{scheme}://{cred}@{','.join(hosts)}/{tail}"
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -62,7 +71,9 @@ async def listen_for_due_rows(dsn: str, wakeup: asyncio.Event, stop: asyncio.Eve
                     w.cancel()
             if not stop.is_set():
                 log.warning("outbox listener lost its connection; reconnecting")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                asyncpg.exceptions.TargetServerAttributeNotMatched) as e:
+            # the last: a failover URL while no host accepts writes yet (mid promotion)
             log.warning("outbox listener cannot connect; the relay keeps polling",
                         extra={"error": repr(e), "in_s": backoff})
             with contextlib.suppress(TimeoutError):

@@ -149,7 +149,7 @@ async def list_followers(vault_id: str, container: ContainerDep,
                          limit: Limit = 100, cursor: Cursor = None) -> dict[str, Any]:
     await require_vault(container, p, vault_id)
     after = cursor_key(cursor)
-    async with container.uow(readonly=True) as uow:
+    async with container.uow(readonly=True, lag_ok=True) as uow:
         if await uow.vaults.get(p.tenant_id, vault_id) is None:
             raise ApiProblem(404, "vault_not_found", f"vault {vault_id} not found")
         rows = await uow.followers.page_for_vault(p.tenant_id, vault_id, after, limit + 1)
@@ -223,7 +223,7 @@ async def list_manager_orders(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     vaults = await visible_vaults(container, p)
-    async with container.uow(readonly=True) as uow:
+    async with container.uow(readonly=True, lag_ok=True) as uow:
         rows = await uow.manager_orders.list(p.tenant_id, parse_since(since), limit + 1,
                                              vault_id=vault_id, after=decode(cursor),
                                              vault_ids=vaults)
@@ -276,7 +276,7 @@ async def list_follower_orders(
             raise ApiProblem(404, "follower_not_found", f"follower {follower_id} not found")
         follower_id = p.follower_id
     vaults = await visible_vaults(container, p)
-    async with container.uow(readonly=True) as uow:
+    async with container.uow(readonly=True, lag_ok=True) as uow:
         rows = await uow.child_orders.list(p.tenant_id, follower_id=follower_id, mo_id=mo_id,
                                            since=parse_since(since), limit=limit + 1,
                                            after=decode(cursor), vault_ids=vaults)
@@ -287,7 +287,7 @@ async def list_follower_orders(
 async def list_attempts(fo_id: str, container: ContainerDep,
                         p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
     vaults = await visible_vaults(container, p)
-    async with container.uow(readonly=True) as uow:
+    async with container.uow(readonly=True, lag_ok=True) as uow:
         child = await uow.child_orders.get(p.tenant_id, fo_id)
         if child is None or not visible_children(p, vaults, [child]):
             raise ApiProblem(404, "follower_order_not_found", f"order {fo_id} not found")

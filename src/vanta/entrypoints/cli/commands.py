@@ -119,7 +119,7 @@ async def vault_create(s: Settings, tenant_id: str, vault_id: str, label: str) -
         raise SystemExit(f"tenant {tenant_id} does not exist")
     # API replicas cache vault lists behind a generation in the shared store: bump it here
     # too (on Redis), so they see the new vault on their next read.
-    store = build_cache_store(s) if s.redis_url else None
+    store = build_cache_store(s) if s.redis_url or s.redis_sentinels else None
     if store is not None:
         vault_cache.configure(store)
     try:

@@ -16,6 +16,7 @@ from vanta.config import Settings
 from vanta.entrypoints.cli import commands, event_loop
 from vanta.entrypoints.cli.audit_cli import audit_app
 from vanta.entrypoints.cli.audit_cli import verify_command as audit_verify_command
+from vanta.entrypoints.cli.backup_cli import ops_app
 from vanta.entrypoints.cli.exports_cli import exports_app
 from vanta.entrypoints.cli.ops_cli import register as register_ops
 from vanta.entrypoints.cli.paper_cli import paper_app
@@ -36,6 +37,7 @@ app.add_typer(workers_app, name="worker")
 app.add_typer(paper_app, name="paper")
 app.add_typer(audit_app, name="audit")
 app.add_typer(replay_app, name="replay")
+app.add_typer(ops_app, name="ops")
 app.command("audit-verify")(audit_verify_command)
 register_ops(app)
 register_studio(app)
