@@ -85,19 +85,26 @@ def _signed(f: FixUp) -> D:
 
 
 def _filled(bks: list[Book], fixups: tuple[FixUp, ...], *, as_pending: bool) -> list[Book]:
-    """The books once the fix-ups are sent (in flight) or filled (held)."""
+    """The books once the fix-ups are sent (in flight) or filled (held).
+
+    In flight, the broker's cash is as it was (the planner subtracts buys in flight itself);
+    once filled at their price, buys have spent it and sells have paid into it, as the
+    broker reports them: a held position with its cost still in the cash is no real book."""
     out = []
     for b in bks:
         target = dict(b.pending if as_pending else b.positions)
         sells = dict(b.pending_sells)
+        cash = b.cash
         for f in fixups:
             if f.follower_id == b.spec.follower_id:
                 target[f.symbol] = target.get(f.symbol, D(0)) + _signed(f)
                 if as_pending and f.side is Side.SELL:
                     sells[f.symbol] = sells.get(f.symbol, D(0)) + f.qty
+                if not as_pending and cash is not None:
+                    cash -= _signed(f) * f.price  # type: ignore[operator]
         out.append(Book(b.spec, b.positions if as_pending else target, b.source, b.as_of,
                         target if as_pending else b.pending, b.nav, b.threshold_bps, sells,
-                        b.cash))
+                        cash))
     return out
 
 
@@ -116,10 +123,34 @@ def test_after_the_fixups_fill_every_drift_is_under_threshold_or_has_a_reason(wo
 def test_a_second_run_while_the_fixups_are_in_flight_orders_nothing(world) -> None:
     first = _run(world)
     assert _run(world, _filled(world[1], first.fixups, as_pending=True)).fixups == ()
-    # and once they filled, only a fix-up cut short (recorded as partial) orders again
+    # and once they filled, only a fix-up cut short (recorded as partial) orders again, or a
+    # buy held back for cash by a follower whose sells have since paid in
     partial = {(b.follower_id, b.symbol) for b in first.blocked if b.partial}
+    sold = {f.follower_id for f in first.fixups if f.side is Side.SELL}
+    funded = {(b.follower_id, b.symbol) for b in first.blocked
+              if b.reason == "insufficient_cash" and b.follower_id in sold}
     again = _run(world, _filled(world[1], first.fixups, as_pending=False))
-    assert {(f.follower_id, f.symbol) for f in again.fixups} <= partial
+    assert {(f.follower_id, f.symbol) for f in again.fixups} <= partial | funded
+
+
+def test_a_filled_buy_has_spent_the_cash_so_a_second_run_buys_nothing_more() -> None:
+    """Shrunk from the property above: the BBB buy takes all the cash and CCC waits for
+    cash; once the buy filled the broker's cash is spent, and no second order goes out."""
+    spec = FollowerSpec(FollowerId("f0"), FollowerMode.PROPORTIONAL, D("0.69"), None,
+                        kill_switch=False)
+    book = Book(spec, {}, DERIVED, None, {}, NavState(D("1000.00"), D("1000.00"),
+                                                       D("1000.00")), 0, {}, D("6185.92"))
+    lots = {s: Instrument(s, "v", D(1), D(1), D(0), None) for s in SYMBOLS}
+    world = ([Holding("AAA", D("0.00"), "v", D("0.50")),
+              Holding("BBB", D("4310.15"), "v", D("2.08")),
+              Holding("CCC", D("1.45"), "v", D("0.50"))], [book], lots, D("10000.00"))
+    first = _run(world)
+    assert [(f.symbol, f.side, f.qty) for f in first.fixups] == [("BBB", Side.BUY, D(2974))]
+    assert [(b.symbol, b.reason) for b in first.blocked] == [("CCC", "insufficient_cash")]
+    assert _run(world, _filled([book], first.fixups, as_pending=True)).fixups == ()
+    filled = _filled([book], first.fixups, as_pending=False)
+    assert filled[0].cash == 0 and filled[0].positions == {"BBB": D(2974)}
+    assert _run(world, filled).fixups == ()
 
 
 @given(worlds())
