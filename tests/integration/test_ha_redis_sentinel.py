@@ -63,6 +63,18 @@ class RedisHa:
                 f"sentinel failover-timeout {MASTER} 5000\n")
             self._start(f"sentinel{i}", [self.sentinel, str(conf)])
 
+    async def sentinels_ready(self) -> None:
+        """Every sentinel knows the replica and the two other sentinels."""
+        import redis.asyncio as aioredis
+        for port in self.sentinel_ports:
+            r = aioredis.Redis(host="127.0.0.1", port=port)
+            try:
+                replicas = await r.execute_command("SENTINEL", "REPLICAS", MASTER)
+                peers = await r.execute_command("SENTINEL", "SENTINELS", MASTER)
+            finally:
+                await r.aclose()
+            assert len(replicas) >= 1 and len(peers) >= 2, (port, replicas, peers)
+
     @property
     def sentinels(self) -> str:
         return ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
@@ -127,6 +139,9 @@ async def test_master_killed_during_traffic(redis_ha: RedisHa) -> None:
                     errors += 1
                 await asyncio.sleep(0.02)
 
+        # Sentinels learn of the replica and of each other from periodic INFO and hello
+        # messages; on a busy machine that can take seconds. Without it no failover happens.
+        await _until("sentinels ready", redis_ha.sentinels_ready, timeout=60)
         runner = asyncio.create_task(traffic())
         await asyncio.sleep(0.3)
         redis_ha.procs["master"].send_signal(signal.SIGKILL)
@@ -136,7 +151,7 @@ async def test_master_killed_during_traffic(redis_ha: RedisHa) -> None:
             assert await store.get("vanta:idem:k1") == b'{"status":201}'
             await store.set("vanta:cache:ent:t1", b"pro", ttl_s=60)
 
-        stall = await _until("failover", answered_by_new_master)
+        stall = await _until("failover", answered_by_new_master, timeout=90)
         await asyncio.sleep(0.3)
         stop.set()
         await runner
