@@ -120,7 +120,12 @@ def test_one_api_killed_behind_haproxy(procs: Processes, tmp_path: Path,
             body = {"id": f"ha-{i}", "vault_id": VAULT, "symbol": "AAPL", "side": "buy",
                     "qty": 1 + i, "ref_price": 100}
             r, tries = _post(lb, body, key)
-            assert r.status_code == 201, r.text
+            if tries > 1 and r.status_code == 200:
+                # the killed process committed the order but not its answer: the retry
+                # finds the same order (created false) rather than writing a second one
+                assert r.json()["created"] is False and r.json()["id"] == f"ha-{i}", r.text
+            else:
+                assert r.status_code == 201, r.text
             tries_of.append(tries)
             answers[key] = r.json()["mo_id"]
             again, _ = _post(lb, body, key)  # the same key again: the first answer
