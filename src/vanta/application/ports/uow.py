@@ -52,6 +52,12 @@ class Conflict(Exception):
     :class:`vanta.domain.errors.Conflict`, which is."""
 
 
+class Busy(Exception):
+    """The store could not take this write in time (another writer held it throughout):
+    nothing was written and the same call may simply be tried again. The API answers it
+    with 503 and ``Retry-After`` instead of an internal error."""
+
+
 class TenantRepo(Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 
