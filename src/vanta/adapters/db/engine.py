@@ -79,9 +79,10 @@ def writer_lock(engine: AsyncEngine) -> asyncio.Lock | None:
     return lock
 
 
-async def writer_turn(lock: asyncio.Lock, timeout_s: float = SQLITE_BUSY_S) -> None:
+async def writer_turn(lock: asyncio.Lock, timeout_s: float | None = None) -> None:
     """Wait for the writer queue as long as SQLite's busy timeout would have; :class:`Busy`
     if it does not come (a writer that holds it that long is stuck)."""
+    timeout_s = SQLITE_BUSY_S if timeout_s is None else timeout_s
     try:
         await asyncio.wait_for(lock.acquire(), timeout_s)
     except TimeoutError:

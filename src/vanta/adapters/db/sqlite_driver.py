@@ -19,12 +19,36 @@ both.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from vanta.domain.money import EXACT
+
+NET_QTY = "vanta_net_qty"
+
+
+class NetQuantity:
+    """SQLite aggregate ``vanta_net_qty(side, qty)``: buys minus sells, summed exactly.
+    Quantities are text on SQLite (its own SUM would go through floating point); summing
+    them here, on the connection's thread, spares the caller reading every row back."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, side: str, qty: object) -> None:
+        if qty is None:
+            return
+        d = Decimal(str(qty))
+        self.total = EXACT.add(self.total, d if side == "buy" else -d)
+
+    def finalize(self) -> str:
+        return str(self.total)
 
 
 class OneHopCursor:
@@ -98,8 +122,13 @@ def connect(database: str | Path, *, iter_chunk_size: int = 64,
     loc = str(database) if isinstance(database, Path) else database
 
     def connector() -> sqlite3.Connection:
-        return sqlite3.connect(loc, **kwargs)
+        conn = sqlite3.connect(loc, **kwargs)
+        conn.create_aggregate(NET_QTY, 2, NetQuantity)
+        return conn
 
     conn = OneHopConnection(connector, iter_chunk_size)
-    conn._thread.daemon = True
+    # aiosqlite before 0.22 was itself the thread; from 0.22 it holds one
+    thread = conn if isinstance(conn, threading.Thread) else getattr(conn, "_thread", None)
+    if isinstance(thread, threading.Thread):
+        thread.daemon = True
     return conn
