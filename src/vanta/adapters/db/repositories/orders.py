@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, String, case, func, insert, select, update
+from sqlalchemy import Numeric, String, case, func, insert, select, type_coerce, update
 
 from vanta.adapters.db.repositories._base import _after, _Repo
 from vanta.adapters.db.tables import fills, follower_orders, manager_orders
@@ -28,7 +28,8 @@ def net_quantity(postgres: bool, table: Any) -> Any:
     (``sqlite_driver.NetQuantity``)."""
     c = table.c
     if postgres:
-        return func.sum(case((c.side == "buy", c.qty), else_=-c.qty), type_=Numeric())
+        qty = type_coerce(c.qty, Numeric())  # the column is NUMERIC there: plain arithmetic
+        return func.sum(case((c.side == "buy", qty), else_=-qty), type_=Numeric())
     return func.vanta_net_qty(c.side, c.qty, type_=String())
 
 
