@@ -25,7 +25,8 @@ import httpx
 import pytest
 
 from tests.e2e.test_delivery_faults import Processes, _report
-from tests.e2e.test_production_profile import TENANT, VAULT, _prod_env, _setup, _start_api
+from tests.e2e.test_ha_nats_cluster import TENANT, VAULT, _platform
+from tests.e2e.test_production_profile import _prod_env, _start_api
 from tests.integration.test_ha_redis_sentinel import MASTER, RedisHa
 from tests.pg import temp_database
 
@@ -102,7 +103,8 @@ def test_redis_master_killed_under_api_traffic(procs: Processes, tmp_path: Path,
                         VANTA_REDIS_SENTINELS=redis_ha.sentinels,
                         VANTA_REDIS_SENTINEL_MASTER=MASTER,
                         VANTA_RATE_LIMIT_PER_MINUTE="600000", VANTA_RATE_LIMIT_BURST="5000")
-        token = _setup(env)
+        # in this process: four CLI runs would cost more than the failover they set up
+        token = asyncio.run(_platform(Path(env["VANTA_DATA_DIR"]), db_url))
         api = _start_api(procs, tmp_path, "api", env, token)
         api.event_hooks = {"request": [], "response": []}  # this test sets its own keys
         _wait_sentinels(redis_ha)
