@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from vanta.application.alerts import alert_row, raise_alert
 from vanta.application.observability import attempt_settled, child_moved
 from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
-from vanta.application.ports.delivery import OutboxLease, SendResult
+from vanta.application.ports.delivery import ChildMove, OutboxLease, SendResult
 from vanta.application.ports.journal import NO_JOURNAL, Journal
 from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
@@ -149,8 +149,8 @@ async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
 
 async def record_answers(uow: UnitOfWork, decided: list[Decided],
                          now: datetime) -> tuple[list[Decided], dict[str, ChildOrderRecord]]:
-    """Write a batch's answers: attempt rows, child states (one compare-and-set per group of
-    children sharing every new value), endpoint disables, outbox rows, audit events and
+    """Write a batch's answers: attempt rows, child states (one compare-and-set for the
+    batch, each child to its own state), endpoint disables, outbox rows, audit events and
     finished orders. Returns the answers that moved their child, with those children."""
     fo = _fo_id
     await uow.attempts.settle_many([
@@ -158,18 +158,11 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
          "status_code": r.status, "latency_ms": r.latency_ms,
          "response_excerpt": r.response_excerpt, "error": r.error, "outcome": state.value}
         for row, p, r, state, _, _ in decided])
-    groups: dict[tuple[Any, ...], list[str]] = {}
-    for row, _, r, state, _, error in decided:
-        groups.setdefault((state, error, r.broker_ref), []).append(fo(row))
-    moved: set[str] = set()
-    for (state, error, broker_ref), ids in groups.items():
-        extra: dict[str, Any] = {"dead_lettered_at": now} \
-            if state is ChildOrderState.DLQ else {}
-        if broker_ref is not None:
-            extra["broker_order_ref"] = broker_ref
-        moved.update(await uow.child_orders.update_many(
-            ids, expect_state=ChildOrderState.SENT.value, state=state.value,
-            last_error=error, updated_at=now, **extra))
+    moved = await uow.child_orders.move_many(
+        [ChildMove(fo(row), state.value, error, r.broker_ref,
+                   now if state is ChildOrderState.DLQ else None)
+         for row, _, r, state, _, error in decided],
+        expect_state=ChildOrderState.SENT.value, updated_at=now)
     # A child someone else already settled keeps its attempt row and nothing more.
     settled = [d for d in decided if fo(d[0]) in moved]
     children: dict[str, ChildOrderRecord] = {}
