@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, column, func, or_, select
+from sqlalchemy import and_, any_, bindparam, column, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -63,6 +63,19 @@ class _Repo:
                             type_=ARRAY(table.c[c].type)) for c in names]
         return func.unnest(*arrays).table_valued(
             *(column(c, table.c[c].type) for c in names)).render_derived(name=name)
+
+    async def _insert_many(self, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` (each with the same keys) in one statement: on PostgreSQL an
+        ``INSERT ... SELECT FROM unnest(...)`` with one array per column, elsewhere an
+        executemany."""
+        if not rows:
+            return
+        if not self._postgres:
+            await self.conn.execute(insert(table), [dict(r) for r in rows])
+            return
+        names = list(rows[0])
+        v = self._unnest("v", table, rows, names)
+        await self.conn.execute(insert(table).from_select(names, select(*v.c)))
 
     async def _one(self, stmt: Any) -> Row | None:
         r = (await self.conn.execute(stmt)).first()

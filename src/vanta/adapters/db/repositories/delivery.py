@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 
 from vanta.adapters.db.repositories._base import OUTBOX_CHANNEL, _Repo
 from vanta.adapters.db.tables import RESCHEDULED, delivery_attempts, follower_orders, outbox
@@ -20,7 +20,7 @@ class OutboxRepository(_Repo):
                        now: datetime) -> None:
         if not items:
             return
-        await self.conn.execute(insert(outbox), [
+        await self._insert_many(outbox, [
             {"topic": topic, "key": key, "payload": dict(payload), "created_at": now,
              "available_at": now, "locked_until": None, "attempts": 0, "done_at": None}
             for key, payload in items
@@ -160,14 +160,7 @@ class AttemptRepository(_Repo):
                         error="the worker stopped before an answer was recorded"))
 
     async def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        if self._postgres:  # one INSERT ... SELECT FROM unnest(...) for the batch
-            v = self._unnest("v", delivery_attempts, rows, _ATTEMPT_COLS)
-            await self.conn.execute(insert(delivery_attempts).from_select(
-                list(_ATTEMPT_COLS), select(*(v.c[c] for c in _ATTEMPT_COLS))))
-            return
-        await self.conn.execute(insert(delivery_attempts), [dict(r) for r in rows])
+        await self._insert_many(delivery_attempts, rows)
 
     async def settle_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record answers: each row carries ``fo_id``, ``attempt_no``, ``started_at`` and the

@@ -101,7 +101,7 @@ class ChildOrderRepository(_Repo):
                        now: datetime) -> None:
         if not children:
             return
-        await self.conn.execute(insert(follower_orders), [
+        await self._insert_many(follower_orders, [
             {
                 "fo_id": c.fo_id, "mo_id": c.mo_id, "follower_id": c.follower_id,
                 "tenant_id": tenant_id, "vault_id": vault_id, "symbol": c.symbol,
