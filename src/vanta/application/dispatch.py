@@ -25,7 +25,7 @@ from vanta.application.dispatch_steps import (
     endpoint_of,
     needs_order,
     next_state_of,
-    record_answers,
+    record_answers_while_leased,
     release_leases,
     report,
     signed_at,
@@ -393,8 +393,6 @@ class Dispatcher:
             error = result.error or (None if next_state is ChildOrderState.ACK
                                      else f"HTTP {result.status}")
             decided.append((row, p, result, next_state, delay, error))
-        async with self.uow_factory() as uow:
-            settled, children = await record_answers(uow, decided, now)
-            await uow.commit()
+        settled, children = await record_answers_while_leased(self.uow_factory, decided, now)
         report(self.metrics, settled, children, now, self.journal)
         self.journal.flush()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -185,6 +186,37 @@ async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
     still_open = await uow.child_orders.open_counts(mo_ids, OPEN_CHILD_STATES)
     for mo_id in sorted(mo_ids - still_open.keys()):
         await uow.manager_orders.set_state(mo_id, ManagerOrderState.COMPLETED.value)
+
+
+async def record_answers_while_leased(uow_factory: UowFactory, decided: list[Decided],
+                                      now: datetime, *, max_pause_s: float = 1.0
+                                      ) -> tuple[list[Decided], dict[str, ChildOrderRecord]]:
+    """:func:`record_answers` in its own transaction, retried while the database is away
+    (a primary failing over) for as long as this worker still holds the rows' leases.
+
+    The sends have happened: giving up at once would leave the children ``sent`` until
+    their leases lapse and send them a second time. While the lease holds no other worker
+    sends them, so recording late is still recording once. A retry after a commit whose
+    answer was lost finds the children settled (the update expects ``sent``) and writes
+    nothing twice."""
+    leases = [d[0].locked_until for d in decided if d[0].locked_until is not None]
+    budget = ((min(leases) if leases else now) - now).total_seconds()
+    started = time.monotonic()
+    pause = 0.05
+    while True:
+        try:
+            async with uow_factory() as uow:
+                out = await record_answers(uow, decided, now)
+                await uow.commit()
+            return out
+        except Exception as e:
+            left = budget - (time.monotonic() - started)
+            if left <= pause:
+                raise
+            log.warning("could not record answers; retrying while the leases hold",
+                        extra={"error": repr(e), "left_s": round(left, 2)})
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, max_pause_s)
 
 
 async def record_answers(uow: UnitOfWork, decided: list[Decided],
