@@ -10,11 +10,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from vanta.application.bridged import broker_order, submit_to_broker
-from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.clock import Clock, utcnow
 from vanta.application.dispatch_loop import Begun, run_forever
 from vanta.application.dispatch_steps import (
     MAINTENANCE_RECHECK,
     OPEN_CHILD_STATES,
+    BatchOutcome,
     Decided,
     Endpoint,
     Prepared,
@@ -22,15 +23,17 @@ from vanta.application.dispatch_steps import (
     collect_answers,
     dead_letter,
     endpoint_of,
+    needs_order,
     next_state_of,
-    record_answers,
+    record_answers_while_leased,
     release_leases,
     report,
+    signed_at,
     signing_refs,
 )
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.observability import attempts_started
-from vanta.application.payloads import dispatch_body
+from vanta.application.payloads import OrderPart
 from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
 from vanta.application.ports.journal import NO_JOURNAL, Journal
@@ -45,7 +48,6 @@ from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
-from vanta.domain.webhook_signing import signature_headers
 
 log = logging.getLogger("vanta.dispatch")
 RowsOf = Callable[[UnitOfWork], Awaitable[Sequence[OutboxRecord]]]
@@ -68,15 +70,6 @@ class DispatchConfig:
     max_batches: int = 1
     # Record answers this often while a slow send is out (None: once, when all have ended).
     record_every_s: float | None = None
-
-
-@dataclass
-class BatchOutcome:
-    """What a batch could not settle: sends that raised (lost attempts once their lease
-    lapses) and rows deferred to the next batch (an endpoint was full)."""
-
-    failed: dict[int, Exception] = field(default_factory=dict)
-    deferred: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -211,7 +204,11 @@ class Dispatcher:
         if p.gateway is not None:
             assert p.broker_order is not None
             return await submit_to_broker(p.gateway, p.broker_order, p.price, self.metrics)
-        return await self.sender.send(p.url, p.headers, p.body)
+        if p.template is None:
+            return await self.sender.send(p.url, p.headers, p.body)
+        # signed as it leaves, once it holds a send slot: the timestamp is the send's own
+        headers, body = signed_at(p, self.clock())
+        return await self.sender.send(p.url, headers, body)
 
     async def _traced_send(self, p: Prepared) -> SendResult:
         """The attempt as a span of the order's trace; the follower gets its traceparent."""
@@ -293,8 +290,9 @@ class Dispatcher:
                 {"fo_id": fo_id, "attempt_no": n, "started_at": now, "status_code": None,
                  "latency_ms": 0, "response_excerpt": None, "error": None,
                  "outcome": "in_flight"} for fo_id, n in moved.items()])
+            # the order is read only for what has no stored body (redeliveries, brokers)
             orders = await uow.manager_orders.get_many_unscoped(
-                children[f].mo_id for f in moved)
+                children[f].mo_id for f in needs_order(to_send, followers, children, moved))
             await uow.commit()
         attempts_started(self.journal, children, moved, to_send)
         for rows in to_send.values():
@@ -304,8 +302,9 @@ class Dispatcher:
                     self._release_endpoints([admitted.pop(row.id, None)])
                     continue
                 child = children[fo_id]
-                p = self._prepare(child, followers[child.follower_id], orders[child.mo_id],
-                                  moved[fo_id], now, admitted.get(row.id))
+                p = self._prepare(child, followers[child.follower_id], orders.get(child.mo_id),
+                                  moved[fo_id], now, admitted.get(row.id),
+                                  row.payload.get("body"))
                 tp = row.payload.get("traceparent")
                 out.append((row, p if tp is None else replace(p, traceparent=tp)))
         return outbox_rows
@@ -366,19 +365,20 @@ class Dispatcher:
         return to_send
 
     def _prepare(self, child: ChildOrderRecord, follower: FollowerRecord,
-                 order: ManagerOrderRecord, attempt_no: int,
-                 now: datetime, endpoint: Endpoint | None) -> Prepared:
+                 order: ManagerOrderRecord | None, attempt_no: int, now: datetime,
+                 endpoint: Endpoint | None, stored: str | None) -> Prepared:
         if follower.bridged_brokers:
             if self.brokers is None:
                 raise RuntimeError("a bridged follower needs a broker registry")
+            assert order is not None  # read for every bridged child (needs_order)
             return Prepared("", {}, b"", attempt_no, now, self.brokers.for_follower(follower),
                             broker_order(child, order), order.ref_price, child=child)
-        keys = [self.secrets.get(ref) for ref in signing_refs(follower, now)]
-        body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
-                             attempt_no=attempt_no)
-        headers = signature_headers(keys, child.fo_id, int(now.timestamp()), body)
-        return Prepared(follower.webhook_url or "", headers, body, attempt_no, now,
-                        endpoint=endpoint, child=child)
+        keys = tuple(self.secrets.get(ref) for ref in signing_refs(follower, now))
+        if stored is None:  # its order was read (needs_order): rendered here, once
+            assert order is not None
+            stored = OrderPart(order).body(child, follower, child.vault_id).decode()
+        return Prepared(follower.webhook_url or "", {}, b"", attempt_no, now,
+                        endpoint=endpoint, child=child, template=stored.encode(), keys=keys)
 
     async def _finish_batch(self, answered: Sequence[tuple[OutboxRecord, Prepared, SendResult]]
                             ) -> None:
@@ -393,8 +393,6 @@ class Dispatcher:
             error = result.error or (None if next_state is ChildOrderState.ACK
                                      else f"HTTP {result.status}")
             decided.append((row, p, result, next_state, delay, error))
-        async with self.uow_factory() as uow:
-            settled, children = await record_answers(uow, decided, now)
-            await uow.commit()
+        settled, children = await record_answers_while_leased(self.uow_factory, decided, now)
         report(self.metrics, settled, children, now, self.journal)
         self.journal.flush()
