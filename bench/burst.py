@@ -153,8 +153,9 @@ async def run_prod(a: argparse.Namespace, tmp: Path, procs: Procs, http: Any,
         out.update(await measure(a, http, rcv, api, token, "p"))
         return []
 
+    # `orders` only sizes fanout's CPU-per-delivery note, which a burst does not use
     ns = argparse.Namespace(pg_admin_url=a.pg_admin_url, nats_url=a.nats_url,
-                            vanta_redis_db=None, concurrency=a.concurrency)
+                            vanta_redis_db=None, concurrency=a.concurrency, orders=0)
     res = await run_production(ns, a.followers, procs, tmp, rcv, hooks, cleanup,
                                a.dispatch_workers, drive=drive)
     return {**out, "note": res.note}
