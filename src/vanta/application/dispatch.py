@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from vanta.application.bridged import broker_order, submit_to_broker
+from vanta.application.bridged import broker_order
 from vanta.application.clock import Clock, iso, utcnow
 from vanta.application.dispatch_loop import Begun, run_forever
+from vanta.application.dispatch_send import send_one
 from vanta.application.dispatch_steps import (
     MAINTENANCE_RECHECK,
     OPEN_CHILD_STATES,
@@ -24,10 +25,12 @@ from vanta.application.dispatch_steps import (
     endpoint_of,
     next_state_of,
     record_answers,
+    record_patiently,
     release_leases,
     report,
     signing_refs,
 )
+from vanta.application.lease_keeper import LeaseKeeper
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.observability import attempts_started
 from vanta.application.payloads import dispatch_body
@@ -57,17 +60,21 @@ __all__ = ["BatchOutcome", "DispatchConfig", "Dispatcher", "Prepared", "endpoint
 class DispatchConfig:
     retry_schedule: Sequence[float] = (1.0, 5.0, 15.0, 60.0)
     jitter_fraction: float = 0.2
-    lease: timedelta = timedelta(seconds=30)
+    # Short: the holder renews it while it works on the row (``LeaseKeeper``), so a worker
+    # that dies frees its rows within one lease, however long a live worker's sends take.
+    lease: timedelta = timedelta(seconds=8)
     batch: int = 64
     concurrency: int = 32
     # Children sent to one endpoint (scheme, host, port) per batch: the sender's own limit,
     # so no child waits for an endpoint slot with its attempt's timeout already running.
     per_endpoint: int = 4
-    # Batches open at once: above 1, while a batch waits for a slow send another starts on
-    # the free slots, so a slow send holds its own slot, not the next batch (opt-in).
-    max_batches: int = 1
-    # Record answers this often while a slow send is out (None: once, when all have ended).
-    record_every_s: float | None = None
+    # Batches open at once: while a batch waits for a slow send, another starts on the free
+    # slots (taking no more rows than there are free slots), so a slow send holds its own
+    # slot, not the rows behind it.
+    max_batches: int = 16
+    # A batch whose sends all end within this is recorded once; one still waiting for a slow
+    # send records what has answered by then, and so on at this pace (None: once, at the end).
+    record_every_s: float | None = 0.2
 
 
 @dataclass
@@ -99,6 +106,10 @@ class Dispatcher:
         default=None, init=False, repr=False)
     _busy: int = field(default=0, init=False, repr=False)  # sends started and not ended
     _reserved: int = field(default=0, init=False, repr=False)  # slots of batches starting
+    keeper: LeaseKeeper = field(init=False, repr=False)  # renews what this process holds
+
+    def __post_init__(self) -> None:
+        self.keeper = LeaseKeeper(self.uow_factory, self.config.lease, self.clock)
 
     def free_slots(self) -> int:
         """Send slots neither sending nor promised to a batch being started."""
@@ -182,14 +193,15 @@ class Dispatcher:
             outcome.deferred = []
         if not prepared:
             return rows, outcome
+        # kept alive while the sends run, however long they take; dropped once recorded
+        self.keeper.lease, self.keeper.clock = self.config.lease, self.clock
+        self.keeper.hold((row.id, row.attempts) for row, _ in prepared)
         sem = self._send_slots()
 
         async def send(p: Prepared) -> SendResult:
             try:
                 async with sem:
-                    if p.traceparent is None:  # tracing off: nothing more to do
-                        return await self._send(p)
-                    return await self._traced_send(p)
+                    return await send_one(p, self.sender, self.metrics, self.tracer)
             finally:
                 self._busy -= 1
                 self._release_endpoints([p.endpoint])
@@ -201,29 +213,17 @@ class Dispatcher:
                 # a batch whose sends all end soon is recorded once; one that waits for a
                 # slow send records what has answered meanwhile, so it is not held back
                 done, pending = await asyncio.wait(pending, timeout=self.config.record_every_s)
-                await self._finish_batch(collect_answers(done, tasks, outcome.failed))
+                answered = collect_answers(done, tasks, outcome.failed)
+                # the database may be away a moment (a restart): the answers wait here, their
+                # leases kept, rather than being lost and their children sent again
+                await record_patiently(self._finish_batch, answered, self.config.lease)
+                self.keeper.drop(row.id for row, _, _ in answered)
         finally:
             for t in tasks:
                 t.cancel()  # only reached undone when this batch itself is cancelled
+            # what is left (a send that raised, a failed write) lapses and goes again
+            self.keeper.drop(row.id for row, _ in prepared)
         return rows, outcome
-
-    async def _send(self, p: Prepared) -> SendResult:
-        if p.gateway is not None:
-            assert p.broker_order is not None
-            return await submit_to_broker(p.gateway, p.broker_order, p.price, self.metrics)
-        return await self.sender.send(p.url, p.headers, p.body)
-
-    async def _traced_send(self, p: Prepared) -> SendResult:
-        """The attempt as a span of the order's trace; the follower gets its traceparent."""
-        child = p.child
-        attrs = {"fo_id": child.fo_id if child else None, "attempt": p.attempt_no,
-                 "follower_id": child.follower_id if child else None}
-        name = "broker.submit" if p.gateway is not None else "webhook.deliver"
-        with self.tracer.span(name, attrs, parent=p.traceparent):
-            tp = self.tracer.traceparent()
-            if tp is not None and p.gateway is None:
-                p = replace(p, headers={**p.headers, "traceparent": tp})
-            return await self._send(p)
 
     def _send_slots(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

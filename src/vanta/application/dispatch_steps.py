@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -34,6 +35,7 @@ OPEN_CHILD_STATES = (ChildOrderState.PENDING.value, ChildOrderState.SENT.value,
                      ChildOrderState.RETRY.value)
 MAINTENANCE_RECHECK = timedelta(seconds=1)
 Row = dict[str, Any]
+_Answered = Sequence[tuple[OutboxRecord, "Prepared", SendResult]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,3 +276,24 @@ def report(metrics: Metrics, settled: Sequence[Decided],
         log.info("delivery batch", extra={"attempts": len(settled), "outcomes": outcomes,
                                           "mo_ids": sorted({children[_fo_id(d[0])].mo_id
                                                             for d in settled})})
+
+
+async def record_patiently(record: Callable[[_Answered], Awaitable[None]], answered: _Answered,
+                           within: timedelta) -> None:
+    """``record(answered)``, tried again while it fails for up to ``within`` (the lease: past
+    it the rows may have gone to another worker), then the error is raised."""
+    if not answered:
+        return
+    deadline = time.monotonic() + within.total_seconds()
+    pause = 0.2
+    while True:
+        try:
+            await record(answered)
+            return
+        except Exception:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("could not record answers; trying again",
+                        extra={"answers": len(answered), "in_s": pause})
+        await asyncio.sleep(pause)
+        pause = min(2.0, pause * 2)
