@@ -110,3 +110,74 @@ async def test_a_slow_send_keeps_its_row_until_its_answer_is_recorded(world: Wor
     assert states == {"ack"}
     assert world.dispatcher.keeper.held() == {}  # recorded: nothing left to renew
     assert len(held.sent) == 2
+
+
+class FlakyDb:
+    """The world's unit of work, failing ``failures`` times at commit (a database restart)."""
+
+    def __init__(self, inner: object, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    def __call__(self, readonly: bool = False) -> object:
+        uow = self.inner(readonly)  # type: ignore[operator]
+        flaky = self
+        commit = uow.commit
+
+        async def failing_commit() -> None:
+            if flaky.failures > 0:
+                flaky.failures -= 1
+                raise ConnectionError("the database is restarting")
+            await commit()
+        uow.commit = failing_commit
+        return uow
+
+
+async def test_answers_wait_out_a_short_database_outage_instead_of_being_sent_again(
+        world: World) -> None:
+    for _ in range(3):
+        await world.follower()
+    sub = await world.submit()
+    assert sub.expansion is not None
+    held = HangingSender()
+    world.dispatcher.sender = held
+    first = asyncio.create_task(world.dispatcher.run_once())
+    for _ in range(200):
+        if len(held.sent) == 3:
+            break
+        await asyncio.sleep(0.005)
+    world.dispatcher.uow_factory = FlakyDb(world.db.uow, failures=2)  # type: ignore[assignment]
+    held.release.set()
+    assert await asyncio.wait_for(first, 5) == 3
+    states = {(await world.child(c.fo_id)).state for c in sub.expansion.children}
+    assert states == {"ack"}  # recorded once the database answered again: nothing re-sent
+    world.clock.advance(60)
+    world.dispatcher.uow_factory = world.db.uow
+    assert await world.dispatcher.run_once() == 0
+    assert len(held.sent) == 3
+
+
+async def test_a_row_this_process_still_sends_is_not_sent_again_by_its_next_batch(
+        world: World) -> None:
+    for _ in range(2):
+        await world.follower()
+    sub = await world.submit()
+    assert sub.expansion is not None
+    world.dispatcher.config.lease = LEASE
+    held = HangingSender()
+    world.dispatcher.sender = held
+    world.dispatcher.keeper.every_s = 3600  # its heartbeat comes far too late
+    first = asyncio.create_task(world.dispatcher.run_once())
+    for _ in range(200):
+        if len(held.sent) == 2:
+            break
+        await asyncio.sleep(0.005)
+    world.clock.advance(LEASE.total_seconds() + 1)  # lapsed: the next claim leases them again
+    assert await world.dispatcher.run_once() == 0  # ...but they stay with the first batch
+    assert len(held.sent) == 2
+    before = world.dispatcher.keeper.held()
+    assert await world.dispatcher.keeper.renew_once() == sorted(before)  # the new numbers
+    held.release.set()
+    assert await first == 2
+    assert {(await world.child(c.fo_id)).state for c in sub.expansion.children} == {"ack"}
+    assert len(held.sent) == 2

@@ -130,8 +130,8 @@ class Dispatcher:
                        limit: int | None = None, reserved: int = 0) -> int:
         """Deliver what is due now; the outbox rows handled. ``begun``: see Begun."""
         async def claim(uow: UnitOfWork) -> Sequence[OutboxRecord]:
-            return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(),
-                                              limit or self.config.batch, self.config.lease)
+            return self.keeper.not_held(await uow.outbox.claim_due(
+                DISPATCH_TOPIC, self.clock(), limit or self.config.batch, self.config.lease))
         try:
             # claimed in the transaction that starts the attempts: one transaction fewer
             rows, res = await self._deliver(claim, reserved, hand_back=True, begun=begun)
@@ -149,13 +149,11 @@ class Dispatcher:
 
     async def deliver_leased(self, leases: Sequence[OutboxLease], lease: timedelta,
                              reserved: int = 0) -> tuple[list[OutboxRecord], BatchOutcome]:
-        """Deliver the rows known by the leases their bus messages name: the transaction
-        that starts the attempts first renews the leases that are still live
-        (``OutboxRepository.take_many``), so taking a batch costs no transaction of its own.
-        Returns the rows taken (the others were stale), with their new expiry, and the
-        outcome."""
+        """Deliver the rows the leases of bus messages name: the transaction that starts
+        the attempts first renews those still live (``take_many``). Returns the rows taken
+        (the others were stale), with their new expiry, and the outcome."""
         async def take(uow: UnitOfWork) -> Sequence[OutboxRecord]:
-            return await uow.outbox.take_many(leases, self.clock(), lease)
+            return self.keeper.not_held(await uow.outbox.take_many(leases, self.clock(), lease))
         return await self._deliver(take, reserved)
 
     async def _deliver(self, rows_of: RowsOf, reserved: int = 0, *, hand_back: bool = False,

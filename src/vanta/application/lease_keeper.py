@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.records_orders import OutboxRecord
 from vanta.application.ports.uow import UowFactory
 
 log = logging.getLogger("vanta.leases")
@@ -38,24 +39,35 @@ class LeaseKeeper:
     every_s: float | None = None
     renewals: int = 0  # heartbeats that reached the database
     gone: int = 0  # leases found gone while held (settled meanwhile, lapsed or taken over)
-    _held: dict[int, int] = field(default_factory=dict, init=False, repr=False)
+    # row id -> the lease numbers it may be under (two, briefly, while a lease taken again
+    # by this process is being committed or rolled back): whichever the database has wins
+    _held: dict[int, set[int]] = field(default_factory=dict, init=False, repr=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     @property
     def interval_s(self) -> float:
         return self.every_s or max(0.05, self.lease.total_seconds() / 4)
 
-    def held(self) -> dict[int, int]:
-        """Row id -> lease number of what is held now."""
-        return dict(self._held)
+    def held(self) -> dict[int, set[int]]:
+        """Row id -> lease numbers of what is held now."""
+        return {i: set(ns) for i, ns in self._held.items()}
 
     def hold(self, leases: Iterable[tuple[int, int]]) -> None:
         """Keep these (row id, lease number) leases alive until dropped."""
-        self._held.update(leases)
+        for i, n in leases:
+            self._held.setdefault(i, set()).add(n)
         loop = asyncio.get_running_loop()
         if self._held and (self._task is None or self._task.done()
                            or self._task.get_loop() is not loop):
             self._task = loop.create_task(self._beat())
+
+    def not_held(self, rows: Sequence[OutboxRecord]) -> list[OutboxRecord]:
+        """``rows`` minus those this process is already working on: one whose heartbeat came
+        too late and which was leased again here stays with the batch sending it, kept
+        alive under its new lease number, instead of being sent a second time."""
+        ours = [r for r in rows if r.id in self._held]
+        self.hold((r.id, r.attempts) for r in ours)
+        return [r for r in rows if r.id not in self._held]
 
     def drop(self, row_ids: Iterable[int]) -> None:
         """Stop renewing these rows (settled, handed back, or given up)."""
@@ -65,20 +77,22 @@ class LeaseKeeper:
     async def renew_once(self) -> list[int]:
         """One heartbeat: renew every held lease; those the database no longer has under
         their number are forgotten. The ids renewed."""
-        wanted = dict(self._held)
+        snapshot = self.held()
+        wanted = sorted((i, n) for i, ns in snapshot.items() for n in ns)
         if not wanted:
             return []
         async with self.uow_factory() as uow:
-            renewed = await uow.outbox.renew_many(sorted(wanted.items()), self.clock(),
-                                                  self.lease)
+            renewed = await uow.outbox.renew_many(wanted, self.clock(), self.lease)
             await uow.commit()
         self.renewals += 1
-        gone = set(wanted) - set(renewed)
-        for i in gone:  # finished meanwhile, or lost: nothing left to renew either way
-            if self._held.get(i) == wanted[i]:
+        alive = set(renewed)
+        for i in set(snapshot) - alive:
+            # under none of its numbers: settled meanwhile, or lost; nothing left to renew
+            # (unless it was held again, under another number, while this beat ran)
+            if self._held.get(i) == snapshot[i]:
                 del self._held[i]
-        self.gone += len(gone)
-        return renewed
+                self.gone += 1
+        return sorted(alive)
 
     async def _beat(self) -> None:
         while self._held:
