@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from vanta.application.bridged import broker_order
 from vanta.application.clock import Clock, iso, utcnow
 from vanta.application.dispatch_loop import Begun, run_forever
-from vanta.application.dispatch_send import send_one
+from vanta.application.dispatch_send import answer_groups, send_one
 from vanta.application.dispatch_steps import (
     MAINTENANCE_RECHECK,
     OPEN_CHILD_STATES,
@@ -72,8 +72,8 @@ class DispatchConfig:
     # slots (taking no more rows than there are free slots), so a slow send holds its own
     # slot, not the rows behind it.
     max_batches: int = 16
-    # A batch whose sends all end within this is recorded once; one still waiting for a slow
-    # send records what has answered by then, and so on at this pace (None: once, at the end).
+    # While a batch waits for slow sends, what has answered is recorded once no answer came
+    # for this long (see ``answer_groups``); None: once, when every send has ended.
     record_every_s: float | None = 0.2
 
 
@@ -206,11 +206,9 @@ class Dispatcher:
 
         tasks = {asyncio.ensure_future(send(p)): (row, p) for row, p in prepared}
         try:
-            pending = set(tasks)
-            while pending:
-                # a batch whose sends all end soon is recorded once; one that waits for a
-                # slow send records what has answered meanwhile, so it is not held back
-                done, pending = await asyncio.wait(pending, timeout=self.config.record_every_s)
+            # a batch whose sends end close together is recorded once; one that waits for a
+            # slow send records what has answered meanwhile, so it is not held back
+            async for done in answer_groups(tasks, self.config.record_every_s):
                 answered = collect_answers(done, tasks, outcome.failed)
                 # the database may be away a moment (a restart): the answers wait here, their
                 # leases kept, rather than being lost and their children sent again

@@ -1,7 +1,11 @@
-"""One attempt on the wire: a signed webhook POST, or an order to the follower's broker."""
+"""One attempt on the wire (a signed webhook POST, or an order to the follower's broker), and
+the grouping of a batch's answers for recording."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
 
 from vanta.application.bridged import submit_to_broker
@@ -33,3 +37,42 @@ async def send_one(p: Prepared, sender: WebhookSender, metrics: Metrics,
         if tp is not None and p.gateway is None:
             p = replace(p, headers={**p.headers, "traceparent": tp})
         return await _send(p, sender, metrics)
+
+
+
+async def answer_groups(tasks: Iterable[asyncio.Task[SendResult]], quiet_s: float | None
+                        ) -> AsyncIterator[list[asyncio.Task[SendResult]]]:
+    """The finished sends of a batch, in groups to record together: all of them at once if
+    they end close together; while some are still out, what has ended once no other answer
+    came for ``quiet_s`` (the rest are slow: they must not hold back the recording, and so
+    the retry timing, of the others), and at least every ``4 * quiet_s`` while answers keep
+    trickling in. ``quiet_s=None``: one group, when every send has ended."""
+    ended: list[asyncio.Task[SendResult]] = []
+    news = asyncio.Event()
+
+    def on_end(t: asyncio.Task[SendResult]) -> None:
+        ended.append(t)
+        news.set()
+    left = 0
+    for t in tasks:
+        t.add_done_callback(on_end)
+        left += 1
+    loop = asyncio.get_running_loop()
+    group: list[asyncio.Task[SendResult]] = []
+    since = loop.time()
+    while left:
+        if not ended:
+            news.clear()
+            # a wake-up lost to the timeout loses nothing: the answers are in ``ended``
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), quiet_s)
+        quiet = not ended
+        group += ended
+        left -= len(ended)
+        ended.clear()
+        if not group:
+            continue
+        if left and not quiet and (quiet_s is None or loop.time() - since < 4 * quiet_s):
+            continue
+        yield group
+        group, since = [], loop.time()
