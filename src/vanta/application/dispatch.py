@@ -10,12 +10,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from vanta.application.bridged import broker_order
-from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.clock import Clock, utcnow
 from vanta.application.dispatch_loop import Begun, run_forever
 from vanta.application.dispatch_send import answer_groups, send_one
 from vanta.application.dispatch_steps import (
     MAINTENANCE_RECHECK,
     OPEN_CHILD_STATES,
+    BatchOutcome,
     Decided,
     Endpoint,
     Prepared,
@@ -23,6 +24,7 @@ from vanta.application.dispatch_steps import (
     collect_answers,
     dead_letter,
     endpoint_of,
+    needs_order,
     next_state_of,
     record_answers,
     record_patiently,
@@ -33,7 +35,7 @@ from vanta.application.dispatch_steps import (
 from vanta.application.lease_keeper import LeaseKeeper
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.observability import attempts_started
-from vanta.application.payloads import dispatch_body
+from vanta.application.payloads import OrderPart
 from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
 from vanta.application.ports.journal import NO_JOURNAL, Journal
@@ -48,7 +50,6 @@ from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
-from vanta.domain.webhook_signing import signature_headers
 
 log = logging.getLogger("vanta.dispatch")
 RowsOf = Callable[[UnitOfWork], Awaitable[Sequence[OutboxRecord]]]
@@ -75,15 +76,6 @@ class DispatchConfig:
     # While a batch waits for slow sends, what has answered is recorded once no answer came
     # for this long (see ``answer_groups``); None: once, when every send has ended.
     record_every_s: float | None = 0.2
-
-
-@dataclass
-class BatchOutcome:
-    """What a batch could not settle: sends that raised (lost attempts once their lease
-    lapses) and rows deferred to the next batch (an endpoint was full)."""
-
-    failed: dict[int, Exception] = field(default_factory=dict)
-    deferred: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -199,7 +191,8 @@ class Dispatcher:
         async def send(p: Prepared) -> SendResult:
             try:
                 async with sem:
-                    return await send_one(p, self.sender, self.metrics, self.tracer)
+                    return await send_one(p, self.sender, self.metrics, self.tracer,
+                                          self.clock)
             finally:
                 self._busy -= 1
                 self._release_endpoints([p.endpoint])
@@ -289,8 +282,9 @@ class Dispatcher:
                 {"fo_id": fo_id, "attempt_no": n, "started_at": now, "status_code": None,
                  "latency_ms": 0, "response_excerpt": None, "error": None,
                  "outcome": "in_flight"} for fo_id, n in moved.items()])
+            # the order is read only for what has no stored body (redeliveries, brokers)
             orders = await uow.manager_orders.get_many_unscoped(
-                children[f].mo_id for f in moved)
+                children[f].mo_id for f in needs_order(to_send, followers, children, moved))
             await uow.commit()
         attempts_started(self.journal, children, moved, to_send)
         for rows in to_send.values():
@@ -300,8 +294,9 @@ class Dispatcher:
                     self._release_endpoints([admitted.pop(row.id, None)])
                     continue
                 child = children[fo_id]
-                p = self._prepare(child, followers[child.follower_id], orders[child.mo_id],
-                                  moved[fo_id], now, admitted.get(row.id))
+                p = self._prepare(child, followers[child.follower_id], orders.get(child.mo_id),
+                                  moved[fo_id], now, admitted.get(row.id),
+                                  row.payload.get("body"))
                 tp = row.payload.get("traceparent")
                 out.append((row, p if tp is None else replace(p, traceparent=tp)))
         return outbox_rows
@@ -362,19 +357,20 @@ class Dispatcher:
         return to_send
 
     def _prepare(self, child: ChildOrderRecord, follower: FollowerRecord,
-                 order: ManagerOrderRecord, attempt_no: int,
-                 now: datetime, endpoint: Endpoint | None) -> Prepared:
+                 order: ManagerOrderRecord | None, attempt_no: int, now: datetime,
+                 endpoint: Endpoint | None, stored: str | None) -> Prepared:
         if follower.bridged_brokers:
             if self.brokers is None:
                 raise RuntimeError("a bridged follower needs a broker registry")
+            assert order is not None  # read for every bridged child (needs_order)
             return Prepared("", {}, b"", attempt_no, now, self.brokers.for_follower(follower),
                             broker_order(child, order), order.ref_price, child=child)
-        keys = [self.secrets.get(ref) for ref in signing_refs(follower, now)]
-        body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
-                             attempt_no=attempt_no)
-        headers = signature_headers(keys, child.fo_id, int(now.timestamp()), body)
-        return Prepared(follower.webhook_url or "", headers, body, attempt_no, now,
-                        endpoint=endpoint, child=child)
+        keys = tuple(self.secrets.get(ref) for ref in signing_refs(follower, now))
+        if stored is None:  # its order was read (needs_order): rendered here, once
+            assert order is not None
+            stored = OrderPart(order).body(child, follower, child.vault_id).decode()
+        return Prepared(follower.webhook_url or "", {}, b"", attempt_no, now,
+                        endpoint=endpoint, child=child, template=stored.encode(), keys=keys)
 
     async def _finish_batch(self, answered: Sequence[tuple[OutboxRecord, Prepared, SendResult]]
                             ) -> None:

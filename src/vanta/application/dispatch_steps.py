@@ -8,17 +8,19 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 from vanta.application.alerts import alert_row, raise_alert
+from vanta.application.clock import iso
 from vanta.application.observability import attempt_settled, child_moved
+from vanta.application.payloads import attempt_body
 from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
-from vanta.application.ports.delivery import OutboxLease, SendResult
+from vanta.application.ports.delivery import ChildMove, OutboxLease, SendResult
 from vanta.application.ports.journal import NO_JOURNAL, Journal
 from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
@@ -28,6 +30,7 @@ from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.alerts import AlertKind
 from vanta.domain.delivery import Outcome, classify, parse_retry_after, retry_delay
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
+from vanta.domain.webhook_signing import signature_headers
 
 log = logging.getLogger("vanta.dispatch")
 Endpoint = tuple[str, str, int | None]  # scheme, host, port
@@ -55,6 +58,43 @@ class Prepared:
     # (ids, tenant, creation time), so recording it reads nothing again.
     child: ChildOrderRecord | None = None
     traceparent: str | None = None  # the order's trace, when tracing is on
+    # A webhook whose body and signature are made at send time, so the timestamp is fresh:
+    # the child's stored body (see ``payloads.attempt_body``) and the signing keys.
+    template: bytes | None = None
+    keys: tuple[bytes, ...] = ()
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch could not settle: sends that raised (lost attempts once their lease
+    lapses) and rows deferred to the next batch (an endpoint was full)."""
+
+    failed: dict[int, Exception] = field(default_factory=dict)
+    deferred: list[int] = field(default_factory=list)
+
+
+def signed_at(p: Prepared, now: datetime) -> tuple[dict[str, str], bytes]:
+    """A webhook attempt's headers and body as sent at ``now``: the stored body with the
+    attempt's fields, signed with the send's own timestamp."""
+    assert p.template is not None and p.child is not None
+    body = attempt_body(p.template, ts=iso(now), attempt_no=p.attempt_no,
+                        last_error=p.child.last_error)
+    headers = signature_headers(p.keys, p.child.fo_id, int(now.timestamp()), body)
+    return {**headers, **p.headers}, body
+
+
+def needs_order(to_send: Mapping[str, list[OutboxRecord]],
+                followers: Mapping[str, FollowerRecord],
+                children: Mapping[str, ChildOrderRecord],
+                moved: Mapping[str, int]) -> Iterator[str]:
+    """The children starting an attempt whose manager order must be read: those whose
+    outbox row has no stored body, and every bridged one (its broker order)."""
+    for rows in to_send.values():
+        for row in rows:
+            fo_id = row.payload["fo_id"]
+            if fo_id in moved and ("body" not in row.payload
+                                   or followers[children[fo_id].follower_id].bridged_brokers):
+                yield fo_id
 
 
 # One answered attempt with what it decided: the outbox row, the attempt, the answer, the
@@ -151,8 +191,8 @@ async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
 
 async def record_answers(uow: UnitOfWork, decided: list[Decided],
                          now: datetime) -> tuple[list[Decided], dict[str, ChildOrderRecord]]:
-    """Write a batch's answers: attempt rows, child states (one compare-and-set per group of
-    children sharing every new value), endpoint disables, outbox rows, audit events and
+    """Write a batch's answers: attempt rows, child states (one compare-and-set for the
+    batch, each child to its own state), endpoint disables, outbox rows, audit events and
     finished orders. Returns the answers that moved their child, with those children."""
     fo = _fo_id
     await uow.attempts.settle_many([
@@ -160,18 +200,11 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
          "status_code": r.status, "latency_ms": r.latency_ms,
          "response_excerpt": r.response_excerpt, "error": r.error, "outcome": state.value}
         for row, p, r, state, _, _ in decided])
-    groups: dict[tuple[Any, ...], list[str]] = {}
-    for row, _, r, state, _, error in decided:
-        groups.setdefault((state, error, r.broker_ref), []).append(fo(row))
-    moved: set[str] = set()
-    for (state, error, broker_ref), ids in groups.items():
-        extra: dict[str, Any] = {"dead_lettered_at": now} \
-            if state is ChildOrderState.DLQ else {}
-        if broker_ref is not None:
-            extra["broker_order_ref"] = broker_ref
-        moved.update(await uow.child_orders.update_many(
-            ids, expect_state=ChildOrderState.SENT.value, state=state.value,
-            last_error=error, updated_at=now, **extra))
+    moved = await uow.child_orders.move_many(
+        [ChildMove(fo(row), state.value, error, r.broker_ref,
+                   now if state is ChildOrderState.DLQ else None)
+         for row, _, r, state, _, error in decided],
+        expect_state=ChildOrderState.SENT.value, updated_at=now)
     # A child someone else already settled keeps its attempt row and nothing more.
     settled = [d for d in decided if fo(d[0]) in moved]
     children: dict[str, ChildOrderRecord] = {}
