@@ -410,6 +410,7 @@ def test_a_sigkilled_dispatch_worker_s_rows_resume_within_10_s(
         relay = _start_relay(procs, env)
         victim = _start_consumer(procs, "dispatch-killed", env, 8)
         survivor = _start_consumer(procs, "dispatch", env, 8)
+        time.sleep(4)  # both pulling before the order's messages exist, so both get some
 
         r = _order(api, "AAPL", 7)
         assert r.status_code == 201, r.text
@@ -432,6 +433,8 @@ def test_a_sigkilled_dispatch_worker_s_rows_resume_within_10_s(
             "followers": n, "arrivals_at_kill": at_kill, "resent": len(resent),
             "last_arrival_after_kill_s": round(last - killed_at, 2),
             "requests": totals["requests"], "duplicate_2xx": totals["duplicate_2xx"]})
+        if not resent:  # the victim had sent nothing unrecorded: no handover to time
+            pytest.skip("the kill came while the victim held no sent child; nothing to time")
         # the survivor alone delivers the rest in a second or two; what the victim held
         # is what arrives last
         assert last - killed_at <= 10.0, (last - killed_at, resent)
