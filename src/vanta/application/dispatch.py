@@ -26,8 +26,7 @@ from vanta.application.dispatch_steps import (
     endpoint_of,
     needs_order,
     next_state_of,
-    record_answers,
-    record_patiently,
+    record_answers_while_leased,
     release_leases,
     report,
     signing_refs,
@@ -203,9 +202,7 @@ class Dispatcher:
             # slow send records what has answered meanwhile, so it is not held back
             async for done in answer_groups(tasks, self.config.record_every_s):
                 answered = collect_answers(done, tasks, outcome.failed)
-                # the database may be away a moment (a restart): the answers wait here, their
-                # leases kept, rather than being lost and their children sent again
-                await record_patiently(self._finish_batch, answered, self.config.lease)
+                await self._finish_batch(answered)
                 self.keeper.drop(row.id for row, _, _ in answered)
         finally:
             for t in tasks:
@@ -385,8 +382,6 @@ class Dispatcher:
             error = result.error or (None if next_state is ChildOrderState.ACK
                                      else f"HTTP {result.status}")
             decided.append((row, p, result, next_state, delay, error))
-        async with self.uow_factory() as uow:
-            settled, children = await record_answers(uow, decided, now)
-            await uow.commit()
+        settled, children = await record_answers_while_leased(self.uow_factory, decided, now)
         report(self.metrics, settled, children, now, self.journal)
         self.journal.flush()

@@ -8,7 +8,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -38,7 +38,6 @@ OPEN_CHILD_STATES = (ChildOrderState.PENDING.value, ChildOrderState.SENT.value,
                      ChildOrderState.RETRY.value)
 MAINTENANCE_RECHECK = timedelta(seconds=1)
 Row = dict[str, Any]
-_Answered = Sequence[tuple[OutboxRecord, "Prepared", SendResult]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +188,37 @@ async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
         await uow.manager_orders.set_state(mo_id, ManagerOrderState.COMPLETED.value)
 
 
+async def record_answers_while_leased(uow_factory: UowFactory, decided: list[Decided],
+                                      now: datetime, *, max_pause_s: float = 1.0
+                                      ) -> tuple[list[Decided], dict[str, ChildOrderRecord]]:
+    """:func:`record_answers` in its own transaction, retried while the database is away
+    (a primary failing over) for as long as this worker still holds the rows' leases.
+
+    The sends have happened: giving up at once would leave the children ``sent`` until
+    their leases lapse and send them a second time. While the lease holds no other worker
+    sends them, so recording late is still recording once. A retry after a commit whose
+    answer was lost finds the children settled (the update expects ``sent``) and writes
+    nothing twice."""
+    leases = [d[0].locked_until for d in decided if d[0].locked_until is not None]
+    budget = ((min(leases) if leases else now) - now).total_seconds()
+    started = time.monotonic()
+    pause = 0.05
+    while True:
+        try:
+            async with uow_factory() as uow:
+                out = await record_answers(uow, decided, now)
+                await uow.commit()
+            return out
+        except Exception as e:
+            left = budget - (time.monotonic() - started)
+            if left <= pause:
+                raise
+            log.warning("could not record answers; retrying while the leases hold",
+                        extra={"error": repr(e), "left_s": round(left, 2)})
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, max_pause_s)
+
+
 async def record_answers(uow: UnitOfWork, decided: list[Decided],
                          now: datetime) -> tuple[list[Decided], dict[str, ChildOrderRecord]]:
     """Write a batch's answers: attempt rows, child states (one compare-and-set for the
@@ -310,23 +340,3 @@ def report(metrics: Metrics, settled: Sequence[Decided],
                                           "mo_ids": sorted({children[_fo_id(d[0])].mo_id
                                                             for d in settled})})
 
-
-async def record_patiently(record: Callable[[_Answered], Awaitable[None]], answered: _Answered,
-                           within: timedelta) -> None:
-    """``record(answered)``, tried again while it fails for up to ``within`` (the lease: past
-    it the rows may have gone to another worker), then the error is raised."""
-    if not answered:
-        return
-    deadline = time.monotonic() + within.total_seconds()
-    pause = 0.2
-    while True:
-        try:
-            await record(answered)
-            return
-        except Exception:
-            if time.monotonic() + pause > deadline:
-                raise
-            log.warning("could not record answers; trying again",
-                        extra={"answers": len(answered), "in_s": pause})
-        await asyncio.sleep(pause)
-        pause = min(2.0, pause * 2)
