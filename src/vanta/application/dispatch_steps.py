@@ -339,4 +339,3 @@ def report(metrics: Metrics, settled: Sequence[Decided],
         log.info("delivery batch", extra={"attempts": len(settled), "outcomes": outcomes,
                                           "mo_ids": sorted({children[_fo_id(d[0])].mo_id
                                                             for d in settled})})
-
