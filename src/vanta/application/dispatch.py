@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from vanta.application.bridged import broker_order, submit_to_broker
+from vanta.application.bridged import broker_order
 from vanta.application.clock import Clock, utcnow
 from vanta.application.dispatch_loop import Begun, run_forever
+from vanta.application.dispatch_send import answer_groups, send_one
 from vanta.application.dispatch_steps import (
     MAINTENANCE_RECHECK,
     OPEN_CHILD_STATES,
@@ -28,9 +29,9 @@ from vanta.application.dispatch_steps import (
     record_answers_while_leased,
     release_leases,
     report,
-    signed_at,
     signing_refs,
 )
+from vanta.application.lease_keeper import LeaseKeeper
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.observability import attempts_started
 from vanta.application.payloads import OrderPart
@@ -59,17 +60,21 @@ __all__ = ["BatchOutcome", "DispatchConfig", "Dispatcher", "Prepared", "endpoint
 class DispatchConfig:
     retry_schedule: Sequence[float] = (1.0, 5.0, 15.0, 60.0)
     jitter_fraction: float = 0.2
-    lease: timedelta = timedelta(seconds=30)
+    # Short: the holder renews it while it works on the row (``LeaseKeeper``), so a worker
+    # that dies frees its rows within one lease, however long a live worker's sends take.
+    lease: timedelta = timedelta(seconds=8)
     batch: int = 64
     concurrency: int = 32
     # Children sent to one endpoint (scheme, host, port) per batch: the sender's own limit,
     # so no child waits for an endpoint slot with its attempt's timeout already running.
     per_endpoint: int = 4
-    # Batches open at once: above 1, while a batch waits for a slow send another starts on
-    # the free slots, so a slow send holds its own slot, not the next batch (opt-in).
-    max_batches: int = 1
-    # Record answers this often while a slow send is out (None: once, when all have ended).
-    record_every_s: float | None = None
+    # Batches open at once: while a batch waits for a slow send, another starts on the free
+    # slots (taking no more rows than there are free slots), so a slow send holds its own
+    # slot, not the rows behind it.
+    max_batches: int = 16
+    # While a batch waits for slow sends, what has answered is recorded once no answer came
+    # for this long (see ``answer_groups``); None: once, when every send has ended.
+    record_every_s: float | None = 0.2
 
 
 @dataclass
@@ -92,6 +97,10 @@ class Dispatcher:
         default=None, init=False, repr=False)
     _busy: int = field(default=0, init=False, repr=False)  # sends started and not ended
     _reserved: int = field(default=0, init=False, repr=False)  # slots of batches starting
+    keeper: LeaseKeeper = field(init=False, repr=False)  # renews what this process holds
+
+    def __post_init__(self) -> None:
+        self.keeper = LeaseKeeper(self.uow_factory, self.config.lease, self.clock)
 
     def free_slots(self) -> int:
         """Send slots neither sending nor promised to a batch being started."""
@@ -112,8 +121,8 @@ class Dispatcher:
                        limit: int | None = None, reserved: int = 0) -> int:
         """Deliver what is due now; the outbox rows handled. ``begun``: see Begun."""
         async def claim(uow: UnitOfWork) -> Sequence[OutboxRecord]:
-            return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(),
-                                              limit or self.config.batch, self.config.lease)
+            return self.keeper.not_held(await uow.outbox.claim_due(
+                DISPATCH_TOPIC, self.clock(), limit or self.config.batch, self.config.lease))
         try:
             # claimed in the transaction that starts the attempts: one transaction fewer
             rows, res = await self._deliver(claim, reserved, hand_back=True, begun=begun)
@@ -131,13 +140,11 @@ class Dispatcher:
 
     async def deliver_leased(self, leases: Sequence[OutboxLease], lease: timedelta,
                              reserved: int = 0) -> tuple[list[OutboxRecord], BatchOutcome]:
-        """Deliver the rows known by the leases their bus messages name: the transaction
-        that starts the attempts first renews the leases that are still live
-        (``OutboxRepository.take_many``), so taking a batch costs no transaction of its own.
-        Returns the rows taken (the others were stale), with their new expiry, and the
-        outcome."""
+        """Deliver the rows the leases of bus messages name: the transaction that starts
+        the attempts first renews those still live (``take_many``). Returns the rows taken
+        (the others were stale), with their new expiry, and the outcome."""
         async def take(uow: UnitOfWork) -> Sequence[OutboxRecord]:
-            return await uow.outbox.take_many(leases, self.clock(), lease)
+            return self.keeper.not_held(await uow.outbox.take_many(leases, self.clock(), lease))
         return await self._deliver(take, reserved)
 
     async def _deliver(self, rows_of: RowsOf, reserved: int = 0, *, hand_back: bool = False,
@@ -175,52 +182,34 @@ class Dispatcher:
             outcome.deferred = []
         if not prepared:
             return rows, outcome
+        # kept alive while the sends run, however long they take; dropped once recorded
+        self.keeper.lease, self.keeper.clock = self.config.lease, self.clock
+        self.keeper.hold((row.id, row.attempts) for row, _ in prepared)
         sem = self._send_slots()
 
         async def send(p: Prepared) -> SendResult:
             try:
                 async with sem:
-                    if p.traceparent is None:  # tracing off: nothing more to do
-                        return await self._send(p)
-                    return await self._traced_send(p)
+                    return await send_one(p, self.sender, self.metrics, self.tracer,
+                                          self.clock)
             finally:
                 self._busy -= 1
                 self._release_endpoints([p.endpoint])
 
         tasks = {asyncio.ensure_future(send(p)): (row, p) for row, p in prepared}
         try:
-            pending = set(tasks)
-            while pending:
-                # a batch whose sends all end soon is recorded once; one that waits for a
-                # slow send records what has answered meanwhile, so it is not held back
-                done, pending = await asyncio.wait(pending, timeout=self.config.record_every_s)
-                await self._finish_batch(collect_answers(done, tasks, outcome.failed))
+            # a batch whose sends end close together is recorded once; one that waits for a
+            # slow send records what has answered meanwhile, so it is not held back
+            async for done in answer_groups(tasks, self.config.record_every_s):
+                answered = collect_answers(done, tasks, outcome.failed)
+                await self._finish_batch(answered)
+                self.keeper.drop(row.id for row, _, _ in answered)
         finally:
             for t in tasks:
                 t.cancel()  # only reached undone when this batch itself is cancelled
+            # what is left (a send that raised, a failed write) lapses and goes again
+            self.keeper.drop(row.id for row, _ in prepared)
         return rows, outcome
-
-    async def _send(self, p: Prepared) -> SendResult:
-        if p.gateway is not None:
-            assert p.broker_order is not None
-            return await submit_to_broker(p.gateway, p.broker_order, p.price, self.metrics)
-        if p.template is None:
-            return await self.sender.send(p.url, p.headers, p.body)
-        # signed as it leaves, once it holds a send slot: the timestamp is the send's own
-        headers, body = signed_at(p, self.clock())
-        return await self.sender.send(p.url, headers, body)
-
-    async def _traced_send(self, p: Prepared) -> SendResult:
-        """The attempt as a span of the order's trace; the follower gets its traceparent."""
-        child = p.child
-        attrs = {"fo_id": child.fo_id if child else None, "attempt": p.attempt_no,
-                 "follower_id": child.follower_id if child else None}
-        name = "broker.submit" if p.gateway is not None else "webhook.deliver"
-        with self.tracer.span(name, attrs, parent=p.traceparent):
-            tp = self.tracer.traceparent()
-            if tp is not None and p.gateway is None:
-                p = replace(p, headers={**p.headers, "traceparent": tp})
-            return await self._send(p)
 
     def _send_slots(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

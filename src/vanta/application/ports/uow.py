@@ -196,11 +196,19 @@ class OutboxRepo(Protocol):
 
     async def take_many(self, leases: Sequence[OutboxLease], now: datetime,
                         lease: timedelta) -> builtins.list[OutboxRecord]:
-        """Renew the lease of each row that is still open, still leased and still on the
-        lease its message names; the rows renewed. A lease is named by its number and, when
-        the message carries it, its expiry at publication: renewing moves the expiry, so of
-        two copies of one message (a redelivery while the first is being worked on) only
-        the first takes the row. Without a number any live lease will do."""
+        """Renew each row still open and on the lease its message names (number, and the
+        expiry when named: renewing moves it, so of two copies of one message only the first
+        takes the row; no number: any live lease); the rows renewed."""
+        ...
+
+    async def renew_many(self, leases: Sequence[tuple[int, int]], now: datetime,
+                         lease: timedelta) -> builtins.list[int]:
+        """Heartbeat: renew each open (row id, lease number) still leased; the ids renewed."""
+        ...
+
+    async def hand_over(self, leases: Sequence[OutboxLease], until: datetime) -> int:
+        """Move each open lease still exactly as named to expire at ``until`` (the relay's
+        claim becomes the bus wait; one a consumer took is kept). The number moved."""
         ...
 
     async def requeue(self, key: str, now: datetime) -> None:
@@ -213,12 +221,10 @@ class OutboxRepo(Protocol):
 
     async def release_many(self, row_ids: Sequence[int]) -> None:
         """Hand leases back unused: the rows are due again at once."""
-        ...
 
     async def release_unclaimed(self, leases: Sequence[OutboxLease]) -> int:
-        """Hand back each lease still exactly as leased (number and expiry, row not done),
-        so the row is due again at once; a lease a consumer renewed meanwhile is kept. The
-        number handed back."""
+        """Hand back each lease still exactly as leased (number and expiry, row open): due
+        again at once; one a consumer renewed meanwhile is kept. The number handed back."""
         ...
 
     async def reschedule_many(self, due: Sequence[tuple[int, datetime]]) -> None: ...
