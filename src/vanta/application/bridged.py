@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from vanta.application.alerts import raise_alert
 from vanta.application.clock import Clock, utcnow
+from vanta.application.leg_runner import advance_legs
 from vanta.application.observability import child_moved, fill_recorded
 from vanta.application.ports.brokers import (
     BrokerFactory,
@@ -177,11 +178,16 @@ async def confirm_fills(uow_factory: UowFactory, brokers: BrokerGateways, *,
     id), track partial fills, and settle children whose order finished."""
     async with uow_factory() as uow:
         children = await uow.child_orders.awaiting_fills(limit)
+        legged = set(await uow.legs.for_children(c.fo_id for c in children))
     settled = 0
     for child in children:
         async with uow_factory() as uow:
             follower = await uow.followers.get_unscoped(child.follower_id)
         if follower is None or not follower.bridged_brokers:
+            continue
+        if child.fo_id in legged:  # executed by its legs, each its own order at the venue
+            settled += await advance_legs(uow_factory, brokers.for_follower(follower), child,
+                                          clock=clock, journal=journal)
             continue
         try:
             report = await brokers.for_follower(follower).order_report(child.fo_id)

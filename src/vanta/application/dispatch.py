@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from vanta.application.bridged import broker_order, submit_to_broker
-from vanta.application.clock import Clock, iso, utcnow
+from vanta.application.bridged import submit_to_broker
+from vanta.application.clock import Clock, utcnow
 from vanta.application.dispatch_loop import Begun, run_forever
 from vanta.application.dispatch_steps import (
     MAINTENANCE_RECHECK,
@@ -23,14 +23,15 @@ from vanta.application.dispatch_steps import (
     dead_letter,
     endpoint_of,
     next_state_of,
+    prepare_attempt,
     record_answers,
     release_leases,
     report,
     signing_refs,
 )
+from vanta.application.leg_runner import send_legs
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.observability import attempts_started
-from vanta.application.payloads import dispatch_body
 from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
 from vanta.application.ports.journal import NO_JOURNAL, Journal
@@ -38,14 +39,12 @@ from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import (
     ChildOrderRecord,
-    ManagerOrderRecord,
     OutboxRecord,
 )
 from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.tracer import NOOP_TRACER, Tracer
 from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
-from vanta.domain.webhook_signing import signature_headers
 
 log = logging.getLogger("vanta.dispatch")
 RowsOf = Callable[[UnitOfWork], Awaitable[Sequence[OutboxRecord]]]
@@ -208,6 +207,9 @@ class Dispatcher:
         return rows, outcome
 
     async def _send(self, p: Prepared) -> SendResult:
+        if p.gateway is not None and p.legged:
+            assert p.child is not None
+            return await send_legs(self.uow_factory, p.gateway, p.child, self.clock)
         if p.gateway is not None:
             assert p.broker_order is not None
             return await submit_to_broker(p.gateway, p.broker_order, p.price, self.metrics)
@@ -295,6 +297,7 @@ class Dispatcher:
                  "outcome": "in_flight"} for fo_id, n in moved.items()])
             orders = await uow.manager_orders.get_many_unscoped(
                 children[f].mo_id for f in moved)
+            legs = await uow.legs.for_children(moved)
             await uow.commit()
         attempts_started(self.journal, children, moved, to_send)
         for rows in to_send.values():
@@ -304,8 +307,10 @@ class Dispatcher:
                     self._release_endpoints([admitted.pop(row.id, None)])
                     continue
                 child = children[fo_id]
-                p = self._prepare(child, followers[child.follower_id], orders[child.mo_id],
-                                  moved[fo_id], now, admitted.get(row.id))
+                p = prepare_attempt(self.brokers, self.secrets, child,
+                                    followers[child.follower_id], orders[child.mo_id],
+                                    moved[fo_id], now, admitted.get(row.id),
+                                    legs.get(fo_id, ()))
                 tp = row.payload.get("traceparent")
                 out.append((row, p if tp is None else replace(p, traceparent=tp)))
         return outbox_rows
@@ -364,21 +369,6 @@ class Dispatcher:
         await uow.outbox.complete_many(done, now)
         await uow.outbox.reschedule_many(later)
         return to_send
-
-    def _prepare(self, child: ChildOrderRecord, follower: FollowerRecord,
-                 order: ManagerOrderRecord, attempt_no: int,
-                 now: datetime, endpoint: Endpoint | None) -> Prepared:
-        if follower.bridged_brokers:
-            if self.brokers is None:
-                raise RuntimeError("a bridged follower needs a broker registry")
-            return Prepared("", {}, b"", attempt_no, now, self.brokers.for_follower(follower),
-                            broker_order(child, order), order.ref_price, child=child)
-        keys = [self.secrets.get(ref) for ref in signing_refs(follower, now)]
-        body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
-                             attempt_no=attempt_no)
-        headers = signature_headers(keys, child.fo_id, int(now.timestamp()), body)
-        return Prepared(follower.webhook_url or "", headers, body, attempt_no, now,
-                        endpoint=endpoint, child=child)
 
     async def _finish_batch(self, answered: Sequence[tuple[OutboxRecord, Prepared, SendResult]]
                             ) -> None:

@@ -15,18 +15,28 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vanta.application.alerts import alert_row, raise_alert
+from vanta.application.bridged import broker_order
+from vanta.application.clock import iso
 from vanta.application.observability import attempt_settled, child_moved
-from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
+from vanta.application.payloads import dispatch_body
+from vanta.application.ports.brokers import BrokerGateway, BrokerGateways, BrokerOrder
 from vanta.application.ports.delivery import OutboxLease, SendResult
 from vanta.application.ports.journal import NO_JOURNAL, Journal
+from vanta.application.ports.legs import LegRecord
 from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
-from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
+from vanta.application.ports.records_orders import (
+    ChildOrderRecord,
+    ManagerOrderRecord,
+    OutboxRecord,
+)
+from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.tracer import trace_id_of
 from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.alerts import AlertKind
 from vanta.domain.delivery import Outcome, classify, parse_retry_after, retry_delay
 from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState, ManagerOrderState
+from vanta.domain.webhook_signing import signature_headers
 
 log = logging.getLogger("vanta.dispatch")
 Endpoint = tuple[str, str, int | None]  # scheme, host, port
@@ -53,6 +63,7 @@ class Prepared:
     # (ids, tenant, creation time), so recording it reads nothing again.
     child: ChildOrderRecord | None = None
     traceparent: str | None = None  # the order's trace, when tracing is on
+    legged: bool = False  # a bridged child executed by its legs (conversion, then asset)
 
 
 # One answered attempt with what it decided: the outbox row, the attempt, the answer, the
@@ -274,3 +285,23 @@ def report(metrics: Metrics, settled: Sequence[Decided],
         log.info("delivery batch", extra={"attempts": len(settled), "outcomes": outcomes,
                                           "mo_ids": sorted({children[_fo_id(d[0])].mo_id
                                                             for d in settled})})
+
+
+def prepare_attempt(brokers: BrokerGateways | None, secrets: SecretReader,
+                    child: ChildOrderRecord, follower: FollowerRecord,
+                    order: ManagerOrderRecord, attempt_no: int, now: datetime,
+                    endpoint: Endpoint | None, legs: Sequence[LegRecord] = ()) -> Prepared:
+    """A bridged child goes to the follower's broker (by its legs, when it has any); any
+    other child is a signed webhook whose body carries its legs."""
+    if follower.bridged_brokers:
+        if brokers is None:
+            raise RuntimeError("a bridged follower needs a broker registry")
+        return Prepared("", {}, b"", attempt_no, now, brokers.for_follower(follower),
+                        broker_order(child, order), order.ref_price, child=child,
+                        legged=bool(legs))
+    keys = [secrets.get(ref) for ref in signing_refs(follower, now)]
+    body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
+                         attempt_no=attempt_no, legs=[g.leg() for g in legs])
+    headers = signature_headers(keys, child.fo_id, int(now.timestamp()), body)
+    return Prepared(follower.webhook_url or "", headers, body, attempt_no, now,
+                    endpoint=endpoint, child=child)

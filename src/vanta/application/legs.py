@@ -12,7 +12,8 @@ leg (entity ``child_leg``).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -57,24 +58,34 @@ async def plan_child_legs(uow: CrossRailUnitOfWork, *, tenant_id: str, fo_id: st
     """Route one child and store its legs; without a feasible route nothing is stored but
     the audited decision (so nothing can be dispatched)."""
     decision = choose_route(request, models)
-    legs = [] if decision.chosen is None else plan_legs(fo_id, decision)
-    now = clock()
     async with uow:
-        if legs and await uow.legs.for_child(fo_id):
+        if decision.chosen is not None and await uow.legs.for_child(fo_id):
             raise Conflict(f"child {fo_id} already has legs", code="legs_already_planned")
-        await uow.audit.append(entity="follower_order", entity_id=fo_id,
-                               action="route_chosen" if legs else "route_unavailable",
-                               actor=actor, tenant_id=tenant_id, payload=decision.to_json())
-        if legs:
-            fees = models[legs[0].venue]
-            ctx = _context(request, fees, lot_step, min_qty)
-            await uow.legs.add_many([leg_row(g, tenant_id=tenant_id, at=now,
-                                             context=ctx if g.after is not None else None)
-                                     for g in legs])
-            for g in legs:
-                await _audit(uow, g, "leg_planned", tenant_id, actor)
+        legs = await record_route(uow, tenant_id=tenant_id, fo_id=fo_id, decision=decision,
+                                  request=request, models=models, lot_step=lot_step,
+                                  min_qty=min_qty, actor=actor, now=clock())
         await uow.commit()
     return decision, legs
+
+
+async def record_route(uow: CrossRailUnitOfWork, *, tenant_id: str, fo_id: str,
+                       decision: RouteDecision, request: RouteRequest,
+                       models: Mapping[str, VenueFees], lot_step: Decimal, min_qty: Decimal,
+                       actor: str, now: datetime) -> list[Leg]:
+    """Inside the caller's open unit of work: audit the decision (rejected routes and their
+    costs included) and store the chosen route's legs. Every leg keeps the pricing context
+    (the resize of a waiting leg and the follower's USDC estimate both read it)."""
+    legs = [] if decision.chosen is None else plan_legs(fo_id, decision)
+    await uow.audit.append(entity="follower_order", entity_id=fo_id,
+                           action="route_chosen" if legs else "route_unavailable",
+                           actor=actor, tenant_id=tenant_id, payload=decision.to_json())
+    if legs:
+        ctx = _context(request, models[legs[0].venue], lot_step, min_qty)
+        await uow.legs.add_many([leg_row(g, tenant_id=tenant_id, at=now, context=ctx)
+                                 for g in legs])
+        for g in legs:
+            await _audit(uow, g, "leg_planned", tenant_id, actor)
+    return legs
 
 
 async def _load(uow: CrossRailUnitOfWork, tenant_id: str, leg_id: str) -> LegRecord:
@@ -162,7 +173,12 @@ async def run_ready_legs(uow_factory: LegUowFactory, gateway: BrokerGateway, *,
     async with uow_factory() as uow:
         ready = [r for r in await uow.legs.for_child(fo_id)
                  if r.tenant_id == tenant_id and r.state == LegState.PLANNED.value]
+    set_price = getattr(gateway, "set_price", None)
     for rec in ready:
+        if set_price is not None and rec.context:
+            # the paper venue marks each pair at the price the route was planned with
+            set_price(rec.pair, Decimal(1) if rec.kind == "convert"
+                      else Decimal(str(rec.context["price"])))
         sent = await mark_sent(uow_factory(), tenant_id=tenant_id, leg_id=rec.leg_id,
                                clock=clock)
         try:

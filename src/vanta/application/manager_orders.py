@@ -10,6 +10,7 @@ from typing import Any
 
 from vanta.application import observability, tracing
 from vanta.application.clock import Clock, utcnow
+from vanta.application.crossrail_plan import route_children, store_routes
 from vanta.application.followers import UNFOLLOWED, follower_spec
 from vanta.application.ports.records_orders import ManagerOrderRecord
 from vanta.application.ports.uow import UnitOfWork
@@ -112,6 +113,7 @@ async def _expand_and_store(
     now: datetime, only: Callable[[FollowerSpec], bool] | None = None,
     require_instrument: bool = False,
     adjust: Callable[[FollowerSpec], FollowerSpec] | None = None,
+    rails: Mapping[str, Any] | None = None,
 ) -> Expansion:
     instrument, instrument_source = await instrument_with_source(uow, order.symbol, order.venue)
     if require_instrument and instrument_source == DEFAULT:
@@ -124,6 +126,13 @@ async def _expand_and_store(
         specs = [adjust(s) for s in specs]
     snapshot = await build_snapshot(uow, order, specs, now, order.manager_nav)
     expansion = expand(order, specs, instrument, snapshot)
+    if rails is None:
+        vault = await uow.vaults.get(tenant_id, order.vault_id)
+        rails = {} if vault is None else vault.rails
+    # a crypto order reaching a USD-funded follower: its child is executed by legs
+    routed = await route_children(uow, rails=rails, order=order, expansion=expansion,
+                                  followers=rows, instrument=instrument, snapshot=snapshot)
+    expansion = routed.expansion
     state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
     await uow.manager_orders.add({
         "mo_id": order.mo_id, "tenant_id": tenant_id, "vault_id": order.vault_id,
@@ -136,6 +145,7 @@ async def _expand_and_store(
     })
     await uow.child_orders.add_many(expansion.children, tenant_id=tenant_id,
                                     vault_id=order.vault_id, now=now)
+    await store_routes(uow, routed, tenant_id=tenant_id, now=now)
     # the trace this order's deliveries join (the relay and dispatcher read it back)
     tp = tracing.current().traceparent()
     await uow.outbox.add_many(DISPATCH_TOPIC,
@@ -198,7 +208,8 @@ async def _submit(uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, sourc
         with tracing.current().span("mirror.expand", {"mo_id": order.mo_id}):
             expansion = await _expand_and_store(uow, tenant_id=tenant_id, order=order,
                                                 source=source, actor=actor, now=clock(),
-                                                require_instrument=require_instrument)
+                                                require_instrument=require_instrument,
+                                                rails=vault.rails)
         await uow.commit()
     _journal_children(expansion, tenant_id, order.vault_id)
     state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
@@ -229,7 +240,7 @@ async def sync_follower(
                 continue
             out.append(await _expand_and_store(
                 uow, tenant_id=tenant_id, order=order, source="sync", actor=actor, now=now,
-                only=lambda s: s.follower_id == follower_id))
+                only=lambda s: s.follower_id == follower_id, rails=vault.rails))
         await uow.commit()
     for expansion in out:
         _journal_children(expansion, tenant_id, vault_id)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.domain.ids import dag_id_for
+from vanta.domain.legs import Leg
 
 
 def json_number(d: Decimal) -> int | float | str:
@@ -25,8 +26,10 @@ def json_number(d: Decimal) -> int | float | str:
 
 def dispatch_body(
     *, child: ChildOrderRecord, order: ManagerOrderRecord, follower: FollowerRecord,
-    ts: str, attempt_no: int,
+    ts: str, attempt_no: int, legs: Sequence[Leg] = (),
 ) -> bytes:
+    """``legs``: a cross-rail child's plan (a USD→USDC conversion, then the asset order),
+    sent as ``legs`` for the follower to execute in order; absent for a plain child."""
     meta: Mapping[str, Any] = order.meta or {}
     max_pos = follower.max_pos_usd
     body = {
@@ -59,4 +62,13 @@ def dispatch_body(
         },
         "provenance": meta.get("provenance"),
     }
+    if legs:
+        body["legs"] = [_leg_json(g) for g in legs]
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _leg_json(g: Leg) -> dict[str, Any]:
+    """One leg as the follower runs it; ``after``: the index of the leg to fill first."""
+    return {"leg_id": g.leg_id, "index": g.index, "kind": g.kind.value, "venue": g.venue,
+            "pair": g.pair, "side": g.side, "amount": json_number(g.amount),
+            "after": g.after}

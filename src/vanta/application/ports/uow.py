@@ -1,8 +1,8 @@
 """The unit of work and the repositories the application reads and writes through.
 
 One transaction (``async with uow:``; leaving without ``commit()`` rolls back), implemented by
-``vanta.adapters.db.uow`` and the fake in ``tests/fakes``. Reads return typed records
-(``records_*.py``), writes take mappings; a tenant-reachable read takes the tenant id.
+``vanta.adapters.db.uow`` and the fake in ``tests/fakes``. Reads return typed records, writes
+take mappings; a tenant-reachable read takes the tenant id.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from vanta.application.ports.records_tenancy import (
     TenantRecord,
     UserRecord,
 )
+from vanta.application.ports.venue_fees import BufferRepo, VenueFeeRepo
 from vanta.domain.orders import ChildOrder
 
 Row = dict[str, Any]
@@ -48,8 +49,7 @@ class Conflict(Exception):
     """A write collided with a unique key (another writer got there first). The storage
     adapter raises it (or a subclass, e.g. ``ports.billing.BillingConflict``) in place of its
     driver's integrity error, so the application can react (e.g. read the winner's row)
-    without knowing the database. Not an API error by itself: compare
-    :class:`vanta.domain.errors.Conflict`, which is."""
+    without knowing the database. Not an API error by itself (``domain.errors.Conflict`` is)."""
 
 
 class TenantRepo(Protocol):
@@ -366,6 +366,12 @@ class UnitOfWork(Protocol):
 
     @property
     def legs(self) -> LegRepo: ...
+
+    @property
+    def venue_fees(self) -> VenueFeeRepo: ...
+
+    @property
+    def buffers(self) -> BufferRepo: ...
 
     @property
     def subscriptions(self) -> SubscriptionRepo: ...

@@ -11,7 +11,12 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from vanta.adapters.db.repositories._base import _Repo
-from vanta.adapters.db.tables import child_legs, stablecoin_buffers, venue_fee_models
+from vanta.adapters.db.tables import (
+    child_legs,
+    follower_orders,
+    stablecoin_buffers,
+    venue_fee_models,
+)
 from vanta.application.ports.crossrail import LegRecord, VenueFeeRecord
 
 
@@ -76,6 +81,15 @@ class LegRepository(_Repo):
         for r in rows:
             out.setdefault(r["fo_id"], []).append(LegRecord.from_row(r))
         return out
+
+    async def for_follower(self, tenant_id: str, follower_id: str
+                           ) -> builtins.list[LegRecord]:
+        fo = follower_orders
+        rows = await self._all(
+            select(child_legs).join(fo, fo.c.fo_id == child_legs.c.fo_id)
+            .where(fo.c.follower_id == follower_id, child_legs.c.tenant_id == tenant_id)
+            .order_by(child_legs.c.fo_id, child_legs.c.idx))
+        return [LegRecord.from_row(r) for r in rows]
 
     async def update(self, leg_id: str, *, expect_state: str, **values: Any) -> bool:
         res = await self.conn.execute(update(child_legs).where(

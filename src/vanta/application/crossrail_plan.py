@@ -1,0 +1,166 @@
+"""Cross-rail children at expansion: which children become legs, and with what balances.
+
+A child becomes a plan of legs when all of these hold:
+
+* the vault has the crypto rail and the order's asset is a crypto asset some venue's fee
+  model trades against USD or USDC (``BTC``, ``BTC-USD``, ``BTC/USDC``...);
+* the follower is funded in USD: its broker binding gives it the fiat rail (the paper venue,
+  or a webhook follower, which executes itself), and it is linked to at least one venue able
+  to route it. A binding with the crypto rail only (Coinbase) holds its own crypto funding,
+  and one with the fiat rail only and no crypto venue (Alpaca, Tradier) has nothing to route
+  through: both keep the plain child order.
+
+Every such child gets the chosen route's legs, even when that is a single asset leg (enough
+USDC above the buffer, or the direct USD pair was cheapest), so a routed child is always
+executed the same way: by its legs. Without a feasible route the child is skipped
+(``no_feasible_route``) and the audited decision says why; nothing is dispatched for it.
+
+Balances are what the platform knows at expansion, with no call to the venue: USD is the
+follower's last recorded NAV (an upper bound on its cash; without a NAV the venue's own
+check is the only limit) and USDC is estimated from the follower's earlier legs: what
+conversions bought, less what USDC-quoted buys spent, plus what sells received, counting
+legs still open at their planned amounts so two orders in a row never top the buffer up
+twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Final
+
+from vanta.application.crossrail import DEFAULT_LATENCY_BUDGET_MS, effective_buffer, fee_models
+from vanta.application.legs import record_route
+from vanta.application.ports.legs import LegRecord
+from vanta.application.ports.records_catalog import FollowerRecord
+from vanta.application.ports.uow import UnitOfWork
+from vanta.domain.ids import FollowerId
+from vanta.domain.legs import LegState
+from vanta.domain.mirroring import Expansion, Snapshot
+from vanta.domain.money import MAX_PRICE, MAX_QTY, ZERO, Instrument
+from vanta.domain.orders import ChildOrder, ChildOrderState, ManagerOrder
+from vanta.domain.routing import LegKind, RouteDecision, RouteRequest, choose_route, pair_known
+from vanta.domain.venues import (
+    FIAT,
+    STABLECOIN,
+    VenueFees,
+    bps_of,
+    follower_rails,
+    linked_venues,
+)
+
+NO_ROUTE: Final = "no_feasible_route"
+_CLOSED: Final = frozenset({LegState.FILLED.value, LegState.FAILED.value,
+                            LegState.CANCELLED.value})
+# No recorded NAV: the balance is not known here, the venue refuses what it cannot pay.
+UNKNOWN_BALANCE: Final = MAX_QTY * MAX_PRICE
+
+
+def crypto_base(symbol: str) -> str:
+    """``BTC``, ``BTC-USD``, ``BTC/USDC`` → ``BTC``."""
+    s = symbol.strip().upper().replace("/", "-")
+    for quote in (f"-{STABLECOIN}", f"-{FIAT}"):
+        s = s.removesuffix(quote)
+    return s
+
+
+def usdc_estimate(legs: Iterable[LegRecord]) -> Decimal:
+    """The follower's USDC as its legs leave it (never below zero)."""
+    total = ZERO
+    for g in legs:
+        amount = g.filled if g.state in _CLOSED else g.amount
+        if not amount:
+            continue
+        if g.kind == LegKind.CONVERT.value:
+            total += amount if g.side == "buy" else -amount
+        elif g.pair.endswith(f"-{STABLECOIN}") and g.context:
+            notional = amount * Decimal(str(g.context["price"]))
+            fee = bps_of(notional, Decimal(str(g.context["fee_bps"])))
+            total += notional - fee if g.side == "sell" else -(notional + fee)
+    return max(total, ZERO)
+
+
+def routes_through_legs(follower: FollowerRecord) -> bool:
+    broker = (follower.bridged_brokers or {}).get("broker")
+    name = None if broker is None else str(broker)
+    return "fiat" in follower_rails(name) and bool(linked_venues(name))
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRoute:
+    fo_id: str
+    request: RouteRequest
+    decision: RouteDecision
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedExpansion:
+    expansion: Expansion
+    routes: tuple[ChildRoute, ...]
+    models: Mapping[str, VenueFees]
+    instrument: Instrument
+
+
+async def route_children(uow: UnitOfWork, *, rails: Mapping[str, object],
+                         order: ManagerOrder, expansion: Expansion,
+                         followers: Sequence[FollowerRecord], instrument: Instrument,
+                         snapshot: Snapshot) -> RoutedExpansion:
+    """Route every dispatchable child that needs legs (reads only; nothing is written)."""
+    empty = RoutedExpansion(expansion, (), {}, instrument)
+    if not rails.get("crypto") or not expansion.dispatchable:
+        return empty
+    models = await fee_models(uow)
+    base = crypto_base(order.symbol)
+    price = snapshot.price if snapshot.price is not None else order.ref_price
+    if not pair_known(base, list(models.values())):
+        return empty
+    by_id = {f.follower_id: f for f in followers}
+    routes: list[ChildRoute] = []
+    children: list[ChildOrder] = []
+    for child in expansion.children:
+        follower = by_id.get(child.follower_id)
+        if child.state is not ChildOrderState.PENDING or follower is None or \
+                not routes_through_legs(follower):
+            children.append(child)
+            continue
+        req = await _request(uow, follower, base, child, price, snapshot)
+        decision = choose_route(req, models) if req is not None else RouteDecision(None, ())
+        routes.append(ChildRoute(child.fo_id, req or _placeholder(base, child), decision))
+        children.append(child if decision.chosen is not None else child._replace(
+            state=ChildOrderState.SKIPPED, skip_reason=NO_ROUTE))
+    return RoutedExpansion(replace(expansion, children=tuple(children)), tuple(routes),
+                           models, instrument)
+
+
+def _placeholder(base: str, child: ChildOrder) -> RouteRequest:
+    # no reference price: nothing can be priced; the audit names the request anyway
+    return RouteRequest(base, child.side.value, child.qty, Decimal(1), ZERO, ZERO, ZERO, 0,
+                        ())
+
+
+async def _request(uow: UnitOfWork, follower: FollowerRecord, base: str, child: ChildOrder,
+                   price: Decimal | None, snapshot: Snapshot) -> RouteRequest | None:
+    if price is None or price <= 0:
+        return None
+    nav = snapshot.navs.get(FollowerId(follower.follower_id))
+    usdc = usdc_estimate(await uow.legs.for_follower(follower.tenant_id,
+                                                     follower.follower_id))
+    buffer, _ = await effective_buffer(uow, follower)
+    broker = (follower.bridged_brokers or {}).get("broker")
+    return RouteRequest(base, child.side.value, child.qty, price,
+                        UNKNOWN_BALANCE if nav is None else max(nav.nav, ZERO), usdc, buffer,
+                        DEFAULT_LATENCY_BUDGET_MS,
+                        linked_venues(None if broker is None else str(broker)))
+
+
+async def store_routes(uow: UnitOfWork, routed: RoutedExpansion, *, tenant_id: str,
+                       now: datetime) -> None:
+    """Once the children are written: the audited decisions and the legs, in the same
+    transaction, so a child is never stored without the legs it is executed by."""
+    ins = routed.instrument
+    for r in routed.routes:
+        await record_route(uow, tenant_id=tenant_id, fo_id=r.fo_id, decision=r.decision,
+                           request=r.request, models=routed.models, lot_step=ins.lot_step,
+                           min_qty=ins.min_qty, actor="router", now=now)
