@@ -4,10 +4,13 @@ look-up, compare-and-set on the state, exact decimals), on the fake, SQLite and 
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
+from typing import Any
 
 from tests.contract import test_uow_contract_support as support
 from tests.contract.test_uow_contract_support import T0, Db, at, seed_children, seed_world
+from vanta.application.crossrail import put_fee_model
 from vanta.application.ports.crossrail import LegRecord, VenueFeeRecord, leg_row
 from vanta.domain.legs import Leg, LegState
 from vanta.domain.routing import LegKind
@@ -87,3 +90,53 @@ async def test_leg_updates_compare_and_set_on_the_state(backend: Db) -> None:
         leg_id, expect_state="planned", state="cancelled", updated_at=at(6)))
     rec = await backend.read(lambda u: u.legs.get("tnt_a", leg_id))
     assert rec is not None and (rec.state, rec.attempts, rec.updated_at) == ("sent", 1, at(5))
+
+
+class _Racing:
+    """A unit of work whose first fee-model read waits for the other writer's, so both
+    writers see "no model stored yet" before either writes: the race on the first PUT."""
+
+    def __init__(self, inner: Any, barrier: asyncio.Barrier | None) -> None:
+        self._inner, self._barrier, self._waited = inner, barrier, False
+
+    async def __aenter__(self) -> Any:
+        u = await self._inner.__aenter__()
+        get = u.venue_fees.get
+
+        async def racing_get(venue: str) -> Any:
+            got = await get(venue)
+            if not self._waited and self._barrier is not None:
+                self._waited = True
+                await self._barrier.wait()
+            return got
+        u.venue_fees.get = racing_get
+        return u
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._inner.__aexit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:  # the use case reads the repositories here
+        return getattr(self._inner, name)
+
+
+async def test_two_first_fee_model_edits_racing_both_land_in_order(backend: Db) -> None:
+    await seed_world(backend)
+    # SQLite takes its write lock at BEGIN (IMMEDIATE): the writers queue there, so their
+    # reads cannot interleave; they still run at once and must both land
+    barrier = None if backend.name == "sqlite" else asyncio.Barrier(2)
+    raw = {k: v for k, v in DEFAULT_FEE_MODELS["kraken"].to_json().items()
+           if k not in ("venue", "version")}
+
+    async def put(taker: str) -> int:
+        model = await put_fee_model(_Racing(backend.uow(), barrier),  # type: ignore[arg-type]
+                                    venue="kraken", raw={**raw, "taker_bps": taker},
+                                    actor="admin", tenant_id="tnt_a", clock=lambda: T0)
+        return model.version
+
+    versions = await asyncio.wait_for(asyncio.gather(put("30"), put("31")), 30)
+    assert sorted(versions) == [1, 2]  # neither writer failed; the loser read again
+    rec = await backend.read(lambda u: u.venue_fees.get("kraken"))
+    assert rec.version == 2
+    events = await backend.read(lambda u: u.audit.for_entities("tnt_a", ["kraken"]))
+    assert [(e.payload["version"], e.payload["previous"]["version"]) for e in events] == [
+        (1, 0), (2, 1)]

@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo
 from vanta.application.ports.crossrail import LegRecord, VenueFeeRecord
+from vanta.application.ports.uow import Conflict
 
 
 class MemVenueFees(MemRepo):
@@ -24,7 +25,10 @@ class MemVenueFees(MemRepo):
 
     async def put(self, row: Mapping[str, Any], *, expect_version: int | None) -> bool:
         if expect_version is None:
-            await self._add(row)
+            try:
+                await self._add(row)
+            except Conflict:  # as the SQL adapter: the losing first edit is told so
+                return False
             return True
         moved = await self.tx.update(self.table, lambda r: r["venue"] == row["venue"]
                                      and r["version"] == expect_version, row)

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from vanta.adapters.db.repositories._base import _Repo
 from vanta.adapters.db.tables import (
@@ -31,8 +32,19 @@ class VenueFeeRepository(_Repo):
 
     async def put(self, row: Mapping[str, Any], *, expect_version: int | None) -> bool:
         if expect_version is None:
-            await self.conn.execute(insert(venue_fee_models).values(**row))
-            return True
+            # the venue is the primary key: of two first edits racing, one inserts and the
+            # other is told so (rowcount 0) instead of failing on the taken key
+            dialect = self.conn.dialect.name
+            if dialect == "postgresql":
+                stmt: Any = postgresql.insert(venue_fee_models).values(**row) \
+                    .on_conflict_do_nothing(index_elements=["venue"])
+            elif dialect == "sqlite":
+                stmt = sqlite.insert(venue_fee_models).values(**row) \
+                    .on_conflict_do_nothing(index_elements=["venue"])
+            else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+                stmt = insert(venue_fee_models).values(**row)
+            res = await self.conn.execute(stmt)
+            return bool(res.rowcount == 1)
         res = await self.conn.execute(update(venue_fee_models).where(
             venue_fee_models.c.venue == row["venue"],
             venue_fee_models.c.version == expect_version).values(**row))
