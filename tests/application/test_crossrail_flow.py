@@ -16,11 +16,15 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.application.conftest import World
 from tests.fakes.brokers import PaperBroker, paper_gateway
+from tests.fakes.signing import FakeSigner, FakeVerifier
 from vanta.application.bridged import confirm_fills
 from vanta.application.crossrail import put_fee_model, set_buffer
 from vanta.application.crossrail_plan import usdc_estimate
 from vanta.application.dispatch import DispatchConfig, Dispatcher
 from vanta.application.ports.brokers import BrokerGateway
+from vanta.application.replay_bundle import build_bundle
+from vanta.application.replay_verify import verify_bundle
+from vanta.domain.replay_bundle import pack, unpack
 
 # the paper venue without a BTC-USD book: a USD-funded buy converts to USDC first
 PAPER_USDC_ONLY = {"maker_bps": "0", "taker_bps": "0", "spread_bps": "0",
@@ -181,3 +185,35 @@ async def test_webhook_follower_receives_its_legs_in_the_signed_body(world: Worl
                                                           if len(legs) > 1 else None)
     assert [g["leg_id"] for g in legs] == [f"{child.fo_id}.{i}" for i in range(len(legs))]
     assert (await world.child(child.fo_id)).state == "ack"
+
+
+async def test_the_replay_bundle_routes_again_and_checks_the_legs(world: World) -> None:
+    await _crypto_world(world)
+    # the paper venue too slow for the latency budget: its bridged follower has no route,
+    # the webhook follower routes through another venue
+    await put_fee_model(world.uow(), venue="paper", raw={**PAPER_USDC_ONLY, "latency_ms":
+                                                         3_000_000}, actor="admin",
+                        tenant_id="tnt_a", clock=world.clock)
+    await world.follower(webhook=None, bridged={"broker": "paper", "credentials": {}})
+    await world.follower()
+    sub = await world.submit(symbol="BTC-USD", qty="1", ref_price="40000")
+    assert sub.expansion is not None
+    assert sorted(str(c.skip_reason) for c in sub.expansion.children) == [
+        "None", "no_feasible_route"]
+    signer = FakeSigner(b"s" * 32)
+    bundle = await build_bundle(world.uow(), "tnt_a", sub.order.mo_id, signer=signer,
+                                code_version={"version": "test"})
+    report = verify_bundle(bundle.data, FakeVerifier(), signer.public_key())
+    assert report.ok and report.children == 2, report.problems
+    assert "2 route(s) recomputed and their legs checked" in report.notes
+    files = unpack(bundle.data)
+    assert len(json.loads(files["outputs/legs.json"])) >= 1
+    # a leg that was not the route's, and a route input that was not the one recorded
+    for name, old, new in (("outputs/legs.json", b'"pair": "', b'"pair": "X'),
+                           ("inputs/routes.json", b'"usd_balance": "', b'"usd_balance": "1')):
+        changed = dict(files)
+        changed[name] = files[name].replace(old, new, 1)
+        assert changed[name] != files[name]
+        broken = verify_bundle(pack(changed), FakeVerifier(), signer.public_key())
+        assert any(p.startswith(f"{name} was altered") for p in broken.problems)
+        assert any(name in p and "child" in p for p in broken.problems), broken.problems

@@ -41,7 +41,14 @@ from vanta.domain.legs import LegState
 from vanta.domain.mirroring import Expansion, Snapshot
 from vanta.domain.money import MAX_PRICE, MAX_QTY, ZERO, Instrument
 from vanta.domain.orders import ChildOrder, ChildOrderState, ManagerOrder
-from vanta.domain.routing import LegKind, RouteDecision, RouteRequest, choose_route, pair_known
+from vanta.domain.routing import (
+    NO_FEASIBLE_ROUTE,
+    LegKind,
+    RouteDecision,
+    RouteRequest,
+    choose_route,
+    pair_known,
+)
 from vanta.domain.venues import (
     FIAT,
     STABLECOIN,
@@ -51,7 +58,6 @@ from vanta.domain.venues import (
     linked_venues,
 )
 
-NO_ROUTE: Final = "no_feasible_route"
 _CLOSED: Final = frozenset({LegState.FILLED.value, LegState.FAILED.value,
                             LegState.CANCELLED.value})
 # No recorded NAV: the balance is not known here, the venue refuses what it cannot pay.
@@ -129,7 +135,7 @@ async def route_children(uow: UnitOfWork, *, rails: Mapping[str, object],
         decision = choose_route(req, models) if req is not None else RouteDecision(None, ())
         routes.append(ChildRoute(child.fo_id, req or _placeholder(base, child), decision))
         children.append(child if decision.chosen is not None else child._replace(
-            state=ChildOrderState.SKIPPED, skip_reason=NO_ROUTE))
+            state=ChildOrderState.SKIPPED, skip_reason=NO_FEASIBLE_ROUTE))
     return RoutedExpansion(replace(expansion, children=tuple(children)), tuple(routes),
                            models, instrument)
 

@@ -28,7 +28,7 @@ from vanta.application.ports.crossrail import CrossRailUnitOfWork, LegRecord, le
 from vanta.domain.errors import Conflict, NotFound
 from vanta.domain.legs import Leg, LegState, plan_legs, record_fill, release_after
 from vanta.domain.orders import Side
-from vanta.domain.routing import RouteDecision, RouteRequest, choose_route
+from vanta.domain.routing import RouteDecision, RouteRequest, choose_route, request_json
 from vanta.domain.venues import VenueFees
 
 LegUowFactory = Callable[[], CrossRailUnitOfWork]
@@ -76,9 +76,14 @@ async def record_route(uow: CrossRailUnitOfWork, *, tenant_id: str, fo_id: str,
     costs included) and store the chosen route's legs. Every leg keeps the pricing context
     (the resize of a waiting leg and the follower's USDC estimate both read it)."""
     legs = [] if decision.chosen is None else plan_legs(fo_id, decision)
+    # with its whole input (the request and the fee models it was priced with), so a replay
+    # can route again and compare
     await uow.audit.append(entity="follower_order", entity_id=fo_id,
                            action="route_chosen" if legs else "route_unavailable",
-                           actor=actor, tenant_id=tenant_id, payload=decision.to_json())
+                           actor=actor, tenant_id=tenant_id, payload={
+                               **decision.to_json(), "request": request_json(request),
+                               "models": {v: models[v].to_json()
+                                          for v in sorted(set(request.venues)) if v in models}})
     if legs:
         ctx = _context(request, models[legs[0].venue], lot_step, min_qty)
         await uow.legs.add_many([leg_row(g, tenant_id=tenant_id, at=now, context=ctx)
