@@ -42,13 +42,15 @@ from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 
 log = logging.getLogger("vanta.brokers")
 
-BROKERS = ("paper", "alpaca", "tradier", "coinbase")
+BROKERS = ("paper", "alpaca", "tradier", "coinbase", "binance", "kraken")
 CREDENTIAL_FIELDS: Mapping[str, tuple[set[str], set[str]]] = {
     # broker: (required, optional)
     "paper": (set(), {"cash", "url"}),  # url: a `vanta paper venue`, else in-process
     "alpaca": ({"key_id", "secret_key"}, {"base_url"}),
     "tradier": ({"access_token", "account_id"}, {"base_url"}),
     "coinbase": ({"api_key", "api_secret"}, {"api_url"}),
+    "binance": ({"api_key", "api_secret"}, set()),
+    "kraken": ({"api_key", "api_secret"}, set()),
 }
 # credential fields that name a URL the platform will connect to
 BRIDGE_URL_FIELDS = frozenset({"url", "base_url", "api_url"})
