@@ -102,7 +102,7 @@ async def test_bridged_follower_converts_then_buys_and_settles(world: World) -> 
         fills = await u.fills.for_child(child.fo_id)
         actions = [e.action for e in await u.audit.all()
                    if e.entity_id in (child.fo_id, f"{child.fo_id}.0", f"{child.fo_id}.1")]
-        legs = await u.legs.for_follower("tnt_a", fid)
+        legs = (await u.legs.for_followers("tnt_a", [fid]))[fid]
     assert sum(f.qty for f in fills) == D("0.5")
     assert actions.count("leg_planned") == 2 and "leg_released" in actions
     assert actions[-1] == "broker:confirmed" and "route_chosen" in actions

@@ -75,13 +75,16 @@ class MemLegs(MemRepo):
             out.setdefault(r["fo_id"], []).append(LegRecord.from_row(r))
         return out
 
-    async def for_follower(self, tenant_id: str, follower_id: str
-                           ) -> builtins.list[LegRecord]:
-        mine = {r["fo_id"] for r in self.tx.scan("follower_orders",
-                                                  lambda r: r["follower_id"] == follower_id)}
-        return [LegRecord.from_row(r) for r in
-                self._select(lambda r: r["fo_id"] in mine and r["tenant_id"] == tenant_id,
-                             order=lambda r: (r["fo_id"], r["idx"]))]
+    async def for_followers(self, tenant_id: str, follower_ids: Iterable[str]
+                            ) -> dict[str, builtins.list[LegRecord]]:
+        wanted = set(follower_ids)
+        owner = {r["fo_id"]: r["follower_id"] for r in self.tx.scan(
+            "follower_orders", lambda r: r["follower_id"] in wanted)}
+        out: dict[str, builtins.list[LegRecord]] = {}
+        for r in self._select(lambda r: r["fo_id"] in owner and r["tenant_id"] == tenant_id,
+                              order=lambda r: (r["fo_id"], r["idx"])):
+            out.setdefault(owner[r["fo_id"]], []).append(LegRecord.from_row(r))
+        return out
 
     async def update(self, leg_id: str, *, expect_state: str, **values: Any) -> bool:
         moved = await self.tx.update(self.table, lambda r: r["leg_id"] == leg_id

@@ -29,10 +29,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 from vanta.application.crossrail import DEFAULT_LATENCY_BUDGET_MS, effective_buffer, fee_models
-from vanta.application.legs import record_route
+from vanta.application.legs import route_records
 from vanta.application.ports.legs import LegRecord
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.uow import UnitOfWork
@@ -123,15 +123,27 @@ async def route_children(uow: UnitOfWork, *, rails: Mapping[str, object],
     if not pair_known(base, list(models.values())):
         return empty
     by_id = {f.follower_id: f for f in followers}
+    routed = [c for c in expansion.children if c.state is ChildOrderState.PENDING
+              and c.follower_id in by_id and routes_through_legs(by_id[c.follower_id])]
+    if not routed:
+        return empty
+    tenant_id = by_id[routed[0].follower_id].tenant_id
+    # one read each for every routed follower: their legs (the USDC estimate) and buffers
+    legs_of = await uow.legs.for_followers(tenant_id, [c.follower_id for c in routed])
+    vault_buffer = await uow.buffers.get(tenant_id, "vault", order.vault_id)
+    wanted = {c.fo_id for c in routed}
     routes: list[ChildRoute] = []
     children: list[ChildOrder] = []
     for child in expansion.children:
         follower = by_id.get(child.follower_id)
-        if child.state is not ChildOrderState.PENDING or follower is None or \
-                not routes_through_legs(follower):
+        if child.fo_id not in wanted or follower is None:
             children.append(child)
             continue
-        req = await _request(uow, follower, base, child, price, snapshot)
+        buffer = vault_buffer if vault_buffer is not None else ZERO
+        if follower.plan_id == "institutional":  # the override, when it has one
+            buffer, _ = await effective_buffer(uow, follower)
+        req = _request(follower, base, child, price, snapshot,
+                       usdc_estimate(legs_of.get(follower.follower_id, ())), buffer)
         decision = choose_route(req, models) if req is not None else RouteDecision(None, ())
         routes.append(ChildRoute(child.fo_id, req or _placeholder(base, child), decision))
         children.append(child if decision.chosen is not None else child._replace(
@@ -146,14 +158,11 @@ def _placeholder(base: str, child: ChildOrder) -> RouteRequest:
                         ())
 
 
-async def _request(uow: UnitOfWork, follower: FollowerRecord, base: str, child: ChildOrder,
-                   price: Decimal | None, snapshot: Snapshot) -> RouteRequest | None:
+def _request(follower: FollowerRecord, base: str, child: ChildOrder, price: Decimal | None,
+             snapshot: Snapshot, usdc: Decimal, buffer: Decimal) -> RouteRequest | None:
     if price is None or price <= 0:
         return None
     nav = snapshot.navs.get(FollowerId(follower.follower_id))
-    usdc = usdc_estimate(await uow.legs.for_follower(follower.tenant_id,
-                                                     follower.follower_id))
-    buffer, _ = await effective_buffer(uow, follower)
     broker = (follower.bridged_brokers or {}).get("broker")
     return RouteRequest(base, child.side.value, child.qty, price,
                         UNKNOWN_BALANCE if nav is None else max(nav.nav, ZERO), usdc, buffer,
@@ -166,7 +175,15 @@ async def store_routes(uow: UnitOfWork, routed: RoutedExpansion, *, tenant_id: s
     """Once the children are written: the audited decisions and the legs, in the same
     transaction, so a child is never stored without the legs it is executed by."""
     ins = routed.instrument
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     for r in routed.routes:
-        await record_route(uow, tenant_id=tenant_id, fo_id=r.fo_id, decision=r.decision,
-                           request=r.request, models=routed.models, lot_step=ins.lot_step,
-                           min_qty=ins.min_qty, actor="router", now=now)
+        _, more_rows, more_events = route_records(
+            tenant_id=tenant_id, fo_id=r.fo_id, decision=r.decision, request=r.request,
+            models=routed.models, lot_step=ins.lot_step, min_qty=ins.min_qty, actor="router",
+            now=now)
+        rows += more_rows
+        events += more_events
+    if events:
+        await uow.audit.append_many(events)
+        await uow.legs.add_many(rows)

@@ -72,25 +72,39 @@ async def record_route(uow: CrossRailUnitOfWork, *, tenant_id: str, fo_id: str,
                        decision: RouteDecision, request: RouteRequest,
                        models: Mapping[str, VenueFees], lot_step: Decimal, min_qty: Decimal,
                        actor: str, now: datetime) -> list[Leg]:
-    """Inside the caller's open unit of work: audit the decision (rejected routes and their
-    costs included) and store the chosen route's legs. Every leg keeps the pricing context
-    (the resize of a waiting leg and the follower's USDC estimate both read it)."""
+    """Inside the caller's open unit of work: audit the decision and store its legs."""
+    legs, rows, events = route_records(tenant_id=tenant_id, fo_id=fo_id, decision=decision,
+                                       request=request, models=models, lot_step=lot_step,
+                                       min_qty=min_qty, actor=actor, now=now)
+    await uow.audit.append_many(events)
+    await uow.legs.add_many(rows)
+    return legs
+
+
+def route_records(*, tenant_id: str, fo_id: str, decision: RouteDecision,
+                  request: RouteRequest, models: Mapping[str, VenueFees], lot_step: Decimal,
+                  min_qty: Decimal, actor: str, now: datetime
+                  ) -> tuple[list[Leg], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(legs, their rows, the audit events): the decision, with its whole input (the request
+    and the fee models it was priced with) so a replay can route again and compare, then one
+    ``leg_planned`` event per leg. Every leg keeps the pricing context (the resize of a
+    waiting leg and the follower's USDC estimate both read it)."""
     legs = [] if decision.chosen is None else plan_legs(fo_id, decision)
-    # with its whole input (the request and the fee models it was priced with), so a replay
-    # can route again and compare
-    await uow.audit.append(entity="follower_order", entity_id=fo_id,
-                           action="route_chosen" if legs else "route_unavailable",
-                           actor=actor, tenant_id=tenant_id, payload={
-                               **decision.to_json(), "request": request_json(request),
-                               "models": {v: models[v].to_json()
-                                          for v in sorted(set(request.venues)) if v in models}})
+    events: list[dict[str, Any]] = [{
+        "entity": "follower_order", "entity_id": fo_id,
+        "action": "route_chosen" if legs else "route_unavailable", "actor": actor,
+        "tenant_id": tenant_id,
+        "payload": {**decision.to_json(), "request": request_json(request),
+                    "models": {v: models[v].to_json()
+                               for v in sorted(set(request.venues)) if v in models}}}]
+    rows: list[dict[str, Any]] = []
     if legs:
         ctx = _context(request, models[legs[0].venue], lot_step, min_qty)
-        await uow.legs.add_many([leg_row(g, tenant_id=tenant_id, at=now, context=ctx)
-                                 for g in legs])
-        for g in legs:
-            await _audit(uow, g, "leg_planned", tenant_id, actor)
-    return legs
+        rows = [leg_row(g, tenant_id=tenant_id, at=now, context=ctx) for g in legs]
+        events += [{"entity": "child_leg", "entity_id": g.leg_id, "action": "leg_planned",
+                    "actor": actor, "tenant_id": tenant_id,
+                    "payload": {"fo_id": g.fo_id, **g.to_json()}} for g in legs]
+    return legs, rows, events
 
 
 async def _load(uow: CrossRailUnitOfWork, tenant_id: str, leg_id: str) -> LegRecord:

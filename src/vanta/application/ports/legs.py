@@ -70,9 +70,10 @@ class LegRepo(Protocol):
     async def for_children(self, fo_ids: Iterable[str]) -> dict[str, builtins.list[LegRecord]]:
         ...
 
-    async def for_follower(self, tenant_id: str, follower_id: str
-                           ) -> builtins.list[LegRecord]:
-        """Every leg of the follower's children (what its USDC estimate is built from)."""
+    async def for_followers(self, tenant_id: str, follower_ids: Iterable[str]
+                            ) -> dict[str, builtins.list[LegRecord]]:
+        """Every leg of each follower's children, by follower (what its USDC estimate is
+        built from); followers without legs are absent."""
         ...
 
     async def update(self, leg_id: str, *, expect_state: str, **values: Any) -> bool:

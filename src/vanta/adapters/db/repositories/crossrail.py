@@ -94,14 +94,21 @@ class LegRepository(_Repo):
             out.setdefault(r["fo_id"], []).append(LegRecord.from_row(r))
         return out
 
-    async def for_follower(self, tenant_id: str, follower_id: str
-                           ) -> builtins.list[LegRecord]:
+    async def for_followers(self, tenant_id: str, follower_ids: Iterable[str]
+                            ) -> dict[str, builtins.list[LegRecord]]:
+        wanted = list(set(follower_ids))
+        out: dict[str, builtins.list[LegRecord]] = {}
+        if not wanted:
+            return out
         fo = follower_orders
         rows = await self._all(
-            select(child_legs).join(fo, fo.c.fo_id == child_legs.c.fo_id)
-            .where(fo.c.follower_id == follower_id, child_legs.c.tenant_id == tenant_id)
+            select(child_legs, fo.c.follower_id.label("of_follower"))
+            .join(fo, fo.c.fo_id == child_legs.c.fo_id)
+            .where(self._among(fo.c.follower_id, wanted), child_legs.c.tenant_id == tenant_id)
             .order_by(child_legs.c.fo_id, child_legs.c.idx))
-        return [LegRecord.from_row(r) for r in rows]
+        for r in rows:
+            out.setdefault(r["of_follower"], []).append(LegRecord.from_row(r))
+        return out
 
     async def update(self, leg_id: str, *, expect_state: str, **values: Any) -> bool:
         res = await self.conn.execute(update(child_legs).where(
