@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from vanta.application.crossrail import DEFAULT_LATENCY_BUDGET_MS, effective_buffer, fee_models
-from vanta.application.legs import route_records
+from vanta.application.legs import models_json, route_records
 from vanta.application.ports.legs import LegRecord
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.uow import UnitOfWork
@@ -60,6 +60,7 @@ from vanta.domain.venues import (
 
 _CLOSED: Final = frozenset({LegState.FILLED.value, LegState.FAILED.value,
                             LegState.CANCELLED.value})
+ROUTES_PRICED: Final = "routes_priced"
 # No recorded NAV: the balance is not known here, the venue refuses what it cannot pay.
 UNKNOWN_BALANCE: Final = MAX_QTY * MAX_PRICE
 
@@ -107,6 +108,7 @@ class RoutedExpansion:
     routes: tuple[ChildRoute, ...]
     models: Mapping[str, VenueFees]
     instrument: Instrument
+    mo_id: str
 
 
 async def route_children(uow: UnitOfWork, *, rails: Mapping[str, object],
@@ -114,7 +116,7 @@ async def route_children(uow: UnitOfWork, *, rails: Mapping[str, object],
                          followers: Sequence[FollowerRecord], instrument: Instrument,
                          snapshot: Snapshot) -> RoutedExpansion:
     """Route every dispatchable child that needs legs (reads only; nothing is written)."""
-    empty = RoutedExpansion(expansion, (), {}, instrument)
+    empty = RoutedExpansion(expansion, (), {}, instrument, order.mo_id)
     if not rails.get("crypto") or not expansion.dispatchable:
         return empty
     models = await fee_models(uow)
@@ -149,7 +151,7 @@ async def route_children(uow: UnitOfWork, *, rails: Mapping[str, object],
         children.append(child if decision.chosen is not None else child._replace(
             state=ChildOrderState.SKIPPED, skip_reason=NO_FEASIBLE_ROUTE))
     return RoutedExpansion(replace(expansion, children=tuple(children)), tuple(routes),
-                           models, instrument)
+                           models, instrument, order.mo_id)
 
 
 def _placeholder(base: str, child: ChildOrder) -> RouteRequest:
@@ -173,17 +175,23 @@ def _request(follower: FollowerRecord, base: str, child: ChildOrder, price: Deci
 async def store_routes(uow: UnitOfWork, routed: RoutedExpansion, *, tenant_id: str,
                        now: datetime) -> None:
     """Once the children are written: the audited decisions and the legs, in the same
-    transaction, so a child is never stored without the legs it is executed by."""
+    transaction, so a child is never stored without the legs it is executed by. The fee
+    models the routes were priced with are recorded once, on the order (``routes_priced``)."""
+    if not routed.routes:
+        return
     ins = routed.instrument
     rows: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+    venues = {v for r in routed.routes for v in r.request.venues}
+    events: list[dict[str, Any]] = [{
+        "entity": "manager_order", "entity_id": routed.mo_id, "action": ROUTES_PRICED,
+        "actor": "router", "tenant_id": tenant_id,
+        "payload": {"models": models_json(routed.models, venues)}}]
     for r in routed.routes:
         _, more_rows, more_events = route_records(
             tenant_id=tenant_id, fo_id=r.fo_id, decision=r.decision, request=r.request,
             models=routed.models, lot_step=ins.lot_step, min_qty=ins.min_qty, actor="router",
-            now=now)
+            now=now, with_models=False)
         rows += more_rows
         events += more_events
-    if events:
-        await uow.audit.append_many(events)
-        await uow.legs.add_many(rows)
+    await uow.audit.append_many(events)
+    await uow.legs.add_many(rows)

@@ -12,7 +12,7 @@ leg (entity ``child_leg``).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -81,13 +81,19 @@ async def record_route(uow: CrossRailUnitOfWork, *, tenant_id: str, fo_id: str,
     return legs
 
 
+def models_json(models: Mapping[str, VenueFees], venues: Iterable[str]
+                ) -> dict[str, dict[str, Any]]:
+    return {v: models[v].to_json() for v in sorted(set(venues)) if v in models}
+
+
 def route_records(*, tenant_id: str, fo_id: str, decision: RouteDecision,
                   request: RouteRequest, models: Mapping[str, VenueFees], lot_step: Decimal,
-                  min_qty: Decimal, actor: str, now: datetime
+                  min_qty: Decimal, actor: str, now: datetime, with_models: bool = True
                   ) -> tuple[list[Leg], list[dict[str, Any]], list[dict[str, Any]]]:
     """(legs, their rows, the audit events): the decision, with its whole input (the request
     and the fee models it was priced with) so a replay can route again and compare, then one
-    ``leg_planned`` event per leg. Every leg keeps the pricing context (the resize of a
+    ``leg_planned`` event per leg (``with_models`` False: the models are recorded once for
+    the whole order, by the caller). Every leg keeps the pricing context (the resize of a
     waiting leg and the follower's USDC estimate both read it)."""
     legs = [] if decision.chosen is None else plan_legs(fo_id, decision)
     events: list[dict[str, Any]] = [{
@@ -95,8 +101,8 @@ def route_records(*, tenant_id: str, fo_id: str, decision: RouteDecision,
         "action": "route_chosen" if legs else "route_unavailable", "actor": actor,
         "tenant_id": tenant_id,
         "payload": {**decision.to_json(), "request": request_json(request),
-                    "models": {v: models[v].to_json()
-                               for v in sorted(set(request.venues)) if v in models}}}]
+                    **({"models": models_json(models, request.venues)} if with_models
+                       else {})}}]
     rows: list[dict[str, Any]] = []
     if legs:
         ctx = _context(request, models[legs[0].venue], lot_step, min_qty)

@@ -28,9 +28,23 @@ ROUTE_ACTIONS = frozenset({"route_chosen", "route_unavailable"})
 _LEG_SHAPE = ("leg_id", "kind", "venue", "pair", "side", "after")
 
 
+def _priced(events: Sequence[AuditEvent]) -> Mapping[str, Any]:
+    """The models an expansion recorded once for all its children (``routes_priced``)."""
+    return next((e.payload["models"] for e in events if e.entity == "manager_order"
+                 and e.action == "routes_priced"), {})
+
+
+def _models_of(event: AuditEvent, priced: Mapping[str, Any]) -> dict[str, Any]:
+    if "models" in event.payload:
+        return dict(event.payload["models"])
+    return {v: priced[v] for v in sorted(set(event.payload["request"]["venues"]))
+            if v in priced}
+
+
 def route_files(events: Sequence[AuditEvent], legs: Iterable[LegRecord]) -> dict[str, bytes]:
+    priced = _priced(events)
     routes = sorted(({"fo_id": e.entity_id, "request": e.payload["request"],
-                      "models": e.payload["models"]}
+                      "models": _models_of(e, priced)}
                      for e in events if e.entity == "follower_order"
                      and e.action in ROUTE_ACTIONS and "request" in e.payload),
                     key=lambda r: r["fo_id"])
@@ -63,6 +77,7 @@ def check_routes(files: Mapping[str, bytes], events: Sequence[AuditEvent],
     if ROUTES not in files:
         return
     recorded = {e.entity_id: e for e in events if e.action in ROUTE_ACTIONS}
+    priced = _priced(events)
     planned: dict[str, list[Mapping[str, Any]]] = {}
     for e in events:
         if e.entity == "child_leg" and e.action == "leg_planned":
@@ -75,12 +90,12 @@ def check_routes(files: Mapping[str, bytes], events: Sequence[AuditEvent],
         fo_id = r["fo_id"]
         ev = recorded.get(fo_id)
         if ev is None or ev.payload.get("request") != r["request"] or \
-                ev.payload.get("models") != r["models"]:
+                _models_of(ev, priced) != r["models"]:
             problems.append(f"child {fo_id}: {ROUTES} is not what its route event recorded")
             continue
         decision = choose_route(request_from_json(r["request"]), _models(r["models"]))
         again = decision.to_json()
-        if {k: ev.payload.get(k) for k in again} != again:
+        if {k: ev.payload.get(k) for k in again} != again:  # chosen, rejected, reason
             problems.append(f"child {fo_id}: routing again gives another decision than the "
                             f"one recorded (event #{ev.seq})")
             continue
