@@ -5,6 +5,7 @@ look-up, compare-and-set on the state, exact decimals), on the fake, SQLite and 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal as D
 from typing import Any
 
@@ -13,6 +14,7 @@ from tests.contract.test_uow_contract_support import T0, Db, at, seed_children, 
 from vanta.application.crossrail import put_fee_model
 from vanta.application.ports.crossrail import LegRecord, VenueFeeRecord, leg_row
 from vanta.domain.legs import Leg, LegState
+from vanta.domain.orders import ChildOrderState
 from vanta.domain.routing import LegKind
 from vanta.domain.venues import DEFAULT_FEE_MODELS
 
@@ -76,6 +78,26 @@ async def test_legs_read_back_exactly_in_plan_order(backend: Db) -> None:
     assert await backend.read(lambda u: u.legs.get("tnt_b", f"{fos[0]}.0")) is None
     one = await backend.read(lambda u: u.legs.get("tnt_a", f"{fos[0]}.1"))
     assert one is not None and one.amount == D("0.50001")
+
+
+async def test_legs_by_follower_leave_out_what_an_unexecuted_child_never_ran(
+        backend: Db) -> None:
+    await seed_world(backend)
+    # fo1, fo3: FA1 (fo3 dead-lettered); fo2, fo4: FA2 (fo4 withdrawn, but its conversion
+    # had filled in part)
+    fos = await seed_children(backend, {"fo3": ChildOrderState.DLQ,
+                                        "fo4": ChildOrderState.CANCELLED})
+    part = replace(_legs("fo4")[0], state=LegState.FILLED, filled=D(5))
+    rows = [leg_row(g, tenant_id="tnt_a", at=T0)
+            for g in (*_legs("fo1"), *_legs("fo2"), *_legs("fo3"), part, _legs("fo4")[1])]
+    await backend.run(lambda u: u.legs.add_many(rows))
+    got = await backend.read(lambda u: u.legs.for_followers("tnt_a", ["FA1", "FA2", "FB1"]))
+    assert {f: [g.leg_id for g in legs] for f, legs in got.items()} == {
+        "FA1": ["fo1.0", "fo1.1"], "FA2": ["fo2.0", "fo2.1", "fo4.0"]}
+    assert all(type(g) is LegRecord for legs in got.values() for g in legs)
+    assert got["FA2"][2].filled == D(5)
+    assert await backend.read(lambda u: u.legs.for_followers("tnt_b", ["FA1"])) == {}
+    assert fos == ["fo1", "fo2", "fo3", "fo4"]
 
 
 async def test_leg_updates_compare_and_set_on_the_state(backend: Db) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo
 from vanta.application.ports.crossrail import LegRecord, VenueFeeRecord
+from vanta.application.ports.legs import counts_for_estimate
 from vanta.application.ports.uow import Conflict
 
 
@@ -78,12 +79,14 @@ class MemLegs(MemRepo):
     async def for_followers(self, tenant_id: str, follower_ids: Iterable[str]
                             ) -> dict[str, builtins.list[LegRecord]]:
         wanted = set(follower_ids)
-        owner = {r["fo_id"]: r["follower_id"] for r in self.tx.scan(
+        owner = {r["fo_id"]: (r["follower_id"], r["state"]) for r in self.tx.scan(
             "follower_orders", lambda r: r["follower_id"] in wanted)}
         out: dict[str, builtins.list[LegRecord]] = {}
         for r in self._select(lambda r: r["fo_id"] in owner and r["tenant_id"] == tenant_id,
                               order=lambda r: (r["fo_id"], r["idx"])):
-            out.setdefault(owner[r["fo_id"]], []).append(LegRecord.from_row(r))
+            follower_id, child_state = owner[r["fo_id"]]
+            if counts_for_estimate(child_state, r["filled"]):
+                out.setdefault(follower_id, []).append(LegRecord.from_row(r))
         return out
 
     async def update(self, leg_id: str, *, expect_state: str, **values: Any) -> bool:

@@ -19,6 +19,7 @@ from vanta.adapters.db.tables import (
     venue_fee_models,
 )
 from vanta.application.ports.crossrail import LegRecord, VenueFeeRecord
+from vanta.application.ports.legs import counts_for_estimate
 
 
 class VenueFeeRepository(_Repo):
@@ -102,12 +103,14 @@ class LegRepository(_Repo):
             return out
         fo = follower_orders
         rows = await self._all(
-            select(child_legs, fo.c.follower_id.label("of_follower"))
+            select(child_legs, fo.c.follower_id.label("of_follower"),
+                   fo.c.state.label("child_state"))
             .join(fo, fo.c.fo_id == child_legs.c.fo_id)
             .where(self._among(fo.c.follower_id, wanted), child_legs.c.tenant_id == tenant_id)
             .order_by(child_legs.c.fo_id, child_legs.c.idx))
         for r in rows:
-            out.setdefault(r["of_follower"], []).append(LegRecord.from_row(r))
+            if counts_for_estimate(r["child_state"], r["filled"]):
+                out.setdefault(r["of_follower"], []).append(LegRecord.from_row(r))
         return out
 
     async def update(self, leg_id: str, *, expect_state: str, **values: Any) -> bool:
