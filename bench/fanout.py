@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -187,6 +187,11 @@ class PathResult:
     name: str
     rounds: list[Round] = field(default_factory=list)
     note: str = ""
+    # CPU seconds (user + system) the path's own processes spent over every round (the
+    # warm-up included), and the deliveries of those rounds: CPU per delivery says what a
+    # delivery costs on a shared machine, where wall-clock rates move with the load.
+    cpu_s: float | None = None
+    cpu_deliveries: int = 0
 
     def summary(self) -> dict[str, Any]:
         lat = [a - r.start for r in self.rounds for a in r.arrivals]
@@ -212,9 +217,25 @@ class PathResult:
                                              if r.accepted is not None and a < r.accepted)
         if any(r.enqueue_s is not None for r in self.rounds):
             out["enqueue_p50_s"] = round(pct([r.enqueue_s or 0 for r in self.rounds], 50), 4)
+        if self.cpu_s is not None and self.cpu_deliveries:
+            out["cpu_s"] = round(self.cpu_s, 3)
+            out["cpu_us_per_delivery"] = round(self.cpu_s / self.cpu_deliveries * 1e6, 1)
         if self.note:
             out["note"] = self.note
         return out
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU of ``pids`` and their reaped children, from /proc (0 if gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return total / tick
 
 
 # -- receiver ----------------------------------------------------------------------------
@@ -358,12 +379,15 @@ async def run_embedded(args: argparse.Namespace, n: int, procs: Procs, tmp: Path
                                             str(pf)], env)
     try:
         port = wait_port_file(pf, p, procs, f"serve-embedded-{n}")
+        cpu0 = cpu_seconds([p.pid])
         rounds = await vanta_orders(f"http://127.0.0.1:{port}", token, rcv, n, args.orders,
                                     f"E{n}", args.order_timeout(n))
+        cpu = cpu_seconds([p.pid]) - cpu0
     finally:
         procs.stop(p)
     return PathResult("vanta embedded (SQLite, in-process dispatcher)", rounds,
-                      note=f"seeded {n} followers in {seed_s:.1f} s")
+                      note=f"seeded {n} followers in {seed_s:.1f} s", cpu_s=cpu,
+                      cpu_deliveries=n * (args.orders + 1))
 
 
 def production_check(args: argparse.Namespace) -> str | None:
@@ -517,8 +541,11 @@ async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Pa
         for name, p in wprocs.items():
             if p.poll() is not None:
                 raise RuntimeError(f"{name} exited with {p.returncode}:\n{procs.tail(name)}")
+        pids = [api.pid, *(p.pid for p in wprocs.values())]
+        cpu0 = cpu_seconds(pids)
         rounds = await vanta_orders(f"http://127.0.0.1:{port}", token, rcv, n, args.orders,
                                     f"P{n}w{dispatch_workers}", args.order_timeout(n))
+        cpu = cpu_seconds(pids) - cpu0
     finally:
         for p in reversed(started):
             procs.stop(p)
@@ -533,7 +560,8 @@ async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Pa
     return PathResult(f"vanta production (PostgreSQL, NATS, {workers})", rounds,
                       note=note + f"Seeded {n} followers in {seed_s:.1f} s; "
                                   f"{dispatch_workers} dispatch worker(s), each at "
-                                  f"concurrency {args.concurrency}.")
+                                  f"concurrency {args.concurrency}.",
+                      cpu_s=cpu, cpu_deliveries=n * (args.orders + 1))
 
 
 # -- baselines ---------------------------------------------------------------------------
@@ -773,6 +801,9 @@ def print_table(r: dict[str, Any]) -> None:
             print(f"{k}: POST -> 201 P50 {v['submit_to_201_p50_s']:.3f} s, POST -> last child "
                   f"P50 {v['submit_to_last_p50_s']:.3f} s / P95 {v['submit_to_last_p95_s']:.3f}"
                   f" s; {v['children_before_201']} children arrived before the 201")
+        if "cpu_us_per_delivery" in v:
+            print(f"{k}: CPU of its processes {v['cpu_s']:.2f} s, "
+                  f"{v['cpu_us_per_delivery']:.0f} us per delivery (warm-up included)")
         if "enqueue_p50_s" in v:
             print(f"{k}: enqueuing {r['n']:,} tasks took {v['enqueue_p50_s']:.3f} s (P50)")
     if r["throughput_ratios"]:

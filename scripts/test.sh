@@ -120,10 +120,15 @@ if names_a_path "$@"; then
   run_pytest "$@"
   exit 0
 fi
-run_pytest tests/unit tests/application "$@"
+# Both tiers run on VANTA_TEST_WORKERS processes (default 2; 0 runs them in this process):
+# whole files go to a worker, and the slow fault tests run one at a time on one worker, first
+# (see tests/conftest.py).
+workers="${VANTA_TEST_WORKERS:-2}"
+xdist=(-n "$workers" --dist loadgroup --no-loadscope-reorder)
+run_pytest "${xdist[@]}" tests/unit tests/application "$@"
 oidc_peer
 browser_peer
-run_pytest tests/api tests/contract tests/integration tests/e2e "$@"
+run_pytest "${xdist[@]}" tests/e2e tests/integration tests/contract tests/api "$@"
 # Playwright's sync API keeps an event loop running for the whole session, which the asyncio
 # tests of the other tiers cannot share: the browser tier runs in a pytest process of its own.
 run_pytest tests/browser "$@"

@@ -33,3 +33,32 @@ def require_service(name: str, url: str) -> str:
 @pytest.fixture
 def postgres_url() -> str:
     return require_service("PostgreSQL", POSTGRES_URL)
+
+
+# --- running the tiers on several cores (pytest-xdist, `--dist loadgroup`) -------------------
+# Tests that start clusters of real processes and time their recovery run one after another
+# on one worker, first, while the other workers take the rest file by file: two of them at
+# once would fight over the cores they time, and two share Redis db 14 under one tenant.
+SERIAL_FILES = frozenset({
+    "tests/e2e/test_production_profile.py",
+    "tests/e2e/test_delivery_faults.py",
+    "tests/e2e/test_bridged_sigkill.py",
+    "tests/e2e/test_reconcile_paper.py",
+    "tests/e2e/test_tracing.py",
+    "tests/e2e/test_bench_smoke.py",
+})
+
+
+def _serial(item: pytest.Item) -> bool:
+    path = item.nodeid.split("::", 1)[0]
+    return path in SERIAL_FILES or item.get_closest_marker("ha") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if getattr(config.option, "dist", "no") == "no":
+        return
+    for item in items:
+        group = "serial" if _serial(item) else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    # with --no-loadscope-reorder the scheduler hands out groups in collection order
+    items.sort(key=lambda item: not _serial(item))

@@ -408,3 +408,43 @@ def test_exclusion_matching(path: str, hit: bool) -> None:
 def test_fingerprint_parts_cannot_run_together() -> None:
     assert fingerprint("POST", "/v1/a", b"b=1", b"") != fingerprint("POST", "/v1/a", b"", b"b=1")
     assert fingerprint("post", "/v1/a", b"", b"x") == fingerprint("POST", "/v1/a", b"", b"x")
+
+
+async def test_an_answer_the_store_refuses_for_a_moment_is_still_stored(
+        h: Harness, monkeypatch: Any) -> None:
+    """A failover between running the request and storing its answer: the write is retried,
+    so the retry after the failover replays instead of running the request again."""
+    real_set = h.store.set
+    failures = 3
+
+    async def flaky(key: str, value: bytes, ttl_s: float) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("no master")
+        await real_set(key, value, ttl_s)
+
+    monkeypatch.setattr(h.store, "set", flaky)
+    first = await h.client.post("/v1/orders", json={"qty": 1}, headers=idem("k-flaky"))
+    assert first.status_code == 201 and failures == 0
+    again = await h.client.post("/v1/orders", json={"qty": 1}, headers=idem("k-flaky"))
+    assert again.headers["idempotency-replayed"] == "true"
+    assert again.json() == first.json() and h.calls["orders"] == 1
+
+
+async def test_an_answer_that_cannot_be_stored_in_time_releases_the_key(
+        monkeypatch: Any) -> None:
+    clock = Clock()
+    h = Harness(client=None, store=MemoryStore(clock=clock), clock=clock)  # type: ignore[arg-type]
+    app = build(h)
+    app.user_middleware[0].kwargs["store_retry_s"] = 0.2
+
+    async def down(*_: Any) -> None:
+        raise ConnectionError("no master")
+
+    monkeypatch.setattr(h.store, "set", down)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        r = await client.post("/v1/orders", json={"qty": 1}, headers=idem("k-gone"))
+        assert r.status_code == 201  # it ran: the caller still gets its answer
+    assert len(h.store) == 0  # the reservation was released, not left to block the key

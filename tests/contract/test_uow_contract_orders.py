@@ -17,6 +17,7 @@ from tests.contract.test_uow_contract_support import (
     seed_children,
     seed_world,
 )
+from vanta.application.ports.delivery import ChildMove
 from vanta.application.ports.records_orders import (
     ChildOrderRecord,
     FillRecord,
@@ -150,6 +151,35 @@ async def test_update_many_reports_the_moved_children_and_counts_attempts(backen
         [], expect_state="retry", state="sent")) == {}
     row = await backend.read(lambda u: u.child_orders.get_unscoped("fo2"))
     assert (row.state, row.last_error, row.dispatch_attempts) == ("retry", "503", 2)
+
+
+async def test_move_many_sets_each_child_its_own_values_and_skips_moved_ones(
+        backend: Db) -> None:
+    await seed_world(backend)
+    # fo4 was already settled by another worker: it must be reported, not overwritten
+    await seed_children(backend, {"fo1": ChildOrderState.SENT, "fo2": ChildOrderState.SENT,
+                                  "fo3": ChildOrderState.SENT, "fo4": ChildOrderState.ACK})
+    moved = await backend.run(lambda u: u.child_orders.move_many([
+        ChildMove("fo1", "ack", None, "BRK-1"),
+        ChildMove("fo2", "retry", "HTTP 503"),
+        ChildMove("fo3", "dlq", "HTTP 500", None, at(5)),
+        ChildMove("fo4", "dlq", "HTTP 500", None, at(5)),
+        ChildMove("nope", "ack", None)], expect_state="sent", updated_at=at(6)))
+    assert moved == {"fo1", "fo2", "fo3"}
+    rows = {f: await backend.read(lambda u, f=f: u.child_orders.get_unscoped(f))
+            for f in ("fo1", "fo2", "fo3", "fo4")}
+    assert [(r.state, r.last_error, r.broker_order_ref, r.dead_lettered_at, r.updated_at)
+            for r in rows.values()] == [
+        ("ack", None, "BRK-1", None, at(6)), ("retry", "HTTP 503", None, None, at(6)),
+        ("dlq", "HTTP 500", None, at(5), at(6)), ("ack", None, None, None, T0)]
+    # a None leaves the column as it was; a child not in the expected state never moves
+    assert await backend.run(lambda u: u.child_orders.move_many(
+        [ChildMove("fo2", "sent", None), ChildMove("fo1", "dlq", "late")],
+        expect_state="retry", updated_at=at(7))) == {"fo2"}
+    fo1 = await backend.read(lambda u: u.child_orders.get_unscoped("fo1"))
+    assert (fo1.state, fo1.broker_order_ref) == ("ack", "BRK-1")
+    assert await backend.run(lambda u: u.child_orders.move_many(
+        [], expect_state="sent", updated_at=at(7))) == set()
 
 
 async def test_positions_count_only_live_states_exactly(backend: Db) -> None:

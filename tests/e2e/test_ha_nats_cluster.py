@@ -61,8 +61,6 @@ async def _platform(data_dir: Path, db_url: str) -> str:
         await c.close()
 
 
-@pytest.mark.skip(reason="failed in a clean CI run after passing on its branch; the leader-kill "
-                  "recovery is not yet reliable (high-availability work still open)")
 def test_stream_leader_node_killed_mid_fan_out(
     procs: Processes, tmp_path: Path, postgres_url: str, nats_cluster: NatsCluster,
 ) -> None:

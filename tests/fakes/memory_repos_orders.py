@@ -12,6 +12,7 @@ from typing import Any
 from tests.fakes.memory_repos_base import MemRepo, nulls_first
 from tests.fakes.memory_store import Row, after, utc
 from tests.fakes.memory_store import after as keyset_after
+from vanta.application.ports.delivery import ChildMove
 from vanta.application.ports.reconciliation import NOT_MANAGER_SOURCES
 from vanta.application.ports.records_orders import (
     ChildOrderRecord,
@@ -160,6 +161,20 @@ class MemChildOrders(MemRepo):
         moved = await self.tx.update(self.table, lambda r: r["fo_id"] in ids
                                      and r["state"] == expect_state, new)
         return {r["fo_id"]: int(r["dispatch_attempts"]) for r in moved}
+
+    async def move_many(self, moves: Sequence[ChildMove], *, expect_state: str,
+                        updated_at: datetime) -> set[str]:
+        moved: set[str] = set()
+        for m in moves:
+            values: dict[str, Any] = {"state": m.state, "last_error": m.last_error,
+                                      "updated_at": updated_at}
+            if m.broker_order_ref is not None:
+                values["broker_order_ref"] = m.broker_order_ref
+            if m.dead_lettered_at is not None:
+                values["dead_lettered_at"] = m.dead_lettered_at
+            if await self.update(m.fo_id, expect_state=expect_state, **values):
+                moved.add(m.fo_id)
+        return moved
 
     async def open_counts(self, mo_ids: Iterable[str],
                           open_states: Iterable[str]) -> dict[str, int]:

@@ -36,7 +36,10 @@ def _need(tool: str) -> str:
 
 class RedisHa:
     def __init__(self, root: Path) -> None:
-        self.server, self.sentinel = _need("redis-server"), _need("redis-sentinel")
+        self.server = _need("redis-server")
+        # redis-sentinel is redis-server in sentinel mode: use that when the link is missing
+        found = shutil.which("redis-sentinel")
+        self.sentinel_cmd = [found] if found else [self.server, "--sentinel"]
         self.root = root
         self.master_port, self.replica_port = _free_port(), _free_port()
         self.sentinel_ports = [_free_port() for _ in range(3)]
@@ -61,7 +64,8 @@ class RedisHa:
                 f"sentinel monitor {MASTER} 127.0.0.1 {self.master_port} 2\n"
                 f"sentinel down-after-milliseconds {MASTER} 500\n"
                 f"sentinel failover-timeout {MASTER} 5000\n")
-            self._start(f"sentinel{i}", [self.sentinel, str(conf)])
+            self._start(f"sentinel{i}", [*self.sentinel_cmd[:1], str(conf),
+                                         *self.sentinel_cmd[1:]])
 
     async def sentinels_ready(self) -> None:
         """Every sentinel knows the replica and the two other sentinels."""

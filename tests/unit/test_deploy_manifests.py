@@ -124,3 +124,58 @@ def test_the_dockerfile_installs_from_the_lock_file_and_runs_as_a_non_root_user(
     assert users and users[-1] not in ("root", "0")
     assert lines.index(next(ln for ln in lines if ln.startswith("USER "))) > \
         lines.index(installs[-1])
+
+
+def _compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    return doc["services"]
+
+
+def test_the_compose_file_runs_what_the_kubernetes_base_runs() -> None:
+    """Each Deployment and the Job of the Kustomize base is a compose service (vanta-X is
+    X, the Job vanta-migrate is migrate) with the same command and at least its replicas;
+    read straight from the base files, so it needs no kubectl."""
+    services = _compose()
+    workloads: dict[str, tuple[list[str], int]] = {}
+    for path in sorted((K8S / "base").glob("*.yaml")):
+        for obj in yaml.safe_load_all(path.read_text()):
+            if obj and obj["kind"] in ("Deployment", "Job"):
+                pod = obj["spec"]["template"]["spec"]
+                workloads[obj["metadata"]["name"]] = (pod["containers"][0]["command"],
+                                                      obj["spec"].get("replicas", 1))
+    assert set(workloads) == DEPLOYMENTS | {"vanta-migrate"}
+    for name, (command, replicas) in workloads.items():
+        svc = services[name.removeprefix("vanta-")]
+        assert svc["command"] == command, name
+        assert svc.get("deploy", {}).get("replicas", 1) >= replicas, name
+
+
+def test_the_compose_file_has_redis_sentinel_and_a_postgres_replica() -> None:
+    services = _compose()
+    env = services["api"]["environment"]
+    # three sentinels, a quorum of two, watching the master the processes ask them for
+    sentinels = env["VANTA_REDIS_SENTINELS"].split(",")
+    assert len(sentinels) == 3
+    master = env["VANTA_REDIS_SENTINEL_MASTER"]
+    for entry in sentinels:
+        host, _, port = entry.partition(":")
+        script = services[host]["command"][-1]
+        assert "exec redis-sentinel" in script and "port " + port in script, host
+        assert f"sentinel monitor {master} redis 6379 2" in script, host
+    assert "--replicaof" in services["redis-replica"]["command"]
+    assert "redis" in services["redis-replica"]["command"]
+    # writes find whichever PostgreSQL node accepts them; lag-tolerant reads the replica
+    assert "host=postgres:5432" in env["VANTA_DATABASE_URL"]
+    assert "host=postgres-replica:5432" in env["VANTA_DATABASE_URL"]
+    assert "target_session_attrs=read-write" in env["VANTA_DATABASE_URL"]
+    assert "@postgres-replica:5432/" in env["VANTA_DATABASE_REPLICA_URL"]
+    replica = services["postgres-replica"]
+    assert "pg_basebackup -h postgres" in replica["command"][-1]
+    assert " -R " in replica["command"][-1]  # writes its standby settings
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    mounts = services["postgres"]["volumes"]
+    script = next(m for m in mounts if "docker-entrypoint-initdb.d" in m).split(":")[0]
+    assert "host replication" in (ROOT / "deploy" / script).read_text()
+    assert "wal_level=replica" in services["postgres"]["command"][-1]
+    for svc in ("migrate", "api", "relay", "dispatcher", "scheduler", "reconciler"):
+        assert services[svc]["environment"] == env, svc  # one shared block

@@ -47,7 +47,7 @@ def verifier(issuer: DevIssuer) -> TokenVerifier:
     ("exp", [int(time.time()) + 600]),
     ("exp", float("inf")),
     ("nbf", float("nan")),
-])
+], ids=lambda v: type(v).__name__ if not isinstance(v, str) or v.isdigit() else v)
 def test_time_claims_of_the_wrong_type_are_refused(issuer: DevIssuer, verifier: TokenVerifier,
                                                    claim: str, value: Any) -> None:
     with pytest.raises(InvalidToken) as e:

@@ -37,7 +37,7 @@ from vanta.application.ports.legs import LegRecord
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.ids import FollowerId
-from vanta.domain.legs import LegState
+from vanta.domain.legs import Leg, LegState
 from vanta.domain.mirroring import Expansion, Snapshot
 from vanta.domain.money import MAX_PRICE, MAX_QTY, ZERO, Instrument
 from vanta.domain.orders import ChildOrder, ChildOrderState, ManagerOrder
@@ -173,12 +173,13 @@ def _request(follower: FollowerRecord, base: str, child: ChildOrder, price: Deci
 
 
 async def store_routes(uow: UnitOfWork, routed: RoutedExpansion, *, tenant_id: str,
-                       now: datetime) -> None:
+                       now: datetime) -> dict[str, list[Leg]]:
     """Once the children are written: the audited decisions and the legs, in the same
     transaction, so a child is never stored without the legs it is executed by. The fee
-    models the routes were priced with are recorded once, on the order (``routes_priced``)."""
+    models the routes were priced with are recorded once, on the order (``routes_priced``).
+    Returns each routed child's legs."""
     if not routed.routes:
-        return
+        return {}
     ins = routed.instrument
     rows: list[dict[str, Any]] = []
     venues = {v for r in routed.routes for v in r.request.venues}
@@ -186,8 +187,9 @@ async def store_routes(uow: UnitOfWork, routed: RoutedExpansion, *, tenant_id: s
         "entity": "manager_order", "entity_id": routed.mo_id, "action": ROUTES_PRICED,
         "actor": "router", "tenant_id": tenant_id,
         "payload": {"models": models_json(routed.models, venues)}}]
+    legs: dict[str, list[Leg]] = {}
     for r in routed.routes:
-        _, more_rows, more_events = route_records(
+        legs[r.fo_id], more_rows, more_events = route_records(
             tenant_id=tenant_id, fo_id=r.fo_id, decision=r.decision, request=r.request,
             models=routed.models, lot_step=ins.lot_step, min_qty=ins.min_qty, actor="router",
             now=now, with_models=False)
@@ -195,3 +197,4 @@ async def store_routes(uow: UnitOfWork, routed: RoutedExpansion, *, tenant_id: s
         events += more_events
     await uow.audit.append_many(events)
     await uow.legs.add_many(rows)
+    return legs

@@ -15,6 +15,7 @@ from vanta.application.dispatch_loop import Begun, run_forever
 from vanta.application.dispatch_steps import (
     MAINTENANCE_RECHECK,
     OPEN_CHILD_STATES,
+    BatchOutcome,
     Decided,
     Endpoint,
     Prepared,
@@ -22,11 +23,13 @@ from vanta.application.dispatch_steps import (
     collect_answers,
     dead_letter,
     endpoint_of,
+    needs_order,
     next_state_of,
     prepare_attempt,
-    record_answers,
+    record_answers_while_leased,
     release_leases,
     report,
+    signed_at,
     signing_refs,
 )
 from vanta.application.leg_runner import send_legs
@@ -67,15 +70,6 @@ class DispatchConfig:
     max_batches: int = 1
     # Record answers this often while a slow send is out (None: once, when all have ended).
     record_every_s: float | None = None
-
-
-@dataclass
-class BatchOutcome:
-    """What a batch could not settle: sends that raised (lost attempts once their lease
-    lapses) and rows deferred to the next batch (an endpoint was full)."""
-
-    failed: dict[int, Exception] = field(default_factory=dict)
-    deferred: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -213,7 +207,11 @@ class Dispatcher:
         if p.gateway is not None:
             assert p.broker_order is not None
             return await submit_to_broker(p.gateway, p.broker_order, p.price, self.metrics)
-        return await self.sender.send(p.url, p.headers, p.body)
+        if p.template is None:
+            return await self.sender.send(p.url, p.headers, p.body)
+        # signed as it leaves, once it holds a send slot: the timestamp is the send's own
+        headers, body = signed_at(p, self.clock())
+        return await self.sender.send(p.url, headers, body)
 
     async def _traced_send(self, p: Prepared) -> SendResult:
         """The attempt as a span of the order's trace; the follower gets its traceparent."""
@@ -295,9 +293,10 @@ class Dispatcher:
                 {"fo_id": fo_id, "attempt_no": n, "started_at": now, "status_code": None,
                  "latency_ms": 0, "response_excerpt": None, "error": None,
                  "outcome": "in_flight"} for fo_id, n in moved.items()])
-            orders = await uow.manager_orders.get_many_unscoped(
-                children[f].mo_id for f in moved)
-            legs = await uow.legs.for_children(moved)
+            # the order is read only for what has no stored body (redeliveries, brokers)
+            need = list(needs_order(to_send, followers, children, moved))
+            orders = await uow.manager_orders.get_many_unscoped(children[f].mo_id for f in need)
+            legs = await uow.legs.for_children(need)  # bridged legs, bodies rendered here
             await uow.commit()
         attempts_started(self.journal, children, moved, to_send)
         for rows in to_send.values():
@@ -308,9 +307,9 @@ class Dispatcher:
                     continue
                 child = children[fo_id]
                 p = prepare_attempt(self.brokers, self.secrets, child,
-                                    followers[child.follower_id], orders[child.mo_id],
+                                    followers[child.follower_id], orders.get(child.mo_id),
                                     moved[fo_id], now, admitted.get(row.id),
-                                    legs.get(fo_id, ()))
+                                    row.payload.get("body"), legs.get(fo_id, ()))
                 tp = row.payload.get("traceparent")
                 out.append((row, p if tp is None else replace(p, traceparent=tp)))
         return outbox_rows
@@ -383,8 +382,6 @@ class Dispatcher:
             error = result.error or (None if next_state is ChildOrderState.ACK
                                      else f"HTTP {result.status}")
             decided.append((row, p, result, next_state, delay, error))
-        async with self.uow_factory() as uow:
-            settled, children = await record_answers(uow, decided, now)
-            await uow.commit()
+        settled, children = await record_answers_while_leased(self.uow_factory, decided, now)
         report(self.metrics, settled, children, now, self.journal)
         self.journal.flush()

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,9 +19,9 @@ from vanta.application.alerts import alert_row, raise_alert
 from vanta.application.bridged import broker_order
 from vanta.application.clock import iso
 from vanta.application.observability import attempt_settled, child_moved
-from vanta.application.payloads import dispatch_body
+from vanta.application.payloads import OrderPart, attempt_body
 from vanta.application.ports.brokers import BrokerGateway, BrokerGateways, BrokerOrder
-from vanta.application.ports.delivery import OutboxLease, SendResult
+from vanta.application.ports.delivery import ChildMove, OutboxLease, SendResult
 from vanta.application.ports.journal import NO_JOURNAL, Journal
 from vanta.application.ports.legs import LegRecord
 from vanta.application.ports.metrics import Metrics
@@ -63,7 +64,44 @@ class Prepared:
     # (ids, tenant, creation time), so recording it reads nothing again.
     child: ChildOrderRecord | None = None
     traceparent: str | None = None  # the order's trace, when tracing is on
+    # A webhook whose body and signature are made at send time, so the timestamp is fresh:
+    # the child's stored body (see ``payloads.attempt_body``) and the signing keys.
+    template: bytes | None = None
+    keys: tuple[bytes, ...] = ()
     legged: bool = False  # a bridged child executed by its legs (conversion, then asset)
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch could not settle: sends that raised (lost attempts once their lease
+    lapses) and rows deferred to the next batch (an endpoint was full)."""
+
+    failed: dict[int, Exception] = field(default_factory=dict)
+    deferred: list[int] = field(default_factory=list)
+
+
+def signed_at(p: Prepared, now: datetime) -> tuple[dict[str, str], bytes]:
+    """A webhook attempt's headers and body as sent at ``now``: the stored body with the
+    attempt's fields, signed with the send's own timestamp."""
+    assert p.template is not None and p.child is not None
+    body = attempt_body(p.template, ts=iso(now), attempt_no=p.attempt_no,
+                        last_error=p.child.last_error)
+    headers = signature_headers(p.keys, p.child.fo_id, int(now.timestamp()), body)
+    return {**headers, **p.headers}, body
+
+
+def needs_order(to_send: Mapping[str, list[OutboxRecord]],
+                followers: Mapping[str, FollowerRecord],
+                children: Mapping[str, ChildOrderRecord],
+                moved: Mapping[str, int]) -> Iterator[str]:
+    """The children starting an attempt whose manager order must be read: those whose
+    outbox row has no stored body, and every bridged one (its broker order)."""
+    for rows in to_send.values():
+        for row in rows:
+            fo_id = row.payload["fo_id"]
+            if fo_id in moved and ("body" not in row.payload
+                                   or followers[children[fo_id].follower_id].bridged_brokers):
+                yield fo_id
 
 
 # One answered attempt with what it decided: the outbox row, the attempt, the answer, the
@@ -158,10 +196,41 @@ async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
         await uow.manager_orders.set_state(mo_id, ManagerOrderState.COMPLETED.value)
 
 
+async def record_answers_while_leased(uow_factory: UowFactory, decided: list[Decided],
+                                      now: datetime, *, max_pause_s: float = 1.0
+                                      ) -> tuple[list[Decided], dict[str, ChildOrderRecord]]:
+    """:func:`record_answers` in its own transaction, retried while the database is away
+    (a primary failing over) for as long as this worker still holds the rows' leases.
+
+    The sends have happened: giving up at once would leave the children ``sent`` until
+    their leases lapse and send them a second time. While the lease holds no other worker
+    sends them, so recording late is still recording once. A retry after a commit whose
+    answer was lost finds the children settled (the update expects ``sent``) and writes
+    nothing twice."""
+    leases = [d[0].locked_until for d in decided if d[0].locked_until is not None]
+    budget = ((min(leases) if leases else now) - now).total_seconds()
+    started = time.monotonic()
+    pause = 0.05
+    while True:
+        try:
+            async with uow_factory() as uow:
+                out = await record_answers(uow, decided, now)
+                await uow.commit()
+            return out
+        except Exception as e:
+            left = budget - (time.monotonic() - started)
+            if left <= pause:
+                raise
+            log.warning("could not record answers; retrying while the leases hold",
+                        extra={"error": repr(e), "left_s": round(left, 2)})
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, max_pause_s)
+
+
 async def record_answers(uow: UnitOfWork, decided: list[Decided],
                          now: datetime) -> tuple[list[Decided], dict[str, ChildOrderRecord]]:
-    """Write a batch's answers: attempt rows, child states (one compare-and-set per group of
-    children sharing every new value), endpoint disables, outbox rows, audit events and
+    """Write a batch's answers: attempt rows, child states (one compare-and-set for the
+    batch, each child to its own state), endpoint disables, outbox rows, audit events and
     finished orders. Returns the answers that moved their child, with those children."""
     fo = _fo_id
     await uow.attempts.settle_many([
@@ -169,18 +238,11 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
          "status_code": r.status, "latency_ms": r.latency_ms,
          "response_excerpt": r.response_excerpt, "error": r.error, "outcome": state.value}
         for row, p, r, state, _, _ in decided])
-    groups: dict[tuple[Any, ...], list[str]] = {}
-    for row, _, r, state, _, error in decided:
-        groups.setdefault((state, error, r.broker_ref), []).append(fo(row))
-    moved: set[str] = set()
-    for (state, error, broker_ref), ids in groups.items():
-        extra: dict[str, Any] = {"dead_lettered_at": now} \
-            if state is ChildOrderState.DLQ else {}
-        if broker_ref is not None:
-            extra["broker_order_ref"] = broker_ref
-        moved.update(await uow.child_orders.update_many(
-            ids, expect_state=ChildOrderState.SENT.value, state=state.value,
-            last_error=error, updated_at=now, **extra))
+    moved = await uow.child_orders.move_many(
+        [ChildMove(fo(row), state.value, error, r.broker_ref,
+                   now if state is ChildOrderState.DLQ else None)
+         for row, _, r, state, _, error in decided],
+        expect_state=ChildOrderState.SENT.value, updated_at=now)
     # A child someone else already settled keeps its attempt row and nothing more.
     settled = [d for d in decided if fo(d[0]) in moved]
     children: dict[str, ChildOrderRecord] = {}
@@ -289,19 +351,22 @@ def report(metrics: Metrics, settled: Sequence[Decided],
 
 def prepare_attempt(brokers: BrokerGateways | None, secrets: SecretReader,
                     child: ChildOrderRecord, follower: FollowerRecord,
-                    order: ManagerOrderRecord, attempt_no: int, now: datetime,
-                    endpoint: Endpoint | None, legs: Sequence[LegRecord] = ()) -> Prepared:
+                    order: ManagerOrderRecord | None, attempt_no: int, now: datetime,
+                    endpoint: Endpoint | None, stored: str | None,
+                    legs: Sequence[LegRecord] = ()) -> Prepared:
     """A bridged child goes to the follower's broker (by its legs, when it has any); any
-    other child is a signed webhook whose body carries its legs."""
+    other child is a webhook signed at send time, whose body carries its legs."""
     if follower.bridged_brokers:
         if brokers is None:
             raise RuntimeError("a bridged follower needs a broker registry")
+        assert order is not None  # read for every bridged child (needs_order)
         return Prepared("", {}, b"", attempt_no, now, brokers.for_follower(follower),
                         broker_order(child, order), order.ref_price, child=child,
                         legged=bool(legs))
-    keys = [secrets.get(ref) for ref in signing_refs(follower, now)]
-    body = dispatch_body(child=child, order=order, follower=follower, ts=iso(now),
-                         attempt_no=attempt_no, legs=[g.leg() for g in legs])
-    headers = signature_headers(keys, child.fo_id, int(now.timestamp()), body)
-    return Prepared(follower.webhook_url or "", headers, body, attempt_no, now,
-                    endpoint=endpoint, child=child)
+    keys = tuple(secrets.get(ref) for ref in signing_refs(follower, now))
+    if stored is None:  # its order was read (needs_order): rendered here, once
+        assert order is not None
+        stored = OrderPart(order).body(child, follower, child.vault_id,
+                                       [g.leg() for g in legs]).decode()
+    return Prepared(follower.webhook_url or "", {}, b"", attempt_no, now,
+                    endpoint=endpoint, child=child, template=stored.encode(), keys=keys)

@@ -12,12 +12,15 @@ from vanta.application import observability, tracing
 from vanta.application.clock import Clock, utcnow
 from vanta.application.crossrail_plan import route_children, store_routes
 from vanta.application.followers import UNFOLLOWED, follower_spec
+from vanta.application.payloads import OrderPart
+from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ManagerOrderRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.application.snapshots import DEFAULT, build_snapshot, instrument_with_source
 from vanta.domain.errors import Conflict, NotFound, ValidationFailed
 from vanta.domain.followers import FollowerSpec
 from vanta.domain.ids import ManagerOrderId, VaultId, manager_order_id, new_id
+from vanta.domain.legs import Leg
 from vanta.domain.mirroring import Expansion, Snapshot, ensure_vault_accepts_orders, expand
 from vanta.domain.money import Instrument
 from vanta.domain.navs import parse_nav
@@ -145,14 +148,8 @@ async def _expand_and_store(
     })
     await uow.child_orders.add_many(expansion.children, tenant_id=tenant_id,
                                     vault_id=order.vault_id, now=now)
-    await store_routes(uow, routed, tenant_id=tenant_id, now=now)
-    # the trace this order's deliveries join (the relay and dispatcher read it back)
-    tp = tracing.current().traceparent()
-    await uow.outbox.add_many(DISPATCH_TOPIC,
-                              [(c.fo_id, {"fo_id": c.fo_id} if tp is None
-                                else {"fo_id": c.fo_id, "traceparent": tp})
-                               for c in expansion.dispatchable],
-                              now)
+    legs = await store_routes(uow, routed, tenant_id=tenant_id, now=now)
+    await uow.outbox.add_many(DISPATCH_TOPIC, _outbox_items(order, expansion, rows, legs), now)
     # One run of the hash chain for the order, its children and any pauses, in that order.
     events: list[dict[str, Any]] = [{
         "entity": "manager_order", "entity_id": order.mo_id, "action": "received",
@@ -176,6 +173,28 @@ async def _expand_and_store(
                        "payload": {"reason": "drawdown_stop", "mo_id": order.mo_id}})
     await uow.audit.append_many(events)
     return expansion
+
+
+def _outbox_items(order: ManagerOrder, expansion: Expansion,
+                  followers: Sequence[FollowerRecord], legs: Mapping[str, Sequence[Leg]]
+                  ) -> list[tuple[str, dict[str, Any]]]:
+    """One outbox row per child to deliver, carrying its body rendered once here (the
+    dispatcher adds each attempt's fields) and the trace its deliveries join (the relay and
+    dispatcher read it back). A bridged follower's child has no body: it goes to a broker."""
+    tp = tracing.current().traceparent()
+    part = OrderPart(order)
+    by_id = {f.follower_id: f for f in followers}
+    items: list[tuple[str, dict[str, Any]]] = []
+    for c in expansion.dispatchable:
+        payload: dict[str, Any] = {"fo_id": c.fo_id}
+        follower = by_id[c.follower_id]
+        if not follower.bridged_brokers:
+            payload["body"] = part.body(c, follower, order.vault_id,
+                                        legs.get(c.fo_id, ())).decode()
+        if tp is not None:
+            payload["traceparent"] = tp
+        items.append((c.fo_id, payload))
+    return items
 
 
 async def submit_manager_order(

@@ -66,6 +66,9 @@ class JetStreamConfig:
     connect_timeout_s: float = 2.0
     reconnect_min_s: float = 0.25
     reconnect_max_s: float = 5.0
+    # A pull refused while the cluster elects the consumer's new leader is retried at least
+    # this often: the election takes seconds, and a longer backoff only adds to the stall.
+    pull_retry_max_s: float = 1.0
     publish_timeout_s: float = 2.0
     # A pull that has been handed part of its batch can keep those messages until it expires
     # (measured with nats-py: up to the whole timeout, with a second consumer pulling on the
@@ -179,7 +182,7 @@ class NatsSubscription:
                 await self._unbind()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
-                delay = min(cfg.reconnect_max_s, delay * 2)
+                delay = min(cfg.pull_retry_max_s, delay * 2)
                 continue
             delay = cfg.reconnect_min_s
             for m in msgs:
@@ -267,6 +270,15 @@ class NatsJetStreamBus:
         base = min(c.reconnect_max_s, c.reconnect_min_s * (2 ** min(attempts, 16)))
         return base * random.uniform(0.8, 1.2)
 
+    def _next_server(self, servers: Sequence[Any], _info: Any) -> tuple[Any, float]:
+        """The server with the fewest failed attempts since it last worked, and the wait
+        before trying it. Choosing none would make nats-py try the first server of its pool
+        again and again: a worker whose pool starts with a dead node never reaches the live
+        ones. Backing off by the fewest failures means the wait grows only once every
+        server has failed."""
+        best = min(servers, key=lambda s: s.reconnects)  # ties: pool order (shuffled)
+        return best, self._reconnect_delay(best.reconnects)
+
     async def open(self) -> None:
         c = self.config
 
@@ -289,9 +301,8 @@ class NatsJetStreamBus:
             "reconnected_cb": on_reconnected,
         }
         if "reconnect_to_server_handler" in inspect.signature(NatsClient.connect).parameters:
-            # nats-py >= 2.15: exponential backoff between reconnect attempts
-            options["reconnect_to_server_handler"] = \
-                lambda servers, _info: (None, self._reconnect_delay(servers[0].reconnects))
+            # nats-py >= 2.15: every server in turn, with exponential backoff per round
+            options["reconnect_to_server_handler"] = self._next_server
         options.update(c.extra)
         nc = NatsClient()
         await nc.connect(**options)

@@ -4,6 +4,7 @@ lease a dispatch message names."""
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -65,4 +66,26 @@ class AttemptWindow(Protocol):
                             ) -> builtins.list[AttemptRecord]:
         """The tenant's delivery attempts started at or after ``since``, in (started_at,
         id) order, at most ``limit`` (the operations charts)."""
+        ...
+
+
+class ChildMove(NamedTuple):
+    """One answered child's new state; a None ``broker_order_ref`` or ``dead_lettered_at``
+    leaves that column as it is."""
+
+    fo_id: str
+    state: str
+    last_error: str | None
+    broker_order_ref: str | None = None
+    dead_lettered_at: datetime | None = None
+
+
+class ChildMoves(Protocol):
+    """Part of the unit of work's child order repository (``ports.uow.ChildOrderRepo``)."""
+
+    async def move_many(self, moves: Sequence[ChildMove], *, expect_state: str,
+                        updated_at: datetime) -> set[str]:
+        """Compare-and-set a batch of children, each to its own new values: only a child
+        still in ``expect_state`` moves; the ids that moved (one that another worker moved
+        meanwhile is left as it is and absent)."""
         ...

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from vanta.application.ports.alerts import AlertRepo
 from vanta.application.ports.audit import AuditRepo
-from vanta.application.ports.delivery import AttemptWindow, OutboxLease
+from vanta.application.ports.delivery import AttemptWindow, ChildMoves, OutboxLease
 from vanta.application.ports.legs import LegRepo
 from vanta.application.ports.pages import InstrumentPages, OverlayPages, UserPages, VaultPages
 from vanta.application.ports.records_catalog import (
@@ -131,7 +131,7 @@ class ManagerOrderRepo(Protocol):
     async def set_state(self, mo_id: str, state: str) -> None: ...
 
 
-class ChildOrderRepo(Protocol):
+class ChildOrderRepo(ChildMoves, Protocol):
     async def add_many(self, children: Sequence[ChildOrder], *, tenant_id: str, vault_id: str,
                        now: datetime) -> None: ...
 

@@ -20,8 +20,12 @@ answers. The request is fingerprinted as sha256(method, path, query, raw body), 
 * an answer >= 500 (or an exception) is not stored: the reservation is released, so a retry
   runs again. 2xx and 4xx answers are stored.
 
-When the store cannot be reached the request is refused (``503 idempotency_unavailable``)
-rather than run unprotected.
+When the store cannot be reached the request is refused (``503 idempotency_unavailable``,
+``Retry-After``) rather than run unprotected; during a Redis Sentinel failover that is what a
+caller sees until the sentinels name the new master. A request that already ran when the
+store went away keeps trying to store its answer for ``store_retry_s`` (long enough for a
+failover to finish) before answering, because an answer that is not stored lets a retry run
+the request a second time.
 """
 
 from __future__ import annotations
@@ -126,7 +130,8 @@ class IdempotencyMiddleware:
                  key_prefix: str = "vanta:idem:",
                  replay_headers: Iterable[str] = ("content-type", "location"),
                  max_request_bytes: int = 1024 * 1024,
-                 max_response_bytes: int = 1024 * 1024) -> None:
+                 max_response_bytes: int = 1024 * 1024,
+                 store_retry_s: float = 10.0) -> None:
         self.app = app
         self.store = store
         self.resolver = resolve_principal
@@ -139,6 +144,7 @@ class IdempotencyMiddleware:
         self.replay_headers = frozenset(h.lower().encode("latin-1") for h in replay_headers)
         self.max_request_bytes = max_request_bytes
         self.max_response_bytes = max_response_bytes
+        self.store_retry_s = store_retry_s
 
     def governs(self, scope: Scope) -> bool:
         if scope["type"] != "http" or scope["method"].upper() not in self.methods:
@@ -292,11 +298,26 @@ class IdempotencyMiddleware:
             record["headers"] = [[k.decode("latin-1"), v.decode("latin-1")]
                                  for k, v in headers if k.lower() in self.replay_headers]
             record["body"] = base64.b64encode(body).decode("ascii")
-        try:
-            await self.store.set(store_key, json.dumps(record).encode(), self.ttl_s)
-        except Exception as e:
-            log.warning("could not store the idempotent answer: %r", e)
+        if not await self._store_answer(store_key, json.dumps(record).encode()):
             await self._release(store_key)
+
+    async def _store_answer(self, store_key: str, record: bytes) -> bool:
+        """Writes the answer, retrying with backoff for up to ``store_retry_s``: the request
+        has run, and only a stored answer stops a retry from running it again."""
+        deadline = time.monotonic() + self.store_retry_s
+        pause = 0.05
+        while True:
+            try:
+                await self.store.set(store_key, record, self.ttl_s)
+                return True
+            except Exception as e:
+                if time.monotonic() + pause > deadline:
+                    log.error("could not store the idempotent answer; a retry of this "
+                              "request may run it again: %r", e)
+                    return False
+                log.warning("storing the idempotent answer failed, retrying: %r", e)
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     # --- later requests ---------------------------------------------------------------------
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, or_, select
+from sqlalchemy import and_, any_, bindparam, column, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 Row = dict[str, Any]
 OUTBOX_CHANNEL = "vanta_outbox"  # PostgreSQL NOTIFY channel: outbox rows became due
@@ -51,6 +52,30 @@ class _Repo:
             return col == any_(bindparam(f"{col.name}_list", list(values),
                                          type_=ARRAY(col.type), unique=True))
         return col.in_(list(values))  # type: ignore[no-any-return]
+
+    def _unnest(self, name: str, table: Any, rows: Sequence[Mapping[str, Any]],
+                names: Sequence[str]) -> TableValuedAlias:
+        """PostgreSQL only: ``rows`` as a derived table ``name`` with the columns ``names``
+        (typed like ``table``'s), from one array parameter per column: a batch is one
+        statement with a fixed text, however many rows it has, where an executemany
+        runs one statement per row."""
+        arrays = [bindparam(f"{name}_{c}", [r[c] for r in rows], unique=True,
+                            type_=ARRAY(table.c[c].type)) for c in names]
+        return func.unnest(*arrays).table_valued(
+            *(column(c, table.c[c].type) for c in names)).render_derived(name=name)
+
+    async def _insert_many(self, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows`` (each with the same keys) in one statement: on PostgreSQL an
+        ``INSERT ... SELECT FROM unnest(...)`` with one array per column, elsewhere an
+        executemany."""
+        if not rows:
+            return
+        if not self._postgres:
+            await self.conn.execute(insert(table), [dict(r) for r in rows])
+            return
+        names = list(rows[0])
+        v = self._unnest("v", table, rows, names)
+        await self.conn.execute(insert(table).from_select(names, select(*v.c)))
 
     async def _one(self, stmt: Any) -> Row | None:
         r = (await self.conn.execute(stmt)).first()

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 
 from vanta.adapters.db.repositories._base import OUTBOX_CHANNEL, _Repo
 from vanta.adapters.db.tables import RESCHEDULED, delivery_attempts, follower_orders, outbox
@@ -20,7 +20,7 @@ class OutboxRepository(_Repo):
                        now: datetime) -> None:
         if not items:
             return
-        await self.conn.execute(insert(outbox), [
+        await self._insert_many(outbox, [
             {"topic": topic, "key": key, "payload": dict(payload), "created_at": now,
              "available_at": now, "locked_until": None, "attempts": 0, "done_at": None}
             for key, payload in items
@@ -142,6 +142,10 @@ class OutboxRepository(_Repo):
         return int(r["n"]) if r else 0
 
 
+_OUTCOME_COLS = ("status_code", "latency_ms", "response_excerpt", "error", "outcome")
+_ATTEMPT_COLS = ("fo_id", "attempt_no", "started_at", *_OUTCOME_COLS)
+
+
 class AttemptRepository(_Repo):
     async def mark_lost(self, fo_id: str) -> None:
         """Attempts whose worker died before recording an answer."""
@@ -156,13 +160,15 @@ class AttemptRepository(_Repo):
                         error="the worker stopped before an answer was recorded"))
 
     async def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            await self.conn.execute(insert(delivery_attempts), [dict(r) for r in rows])
+        await self._insert_many(delivery_attempts, rows)
 
     async def settle_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record answers: each row carries ``fo_id``, ``attempt_no``, ``started_at`` and the
         outcome columns; the attempt's row is updated, or added if it is missing."""
         if not rows:
+            return
+        if self._postgres:
+            await self._settle_unnest(rows)
             return
         keys = {(r["fo_id"], r["attempt_no"]) for r in rows}
         # By fo_id alone (one index lookup per id); a (fo_id, attempt_no) row-value list
@@ -172,7 +178,7 @@ class AttemptRepository(_Repo):
                 self._among(delivery_attempts.c.fo_id, {k[0] for k in keys})))).all()} & keys
         present = [r for r in rows if (r["fo_id"], r["attempt_no"]) in found]
         missing = [r for r in rows if (r["fo_id"], r["attempt_no"]) not in found]
-        outcome_cols = ("status_code", "latency_ms", "response_excerpt", "error", "outcome")
+        outcome_cols = _OUTCOME_COLS
         if present:
             await self.conn.execute(
                 update(delivery_attempts).where(
@@ -181,8 +187,19 @@ class AttemptRepository(_Repo):
                 .values({c: bindparam(f"v_{c}") for c in outcome_cols}),
                 [{"k_fo": r["fo_id"], "k_no": r["attempt_no"],
                   **{f"v_{c}": r[c] for c in outcome_cols}} for r in present])
-        await self.add_many([{c: r[c] for c in ("fo_id", "attempt_no", "started_at",
-                                                 *outcome_cols)} for r in missing])
+        await self.add_many([{c: r[c] for c in _ATTEMPT_COLS} for r in missing])
+
+    async def _settle_unnest(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """PostgreSQL: the batch's answers in one ``UPDATE ... FROM unnest(...)``; the rows
+        it did not find (an attempt row lost with a rolled-back start) are inserted."""
+        a = delivery_attempts
+        v = self._unnest("v", a, rows, ("fo_id", "attempt_no", *_OUTCOME_COLS))
+        found = {(r.fo_id, r.attempt_no) for r in (await self.conn.execute(
+            update(a).where(a.c.fo_id == v.c.fo_id, a.c.attempt_no == v.c.attempt_no)
+            .values({c: v.c[c] for c in _OUTCOME_COLS})
+            .returning(a.c.fo_id, a.c.attempt_no))).all()}
+        await self.add_many([{c: r[c] for c in _ATTEMPT_COLS} for r in rows
+                             if (r["fo_id"], r["attempt_no"]) not in found])
 
     async def list(self, fo_id: str) -> builtins.list[AttemptRecord]:
         rows = await self._all(select(delivery_attempts).where(delivery_attempts.c.fo_id == fo_id)

@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select, update
 
 from vanta.adapters.db.repositories._base import _after, _Repo
 from vanta.adapters.db.tables import fills, follower_orders, manager_orders
+from vanta.application.ports.delivery import ChildMove
 from vanta.application.ports.reconciliation import NOT_MANAGER_SOURCES
 from vanta.application.ports.records_orders import (
     ChildOrderRecord,
@@ -100,7 +101,7 @@ class ChildOrderRepository(_Repo):
                        now: datetime) -> None:
         if not children:
             return
-        await self.conn.execute(insert(follower_orders), [
+        await self._insert_many(follower_orders, [
             {
                 "fo_id": c.fo_id, "mo_id": c.mo_id, "follower_id": c.follower_id,
                 "tenant_id": tenant_id, "vault_id": vault_id, "symbol": c.symbol,
@@ -192,6 +193,35 @@ class ChildOrderRepository(_Repo):
             .values(**values)
             .returning(follower_orders.c.fo_id, follower_orders.c.dispatch_attempts))
         return {r.fo_id: int(r.dispatch_attempts) for r in res.all()}
+
+    async def move_many(self, moves: Sequence[ChildMove], *, expect_state: str,
+                        updated_at: datetime) -> set[str]:
+        """Compare-and-set a batch of children to their own values. PostgreSQL: one
+        ``UPDATE ... FROM unnest(...)``; elsewhere one statement per group of children that
+        share every new value (a batch of acks is one group)."""
+        if not moves:
+            return set()
+        f = follower_orders
+        if self._postgres:
+            v = self._unnest("v", f, [m._asdict() for m in moves], ChildMove._fields)
+            res = await self.conn.execute(update(f).where(
+                f.c.fo_id == v.c.fo_id, f.c.state == expect_state).values(
+                state=v.c.state, last_error=v.c.last_error, updated_at=updated_at,
+                broker_order_ref=func.coalesce(v.c.broker_order_ref, f.c.broker_order_ref),
+                dead_lettered_at=func.coalesce(v.c.dead_lettered_at, f.c.dead_lettered_at))
+                .returning(f.c.fo_id))
+            return {r.fo_id for r in res.all()}
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for m in moves:
+            groups.setdefault(m[1:], []).append(m.fo_id)
+        moved: set[str] = set()
+        for (state, error, ref, dlq_at), ids in groups.items():
+            extra = {k: x for k, x in (("broker_order_ref", ref), ("dead_lettered_at", dlq_at))
+                     if x is not None}
+            moved.update(await self.update_many(ids, expect_state=expect_state, state=state,
+                                                last_error=error, updated_at=updated_at,
+                                                **extra))
+        return moved
 
     async def open_counts(self, mo_ids: Iterable[str],
                           open_states: Iterable[str]) -> dict[str, int]:
