@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from vanta.application.bridged import broker_order
 from vanta.application.clock import Clock, utcnow
 from vanta.application.dispatch_loop import Begun, run_forever
 from vanta.application.dispatch_send import answer_groups, send_one
@@ -26,6 +25,7 @@ from vanta.application.dispatch_steps import (
     endpoint_of,
     needs_order,
     next_state_of,
+    prepare_attempt,
     record_answers_while_leased,
     release_leases,
     report,
@@ -34,7 +34,6 @@ from vanta.application.dispatch_steps import (
 from vanta.application.lease_keeper import LeaseKeeper
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.observability import attempts_started
-from vanta.application.payloads import OrderPart
 from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
 from vanta.application.ports.journal import NO_JOURNAL, Journal
@@ -42,7 +41,6 @@ from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import (
     ChildOrderRecord,
-    ManagerOrderRecord,
     OutboxRecord,
 )
 from vanta.application.ports.secrets import SecretReader
@@ -191,7 +189,7 @@ class Dispatcher:
             try:
                 async with sem:
                     return await send_one(p, self.sender, self.metrics, self.tracer,
-                                          self.clock)
+                                          self.clock, self.uow_factory)
             finally:
                 self._busy -= 1
                 self._release_endpoints([p.endpoint])
@@ -280,8 +278,9 @@ class Dispatcher:
                  "latency_ms": 0, "response_excerpt": None, "error": None,
                  "outcome": "in_flight"} for fo_id, n in moved.items()])
             # the order is read only for what has no stored body (redeliveries, brokers)
-            orders = await uow.manager_orders.get_many_unscoped(
-                children[f].mo_id for f in needs_order(to_send, followers, children, moved))
+            need = list(needs_order(to_send, followers, children, moved))
+            orders = await uow.manager_orders.get_many_unscoped(children[f].mo_id for f in need)
+            legs = await uow.legs.for_children(need)  # bridged legs, bodies rendered here
             await uow.commit()
         attempts_started(self.journal, children, moved, to_send)
         for rows in to_send.values():
@@ -291,9 +290,10 @@ class Dispatcher:
                     self._release_endpoints([admitted.pop(row.id, None)])
                     continue
                 child = children[fo_id]
-                p = self._prepare(child, followers[child.follower_id], orders.get(child.mo_id),
-                                  moved[fo_id], now, admitted.get(row.id),
-                                  row.payload.get("body"))
+                p = prepare_attempt(self.brokers, self.secrets, child,
+                                    followers[child.follower_id], orders.get(child.mo_id),
+                                    moved[fo_id], now, admitted.get(row.id),
+                                    row.payload.get("body"), legs.get(fo_id, ()))
                 tp = row.payload.get("traceparent")
                 out.append((row, p if tp is None else replace(p, traceparent=tp)))
         return outbox_rows
@@ -352,22 +352,6 @@ class Dispatcher:
         await uow.outbox.complete_many(done, now)
         await uow.outbox.reschedule_many(later)
         return to_send
-
-    def _prepare(self, child: ChildOrderRecord, follower: FollowerRecord,
-                 order: ManagerOrderRecord | None, attempt_no: int, now: datetime,
-                 endpoint: Endpoint | None, stored: str | None) -> Prepared:
-        if follower.bridged_brokers:
-            if self.brokers is None:
-                raise RuntimeError("a bridged follower needs a broker registry")
-            assert order is not None  # read for every bridged child (needs_order)
-            return Prepared("", {}, b"", attempt_no, now, self.brokers.for_follower(follower),
-                            broker_order(child, order), order.ref_price, child=child)
-        keys = tuple(self.secrets.get(ref) for ref in signing_refs(follower, now))
-        if stored is None:  # its order was read (needs_order): rendered here, once
-            assert order is not None
-            stored = OrderPart(order).body(child, follower, child.vault_id).decode()
-        return Prepared(follower.webhook_url or "", {}, b"", attempt_no, now,
-                        endpoint=endpoint, child=child, template=stored.encode(), keys=keys)
 
     async def _finish_batch(self, answered: Sequence[tuple[OutboxRecord, Prepared, SendResult]]
                             ) -> None:

@@ -11,13 +11,18 @@ from dataclasses import replace
 from vanta.application.bridged import submit_to_broker
 from vanta.application.clock import Clock
 from vanta.application.dispatch_steps import Prepared, signed_at
+from vanta.application.leg_runner import send_legs
 from vanta.application.ports.delivery import SendResult, WebhookSender
 from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.tracer import Tracer
+from vanta.application.ports.uow import UowFactory
 
 
 async def _send(p: Prepared, sender: WebhookSender, metrics: Metrics,
-                clock: Clock) -> SendResult:
+                clock: Clock, uow_factory: UowFactory) -> SendResult:
+    if p.gateway is not None and p.legged:  # a cross-rail child: its ready legs go out
+        assert p.child is not None
+        return await send_legs(uow_factory, p.gateway, p.child, clock)
     if p.gateway is not None:
         assert p.broker_order is not None
         return await submit_to_broker(p.gateway, p.broker_order, p.price, metrics)
@@ -29,11 +34,11 @@ async def _send(p: Prepared, sender: WebhookSender, metrics: Metrics,
 
 
 async def send_one(p: Prepared, sender: WebhookSender, metrics: Metrics,
-                   tracer: Tracer, clock: Clock) -> SendResult:
+                   tracer: Tracer, clock: Clock, uow_factory: UowFactory) -> SendResult:
     """Send ``p``; with tracing on, as a span of the order's trace (the follower gets its
     traceparent)."""
     if p.traceparent is None:  # tracing off: nothing more to do
-        return await _send(p, sender, metrics, clock)
+        return await _send(p, sender, metrics, clock, uow_factory)
     child = p.child
     attrs = {"fo_id": child.fo_id if child else None, "attempt": p.attempt_no,
              "follower_id": child.follower_id if child else None}
@@ -42,7 +47,7 @@ async def send_one(p: Prepared, sender: WebhookSender, metrics: Metrics,
         tp = tracer.traceparent()
         if tp is not None and p.gateway is None:
             p = replace(p, headers={**p.headers, "traceparent": tp})
-        return await _send(p, sender, metrics, clock)
+        return await _send(p, sender, metrics, clock, uow_factory)
 
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from vanta.application import observability, tracing
 from vanta.application.clock import Clock, utcnow
+from vanta.application.crossrail_plan import route_children, store_routes
 from vanta.application.followers import UNFOLLOWED, follower_spec
 from vanta.application.payloads import OrderPart
 from vanta.application.ports.records_catalog import FollowerRecord
@@ -19,6 +20,7 @@ from vanta.application.snapshots import DEFAULT, build_snapshot, instrument_with
 from vanta.domain.errors import Conflict, NotFound, ValidationFailed
 from vanta.domain.followers import FollowerSpec
 from vanta.domain.ids import ManagerOrderId, VaultId, manager_order_id, new_id
+from vanta.domain.legs import Leg
 from vanta.domain.mirroring import Expansion, Snapshot, ensure_vault_accepts_orders, expand
 from vanta.domain.money import Instrument
 from vanta.domain.navs import parse_nav
@@ -114,6 +116,7 @@ async def _expand_and_store(
     now: datetime, only: Callable[[FollowerSpec], bool] | None = None,
     require_instrument: bool = False,
     adjust: Callable[[FollowerSpec], FollowerSpec] | None = None,
+    rails: Mapping[str, Any] | None = None,
 ) -> Expansion:
     instrument, instrument_source = await instrument_with_source(uow, order.symbol, order.venue)
     if require_instrument and instrument_source == DEFAULT:
@@ -126,6 +129,13 @@ async def _expand_and_store(
         specs = [adjust(s) for s in specs]
     snapshot = await build_snapshot(uow, order, specs, now, order.manager_nav)
     expansion = expand(order, specs, instrument, snapshot)
+    if rails is None:
+        vault = await uow.vaults.get(tenant_id, order.vault_id)
+        rails = {} if vault is None else vault.rails
+    # a crypto order reaching a USD-funded follower: its child is executed by legs
+    routed = await route_children(uow, rails=rails, order=order, expansion=expansion,
+                                  followers=rows, instrument=instrument, snapshot=snapshot)
+    expansion = routed.expansion
     state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
     await uow.manager_orders.add({
         "mo_id": order.mo_id, "tenant_id": tenant_id, "vault_id": order.vault_id,
@@ -138,7 +148,8 @@ async def _expand_and_store(
     })
     await uow.child_orders.add_many(expansion.children, tenant_id=tenant_id,
                                     vault_id=order.vault_id, now=now)
-    await uow.outbox.add_many(DISPATCH_TOPIC, _outbox_items(order, expansion, rows), now)
+    legs = await store_routes(uow, routed, tenant_id=tenant_id, now=now)
+    await uow.outbox.add_many(DISPATCH_TOPIC, _outbox_items(order, expansion, rows, legs), now)
     # One run of the hash chain for the order, its children and any pauses, in that order.
     events: list[dict[str, Any]] = [{
         "entity": "manager_order", "entity_id": order.mo_id, "action": "received",
@@ -165,7 +176,8 @@ async def _expand_and_store(
 
 
 def _outbox_items(order: ManagerOrder, expansion: Expansion,
-                  followers: Sequence[FollowerRecord]) -> list[tuple[str, dict[str, Any]]]:
+                  followers: Sequence[FollowerRecord], legs: Mapping[str, Sequence[Leg]]
+                  ) -> list[tuple[str, dict[str, Any]]]:
     """One outbox row per child to deliver, carrying its body rendered once here (the
     dispatcher adds each attempt's fields) and the trace its deliveries join (the relay and
     dispatcher read it back). A bridged follower's child has no body: it goes to a broker."""
@@ -177,7 +189,8 @@ def _outbox_items(order: ManagerOrder, expansion: Expansion,
         payload: dict[str, Any] = {"fo_id": c.fo_id}
         follower = by_id[c.follower_id]
         if not follower.bridged_brokers:
-            payload["body"] = part.body(c, follower, order.vault_id).decode()
+            payload["body"] = part.body(c, follower, order.vault_id,
+                                        legs.get(c.fo_id, ())).decode()
         if tp is not None:
             payload["traceparent"] = tp
         items.append((c.fo_id, payload))
@@ -214,7 +227,8 @@ async def _submit(uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, sourc
         with tracing.current().span("mirror.expand", {"mo_id": order.mo_id}):
             expansion = await _expand_and_store(uow, tenant_id=tenant_id, order=order,
                                                 source=source, actor=actor, now=clock(),
-                                                require_instrument=require_instrument)
+                                                require_instrument=require_instrument,
+                                                rails=vault.rails)
         await uow.commit()
     _journal_children(expansion, tenant_id, order.vault_id)
     state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
@@ -245,7 +259,7 @@ async def sync_follower(
                 continue
             out.append(await _expand_and_store(
                 uow, tenant_id=tenant_id, order=order, source="sync", actor=actor, now=now,
-                only=lambda s: s.follower_id == follower_id))
+                only=lambda s: s.follower_id == follower_id, rails=vault.rails))
         await uow.commit()
     for expansion in out:
         _journal_children(expansion, tenant_id, vault_id)
