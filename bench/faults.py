@@ -152,7 +152,10 @@ async def run(a: argparse.Namespace, tmp: Path, procs: Procs) -> dict[str, Any]:
     (tmp / "secrets.json").write_text(json.dumps(keys))
     env = base_env(data, a.concurrency)
     env["VANTA_WEBHOOK_TIMEOUT_SECONDS"] = str(a.webhook_timeout)
-    env["VANTA_DISPATCHER_LEASE_SECONDS"] = str(max(30.0, 3 * a.webhook_timeout))
+    if a.lease_seconds:  # else the default: short, renewed while a send runs
+        env["VANTA_DISPATCHER_LEASE_SECONDS"] = str(a.lease_seconds)
+    if a.max_batches:
+        env["VANTA_DISPATCHER_MAX_BATCHES"] = str(a.max_batches)
     sp = tmp / "api.port"
     p = procs.start("serve", [*VANTA, "serve", "--port", "0", "--port-file", str(sp)], env)
     api = f"http://127.0.0.1:{wait_port_file(sp, p, procs, 'serve')}"
@@ -184,6 +187,10 @@ def main() -> int:
     ap.add_argument("--slow-s", type=float, default=1.0)
     ap.add_argument("--webhook-timeout", type=float, default=5.0)
     ap.add_argument("--drain-timeout", type=float, default=400.0)
+    ap.add_argument("--lease-seconds", type=float, default=None,
+                    help="VANTA_DISPATCHER_LEASE_SECONDS (default: the platform's)")
+    ap.add_argument("--max-batches", type=int, default=None,
+                    help="VANTA_DISPATCHER_MAX_BATCHES (default: the platform's)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "faults.json")
     a = ap.parse_args()
     for k in [k for k in os.environ if k.startswith("VANTA_")]:

@@ -69,10 +69,12 @@ class Settings(BaseSettings):
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # long-running commands
     gc_young_threshold: int = Field(default=10_000, ge=0)  # long-running commands; 0 = default
     dispatcher_concurrency: int = 32
-    # Batches open at once: above 1, a batch waiting for a slow send lets another start on
-    # the free send slots. Off by default until the fault tests pass with it (see bench/).
-    dispatcher_max_batches: int = Field(default=1, ge=1, le=16)
-    dispatcher_lease_seconds: float = 30.0
+    # Batches open at once: a batch waiting for a slow send lets another start on the free
+    # send slots (1: one batch at a time, every batch as slow as its slowest send).
+    dispatcher_max_batches: int = Field(default=16, ge=1, le=64)
+    # Short: a live worker renews its leases every quarter of this, so a crashed one frees
+    # its rows within one lease while a slow send keeps its row however long it takes.
+    dispatcher_lease_seconds: float = 8.0
     run_dispatcher_in_api: bool = True
     # Idempotency keys and rate-limit buckets: Redis in production (shared by every API
     # process); unset = in-process memory (one process only).
@@ -206,11 +208,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _lease_outlasts_attempts(self) -> Settings:
-        # A lease that lapsed while its delivery is still waiting or in flight would let a
-        # second worker send the same child concurrently.
-        if self.dispatcher_lease_seconds < 3 * self.webhook_timeout_seconds:
-            raise ValueError("dispatcher_lease_seconds must be at least 3 x "
-                             "webhook_timeout_seconds")
+        # A lease that lapsed while its delivery is still in flight would let a second
+        # worker send the same child: the holder's heartbeat (every quarter of the lease)
+        # must have room for a slow database round trip or two.
+        if self.dispatcher_lease_seconds < 1.0:
+            raise ValueError("dispatcher_lease_seconds must be at least 1 (renewed every "
+                             "quarter of it while the row is worked on)")
         return self
 
     @property

@@ -113,3 +113,46 @@ async def test_quote_names_the_cheapest_route_and_refuses_bad_input(api: Api) ->
                  422, code)
     _problem(await api.client.post(url, headers=api.auth("tnt_b"), json=QUOTE), 404,
              "follower_not_found")
+
+
+async def _crypto_order(api: Api, coid: str) -> list[dict[str, Any]]:
+    r = await api.client.post("/v1/manager-orders", headers=api.auth(), json={
+        "id": coid, "vault_id": "VA", "symbol": "BTC-USD", "side": "buy", "qty": "1",
+        "ref_price": "40000"})
+    assert r.status_code == 201, r.text
+    kids = await api.client.get(r.json()["links"]["children"], headers=api.auth())
+    return list(kids.json()["data"])
+
+
+async def test_a_crypto_order_plans_legs_with_its_child(api: Api) -> None:
+    r = await api.client.put("/v1/instruments/default/BTC-USD",
+                             headers=api.auth(scopes=("platform:admin",)),
+                             json={"lot_step": "0.00001", "min_qty": "0.00001"})
+    assert r.status_code == 200, r.text
+    usdc_only = {**MODEL, "taker_bps": "0", "spread_bps": "0", "conversion_bps": "0",
+                 "pairs": ["BTC-USDC", "USDC-USD"]}
+    r = await api.client.put("/v1/venues/paper", headers=api.auth(scopes=ADMIN),
+                             json=usdc_only)
+    assert r.status_code == 200, r.text
+    await api.client.put("/v1/vaults/VA/stablecoin-buffer", headers=api.auth(),
+                         json={"amount": "1000"})
+    r = await api.client.post("/v1/vaults/VA/followers", headers=api.auth(), json={
+        "scale": "0.5", "bridged": {"broker": "paper", "credentials": {"cash": "50000"}}})
+    assert r.status_code == 201, r.text
+    [child] = await _crypto_order(api, "c-1")
+    legs = (await api.client.get(f"/v1/follower-orders/{child['fo_id']}/legs",
+                                 headers=api.auth())).json()["data"]
+    assert [(g["kind"], g["pair"], g["amount"], g["state"], g["after"]) for g in legs] == [
+        ("convert", "USDC-USD", "21000", "planned", None),
+        ("trade", "BTC-USDC", "0.5", "waiting", 0)]
+    # too slow for the latency budget: the next order's child is skipped, nothing queued
+    await api.client.put("/v1/venues/paper", headers=api.auth(scopes=ADMIN),
+                         json={**usdc_only, "latency_ms": 3_000_000})
+    async with api.container.uow(readonly=True) as uow:
+        queued = await uow.outbox.pending_count("mirror.dispatch")
+    [skipped] = await _crypto_order(api, "c-2")
+    assert (skipped["state"], skipped["skip_reason"]) == ("skipped", "no_feasible_route")
+    async with api.container.uow(readonly=True) as uow:
+        assert await uow.outbox.pending_count("mirror.dispatch") == queued
+    assert (await api.client.get(f"/v1/follower-orders/{skipped['fo_id']}/legs",
+                                 headers=api.auth())).json()["data"] == []

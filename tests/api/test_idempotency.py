@@ -410,6 +410,59 @@ def test_fingerprint_parts_cannot_run_together() -> None:
     assert fingerprint("post", "/v1/a", b"", b"x") == fingerprint("POST", "/v1/a", b"", b"x")
 
 
+async def test_a_key_held_by_a_killed_process_frees_within_the_lock_ttl(h: Harness) -> None:
+    body = b'{"qty": 1}'
+    headers = {**idem("k-dead"), "content-type": "application/json"}
+    first = await h.client.post("/v1/orders", content=body, headers=headers)
+    assert first.status_code == 201
+    [key] = [k for k in h.store._values if k.startswith("vanta:idem:")]
+    # what a process killed mid-request leaves: its reservation, never renewed again
+    dead = json.dumps({"state": "running", "at": 0,
+                       "fp": fingerprint("POST", "/v1/orders", b"", body)}).encode()
+    await h.store.delete(key)
+    assert await h.store.set_if_absent(key, dead, 10.0)  # the middleware's default lock
+    h.clock.t += 9.9
+    r = await h.client.post("/v1/orders", content=body, headers=headers)
+    assert_problem(r, 409, "idempotency_key_in_use")
+    h.clock.t += 0.2  # 10.1 s after its holder stopped renewing it: the retry runs
+    r = await h.client.post("/v1/orders", content=body, headers=headers)
+    assert r.status_code == 201 and "idempotency-replayed" not in r.headers
+    assert h.calls["orders"] == 2
+
+
+async def test_a_live_request_slower_than_its_lock_keeps_its_key() -> None:
+    # real time: the lock is 0.3 s, the request runs four times that while renewing it
+    calls: Counter[str] = Counter()
+    started, release = asyncio.Event(), asyncio.Event()
+    app = FastAPI()
+
+    @app.post("/v1/slow")
+    async def slow() -> dict[str, Any]:
+        calls["slow"] += 1
+        started.set()
+        await release.wait()
+        return {"n": calls["slow"]}
+
+    async def resolve(scope: Scope) -> str | None:
+        return "tnt_a:alice"
+
+    app.add_middleware(IdempotencyMiddleware, store=MemoryStore(), resolve_principal=resolve,
+                       lock_ttl_s=0.3)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        first = asyncio.create_task(client.post("/v1/slow", headers=idem("k-live")))
+        await asyncio.wait_for(started.wait(), 2)
+        for _ in range(6):  # 1.2 s: four lock lengths
+            await asyncio.sleep(0.2)
+            dup = await client.post("/v1/slow", headers=idem("k-live"))
+            assert_problem(dup, 409, "idempotency_key_in_use")
+        release.set()
+        assert (await asyncio.wait_for(first, 2)).json() == {"n": 1}
+        replay = await client.post("/v1/slow", headers=idem("k-live"))
+        assert replay.headers["idempotency-replayed"] == "true"
+    assert calls["slow"] == 1
+
+
 async def test_an_answer_the_store_refuses_for_a_moment_is_still_stored(
         h: Harness, monkeypatch: Any) -> None:
     """A failover between running the request and storing its answer: the write is retried,

@@ -78,7 +78,8 @@ async def test_a_bundle_is_stored_immutably_and_verifies_offline(api: Api) -> No
             "inputs/instrument.json", "inputs/overlays.json", "inputs/nav_observations.json",
             "inputs/entitlements.json", "inputs/code_version.json", CHILDREN,
             "outputs/child_states.json", "outputs/attempts.json", "outputs/fills.json",
-            "outputs/audit_events.jsonl", MANIFEST, SIGNATURE} == set(files)
+            "outputs/audit_events.jsonl", "inputs/routes.json", "outputs/legs.json",
+            MANIFEST, SIGNATURE} == set(files)
     assert json.loads(files["outputs/fills.json"]), "the bridged child's fills are in it"
     assert len(json.loads(files["inputs/followers.json"])) == 3
     events = [json.loads(x) for x in files["outputs/audit_events.jsonl"].splitlines()]

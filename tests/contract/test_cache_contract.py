@@ -88,6 +88,20 @@ async def test_ttls_must_be_positive_and_finite(store: CacheStore, ttl: float) -
     assert await store.get("k") is None
 
 
+async def test_extend_if_equal_renews_only_the_value_it_names(store: CacheStore) -> None:
+    assert await store.set_if_absent("lock", b"mine", 0.3)
+    for _ in range(3):  # 0.45 s in all, past the first TTL: kept alive by the renewals
+        await asyncio.sleep(0.15)
+        assert await store.extend_if_equal("lock", b"mine", 0.3)
+    assert await store.get("lock") == b"mine"
+    assert not await store.extend_if_equal("lock", b"theirs", 10)
+    await store.set("lock", b"answer", 10)  # replaced: the heartbeat must not touch it
+    assert not await store.extend_if_equal("lock", b"mine", 0.1)
+    assert await store.get("lock") == b"answer"
+    assert not await store.extend_if_equal("gone", b"mine", 10)  # nothing to revive
+    assert await store.get("gone") is None
+
+
 async def test_set_if_absent_has_exactly_one_winner(store: CacheStore) -> None:
     wins = await asyncio.gather(*(store.set_if_absent("k", str(i).encode(), 10)
                                   for i in range(100)))

@@ -132,6 +132,52 @@ async def test_release_unclaimed_hands_back_only_leases_nobody_took(backend: Db)
     assert await backend.run(lambda u: u.outbox.release_unclaimed([])) == 0
 
 
+async def test_renew_keeps_only_leases_still_held_under_their_number(backend: Db) -> None:
+    await _outbox(backend, ["k1", "k2", "k3"])
+    rows = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(1), 10, LEASE))
+    by = {r.key: r for r in rows}
+    await backend.run(lambda u: u.outbox.complete(by["k3"].id, at(2)))
+    held = [(by["k1"].id, by["k1"].attempts), (by["k2"].id, by["k2"].attempts + 1),
+            (by["k3"].id, by["k3"].attempts)]
+    got = await backend.run(lambda u: u.outbox.renew_many(held, at(20), LEASE))
+    assert got == [by["k1"].id]  # k2: another lease's number; k3: done
+    # renewed: not due at the old expiry (k2, not renewed, is), due after the new one
+    lapsed = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(40), 10,
+                                                            LEASE))
+    assert [r.key for r in lapsed] == ["k2"]
+    again = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(51), 10,
+                                                           LEASE))
+    assert [r.key for r in again] == ["k1"]
+    # leased again under a new number: the old holder's heartbeat no longer renews it
+    assert await backend.run(lambda u: u.outbox.renew_many(held[:1], at(52), LEASE)) == []
+    assert await backend.run(lambda u: u.outbox.renew_many([], at(52), LEASE)) == []
+
+
+async def test_hand_over_moves_a_claim_the_bus_holds_unless_a_consumer_took_it(
+        backend: Db) -> None:
+    await _outbox(backend, ["k1", "k2"])
+    rows = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(1), 10,
+                                                          timedelta(seconds=8)))
+    by = {r.key: r for r in rows}
+    k1, k2 = by["k1"], by["k2"]
+    claimed = {k: OutboxLease(r.id, r.attempts, r.locked_until) for k, r in by.items()}
+    # the message names the handed-over expiry and the claim's: a consumer may take it
+    # before the hand-over is written (k2) or after (k1)
+    msg = {k: OutboxLease(r.id, r.attempts, at(121), r.locked_until) for k, r in by.items()}
+    assert [r.key for r in await backend.run(
+        lambda u: u.outbox.take_many([msg["k2"]], at(2), LEASE))] == ["k2"]
+    assert await backend.run(lambda u: u.outbox.hand_over(list(claimed.values()),
+                                                           at(121))) == 1
+    assert await backend.run(
+        lambda u: u.outbox.claim_due("mirror.dispatch", at(30), 10, LEASE)) == []
+    got = await backend.run(lambda u: u.outbox.take_many([msg["k1"]], at(61), LEASE))
+    assert [(r.key, r.locked_until) for r in got] == [("k1", at(91))]
+    # a second copy of either message finds the lease moved
+    assert await backend.run(lambda u: u.outbox.take_many(list(msg.values()), at(62),
+                                                           LEASE)) == []
+    assert k1.id != k2.id
+
+
 async def test_take_ignores_rows_whose_lease_was_handed_back(backend: Db) -> None:
     await _outbox(backend, ["k1"])
     [row] = await backend.run(lambda u: u.outbox.claim_due("mirror.dispatch", at(1), 10, LEASE))

@@ -10,6 +10,8 @@ from typing import Any
 
 from tests.fakes.memory_repos_base import MemRepo
 from vanta.application.ports.crossrail import LegRecord, VenueFeeRecord
+from vanta.application.ports.legs import counts_for_estimate
+from vanta.application.ports.uow import Conflict
 
 
 class MemVenueFees(MemRepo):
@@ -24,7 +26,10 @@ class MemVenueFees(MemRepo):
 
     async def put(self, row: Mapping[str, Any], *, expect_version: int | None) -> bool:
         if expect_version is None:
-            await self._add(row)
+            try:
+                await self._add(row)
+            except Conflict:  # as the SQL adapter: the losing first edit is told so
+                return False
             return True
         moved = await self.tx.update(self.table, lambda r: r["venue"] == row["venue"]
                                      and r["version"] == expect_version, row)
@@ -69,6 +74,19 @@ class MemLegs(MemRepo):
         for r in self._select(lambda r: r["fo_id"] in wanted,
                               order=lambda r: (r["fo_id"], r["idx"])):
             out.setdefault(r["fo_id"], []).append(LegRecord.from_row(r))
+        return out
+
+    async def for_followers(self, tenant_id: str, follower_ids: Iterable[str]
+                            ) -> dict[str, builtins.list[LegRecord]]:
+        wanted = set(follower_ids)
+        owner = {r["fo_id"]: (r["follower_id"], r["state"]) for r in self.tx.scan(
+            "follower_orders", lambda r: r["follower_id"] in wanted)}
+        out: dict[str, builtins.list[LegRecord]] = {}
+        for r in self._select(lambda r: r["fo_id"] in owner and r["tenant_id"] == tenant_id,
+                              order=lambda r: (r["fo_id"], r["idx"])):
+            follower_id, child_state = owner[r["fo_id"]]
+            if counts_for_estimate(child_state, r["filled"]):
+                out.setdefault(follower_id, []).append(LegRecord.from_row(r))
         return out
 
     async def update(self, leg_id: str, *, expect_state: str, **values: Any) -> bool:

@@ -66,12 +66,31 @@ class MemOutbox(MemRepo):
             # No clock comparison, as in SQL: a skewed worker must not skip live rows.
             return any(x.number is None
                        or (x.number == r["attempts"]
-                           and (x.until is None or utc(x.until) == r["locked_until"]))
+                           and (x.until is None or utc(x.until) == r["locked_until"]
+                                or (x.claimed_until is not None
+                                    and utc(x.claimed_until) == r["locked_until"])))
                        for x in by_id.get(r["id"], ()))
 
         renewed = await self.tx.update(self.table, named,
                                        {"locked_until": utc(now) + lease})
         return [OutboxRecord.from_row(load_row(self.spec, r)) for r in renewed]
+
+    async def renew_many(self, leases: Sequence[tuple[int, int]], now: datetime,
+                         lease: timedelta) -> builtins.list[int]:
+        wanted = set(leases)
+        renewed = await self.tx.update(
+            self.table, lambda r: r["done_at"] is None and r["locked_until"] is not None
+            and (r["id"], r["attempts"]) in wanted, {"locked_until": utc(now) + lease})
+        return [int(r["id"]) for r in renewed]
+
+    async def hand_over(self, leases: Sequence[OutboxLease], until: datetime) -> int:
+        exact = {(x.row_id, x.number, utc(x.until)) for x in leases
+                 if x.number is not None and x.until is not None}
+        moved = await self.tx.update(
+            self.table, lambda r: r["done_at"] is None
+            and (r["id"], r["attempts"], r["locked_until"]) in exact,
+            {"locked_until": utc(until)})
+        return len(moved)
 
     async def requeue(self, key: str, now: datetime) -> None:
         moved = await self.tx.update(self.table, lambda r: r["key"] == key,

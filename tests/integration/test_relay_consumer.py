@@ -282,6 +282,58 @@ class FlakyBus:
         await self.inner.close()
 
 
+class HangingBus(FlakyBus):
+    """Publishes never return: a relay stuck (or killed) between its claim and the bus."""
+
+    async def publish(self, subject: str, payload: bytes, msg_id: str,
+                      headers: Mapping[str, str] | None = None) -> bool:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def _due_at(w: World, at: datetime) -> list[int]:
+    async with w.c.uow() as uow:
+        rows = await uow.outbox.claim_due(DISPATCH_TOPIC, at, 100, timedelta(seconds=1))
+        await uow.rollback()
+    return sorted(r.id for r in rows)
+
+
+async def test_a_relay_killed_before_publishing_frees_its_rows_within_its_claim(
+        tmp_path: Path) -> None:
+    async with make_world(tmp_path, 4) as w:
+        await w.order("M-killed-relay")
+        inner = InProcessBus()
+        relay = Relay(w.c.uow, HangingBus(inner, 0), timedelta(seconds=120))
+        t0 = datetime.now(UTC)
+        task = asyncio.create_task(relay.run_once())
+        await asyncio.sleep(0.3)
+        task.cancel()  # killed mid-publish: nothing more is written
+        await asyncio.gather(task, return_exceptions=True)
+        assert await _due_at(w, t0 + timedelta(seconds=7)) == []  # still claimed
+        assert len(await _due_at(w, t0 + timedelta(seconds=9))) == 4  # not 120 s
+        await inner.close()
+
+
+async def test_a_stored_message_s_rows_are_handed_over_to_the_bus_wait(
+        tmp_path: Path) -> None:
+    async with make_world(tmp_path, 4) as w:
+        _, fos = await w.order("M-handed-over")
+        bus = InProcessBus()
+        relay = Relay(w.c.uow, bus, timedelta(seconds=120))
+        t0 = datetime.now(UTC)
+        assert await relay.run_once() == 4
+        # the bus holds them now: not published again after the short claim, only after
+        # the bus wait
+        assert await _due_at(w, t0 + timedelta(seconds=30)) == []
+        assert len(await _due_at(w, t0 + timedelta(seconds=125))) == 4
+        con = Consumer(w.c.dispatcher, bus, 4, durable="dispatch")
+        await con.start()
+        await _until(lambda: con.delivered == 4)
+        await con.drain()
+        await bus.close()
+        assert sorted(d.webhook_id for d in w.rcv.deliveries) == sorted(fos)
+
+
 async def test_failed_publishes_hand_leases_back_and_nothing_is_lost(tmp_path: Path) -> None:
     async with make_world(tmp_path, 12) as w:
         inner = InProcessBus()

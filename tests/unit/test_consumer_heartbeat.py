@@ -13,11 +13,22 @@ from vanta.application.ports.records_orders import OutboxRecord
 from vanta.entrypoints.workers.consumer import Consumer
 
 
+class _NoKeeper:
+    """Its leases never lapse here: nothing to renew."""
+
+    def hold(self, leases: object) -> None: ...
+
+    def drop(self, row_ids: object) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class SlowDispatcher:
     """Stands in for the dispatcher: every lease is live, every batch takes ``seconds``."""
 
     def __init__(self, seconds: float) -> None:
-        self.config = DispatchConfig(lease=timedelta(seconds=30))
+        self.config = DispatchConfig(lease=timedelta(seconds=30), max_batches=1)
+        self.keeper = _NoKeeper()
         self.seconds = seconds
         self.batches: list[list[int]] = []
 

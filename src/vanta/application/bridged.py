@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from vanta.application.alerts import raise_alert
 from vanta.application.clock import Clock, utcnow
+from vanta.application.leg_runner import advance_legs
 from vanta.application.observability import child_moved, fill_recorded
 from vanta.application.ports.brokers import (
     BrokerFactory,
@@ -41,13 +42,15 @@ from vanta.domain.orders import CHILD_ORDER_TABLE, ChildOrderState
 
 log = logging.getLogger("vanta.brokers")
 
-BROKERS = ("paper", "alpaca", "tradier", "coinbase")
+BROKERS = ("paper", "alpaca", "tradier", "coinbase", "binance", "kraken")
 CREDENTIAL_FIELDS: Mapping[str, tuple[set[str], set[str]]] = {
     # broker: (required, optional)
     "paper": (set(), {"cash", "url"}),  # url: a `vanta paper venue`, else in-process
     "alpaca": ({"key_id", "secret_key"}, {"base_url"}),
     "tradier": ({"access_token", "account_id"}, {"base_url"}),
     "coinbase": ({"api_key", "api_secret"}, {"api_url"}),
+    "binance": ({"api_key", "api_secret"}, set()),
+    "kraken": ({"api_key", "api_secret"}, set()),
 }
 # credential fields that name a URL the platform will connect to
 BRIDGE_URL_FIELDS = frozenset({"url", "base_url", "api_url"})
@@ -177,11 +180,16 @@ async def confirm_fills(uow_factory: UowFactory, brokers: BrokerGateways, *,
     id), track partial fills, and settle children whose order finished."""
     async with uow_factory() as uow:
         children = await uow.child_orders.awaiting_fills(limit)
+        legged = set(await uow.legs.for_children(c.fo_id for c in children))
     settled = 0
     for child in children:
         async with uow_factory() as uow:
             follower = await uow.followers.get_unscoped(child.follower_id)
         if follower is None or not follower.bridged_brokers:
+            continue
+        if child.fo_id in legged:  # executed by its legs, each its own order at the venue
+            settled += await advance_legs(uow_factory, brokers.for_follower(follower), child,
+                                          clock=clock, journal=journal)
             continue
         try:
             report = await brokers.for_follower(follower).order_report(child.fo_id)

@@ -37,6 +37,7 @@ from vanta.domain.venues import (
 MAX_BUFFER: Final = Decimal(1_000_000_000)
 BUFFER_PLACES: Final = 6  # USDC's own precision
 DEFAULT_LATENCY_BUDGET_MS: Final = 2_000
+PUT_ATTEMPTS: Final = 3  # reads again after a lost race, then gives up with 409
 QUOTE_FIELDS: Final = frozenset({"symbol", "side", "qty", "price", "usd_balance",
                                  "usdc_balance", "latency_budget_ms", "venues"})
 
@@ -52,7 +53,20 @@ async def fee_models(uow: CrossRailUnitOfWork) -> dict[str, VenueFees]:
 
 async def put_fee_model(uow: CrossRailUnitOfWork, *, venue: str, raw: object, actor: str,
                         tenant_id: str, clock: Clock = utcnow) -> VenueFees:
+    """Replace one venue's model. A PUT carries the whole model, so an edit that loses a
+    race (another admin's edit, or the first edit of the venue, landed meanwhile) is read
+    again and applied as the next version: both edits are kept in the audit, in order."""
     name = known_venue(venue)
+    for _ in range(PUT_ATTEMPTS):
+        saved = await _put_once(uow, name, raw, actor, tenant_id, clock)
+        if saved is not None:
+            return saved
+    raise Conflict(f"the {name} fee model kept changing meanwhile; try again",
+                   code="fee_model_conflict")
+
+
+async def _put_once(uow: CrossRailUnitOfWork, name: str, raw: object, actor: str,
+                    tenant_id: str, clock: Clock) -> VenueFees | None:
     async with uow:
         stored = await uow.venue_fees.get(name)
         previous = stored.fees() if stored is not None else DEFAULT_FEE_MODELS[name]
@@ -61,8 +75,7 @@ async def put_fee_model(uow: CrossRailUnitOfWork, *, venue: str, raw: object, ac
                "updated_at": clock(), "updated_by": actor}
         if not await uow.venue_fees.put(row, expect_version=None if stored is None
                                         else stored.version):
-            raise Conflict(f"the {name} fee model was changed meanwhile; read it again",
-                           code="fee_model_conflict")
+            return None  # rolled back on leaving; the caller reads again
         await uow.audit.append(entity="venue_fee_model", entity_id=name,
                                action="fee_model_updated", actor=actor, tenant_id=tenant_id,
                                payload={"version": model.version, "model": model.to_json(),

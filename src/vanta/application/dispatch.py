@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from vanta.application.bridged import broker_order, submit_to_broker
 from vanta.application.clock import Clock, utcnow
 from vanta.application.dispatch_loop import Begun, run_forever
+from vanta.application.dispatch_send import answer_groups, send_one
 from vanta.application.dispatch_steps import (
     MAINTENANCE_RECHECK,
     OPEN_CHILD_STATES,
@@ -25,15 +25,15 @@ from vanta.application.dispatch_steps import (
     endpoint_of,
     needs_order,
     next_state_of,
+    prepare_attempt,
     record_answers_while_leased,
     release_leases,
     report,
-    signed_at,
     signing_refs,
 )
+from vanta.application.lease_keeper import LeaseKeeper
 from vanta.application.manager_orders import DISPATCH_TOPIC
 from vanta.application.observability import attempts_started
-from vanta.application.payloads import OrderPart
 from vanta.application.ports.brokers import BrokerGateways
 from vanta.application.ports.delivery import OutboxLease, SendResult, WebhookSender
 from vanta.application.ports.journal import NO_JOURNAL, Journal
@@ -41,7 +41,6 @@ from vanta.application.ports.metrics import NO_METRICS, Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import (
     ChildOrderRecord,
-    ManagerOrderRecord,
     OutboxRecord,
 )
 from vanta.application.ports.secrets import SecretReader
@@ -59,17 +58,21 @@ __all__ = ["BatchOutcome", "DispatchConfig", "Dispatcher", "Prepared", "endpoint
 class DispatchConfig:
     retry_schedule: Sequence[float] = (1.0, 5.0, 15.0, 60.0)
     jitter_fraction: float = 0.2
-    lease: timedelta = timedelta(seconds=30)
+    # Short: the holder renews it while it works on the row (``LeaseKeeper``), so a worker
+    # that dies frees its rows within one lease, however long a live worker's sends take.
+    lease: timedelta = timedelta(seconds=8)
     batch: int = 64
     concurrency: int = 32
     # Children sent to one endpoint (scheme, host, port) per batch: the sender's own limit,
     # so no child waits for an endpoint slot with its attempt's timeout already running.
     per_endpoint: int = 4
-    # Batches open at once: above 1, while a batch waits for a slow send another starts on
-    # the free slots, so a slow send holds its own slot, not the next batch (opt-in).
-    max_batches: int = 1
-    # Record answers this often while a slow send is out (None: once, when all have ended).
-    record_every_s: float | None = None
+    # Batches open at once: while a batch waits for a slow send, another starts on the free
+    # slots (taking no more rows than there are free slots), so a slow send holds its own
+    # slot, not the rows behind it.
+    max_batches: int = 16
+    # While a batch waits for slow sends, what has answered is recorded once no answer came
+    # for this long (see ``answer_groups``); None: once, when every send has ended.
+    record_every_s: float | None = 0.2
 
 
 @dataclass
@@ -92,6 +95,10 @@ class Dispatcher:
         default=None, init=False, repr=False)
     _busy: int = field(default=0, init=False, repr=False)  # sends started and not ended
     _reserved: int = field(default=0, init=False, repr=False)  # slots of batches starting
+    keeper: LeaseKeeper = field(init=False, repr=False)  # renews what this process holds
+
+    def __post_init__(self) -> None:
+        self.keeper = LeaseKeeper(self.uow_factory, self.config.lease, self.clock)
 
     def free_slots(self) -> int:
         """Send slots neither sending nor promised to a batch being started."""
@@ -112,8 +119,8 @@ class Dispatcher:
                        limit: int | None = None, reserved: int = 0) -> int:
         """Deliver what is due now; the outbox rows handled. ``begun``: see Begun."""
         async def claim(uow: UnitOfWork) -> Sequence[OutboxRecord]:
-            return await uow.outbox.claim_due(DISPATCH_TOPIC, self.clock(),
-                                              limit or self.config.batch, self.config.lease)
+            return self.keeper.not_held(await uow.outbox.claim_due(
+                DISPATCH_TOPIC, self.clock(), limit or self.config.batch, self.config.lease))
         try:
             # claimed in the transaction that starts the attempts: one transaction fewer
             rows, res = await self._deliver(claim, reserved, hand_back=True, begun=begun)
@@ -131,13 +138,11 @@ class Dispatcher:
 
     async def deliver_leased(self, leases: Sequence[OutboxLease], lease: timedelta,
                              reserved: int = 0) -> tuple[list[OutboxRecord], BatchOutcome]:
-        """Deliver the rows known by the leases their bus messages name: the transaction
-        that starts the attempts first renews the leases that are still live
-        (``OutboxRepository.take_many``), so taking a batch costs no transaction of its own.
-        Returns the rows taken (the others were stale), with their new expiry, and the
-        outcome."""
+        """Deliver the rows the leases of bus messages name: the transaction that starts
+        the attempts first renews those still live (``take_many``). Returns the rows taken
+        (the others were stale), with their new expiry, and the outcome."""
         async def take(uow: UnitOfWork) -> Sequence[OutboxRecord]:
-            return await uow.outbox.take_many(leases, self.clock(), lease)
+            return self.keeper.not_held(await uow.outbox.take_many(leases, self.clock(), lease))
         return await self._deliver(take, reserved)
 
     async def _deliver(self, rows_of: RowsOf, reserved: int = 0, *, hand_back: bool = False,
@@ -175,52 +180,34 @@ class Dispatcher:
             outcome.deferred = []
         if not prepared:
             return rows, outcome
+        # kept alive while the sends run, however long they take; dropped once recorded
+        self.keeper.lease, self.keeper.clock = self.config.lease, self.clock
+        self.keeper.hold((row.id, row.attempts) for row, _ in prepared)
         sem = self._send_slots()
 
         async def send(p: Prepared) -> SendResult:
             try:
                 async with sem:
-                    if p.traceparent is None:  # tracing off: nothing more to do
-                        return await self._send(p)
-                    return await self._traced_send(p)
+                    return await send_one(p, self.sender, self.metrics, self.tracer,
+                                          self.clock, self.uow_factory)
             finally:
                 self._busy -= 1
                 self._release_endpoints([p.endpoint])
 
         tasks = {asyncio.ensure_future(send(p)): (row, p) for row, p in prepared}
         try:
-            pending = set(tasks)
-            while pending:
-                # a batch whose sends all end soon is recorded once; one that waits for a
-                # slow send records what has answered meanwhile, so it is not held back
-                done, pending = await asyncio.wait(pending, timeout=self.config.record_every_s)
-                await self._finish_batch(collect_answers(done, tasks, outcome.failed))
+            # a batch whose sends end close together is recorded once; one that waits for a
+            # slow send records what has answered meanwhile, so it is not held back
+            async for done in answer_groups(tasks, self.config.record_every_s):
+                answered = collect_answers(done, tasks, outcome.failed)
+                await self._finish_batch(answered)
+                self.keeper.drop(row.id for row, _, _ in answered)
         finally:
             for t in tasks:
                 t.cancel()  # only reached undone when this batch itself is cancelled
+            # what is left (a send that raised, a failed write) lapses and goes again
+            self.keeper.drop(row.id for row, _ in prepared)
         return rows, outcome
-
-    async def _send(self, p: Prepared) -> SendResult:
-        if p.gateway is not None:
-            assert p.broker_order is not None
-            return await submit_to_broker(p.gateway, p.broker_order, p.price, self.metrics)
-        if p.template is None:
-            return await self.sender.send(p.url, p.headers, p.body)
-        # signed as it leaves, once it holds a send slot: the timestamp is the send's own
-        headers, body = signed_at(p, self.clock())
-        return await self.sender.send(p.url, headers, body)
-
-    async def _traced_send(self, p: Prepared) -> SendResult:
-        """The attempt as a span of the order's trace; the follower gets its traceparent."""
-        child = p.child
-        attrs = {"fo_id": child.fo_id if child else None, "attempt": p.attempt_no,
-                 "follower_id": child.follower_id if child else None}
-        name = "broker.submit" if p.gateway is not None else "webhook.deliver"
-        with self.tracer.span(name, attrs, parent=p.traceparent):
-            tp = self.tracer.traceparent()
-            if tp is not None and p.gateway is None:
-                p = replace(p, headers={**p.headers, "traceparent": tp})
-            return await self._send(p)
 
     def _send_slots(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -291,8 +278,9 @@ class Dispatcher:
                  "latency_ms": 0, "response_excerpt": None, "error": None,
                  "outcome": "in_flight"} for fo_id, n in moved.items()])
             # the order is read only for what has no stored body (redeliveries, brokers)
-            orders = await uow.manager_orders.get_many_unscoped(
-                children[f].mo_id for f in needs_order(to_send, followers, children, moved))
+            need = list(needs_order(to_send, followers, children, moved))
+            orders = await uow.manager_orders.get_many_unscoped(children[f].mo_id for f in need)
+            legs = await uow.legs.for_children(need)  # bridged legs, bodies rendered here
             await uow.commit()
         attempts_started(self.journal, children, moved, to_send)
         for rows in to_send.values():
@@ -302,9 +290,10 @@ class Dispatcher:
                     self._release_endpoints([admitted.pop(row.id, None)])
                     continue
                 child = children[fo_id]
-                p = self._prepare(child, followers[child.follower_id], orders.get(child.mo_id),
-                                  moved[fo_id], now, admitted.get(row.id),
-                                  row.payload.get("body"))
+                p = prepare_attempt(self.brokers, self.secrets, child,
+                                    followers[child.follower_id], orders.get(child.mo_id),
+                                    moved[fo_id], now, admitted.get(row.id),
+                                    row.payload.get("body"), legs.get(fo_id, ()))
                 tp = row.payload.get("traceparent")
                 out.append((row, p if tp is None else replace(p, traceparent=tp)))
         return outbox_rows
@@ -363,22 +352,6 @@ class Dispatcher:
         await uow.outbox.complete_many(done, now)
         await uow.outbox.reschedule_many(later)
         return to_send
-
-    def _prepare(self, child: ChildOrderRecord, follower: FollowerRecord,
-                 order: ManagerOrderRecord | None, attempt_no: int, now: datetime,
-                 endpoint: Endpoint | None, stored: str | None) -> Prepared:
-        if follower.bridged_brokers:
-            if self.brokers is None:
-                raise RuntimeError("a bridged follower needs a broker registry")
-            assert order is not None  # read for every bridged child (needs_order)
-            return Prepared("", {}, b"", attempt_no, now, self.brokers.for_follower(follower),
-                            broker_order(child, order), order.ref_price, child=child)
-        keys = tuple(self.secrets.get(ref) for ref in signing_refs(follower, now))
-        if stored is None:  # its order was read (needs_order): rendered here, once
-            assert order is not None
-            stored = OrderPart(order).body(child, follower, child.vault_id).decode()
-        return Prepared(follower.webhook_url or "", {}, b"", attempt_no, now,
-                        endpoint=endpoint, child=child, template=stored.encode(), keys=keys)
 
     async def _finish_batch(self, answered: Sequence[tuple[OutboxRecord, Prepared, SendResult]]
                             ) -> None:

@@ -16,15 +16,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vanta.application.alerts import alert_row, raise_alert
+from vanta.application.bridged import broker_order
 from vanta.application.clock import iso
 from vanta.application.observability import attempt_settled, child_moved
-from vanta.application.payloads import attempt_body
-from vanta.application.ports.brokers import BrokerGateway, BrokerOrder
+from vanta.application.payloads import OrderPart, attempt_body
+from vanta.application.ports.brokers import BrokerGateway, BrokerGateways, BrokerOrder
 from vanta.application.ports.delivery import ChildMove, OutboxLease, SendResult
 from vanta.application.ports.journal import NO_JOURNAL, Journal
+from vanta.application.ports.legs import LegRecord
 from vanta.application.ports.metrics import Metrics
 from vanta.application.ports.records_catalog import FollowerRecord
-from vanta.application.ports.records_orders import ChildOrderRecord, OutboxRecord
+from vanta.application.ports.records_orders import (
+    ChildOrderRecord,
+    ManagerOrderRecord,
+    OutboxRecord,
+)
+from vanta.application.ports.secrets import SecretReader
 from vanta.application.ports.tracer import trace_id_of
 from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.domain.alerts import AlertKind
@@ -61,6 +68,7 @@ class Prepared:
     # the child's stored body (see ``payloads.attempt_body``) and the signing keys.
     template: bytes | None = None
     keys: tuple[bytes, ...] = ()
+    legged: bool = False  # a bridged child executed by its legs (conversion, then asset)
 
 
 @dataclass
@@ -339,3 +347,26 @@ def report(metrics: Metrics, settled: Sequence[Decided],
         log.info("delivery batch", extra={"attempts": len(settled), "outcomes": outcomes,
                                           "mo_ids": sorted({children[_fo_id(d[0])].mo_id
                                                             for d in settled})})
+
+
+def prepare_attempt(brokers: BrokerGateways | None, secrets: SecretReader,
+                    child: ChildOrderRecord, follower: FollowerRecord,
+                    order: ManagerOrderRecord | None, attempt_no: int, now: datetime,
+                    endpoint: Endpoint | None, stored: str | None,
+                    legs: Sequence[LegRecord] = ()) -> Prepared:
+    """A bridged child goes to the follower's broker (by its legs, when it has any); any
+    other child is a webhook signed at send time, whose body carries its legs."""
+    if follower.bridged_brokers:
+        if brokers is None:
+            raise RuntimeError("a bridged follower needs a broker registry")
+        assert order is not None  # read for every bridged child (needs_order)
+        return Prepared("", {}, b"", attempt_no, now, brokers.for_follower(follower),
+                        broker_order(child, order), order.ref_price, child=child,
+                        legged=bool(legs))
+    keys = tuple(secrets.get(ref) for ref in signing_refs(follower, now))
+    if stored is None:  # its order was read (needs_order): rendered here, once
+        assert order is not None
+        stored = OrderPart(order).body(child, follower, child.vault_id,
+                                       [g.leg() for g in legs]).decode()
+    return Prepared(follower.webhook_url or "", {}, b"", attempt_no, now,
+                    endpoint=endpoint, child=child, template=stored.encode(), keys=keys)

@@ -12,7 +12,8 @@ leg (entity ``child_leg``).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +28,7 @@ from vanta.application.ports.crossrail import CrossRailUnitOfWork, LegRecord, le
 from vanta.domain.errors import Conflict, NotFound
 from vanta.domain.legs import Leg, LegState, plan_legs, record_fill, release_after
 from vanta.domain.orders import Side
-from vanta.domain.routing import RouteDecision, RouteRequest, choose_route
+from vanta.domain.routing import RouteDecision, RouteRequest, choose_route, request_json
 from vanta.domain.venues import VenueFees
 
 LegUowFactory = Callable[[], CrossRailUnitOfWork]
@@ -57,24 +58,59 @@ async def plan_child_legs(uow: CrossRailUnitOfWork, *, tenant_id: str, fo_id: st
     """Route one child and store its legs; without a feasible route nothing is stored but
     the audited decision (so nothing can be dispatched)."""
     decision = choose_route(request, models)
-    legs = [] if decision.chosen is None else plan_legs(fo_id, decision)
-    now = clock()
     async with uow:
-        if legs and await uow.legs.for_child(fo_id):
+        if decision.chosen is not None and await uow.legs.for_child(fo_id):
             raise Conflict(f"child {fo_id} already has legs", code="legs_already_planned")
-        await uow.audit.append(entity="follower_order", entity_id=fo_id,
-                               action="route_chosen" if legs else "route_unavailable",
-                               actor=actor, tenant_id=tenant_id, payload=decision.to_json())
-        if legs:
-            fees = models[legs[0].venue]
-            ctx = _context(request, fees, lot_step, min_qty)
-            await uow.legs.add_many([leg_row(g, tenant_id=tenant_id, at=now,
-                                             context=ctx if g.after is not None else None)
-                                     for g in legs])
-            for g in legs:
-                await _audit(uow, g, "leg_planned", tenant_id, actor)
+        legs = await record_route(uow, tenant_id=tenant_id, fo_id=fo_id, decision=decision,
+                                  request=request, models=models, lot_step=lot_step,
+                                  min_qty=min_qty, actor=actor, now=clock())
         await uow.commit()
     return decision, legs
+
+
+async def record_route(uow: CrossRailUnitOfWork, *, tenant_id: str, fo_id: str,
+                       decision: RouteDecision, request: RouteRequest,
+                       models: Mapping[str, VenueFees], lot_step: Decimal, min_qty: Decimal,
+                       actor: str, now: datetime) -> list[Leg]:
+    """Inside the caller's open unit of work: audit the decision and store its legs."""
+    legs, rows, events = route_records(tenant_id=tenant_id, fo_id=fo_id, decision=decision,
+                                       request=request, models=models, lot_step=lot_step,
+                                       min_qty=min_qty, actor=actor, now=now)
+    await uow.audit.append_many(events)
+    await uow.legs.add_many(rows)
+    return legs
+
+
+def models_json(models: Mapping[str, VenueFees], venues: Iterable[str]
+                ) -> dict[str, dict[str, Any]]:
+    return {v: models[v].to_json() for v in sorted(set(venues)) if v in models}
+
+
+def route_records(*, tenant_id: str, fo_id: str, decision: RouteDecision,
+                  request: RouteRequest, models: Mapping[str, VenueFees], lot_step: Decimal,
+                  min_qty: Decimal, actor: str, now: datetime, with_models: bool = True
+                  ) -> tuple[list[Leg], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(legs, their rows, the audit events): the decision, with its whole input (the request
+    and the fee models it was priced with) so a replay can route again and compare, then one
+    ``leg_planned`` event per leg (``with_models`` False: the models are recorded once for
+    the whole order, by the caller). Every leg keeps the pricing context (the resize of a
+    waiting leg and the follower's USDC estimate both read it)."""
+    legs = [] if decision.chosen is None else plan_legs(fo_id, decision)
+    events: list[dict[str, Any]] = [{
+        "entity": "follower_order", "entity_id": fo_id,
+        "action": "route_chosen" if legs else "route_unavailable", "actor": actor,
+        "tenant_id": tenant_id,
+        "payload": {**decision.to_json(), "request": request_json(request),
+                    **({"models": models_json(models, request.venues)} if with_models
+                       else {})}}]
+    rows: list[dict[str, Any]] = []
+    if legs:
+        ctx = _context(request, models[legs[0].venue], lot_step, min_qty)
+        rows = [leg_row(g, tenant_id=tenant_id, at=now, context=ctx) for g in legs]
+        events += [{"entity": "child_leg", "entity_id": g.leg_id, "action": "leg_planned",
+                    "actor": actor, "tenant_id": tenant_id,
+                    "payload": {"fo_id": g.fo_id, **g.to_json()}} for g in legs]
+    return legs, rows, events
 
 
 async def _load(uow: CrossRailUnitOfWork, tenant_id: str, leg_id: str) -> LegRecord:
@@ -162,7 +198,12 @@ async def run_ready_legs(uow_factory: LegUowFactory, gateway: BrokerGateway, *,
     async with uow_factory() as uow:
         ready = [r for r in await uow.legs.for_child(fo_id)
                  if r.tenant_id == tenant_id and r.state == LegState.PLANNED.value]
+    set_price = getattr(gateway, "set_price", None)
     for rec in ready:
+        if set_price is not None and rec.context:
+            # the paper venue marks each pair at the price the route was planned with
+            set_price(rec.pair, Decimal(1) if rec.kind == "convert"
+                      else Decimal(str(rec.context["price"])))
         sent = await mark_sent(uow_factory(), tenant_id=tenant_id, leg_id=rec.leg_id,
                                clock=clock)
         try:

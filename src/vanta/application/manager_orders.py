@@ -10,6 +10,7 @@ from typing import Any
 
 from vanta.application import observability, tracing
 from vanta.application.clock import Clock, utcnow
+from vanta.application.crossrail_plan import route_children, store_routes
 from vanta.application.followers import UNFOLLOWED, follower_spec
 from vanta.application.payloads import OrderPart
 from vanta.application.ports.records_catalog import FollowerRecord
@@ -19,6 +20,7 @@ from vanta.application.snapshots import DEFAULT, build_snapshot, instrument_with
 from vanta.domain.errors import Conflict, NotFound, ValidationFailed
 from vanta.domain.followers import FollowerSpec
 from vanta.domain.ids import ManagerOrderId, VaultId, manager_order_id, new_id
+from vanta.domain.legs import Leg
 from vanta.domain.mirroring import Expansion, Snapshot, ensure_vault_accepts_orders, expand
 from vanta.domain.money import Instrument, normalize
 from vanta.domain.navs import parse_nav
@@ -115,10 +117,12 @@ async def _expand_and_store(
     now: datetime, only: Callable[[FollowerSpec], bool] | None = None,
     require_instrument: bool = False,
     adjust: Callable[[FollowerSpec], FollowerSpec] | None = None,
+    rails: Mapping[str, Any] | None = None,
 ) -> Expansion:
     return (await _expand_store_row(uow, tenant_id=tenant_id, order=order, source=source,
                                     actor=actor, now=now, only=only,
-                                    require_instrument=require_instrument, adjust=adjust))[0]
+                                    require_instrument=require_instrument, adjust=adjust,
+                                    rails=rails))[0]
 
 
 async def _expand_store_row(
@@ -126,6 +130,7 @@ async def _expand_store_row(
     now: datetime, only: Callable[[FollowerSpec], bool] | None = None,
     require_instrument: bool = False,
     adjust: Callable[[FollowerSpec], FollowerSpec] | None = None,
+    rails: Mapping[str, Any] | None = None,
 ) -> tuple[Expansion, ManagerOrderRecord]:
     """The expansion and the order's row as stored (the answer needs no read back)."""
     instrument, instrument_source = await instrument_with_source(uow, order.symbol, order.venue)
@@ -139,6 +144,13 @@ async def _expand_store_row(
         specs = [adjust(s) for s in specs]
     snapshot = await build_snapshot(uow, order, specs, now, order.manager_nav)
     expansion = expand(order, specs, instrument, snapshot)
+    if rails is None:
+        vault = await uow.vaults.get(tenant_id, order.vault_id)
+        rails = {} if vault is None else vault.rails
+    # a crypto order reaching a USD-funded follower: its child is executed by legs
+    routed = await route_children(uow, rails=rails, order=order, expansion=expansion,
+                                  followers=rows, instrument=instrument, snapshot=snapshot)
+    expansion = routed.expansion
     state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
     row = {
         "mo_id": order.mo_id, "tenant_id": tenant_id, "vault_id": order.vault_id,
@@ -152,7 +164,8 @@ async def _expand_store_row(
     await uow.manager_orders.add(row)
     await uow.child_orders.add_many(expansion.children, tenant_id=tenant_id,
                                     vault_id=order.vault_id, now=now)
-    await uow.outbox.add_many(DISPATCH_TOPIC, _outbox_items(order, expansion, rows), now)
+    legs = await store_routes(uow, routed, tenant_id=tenant_id, now=now)
+    await uow.outbox.add_many(DISPATCH_TOPIC, _outbox_items(order, expansion, rows, legs), now)
     # One run of the hash chain for the order, its children and any pauses, in that order.
     events: list[dict[str, Any]] = [{
         "entity": "manager_order", "entity_id": order.mo_id, "action": "received",
@@ -183,7 +196,8 @@ async def _expand_store_row(
 
 
 def _outbox_items(order: ManagerOrder, expansion: Expansion,
-                  followers: Sequence[FollowerRecord]) -> list[tuple[str, dict[str, Any]]]:
+                  followers: Sequence[FollowerRecord], legs: Mapping[str, Sequence[Leg]]
+                  ) -> list[tuple[str, dict[str, Any]]]:
     """One outbox row per child to deliver, carrying its body rendered once here (the
     dispatcher adds each attempt's fields) and the trace its deliveries join (the relay and
     dispatcher read it back). A bridged follower's child has no body: it goes to a broker."""
@@ -195,7 +209,8 @@ def _outbox_items(order: ManagerOrder, expansion: Expansion,
         payload: dict[str, Any] = {"fo_id": c.fo_id}
         follower = by_id[c.follower_id]
         if not follower.bridged_brokers:
-            payload["body"] = part.body(c, follower, order.vault_id).decode()
+            payload["body"] = part.body(c, follower, order.vault_id,
+                                        legs.get(c.fo_id, ())).decode()
         if tp is not None:
             payload["traceparent"] = tp
         items.append((c.fo_id, payload))
@@ -232,7 +247,7 @@ async def _submit(uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, sourc
         with tracing.current().span("mirror.expand", {"mo_id": order.mo_id}):
             expansion, record = await _expand_store_row(
                 uow, tenant_id=tenant_id, order=order, source=source, actor=actor,
-                now=clock(), require_instrument=require_instrument)
+                now=clock(), require_instrument=require_instrument, rails=vault.rails)
         await uow.commit()
     _journal_children(expansion, tenant_id, order.vault_id)
     return Submitted(order, True, expansion, record.state.value, record)
@@ -262,7 +277,7 @@ async def sync_follower(
                 continue
             out.append(await _expand_and_store(
                 uow, tenant_id=tenant_id, order=order, source="sync", actor=actor, now=now,
-                only=lambda s: s.follower_id == follower_id))
+                only=lambda s: s.follower_id == follower_id, rails=vault.rails))
         await uow.commit()
     for expansion in out:
         _journal_children(expansion, tenant_id, vault_id)

@@ -8,12 +8,13 @@ time, the attempt number and the last error (``attempt_body``), so a retry or a 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
 from vanta.application.ports.records_orders import ChildOrderRecord
 from vanta.domain.ids import dag_id_for
+from vanta.domain.legs import Leg
 from vanta.domain.orders import Side, TimeInForce
 
 
@@ -85,9 +86,11 @@ class OrderPart:
         self.provenance = meta.get("provenance")
         self.audit = {"dag_id": dag_id_for(order.mo_id), "upstream_dag_id": meta.get("dag_id")}
 
-    def body(self, child: BodyChild, follower: BodyFollower, vault_id: str) -> bytes:
+    def body(self, child: BodyChild, follower: BodyFollower, vault_id: str,
+             legs: Sequence[Leg] = ()) -> bytes:
         """The child's body without its per-attempt fields: a JSON object whose last member
-        is ``audit`` (see ``attempt_body``)."""
+        is ``audit`` (see ``attempt_body``). ``legs``: a cross-rail child's plan (a USD→USDC
+        conversion, then the asset order), sent for the follower to run in order."""
         order, max_pos = self.order, follower.max_pos_usd
         return _dumps({
             "id": child.fo_id,
@@ -110,6 +113,7 @@ class OrderPart:
                 **self.source,
             },
             "provenance": self.provenance,
+            **({"legs": [_leg_json(g) for g in legs]} if legs else {}),
             "audit": self.audit,  # last: attempt_body completes it
         })
 
@@ -129,3 +133,10 @@ def dispatch_body(*, child: ChildOrderRecord, order: BodyOrder, follower: BodyFo
     a redelivery, or a row written before bodies were stored)."""
     fixed = OrderPart(order).body(child, follower, child.vault_id)
     return attempt_body(fixed, ts=ts, attempt_no=attempt_no, last_error=child.last_error)
+
+
+def _leg_json(g: Leg) -> dict[str, Any]:
+    """One leg as the follower runs it; ``after``: the index of the leg to fill first."""
+    return {"leg_id": g.leg_id, "index": g.index, "kind": g.kind.value, "venue": g.venue,
+            "pair": g.pair, "side": g.side, "amount": json_number(g.amount),
+            "after": g.after}

@@ -26,6 +26,7 @@ from vanta.application.ports.objectstore import ObjectRef, ObjectStore
 from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.application.ports.signing import Signer
 from vanta.application.ports.uow import UnitOfWork
+from vanta.application.replay_routes import route_files
 from vanta.domain.errors import NotFound
 from vanta.domain.ids import dag_id_for
 from vanta.domain.mirroring import UNVERSIONED
@@ -116,7 +117,10 @@ async def _gather(uow: UnitOfWork, tenant_id: str, mo_id: str) -> dict[str, byte
         attempts = [a for fo in fo_ids for a in by_child.get(fo, ())]
         fills_of = await uow.fills.for_children(fo_ids)
         fills = [f for fo in fo_ids for f in fills_of.get(fo, ())]
-        events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids])
+        legs_of = await uow.legs.for_children(fo_ids)
+        legs = [g for fo in fo_ids for g in legs_of.get(fo, ())]
+        events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids,
+                                                          *(g.leg_id for g in legs)])
         overlays = await uow.overlays.active(mo.vault_id, mo.created_at)
         snap: Mapping[str, Any] = mo.snapshot or {}
         followers = list(snap.get("followers") or [])
@@ -143,6 +147,7 @@ async def _gather(uow: UnitOfWork, tenant_id: str, mo_id: str) -> dict[str, byte
         "outputs/fills.json": json_doc(_plain(fills)),
         "outputs/audit_events.jsonl": b"".join(json_bytes(event_json(e.event()))
                                                for e in events),
+        **route_files([e.event() for e in events], legs),
     }
 
 

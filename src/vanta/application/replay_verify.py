@@ -16,19 +16,20 @@ import binascii
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from vanta.application.export_formats import event_from_json
 from vanta.application.ports.signing import SignatureVerifier, key_id_of
+from vanta.application.replay_routes import check_routes, unrouted
 from vanta.domain.audit import AuditEvent, hash_of
 from vanta.domain.errors import DomainError
 from vanta.domain.followers import FollowerSpec
 from vanta.domain.ids import ManagerOrderId, VaultId
 from vanta.domain.mirroring import Snapshot, expand
 from vanta.domain.money import Instrument
-from vanta.domain.orders import ManagerOrder, Side, TimeInForce
+from vanta.domain.orders import ChildOrderState, ManagerOrder, Side, TimeInForce
 from vanta.domain.replay_bundle import (
     BUNDLE_FORMAT,
     CHILDREN,
@@ -40,6 +41,7 @@ from vanta.domain.replay_bundle import (
     recomputed_children,
     unpack,
 )
+from vanta.domain.routing import NO_FEASIBLE_ROUTE
 
 __all__ = ["BundleReport", "verify_bundle"]
 
@@ -84,7 +86,7 @@ def verify_bundle(data: bytes, verifier: SignatureVerifier,
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         report.problems.append(f"manifest.json is malformed ({type(e).__name__}: {e})")
         return report
-    for step in (_audit, _recompute):
+    for step in (_audit, _recompute, _routes):
         try:
             step(files, report)
         except BundleInvalid as e:
@@ -173,6 +175,10 @@ def _audit(files: Mapping[str, bytes], report: BundleReport) -> None:
                                    f"event #{ev.seq}")
 
 
+def _routes(files: Mapping[str, bytes], report: BundleReport) -> None:
+    check_routes(files, _events(files), report.problems, report.notes)
+
+
 def _order(d: Mapping[str, Any]) -> ManagerOrder:
     return ManagerOrder(
         mo_id=ManagerOrderId(d["mo_id"]), vault_id=VaultId(d["vault_id"]),
@@ -188,6 +194,10 @@ def _recompute(files: Mapping[str, bytes], report: BundleReport) -> None:
     rule = _json(files, "inputs/instrument.json")["rule"]
     snapshot = Snapshot.from_json(_json(files, "inputs/sizing_snapshot.json"))
     expansion = expand(order, specs, Instrument.from_json(rule), snapshot)
+    skipped = unrouted(files)  # the router found no way to execute these: skipped
+    expansion = replace(expansion, children=tuple(
+        c._replace(state=ChildOrderState.SKIPPED, skip_reason=NO_FEASIBLE_ROUTE)
+        if c.fo_id in skipped else c for c in expansion.children))
     recorded = files.get(CHILDREN)
     if recorded is None:
         raise BundleInvalid(f"missing file {CHILDREN}")

@@ -33,6 +33,8 @@ def default_factory(broker: str, creds: dict[str, str], follower_id: str) -> Bro
         from vanta.adapters.brokers.ccxt_venue import CcxtBroker
     except ImportError as e:  # ccxt is an optional extra
         raise RuntimeError("crypto venues need: pip install 'vanta-platform[crypto]'") from e
+    if broker in ("binance", "kraken"):
+        return _spot(broker, creds)
     return CcxtBroker.coinbase(creds["api_key"], creds["api_secret"],
                                api_url=creds.get("api_url"))
 
@@ -40,3 +42,16 @@ def default_factory(broker: str, creds: dict[str, str], follower_id: str) -> Bro
 def broker_registry(secrets_get: Callable[[str], bytes]) -> BrokerRegistry:
     """One gateway per bridged follower, built by :func:`default_factory`."""
     return BrokerRegistry(secrets_get, default_factory)
+
+
+def _spot(broker: str, creds: dict[str, str]) -> BrokerGateway:
+    """Binance or Kraken spot: the pairs its fee model lists are where orders are looked up."""
+    import ccxt.async_support as ccxt_async
+
+    from vanta.adapters.brokers.ccxt_venue.spot import CcxtSpotBroker
+    from vanta.domain.venues import DEFAULT_FEE_MODELS
+
+    exchange = getattr(ccxt_async, broker)({"apiKey": creds["api_key"],
+                                            "secret": creds["api_secret"], "timeout": 10_000,
+                                            "enableRateLimit": True})
+    return CcxtSpotBroker(exchange, symbols=sorted(DEFAULT_FEE_MODELS[broker].pairs))

@@ -16,12 +16,14 @@ Layout (format ``vanta.replay-bundle/1``)::
     inputs/nav_observations.json  the NAV reports up to the order, vault and followers
     inputs/entitlements.json      the tenant's plan and entitlements (at export)
     inputs/code_version.json      package and sizing version
+    inputs/routes.json            each cross-rail child's router input: request, fee models
     outputs/children.jsonl        one line per child: what sizing decided (recomputable)
     outputs/child_states.json     what became of each child (state, broker ref, fills total)
     outputs/attempts.json         every delivery attempt
     outputs/fills.json            every fill
-    outputs/audit_events.jsonl    the audit events of the order and its children, with their
-                                  chain hashes
+    outputs/legs.json             every cross-rail child's legs as stored
+    outputs/audit_events.jsonl    the audit events of the order, its children and their
+                                  legs, with their chain hashes
 
 The archive is byte-for-byte deterministic: members sorted by name, times, owners and modes
 fixed, ustar format, no compression.

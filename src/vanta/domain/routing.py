@@ -43,6 +43,7 @@ class LegKind(StrEnum):
 
 
 _KIND_RANK: Final = {RouteKind.DIRECT: 0, RouteKind.VIA_USDC: 1}
+NO_FEASIBLE_ROUTE: Final = "no_feasible_route"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,21 @@ class RouteRequest:
                                    code="invalid_latency_budget", field="latency_budget_ms")
 
 
+def request_json(req: RouteRequest) -> dict[str, Any]:
+    """The router's whole input, so a stored decision can be recomputed."""
+    return {"base": req.base, "side": req.side, "qty": str(req.qty), "price": str(req.price),
+            "usd_balance": str(req.usd_balance), "usdc_balance": str(req.usdc_balance),
+            "buffer": str(req.buffer), "latency_budget_ms": req.latency_budget_ms,
+            "venues": list(req.venues)}
+
+
+def request_from_json(d: Mapping[str, Any]) -> RouteRequest:
+    return RouteRequest(str(d["base"]), str(d["side"]), Decimal(d["qty"]), Decimal(d["price"]),
+                        Decimal(d["usd_balance"]), Decimal(d["usdc_balance"]),
+                        Decimal(d["buffer"]), int(d["latency_budget_ms"]),
+                        tuple(str(v) for v in d["venues"]))
+
+
 @dataclass(frozen=True, slots=True)
 class RouteCost:
     venue: str
@@ -131,7 +147,7 @@ class RouteDecision:
 
     @property
     def reason(self) -> str | None:
-        return None if self.chosen is not None else "no_feasible_route"
+        return None if self.chosen is not None else NO_FEASIBLE_ROUTE
 
     def to_json(self) -> dict[str, Any]:
         return {"chosen": None if self.chosen is None else self.chosen.to_json(),

@@ -157,6 +157,8 @@ DEFAULT_FEE_MODELS: Final[Mapping[str, VenueFees]] = {
 BROKER_RAILS: Final[Mapping[str, frozenset[str]]] = {
     "paper": frozenset({"fiat", "crypto"}), "alpaca": frozenset({"fiat"}),
     "tradier": frozenset({"fiat"}), "coinbase": frozenset({"crypto"}),
+    # accounts funded in USD that trade USDC pairs: their crypto children are routed legs
+    "binance": frozenset({"fiat", "crypto"}), "kraken": frozenset({"fiat", "crypto"}),
 }
 
 

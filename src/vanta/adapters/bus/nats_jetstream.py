@@ -55,9 +55,10 @@ class JetStreamConfig:
     duplicate_window_s: float = 120.0
     max_age_s: float = 7 * 86_400.0  # what no consumer ever took is dropped after a week
     # Consumer. With a backoff the server waits backoff[n-1] for the ack of delivery n (the
-    # first entry is the ack wait); a handler that needs longer calls in_progress().
-    ack_wait_s: float = 30.0
-    backoff_s: Sequence[float] = (30.0, 60.0, 120.0, 300.0)
+    # first entry is the ack wait); a handler that needs longer calls in_progress(), which
+    # the dispatch consumer does every 2 s, so a dead consumer's messages come again soon.
+    ack_wait_s: float = 6.0
+    backoff_s: Sequence[float] = (6.0, 10.0, 30.0, 60.0)
     max_deliver: int = 10
     max_ack_pending: int = 1_000
     error_nak_delay_s: float = 1.0  # a handler that raised: try again after this long

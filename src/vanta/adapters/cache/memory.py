@@ -81,6 +81,15 @@ class MemoryStore:
             self._wrote(now)
             return True
 
+    async def extend_if_equal(self, key: str, value: bytes, ttl_s: float) -> bool:
+        check_ttl(ttl_s)
+        with self._lock:
+            now = self._clock()
+            if self._live(key, now) != value:
+                return False
+            self._values[key] = (bytes(value), now + ttl_s)
+            return True
+
     async def delete(self, key: str) -> None:
         with self._lock:
             self._values.pop(key, None)

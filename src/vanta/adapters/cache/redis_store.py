@@ -21,7 +21,7 @@ from vanta.adapters.cache import (
     check_ttl,
 )
 
-__all__ = ["TAKE_SCRIPT", "RedisStore"]
+__all__ = ["EXTEND_SCRIPT", "TAKE_SCRIPT", "RedisStore"]
 
 # A copy of vanta.adapters.cache.bucket_step. Numbers travel as '%.17g' strings: Redis would
 # truncate a Lua number reply to an integer and format arguments with only 14 digits.
@@ -61,6 +61,15 @@ return {allowed, string.format('%.17g', tokens), string.format('%.17g', reset_af
 """
 
 
+# Compare and extend in one step: a heartbeat must not revive a key that changed meanwhile.
+EXTEND_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
 def _ms(ttl_s: float) -> int:
     return max(1, math.ceil(ttl_s * 1000))
 
@@ -77,6 +86,7 @@ class RedisStore:
         self._redis: aioredis.Redis = (client if client is not None
                                        else aioredis.from_url(url, **kwargs))
         self._take = self._redis.register_script(TAKE_SCRIPT)
+        self._extend = self._redis.register_script(EXTEND_SCRIPT)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -98,6 +108,11 @@ class RedisStore:
     async def set_if_absent(self, key: str, value: bytes, ttl_s: float) -> bool:
         check_ttl(ttl_s)
         return bool(await self._redis.set(self.prefix + key, value, px=_ms(ttl_s), nx=True))
+
+    async def extend_if_equal(self, key: str, value: bytes, ttl_s: float) -> bool:
+        check_ttl(ttl_s)
+        return int(await self._extend(keys=[self.prefix + key],
+                                      args=[value, str(_ms(ttl_s))])) == 1
 
     async def delete(self, key: str) -> None:
         await self._redis.delete(self.prefix + key)

@@ -42,4 +42,10 @@ class CacheStore(KeyValueStore, Protocol):
     async def take(self, bucket_key: str, rate_per_s: float, burst: int,
                    cost: int = 1) -> BucketResult: ...
 
+    async def extend_if_equal(self, key: str, value: bytes, ttl_s: float) -> bool:
+        """Restart ``key``'s TTL at ``ttl_s`` only while it still holds exactly ``value``
+        (atomically): a lock's heartbeat that can never revive or overwrite what replaced
+        the lock. True when extended."""
+        ...
+
     async def close(self) -> None: ...

@@ -37,6 +37,9 @@ class OutboxLease(NamedTuple):
     row_id: int
     number: int | None = None  # the row's ``attempts`` when leased
     until: datetime | None = None  # its ``locked_until`` then: names that one lease exactly
+    # The expiry the relay claimed it with, before handing it over to the bus for ``until``
+    # (the message can reach a consumer before that hand-over is written): either will do.
+    claimed_until: datetime | None = None
 
 
 class TargetNotDeliverable(Exception):

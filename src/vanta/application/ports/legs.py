@@ -58,6 +58,15 @@ def leg_row(leg: Leg, *, tenant_id: str, at: datetime,
             "context": None if context is None else dict(context), "updated_at": at}
 
 
+# A child that left without being executed (dead-lettered, withdrawn, refused) never runs
+# its open legs: only what they filled still counts toward the follower's USDC estimate.
+UNEXECUTED_CHILD_STATES = frozenset({"dlq", "cancelled", "failed"})
+
+
+def counts_for_estimate(child_state: str, filled: Decimal) -> bool:
+    return child_state not in UNEXECUTED_CHILD_STATES or filled > 0
+
+
 class LegRepo(Protocol):
     async def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
 
@@ -68,6 +77,13 @@ class LegRepo(Protocol):
         ...
 
     async def for_children(self, fo_ids: Iterable[str]) -> dict[str, builtins.list[LegRecord]]:
+        ...
+
+    async def for_followers(self, tenant_id: str, follower_ids: Iterable[str]
+                            ) -> dict[str, builtins.list[LegRecord]]:
+        """The legs of each follower's children, by follower (what its USDC estimate is
+        built from), leaving out the unfilled legs of children that will never run them
+        (``counts_for_estimate``); followers without legs are absent."""
         ...
 
     async def update(self, leg_id: str, *, expect_state: str, **values: Any) -> bool:

@@ -1,8 +1,8 @@
 """The unit of work and the repositories the application reads and writes through.
 
 One transaction (``async with uow:``; leaving without ``commit()`` rolls back), implemented by
-``vanta.adapters.db.uow`` and the fake in ``tests/fakes``. Reads return typed records
-(``records_*.py``), writes take mappings; a tenant-reachable read takes the tenant id.
+``vanta.adapters.db.uow`` and the fake in ``tests/fakes``. Reads return typed records, writes
+take mappings; a tenant-reachable read takes the tenant id.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from vanta.application.ports.records_tenancy import (
     TenantRecord,
     UserRecord,
 )
+from vanta.application.ports.venue_fees import BufferRepo, VenueFeeRepo
 from vanta.domain.orders import ChildOrder
 
 Row = dict[str, Any]
@@ -48,14 +49,12 @@ class Conflict(Exception):
     """A write collided with a unique key (another writer got there first). The storage
     adapter raises it (or a subclass, e.g. ``ports.billing.BillingConflict``) in place of its
     driver's integrity error, so the application can react (e.g. read the winner's row)
-    without knowing the database. Not an API error by itself: compare
-    :class:`vanta.domain.errors.Conflict`, which is."""
+    without knowing the database. Not an API error by itself (``domain.errors.Conflict`` is)."""
 
 
 class Busy(Exception):
-    """The store could not take this write in time (another writer held it throughout):
-    nothing was written and the same call may simply be tried again. The API answers it
-    with 503 and ``Retry-After`` instead of an internal error."""
+    """The store could not take this write in time: nothing was written, the same call may
+    be tried again (the API answers 503 with ``Retry-After``)."""
 
 
 class TenantRepo(Protocol):
@@ -71,7 +70,6 @@ class VaultRepo(VaultPages, Protocol):
 
     async def get_for_update(self, tenant_id: str, vault_id: str) -> VaultRecord | None:
         """Locks the vault row on PostgreSQL so expansions of one vault run one at a time."""
-        ...
 
     async def list(self, tenant_id: str) -> builtins.list[VaultRecord]: ...
 
@@ -81,7 +79,6 @@ class VaultRepo(VaultPages, Protocol):
 
     async def under_maintenance(self, vault_ids: Iterable[str]) -> set[str]:
         """Which of ``vault_ids`` are in maintenance (one query for a dispatch batch)."""
-        ...
 
 
 class FollowerRepo(Protocol):
@@ -91,7 +88,6 @@ class FollowerRepo(Protocol):
 
     async def get_unscoped(self, follower_id: str) -> FollowerRecord | None:
         """For workers acting on a stored child order, which already carries its tenant."""
-        ...
 
     async def get_many_unscoped(self,
                                 follower_ids: Iterable[str]) -> dict[str, FollowerRecord]: ...
@@ -114,7 +110,6 @@ class ManagerOrderRepo(Protocol):
 
     async def get_many_unscoped(self, mo_ids: Iterable[str]) -> dict[str, ManagerOrderRecord]:
         """Without the expansion snapshot (every follower's inputs: large, not needed)."""
-        ...
 
     async def list(self, tenant_id: str, since: datetime | None, limit: int,
                    vault_id: str | None = None,
@@ -124,15 +119,12 @@ class ManagerOrderRepo(Protocol):
 
     async def net_position(self, vault_id: str, symbol: str) -> Decimal:
         """The manager's own position in a symbol: its orders, not follower syncs."""
-        ...
 
     async def holdings(self, vault_id: str) -> dict[str, tuple[Decimal, str, Decimal | None]]:
         """symbol -> (net qty, venue, last ref price) of the manager's open positions."""
-        ...
 
     async def reopen(self, mo_id: str) -> None:
         """A redelivered child makes a completed order open again."""
-        ...
 
     async def set_state(self, mo_id: str, state: str) -> None: ...
 
@@ -144,7 +136,6 @@ class ChildOrderRepo(ChildMoves, Protocol):
     async def positions(self, follower_ids: Iterable[str],
                         symbols: Iterable[str]) -> dict[tuple[str, str], Decimal]:
         """Net quantity per (follower, symbol) of children that count (POSITION_STATES)."""
-        ...
 
     async def get(self, tenant_id: str, fo_id: str) -> ChildOrderRecord | None: ...
 
@@ -158,11 +149,9 @@ class ChildOrderRepo(ChildMoves, Protocol):
 
     async def update(self, fo_id: str, *, expect_state: str, **values: Any) -> bool:
         """Compare-and-set on state, so two workers can never both move one child."""
-        ...
 
     async def get_many_unscoped(self, fo_ids: Iterable[str]) -> dict[str, ChildOrderRecord]:
         """For delivery: without the sizing record (``audit``), which delivery never reads."""
-        ...
 
     async def update_many(self, fo_ids: Sequence[str], *, expect_state: str,
                           count_attempt: bool = False, **values: Any) -> dict[str, int]:
@@ -202,11 +191,19 @@ class OutboxRepo(Protocol):
 
     async def take_many(self, leases: Sequence[OutboxLease], now: datetime,
                         lease: timedelta) -> builtins.list[OutboxRecord]:
-        """Renew the lease of each row that is still open, still leased and still on the
-        lease its message names; the rows renewed. A lease is named by its number and, when
-        the message carries it, its expiry at publication: renewing moves the expiry, so of
-        two copies of one message (a redelivery while the first is being worked on) only
-        the first takes the row. Without a number any live lease will do."""
+        """Renew each row still open and on the lease its message names (number, and the
+        expiry when named: renewing moves it, so of two copies of one message only the first
+        takes the row; no number: any live lease); the rows renewed."""
+        ...
+
+    async def renew_many(self, leases: Sequence[tuple[int, int]], now: datetime,
+                         lease: timedelta) -> builtins.list[int]:
+        """Heartbeat: renew each open (row id, lease number) still leased; the ids renewed."""
+        ...
+
+    async def hand_over(self, leases: Sequence[OutboxLease], until: datetime) -> int:
+        """Move each open lease still exactly as named to expire at ``until`` (the relay's
+        claim becomes the bus wait; one a consumer took is kept). The number moved."""
         ...
 
     async def requeue(self, key: str, now: datetime) -> None:
@@ -219,12 +216,10 @@ class OutboxRepo(Protocol):
 
     async def release_many(self, row_ids: Sequence[int]) -> None:
         """Hand leases back unused: the rows are due again at once."""
-        ...
 
     async def release_unclaimed(self, leases: Sequence[OutboxLease]) -> int:
-        """Hand back each lease still exactly as leased (number and expiry, row not done),
-        so the row is due again at once; a lease a consumer renewed meanwhile is kept. The
-        number handed back."""
+        """Hand back each lease still exactly as leased (number and expiry, row open): due
+        again at once; one a consumer renewed meanwhile is kept. The number handed back."""
         ...
 
     async def reschedule_many(self, due: Sequence[tuple[int, datetime]]) -> None: ...
@@ -372,6 +367,12 @@ class UnitOfWork(Protocol):
 
     @property
     def legs(self) -> LegRepo: ...
+
+    @property
+    def venue_fees(self) -> VenueFeeRepo: ...
+
+    @property
+    def buffers(self) -> BufferRepo: ...
 
     @property
     def subscriptions(self) -> SubscriptionRepo: ...

@@ -10,7 +10,9 @@ caller must carry one ``Idempotency-Key`` (1–255 printable ASCII characters), 
 answers. The request is fingerprinted as sha256(method, path, query, raw body), then:
 
 * first use: the key is reserved atomically (an in-progress marker that expires after
-  ``lock_ttl_s``, so a crashed process cannot wedge a key), the app runs, and its status,
+  ``lock_ttl_s`` and is renewed every third of that while the request runs, so a request
+  slower than the lock keeps its key, and a killed process frees its keys within seconds),
+  the app runs, and its status,
   ``content-type``/``location`` and body are stored for ``ttl_s`` *before* the client is
   answered (a client that disconnects can still collect its answer by retrying);
 * same key, same fingerprint, finished: the stored answer, byte for byte, plus
@@ -30,6 +32,7 @@ the request a second time.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -123,7 +126,7 @@ class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, *, store: CacheStore,
                  resolve_principal: PrincipalResolver,
                  ttl_s: float = 24 * 3600,
-                 lock_ttl_s: float = 60.0,
+                 lock_ttl_s: float = 10.0,
                  methods: Iterable[str] = ("POST", "PATCH"),
                  prefixes: Iterable[str] = ("/v1/",),
                  exclude: Iterable[str] = DEFAULT_EXCLUDE,
@@ -177,8 +180,9 @@ class IdempotencyMiddleware:
         fp = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
         store_key = (f"{self.key_prefix}{principal}:"
                      f"{hashlib.sha256(key.encode('ascii')).hexdigest()}")
+        marker = json.dumps({"state": _RUNNING, "fp": fp, "at": time.time()}).encode()
         try:
-            existing = await self._reserve(store_key, fp)
+            existing = await self._reserve(store_key, marker, fp)
         except Exception as e:
             log.warning("idempotency store unavailable: %r", e)
             await self._problem(scope, receive, send, 503, "idempotency_unavailable",
@@ -188,7 +192,11 @@ class IdempotencyMiddleware:
         if existing is not None:
             await self._answer_existing(existing, fp, scope, receive, send)
             return
-        await self._run(scope, body, receive, send, store_key, fp)
+        beat = asyncio.ensure_future(self._keep_reserved(store_key, marker))
+        try:
+            await self._run(scope, body, receive, send, store_key, fp)
+        finally:
+            beat.cancel()
 
     # --- first request ----------------------------------------------------------------------
 
@@ -207,9 +215,8 @@ class IdempotencyMiddleware:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _reserve(self, store_key: str, fp: str) -> dict[str, Any] | None:
+    async def _reserve(self, store_key: str, marker: bytes, fp: str) -> dict[str, Any] | None:
         """None: reserved for this request; else the record that holds the key."""
-        marker = json.dumps({"state": _RUNNING, "fp": fp, "at": time.time()}).encode()
         for _ in range(3):
             if await self.store.set_if_absent(store_key, marker, self.lock_ttl_s):
                 return None
@@ -219,6 +226,17 @@ class IdempotencyMiddleware:
                 return record
             # expired between the two calls: try to reserve again
         return {"state": _RUNNING, "fp": fp}
+
+    async def _keep_reserved(self, store_key: str, marker: bytes) -> None:
+        """The reservation's heartbeat while the request runs; it stops by itself once the
+        key holds anything else (the stored answer, or nothing)."""
+        while True:
+            await asyncio.sleep(self.lock_ttl_s / 3)
+            try:
+                if not await self.store.extend_if_equal(store_key, marker, self.lock_ttl_s):
+                    return
+            except Exception as e:  # the store is away: the reservation may lapse
+                log.warning("could not renew an idempotency reservation: %r", e)
 
     async def _release(self, store_key: str) -> None:
         with anyio.CancelScope(shield=True):  # also when the request is being cancelled

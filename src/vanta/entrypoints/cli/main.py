@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vanta.application.principal import ALL_SCOPES
+from vanta.application.principal import ALL_SCOPES, PLATFORM_SCOPES
 from vanta.bootstrap import MasterKeyMissing, build, upgrade_database
 from vanta.config import Settings
 from vanta.entrypoints.cli import commands, event_loop
@@ -100,8 +100,11 @@ def token(
 ) -> None:
     """Issue a bearer token from the built-in development issuer."""
     c = build(settings(data_dir))
+    # a platform scope is no tenant role's to grant: such a token is an operator's (no roles,
+    # exactly the scopes asked for), as the principal's rules expect
+    operator = bool(scope) and bool(set(scope or ()) & set(PLATFORM_SCOPES))
     print(c.issuer.issue(subject, tenant, scope or ALL_SCOPES, ttl_seconds=ttl,
-                         roles=["owner"]))
+                         roles=[] if operator else ["owner"]))
 
 
 @app.command("tenant-create")

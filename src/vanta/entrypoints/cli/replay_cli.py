@@ -81,7 +81,8 @@ def verify_command(
         "--public-key", help="the key to trust: /.well-known/vanta-replay-keys.json saved "
         "to a file, or the key in base64")] = None,
 ) -> None:
-    """Check a bundle offline: signature, files, audit hashes, and every child recomputed."""
+    """Check a bundle offline: signature, files, audit hashes, every child recomputed, and
+    every cross-rail child routed again (its decision and planned legs)."""
     try:
         data = bundle.read_bytes()
         pinned = parse_public_key(public_key.read_bytes()) if public_key else None

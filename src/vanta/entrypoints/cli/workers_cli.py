@@ -1,7 +1,7 @@
 """``vanta worker …``: the production delivery path as separate processes.
 
 * ``vanta worker relay`` — leases due outbox rows and publishes them to NATS JetStream
-  (and, by default, runs the broker fill confirmer);
+  (and, by default, runs the broker fill confirmer, which also advances cross-rail legs);
 * ``vanta worker dispatch --bus nats`` — pulls from JetStream and delivers (run several);
 * ``vanta worker dispatch --bus inprocess`` — relay and consumer in one process over the
   in-process bus (embedded profile: no NATS needed).
@@ -197,7 +197,9 @@ def relay_command(
     ] = DEFAULT_RELAY_LEASE.total_seconds(),
     poll_seconds: Annotated[float, typer.Option(help="outbox poll interval")] = 0.1,
     batch: Annotated[int, typer.Option(help="rows leased per pass")] = 256,
-    fills: Annotated[bool, typer.Option(help="also run the broker fill confirmer")] = True,
+    fills: Annotated[bool, typer.Option(help="also run the broker fill confirmer (it also "
+                                        "advances cross-rail legs: the asset leg after its "
+                                        "conversion)")] = True,
     migrate: Migrate = False,
     data_dir: DataDir = None,
 ) -> None:

@@ -51,7 +51,7 @@ class _Waiting:
 class Consumer:
     def __init__(self, dispatcher: Dispatcher, bus: Bus, concurrency: int = 16, *,
                  subject: str = DISPATCH_SUBJECT, durable: str = DISPATCH_DURABLE,
-                 error_nak_delay_s: float = 2.0, heartbeat_s: float | None = 10.0,
+                 error_nak_delay_s: float = 2.0, heartbeat_s: float | None = 2.0,
                  lease: timedelta | None = None, batch: int | None = None,
                  batch_window_s: float = 0.005,
                  max_batches: int = 2) -> None:
@@ -118,6 +118,7 @@ class Consumer:
         if sub is not None:
             await sub.cancel()
         await self._stop_runner()
+        await self.dispatcher.keeper.close()  # a dead worker renews nothing
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -159,6 +160,8 @@ class Consumer:
 
     async def _run_batch(self, items: list[_Waiting], reserved: int = 0) -> None:
         self.batches += 1
+        # held rows are taken again by this batch (which renews them) or found gone
+        self.dispatcher.keeper.drop(w.lease.row_id for w in items)
         try:
             taken, res = await self.dispatcher.deliver_leased([w.lease for w in items],
                                                               self.lease, reserved)
@@ -178,9 +181,11 @@ class Consumer:
                 w.done.set_exception(res.failed[row_id])
             elif row_id in res.deferred:
                 self.deferred += 1
-                # taken but not started: this consumer holds the lease under its new expiry
-                w.lease = w.lease._replace(until=rows[row_id].locked_until) \
-                    if w.lease.until is not None else w.lease
+                # taken but not started: this consumer holds the lease, and keeps it alive
+                # until a batch takes it again by its number (the heartbeat moves its expiry)
+                number = rows[row_id].attempts
+                w.lease = OutboxLease(row_id, number)
+                self.dispatcher.keeper.hold([(row_id, number)])
                 if self._batches - {asyncio.current_task()}:
                     self._held.append(w)  # retried when a running batch finishes
                 else:

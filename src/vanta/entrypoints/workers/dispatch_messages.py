@@ -27,9 +27,14 @@ def message_id(row: OutboxRecord) -> str:
     return f"{row.payload['fo_id']}:{row.attempts}"
 
 
-def _lease(row: OutboxRecord) -> list[Any]:
+def _lease(row: OutboxRecord, until: datetime | None = None) -> list[Any]:
+    """``[id, fo_id, number, until]``, plus the claim's own expiry when the relay hands the
+    lease over to ``until`` after publishing (a consumer may take it before or after)."""
     assert row.locked_until is not None  # a claimed row is leased
-    return [row.id, row.payload["fo_id"], row.attempts, row.locked_until.isoformat()]
+    if until is None or until == row.locked_until:
+        return [row.id, row.payload["fo_id"], row.attempts, row.locked_until.isoformat()]
+    return [row.id, row.payload["fo_id"], row.attempts, until.isoformat(),
+            row.locked_until.isoformat()]
 
 
 def encode(row: OutboxRecord) -> bytes:
@@ -40,13 +45,15 @@ def encode(row: OutboxRecord) -> bytes:
                       separators=(",", ":")).encode()
 
 
-def encode_batch(rows: Sequence[OutboxRecord]) -> tuple[bytes, str]:
+def encode_batch(rows: Sequence[OutboxRecord],
+                 until: datetime | None = None) -> tuple[bytes, str]:
     """One message for several rows, and its id: the same rows under the same leases give
-    the same id (a retried publish is a duplicate), a new lease of any row a new one."""
-    if len(rows) == 1:
+    the same id (a retried publish is a duplicate), a new lease of any row a new one.
+    ``until``: the expiry the leases are handed over to once the message is stored."""
+    if len(rows) == 1 and until is None:
         return encode(rows[0]), message_id(rows[0])
     digest = hashlib.sha256("|".join(message_id(r) for r in rows).encode()).hexdigest()[:32]
-    return json.dumps({"leases": [_lease(r) for r in rows]},
+    return json.dumps({"leases": [_lease(r, until) for r in rows]},
                       separators=(",", ":")).encode(), f"b:{digest}"
 
 
@@ -62,16 +69,17 @@ def chunks(rows: Sequence[OutboxRecord], size: int = CHUNK) -> Iterator[Sequence
         yield rows[i:i + step]
 
 
-def _one(outbox_id: Any, lease: Any, until: Any) -> OutboxLease:
+def _one(outbox_id: Any, lease: Any, until: Any, claimed: Any = None) -> OutboxLease:
     return OutboxLease(int(outbox_id), int(lease) if lease is not None else None,
-                       datetime.fromisoformat(until) if until else None)
+                       datetime.fromisoformat(until) if until else None,
+                       datetime.fromisoformat(claimed) if claimed else None)
 
 
 def decode(data: bytes) -> list[OutboxLease]:
     """The leases a message names; raises ValueError, KeyError or TypeError if malformed."""
     body: Mapping[str, Any] = json.loads(data)
     if "leases" in body:
-        out = [_one(i, n, u) for i, _fo, n, u in body["leases"]]
+        out = [_one(i, n, *rest) for i, _fo, n, *rest in body["leases"]]
         if not out:
             raise ValueError("a dispatch message names no lease")
         return out

@@ -17,7 +17,12 @@ it. Consequences, per row of a chunk:
   away) finds a different ``until`` and is skipped, instead of sending the child again. If the
   consumer that took it dies, the row goes out again once its lease lapses, on a new message;
 * a publish that fails hands the lease back at once (unless a consumer renewed it meanwhile),
-  so the row goes out again on the next poll rather than after the lease.
+  so the row goes out again on the next poll rather than after the lease;
+* the claim itself is short (``claim_lease``): a relay killed between claiming and publishing
+  holds its rows for seconds, not for the whole wait in the bus. Once the bus has stored a
+  message, its leases are handed over to the longer ``lease`` (the time a message may wait
+  in the bus before its rows are published again). The message names both expiries, since a
+  consumer may take a row before the hand-over is written.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from vanta.application.bus import Bus
 from vanta.application.clock import Clock, utcnow
@@ -47,8 +52,9 @@ log = logging.getLogger("vanta.relay")
 
 DISPATCH_SUBJECT = "mirror.dispatch"
 DEFAULT_RELAY_LEASE = timedelta(seconds=120)
-__all__ = ["DEFAULT_RELAY_LEASE", "DISPATCH_SUBJECT", "Relay", "RelayPublishError", "encode",
-           "message_id"]
+DEFAULT_CLAIM_LEASE = timedelta(seconds=8)
+__all__ = ["DEFAULT_CLAIM_LEASE", "DEFAULT_RELAY_LEASE", "DISPATCH_SUBJECT", "Relay",
+           "RelayPublishError", "encode", "message_id"]
 
 
 class Relay:
@@ -57,10 +63,12 @@ class Relay:
                  topic: str = DISPATCH_TOPIC, batch: int = 256, poll_seconds: float = 0.1,
                  publish_concurrency: int = 64, publish_tries: int = 3,
                  max_backoff_s: float = 5.0, clock: Clock = utcnow,
-                 wakeup: asyncio.Event | None = None, chunk: int = CHUNK) -> None:
+                 wakeup: asyncio.Event | None = None, chunk: int = CHUNK,
+                 claim_lease: timedelta = DEFAULT_CLAIM_LEASE) -> None:
         self.uow_factory = uow_factory
         self.bus = bus
         self.lease = lease
+        self.claim_lease = min(claim_lease, lease)
         self.subject = subject
         self.topic = topic
         self.batch = batch
@@ -75,8 +83,9 @@ class Relay:
         self.duplicates = 0  # rows of publishes the bus recognised by message id and dropped
         self.released = 0  # leases handed back after a failed publish
 
-    async def _publish(self, rows: Sequence[OutboxRecord]) -> bool:
-        body, mid = encode_batch(rows)
+    async def _publish(self, rows: Sequence[OutboxRecord],
+                       until: datetime | None = None) -> bool:
+        body, mid = encode_batch(rows, until)
         # the order's trace continues here (a span when tracing is on), then in the headers;
         # a chunk's rows are children of one order, so the first row's trace is theirs
         async with self._sem, relay_span(rows[0].payload) as headers:
@@ -104,27 +113,45 @@ class Relay:
         except Exception:  # the database is away too: the leases lapse by themselves
             log.exception("could not hand back leases after a failed publish")
 
+    async def _hand_over(self, rows: list[OutboxRecord], until: datetime) -> None:
+        """The bus holds these rows now: their short claims become its longer wait."""
+        try:
+            async with self.uow_factory() as uow:
+                await uow.outbox.hand_over(
+                    [OutboxLease(r.id, r.attempts, r.locked_until) for r in rows], until)
+                await uow.commit()
+        except Exception:  # the claims lapse sooner: the rows are published again, not lost
+            log.exception("could not hand leases over to the bus")
+
     async def run_once(self) -> int:
         """Lease what is due and publish it; returns how many rows were leased. Raises when
         some publish failed (after handing those leases back)."""
+        now = self.clock()
         async with self.uow_factory() as uow:
-            rows = await uow.outbox.claim_due(self.topic, self.clock(), self.batch, self.lease)
+            rows = await uow.outbox.claim_due(self.topic, now, self.batch, self.claim_lease)
             await uow.commit()
         if not rows:
             return 0
+        # the expiry the leases get once their message is stored (none: the claim's own)
+        until = now + self.lease if self.lease > self.claim_lease else None
         parts = list(chunks(rows, self.chunk))
-        results = await asyncio.gather(*(self._publish(c) for c in parts),
+        results = await asyncio.gather(*(self._publish(c, until) for c in parts),
                                        return_exceptions=True)
         failed: list[OutboxRecord] = []
+        stored: list[OutboxRecord] = []
         error: BaseException | None = None
         for part, res in zip(parts, results, strict=True):
             if isinstance(res, BaseException):
                 failed.extend(part)
                 error = error or res
-            elif res:
+                continue
+            stored.extend(part)
+            if res:
                 self.published += len(part)
             else:
                 self.duplicates += len(part)
+        if until is not None and stored:
+            await self._hand_over(stored, until)
         if failed:
             await self._release(failed)
             raise RelayPublishError(f"{len(failed)} of {len(rows)} publishes failed") \

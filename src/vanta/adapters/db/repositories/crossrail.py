@@ -9,10 +9,17 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from vanta.adapters.db.repositories._base import _Repo
-from vanta.adapters.db.tables import child_legs, stablecoin_buffers, venue_fee_models
+from vanta.adapters.db.tables import (
+    child_legs,
+    follower_orders,
+    stablecoin_buffers,
+    venue_fee_models,
+)
 from vanta.application.ports.crossrail import LegRecord, VenueFeeRecord
+from vanta.application.ports.legs import counts_for_estimate
 
 
 class VenueFeeRepository(_Repo):
@@ -26,8 +33,19 @@ class VenueFeeRepository(_Repo):
 
     async def put(self, row: Mapping[str, Any], *, expect_version: int | None) -> bool:
         if expect_version is None:
-            await self.conn.execute(insert(venue_fee_models).values(**row))
-            return True
+            # the venue is the primary key: of two first edits racing, one inserts and the
+            # other is told so (rowcount 0) instead of failing on the taken key
+            dialect = self.conn.dialect.name
+            if dialect == "postgresql":
+                stmt: Any = postgresql.insert(venue_fee_models).values(**row) \
+                    .on_conflict_do_nothing(index_elements=["venue"])
+            elif dialect == "sqlite":
+                stmt = sqlite.insert(venue_fee_models).values(**row) \
+                    .on_conflict_do_nothing(index_elements=["venue"])
+            else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+                stmt = insert(venue_fee_models).values(**row)
+            res = await self.conn.execute(stmt)
+            return bool(res.rowcount == 1)
         res = await self.conn.execute(update(venue_fee_models).where(
             venue_fee_models.c.venue == row["venue"],
             venue_fee_models.c.version == expect_version).values(**row))
@@ -75,6 +93,24 @@ class LegRepository(_Repo):
                                .order_by(child_legs.c.fo_id, child_legs.c.idx))
         for r in rows:
             out.setdefault(r["fo_id"], []).append(LegRecord.from_row(r))
+        return out
+
+    async def for_followers(self, tenant_id: str, follower_ids: Iterable[str]
+                            ) -> dict[str, builtins.list[LegRecord]]:
+        wanted = list(set(follower_ids))
+        out: dict[str, builtins.list[LegRecord]] = {}
+        if not wanted:
+            return out
+        fo = follower_orders
+        rows = await self._all(
+            select(child_legs, fo.c.follower_id.label("of_follower"),
+                   fo.c.state.label("child_state"))
+            .join(fo, fo.c.fo_id == child_legs.c.fo_id)
+            .where(self._among(fo.c.follower_id, wanted), child_legs.c.tenant_id == tenant_id)
+            .order_by(child_legs.c.fo_id, child_legs.c.idx))
+        for r in rows:
+            if counts_for_estimate(r["child_state"], r["filled"]):
+                out.setdefault(r["of_follower"], []).append(LegRecord.from_row(r))
         return out
 
     async def update(self, leg_id: str, *, expect_state: str, **values: Any) -> bool:

@@ -72,6 +72,9 @@ class OutboxRepository(_Repo):
             return []
         named = [(x.row_id, x.number, x.until) for x in leases
                  if x.number is not None and x.until is not None]
+        named += [(x.row_id, x.number, x.claimed_until) for x in leases
+                  if x.number is not None and x.until is not None
+                  and x.claimed_until is not None]
         numbered = [(x.row_id, x.number) for x in leases
                     if x.number is not None and x.until is None]
         loose = [x.row_id for x in leases if x.number is None]
@@ -90,6 +93,30 @@ class OutboxRepository(_Repo):
             outbox.c.done_at.is_(None), outbox.c.locked_until.is_not(None))
             .values(locked_until=now + lease).returning(*outbox.c))
         return [OutboxRecord.from_row(r) for r in rows]
+
+    async def renew_many(self, leases: Sequence[tuple[int, int]], now: datetime,
+                         lease: timedelta) -> builtins.list[int]:
+        """A holder's heartbeat: renew each (row, lease number) still open and leased."""
+        if not leases:
+            return []
+        rows = await self._all(update(outbox).where(
+            self._among(outbox.c.id, [i for i, _ in leases]),
+            tuple_(outbox.c.id, outbox.c.attempts).in_(list(leases)),
+            outbox.c.done_at.is_(None), outbox.c.locked_until.is_not(None))
+            .values(locked_until=now + lease).returning(outbox.c.id))
+        return [int(r["id"]) for r in rows]
+
+    async def hand_over(self, leases: Sequence[OutboxLease], until: datetime) -> int:
+        """Move each lease still exactly as named to expire at ``until``."""
+        exact = [(x.row_id, x.number, x.until) for x in leases
+                 if x.number is not None and x.until is not None]
+        if not exact:
+            return 0
+        res = await self.conn.execute(update(outbox).where(
+            self._among(outbox.c.id, [x[0] for x in exact]),
+            tuple_(outbox.c.id, outbox.c.attempts, outbox.c.locked_until).in_(exact),
+            outbox.c.done_at.is_(None)).values(locked_until=until))
+        return int(res.rowcount)
 
     async def requeue(self, key: str, now: datetime) -> None:
         """Make the (single) outbox row of ``key`` due again, creating it if it is gone."""

@@ -146,7 +146,19 @@ class CoinbaseBridge(NestedModel):
     credentials: CoinbaseCredentials
 
 
-BridgedIn = Annotated[PaperBridge | AlpacaBridge | TradierBridge | CoinbaseBridge,
+class SpotCredentials(NestedModel):
+    api_key: str
+    api_secret: str
+
+
+class SpotBridge(NestedModel):
+    """Binance or Kraken spot through ccxt."""
+
+    broker: Literal["binance", "kraken"]
+    credentials: SpotCredentials
+
+
+BridgedIn = Annotated[PaperBridge | AlpacaBridge | TradierBridge | CoinbaseBridge | SpotBridge,
                       Field(discriminator="broker")]
 
 
