@@ -53,8 +53,7 @@ class Conflict(Exception):
 
 
 class Busy(Exception):
-    """The store could not take this write in time: nothing was written, the same call may
-    be tried again (the API answers 503 with ``Retry-After``)."""
+    """The store took no write in time: nothing written, try again (API: 503, Retry-After)."""
 
 
 class TenantRepo(Protocol):
