@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets as pysecrets
 from datetime import datetime, timedelta
 from typing import Any
 
 from vanta.application import entitlements_cache
 from vanta.application.clock import Clock, utcnow
+from vanta.application.ports.mailer import valid_address
 from vanta.application.ports.records_tenancy import InvitationRecord, UserRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain.entitlements import (
@@ -25,7 +25,6 @@ from vanta.domain.subscriptions import DEFAULT_GRACE, effective_status
 
 INVITATION_TTL = timedelta(days=7)
 ROLES = ("owner", "ops", "auditor", "follower")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$")
 
 
 async def tenant_entitlements(uow: UnitOfWork, tenant_id: str,
@@ -80,7 +79,7 @@ async def invite(uow: UnitOfWork, *, tenant_id: str, raw: object, actor: str,
     if not isinstance(raw, dict) or set(raw) - {"email", "role"}:
         raise ValidationFailed("body takes email and role", code="invalid_body")
     email, role = raw.get("email"), raw.get("role", "ops")
-    if not isinstance(email, str) or not _EMAIL.match(email):
+    if not isinstance(email, str) or not valid_address(email):
         raise ValidationFailed("email is not a valid address", code="invalid_email",
                                field="email")
     if role not in ROLES:

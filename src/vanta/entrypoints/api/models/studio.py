@@ -21,7 +21,9 @@ from vanta.entrypoints.api.models.base import (
 from vanta.entrypoints.api.models.followers import CAP_RULES, SETTING_CODES, SettingsIn
 from vanta.entrypoints.api.models.responses import Answer
 
-Rate = decimal_type(ge=0, le=1, places=12, pattern=non_negative_pattern(1, 12),
+# a string up to 1 exactly (a digit pattern alone would admit "5", which the server refuses)
+Rate = decimal_type(ge=0, le=1, places=12,
+                    pattern=r"^(0+(\.[0-9]{1,12})?|0*\.[0-9]{1,12}|0*1(\.0{1,12})?)$",
                     description="the performance fee rate, 0 to 1")
 Money = decimal_type(ge=0, le=10**13, places=8, pattern=non_negative_pattern(13, 8))
 StartingNav = decimal_type(gt=0, le=10**13, places=8, pattern=positive_pattern(13, 8),

@@ -8,7 +8,9 @@ from pydantic import Field
 
 from vanta.entrypoints.api.models.base import WS, RequestModel
 
-EMAIL = rf"^[^@{WS}]{{1,64}}@[^@{WS}]{{1,255}}\.[^@{WS}]{{2,}}$"
+# the mailer's rule (``ports.mailer.valid_address``): nothing that could add a recipient
+_NOT = f"@{WS}<>\"',;"
+EMAIL = rf"^[^{_NOT}]{{1,64}}@[^{_NOT}]{{1,255}}\.[^{_NOT}]{{2,}}$"
 
 
 class InviteIn(RequestModel):
