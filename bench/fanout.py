@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -321,6 +321,9 @@ async def seed(settings: Settings, n: int, prefix: str, hooks: str) -> tuple[dic
 
 # -- the Vanta paths ---------------------------------------------------------------------
 
+Drive = Callable[[str, str], Awaitable[list[Round]]]
+
+
 async def vanta_orders(api: str, token: str, rcv: ReceiverClient, n: int, orders: int,
                        tag: str, timeout: float) -> list[Round]:
     rounds: list[Round] = []
@@ -468,8 +471,10 @@ def delete_new_keys(url: str, before: set[bytes], pattern: str) -> int:
 
 async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Path,
                          rcv: ReceiverClient, hooks: str, cleanup: list[Any],
-                         dispatch_workers: int) -> PathResult:
-    """PostgreSQL database, Redis keys and JetStream stream of the run's own, removed after."""
+                         dispatch_workers: int, drive: Drive | None = None) -> PathResult:
+    """PostgreSQL database, Redis keys and JetStream stream of the run's own, removed after.
+    ``drive(api_url, token)``: what runs against the profile instead of ``vanta_orders``
+    (``burst.py``)."""
     admin = args.pg_admin_url
     db = f"vanta_bench_{pysecrets.token_hex(4)}"
     pg_url = f"postgresql+asyncpg://{admin.split('://', 1)[1].rsplit('/', 1)[0]}/{db}"
@@ -543,8 +548,10 @@ async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Pa
                 raise RuntimeError(f"{name} exited with {p.returncode}:\n{procs.tail(name)}")
         pids = [api.pid, *(p.pid for p in wprocs.values())]
         cpu0 = cpu_seconds(pids)
-        rounds = await vanta_orders(f"http://127.0.0.1:{port}", token, rcv, n, args.orders,
-                                    f"P{n}w{dispatch_workers}", args.order_timeout(n))
+        api_url = f"http://127.0.0.1:{port}"
+        rounds = await (drive(api_url, token) if drive is not None else vanta_orders(
+            api_url, token, rcv, n, args.orders, f"P{n}w{dispatch_workers}",
+            args.order_timeout(n)))
         cpu = cpu_seconds(pids) - cpu0
     finally:
         for p in reversed(started):

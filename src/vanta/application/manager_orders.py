@@ -22,7 +22,7 @@ from vanta.domain.followers import FollowerSpec
 from vanta.domain.ids import ManagerOrderId, VaultId, manager_order_id, new_id
 from vanta.domain.legs import Leg
 from vanta.domain.mirroring import Expansion, Snapshot, ensure_vault_accepts_orders, expand
-from vanta.domain.money import Instrument
+from vanta.domain.money import Instrument, normalize
 from vanta.domain.navs import parse_nav
 from vanta.domain.orders import (
     ManagerOrder,
@@ -91,6 +91,7 @@ class Submitted:
     created: bool  # False: the same order was already ingested; nothing was written
     expansion: Expansion | None
     state: str
+    record: ManagerOrderRecord | None = None  # the order's row (written now, or found)
 
 
 def _same_order(row: ManagerOrderRecord, order: ManagerOrder) -> bool:
@@ -118,6 +119,20 @@ async def _expand_and_store(
     adjust: Callable[[FollowerSpec], FollowerSpec] | None = None,
     rails: Mapping[str, Any] | None = None,
 ) -> Expansion:
+    return (await _expand_store_row(uow, tenant_id=tenant_id, order=order, source=source,
+                                    actor=actor, now=now, only=only,
+                                    require_instrument=require_instrument, adjust=adjust,
+                                    rails=rails))[0]
+
+
+async def _expand_store_row(
+    uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, source: str, actor: str,
+    now: datetime, only: Callable[[FollowerSpec], bool] | None = None,
+    require_instrument: bool = False,
+    adjust: Callable[[FollowerSpec], FollowerSpec] | None = None,
+    rails: Mapping[str, Any] | None = None,
+) -> tuple[Expansion, ManagerOrderRecord]:
+    """The expansion and the order's row as stored (the answer needs no read back)."""
     instrument, instrument_source = await instrument_with_source(uow, order.symbol, order.venue)
     if require_instrument and instrument_source == DEFAULT:
         raise _unknown_instrument(order)
@@ -137,7 +152,7 @@ async def _expand_and_store(
                                   followers=rows, instrument=instrument, snapshot=snapshot)
     expansion = routed.expansion
     state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
-    await uow.manager_orders.add({
+    row = {
         "mo_id": order.mo_id, "tenant_id": tenant_id, "vault_id": order.vault_id,
         "client_order_id": order.client_order_id, "source": source,
         "symbol": order.symbol, "venue": order.venue, "side": order.side.value,
@@ -145,7 +160,8 @@ async def _expand_and_store(
         "closes_position": order.closes_position, "meta": order.meta,
         "snapshot": _snapshot_json(snapshot, specs, instrument, instrument_source),
         "state": state.value, "created_at": now,
-    })
+    }
+    await uow.manager_orders.add(row)
     await uow.child_orders.add_many(expansion.children, tenant_id=tenant_id,
                                     vault_id=order.vault_id, now=now)
     legs = await store_routes(uow, routed, tenant_id=tenant_id, now=now)
@@ -172,7 +188,11 @@ async def _expand_and_store(
                        "actor": "orchestrator", "tenant_id": tenant_id,
                        "payload": {"reason": "drawdown_stop", "mo_id": order.mo_id}})
     await uow.audit.append_many(events)
-    return expansion
+    # as a read would give it back: decimals normalized, as the storage does
+    stored = ManagerOrderRecord.from_row({
+        **row, "qty": normalize(order.qty),
+        "ref_price": None if order.ref_price is None else normalize(order.ref_price)})
+    return expansion, stored
 
 
 def _outbox_items(order: ManagerOrder, expansion: Expansion,
@@ -222,17 +242,15 @@ async def _submit(uow: UnitOfWork, *, tenant_id: str, order: ManagerOrder, sourc
             if not _same_order(existing, order):
                 raise Conflict(f"order id {order.client_order_id} was already used for a "
                                "different order", code="order_id_conflict")
-            return Submitted(order, False, None, existing.state.value)
+            return Submitted(order, False, None, existing.state.value, existing)
         ensure_vault_accepts_orders(vault.maintenance)
         with tracing.current().span("mirror.expand", {"mo_id": order.mo_id}):
-            expansion = await _expand_and_store(uow, tenant_id=tenant_id, order=order,
-                                                source=source, actor=actor, now=clock(),
-                                                require_instrument=require_instrument,
-                                                rails=vault.rails)
+            expansion, record = await _expand_store_row(
+                uow, tenant_id=tenant_id, order=order, source=source, actor=actor,
+                now=clock(), require_instrument=require_instrument, rails=vault.rails)
         await uow.commit()
     _journal_children(expansion, tenant_id, order.vault_id)
-    state = ManagerOrderState.EXPANDED if expansion.dispatchable else ManagerOrderState.COMPLETED
-    return Submitted(order, True, expansion, state.value)
+    return Submitted(order, True, expansion, record.state.value, record)
 
 
 async def sync_follower(

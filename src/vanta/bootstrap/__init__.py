@@ -256,7 +256,8 @@ def build(settings: Settings | None = None) -> Container:
     metrics = _metrics(s)
     tracer = process_tracer()
     dispatcher = Dispatcher(
-        uow_factory=lambda: SqlUnitOfWork(engine), sender=sender,
+        # its bookkeeping commits without waiting for the disk on SQLite (see SYNC_OPTION)
+        uow_factory=lambda: SqlUnitOfWork(engine, durable=False), sender=sender,
         secrets=CachedSecrets(secrets), config=_dispatch_config(s), rng=random.Random(),
         brokers=broker_registry(secrets.get), metrics=metrics, tracer=tracer,
         journal=journal())

@@ -3,6 +3,7 @@ implementation of :class:`vanta.application.ports.uow.UnitOfWork`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from types import TracebackType
 
@@ -14,7 +15,12 @@ from vanta.adapters.db.billing_repositories import (
     FlowRepository,
     InboxRepository,
 )
-from vanta.adapters.db.engine import take_vaults_written
+from vanta.adapters.db.engine import (
+    SYNC_OPTION,
+    take_vaults_written,
+    writer_lock,
+    writer_turn,
+)
 from vanta.adapters.db.repositories import (
     AttemptRepository,
     AuditRepository,
@@ -47,18 +53,36 @@ class SqlUnitOfWork:
     """``async with uow:`` opens a transaction; leaving it without ``commit()`` rolls back."""
 
     def __init__(self, engine: AsyncEngine, clock: Clock = utcnow, *,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, durable: bool = True) -> None:
+        """``durable=False`` (SQLite only): the commit does not wait for the disk (see
+        ``engine.SYNC_OPTION``); the dispatcher's bookkeeping, never what an API answer
+        acknowledges."""
         self._engine = engine
         self._readonly = readonly
+        self._durable = durable
         self._clock = clock
         self._conn: AsyncConnection | None = None
         self._committed = False
+        self._turn: asyncio.Lock | None = None  # SQLite: this writer's place in the queue
 
     async def __aenter__(self) -> SqlUnitOfWork:
-        self._conn = await self._engine.connect()
-        if self._readonly:
-            await self._conn.execution_options(vanta_readonly=True)
-        await self._conn.begin()
+        lock = None if self._readonly else writer_lock(self._engine)
+        if lock is not None:  # before taking a pooled connection: waiters hold none
+            await writer_turn(lock)
+            self._turn = lock
+        try:
+            self._conn = await self._engine.connect()
+            if self._readonly:
+                await self._conn.execution_options(vanta_readonly=True)
+            elif not self._durable:
+                await self._conn.execution_options(**{SYNC_OPTION: False})
+            await self._conn.begin()
+        except BaseException:
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
+            self._release_turn()
+            raise
         take_vaults_written(self._conn)  # forget a flag left by an earlier rolled-back use
         self._committed = False
         c, clock = self._conn, self._clock
@@ -115,8 +139,16 @@ class SqlUnitOfWork:
             if not self._committed:
                 await self._conn.rollback()
         finally:
-            await self._conn.close()
-            self._conn = None
+            try:
+                await self._conn.close()
+            finally:
+                self._conn = None
+                self._release_turn()
+
+    def _release_turn(self) -> None:
+        if self._turn is not None:
+            self._turn.release()
+            self._turn = None
 
 
 UowFactory = Callable[[], SqlUnitOfWork]

@@ -52,6 +52,10 @@ class Conflict(Exception):
     without knowing the database. Not an API error by itself (``domain.errors.Conflict`` is)."""
 
 
+class Busy(Exception):
+    """The store took no write in time: nothing written, try again (API: 503, Retry-After)."""
+
+
 class TenantRepo(Protocol):
     async def add(self, row: Mapping[str, Any]) -> None: ...
 

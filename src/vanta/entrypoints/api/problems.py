@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from vanta.application.ports.uow import Busy
 from vanta.domain.errors import (
     Conflict,
     DomainError,
@@ -94,6 +95,13 @@ def install(app: FastAPI) -> None:
                     allowed |= set(getattr(route, "methods", None) or ())
             headers["Allow"] = ", ".join(sorted(allowed))
         return problem(exc.status_code, code, str(exc.detail), headers=headers or None)
+
+    @app.exception_handler(Busy)
+    async def _busy(_: Request, exc: Busy) -> JSONResponse:
+        # nothing was written (the transaction rolled back): the same request may come again
+        log.warning("store busy: %s", exc)
+        return problem(503, "busy", "the service is busy; nothing was changed, retry the "
+                       "same request shortly", headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unhandled(_: Request, exc: Exception) -> JSONResponse:

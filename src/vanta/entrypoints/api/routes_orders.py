@@ -196,17 +196,17 @@ async def post_manager_order(container: ContainerDep,
                                             container.settings.require_instrument_rules))
     if result.created:
         container.outbox_written.set()
-    async with container.uow(readonly=True) as uow:
-        row = await uow.manager_orders.get(p.tenant_id, order.mo_id)
-        if result.expansion is not None:  # just expanded: counted without reading them back
-            counts: dict[str, int] = {}
-            for c in result.expansion.children:
-                if p.may_see_follower(c.follower_id):
-                    counts[c.state.value] = counts.get(c.state.value, 0) + 1
-        else:
+    row = result.record
+    assert row is not None  # the submission hands back the order's row, written or found
+    if result.expansion is not None:  # just expanded: counted without reading them back
+        counts: dict[str, int] = {}
+        for c in result.expansion.children:
+            if p.may_see_follower(c.follower_id):
+                counts[c.state.value] = counts.get(c.state.value, 0) + 1
+    else:
+        async with container.uow(readonly=True) as uow:
             counts = await uow.child_orders.state_counts(p.tenant_id, order.mo_id,
                                                          p.follower_id)
-    assert row is not None
     # The children are not rendered here: at 10,000 followers that took longer than the
     # expansion itself. They are read a page at a time from the link.
     answer = {**order_json(row), "created": result.created,

@@ -130,8 +130,10 @@ class Consumer:
     async def _run_batches(self) -> None:
         while True:
             await self._arrived.wait()
-            if len(self._waiting) < self.batch:
-                await asyncio.sleep(self.batch_window_s)  # let the rest of a burst join
+            if len(self._waiting) < self.batch and self._batches:
+                # while a batch runs, let the rest of a burst join the next one; an idle
+                # consumer starts at once (a lone order's child would only wait)
+                await asyncio.sleep(self.batch_window_s)
             # Beyond max_batches, a batch starts only on free send slots and takes no more
             # rows than there are, so none waits for a slot with its lease running.
             extra = len(self._batches) >= self.max_batches

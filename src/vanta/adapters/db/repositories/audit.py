@@ -23,15 +23,8 @@ class AuditRepository(_Repo):
 
     async def append(self, *, entity: str, entity_id: str, action: str, actor: str,
                      payload: Mapping[str, Any], tenant_id: str | None) -> AuditEvent:
-        # Updating the single head row first takes its row lock, serializing appenders.
-        res = await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
-                                      .values(seq=audit_chain_head.c.seq))
-        if res.rowcount == 0:
-            await self.conn.execute(insert(audit_chain_head).values(id=1, seq=0,
-                                                                    hash=GENESIS_HASH))
-        head = await self._one(select(audit_chain_head).where(audit_chain_head.c.id == 1))
-        assert head is not None
-        ev = chain_event(prev_hash=head["hash"], seq=int(head["seq"]) + 1, event_id=new_id(),
+        seq, prev = await self._lock_head()
+        ev = chain_event(prev_hash=prev, seq=seq + 1, event_id=new_id(),
                          entity=entity, entity_id=entity_id, action=action, actor=actor,
                          payload=payload, ts=iso(self._clock()), tenant_id=tenant_id)
         await self.conn.execute(insert(audit_events).values(_row(ev)))
@@ -43,14 +36,8 @@ class AuditRepository(_Repo):
         """Several events in one round of statements (the request log's batches)."""
         if not events:
             return
-        res = await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
-                                      .values(seq=audit_chain_head.c.seq))
-        if res.rowcount == 0:
-            await self.conn.execute(insert(audit_chain_head).values(id=1, seq=0,
-                                                                    hash=GENESIS_HASH))
-        head = await self._one(select(audit_chain_head).where(audit_chain_head.c.id == 1))
-        assert head is not None
-        prev, seq, ts = head["hash"], int(head["seq"]), iso(self._clock())
+        seq, prev = await self._lock_head()
+        ts = iso(self._clock())
         rows = []
         for e in events:
             seq += 1
@@ -62,6 +49,20 @@ class AuditRepository(_Repo):
         await self.conn.execute(insert(audit_events), rows)
         await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
                                 .values(seq=seq, hash=prev))
+
+    async def _lock_head(self) -> tuple[int, str]:
+        """The chain's head (seq, hash), its row locked until the transaction ends, so
+        appenders queue. The no-op update takes the lock and returns the head in one round
+        trip (on PostgreSQL the row as committed by the appender it waited for)."""
+        head = (await self.conn.execute(
+            update(audit_chain_head).where(audit_chain_head.c.id == 1)
+            .values(seq=audit_chain_head.c.seq)
+            .returning(audit_chain_head.c.seq, audit_chain_head.c.hash))).first()
+        if head is None:  # the first event ever
+            await self.conn.execute(insert(audit_chain_head).values(id=1, seq=0,
+                                                                    hash=GENESIS_HASH))
+            return 0, GENESIS_HASH
+        return int(head.seq), str(head.hash)
 
     async def all(self) -> list[AuditEvent]:
         rows = await self._all(select(audit_events).order_by(audit_events.c.seq))

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Numeric, String, case, func, insert, select, type_coerce, update
 
 from vanta.adapters.db.repositories._base import _after, _Repo
 from vanta.adapters.db.tables import fills, follower_orders, manager_orders
@@ -19,8 +19,19 @@ from vanta.application.ports.records_orders import (
     FillRecord,
     ManagerOrderRecord,
 )
-from vanta.domain.money import ZERO
+from vanta.domain.money import ZERO, normalize
 from vanta.domain.orders import POSITION_STATES, ChildOrder
+
+
+def net_quantity(postgres: bool, table: Any) -> Any:
+    """Buys minus sells of ``table``'s rows, exactly: NUMERIC arithmetic on PostgreSQL; on
+    SQLite, where quantities are text, the ``vanta_net_qty`` aggregate the driver registers
+    (``sqlite_driver.NetQuantity``)."""
+    c = table.c
+    if postgres:
+        qty = type_coerce(c.qty, Numeric())  # the column is NUMERIC there: plain arithmetic
+        return func.sum(case((c.side == "buy", qty), else_=-qty), type_=Numeric())
+    return func.vanta_net_qty(c.side, c.qty, type_=String())
 
 
 class ManagerOrderRepository(_Repo):
@@ -64,13 +75,10 @@ class ManagerOrderRepository(_Repo):
 
     async def net_position(self, vault_id: str, symbol: str) -> Decimal:
         """The manager's own position in a symbol: its orders, not follower syncs."""
-        rows = await self._all(select(manager_orders.c.side, manager_orders.c.qty).where(
+        total = (await self.conn.execute(select(net_quantity(self._postgres, manager_orders)).where(
             manager_orders.c.vault_id == vault_id, manager_orders.c.symbol == symbol,
-            manager_orders.c.source.not_in(NOT_MANAGER_SOURCES)))
-        total = ZERO
-        for r in rows:
-            total += r["qty"] if r["side"] == "buy" else -r["qty"]
-        return total
+            manager_orders.c.source.not_in(NOT_MANAGER_SOURCES)))).scalar()
+        return ZERO if total is None else normalize(Decimal(str(total)))
 
     async def holdings(self, vault_id: str) -> dict[str, tuple[Decimal, str, Decimal | None]]:
         """symbol -> (net qty, venue, last ref price) of the manager's open positions."""
@@ -116,25 +124,22 @@ class ChildOrderRepository(_Repo):
     async def positions(self, follower_ids: Iterable[str],
                         symbols: Iterable[str]) -> dict[tuple[str, str], Decimal]:
         """Net quantity per (follower, symbol) from child orders that still count
-        (see POSITION_STATES).
-
-        Summed in Python: SQLite stores quantities as text, and summing text is not exact.
-        """
+        (see POSITION_STATES), summed exactly by the database (``net_quantity``): one row
+        per pair comes back, not one per child ever sized (which grew with the vault's
+        history and made every order of a busy vault slower than the one before)."""
         ids, syms = list(follower_ids), list(symbols)
         if not ids or not syms:
             return {}
         out: dict[tuple[str, str], Decimal] = {}
+        fo = follower_orders.c
         for i in range(0, len(ids), 500):  # bounded IN lists
-            rows = await self._all(
-                select(follower_orders.c.follower_id, follower_orders.c.symbol,
-                       follower_orders.c.side, follower_orders.c.qty)
-                .where(follower_orders.c.follower_id.in_(ids[i:i + 500]),
-                       follower_orders.c.symbol.in_(syms),
-                       follower_orders.c.state.in_([s.value for s in POSITION_STATES])))
-            for r in rows:
-                key = (r["follower_id"], r["symbol"])
-                signed = r["qty"] if r["side"] == "buy" else -r["qty"]
-                out[key] = out.get(key, ZERO) + signed
+            rows = (await self.conn.execute(
+                select(fo.follower_id, fo.symbol, net_quantity(self._postgres, follower_orders))
+                .where(fo.follower_id.in_(ids[i:i + 500]), fo.symbol.in_(syms),
+                       fo.state.in_([s.value for s in POSITION_STATES]))
+                .group_by(fo.follower_id, fo.symbol))).all()
+            for fid, symbol, net in rows:
+                out[(fid, symbol)] = normalize(Decimal(str(net)))
         return out
 
     async def get(self, tenant_id: str, fo_id: str) -> ChildOrderRecord | None:
