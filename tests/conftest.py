@@ -57,6 +57,12 @@ def _serial(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if getattr(config.option, "dist", "no") == "no":
         return
+    # xdist hands tests out by node id: tests sharing one (Schemathesis's operations) would
+    # run once and the rest silently never; such a file runs in a process of its own
+    seen: set[str] = set()
+    twice = {i.nodeid for i in items if i.nodeid in seen or seen.add(i.nodeid)}
+    if twice:
+        raise pytest.UsageError(f"node ids collected twice, cannot run on workers: {twice}")
     for item in items:
         group = "serial" if _serial(item) else item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group(group))
