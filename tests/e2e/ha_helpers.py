@@ -90,13 +90,23 @@ class NatsCluster:
         finally:
             await nc.close()
 
-    def stream_info(self, stream: str) -> Any:
+    def stream_info(self, stream: str, wait_s: float = 30) -> Any:
+        """The stream's info from a live node; retried for ``wait_s``, because after a node
+        loss the cluster's API answers only once its meta leader is elected again (the
+        stream itself may already be serving)."""
         async def go() -> Any:
             import nats
+            deadline = time.monotonic() + wait_s
             nc = await nats.connect(servers=[n.url for n in self.nodes if n.proc
                                              and n.proc.poll() is None])
             try:
-                return await nc.jetstream().stream_info(stream)
+                while True:
+                    try:
+                        return await nc.jetstream(timeout=5).stream_info(stream)
+                    except Exception:
+                        if time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.5)
             finally:
                 await nc.close()
         return asyncio.run(go())
