@@ -221,13 +221,14 @@ async def test_child_list_filters_and_paging(backend: Db) -> None:
     assert await ids("tnt_b") == []
 
 
-async def test_open_counts_and_awaiting_fills(backend: Db) -> None:
+async def test_orders_with_open_children_and_awaiting_fills(backend: Db) -> None:
     await seed_world(backend)
     await seed_children(backend, {"fo1": ChildOrderState.ACK, "fo2": ChildOrderState.ACK,
                                   "fo3": ChildOrderState.CONFIRMED})
-    assert await backend.read(lambda u: u.child_orders.open_counts(
-        ["MO1", "MOX"], ["pending", "ack"])) == {"MO1": 3}
-    assert await backend.read(lambda u: u.child_orders.open_counts(["MO1"], ["sent"])) == {}
+    assert await backend.read(lambda u: u.child_orders.with_open_children(
+        ["MO1", "MOX"], ["pending", "ack"])) == {"MO1"}
+    assert await backend.read(lambda u: u.child_orders.with_open_children(
+        ["MO1"], ["sent"])) == set()
     await backend.run(lambda u: u.child_orders.update("fo2", expect_state="ack",
                                                       broker_order_ref="B2", updated_at=at(5)))
     await backend.run(lambda u: u.child_orders.update("fo1", expect_state="ack",

@@ -176,14 +176,11 @@ class MemChildOrders(MemRepo):
                 moved.add(m.fo_id)
         return moved
 
-    async def open_counts(self, mo_ids: Iterable[str],
-                          open_states: Iterable[str]) -> dict[str, int]:
+    async def with_open_children(self, mo_ids: Iterable[str],
+                                 open_states: Iterable[str]) -> set[str]:
         ids, states = set(mo_ids), set(open_states)
-        out: dict[str, int] = {}
-        for r in self.tx.scan(self.table, lambda r: r["mo_id"] in ids
-                              and r["state"] in states):
-            out[r["mo_id"]] = out.get(r["mo_id"], 0) + 1
-        return out
+        return {r["mo_id"] for r in self.tx.scan(
+            self.table, lambda r: r["mo_id"] in ids and r["state"] in states)}
 
     async def state_counts(self, tenant_id: str, mo_id: str,
                            follower_id: str | None = None) -> dict[str, int]:

@@ -191,8 +191,8 @@ def dead_letter_alert(child: ChildOrderRecord, error: str | None,
 
 async def complete_orders(uow: UnitOfWork, mo_ids: set[str]) -> None:
     """Mark each of ``mo_ids`` completed once none of its children is still open."""
-    still_open = await uow.child_orders.open_counts(mo_ids, OPEN_CHILD_STATES)
-    for mo_id in sorted(mo_ids - still_open.keys()):
+    still_open = await uow.child_orders.with_open_children(mo_ids, OPEN_CHILD_STATES)
+    for mo_id in sorted(mo_ids - still_open):
         await uow.manager_orders.set_state(mo_id, ManagerOrderState.COMPLETED.value)
 
 

@@ -158,9 +158,9 @@ class ChildOrderRepo(ChildMoves, Protocol):
         with its ``dispatch_attempts`` after the update (``count_attempt`` adds one)."""
         ...
 
-    async def open_counts(self, mo_ids: Iterable[str],
-                          open_states: Iterable[str]) -> dict[str, int]:
-        """Open children per manager order; orders with none open are absent."""
+    async def with_open_children(self, mo_ids: Iterable[str],
+                                 open_states: Iterable[str]) -> set[str]:
+        """The orders among ``mo_ids`` with a child in ``open_states`` (cheap at any size)."""
         ...
 
     async def dead_letters(self, tenant_id: str, *, since: datetime | None, limit: int,

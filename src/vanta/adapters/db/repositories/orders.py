@@ -228,18 +228,18 @@ class ChildOrderRepository(_Repo):
                                                 **extra))
         return moved
 
-    async def open_counts(self, mo_ids: Iterable[str],
-                          open_states: Iterable[str]) -> dict[str, int]:
-        """Open children per manager order; orders with none open are absent."""
-        ids = list(set(mo_ids))
-        if not ids:
-            return {}
-        rows = await self._all(
-            select(follower_orders.c.mo_id, func.count().label("n"))
-            .where(self._among(follower_orders.c.mo_id, ids),
-                   follower_orders.c.state.in_(list(open_states)))
-            .group_by(follower_orders.c.mo_id))
-        return {r["mo_id"]: int(r["n"]) for r in rows}
+    async def with_open_children(self, mo_ids: Iterable[str],
+                                 open_states: Iterable[str]) -> set[str]:
+        """One probe of ``ix_follower_orders_mo_state`` per order (a batch names one or a
+        few): the first open child answers, none is counted."""
+        states = list(open_states)
+        out: set[str] = set()
+        for mo_id in sorted(set(mo_ids)):
+            if await self._one(select(follower_orders.c.fo_id).where(
+                    follower_orders.c.mo_id == mo_id,
+                    follower_orders.c.state.in_(states)).limit(1)) is not None:
+                out.add(mo_id)
+        return out
 
     async def state_counts(self, tenant_id: str, mo_id: str,
                            follower_id: str | None = None) -> dict[str, int]:
