@@ -55,7 +55,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -65,17 +64,15 @@ import aiohttp
 from cryptography.fernet import Fernet
 
 from vanta.application.clock import utcnow
-from vanta.application.followers import _audit_view, parse_registration
 from vanta.application.payloads import dispatch_body
 from vanta.application.ports.records_catalog import FollowerRecord
 from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
 from vanta.application.principal import ALL_SCOPES
-from vanta.application.seed import create_tenant, create_vault
+from vanta.application.seed import create_tenant, create_vault, register_webhook_followers
 from vanta.application.tenancy import grant_plan
 from vanta.bootstrap import build
 from vanta.config import Settings
 from vanta.domain.followers import FollowerMode, ScaleMode
-from vanta.domain.ids import new_id
 from vanta.domain.orders import ChildOrderState, ManagerOrderState, Side, TimeInForce
 from vanta.domain.webhook_signing import (
     new_webhook_secret,
@@ -285,36 +282,12 @@ async def seed(settings: Settings, n: int, prefix: str, hooks: str) -> tuple[dic
         await create_tenant(c.uow(), tenant_id=TENANT, name="Fan-out bench")
         await grant_plan(c.uow(), tenant_id=TENANT, plan_id="institutional", actor="bench")
         await create_vault(c.uow(), tenant_id=TENANT, vault_id=VAULT, label="Fan-out")
-        keys = [f"{prefix}{i:05d}" for i in range(n)]
-        raw_secrets = [new_webhook_secret() for _ in keys]
-        fids = [new_id() for _ in keys]
-        # the store fsyncs every file: write them from a few threads
-        with ThreadPoolExecutor(16) as pool:
-            refs = list(pool.map(lambda a: c.secrets.put(f"webhook/{a[0]}/v1", a[1]),
-                                 zip(fids, raw_secrets, strict=True)))
-        now = utcnow()
-        rows, events = [], []
-        for key, fid, ref in zip(keys, fids, refs, strict=True):
-            fields = parse_registration({"label": key, "scale": "1",
-                                         "webhook": {"url": f"{hooks}/{key}"}})
-            fields.pop("sync")
-            fields.pop("bridge")
-            row = {"follower_id": fid, "tenant_id": TENANT, "vault_id": VAULT, **fields,
-                   "hmac_key_ref": ref, "bridged_brokers": None, "paused_reason": None,
-                   "created_at": now, "updated_at": now}
-            rows.append(row)
-            events.append({"entity": "follower", "entity_id": fid, "action": "registered",
-                           "actor": "bench", "tenant_id": TENANT,
-                           "payload": {"vault_id": VAULT, "after": _audit_view(row)}})
-        async with c.uow() as uow:
-            for row in rows:
-                await uow.followers.add(row)
-            await uow.audit.append_many(events)
-            await uow.commit()
+        secrets = await register_webhook_followers(
+            c.uow, c.secrets, tenant_id=TENANT, vault_id=VAULT,
+            keys=[f"{prefix}{i:05d}" for i in range(n)], hooks=hooks, actor="bench")
         token = c.issuer.issue("bench", TENANT, ALL_SCOPES, roles=["owner"],
                                ttl_seconds=6 * 3600)
-        return ({k: standard_secret_string(s) for k, s in zip(keys, raw_secrets, strict=True)},
-                token)
+        return secrets, token
     finally:
         await c.close()
 

@@ -136,40 +136,14 @@ async def seed_followers(settings: Any, tenant: str, vault: str, n: int,
                          hooks: str) -> dict[str, str]:
     """n webhook followers of ``vault`` in one transaction (registering 2,000 through the
     API would take longer than the fault it sets up); returns {follower key: whsec_ secret}."""
-    from vanta.application.clock import utcnow
-    from vanta.application.followers import _audit_view, parse_registration
+    from vanta.application.seed import register_webhook_followers
     from vanta.bootstrap import build
-    from vanta.domain.ids import new_id
-    from vanta.domain.webhook_signing import new_webhook_secret, standard_secret_string
 
     c = build(settings)
     try:
-        keys = [f"f{i:05d}" for i in range(n)]
-        raw = [new_webhook_secret() for _ in keys]
-        fids = [new_id() for _ in keys]
-        with ThreadPoolExecutor(16) as pool:  # the local store fsyncs every file
-            refs = list(pool.map(lambda a: c.secrets.put(f"webhook/{a[0]}/v1", a[1]),
-                                 zip(fids, raw, strict=True)))
-        now = utcnow()
-        rows, events = [], []
-        for key, fid, ref in zip(keys, fids, refs, strict=True):
-            fields = parse_registration({"label": key, "scale": "1",
-                                         "webhook": {"url": f"{hooks}/{key}"}})
-            fields.pop("sync")
-            fields.pop("bridge")
-            row = {"follower_id": fid, "tenant_id": tenant, "vault_id": vault, **fields,
-                   "hmac_key_ref": ref, "bridged_brokers": None, "paused_reason": None,
-                   "created_at": now, "updated_at": now}
-            rows.append(row)
-            events.append({"entity": "follower", "entity_id": fid, "action": "registered",
-                           "actor": "test", "tenant_id": tenant,
-                           "payload": {"vault_id": vault, "after": _audit_view(row)}})
-        async with c.uow() as uow:
-            for row in rows:
-                await uow.followers.add(row)
-            await uow.audit.append_many(events)
-            await uow.commit()
-        return {k: standard_secret_string(s) for k, s in zip(keys, raw, strict=True)}
+        return await register_webhook_followers(
+            c.uow, c.secrets, tenant_id=tenant, vault_id=vault,
+            keys=[f"f{i:05d}" for i in range(n)], hooks=hooks, actor="test")
     finally:
         await c.close()
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from vanta.application.clock import utcnow
-from vanta.application.followers import register_follower
+from vanta.application.followers import _audit_view, parse_registration, register_follower
 from vanta.application.ports.secrets import SecretStore
 from vanta.application.ports.uow import UnitOfWork, UowFactory
 from vanta.application.tenancy import grant_plan
 from vanta.domain.ids import new_id
+from vanta.domain.webhook_signing import new_webhook_secret, standard_secret_string
 
 DEMO_TENANT_ID = "tnt_demo"
 DEMO_VAULT_ID = "V_CORE"
@@ -87,3 +89,36 @@ async def seed_demo(uow_factory: UowFactory, secrets: SecretStore, *,
             raw={**spec, "webhook": {"url": f"{webhook_base}/hooks/{fid_hint}"}}, actor="seed")
         out.append(SeededFollower(row.follower_id, spec["label"], secret, spec))
     return out
+
+
+async def register_webhook_followers(uow_factory: UowFactory, secrets: SecretStore, *,
+                                     tenant_id: str, vault_id: str, keys: Sequence[str],
+                                     hooks: str, actor: str) -> dict[str, str]:
+    """Many webhook followers of one vault (scale 1, each at ``{hooks}/{key}``) in one
+    transaction, for load tests and benchmarks: registering thousands through the API takes
+    longer than what they set up. Returns each key's signing secret (``whsec_`` form)."""
+    raw = [new_webhook_secret() for _ in keys]
+    fids = [new_id() for _ in keys]
+    with ThreadPoolExecutor(16) as pool:  # the local store fsyncs every secret's file
+        refs = list(pool.map(lambda a: secrets.put(f"webhook/{a[0]}/v1", a[1]),
+                             zip(fids, raw, strict=True)))
+    now = utcnow()
+    rows, events = [], []
+    for key, fid, ref in zip(keys, fids, refs, strict=True):
+        fields = parse_registration({"label": key, "scale": "1",
+                                     "webhook": {"url": f"{hooks}/{key}"}})
+        fields.pop("sync")
+        fields.pop("bridge")
+        row = {"follower_id": fid, "tenant_id": tenant_id, "vault_id": vault_id, **fields,
+               "hmac_key_ref": ref, "bridged_brokers": None, "paused_reason": None,
+               "created_at": now, "updated_at": now}
+        rows.append(row)
+        events.append({"entity": "follower", "entity_id": fid, "action": "registered",
+                       "actor": actor, "tenant_id": tenant_id,
+                       "payload": {"vault_id": vault_id, "after": _audit_view(row)}})
+    async with uow_factory() as uow:
+        for row in rows:
+            await uow.followers.add(row)
+        await uow.audit.append_many(events)
+        await uow.commit()
+    return {k: standard_secret_string(s) for k, s in zip(keys, raw, strict=True)}
