@@ -115,10 +115,14 @@ def test_relay_and_dispatcher_join_the_trace_that_starts_at_the_api(
     def by(service: str, name: str) -> list[SpanSeen]:
         return [s for s in collector.spans if s.service == service and s.name == name]
 
+    # each process exports on its own schedule: the relay's span may come after the
+    # dispatcher's, so wait for every span the assertions below name
+    expected = [("vanta-api", "POST /v1/manager-orders"), ("vanta-api", "mirror.expand"),
+                ("vanta-relay", "outbox.relay"), ("vanta-dispatch", "mirror.dispatch.receive"),
+                ("vanta-dispatch", "webhook.deliver")]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (
-            collector.hooks and by("vanta-dispatch", "webhook.deliver")
-            and by("vanta-api", "POST /v1/manager-orders")):
+            collector.hooks and all(by(*e) for e in expected)):
         time.sleep(0.1)
     [root] = by("vanta-api", "POST /v1/manager-orders")
     assert root.parent_id == ""  # the trace starts at the API
