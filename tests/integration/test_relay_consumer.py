@@ -394,7 +394,7 @@ async def test_drain_finishes_in_flight_deliveries(tmp_path: Path) -> None:
         bus = InProcessBus()
         p = await start_pipeline(w, bus, [bus], concurrency=2)
         mo, fos = await w.order("M-drain")
-        await _until(lambda: w.rcv.in_flight == 2)
+        await _until(lambda: w.rcv.in_flight >= 2)  # two batches may start together
         con = p.consumers[0]
         await con.drain()  # what SIGTERM does
         states = await w.states(fos)
