@@ -105,6 +105,7 @@ MATRIX: dict[tuple[str, str], Case] = {
         also=(Case("orders:read", "follower", path="/v1/follower-orders?follower_id={id}",
                    missing=(200, 404)),)),
     ("GET", "/v1/follower-orders/{fo_id}/attempts"): Case("orders:read", "fo"),
+    ("GET", "/v1/follower-orders/{fo_id}/audit-proofs"): Case("orders:read", "fo"),
     ("GET", "/v1/followers/{follower_id}"): Case("vault:read", "follower"),
     ("PATCH", "/v1/followers/{follower_id}"): Case("follower:manage", "follower",
                                                    body={"kill_switch": False}),

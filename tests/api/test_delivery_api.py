@@ -129,7 +129,7 @@ async def test_other_4xx_is_terminal_and_flagged(env: Env) -> None:
     assert child["state"] == "failed" and child["last_error"] == "HTTP 422"
     assert len(env.script.seen) == 1
     async with env.c.uow() as uow:
-        actions = [e.action for e in await uow.audit.for_entity("tnt_a", fo)]
+        actions = [r.action for r in await uow.audit.leaves_for("tnt_a", [fo])]
     assert "dispatch:failed" in actions
 
 

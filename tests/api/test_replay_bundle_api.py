@@ -25,6 +25,7 @@ from vanta.domain.money import Instrument
 from vanta.domain.replay_bundle import (
     CHILDREN,
     MANIFEST,
+    RECORDS,
     SIGNATURE,
     file_entry,
     json_bytes,
@@ -79,7 +80,7 @@ async def test_a_bundle_is_stored_immutably_and_verifies_offline(api: Api) -> No
             "inputs/entitlements.json", "inputs/code_version.json", CHILDREN,
             "outputs/child_states.json", "outputs/attempts.json", "outputs/fills.json",
             "outputs/audit_events.jsonl", "inputs/routes.json", "outputs/legs.json",
-            MANIFEST, SIGNATURE} == set(files)
+            RECORDS, MANIFEST, SIGNATURE} == set(files)
     assert json.loads(files["outputs/fills.json"]), "the bridged child's fills are in it"
     assert len(json.loads(files["inputs/followers.json"])) == 3
     events = [json.loads(x) for x in files["outputs/audit_events.jsonl"].splitlines()]
@@ -230,6 +231,39 @@ async def test_a_version_1_order_is_recomputed_with_the_version_1_rules(api: Api
     report = _verify(api, pack(files), await _pinned(api))
     assert report.ok, report.problems
     assert any("sizing version 1" in n for n in report.notes)
+
+
+def _resigned(api: Api, data: bytes, files: dict[str, bytes]) -> bytes:
+    """``files`` under a manifest rebuilt and signed again with the platform's own key: what
+    an insider with the key could produce, so only the content checks can catch it."""
+    signer = api.container.signer
+    assert signer is not None
+    files = {k: v for k, v in files.items() if k not in (MANIFEST, SIGNATURE)}
+    manifest = json.loads(unpack(data)[MANIFEST])
+    manifest["files"] = {n: file_entry(d) for n, d in sorted(files.items())}
+    files[MANIFEST] = json_bytes(manifest)
+    sig = json.loads(unpack(data)[SIGNATURE])
+    files[SIGNATURE] = json_bytes({**sig, "signature": base64.b64encode(
+        signer.sign(files[MANIFEST])).decode()})
+    return pack(files)
+
+
+async def test_a_batch_record_altered_is_caught_by_its_merkle_root(api: Api) -> None:
+    """The delivery record of the settled child is in the bundle with its inclusion proof;
+    changing the record (here its status), even in a re-signed bundle, fails the proof."""
+    _, data, _ = await _world(api)
+    files = unpack(data)
+    lines = [json.loads(x) for x in files[RECORDS].splitlines()]
+    assert lines and all(r["audit_path"] is not None for r in lines)
+    record = json.loads(lines[0]["record"])
+    assert record["action"].startswith("dispatch:") and record["entity"] == "follower_order"
+    record["payload"]["status"] = 599
+    lines[0]["record"] = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    files[RECORDS] = b"".join(json_bytes(r) for r in lines)
+    report = _verify(api, _resigned(api, data, files), await _pinned(api))
+    assert not report.ok
+    assert any(f"{RECORDS} line 1" in p and "Merkle root" in p for p in report.problems), \
+        report.problems
 
 
 async def test_a_malformed_manifest_is_named_not_a_crash(api: Api) -> None:

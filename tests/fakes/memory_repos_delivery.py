@@ -15,9 +15,11 @@ from vanta.application.ports.delivery import OutboxLease
 from vanta.application.ports.records_orders import (
     AttemptRecord,
     AuditEventRecord,
+    AuditLeafRecord,
     OutboxRecord,
 )
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
+from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, Leaf, batch_payload
 from vanta.domain.ids import new_id
 
 
@@ -233,6 +235,61 @@ class MemAudit(MemRepo):
             rows.append(_event_row(ev))
             prev = ev.hash
         await self._store(rows, seq, prev)
+
+    async def append_batch(self, records: Sequence[Mapping[str, Any]], *, actor: str) -> None:
+        if not records:
+            return
+        ts = iso(self._clock())
+        by_tenant: dict[str | None, builtins.list[Leaf]] = {}
+        for r in records:
+            group = by_tenant.setdefault(r["tenant_id"], [])
+            group.append(Leaf(len(group), r["entity"], r["entity_id"], r["action"], actor,
+                              r["payload"], ts, r["tenant_id"]))
+        seq, prev = await self._head()
+        rows, leaf_rows = [], []
+        for tenant, leaves in by_tenant.items():
+            seq += 1
+            ev = chain_event(prev_hash=prev, seq=seq, event_id=new_id(), entity=BATCH_ENTITY,
+                             entity_id=new_id(), action=BATCH_ACTION, actor=actor,
+                             payload=batch_payload(leaves), ts=ts, tenant_id=tenant)
+            rows.append(_event_row(ev))
+            prev = ev.hash
+            leaf_rows.extend({"event_id": ev.event_id, "idx": lf.index, "tenant_id": tenant,
+                              "entity_id": lf.entity_id, "action": lf.action,
+                              "record": lf.record()} for lf in leaves)
+        await self._store(rows, seq, prev)
+        await self.tx.insert("audit_leaves", leaf_rows)
+
+    def _leaves(self, where: Callable[[Row], bool]) -> builtins.list[AuditLeafRecord]:
+        seqs = {r["event_id"]: r["seq"] for r in self.tx.scan(self.table)}
+        return sorted((AuditLeafRecord(r["event_id"], int(seqs[r["event_id"]]), r["idx"],
+                                       r["tenant_id"], r["entity_id"], r["action"],
+                                       r["record"])
+                       for r in self.tx.scan("audit_leaves", where)),
+                      key=lambda lf: (lf.seq, lf.idx))
+
+    async def leaves_for(self, tenant_id: str, entity_ids: Sequence[str]
+                         ) -> builtins.list[AuditLeafRecord]:
+        wanted = set(entity_ids)
+        return self._leaves(lambda r: r["entity_id"] in wanted and r["tenant_id"] == tenant_id)
+
+    async def leaves_of(self, event_ids: Sequence[str]
+                        ) -> dict[str, builtins.list[AuditLeafRecord]]:
+        out: dict[str, builtins.list[AuditLeafRecord]] = {e: [] for e in event_ids}
+        for lf in self._leaves(lambda r: r["event_id"] in out):
+            out[lf.event_id].append(lf)
+        return out
+
+    async def by_ids(self, event_ids: Sequence[str]) -> dict[str, AuditEventRecord]:
+        wanted = set(event_ids)
+        return {r["event_id"]: AuditEventRecord.from_row(r)
+                for r in self._select(lambda r: r["event_id"] in wanted)}
+
+    async def all_leaves(self) -> dict[str, builtins.list[AuditLeafRecord]]:
+        out: dict[str, builtins.list[AuditLeafRecord]] = {}
+        for lf in self._leaves(lambda r: True):
+            out.setdefault(lf.event_id, []).append(lf)
+        return out
 
     async def all(self) -> builtins.list[AuditEvent]:
         return [AuditEventRecord.from_row(r).event()

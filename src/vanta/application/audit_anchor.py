@@ -125,7 +125,9 @@ class AuditAnchoring:
             events = await uow.audit.all()
             if head is not None and events and events[-1].seq > head[0]:
                 head = await uow.audit.head()  # an append committed between the two reads
-        return AuditReport(judge_chain(events, head=head, anchor=latest), anchor_problem)
+            leaves = await uow.audit.all_leaves()
+        return AuditReport(judge_chain(events, head=head, anchor=latest, leaves=leaves),
+                           anchor_problem)
 
 
 def _check_run(run: Sequence[AuditEvent], latest: Anchor | None,

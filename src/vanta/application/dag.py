@@ -25,6 +25,7 @@ from vanta.application.ports.legs import LegRecord
 from vanta.application.ports.records_orders import (
     AttemptRecord,
     AuditEventRecord,
+    AuditLeafRecord,
     ChildOrderRecord,
     FillRecord,
     ManagerOrderRecord,
@@ -107,6 +108,14 @@ def _audit_node(e: AuditEventRecord) -> DagNode:
                     "prev_hash": e.prev_hash, "hash": e.hash})
 
 
+def _leaf_node(lf: AuditLeafRecord) -> DagNode:
+    leaf = lf.leaf()
+    return DagNode(f"audit:{lf.seq}.{lf.idx}", "audit_event", lf.action, {"ts": leaf.ts},
+                   {"seq": lf.seq, "leaf": lf.idx, "batch_event": lf.event_id,
+                    "entity": leaf.entity, "actor": leaf.actor,
+                    "leaf_hash": leaf.hash().hex()})
+
+
 async def order_dag(uow: UnitOfWork, tenant_id: str, mo_id: str, *,
                     limit: int | None = None, after: tuple[datetime, str] | None = None,
                     follower_id: str | None = None,
@@ -129,6 +138,7 @@ async def order_dag(uow: UnitOfWork, tenant_id: str, mo_id: str, *,
         legs = await uow.legs.for_children(fo_ids)
         leg_ids = [g.leg_id for rows in legs.values() for g in rows]
         events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids, *leg_ids])
+        leaves = await uow.audit.leaves_for(tenant_id, fo_ids)
         attempts = await uow.attempts.list_many(fo_ids)
         fills = await uow.fills.for_children(fo_ids)
     facts = [ChildFacts(_child_node(c), c.broker_order_ref,
@@ -143,6 +153,10 @@ async def order_dag(uow: UnitOfWork, tenant_id: str, mo_id: str, *,
             rail_leg_node_id(e.entity_id) if e.entity == "child_leg" else None
         if owner is not None:
             audit[owner].append(_audit_node(e))
+    for lf in leaves:  # records settled in a batch event come after the events before it
+        audit[child_node_id(lf.entity_id)].append(_leaf_node(lf))
+    for nodes in audit.values():
+        nodes.sort(key=lambda n: (n.attrs["seq"], n.attrs.get("leaf", -1)))
     last = children[-1] if len(rows) > cap else None
     return DagPage(build_dag(_order_node(mo), mo_id, facts, audit), len(children),
                    None if last is None else (last.created_at, last.fo_id))

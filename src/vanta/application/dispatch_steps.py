@@ -261,12 +261,14 @@ async def record_answers(uow: UnitOfWork, decided: list[Decided],
         if state is ChildOrderState.RETRY and delay is not None])
     await uow.outbox.complete_many([row.id for row, _, _, state, _, _ in settled
                                     if state is not ChildOrderState.RETRY], now)
-    await uow.audit.append_many([
+    # one chained event per batch (per tenant in it) with a Merkle root over the children's
+    # records: the chain's cost is paid per batch, each record stays provable on its own
+    await uow.audit.append_batch([
         {"entity": "follower_order", "entity_id": fo(row), "action": f"dispatch:{state.value}",
-         "actor": "dispatcher", "tenant_id": children[fo(row)].tenant_id,
+         "tenant_id": children[fo(row)].tenant_id,
          "payload": {"attempt": p.attempt_no, "status": r.status, "error": r.error,
                      "latency_ms": r.latency_ms, "retry_in_s": delay}}
-        for row, p, r, state, delay, _ in settled])
+        for row, p, r, state, delay, _ in settled], actor="dispatcher")
     await complete_orders(uow, {children[fo(row)].mo_id for row, _, _, state, _, _ in settled
                                 if state is not ChildOrderState.RETRY})
     return settled, children

@@ -23,10 +23,15 @@ from typing import Any
 from vanta.application.export_formats import event_json
 from vanta.application.ports.clock import iso
 from vanta.application.ports.objectstore import ObjectRef, ObjectStore
-from vanta.application.ports.records_orders import ChildOrderRecord, ManagerOrderRecord
+from vanta.application.ports.records_orders import (
+    AuditEventRecord,
+    ChildOrderRecord,
+    ManagerOrderRecord,
+)
 from vanta.application.ports.signing import Signer
 from vanta.application.ports.uow import UnitOfWork
 from vanta.application.replay_routes import route_files
+from vanta.domain.audit_batch import proof
 from vanta.domain.errors import NotFound
 from vanta.domain.ids import dag_id_for
 from vanta.domain.mirroring import UNVERSIONED
@@ -34,6 +39,7 @@ from vanta.domain.replay_bundle import (
     BUNDLE_FORMAT,
     CHILDREN,
     MANIFEST,
+    RECORDS,
     SIGNATURE,
     children_jsonl,
     dec,
@@ -121,6 +127,8 @@ async def _gather(uow: UnitOfWork, tenant_id: str, mo_id: str) -> dict[str, byte
         legs = [g for fo in fo_ids for g in legs_of.get(fo, ())]
         events = await uow.audit.for_entities(tenant_id, [mo_id, *fo_ids,
                                                           *(g.leg_id for g in legs)])
+        records, batch_events = await _batch_records(uow, tenant_id, fo_ids)
+        events = sorted([*events, *batch_events], key=lambda e: e.seq)
         overlays = await uow.overlays.active(mo.vault_id, mo.created_at)
         snap: Mapping[str, Any] = mo.snapshot or {}
         followers = list(snap.get("followers") or [])
@@ -147,8 +155,23 @@ async def _gather(uow: UnitOfWork, tenant_id: str, mo_id: str) -> dict[str, byte
         "outputs/fills.json": json_doc(_plain(fills)),
         "outputs/audit_events.jsonl": b"".join(json_bytes(event_json(e.event()))
                                                for e in events),
+        RECORDS: b"".join(json_bytes(r) for r in records),
         **route_files([e.event() for e in events], legs),
     }
+
+
+async def _batch_records(uow: UnitOfWork, tenant_id: str, fo_ids: list[str]
+                         ) -> tuple[list[dict[str, Any]], list[AuditEventRecord]]:
+    """The children's records settled in batch events, each with its inclusion proof (the
+    event, in ``audit_events.jsonl``, carries the root), and those events."""
+    leaves = await uow.audit.leaves_for(tenant_id, fo_ids)
+    event_ids = sorted({lf.event_id for lf in leaves})
+    batches = await uow.audit.leaves_of(event_ids)
+    proved = [{"event_id": lf.event_id, "seq": lf.seq, "leaf_index": lf.idx,
+               "tree_size": len(batches[lf.event_id]), "record": lf.record,
+               "audit_path": proof(lf.idx, [b.record for b in batches[lf.event_id]])}
+              for lf in leaves]
+    return proved, list((await uow.audit.by_ids(event_ids)).values())
 
 
 async def build_bundle(uow: UnitOfWork, tenant_id: str, mo_id: str, *, signer: Signer,

@@ -4,7 +4,8 @@ archive, the package and, optionally, the public key the auditor trusts.
 Checks, each failure named: the archive and its format version; the manifest's signature
 (with the pinned key, or else the key the bundle names, which only shows the bundle is
 self-consistent); every listed file present, unaltered (a changed line is named with its
-byte range) and nothing unlisted; every audit event's hash; the sizing inputs against what
+byte range) and nothing unlisted; every audit event's hash; every batch audit record against
+the Merkle root of its event (its inclusion proof); the sizing inputs against what
 the audit log recorded for the order; and every child recomputed byte for byte with the pure
 domain, under the sizing version the order was sized with.
 """
@@ -24,6 +25,7 @@ from vanta.application.export_formats import event_from_json
 from vanta.application.ports.signing import SignatureVerifier, key_id_of
 from vanta.application.replay_routes import check_routes, unrouted
 from vanta.domain.audit import AuditEvent, hash_of
+from vanta.domain.audit_batch import BATCH_ACTION, proves
 from vanta.domain.errors import DomainError
 from vanta.domain.followers import FollowerSpec
 from vanta.domain.ids import ManagerOrderId, VaultId
@@ -34,6 +36,7 @@ from vanta.domain.replay_bundle import (
     BUNDLE_FORMAT,
     CHILDREN,
     MANIFEST,
+    RECORDS,
     SIGNATURE,
     BundleInvalid,
     changed_lines,
@@ -86,7 +89,7 @@ def verify_bundle(data: bytes, verifier: SignatureVerifier,
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         report.problems.append(f"manifest.json is malformed ({type(e).__name__}: {e})")
         return report
-    for step in (_audit, _recompute, _routes):
+    for step in (_audit, _records, _recompute, _routes):
         try:
             step(files, report)
         except BundleInvalid as e:
@@ -173,6 +176,36 @@ def _audit(files: Mapping[str, bytes], report: BundleReport) -> None:
                 ev.payload.get("sizing") != c["sizing"]:
             report.problems.append(f"child {c['fo_id']}: {CHILDREN} differs from its audit "
                                    f"event #{ev.seq}")
+
+
+def _records(files: Mapping[str, bytes], report: BundleReport) -> None:
+    """Each batch record against the root of its event (whose hash ``_audit`` checked)."""
+    raw = files.get(RECORDS)
+    if raw is None:
+        report.notes.append(f"no {RECORDS}: the bundle has no batch audit records")
+        return
+    batches = {e.event_id: e for e in _events(files) if e.action == BATCH_ACTION}
+    children = {json.loads(line)["fo_id"] for line in files.get(CHILDREN, b"").splitlines()}
+    for n, line in enumerate(raw.splitlines(), 1):
+        try:
+            r = json.loads(line)
+            ev = batches.get(r["event_id"])
+            fo_id = json.loads(r["record"])["entity_id"]
+            size = int(r["tree_size"])
+            ok = ev is not None and size == ev.payload.get("size") and proves(
+                r["record"], int(r["leaf_index"]), size, r["audit_path"],
+                str(ev.payload.get("root")))
+        except (ValueError, KeyError, TypeError):
+            report.problems.append(f"{RECORDS} line {n} is not a valid record")
+            continue
+        if ev is None:
+            report.problems.append(f"{RECORDS} line {n}: its batch event is not in the bundle")
+        elif not ok:
+            report.problems.append(f"{RECORDS} line {n} ({fo_id}) is not proved by the Merkle "
+                                   f"root of event #{ev.seq}: the record was altered")
+        elif fo_id not in children:
+            report.problems.append(f"{RECORDS} line {n} is about {fo_id}, not a child of the "
+                                   "order")
 
 
 def _routes(files: Mapping[str, bytes], report: BundleReport) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, canonical_json, first_problem
+from vanta.domain.audit_batch import StoredLeaf, batches_problems
 
 ANCHOR_FORMAT = "vanta.audit-anchor/1"
 ANCHOR_PREFIX = "audit/anchors/"
@@ -86,14 +87,20 @@ class ChainVerdict:
 
 
 def judge_chain(events: Sequence[AuditEvent], *, head: tuple[int, str] | None,
-                anchor: Anchor | None) -> ChainVerdict:
-    """The whole chain (in seq order) against itself, the recorded head row and an anchor."""
+                anchor: Anchor | None,
+                leaves: Mapping[str, Sequence[StoredLeaf]] | None = None) -> ChainVerdict:
+    """The whole chain (in seq order) against itself, the recorded head row and an anchor;
+    with ``leaves`` (by event id), every batch event's records against its Merkle root."""
     problems: list[str] = []
     bad: int | None = None
     found = first_problem(events)
     if found is not None:
         bad = found[0]
         problems.append(found[1])
+    if leaves is not None:
+        for seq, why in batches_problems(events, leaves):
+            problems.append(why)
+            bad = seq if bad is None else min(bad, seq)
     last = (events[-1].seq, events[-1].hash) if events else (0, GENESIS_HASH)
     if head is not None and head != last:
         problems.append(f"the chain ends at event #{last[0]} but the recorded head is event "

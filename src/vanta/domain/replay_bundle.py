@@ -47,6 +47,8 @@ BUNDLE_FORMAT = "vanta.replay-bundle/1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 CHILDREN = "outputs/children.jsonl"
+# per-child records settled in batch audit events, each with its inclusion proof
+RECORDS = "outputs/audit_records.jsonl"
 MAX_MEMBERS = 64
 MAX_BUNDLE_BYTES = 1 << 30
 

@@ -343,6 +343,7 @@ reconcile_thresholds = _more.reconcile_thresholds
 position_reports = _more.position_reports
 reconcile_runs = _more.reconcile_runs
 studio_runs = _more.studio_runs
+audit_leaves = _more.audit_leaves
 
 # The cross-rail tables live in a module of their own (the size rule), re-exported here too.
 from vanta.adapters.db.tables_crossrail import (  # noqa: E402, F401

@@ -96,3 +96,18 @@ studio_runs = Table(
     Column("output_sha256", String(64), nullable=False), Column("output", Text, nullable=False),
     Index("ix_studio_runs_tenant_created", "tenant_id", "created_at"),
 )
+
+# The per-child records of a batch audit event (``dispatch:batch``): the event's payload
+# holds the Merkle root over them, in ``idx`` order. ``record`` is the exact canonical JSON
+# that was hashed; the other columns repeat parts of it for look-ups (the verifier checks
+# that they agree with it).
+audit_leaves = Table(
+    "audit_leaves", metadata,
+    Column("event_id", ID, ForeignKey("audit_events.event_id"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("tenant_id", ID, nullable=True),
+    Column("entity_id", ID, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("record", Text, nullable=False),
+    Index("ix_audit_leaves_tenant_entity", "tenant_id", "entity_id"),
+)

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, Self
 
 from vanta.domain.audit import AuditEvent
+from vanta.domain.audit_batch import Leaf, leaf_from_record
 from vanta.domain.orders import ChildOrderState, ManagerOrderState, Side, TimeInForce
 
 # Value -> member tables: a dict look-up is several times cheaper than calling the enum
@@ -181,3 +182,21 @@ class AuditEventRecord:
         return AuditEvent(self.event_id, self.seq, self.entity, self.entity_id, self.action,
                           self.actor, self.payload, self.ts, self.prev_hash, self.hash,
                           self.tenant_id, self.hash_v)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditLeafRecord:
+    """One child's record under a batch audit event (see ``vanta.domain.audit_batch``):
+    ``seq`` and ``event_id`` are the batch event's, ``idx`` the record's place under its
+    Merkle root, ``record`` the exact text the root covers."""
+
+    event_id: str
+    seq: int
+    idx: int
+    tenant_id: str | None
+    entity_id: str
+    action: str
+    record: str
+
+    def leaf(self) -> Leaf:
+        return leaf_from_record(self.idx, self.record)

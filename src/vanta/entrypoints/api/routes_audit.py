@@ -1,5 +1,5 @@
-"""Routes for auditors: an order's DAG, its signed replay bundle, and the public key that
-verifies bundles and audit anchors."""
+"""Routes for auditors: an order's DAG, its signed replay bundle, a child's audit records with
+their inclusion proofs, and the public key that verifies bundles and audit anchors."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
+from vanta.application.audit_proofs import proofs_for
 from vanta.application.dag import order_dag
 from vanta.application.ports.objectstore import ObjectStoreError
 from vanta.application.principal import Principal
@@ -14,7 +15,12 @@ from vanta.application.public_keys import keys_document
 from vanta.application.replay_bundle import TAR, build_bundle, store_bundle
 from vanta.application.tenancy import require_feature
 from vanta.domain.entitlements import Feature
-from vanta.entrypoints.api.access import order_not_found, visible_order, visible_vaults
+from vanta.entrypoints.api.access import (
+    order_not_found,
+    visible_children,
+    visible_order,
+    visible_vaults,
+)
 from vanta.entrypoints.api.auth import require
 from vanta.entrypoints.api.deps import ContainerDep, Cursor, Limit
 from vanta.entrypoints.api.pagination import MAX_LIMIT, decode, encode
@@ -45,6 +51,23 @@ async def get_dag(mo_id: str, container: ContainerDep,
                           after=after, follower_id=p.follower_id, vault_ids=vaults)
     return {**got.dag.to_json(), "children": got.children,
             "next_cursor": None if got.next_after is None else encode(*got.next_after)}
+
+
+@router.get("/v1/follower-orders/{fo_id}/audit-proofs", tags=["audit"])
+async def get_audit_proofs(fo_id: str, container: ContainerDep,
+                           p: Principal = Depends(require("orders:read"))) -> dict[str, Any]:
+    """The child's delivery records, each settled in a batch audit event: the record's exact
+    text, its RFC 9162 inclusion proof (``audit_path``, bottom-up) and the chained event
+    whose payload carries the batch's Merkle root. Hash the record as
+    ``SHA-256(0x00 || record)``, fold the path, compare with ``root``, then check the
+    event's hash against the chain (``vanta audit-verify``) or a signed anchor."""
+    vaults = await visible_vaults(container, p)
+    async with container.uow(readonly=True) as uow:
+        child = await uow.child_orders.get(p.tenant_id, fo_id)
+        if child is None or not visible_children(p, vaults, [child]):
+            raise ApiProblem(404, "follower_order_not_found", f"order {fo_id} not found")
+        proofs = await proofs_for(uow, p.tenant_id, [fo_id])
+    return {"data": proofs}
 
 
 @router.get("/.well-known/vanta-replay-keys.json", tags=["audit"])

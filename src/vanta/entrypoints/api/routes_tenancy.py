@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
+from vanta.application.audit_feed import FeedItem, feed_items
 from vanta.application.onboarding import invite_by_mail
 from vanta.application.ports.identity import TokenExchangeError
-from vanta.application.ports.records_orders import AuditEventRecord
 from vanta.application.principal import Principal
 from vanta.application.snapshots import narrow_payload
 from vanta.application.tenancy import accept_invitation, tenant_entitlements
@@ -28,7 +28,6 @@ from vanta.entrypoints.api.models.tenancy import AcceptIn, InviteIn, TokenIn
 from vanta.entrypoints.api.pagination import decode, keyset_page
 from vanta.entrypoints.api.problems import ApiProblem
 
-FEED_ENTITIES = ("manager_order", "follower_order")
 MAX_EVENT_ID = 2**63 - 1  # event ids are signed 64-bit integers in the database
 
 router = APIRouter()
@@ -144,31 +143,35 @@ async def token(request: Request, container: ContainerDep) -> dict[str, Any]:
 async def _events(container: Container, p: Principal, vaults: frozenset[str] | None,
                   after: int, follow: bool, request: Request
                   ) -> AsyncIterator[dict[str, Any]]:
-    """Manager intents and child orders from the audit log, resumable by event id."""
+    """Manager intents and child orders from the audit log, resumable by event id. The
+    records of one batch event share its id, which only the last of them carries: a client
+    that drops in the middle of a batch gets the whole batch again, never a gap."""
     while True:
         async with container.uow() as uow:
-            rows = await uow.audit.feed(p.tenant_id, after, FEED_ENTITIES, 500)
-            visible = await _visible(uow, p, vaults, rows)
-        for row in rows:
-            after = row.seq
-            if row.seq in visible:
+            items = await feed_items(uow, p.tenant_id, after, 500)
+            visible = await _visible(uow, p, vaults, items)
+        for n, item in enumerate(items):
+            after = item.seq
+            if n in visible:
                 # a manager order's snapshot lists every follower's holdings: narrowed
-                payload = narrow_payload(p, row.payload)
-                yield {"id": str(row.seq), "event": row.entity,
-                       "data": json.dumps({"action": row.action, "id": row.entity_id,
-                                           "ts": row.ts, **payload}, default=str)}
-        if not rows and (not follow or await request.is_disconnected()):
+                payload = narrow_payload(p, item.payload)
+                yield {**({"id": str(item.seq)} if item.closes_event else {}),
+                       "event": item.entity,
+                       "data": json.dumps({"action": item.action, "id": item.entity_id,
+                                           "ts": item.ts, **payload}, default=str)}
+        if not items and (not follow or await request.is_disconnected()):
             return
-        if not rows:
+        if not items:
             await asyncio.sleep(0.5)
 
 
 async def _visible(uow: Any, p: Principal, vaults: frozenset[str] | None,
-                   rows: list[AuditEventRecord]) -> set[int]:
+                   items: list[FeedItem]) -> set[int]:
+    """The positions in ``items`` the principal may see."""
     if vaults is None and p.follower_id is None:
-        return {r.seq for r in rows}
+        return set(range(len(items)))
     out: set[int] = set()
-    for r in rows:
+    for n, r in enumerate(items):
         if r.entity == "manager_order":
             mo = await uow.manager_orders.get(p.tenant_id, r.entity_id)
             ok = visible_order(p, vaults, mo)
@@ -177,5 +180,5 @@ async def _visible(uow: Any, p: Principal, vaults: frozenset[str] | None,
             ok = child is not None and (vaults is None or child.vault_id in vaults) and \
                 p.may_see_follower(child.follower_id)
         if ok:
-            out.add(r.seq)
+            out.add(n)
     return out

@@ -9,10 +9,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vanta.adapters.db.repositories._base import _Repo
-from vanta.adapters.db.tables import audit_chain_head, audit_events
+from vanta.adapters.db.tables import audit_chain_head, audit_events, audit_leaves
 from vanta.application.ports.clock import Clock, iso
-from vanta.application.ports.records_orders import AuditEventRecord
+from vanta.application.ports.records_orders import AuditEventRecord, AuditLeafRecord
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
+from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, Leaf, batch_payload
 from vanta.domain.ids import new_id
 
 
@@ -49,6 +50,73 @@ class AuditRepository(_Repo):
         await self.conn.execute(insert(audit_events), rows)
         await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
                                 .values(seq=seq, hash=prev))
+
+    async def append_batch(self, records: Sequence[Mapping[str, Any]], *, actor: str) -> None:
+        if not records:
+            return
+        ts = iso(self._clock())
+        by_tenant: dict[str | None, list[Leaf]] = {}
+        for r in records:
+            group = by_tenant.setdefault(r["tenant_id"], [])
+            group.append(Leaf(len(group), r["entity"], r["entity_id"], r["action"], actor,
+                              r["payload"], ts, r["tenant_id"]))
+        batch_ids = {t: new_id() for t in by_tenant}
+        seq, prev = await self._lock_head()
+        rows, leaf_rows = [], []
+        for tenant, leaves in by_tenant.items():
+            seq += 1
+            ev = chain_event(prev_hash=prev, seq=seq, event_id=new_id(), entity=BATCH_ENTITY,
+                             entity_id=batch_ids[tenant], action=BATCH_ACTION, actor=actor,
+                             payload=batch_payload(leaves), ts=ts, tenant_id=tenant)
+            rows.append(_row(ev))
+            prev = ev.hash
+            leaf_rows.extend({"event_id": ev.event_id, "idx": lf.index, "tenant_id": tenant,
+                              "entity_id": lf.entity_id, "action": lf.action,
+                              "record": lf.record()} for lf in leaves)
+        await self.conn.execute(insert(audit_events), rows)
+        await self.conn.execute(insert(audit_leaves), leaf_rows)
+        await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
+                                .values(seq=seq, hash=prev))
+
+    async def leaves_for(self, tenant_id: str, entity_ids: Sequence[str]
+                         ) -> list[AuditLeafRecord]:
+        ids = sorted(set(entity_ids))
+        out: list[AuditLeafRecord] = []
+        for i in range(0, len(ids), 500):  # bounded IN lists (SQLite's variable limit)
+            out.extend(await self._leaves(audit_leaves.c.entity_id.in_(ids[i:i + 500]),
+                                          audit_leaves.c.tenant_id == tenant_id))
+        return sorted(out, key=lambda r: (r.seq, r.idx))
+
+    async def leaves_of(self, event_ids: Sequence[str]) -> dict[str, list[AuditLeafRecord]]:
+        ids = sorted(set(event_ids))
+        out: dict[str, list[AuditLeafRecord]] = {e: [] for e in ids}
+        for i in range(0, len(ids), 500):
+            for r in await self._leaves(audit_leaves.c.event_id.in_(ids[i:i + 500])):
+                out[r.event_id].append(r)
+        return {k: sorted(v, key=lambda r: r.idx) for k, v in out.items()}
+
+    async def by_ids(self, event_ids: Sequence[str]) -> dict[str, AuditEventRecord]:
+        ids = sorted(set(event_ids))
+        out: dict[str, AuditEventRecord] = {}
+        for i in range(0, len(ids), 500):
+            for r in await self._all(select(audit_events)
+                                     .where(audit_events.c.event_id.in_(ids[i:i + 500]))):
+                out[r["event_id"]] = AuditEventRecord.from_row(r)
+        return out
+
+    async def all_leaves(self) -> dict[str, list[AuditLeafRecord]]:
+        out: dict[str, list[AuditLeafRecord]] = {}
+        for r in await self._leaves():
+            out.setdefault(r.event_id, []).append(r)
+        return {k: sorted(v, key=lambda r: r.idx) for k, v in out.items()}
+
+    async def _leaves(self, *where: Any) -> list[AuditLeafRecord]:
+        rows = await self._all(
+            select(audit_leaves, audit_events.c.seq)
+            .join(audit_events, audit_events.c.event_id == audit_leaves.c.event_id)
+            .where(*where))
+        return [AuditLeafRecord(r["event_id"], int(r["seq"]), int(r["idx"]), r["tenant_id"],
+                                r["entity_id"], r["action"], r["record"]) for r in rows]
 
     async def _lock_head(self) -> tuple[int, str]:
         """The chain's head (seq, hash), its row locked until the transaction ends, so
