@@ -1,5 +1,5 @@
 """Delivery over real HTTP to a scripted receiver: retries, terminal errors, 410, dead letters,
-redelivery, key rotation, refused targets and metrics."""
+redelivery, key rotation, refused targets, metrics, and a delivered record's audit proof."""
 
 from __future__ import annotations
 
@@ -13,13 +13,18 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+from sqlalchemy import update
 
 from tests.fakes.vetter import FakeTargetVetter
 from tests.http_helpers import UNLIMITED, add_idempotency_key
+from vanta.adapters.db.tables import audit_leaves
+from vanta.application.audit_proofs import check_proof
 from vanta.application.principal import ALL_SCOPES
 from vanta.application.seed import create_tenant, create_vault
+from vanta.application.tenancy import grant_plan
 from vanta.bootstrap import Container, build
 from vanta.config import Settings
+from vanta.domain.audit import AuditEvent, hash_of
 from vanta.entrypoints.api.app import create_app
 from vanta.receiving import WebhookVerificationError, verify
 
@@ -270,3 +275,80 @@ async def test_metrics_are_exposed(env: Env) -> None:
                  "webhook_retries_total", "broker_submit_success_rate",
                  'mirror_dispatch_attempts_total{outcome="ack"}'):
         assert name in text, name
+
+
+# --- a delivered child's audit record, proved against its batch event's Merkle root ------
+
+
+async def _proofs(env: Env, fo: str) -> list[dict]:  # type: ignore[type-arg]
+    r = await env.http.get(f"/v1/follower-orders/{fo}/audit-proofs")
+    assert r.status_code == 200, r.text
+    return r.json()["data"]  # type: ignore[no-any-return]
+
+
+async def test_a_delivered_childs_record_is_proved_by_its_batch_root(env: Env) -> None:
+    for key in ("a", "b", "c"):
+        await env.follower(key)
+    children = (await env.order("M-1"))["children"]
+    await env.drain()
+    for child in children:
+        [doc] = await _proofs(env, child["fo_id"])
+        assert doc["fields"]["entity_id"] == child["fo_id"]
+        assert doc["fields"]["action"] == "dispatch:ack"
+        assert doc["fields"]["payload"]["status"] == 200
+        assert check_proof(doc) is None
+        e = doc["event"]
+        assert e["action"] == "dispatch:batch" and e["payload"]["root"] == doc["root"]
+        assert hash_of(AuditEvent(e["event_id"], e["seq"], e["entity"], e["entity_id"],
+                                  e["action"], e["actor"], e["payload"], e["ts"],
+                                  e["prev_hash"], e["hash"], e["tenant_id"],
+                                  e["hash_v"])) == e["hash"], "the chain vouches for the root"
+        # the proof is bound to this record: another child's record does not pass with it
+        other = next(c for c in children if c["fo_id"] != child["fo_id"])
+        [theirs] = await _proofs(env, other["fo_id"])
+        if theirs["event"]["event_id"] == e["event_id"]:
+            assert check_proof({**doc, "record": theirs["record"]}) is not None
+
+
+async def test_an_altered_record_no_longer_proves(env: Env) -> None:
+    await env.follower("a")
+    [child] = (await env.order("M-1"))["children"]
+    await env.drain()
+    [doc] = await _proofs(env, child["fo_id"])
+    async with env.c.uow() as uow:
+        await uow.outbox.conn.execute(update(audit_leaves).where(
+            audit_leaves.c.entity_id == child["fo_id"]).values(
+            record=doc["record"].replace('"status":200', '"status":201')))
+        await uow.commit()
+    [altered] = await _proofs(env, child["fo_id"])
+    assert altered["fields"]["payload"]["status"] == 201
+    problem = check_proof(altered)
+    assert problem is not None and "not proved by the root" in problem
+
+
+async def test_an_unknown_child_is_404(env: Env) -> None:
+    await env.follower("a")
+    [child] = (await env.order("M-1"))["children"]
+    r = await env.http.get(f"/v1/follower-orders/{child['fo_id']}x/audit-proofs")
+    assert r.status_code == 404 and r.json()["code"] == "follower_order_not_found"
+
+
+async def test_the_feed_opens_a_batch_event_into_its_records(env: Env) -> None:
+    """Each delivered child appears in /v1/feed with its own record; the records of one batch
+    share the batch event's id, which only the last carries (resuming never skips one)."""
+    from tests.api.test_tenancy import _sse
+    for key in ("a", "b", "c"):
+        await env.follower(key)
+    children = (await env.order("M-1"))["children"]
+    await env.drain()
+    await grant_plan(env.c.uow(), tenant_id="tnt_a", plan_id="institutional", actor="test")
+    r = await env.http.get("/v1/feed", params={"follow": "false"})
+    assert r.status_code == 200, r.text
+    feed = _sse(r.text)
+    acks = [e for e in feed if e["data"]["action"] == "dispatch:ack"]
+    assert sorted(e["data"]["id"] for e in acks) == sorted(c["fo_id"] for c in children)
+    assert all(e["event"] == "follower_order" for e in acks)
+    assert "id" in acks[-1] and int(acks[-1]["id"]) == max(int(e["id"]) for e in feed
+                                                           if "id" in e)
+    ids = [e.get("id") for e in acks]
+    assert len({i for i in ids if i}) == len([i for i in ids if i]), "one id per batch event"

@@ -55,6 +55,11 @@ async def test_the_dag_links_order_children_legs_attempts_fills_and_audit(api: A
     child_actions = {nodes[e["to"]]["state"] for e in audited
                      if e["from"] == f"fo:{bridged_fo}"}
     assert any(a.startswith("created:") for a in child_actions)
+    # the delivery record, settled in a batch event, hangs off the child after "created"
+    records = [nodes[e["to"]] for e in audited if e["from"] == f"fo:{bridged_fo}"
+               and "leaf" in nodes[e["to"]]["attrs"]]
+    assert [n["state"] for n in records] == ["dispatch:ack"]
+    assert len(records[0]["attrs"]["leaf_hash"]) == 64 and records[0]["attrs"]["batch_event"]
     # audit nodes carry their chain hashes but no payload (other followers' inputs)
     ev = nodes[audited[0]["to"]]
     assert len(ev["attrs"]["hash"]) == 64 and "payload" not in ev["attrs"]

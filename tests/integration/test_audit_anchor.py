@@ -43,6 +43,11 @@ async def data_dir(tmp_path: Path) -> Path:
         for i in range(5):
             await uow.audit.append(entity="vault", entity_id=f"V{i}", action="noted",
                                    actor="test", payload={"i": i}, tenant_id="tnt_a")
+        # a dispatch batch: one chained event per tenant, its records as Merkle leaves
+        await uow.audit.append_batch(
+            [{"entity": "follower_order", "entity_id": f"fo_{i}", "action": "dispatch:ack",
+              "tenant_id": "tnt_a" if i < 6 else "tnt_b", "payload": {"status": 200}}
+             for i in range(8)], actor="dispatcher")
         await uow.commit()
     await c.close()
     return d
@@ -69,6 +74,31 @@ def test_an_untouched_chain_is_intact_and_names_its_anchor(data_dir: Path) -> No
     assert code == 0 and "unchanged" in again
     code, out = _cli(data_dir, "audit-verify")
     assert code == 0 and "intact" in out and "audit/anchors/" in out, out
+
+
+def test_a_batch_has_one_event_per_tenant_with_its_records(data_dir: Path,
+                                                            tmp_path: Path) -> None:
+    db = _copy(data_dir, tmp_path / "copy")
+    batches = [e for e in _events(db) if e.action == "dispatch:batch"]
+    assert [(e.tenant_id, e.payload["size"]) for e in batches] == [("tnt_a", 6), ("tnt_b", 2)]
+    rows = db.execute("SELECT event_id, count(*) FROM audit_leaves GROUP BY event_id").fetchall()
+    assert sorted(n for _, n in rows) == [2, 6]
+
+
+@pytest.mark.parametrize(("sql", "why"), [
+    ("UPDATE audit_leaves SET record = replace(record, '\"status\":200', "
+     "'\"status\":500') WHERE idx = 3 AND tenant_id = 'tnt_a'", "Merkle root"),
+    ("DELETE FROM audit_leaves WHERE idx = 5 AND tenant_id = 'tnt_a'", "removed"),
+    ("UPDATE audit_leaves SET entity_id = 'fo_other' WHERE idx = 1 AND tenant_id = 'tnt_b'",
+     "look-up columns"),
+])
+def test_altering_one_record_of_a_batch_is_caught(data_dir: Path, tmp_path: Path, sql: str,
+                                                 why: str) -> None:
+    db = _copy(data_dir, tmp_path / "copy")
+    assert db.execute(sql).rowcount == 1
+    db.commit()
+    code, out = _cli(tmp_path / "copy", "audit-verify")
+    assert code == 1 and "broken" in out and why in out, out
 
 
 def test_deleting_the_last_event_is_caught_by_the_recorded_head(
