@@ -19,7 +19,7 @@ from vanta.application.ports.records_orders import (
     OutboxRecord,
 )
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
-from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, Leaf, batch_payload
+from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, Leaf, seal
 from vanta.domain.ids import new_id
 
 
@@ -249,14 +249,15 @@ class MemAudit(MemRepo):
         rows, leaf_rows = [], []
         for tenant, leaves in by_tenant.items():
             seq += 1
+            texts, payload = seal(leaves)
             ev = chain_event(prev_hash=prev, seq=seq, event_id=new_id(), entity=BATCH_ENTITY,
                              entity_id=new_id(), action=BATCH_ACTION, actor=actor,
-                             payload=batch_payload(leaves), ts=ts, tenant_id=tenant)
+                             payload=payload, ts=ts, tenant_id=tenant)
             rows.append(_event_row(ev))
             prev = ev.hash
             leaf_rows.extend({"event_id": ev.event_id, "idx": lf.index, "tenant_id": tenant,
                               "entity_id": lf.entity_id, "action": lf.action,
-                              "record": lf.record()} for lf in leaves)
+                              "record": text} for lf, text in zip(leaves, texts, strict=True))
         await self._store(rows, seq, prev)
         await self.tx.insert("audit_leaves", leaf_rows)
 

@@ -56,17 +56,20 @@ def leaf_from_record(index: int, record: str) -> Leaf:
                 d["ts"], d["tenant"])
 
 
-def batch_payload(leaves: Sequence[Leaf]) -> dict[str, Any]:
-    """The chained event's payload: the root, the size and what the batch holds."""
+def seal(leaves: Sequence[Leaf]) -> tuple[list[str], dict[str, Any]]:
+    """The leaves' record texts (each computed once: it is the costly part) and the chained
+    event's payload: the Merkle root over them, the size and a count per action."""
+    records = [lf.record() for lf in leaves]
     actions: dict[str, int] = {}
     for lf in leaves:
         actions[lf.action] = actions.get(lf.action, 0) + 1
-    return {"merkle": merkle.ALGORITHM, "root": root_of(leaves).hex(), "size": len(leaves),
-            "actions": dict(sorted(actions.items()))}
+    top = merkle.root([merkle.leaf_hash(r.encode()) for r in records])
+    return records, {"merkle": merkle.ALGORITHM, "root": top.hex(), "size": len(leaves),
+                     "actions": dict(sorted(actions.items()))}
 
 
-def root_of(leaves: Sequence[Leaf]) -> bytes:
-    return merkle.root([lf.hash() for lf in leaves])
+def batch_payload(leaves: Sequence[Leaf]) -> dict[str, Any]:
+    return seal(leaves)[1]
 
 
 def batch_problem(event: AuditEvent, records: Sequence[str]) -> str | None:

@@ -13,7 +13,7 @@ from vanta.adapters.db.tables import audit_chain_head, audit_events, audit_leave
 from vanta.application.ports.clock import Clock, iso
 from vanta.application.ports.records_orders import AuditEventRecord, AuditLeafRecord
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
-from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, Leaf, batch_payload
+from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, Leaf, seal
 from vanta.domain.ids import new_id
 
 
@@ -65,16 +65,17 @@ class AuditRepository(_Repo):
         rows, leaf_rows = [], []
         for tenant, leaves in by_tenant.items():
             seq += 1
+            texts, payload = seal(leaves)
             ev = chain_event(prev_hash=prev, seq=seq, event_id=new_id(), entity=BATCH_ENTITY,
                              entity_id=batch_ids[tenant], action=BATCH_ACTION, actor=actor,
-                             payload=batch_payload(leaves), ts=ts, tenant_id=tenant)
+                             payload=payload, ts=ts, tenant_id=tenant)
             rows.append(_row(ev))
             prev = ev.hash
             leaf_rows.extend({"event_id": ev.event_id, "idx": lf.index, "tenant_id": tenant,
                               "entity_id": lf.entity_id, "action": lf.action,
-                              "record": lf.record()} for lf in leaves)
+                              "record": text} for lf, text in zip(leaves, texts, strict=True))
         await self.conn.execute(insert(audit_events), rows)
-        await self.conn.execute(insert(audit_leaves), leaf_rows)
+        await self._insert_many(audit_leaves, leaf_rows)  # one statement on PostgreSQL
         await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
                                 .values(seq=seq, hash=prev))
 
