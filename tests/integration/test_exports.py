@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from vanta.adapters.db.engine import make_engine
 from vanta.adapters.db.migrate import upgrade_async
-from vanta.adapters.db.tables import audit_events
+from vanta.adapters.db.tables import audit_events, audit_leaves
 from vanta.adapters.db.uow import SqlUnitOfWork
 from vanta.adapters.objectstore import ObjectStore
 from vanta.adapters.objectstore.local import LocalObjectStore
@@ -293,6 +293,33 @@ async def test_a_broken_chain_is_never_exported(engine: Any, tmp_path: Path) -> 
     with pytest.raises(AuditChainBroken) as e:
         await exporter(engine, store).export_audit(D2)
     assert e.value.seq == 3
+    assert await store.list() == []
+
+
+async def test_batch_events_travel_with_their_records(engine: Any, tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "o")
+    ex = exporter(engine, store)
+    await ex.export_audit(D1)
+    lines = [json.loads(x) for x in (await store.get(audit_key(D1))).splitlines()]
+    batches = [e for e in lines if e["action"] == "dispatch:batch"]
+    assert batches and all(len(e["records"]) == e["payload"]["size"] for e in batches)
+    assert all("records" not in e for e in lines if e["action"] != "dispatch:batch")
+    assert (await ex.verify_export(D1)).ok
+
+
+async def test_an_altered_batch_record_is_never_exported(engine: Any, tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "o")
+    async with engine.begin() as conn:
+        first = (await conn.execute(audit_leaves.select().order_by(
+            audit_leaves.c.event_id, audit_leaves.c.idx).limit(1))).first()
+        assert first is not None
+        ts = (await conn.execute(audit_events.select().where(
+            audit_events.c.event_id == first.event_id))).one().ts
+        await conn.execute(update(audit_leaves).where(
+            audit_leaves.c.event_id == first.event_id, audit_leaves.c.idx == first.idx)
+            .values(record=first.record.replace('"dispatcher"', '"mallory"')))
+    with pytest.raises(AuditChainBroken):
+        await exporter(engine, store).export_audit(date.fromisoformat(ts[:10]))
     assert await store.list() == []
 
 

@@ -8,7 +8,9 @@ a grace period, ``settle``, for writers whose clocks lag), never while it can st
 
 Layout::
 
-    audit/YYYY/MM/DD/events.jsonl       the day's audit events, in chain order
+    audit/YYYY/MM/DD/events.jsonl       the day's audit events, in chain order (a batch
+                                        event's line also holds its ``records``, the leaves
+                                        under its Merkle root)
     audit/YYYY/MM/DD/manifest.json      first/last seq, count, the hash before the first event
                                         (prev_hash) and after the last (last_hash), sha256/size
     trade_log/YYYY/MM/DD/trade_log.jsonl  one line per child order created that day
@@ -71,6 +73,7 @@ from vanta.application.ports.objectstore import (
 from vanta.application.ports.records_orders import ManagerOrderRecord
 from vanta.application.ports.uow import UowFactory
 from vanta.domain.audit import AuditEvent, verify_chain
+from vanta.domain.audit_batch import BATCH_ACTION, batch_problem, batches_problems
 from vanta.domain.errors import NotFound
 
 __all__ = [
@@ -138,7 +141,14 @@ class Exporter:
         if bad is not None:
             raise AuditChainBroken(bad)
         seg = day_segment(events, day)
-        body = jsonl([event_json(e) for e in seg.events])
+        async with self._uow() as uow:  # a batch event's records travel with it
+            leaves = await uow.audit.leaves_of([e.event_id for e in seg.events
+                                                if e.action == BATCH_ACTION])
+        broken = batches_problems(seg.events, leaves)
+        if broken:
+            raise AuditChainBroken(broken[0][0])
+        body = jsonl([{**event_json(e), "records": [lf.record for lf in leaves[e.event_id]]}
+                      if e.event_id in leaves else event_json(e) for e in seg.events])
         meta = {"kind": "audit", "date": day.isoformat()}
         hint = "the database's audit events for that day differ from the stored ones"
         ref = await self._put(audit_key(day), body, JSONL, meta, hint)
@@ -275,10 +285,18 @@ class Exporter:
         if data is None:
             return None
         try:
-            events = [event_from_json(json.loads(line)) for line in data.splitlines()]
+            lines = [json.loads(line) for line in data.splitlines()]
+            events = [event_from_json(line) for line in lines]
+            records = {line["event_id"]: [str(r) for r in line["records"]]
+                       for line in lines if "records" in line}
         except (ValueError, KeyError, TypeError) as e:
             problems.append(f"{audit_key(day)}: unreadable line ({e})")
             return None
+        for ev in events:
+            if ev.action == BATCH_ACTION:
+                why = batch_problem(ev, records.get(ev.event_id, []))
+                if why is not None:
+                    problems.append(f"{audit_key(day)}: {why}")
         seqs = (events[0].seq, events[-1].seq) if events else (None, None)
         if (len(events), *seqs) != (manifest.get("event_count"), manifest.get("first_seq"),
                                     manifest.get("last_seq")):
