@@ -99,6 +99,8 @@ def test_altering_one_record_of_a_batch_is_caught(data_dir: Path, tmp_path: Path
     db.commit()
     code, out = _cli(tmp_path / "copy", "audit-verify")
     assert code == 1 and "broken" in out and why in out, out
+    code, out = _cli(tmp_path / "copy", "audit", "anchor")  # nor is such a head signed
+    assert code != 0 and why in out and "anchored event" not in out, out
 
 
 def test_deleting_the_last_event_is_caught_by_the_recorded_head(

@@ -30,6 +30,7 @@ from vanta.domain.audit_anchor import (
     judge_chain,
     parse_anchor_document,
 )
+from vanta.domain.audit_batch import BATCH_ACTION, batches_problems
 from vanta.domain.errors import DomainError
 
 __all__ = ["AnchorRefused", "AnchorResult", "AuditAnchoring", "AuditReport"]
@@ -92,10 +93,15 @@ class AuditAnchoring:
             # read that follows; they are left for the next anchor
             head = await uow.audit.head()
             run = await uow.audit.since(latest.seq if latest else 1)
+            leaves = await uow.audit.leaves_of([e.event_id for e in run
+                                                if e.action == BATCH_ACTION])
         if head is None or head[0] == 0:
             return None
         run = [e for e in run if e.seq <= head[0]]
         problem = _check_run(run, latest, head)
+        broken = batches_problems(run, leaves)
+        if problem is None and broken:
+            problem = broken[0][1]
         if problem is not None:
             raise AnchorRefused(f"not anchored: {problem}")
         if latest is not None and latest.seq == head[0]:
