@@ -444,10 +444,11 @@ def delete_new_keys(url: str, before: set[bytes], pattern: str) -> int:
 
 async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Path,
                          rcv: ReceiverClient, hooks: str, cleanup: list[Any],
-                         dispatch_workers: int, drive: Drive | None = None) -> PathResult:
+                         dispatch_workers: int, drive: Drive | None = None,
+                         extra_env: dict[str, str] | None = None) -> PathResult:
     """PostgreSQL database, Redis keys and JetStream stream of the run's own, removed after.
     ``drive(api_url, token)``: what runs against the profile instead of ``vanta_orders``
-    (``burst.py``)."""
+    (``burst.py``, ``faults.py``); ``extra_env``: settings of the API and workers."""
     admin = args.pg_admin_url
     db = f"vanta_bench_{pysecrets.token_hex(4)}"
     pg_url = f"postgresql+asyncpg://{admin.split('://', 1)[1].rsplit('/', 1)[0]}/{db}"
@@ -499,7 +500,7 @@ async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Pa
         env = {**base_env(data, args.concurrency), "VANTA_DATABASE_URL": pg_url,
                "VANTA_REDIS_URL": redis_url, "VANTA_NATS_URL": nats_url,
                "VANTA_PROFILE": "production", "VANTA_RUN_DISPATCHER_IN_API": "false",
-               "VANTA_MASTER_KEY": MASTER_KEY}
+               "VANTA_MASTER_KEY": MASTER_KEY, **(extra_env or {})}
         tag = f"{n}-{dispatch_workers}"  # one set of files per run of the profile
         pf = tmp / f"api-production-{tag}.port"
         api = procs.start(f"serve-production-{tag}", [*VANTA, "serve", "--no-dispatcher",

@@ -2,9 +2,12 @@
 
     .venv/bin/python bench/faults.py                      # 500 followers x 10 orders
     .venv/bin/python bench/faults.py --n 100 --orders 3   # quicker
+    .venv/bin/python bench/faults.py --profiles embedded  # without the services
 
-Embedded profile (``vanta serve`` over SQLite, in-process dispatcher), one receiver
-(``fanout_receiver.py``). Two phases on the same server and followers:
+Embedded profile (``vanta serve`` over SQLite, in-process dispatcher) and production profile
+(PostgreSQL, Redis, NATS JetStream, a relay and ``--dispatch-workers`` dispatch workers, as
+``fanout.py`` runs it), one receiver (``fanout_receiver.py``). Two phases per profile on the
+same server and followers:
 
 1. no faults: ``--orders`` orders posted back to back; each first attempt's time from its
    order's POST being sent;
@@ -42,9 +45,12 @@ from fanout import (  # type: ignore[import-not-found]
     VANTA,
     VAULT,
     Procs,
+    ReceiverClient,
     base_env,
     pct,
+    production_check,
     profile_settings,
+    run_production,
     seed,
     wait_port_file,
 )
@@ -142,37 +148,79 @@ async def phase(http: aiohttp.ClientSession, api: str, rbase: str, token: str, t
             **analyse(attempts, sent, a)}
 
 
-async def run(a: argparse.Namespace, tmp: Path, procs: Procs) -> dict[str, Any]:
-    pf = tmp / "receiver.port"
-    rp = procs.start("receiver", [sys.executable, str(HERE / "fanout_receiver.py"),
-                                  "--port", "0", "--port-file", str(pf)], dict(os.environ))
-    rbase = f"http://127.0.0.1:{wait_port_file(pf, rp, procs, 'receiver')}"
-    data = tmp / "embedded"
-    keys, token = await seed(profile_settings(data, None), a.n, "f", f"{rbase}/hooks")
-    (tmp / "secrets.json").write_text(json.dumps(keys))
-    env = base_env(data, a.concurrency)
-    env["VANTA_WEBHOOK_TIMEOUT_SECONDS"] = str(a.webhook_timeout)
+def dispatcher_env(a: argparse.Namespace) -> dict[str, str]:
+    env = {"VANTA_WEBHOOK_TIMEOUT_SECONDS": str(a.webhook_timeout)}
     if a.lease_seconds:  # else the default: short, renewed while a send runs
         env["VANTA_DISPATCHER_LEASE_SECONDS"] = str(a.lease_seconds)
     if a.max_batches:
         env["VANTA_DISPATCHER_MAX_BATCHES"] = str(a.max_batches)
-    sp = tmp / "api.port"
-    p = procs.start("serve", [*VANTA, "serve", "--port", "0", "--port-file", str(sp)], env)
-    api = f"http://127.0.0.1:{wait_port_file(sp, p, procs, 'serve')}"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
-        async with http.post(f"{rbase}/_admin/load",
-                             json={"path": str(tmp / "secrets.json")}) as r:
-            r.raise_for_status()
-        await post_orders(http, api, token, "warm", 1)
-        clean = await phase(http, api, rbase, token, "clean", a, {"seed": 1, "5xx": 0.0})
-        faulty = await phase(http, api, rbase, token, "faults", a, {
-            "seed": 1, "5xx": a.p5xx, "timeout": a.ptimeout, "reset": a.preset,
-            "slow": a.pslow, "slow_s": a.slow_s, "hang_s": a.webhook_timeout * 3})
+    return env
+
+
+async def both_phases(http: aiohttp.ClientSession, api: str, rbase: str, token: str,
+                      a: argparse.Namespace, tag: str) -> dict[str, Any]:
+    """A warm-up order, the phase without faults, then the one with them."""
+    await post_orders(http, api, token, f"warm-{tag}", 1)
+    clean = await phase(http, api, rbase, token, f"clean-{tag}", a, {"seed": 1, "5xx": 0.0})
+    faulty = await phase(http, api, rbase, token, f"faults-{tag}", a, {
+        "seed": 1, "5xx": a.p5xx, "timeout": a.ptimeout, "reset": a.preset,
+        "slow": a.pslow, "slow_s": a.slow_s, "hang_s": a.webhook_timeout * 3})
+    await http.post(f"{rbase}/_admin/faults", json={"seed": 1, "5xx": 0.0})
     ratio = None
     if clean.get("first_ok_p95_ms") and faulty.get("first_ok_p95_ms"):
         ratio = round(faulty["first_ok_p95_ms"] / clean["first_ok_p95_ms"], 2)
-    return {"n": a.n, "orders": a.orders, "no_faults": clean, "faults": faulty,
-            "first_ok_p95_ratio": ratio, "schedule_s": sum(SCHEDULE)}
+    return {"no_faults": clean, "faults": faulty, "first_ok_p95_ratio": ratio}
+
+
+async def run_embedded(a: argparse.Namespace, tmp: Path, procs: Procs, rbase: str,
+                       http: aiohttp.ClientSession) -> dict[str, Any]:
+    data = tmp / "embedded"
+    keys, token = await seed(profile_settings(data, None), a.n, "f", f"{rbase}/hooks")
+    (tmp / "secrets.json").write_text(json.dumps(keys))
+    env = {**base_env(data, a.concurrency), **dispatcher_env(a)}
+    sp = tmp / "api.port"
+    p = procs.start("serve", [*VANTA, "serve", "--port", "0", "--port-file", str(sp)], env)
+    try:
+        api = f"http://127.0.0.1:{wait_port_file(sp, p, procs, 'serve')}"
+        await ReceiverClient(rbase, http).load(tmp / "secrets.json")
+        return await both_phases(http, api, rbase, token, a, "e")
+    finally:
+        procs.stop(p)
+
+
+async def run_prod(a: argparse.Namespace, tmp: Path, procs: Procs, rbase: str,
+                   http: aiohttp.ClientSession, cleanup: list[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+
+    async def drive(api: str, token: str) -> list[Any]:
+        out.update(await both_phases(http, api, rbase, token, a, "p"))
+        return []
+
+    ns = argparse.Namespace(pg_admin_url=a.pg_admin_url, nats_url=a.nats_url,
+                            vanta_redis_db=None, concurrency=a.concurrency, orders=0)
+    res = await run_production(ns, a.n, procs, tmp, ReceiverClient(rbase, http),
+                               f"{rbase}/hooks", cleanup, a.dispatch_workers, drive=drive,
+                               extra_env=dispatcher_env(a))
+    return {**out, "note": res.note}
+
+
+async def run(a: argparse.Namespace, tmp: Path, procs: Procs,
+              cleanup: list[Any]) -> dict[str, Any]:
+    pf = tmp / "receiver.port"
+    rp = procs.start("receiver", [sys.executable, str(HERE / "fanout_receiver.py"),
+                                  "--port", "0", "--port-file", str(pf)], dict(os.environ))
+    rbase = f"http://127.0.0.1:{wait_port_file(pf, rp, procs, 'receiver')}"
+    result: dict[str, Any] = {"n": a.n, "orders": a.orders, "schedule_s": sum(SCHEDULE),
+                              "profiles": {}}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
+        for profile in a.profiles:
+            if profile == "embedded":
+                result["profiles"][profile] = await run_embedded(a, tmp, procs, rbase, http)
+                continue
+            why = production_check(argparse.Namespace())
+            result["profiles"][profile] = {"not_run": why} if why is not None \
+                else await run_prod(a, tmp, procs, rbase, http, cleanup)
+    return result
 
 
 def main() -> int:
@@ -192,30 +240,51 @@ def main() -> int:
     ap.add_argument("--max-batches", type=int, default=None,
                     help="VANTA_DISPATCHER_MAX_BATCHES (default: the platform's)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "faults.json")
+    ap.add_argument("--profiles", default="embedded,production",
+                    help="comma list: embedded, production")
+    ap.add_argument("--dispatch-workers", type=int, default=2,
+                    help="production profile: `vanta worker dispatch` processes")
+    ap.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--nats-url", default="nats://127.0.0.1:4222")
     a = ap.parse_args()
+    a.profiles = [p.strip() for p in a.profiles.split(",") if p.strip()]
     for k in [k for k in os.environ if k.startswith("VANTA_")]:
         del os.environ[k]
     tmp = Path(tempfile.mkdtemp(prefix="vanta-faults-"))
     procs = Procs(tmp)
+    cleanup: list[Any] = []
     try:
-        r = asyncio.run(run(a, tmp, procs))
+        r = asyncio.run(run(a, tmp, procs, cleanup))
     finally:
         procs.stop_all()
+        for fn in reversed(cleanup):
+            try:
+                fn()
+            except Exception as e:  # keep cleaning up
+                print(f"cleanup failed: {e!r}", file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(r, indent=2))
-    for name in ("no_faults", "faults"):
-        v = r[name]
-        print(f"{name}: drain {v['drain_s']} s, states {v['states']}, lost {v['lost']}, "
-              f"duplicated {v['duplicates']}; first attempts answered at once: "
-              f"P50 {v.get('first_ok_p50_ms')} ms, P95 {v.get('first_ok_p95_ms')} ms")
-        if v.get("retries"):
-            print(f"  {v['retries']} retries: started after schedule + jitter by P50 "
-                  f"{v['retry_late_p50_s']} s, P95 {v['retry_late_p95_s']} s, max "
-                  f"{v['retry_late_max_s']} s; {v['retries_over_1s_late']} more than 1 s late")
-    print(f"healthy first-attempt P95, faults / no faults: {r['first_ok_p95_ratio']}x "
-          f"(target <= 1.5); drain target {r['schedule_s'] + 15:.0f} s")
-    return 0 if r["faults"]["lost"] == 0 and r["faults"]["duplicates"] == 0 else 1
+    ok = True
+    for profile, res in r["profiles"].items():
+        if "not_run" in res:
+            print(f"{profile}: not run ({res['not_run']})")
+            continue
+        for name in ("no_faults", "faults"):
+            v = res[name]
+            print(f"{profile} {name}: drain {v['drain_s']} s, states {v['states']}, lost "
+                  f"{v['lost']}, duplicated {v['duplicates']}; first attempts answered at "
+                  f"once: P50 {v.get('first_ok_p50_ms')} ms, P95 {v.get('first_ok_p95_ms')} ms")
+            if v.get("retries"):
+                print(f"  {v['retries']} retries: started after schedule + jitter by P50 "
+                      f"{v['retry_late_p50_s']} s, P95 {v['retry_late_p95_s']} s, max "
+                      f"{v['retry_late_max_s']} s; {v['retries_over_1s_late']} more than "
+                      "1 s late")
+        print(f"{profile}: healthy first-attempt P95, faults / no faults: "
+              f"{res['first_ok_p95_ratio']}x (target <= 1.5); drain target "
+              f"{r['schedule_s'] + 15:.0f} s")
+        ok = ok and res["faults"]["lost"] == 0 and res["faults"]["duplicates"] == 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
