@@ -1,5 +1,6 @@
 """The unit of work's contract, part 3: the outbox (claims, leases, take, complete, release,
-reschedule, requeue), delivery attempts and the audit log's hash chain, on the fake, SQLite and
+reschedule, requeue), delivery attempts and the audit log's hash chain (batch events and their
+records too), on the fake, SQLite and
 PostgreSQL."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vanta.application.ports.clock import iso
 from vanta.application.ports.delivery import OutboxLease
 from vanta.application.ports.records_orders import AttemptRecord, AuditEventRecord, OutboxRecord
 from vanta.domain.audit import GENESIS_HASH, verify_chain
+from vanta.domain.audit_batch import batches_problems
 
 backend, backend_source, sqlite_template, pg_database = (
     support.backend, support.backend_source, support.sqlite_template, support.pg_database)
@@ -283,3 +285,39 @@ async def test_audit_events_carry_their_tenant_and_version_and_the_head_is_read(
     mine = await backend.read(lambda u: u.audit.for_entities("tnt_a", ["fo2", "mo1", "fo3"]))
     assert [(r.seq, r.entity_id, r.hash_v) for r in mine] == [(1, "mo1", 2), (3, "fo2", 2)]
     assert verify_chain(events) is None
+
+
+async def test_a_batch_is_one_event_per_tenant_with_its_records_as_leaves(backend: Db) -> None:
+    await backend.run(lambda u: u.audit.append(
+        entity="manager_order", entity_id="mo1", action="received", actor="ops",
+        payload={}, tenant_id="tnt_a"))
+    await backend.run(lambda u: u.audit.append_batch([
+        {"entity": "follower_order", "entity_id": e, "action": a, "payload": {"status": s},
+         "tenant_id": t}
+        for e, a, s, t in (("fo1", "dispatch:ack", 200, "tnt_a"),
+                           ("fo2", "dispatch:retry", 503, "tnt_b"),
+                           ("fo3", "dispatch:ack", 200, "tnt_a"))], actor="dispatcher"))
+    await backend.run(lambda u: u.audit.append_batch([], actor="dispatcher"))
+    # a rolled-back batch leaves neither an event nor a record
+    async with backend.uow() as u:
+        await u.audit.append_batch([{"entity": "follower_order", "entity_id": "fo9",
+                                     "action": "dispatch:ack", "payload": {},
+                                     "tenant_id": "tnt_a"}], actor="dispatcher")
+    events = await backend.read(lambda u: u.audit.all())
+    assert [(e.seq, e.action, e.tenant_id) for e in events] == [
+        (1, "received", "tnt_a"), (2, "dispatch:batch", "tnt_a"), (3, "dispatch:batch", "tnt_b")]
+    assert [e.payload["size"] for e in events[1:]] == [2, 1]
+    assert events[1].payload["actions"] == {"dispatch:ack": 2}
+    assert verify_chain(events) is None
+    leaves = await backend.read(lambda u: u.audit.all_leaves())
+    assert batches_problems(events, leaves) == []
+    assert [(r.idx, r.entity_id, r.seq) for r in leaves[events[1].event_id]] == [
+        (0, "fo1", 2), (1, "fo3", 2)]
+    mine = await backend.read(lambda u: u.audit.leaves_for("tnt_a", ["fo3", "fo2", "fo9"]))
+    assert [(r.entity_id, r.action, r.leaf().payload) for r in mine] == [
+        ("fo3", "dispatch:ack", {"status": 200})]
+    assert await backend.read(lambda u: u.audit.leaves_for("tnt_b", ["fo1"])) == []
+    of = await backend.read(lambda u: u.audit.leaves_of([events[2].event_id, "unknown"]))
+    assert [r.entity_id for r in of[events[2].event_id]] == ["fo2"] and of["unknown"] == []
+    by_id = await backend.read(lambda u: u.audit.by_ids([events[2].event_id, "unknown"]))
+    assert list(by_id) == [events[2].event_id] and by_id[events[2].event_id].seq == 3

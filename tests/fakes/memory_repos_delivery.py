@@ -19,7 +19,7 @@ from vanta.application.ports.records_orders import (
     OutboxRecord,
 )
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
-from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, Leaf, seal
+from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, leaves_by_tenant, seal
 from vanta.domain.ids import new_id
 
 
@@ -240,11 +240,7 @@ class MemAudit(MemRepo):
         if not records:
             return
         ts = iso(self._clock())
-        by_tenant: dict[str | None, builtins.list[Leaf]] = {}
-        for r in records:
-            group = by_tenant.setdefault(r["tenant_id"], [])
-            group.append(Leaf(len(group), r["entity"], r["entity_id"], r["action"], actor,
-                              r["payload"], ts, r["tenant_id"]))
+        by_tenant = leaves_by_tenant(records, actor=actor, ts=ts)
         seq, prev = await self._head()
         rows, leaf_rows = [], []
         for tenant, leaves in by_tenant.items():

@@ -56,6 +56,18 @@ def leaf_from_record(index: int, record: str) -> Leaf:
                 d["ts"], d["tenant"])
 
 
+def leaves_by_tenant(records: Iterable[Mapping[str, Any]], *, actor: str, ts: str
+                     ) -> dict[str | None, list[Leaf]]:
+    """Per-child records (entity, entity_id, action, payload, tenant_id) as the leaves of one
+    batch event per tenant, numbered in their order."""
+    out: dict[str | None, list[Leaf]] = {}
+    for r in records:
+        group = out.setdefault(r["tenant_id"], [])
+        group.append(Leaf(len(group), r["entity"], r["entity_id"], r["action"], actor,
+                          r["payload"], ts, r["tenant_id"]))
+    return out
+
+
 def seal(leaves: Sequence[Leaf]) -> tuple[list[str], dict[str, Any]]:
     """The leaves' record texts (each computed once: it is the costly part) and the chained
     event's payload: the Merkle root over them, the size and a count per action."""

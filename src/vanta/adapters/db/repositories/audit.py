@@ -13,7 +13,7 @@ from vanta.adapters.db.tables import audit_chain_head, audit_events, audit_leave
 from vanta.application.ports.clock import Clock, iso
 from vanta.application.ports.records_orders import AuditEventRecord, AuditLeafRecord
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
-from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, Leaf, seal
+from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, leaves_by_tenant, seal
 from vanta.domain.ids import new_id
 
 
@@ -55,11 +55,7 @@ class AuditRepository(_Repo):
         if not records:
             return
         ts = iso(self._clock())
-        by_tenant: dict[str | None, list[Leaf]] = {}
-        for r in records:
-            group = by_tenant.setdefault(r["tenant_id"], [])
-            group.append(Leaf(len(group), r["entity"], r["entity_id"], r["action"], actor,
-                              r["payload"], ts, r["tenant_id"]))
+        by_tenant = leaves_by_tenant(records, actor=actor, ts=ts)
         batch_ids = {t: new_id() for t in by_tenant}
         seq, prev = await self._lock_head()
         rows, leaf_rows = [], []
