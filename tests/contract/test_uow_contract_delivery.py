@@ -1,7 +1,6 @@
 """The unit of work's contract, part 3: the outbox (claims, leases, take, complete, release,
 reschedule, requeue), delivery attempts and the audit log's hash chain (batch events and their
-records too), on the fake, SQLite and
-PostgreSQL."""
+records too), on the fake, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
