@@ -50,6 +50,13 @@ def test_every_inclusion_proof_folds_back_to_the_root(n: int) -> None:
         assert merkle.root_from_path(leaves[i], i, n, path) == top
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 8, 13, 64, 100])
+def test_all_paths_at_once_are_the_paths_one_by_one(n: int) -> None:
+    leaves = _leaves(n)
+    assert merkle.inclusion_paths(leaves) == [merkle.inclusion_path(i, leaves)
+                                              for i in range(n)]
+
+
 @pytest.mark.parametrize("n", [2, 3, 7, 8, 33])
 def test_a_proof_fails_for_another_leaf_index_or_path(n: int) -> None:
     leaves = _leaves(n)

@@ -31,7 +31,7 @@ from vanta.application.ports.records_orders import (
 from vanta.application.ports.signing import Signer
 from vanta.application.ports.uow import UnitOfWork
 from vanta.application.replay_routes import route_files
-from vanta.domain.audit_batch import proof
+from vanta.domain.audit_batch import proofs
 from vanta.domain.errors import NotFound
 from vanta.domain.ids import dag_id_for
 from vanta.domain.mirroring import UNVERSIONED
@@ -167,9 +167,10 @@ async def _batch_records(uow: UnitOfWork, tenant_id: str, fo_ids: list[str]
     leaves = await uow.audit.leaves_for(tenant_id, fo_ids)
     event_ids = sorted({lf.event_id for lf in leaves})
     batches = await uow.audit.leaves_of(event_ids)
+    paths = {e: proofs([b.record for b in batch]) for e, batch in batches.items()}
     proved = [{"event_id": lf.event_id, "seq": lf.seq, "leaf_index": lf.idx,
                "tree_size": len(batches[lf.event_id]), "record": lf.record,
-               "audit_path": proof(lf.idx, [b.record for b in batches[lf.event_id]])}
+               "audit_path": paths[lf.event_id][lf.idx]}
               for lf in leaves]
     return proved, list((await uow.audit.by_ids(event_ids)).values())
 

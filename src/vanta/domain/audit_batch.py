@@ -105,6 +105,12 @@ def proof(index: int, records: Sequence[str]) -> list[str]:
         index, [merkle.leaf_hash(r.encode()) for r in records])]
 
 
+def proofs(records: Sequence[str]) -> list[list[str]]:
+    """The audit path (hex, bottom-up) of every one of the batch's ``records``, in order."""
+    paths = merkle.inclusion_paths([merkle.leaf_hash(r.encode()) for r in records])
+    return [[h.hex() for h in p] for p in paths]
+
+
 def proves(record: str, index: int, size: int, path: Sequence[str], root_hex: str) -> bool:
     """Whether ``path`` proves ``record`` is leaf ``index`` of the tree with ``root_hex``."""
     try:

@@ -58,6 +58,24 @@ def inclusion_path(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     return path[::-1]
 
 
+def inclusion_paths(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Every leaf's audit path at once (``inclusion_path`` of each), hashing each node once:
+    what a replay bundle needs for all of a batch's records."""
+    def walk(lo: int, hi: int) -> tuple[bytes, list[list[bytes]]]:
+        if hi - lo == 1:
+            return leaves[lo], [[]]
+        k = _split(hi - lo)
+        left, left_paths = walk(lo, lo + k)
+        right, right_paths = walk(lo + k, hi)
+        for p in left_paths:
+            p.append(right)
+        for p in right_paths:
+            p.append(left)
+        return node_hash(left, right), left_paths + right_paths
+
+    return walk(0, len(leaves))[1] if leaves else []
+
+
 def root_from_path(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes | None:
     """The root that ``path`` proves for ``leaf`` at ``index`` in a tree of ``size`` leaves,
     or None when the path cannot belong to such a tree (RFC 9162, section 2.1.3.2)."""
