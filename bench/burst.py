@@ -50,11 +50,11 @@ from fanout import (  # type: ignore[import-not-found]
     Procs,
     ReceiverClient,
     base_env,
+    measure_production,
     pct,
     production_check,
     profile_settings,
     run_ceiling,
-    run_production,
     seed,
     wait_port_file,
 )
@@ -145,22 +145,6 @@ async def run_embedded(a: argparse.Namespace, tmp: Path, procs: Procs, http: Any
         procs.stop(p)
 
 
-async def run_prod(a: argparse.Namespace, tmp: Path, procs: Procs, http: Any,
-                   rcv: ReceiverClient, hooks: str, cleanup: list[Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-
-    async def drive(api: str, token: str) -> list[Any]:
-        out.update(await measure(a, http, rcv, api, token, "p"))
-        return []
-
-    # `orders` only sizes fanout's CPU-per-delivery note, which a burst does not use
-    ns = argparse.Namespace(pg_admin_url=a.pg_admin_url, nats_url=a.nats_url,
-                            vanta_redis_db=None, concurrency=a.concurrency, orders=0)
-    res = await run_production(ns, a.followers, procs, tmp, rcv, hooks, cleanup,
-                               a.dispatch_workers, drive=drive)
-    return {**out, "note": res.note}
-
-
 async def run(a: argparse.Namespace, tmp: Path, procs: Procs,
               cleanup: list[Any]) -> dict[str, Any]:
     pf = tmp / "receiver.port"
@@ -189,7 +173,9 @@ async def run(a: argparse.Namespace, tmp: Path, procs: Procs,
                 if why is not None:
                     result["profiles"][profile] = {"not_run": why}
                     continue
-                r = await run_prod(a, tmp, procs, http, rcv, hooks, cleanup)
+                r = await measure_production(
+                    a, a.followers, procs, tmp, rcv, hooks, cleanup,
+                    lambda api, token: measure(a, http, rcv, api, token, "p"))
             r["delivered_over_ceiling"] = round(
                 r["burst"]["children_delivered_per_s"] / ceiling["deliveries_per_s"], 3)
             result["profiles"][profile] = r

@@ -545,6 +545,27 @@ async def run_production(args: argparse.Namespace, n: int, procs: Procs, tmp: Pa
                       cpu_s=cpu, cpu_deliveries=n * (args.orders + 1))
 
 
+async def measure_production(a: argparse.Namespace, n: int, procs: Procs, tmp: Path,
+                             rcv: ReceiverClient, hooks: str, cleanup: list[Any],
+                             measure: Callable[[str, str], Awaitable[dict[str, Any]]],
+                             extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``measure(api_url, token)`` against the production profile of ``a`` (its
+    ``pg_admin_url``, ``nats_url``, ``concurrency`` and ``dispatch_workers``), with the
+    profile's note: what ``burst.py`` and ``faults.py`` run there instead of orders."""
+    out: dict[str, Any] = {}
+
+    async def drive(api: str, token: str) -> list[Round]:
+        out.update(await measure(api, token))
+        return []
+
+    # `orders` only sizes the CPU-per-delivery note, which these benches do not use
+    ns = argparse.Namespace(pg_admin_url=a.pg_admin_url, nats_url=a.nats_url,
+                            vanta_redis_db=None, concurrency=a.concurrency, orders=0)
+    res = await run_production(ns, n, procs, tmp, rcv, hooks, cleanup, a.dispatch_workers,
+                               drive=drive, extra_env=extra_env)
+    return {**out, "note": res.note}
+
+
 # -- baselines ---------------------------------------------------------------------------
 
 def baseline_bodies(keys: dict[str, str], hooks: str, group: str

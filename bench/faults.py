@@ -47,10 +47,10 @@ from fanout import (  # type: ignore[import-not-found]
     Procs,
     ReceiverClient,
     base_env,
+    measure_production,
     pct,
     production_check,
     profile_settings,
-    run_production,
     seed,
     wait_port_file,
 )
@@ -188,22 +188,6 @@ async def run_embedded(a: argparse.Namespace, tmp: Path, procs: Procs, rbase: st
         procs.stop(p)
 
 
-async def run_prod(a: argparse.Namespace, tmp: Path, procs: Procs, rbase: str,
-                   http: aiohttp.ClientSession, cleanup: list[Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-
-    async def drive(api: str, token: str) -> list[Any]:
-        out.update(await both_phases(http, api, rbase, token, a, "p"))
-        return []
-
-    ns = argparse.Namespace(pg_admin_url=a.pg_admin_url, nats_url=a.nats_url,
-                            vanta_redis_db=None, concurrency=a.concurrency, orders=0)
-    res = await run_production(ns, a.n, procs, tmp, ReceiverClient(rbase, http),
-                               f"{rbase}/hooks", cleanup, a.dispatch_workers, drive=drive,
-                               extra_env=dispatcher_env(a))
-    return {**out, "note": res.note}
-
-
 async def run(a: argparse.Namespace, tmp: Path, procs: Procs,
               cleanup: list[Any]) -> dict[str, Any]:
     pf = tmp / "receiver.port"
@@ -219,7 +203,10 @@ async def run(a: argparse.Namespace, tmp: Path, procs: Procs,
                 continue
             why = production_check(argparse.Namespace())
             result["profiles"][profile] = {"not_run": why} if why is not None \
-                else await run_prod(a, tmp, procs, rbase, http, cleanup)
+                else await measure_production(
+                    a, a.n, procs, tmp, ReceiverClient(rbase, http), f"{rbase}/hooks",
+                    cleanup, lambda api, token: both_phases(http, api, rbase, token, a, "p"),
+                    extra_env=dispatcher_env(a))
     return result
 
 

@@ -219,16 +219,7 @@ async def test_a_version_1_order_is_recomputed_with_the_version_1_rules(api: Api
                         e.get("tenant_id"), e.get("hash_v", 1))
         events.append(json_bytes({**e, "hash": hash_of(ev)}))
     files["outputs/audit_events.jsonl"] = b"".join(events)
-    signer = api.container.signer
-    assert signer is not None
-    del files[MANIFEST], files[SIGNATURE]
-    manifest = json.loads(unpack(data)[MANIFEST])
-    manifest["files"] = {n: file_entry(d) for n, d in sorted(files.items())}
-    files[MANIFEST] = json_bytes(manifest)
-    sig = json.loads(unpack(data)[SIGNATURE])
-    files[SIGNATURE] = json_bytes({**sig, "signature": base64.b64encode(
-        signer.sign(files[MANIFEST])).decode()})
-    report = _verify(api, pack(files), await _pinned(api))
+    report = _verify(api, _resigned(api, data, files), await _pinned(api))
     assert report.ok, report.problems
     assert any("sizing version 1" in n for n in report.notes)
 

@@ -19,7 +19,7 @@ from vanta.application.ports.records_orders import (
     OutboxRecord,
 )
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
-from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, leaves_by_tenant, seal
+from vanta.domain.audit_batch import chain_batches
 from vanta.domain.ids import new_id
 
 
@@ -239,23 +239,12 @@ class MemAudit(MemRepo):
     async def append_batch(self, records: Sequence[Mapping[str, Any]], *, actor: str) -> None:
         if not records:
             return
-        ts = iso(self._clock())
-        by_tenant = leaves_by_tenant(records, actor=actor, ts=ts)
         seq, prev = await self._head()
-        rows, leaf_rows = [], []
-        for tenant, leaves in by_tenant.items():
-            seq += 1
-            texts, payload = seal(leaves)
-            ev = chain_event(prev_hash=prev, seq=seq, event_id=new_id(), entity=BATCH_ENTITY,
-                             entity_id=new_id(), action=BATCH_ACTION, actor=actor,
-                             payload=payload, ts=ts, tenant_id=tenant)
-            rows.append(_event_row(ev))
-            prev = ev.hash
-            leaf_rows.extend({"event_id": ev.event_id, "idx": lf.index, "tenant_id": tenant,
-                              "entity_id": lf.entity_id, "action": lf.action,
-                              "record": text} for lf, text in zip(leaves, texts, strict=True))
-        await self._store(rows, seq, prev)
-        await self.tx.insert("audit_leaves", leaf_rows)
+        batches = chain_batches(records, actor=actor, ts=iso(self._clock()), prev_hash=prev,
+                                seq=seq)
+        await self._store([_event_row(b.event) for b in batches], batches[-1].event.seq,
+                          batches[-1].event.hash)
+        await self.tx.insert("audit_leaves", [r for b in batches for r in b.leaf_rows()])
 
     def _leaves(self, where: Callable[[Row], bool]) -> builtins.list[AuditLeafRecord]:
         seqs = {r["event_id"]: r["seq"] for r in self.tx.scan(self.table)}

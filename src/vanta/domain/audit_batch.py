@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from vanta.domain import merkle
-from vanta.domain.audit import AuditEvent, canonical_json
+from vanta.domain.audit import AuditEvent, canonical_json, chain_event
+from vanta.domain.ids import new_id
 
 BATCH_ENTITY = "audit_batch"
 BATCH_ACTION = "dispatch:batch"
@@ -82,6 +83,37 @@ def seal(leaves: Sequence[Leaf]) -> tuple[list[str], dict[str, Any]]:
 
 def batch_payload(leaves: Sequence[Leaf]) -> dict[str, Any]:
     return seal(leaves)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBatch:
+    """A chained batch event and the records under its root, ready to be stored."""
+
+    event: AuditEvent
+    leaves: list[Leaf]
+    records: list[str]  # each leaf's hashed text, in leaf order
+
+    def leaf_rows(self) -> list[dict[str, Any]]:
+        """The stored leaves: the text, and the columns copied from it for look-ups."""
+        return [{"event_id": self.event.event_id, "idx": lf.index, "tenant_id": lf.tenant_id,
+                 "entity_id": lf.entity_id, "action": lf.action, "record": text}
+                for lf, text in zip(self.leaves, self.records, strict=True)]
+
+
+def chain_batches(records: Iterable[Mapping[str, Any]], *, actor: str, ts: str,
+                  prev_hash: str, seq: int) -> list[SealedBatch]:
+    """One chained batch event per tenant among ``records``, linked after the chain's head
+    (``seq``, ``prev_hash``), in the order the tenants first appear."""
+    out: list[SealedBatch] = []
+    for tenant, leaves in leaves_by_tenant(records, actor=actor, ts=ts).items():
+        texts, payload = seal(leaves)
+        seq += 1
+        ev = chain_event(prev_hash=prev_hash, seq=seq, event_id=new_id(), entity=BATCH_ENTITY,
+                         entity_id=new_id(), action=BATCH_ACTION, actor=actor,
+                         payload=payload, ts=ts, tenant_id=tenant)
+        prev_hash = ev.hash
+        out.append(SealedBatch(ev, leaves, texts))
+    return out
 
 
 def batch_problem(event: AuditEvent, records: Sequence[str]) -> str | None:

@@ -13,7 +13,7 @@ from vanta.adapters.db.tables import audit_chain_head, audit_events, audit_leave
 from vanta.application.ports.clock import Clock, iso
 from vanta.application.ports.records_orders import AuditEventRecord, AuditLeafRecord
 from vanta.domain.audit import GENESIS_HASH, AuditEvent, chain_event
-from vanta.domain.audit_batch import BATCH_ACTION, BATCH_ENTITY, leaves_by_tenant, seal
+from vanta.domain.audit_batch import chain_batches
 from vanta.domain.ids import new_id
 
 
@@ -54,26 +54,15 @@ class AuditRepository(_Repo):
     async def append_batch(self, records: Sequence[Mapping[str, Any]], *, actor: str) -> None:
         if not records:
             return
-        ts = iso(self._clock())
-        by_tenant = leaves_by_tenant(records, actor=actor, ts=ts)
-        batch_ids = {t: new_id() for t in by_tenant}
         seq, prev = await self._lock_head()
-        rows, leaf_rows = [], []
-        for tenant, leaves in by_tenant.items():
-            seq += 1
-            texts, payload = seal(leaves)
-            ev = chain_event(prev_hash=prev, seq=seq, event_id=new_id(), entity=BATCH_ENTITY,
-                             entity_id=batch_ids[tenant], action=BATCH_ACTION, actor=actor,
-                             payload=payload, ts=ts, tenant_id=tenant)
-            rows.append(_row(ev))
-            prev = ev.hash
-            leaf_rows.extend({"event_id": ev.event_id, "idx": lf.index, "tenant_id": tenant,
-                              "entity_id": lf.entity_id, "action": lf.action,
-                              "record": text} for lf, text in zip(leaves, texts, strict=True))
-        await self.conn.execute(insert(audit_events), rows)
-        await self._insert_many(audit_leaves, leaf_rows)  # one statement on PostgreSQL
+        batches = chain_batches(records, actor=actor, ts=iso(self._clock()), prev_hash=prev,
+                                seq=seq)
+        await self.conn.execute(insert(audit_events), [_row(b.event) for b in batches])
+        await self._insert_many(audit_leaves,  # one statement on PostgreSQL
+                                [r for b in batches for r in b.leaf_rows()])
+        last = batches[-1].event
         await self.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1)
-                                .values(seq=seq, hash=prev))
+                                .values(seq=last.seq, hash=last.hash))
 
     async def leaves_for(self, tenant_id: str, entity_ids: Sequence[str]
                          ) -> list[AuditLeafRecord]:
