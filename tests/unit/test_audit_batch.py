@@ -11,10 +11,10 @@ from vanta.domain.audit_batch import (
     BATCH_ACTION,
     BATCH_ENTITY,
     Leaf,
-    batch_payload,
     batches_problems,
     proof,
     proves,
+    seal,
 )
 
 
@@ -33,7 +33,7 @@ def _batch(n: int = 5, tenant: str = "tnt_a") -> tuple[object, list[Stored]]:
               for i in range(n)]
     ev = chain_event(prev_hash=GENESIS_HASH, seq=1, event_id="ev1", entity=BATCH_ENTITY,
                      entity_id="b1", action=BATCH_ACTION, actor="dispatcher",
-                     payload=batch_payload(leaves), ts="2026-12-06T10:00:00Z",
+                     payload=seal(leaves)[1], ts="2026-12-06T10:00:00Z",
                      tenant_id=tenant)
     return ev, [Stored(lf.index, tenant, lf.entity_id, lf.action, lf.record())
                 for lf in leaves]

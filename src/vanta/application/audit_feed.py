@@ -34,10 +34,8 @@ async def feed_items(uow: UnitOfWork, tenant_id: str, after_seq: int, limit: int
         if r.entity != BATCH_ENTITY:
             out.append(FeedItem(r.seq, r.entity, r.entity_id, r.action, r.ts, r.payload, True))
             continue
-        leaves = batches.get(r.event_id, [])
-        for i, lf in enumerate(leaves):
-            leaf = lf.leaf()
-            if leaf.entity in FEED_ENTITIES:
-                out.append(FeedItem(r.seq, leaf.entity, leaf.entity_id, leaf.action, leaf.ts,
-                                    leaf.payload, i == len(leaves) - 1))
+        shown = [lf for lf in (x.leaf() for x in batches.get(r.event_id, []))
+                 if lf.entity in FEED_ENTITIES]
+        out.extend(FeedItem(r.seq, lf.entity, lf.entity_id, lf.action, lf.ts, lf.payload,
+                            i == len(shown) - 1) for i, lf in enumerate(shown))
     return out

@@ -7,17 +7,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from vanta.application.export_formats import event_json
 from vanta.application.ports.records_orders import AuditEventRecord, AuditLeafRecord
 from vanta.application.ports.uow import UnitOfWork
 from vanta.domain import audit_batch
 from vanta.domain.merkle import ALGORITHM
-
-
-def event_json(e: AuditEventRecord) -> dict[str, Any]:
-    return {"event_id": e.event_id, "seq": e.seq, "tenant_id": e.tenant_id,
-            "entity": e.entity, "entity_id": e.entity_id, "action": e.action,
-            "actor": e.actor, "payload": dict(e.payload), "ts": e.ts,
-            "prev_hash": e.prev_hash, "hash": e.hash, "hash_v": e.hash_v}
 
 
 def proof_json(leaf: AuditLeafRecord, batch: Sequence[AuditLeafRecord],
@@ -27,9 +21,9 @@ def proof_json(leaf: AuditLeafRecord, batch: Sequence[AuditLeafRecord],
     records = [lf.record for lf in batch]
     return {"algorithm": ALGORITHM, "record": leaf.record, "fields": json.loads(leaf.record),
             "leaf_index": leaf.idx, "tree_size": len(records),
-            "leaf_hash": leaf.leaf().hash().hex(),
+            "leaf_hash": leaf.leaf_hash(),
             "audit_path": audit_batch.proof(leaf.idx, records),
-            "root": event.payload.get("root"), "event": event_json(event)}
+            "root": event.payload.get("root"), "event": event_json(event.event())}
 
 
 async def proofs_for(uow: UnitOfWork, tenant_id: str, entity_ids: Sequence[str]

@@ -113,7 +113,7 @@ def _leaf_node(lf: AuditLeafRecord) -> DagNode:
     return DagNode(f"audit:{lf.seq}.{lf.idx}", "audit_event", lf.action, {"ts": leaf.ts},
                    {"seq": lf.seq, "leaf": lf.idx, "batch_event": lf.event_id,
                     "entity": leaf.entity, "actor": leaf.actor,
-                    "leaf_hash": leaf.hash().hex()})
+                    "leaf_hash": lf.leaf_hash()})
 
 
 async def order_dag(uow: UnitOfWork, tenant_id: str, mo_id: str, *,

@@ -46,9 +46,6 @@ class Leaf:
                                "actor": self.actor, "payload": self.payload, "ts": self.ts,
                                "tenant": self.tenant_id})
 
-    def hash(self) -> bytes:
-        return merkle.leaf_hash(self.record().encode())
-
 
 def leaf_from_record(index: int, record: str) -> Leaf:
     """A stored leaf read back from its record text (the text is what the root covers)."""
@@ -79,10 +76,6 @@ def seal(leaves: Sequence[Leaf]) -> tuple[list[str], dict[str, Any]]:
     top = merkle.root([merkle.leaf_hash(r.encode()) for r in records])
     return records, {"merkle": merkle.ALGORITHM, "root": top.hex(), "size": len(leaves),
                      "actions": dict(sorted(actions.items()))}
-
-
-def batch_payload(leaves: Sequence[Leaf]) -> dict[str, Any]:
-    return seal(leaves)[1]
 
 
 @dataclass(frozen=True, slots=True)

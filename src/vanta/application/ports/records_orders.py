@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from vanta.domain.audit import AuditEvent
 from vanta.domain.audit_batch import Leaf, leaf_from_record
+from vanta.domain.merkle import leaf_hash
 from vanta.domain.orders import ChildOrderState, ManagerOrderState, Side, TimeInForce
 
 # Value -> member tables: a dict look-up is several times cheaper than calling the enum
@@ -200,3 +201,7 @@ class AuditLeafRecord:
 
     def leaf(self) -> Leaf:
         return leaf_from_record(self.idx, self.record)
+
+    def leaf_hash(self) -> str:
+        """The hash the Merkle root covers: of the stored text itself."""
+        return leaf_hash(self.record.encode()).hex()
